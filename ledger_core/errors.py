@@ -1,0 +1,74 @@
+"""Typed domain errors. Each carries the stable `code` clients branch on."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A refusal the caller can act on; never a bug."""
+
+    code = "invalid_request"
+    status = 422
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+class InvalidAmount(DomainError):
+    code = "invalid_amount"
+
+
+class InvalidCurrency(DomainError):
+    code = "invalid_currency"
+
+
+class CurrencyMismatch(DomainError):
+    code = "currency_mismatch"
+
+
+class SameWallet(DomainError):
+    code = "same_wallet"
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status = 404
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+    status = 403
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status = 409
+
+
+class EmailTaken(Conflict):
+    code = "email_taken"
+
+
+class WalletNotEmpty(Conflict):
+    code = "wallet_not_empty"
+
+
+class InvalidStatusTransition(Conflict):
+    code = "invalid_status_transition"
+
+
+class NotCancellable(Conflict):
+    code = "not_cancellable"
+
+
+class IdempotencyKeyReused(DomainError):
+    code = "idempotency_key_reused"
+
+
+class ReversalExceedsOriginal(DomainError):
+    code = "reversal_exceeds_original"
+
+
+class NotReversible(Conflict):
+    code = "not_reversible"

@@ -1,0 +1,1 @@
+"""The ledger's persistence: SQLAlchemy tables, the posting SQL and database helpers."""

@@ -1,0 +1,415 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations must match it (`alembic check`).
+
+Money columns are BIGINT counts of minor units. Triggers installed by the migrations
+refuse UPDATE and DELETE on ledger entries and audit records, and refuse any change to a
+transaction once it has left PENDING.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _uuid_pk() -> Column[object]:
+    return Column(
+        "id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+    )
+
+
+def _created_at() -> Column[object]:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+organizations = Table(
+    "organizations",
+    metadata,
+    _uuid_pk(),
+    Column("name", String(200), nullable=False),
+    Column("default_currency", String(3), nullable=False),
+    _created_at(),
+)
+
+users = Table(
+    "users",
+    metadata,
+    _uuid_pk(),
+    Column("organization_id", UUID(as_uuid=True), ForeignKey("organizations.id"), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("password_hash", LargeBinary, nullable=False),
+    Column("full_name", String(200), nullable=False),
+    Column("role", String(10), nullable=False),
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    _created_at(),
+    CheckConstraint("role IN ('ADMIN', 'MEMBER')", name="role"),
+    Index("uq_users_email_lower", func.lower(text("email")), unique=True),
+    Index("ix_users_organization_id_created_at", "organization_id", "created_at"),
+)
+
+wallets = Table(
+    "wallets",
+    metadata,
+    _uuid_pk(),
+    Column("organization_id", UUID(as_uuid=True), ForeignKey("organizations.id"), nullable=False),
+    Column("user_id", UUID(as_uuid=True), ForeignKey("users.id"), nullable=True),
+    Column("type", String(10), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(10), nullable=False, server_default=text("'ACTIVE'")),
+    Column("balance", BigInteger, nullable=False, server_default=text("0")),
+    Column("name", String(200), nullable=True),
+    Column(
+        "counterparty_organization_id",
+        UUID(as_uuid=True),
+        ForeignKey("organizations.id"),
+        nullable=True,
+    ),
+    _created_at(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("type IN ('PRIMARY', 'BONUS', 'SYSTEM', 'CLEARING')", name="type"),
+    CheckConstraint("status IN ('ACTIVE', 'LOCKED', 'CLOSED')", name="status"),
+    CheckConstraint("type IN ('SYSTEM', 'CLEARING') OR balance >= 0", name="no_overdraft"),
+    CheckConstraint(
+        "(type = 'CLEARING') = (counterparty_organization_id IS NOT NULL)", name="clearing_peer"
+    ),
+    Index(
+        "uq_wallets_system_per_currency",
+        "organization_id",
+        "currency",
+        unique=True,
+        postgresql_where=text("type = 'SYSTEM'"),
+    ),
+    Index(
+        "uq_wallets_clearing_per_peer",
+        "organization_id",
+        "counterparty_organization_id",
+        "currency",
+        unique=True,
+        postgresql_where=text("type = 'CLEARING'"),
+    ),
+    Index("ix_wallets_organization_id_created_at", "organization_id", "created_at"),
+    Index("ix_wallets_user_id", "user_id"),
+)
+
+counterparties = Table(
+    "counterparties",
+    metadata,
+    Column("organization_id", UUID(as_uuid=True), ForeignKey("organizations.id"), primary_key=True),
+    Column(
+        "counterparty_organization_id",
+        UUID(as_uuid=True),
+        ForeignKey("organizations.id"),
+        primary_key=True,
+    ),
+    Column("created_by", UUID(as_uuid=True), ForeignKey("users.id"), nullable=True),
+    _created_at(),
+    CheckConstraint("organization_id <> counterparty_organization_id", name="not_self"),
+)
+
+transactions = Table(
+    "transactions",
+    metadata,
+    _uuid_pk(),
+    Column("seq", BigInteger, Identity(always=False), nullable=False, unique=True),
+    Column("organization_id", UUID(as_uuid=True), ForeignKey("organizations.id"), nullable=False),
+    Column(
+        "destination_organization_id",
+        UUID(as_uuid=True),
+        ForeignKey("organizations.id"),
+        nullable=False,
+    ),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("source_wallet_id", UUID(as_uuid=True), ForeignKey("wallets.id"), nullable=False),
+    Column("destination_wallet_id", UUID(as_uuid=True), ForeignKey("wallets.id"), nullable=False),
+    Column(
+        "source_clearing_wallet_id", UUID(as_uuid=True), ForeignKey("wallets.id"), nullable=True
+    ),
+    Column(
+        "destination_clearing_wallet_id",
+        UUID(as_uuid=True),
+        ForeignKey("wallets.id"),
+        nullable=True,
+    ),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(10), nullable=False, server_default=text("'PENDING'")),
+    Column("failure_code", String(50), nullable=True),
+    Column("failure_message", Text, nullable=True),
+    Column("description", String(500), nullable=True),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column(
+        "reverses_transaction_id", UUID(as_uuid=True), ForeignKey("transactions.id"), nullable=True
+    ),
+    Column("atomic_group_id", UUID(as_uuid=True), nullable=True),
+    Column("atomic_group_size", Integer, nullable=True),
+    Column("created_by", UUID(as_uuid=True), ForeignKey("users.id"), nullable=True),
+    _created_at(),
+    Column("posted_at", DateTime(timezone=True), nullable=True),
+    Column("cancelled_at", DateTime(timezone=True), nullable=True),
+    Column("failed_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("organization_id", "idempotency_key"),
+    CheckConstraint("amount > 0", name="positive_amount"),
+    CheckConstraint("kind IN ('TRANSFER', 'CROSS_ORG')", name="kind"),
+    CheckConstraint("status IN ('PENDING', 'COMPLETED', 'FAILED', 'CANCELLED')", name="status"),
+    CheckConstraint("source_wallet_id <> destination_wallet_id", name="distinct_wallets"),
+    CheckConstraint(
+        "(kind = 'CROSS_ORG') = (source_clearing_wallet_id IS NOT NULL"
+        " AND destination_clearing_wallet_id IS NOT NULL)",
+        name="cross_org_clearing",
+    ),
+    Index("ix_transactions_pending_seq", "seq", postgresql_where=text("status = 'PENDING'")),
+    Index("ix_transactions_organization_id_created_at", "organization_id", "created_at", "id"),
+    Index(
+        "ix_transactions_destination_organization_id_created_at",
+        "destination_organization_id",
+        "created_at",
+        "id",
+        postgresql_where=text("kind = 'CROSS_ORG'"),
+    ),
+    Index("ix_transactions_source_wallet_id_created_at", "source_wallet_id", "created_at"),
+    Index(
+        "ix_transactions_destination_wallet_id_created_at", "destination_wallet_id", "created_at"
+    ),
+    Index("ix_transactions_reverses_transaction_id", "reverses_transaction_id"),
+    Index("ix_transactions_atomic_group_id", "atomic_group_id"),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("transaction_id", UUID(as_uuid=True), ForeignKey("transactions.id"), nullable=True),
+    Column("settlement_id", UUID(as_uuid=True), ForeignKey("settlements.id"), nullable=True),
+    Column("wallet_id", UUID(as_uuid=True), ForeignKey("wallets.id"), nullable=False),
+    Column("organization_id", UUID(as_uuid=True), ForeignKey("organizations.id"), nullable=False),
+    Column("direction", String(6), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("balance_after", BigInteger, nullable=False),
+    _created_at(),
+    CheckConstraint("direction IN ('DEBIT', 'CREDIT')", name="direction"),
+    CheckConstraint("(transaction_id IS NULL) <> (settlement_id IS NULL)", name="one_origin"),
+    CheckConstraint("amount > 0", name="positive_amount"),
+    Index("ix_ledger_entries_wallet_id_id", "wallet_id", "id"),
+    Index("ix_ledger_entries_transaction_id", "transaction_id"),
+    Index("ix_ledger_entries_settlement_id", "settlement_id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column(
+        "event_id",
+        UUID(as_uuid=True),
+        nullable=False,
+        unique=True,
+        server_default=text("gen_random_uuid()"),
+    ),
+    Column("organization_id", UUID(as_uuid=True), ForeignKey("organizations.id"), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("data", JSONB, nullable=False),
+    _created_at(),
+    Column("claimed_until", DateTime(timezone=True), nullable=True),
+    Column("relayed_at", DateTime(timezone=True), nullable=True),
+    Index("ix_outbox_unrelayed", "id", postgresql_where=text("relayed_at IS NULL")),
+    Index("ix_outbox_organization_id_id", "organization_id", "id"),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    _uuid_pk(),
+    Column("organization_id", UUID(as_uuid=True), ForeignKey("organizations.id"), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("events", JSONB, nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    Column("created_by", UUID(as_uuid=True), ForeignKey("users.id"), nullable=True),
+    _created_at(),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    Index("ix_webhooks_organization_id", "organization_id"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    _uuid_pk(),
+    Column("webhook_id", UUID(as_uuid=True), ForeignKey("webhooks.id"), nullable=False),
+    Column("event_id", UUID(as_uuid=True), ForeignKey("outbox.event_id"), nullable=False),
+    Column("organization_id", UUID(as_uuid=True), ForeignKey("organizations.id"), nullable=False),
+    Column("status", String(10), nullable=False, server_default=text("'PENDING'")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    _created_at(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("status IN ('PENDING', 'SUCCEEDED', 'FAILED')", name="status"),
+    Index("ix_webhook_deliveries_webhook_id_created_at", "webhook_id", "created_at"),
+    Index("ix_webhook_deliveries_event_id", "event_id"),
+    Index(
+        "ix_webhook_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=text("status = 'PENDING'"),
+    ),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("delivery_id", UUID(as_uuid=True), ForeignKey("webhook_deliveries.id"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    _created_at(),
+    Index("ix_webhook_attempts_delivery_id", "delivery_id"),
+)
+
+audit_logs = Table(
+    "audit_logs",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("organization_id", UUID(as_uuid=True), ForeignKey("organizations.id"), nullable=True),
+    Column("actor_id", UUID(as_uuid=True), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("resource_type", String(32), nullable=True),
+    Column("resource_id", String(64), nullable=True),
+    Column("client_address", String(64), nullable=True),
+    Column("user_agent", String(512), nullable=True),
+    Column("request_id", String(128), nullable=True),
+    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _created_at(),
+    Column("chain_seq", BigInteger, nullable=True),
+    Column("prev_hash", String(64), nullable=True),
+    Column("hash", String(64), nullable=True),
+    Index("ix_audit_logs_organization_id_id", "organization_id", "id"),
+    Index("ix_audit_logs_unsealed", "id", postgresql_where=text("hash IS NULL")),
+    UniqueConstraint("organization_id", "chain_seq"),
+)
+
+settlements = Table(
+    "settlements",
+    metadata,
+    _uuid_pk(),
+    Column(
+        "payer_organization_id", UUID(as_uuid=True), ForeignKey("organizations.id"), nullable=False
+    ),
+    Column(
+        "payee_organization_id", UUID(as_uuid=True), ForeignKey("organizations.id"), nullable=False
+    ),
+    Column("currency", String(3), nullable=False),
+    Column("gross_payer_to_payee", BigInteger, nullable=False),
+    Column("gross_payee_to_payer", BigInteger, nullable=False),
+    Column("net_amount", BigInteger, nullable=False),
+    Column("transfer_count", Integer, nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=True),
+    Column("window_end", DateTime(timezone=True), nullable=True),
+    Column("status", String(10), nullable=False, server_default=text("'COMPLETED'")),
+    _created_at(),
+    CheckConstraint("net_amount >= 0", name="net_non_negative"),
+    Index("ix_settlements_payer_organization_id_created_at", "payer_organization_id", "created_at"),
+    Index("ix_settlements_payee_organization_id_created_at", "payee_organization_id", "created_at"),
+)
+
+settlement_items = Table(
+    "settlement_items",
+    metadata,
+    Column("transaction_id", UUID(as_uuid=True), ForeignKey("transactions.id"), primary_key=True),
+    Column("settlement_id", UUID(as_uuid=True), ForeignKey("settlements.id"), nullable=False),
+    Index("ix_settlement_items_settlement_id", "settlement_id"),
+)
+
+reconciliation_runs = Table(
+    "reconciliation_runs",
+    metadata,
+    _uuid_pk(),
+    Column("organization_id", UUID(as_uuid=True), ForeignKey("organizations.id"), nullable=True),
+    Column("mode", String(12), nullable=False, server_default=text("'INCREMENTAL'")),
+    Column("status", String(10), nullable=False, server_default=text("'PENDING'")),
+    Column("requested_by", UUID(as_uuid=True), ForeignKey("users.id"), nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("wallets_checked", BigInteger, nullable=False, server_default=text("0")),
+    Column("entries_checked", BigInteger, nullable=False, server_default=text("0")),
+    Column("pending_requeued", Integer, nullable=False, server_default=text("0")),
+    Column("error", Text, nullable=True),
+    _created_at(),
+    CheckConstraint("status IN ('PENDING', 'RUNNING', 'COMPLETED', 'FAILED')", name="status"),
+    Index("ix_reconciliation_runs_created_at", "created_at"),
+)
+
+reconciliation_discrepancies = Table(
+    "reconciliation_discrepancies",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("run_id", UUID(as_uuid=True), ForeignKey("reconciliation_runs.id"), nullable=False),
+    Column("organization_id", UUID(as_uuid=True), nullable=True),
+    Column("wallet_id", UUID(as_uuid=True), nullable=True),
+    Column("transaction_id", UUID(as_uuid=True), nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("kind", String(40), nullable=False),
+    Column("expected", BigInteger, nullable=True),
+    Column("actual", BigInteger, nullable=True),
+    Index("ix_reconciliation_discrepancies_run_id", "run_id"),
+)
+
+reconciliation_checkpoints = Table(
+    "reconciliation_checkpoints",
+    metadata,
+    Column("wallet_id", UUID(as_uuid=True), ForeignKey("wallets.id"), primary_key=True),
+    Column("last_entry_id", BigInteger, nullable=False),
+    Column("balance", BigInteger, nullable=False),
+    Column("checked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+risk_rules = Table(
+    "risk_rules",
+    metadata,
+    _uuid_pk(),
+    Column("organization_id", UUID(as_uuid=True), ForeignKey("organizations.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("wallet_type", String(10), nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("wallet_id", UUID(as_uuid=True), ForeignKey("wallets.id"), nullable=True),
+    Column("max_amount", BigInteger, nullable=True),
+    Column("max_count", Integer, nullable=True),
+    Column("window_seconds", Integer, nullable=True),
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    Column("created_by", UUID(as_uuid=True), ForeignKey("users.id"), nullable=True),
+    _created_at(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("kind IN ('MAX_AMOUNT', 'WINDOW_DEBITS', 'BLOCKED_WALLET')", name="kind"),
+    Index("ix_risk_rules_organization_id", "organization_id"),
+)

@@ -1,0 +1,1 @@
+"""VaultCraft process-level glue: settings, embedded services, the command line."""

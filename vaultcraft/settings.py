@@ -1,0 +1,93 @@
+"""One settings object, read from the environment at the edge and passed inward."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob VaultCraft reads. Names follow the operator table of the API contract."""
+
+    database_url: str | None
+    redis_url: str | None
+    data_dir: Path
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    metrics_port: int = 9191
+    jwt_secret: str = field(default="", repr=False)
+    token_ttl_s: int = 3600
+    pending_rescue_after_s: int = 30
+    allow_private_webhooks: bool = False
+    posting_batch_size: int = 1000
+    log_format: str = "auto"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("VAULTCRAFT_DATA_DIR") or ".vaultcraft").resolve()
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            redis_url=env.get("REDIS_URL") or None,
+            data_dir=data_dir,
+            http_host=env.get("VAULTCRAFT_HTTP_HOST") or "127.0.0.1",
+            http_port=_int(env, "VAULTCRAFT_HTTP_PORT", 8000),
+            metrics_port=_int(env, "VAULTCRAFT_METRICS_PORT", 9191),
+            jwt_secret=env.get("VAULTCRAFT_JWT_SECRET") or _stored_secret(data_dir),
+            token_ttl_s=_int(env, "VAULTCRAFT_TOKEN_TTL_S", 3600),
+            pending_rescue_after_s=_int(env, "VAULTCRAFT_PENDING_RESCUE_AFTER_S", 30),
+            allow_private_webhooks=_flag(env.get("VAULTCRAFT_ALLOW_PRIVATE_WEBHOOKS")),
+            posting_batch_size=_int(env, "VAULTCRAFT_POSTING_BATCH_SIZE", 1000),
+            log_format=env.get("VAULTCRAFT_LOG_FORMAT") or "auto",
+        )
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the psycopg 3 driver named, as SQLAlchemy wants it."""
+        if not self.database_url:
+            raise RuntimeError("DATABASE_URL is not set and no embedded server was started")
+        return to_sqlalchemy_url(self.database_url)
+
+
+def to_sqlalchemy_url(url: str) -> str:
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _stored_secret(data_dir: Path) -> str:
+    """Generate the JWT key once and keep it in the data dir, so restarts keep tokens valid."""
+    path = data_dir / "jwt_secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = data_dir / f".jwt_secret.{os.getpid()}"
+    tmp.write_text(secrets.token_urlsafe(48))
+    tmp.chmod(0o600)
+    try:
+        os.link(tmp, path)  # atomic: the first process to link wins, the others read its key
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()
