@@ -59,7 +59,8 @@ def parse_amount(value: object, currency: str, *, field: str = "amount") -> int:
         raise InvalidAmount(f"{currency} allows at most {places} decimal places", field=field)
     if len(whole) > 20:
         raise InvalidAmount("amount is above the ledger maximum", field=field)
-    minor = int(whole) * 10**places + int(frac.ljust(places, "0") or "0")
+    scale: int = 10**places
+    minor = int(whole) * scale + int(frac.ljust(places, "0") or "0")
     if minor <= 0:
         raise InvalidAmount("amount must be greater than zero", field=field)
     if minor > MAX_MINOR_UNITS:
