@@ -1,0 +1,78 @@
+"""Real PostgreSQL and Redis for every test run.
+
+With `DATABASE_URL` / `REDIS_URL` set, tests use those servers (a fresh database is
+created per run on the PostgreSQL server). Without them, the embedded servers are started
+under `VAULTCRAFT_TEST_DATA_DIR` (default `.vaultcraft/test`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+
+from vaultcraft.embedded import ensure_services, stop_services
+from vaultcraft.settings import to_sqlalchemy_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def test_data_dir() -> Path:
+    path = Path(os.environ.get("VAULTCRAFT_TEST_DATA_DIR") or ROOT / ".vaultcraft" / "test")
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+@pytest.fixture(scope="session")
+def service_urls(test_data_dir: Path) -> Iterator[tuple[str, str]]:
+    given_db, given_redis = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
+    urls = ensure_services(test_data_dir, given_db, given_redis)
+    yield urls.database_url, urls.redis_url
+    if os.environ.get("VAULTCRAFT_KEEP_TEST_SERVICES") != "1":
+        stop_services(test_data_dir, given_db, given_redis)
+
+
+def _psycopg_url(url: str) -> str:
+    return to_sqlalchemy_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@pytest.fixture(scope="session")
+def database_url(service_urls: tuple[str, str]) -> Iterator[str]:
+    """A fresh database, migrated to head, for this test session."""
+    server_url = make_url(to_sqlalchemy_url(service_urls[0]))
+    name = f"vaultcraft_test_{secrets.token_hex(4)}"
+    admin_url = server_url.set(database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(_psycopg_url(admin_url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = server_url.set(database=name).render_as_string(hide_password=False)
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(config, "head")
+    yield url
+    with psycopg.connect(_psycopg_url(admin_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_url(service_urls: tuple[str, str]) -> str:
+    url = service_urls[1]
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = create_engine(database_url, pool_size=5, max_overflow=10)
+    yield eng
+    eng.dispose()
