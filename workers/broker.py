@@ -46,6 +46,6 @@ def setup_broker(settings: Settings | None = None) -> RedisBroker:
             Pipelines(),
             Retries(min_backoff=50, max_backoff=5_000),
         ]
-        _broker = RedisBroker(url=redis_url(settings), middleware=middleware)
+        _broker = RedisBroker(url=redis_url(settings), middleware=middleware)  # type: ignore[no-untyped-call]
         dramatiq.set_broker(_broker)
     return _broker
