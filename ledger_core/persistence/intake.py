@@ -29,8 +29,9 @@ LOAD_WALLETS = text("""
 """)
 
 ACCEPTING_ORGS = text("""
-    SELECT organization_id FROM counterparties
-    WHERE counterparty_organization_id = :me AND organization_id = ANY(CAST(:orgs AS uuid[]))
+    SELECT c.organization_id, c.counterparty_organization_id FROM counterparties c
+    JOIN unnest(CAST(:payees AS uuid[]), CAST(:payers AS uuid[])) AS p(payee, payer)
+      ON c.organization_id = p.payee AND c.counterparty_organization_id = p.payer
 """)
 
 ENSURE_CLEARING = text("""
@@ -54,25 +55,29 @@ INSERT_INTENTS = text("""
         source_wallet_id, destination_wallet_id, source_clearing_wallet_id,
         destination_clearing_wallet_id, amount, currency, description, metadata,
         reverses_transaction_id, atomic_group_id, atomic_group_size, created_by)
-    SELECT v.id, :org, v.dest_org, v.key, v.hash, v.kind, v.src, v.dst, v.src_clr, v.dst_clr,
+    SELECT v.id, v.org, v.dest_org, v.key, v.hash, v.kind, v.src, v.dst, v.src_clr, v.dst_clr,
            v.amount, v.currency, v.description, CAST(v.metadata AS jsonb), v.reverses,
-           :group_id, :group_size, :user_id
+           v.group_id, v.group_size, v.user_id
     FROM unnest(
-        CAST(:ids AS uuid[]), CAST(:dest_orgs AS uuid[]), CAST(:keys AS text[]),
+        CAST(:ids AS uuid[]), CAST(:orgs AS uuid[]), CAST(:users AS uuid[]),
+        CAST(:group_ids AS uuid[]), CAST(:group_sizes AS int[]),
+        CAST(:dest_orgs AS uuid[]), CAST(:keys AS text[]),
         CAST(:hashes AS text[]), CAST(:kinds AS text[]), CAST(:srcs AS uuid[]),
         CAST(:dsts AS uuid[]), CAST(:src_clrs AS uuid[]), CAST(:dst_clrs AS uuid[]),
         CAST(:amounts AS bigint[]), CAST(:currencies AS text[]), CAST(:descriptions AS text[]),
         CAST(:metadatas AS text[]), CAST(:reverses AS uuid[])
-    ) WITH ORDINALITY AS v(id, dest_org, key, hash, kind, src, dst, src_clr, dst_clr, amount,
-                           currency, description, metadata, reverses, n)
+    ) WITH ORDINALITY AS v(id, org, user_id, group_id, group_size, dest_org, key, hash, kind,
+                           src, dst, src_clr, dst_clr, amount, currency, description, metadata,
+                           reverses, n)
     ORDER BY v.n
     ON CONFLICT (organization_id, idempotency_key) DO NOTHING
     RETURNING *
 """)
 
 FIND_BY_KEYS = text("""
-    SELECT * FROM transactions
-    WHERE organization_id = :org AND idempotency_key = ANY(CAST(:keys AS text[]))
+    SELECT t.* FROM transactions t
+    JOIN unnest(CAST(:orgs AS uuid[]), CAST(:keys AS text[])) AS k(org, key)
+      ON t.organization_id = k.org AND t.idempotency_key = k.key
 """)
 
 NOTIFY_PENDING = text("SELECT pg_notify(:channel, '')")
@@ -86,39 +91,70 @@ class Stored:
     replayed: bool
 
 
+@dataclass(frozen=True)
+class Item:
+    """One intent to store, with who asked and where it was routed."""
+
+    actor: Actor
+    intent: TransferIntent
+    route: Route
+    group_id: UUID | None = None
+    group_size: int | None = None
+
+
 async def load_wallet_refs(conn: AsyncConnection, ids: Sequence[UUID]) -> dict[UUID, WalletRef]:
     rows = await conn.execute(LOAD_WALLETS, {"ids": list(set(ids))})
     return {r.id: WalletRef(**r._mapping) for r in rows}
 
 
-async def accepting_orgs(conn: AsyncConnection, actor: Actor, orgs: set[UUID]) -> frozenset[UUID]:
-    others = [o for o in orgs if o != actor.organization_id]
-    if not others:
-        return frozenset()
-    rows = await conn.execute(ACCEPTING_ORGS, {"me": actor.organization_id, "orgs": others})
-    return frozenset(r.organization_id for r in rows)
+async def _accepting(
+    conn: AsyncConnection, pairs: set[tuple[UUID, UUID]]
+) -> set[tuple[UUID, UUID]]:
+    """Which (payee org, payer org) pairs are counterparty links."""
+    if not pairs:
+        return set()
+    ordered = sorted(pairs)
+    rows = await conn.execute(
+        ACCEPTING_ORGS, {"payees": [p[0] for p in ordered], "payers": [p[1] for p in ordered]}
+    )
+    return {(r.organization_id, r.counterparty_organization_id) for r in rows}
+
+
+async def route_each(
+    conn: AsyncConnection, requests: Sequence[tuple[Actor, TransferIntent]]
+) -> list[Route | DomainError]:
+    """Check every intent against its wallets; each gets a route or its refusal."""
+    wallets = await load_wallet_refs(
+        conn, [w for _, i in requests for w in (i.source_wallet_id, i.destination_wallet_id)]
+    )
+    pairs = {
+        (wallets[i.destination_wallet_id].organization_id, actor.organization_id)
+        for actor, i in requests
+        if i.destination_wallet_id in wallets
+        and wallets[i.destination_wallet_id].organization_id != actor.organization_id
+    }
+    links = await _accepting(conn, pairs)
+    results: list[Route | DomainError] = []
+    for actor, intent in requests:
+        accepting = frozenset(payee for payee, payer in links if payer == actor.organization_id)
+        try:
+            results.append(route_intent(actor, intent, wallets, accepting))
+        except DomainError as exc:
+            results.append(exc)
+    return results
 
 
 async def route_all(
     conn: AsyncConnection, actor: Actor, intents: Sequence[TransferIntent]
 ) -> list[Route]:
-    """Check every intent; refuse the whole request if any one is refused."""
-    wallets = await load_wallet_refs(
-        conn, [w for i in intents for w in (i.source_wallet_id, i.destination_wallet_id)]
-    )
-    accepting = await accepting_orgs(conn, actor, {w.organization_id for w in wallets.values()})
-    routes: list[Route] = []
-    failures: list[tuple[int, DomainError]] = []
-    for index, intent in enumerate(intents):
-        try:
-            routes.append(route_intent(actor, intent, wallets, accepting))
-        except DomainError as exc:
-            failures.append((index, exc))
+    """Check every intent of one request; refuse the whole request if any one is refused."""
+    results = await route_each(conn, [(actor, i) for i in intents])
+    failures = [(n, r) for n, r in enumerate(results) if isinstance(r, DomainError)]
     if failures:
         if len(intents) == 1:
             raise failures[0][1]
         raise BatchRefused(failures)
-    return routes
+    return [r for r in results if isinstance(r, Route)]
 
 
 async def _clearing_wallets(
@@ -144,6 +180,86 @@ async def _clearing_wallets(
     return {(r.organization_id, r.counterparty_organization_id, r.currency): r.id for r in rows}
 
 
+def _clearing_of(
+    route: Route, clearing: Mapping[tuple[UUID, UUID, str], UUID], payer_side: bool
+) -> UUID | None:
+    if not route.cross_org:
+        return None
+    payer, payee = route.source.organization_id, route.destination.organization_id
+    own, peer = (payer, payee) if payer_side else (payee, payer)
+    return clearing[(own, peer, route.source.currency)]
+
+
+async def insert_items(
+    conn: AsyncConnection, items: Sequence[Item]
+) -> list[Stored | IdempotencyKeyReused]:
+    """Insert intents as PENDING in order; a key already used is a replay or a refusal.
+
+    Two requests racing with one key both reach `ON CONFLICT DO NOTHING`: the second
+    waits for the first to commit, inserts nothing, and finds the first's row by its key.
+    """
+    clearing = await _clearing_wallets(conn, [i.route for i in items])
+    ids = [
+        i.group_id if i.group_id is not None and n == 0 else uuid.uuid4()
+        for n, i in enumerate(items)
+    ]
+    params = {
+        "ids": ids,
+        "orgs": [i.actor.organization_id for i in items],
+        "users": [i.actor.user_id for i in items],
+        "group_ids": [i.group_id for i in items],
+        "group_sizes": [i.group_size for i in items],
+        "dest_orgs": [i.route.destination.organization_id for i in items],
+        "keys": [i.intent.idempotency_key for i in items],
+        "hashes": [i.intent.request_hash() for i in items],
+        "kinds": ["CROSS_ORG" if i.route.cross_org else "TRANSFER" for i in items],
+        "srcs": [i.intent.source_wallet_id for i in items],
+        "dsts": [i.intent.destination_wallet_id for i in items],
+        "src_clrs": [_clearing_of(i.route, clearing, True) for i in items],
+        "dst_clrs": [_clearing_of(i.route, clearing, False) for i in items],
+        "amounts": [i.intent.amount for i in items],
+        "currencies": [i.intent.currency for i in items],
+        "descriptions": [i.intent.description for i in items],
+        "metadatas": [json.dumps(dict(i.intent.metadata)) for i in items],
+        "reverses": [i.intent.reverses_transaction_id for i in items],
+    }
+    rows = await conn.execute(INSERT_INTENTS, params)
+    inserted = {(r.organization_id, r.idempotency_key): dict(r._mapping) for r in rows}
+    claimed: set[tuple[UUID, str]] = set()
+    missing = [
+        (i.actor.organization_id, i.intent.idempotency_key)
+        for i in items
+        if (i.actor.organization_id, i.intent.idempotency_key) not in inserted
+    ]
+    existing: dict[tuple[UUID, str], dict[str, Any]] = {}
+    if missing:
+        found = await conn.execute(
+            FIND_BY_KEYS, {"orgs": [m[0] for m in missing], "keys": [m[1] for m in missing]}
+        )
+        existing = {(r.organization_id, r.idempotency_key): dict(r._mapping) for r in found}
+    results: list[Stored | IdempotencyKeyReused] = []
+    for item in items:
+        key = (item.actor.organization_id, item.intent.idempotency_key)
+        if key in inserted and key not in claimed:
+            claimed.add(key)
+            results.append(Stored(inserted[key], replayed=False))
+            continue
+        row = inserted.get(key) or existing[key]
+        if row["request_hash"] != item.intent.request_hash():
+            results.append(
+                IdempotencyKeyReused(
+                    f"Idempotency-Key {item.intent.idempotency_key!r} was already used"
+                    " with a different request",
+                    field="idempotency_key",
+                )
+            )
+        else:
+            results.append(Stored(row, replayed=True))
+    if inserted:
+        await conn.execute(NOTIFY_PENDING, {"channel": PENDING_CHANNEL})
+    return results
+
+
 async def store_intents(
     conn: AsyncConnection,
     actor: Actor,
@@ -152,77 +268,22 @@ async def store_intents(
     *,
     atomic: bool = False,
 ) -> list[Stored]:
-    """Insert the intents as PENDING (or find them again by key), in request order."""
+    """Store one request's intents; any refusal refuses (and, raised, rolls back) them all."""
     keys = [i.idempotency_key for i in intents]
     if len(set(keys)) != len(keys):
         raise IdempotencyKeyReused("the same idempotency key appears twice in this request")
-    clearing = await _clearing_wallets(conn, routes)
-    ids = [uuid.uuid4() for _ in intents]
-    group_id = ids[0] if atomic and len(intents) > 1 else None
-
-    def clr(route: Route, payer_side: bool) -> UUID | None:
-        if not route.cross_org:
-            return None
-        payer, payee = route.source.organization_id, route.destination.organization_id
-        key = (
-            (payer, payee, route.source.currency)
-            if payer_side
-            else (payee, payer, route.source.currency)
-        )
-        return clearing[key]
-
-    params = {
-        "org": actor.organization_id,
-        "user_id": actor.user_id,
-        "group_id": group_id,
-        "group_size": len(intents) if group_id else None,
-        "ids": ids,
-        "dest_orgs": [r.destination.organization_id for r in routes],
-        "keys": [i.idempotency_key for i in intents],
-        "hashes": [i.request_hash() for i in intents],
-        "kinds": ["CROSS_ORG" if r.cross_org else "TRANSFER" for r in routes],
-        "srcs": [i.source_wallet_id for i in intents],
-        "dsts": [i.destination_wallet_id for i in intents],
-        "src_clrs": [clr(r, True) for r in routes],
-        "dst_clrs": [clr(r, False) for r in routes],
-        "amounts": [i.amount for i in intents],
-        "currencies": [i.currency for i in intents],
-        "descriptions": [i.description for i in intents],
-        "metadatas": [json.dumps(dict(i.metadata)) for i in intents],
-        "reverses": [i.reverses_transaction_id for i in intents],
-    }
-    inserted = {
-        r.idempotency_key: dict(r._mapping) for r in await conn.execute(INSERT_INTENTS, params)
-    }
-    existing: dict[str, Mapping[str, Any]] = {}
-    missing = [i.idempotency_key for i in intents if i.idempotency_key not in inserted]
-    if missing:
-        rows = await conn.execute(FIND_BY_KEYS, {"org": actor.organization_id, "keys": missing})
-        existing = {r.idempotency_key: dict(r._mapping) for r in rows}
-    stored = [_stored(i, inserted, existing) for i in intents]
-    if atomic and inserted and existing:
+    group_id = uuid.uuid4() if atomic and len(intents) > 1 else None
+    group_size = len(intents) if group_id else None
+    items = [Item(actor, i, r, group_id, group_size) for i, r in zip(intents, routes, strict=True)]
+    results = await insert_items(conn, items)
+    refused = [(n, r) for n, r in enumerate(results) if isinstance(r, IdempotencyKeyReused)]
+    if refused:
+        if len(intents) == 1:
+            raise refused[0][1]
+        raise BatchRefused(list(refused))
+    stored = [r for r in results if isinstance(r, Stored)]
+    if group_id is not None and len({s.replayed for s in stored}) > 1:
         raise IdempotencyKeyReused(
             "an atomic batch must be entirely new or an exact replay of an earlier one"
         )
-    if inserted:
-        await conn.execute(NOTIFY_PENDING, {"channel": PENDING_CHANNEL})
     return stored
-
-
-def _stored(
-    intent: TransferIntent,
-    inserted: Mapping[str, Mapping[str, Any]],
-    existing: Mapping[str, Mapping[str, Any]],
-) -> Stored:
-    key = intent.idempotency_key
-    if key in inserted:
-        return Stored(inserted[key], replayed=False)
-    row = existing.get(key)
-    if row is None:
-        raise RuntimeError(f"idempotency key {key!r} neither inserted nor found")
-    if row["request_hash"] != intent.request_hash():
-        raise IdempotencyKeyReused(
-            f"Idempotency-Key {key!r} was already used with a different request",
-            field="idempotency_key",
-        )
-    return Stored(row, replayed=True)
