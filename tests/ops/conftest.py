@@ -21,13 +21,16 @@ def _install_compose() -> None:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env, timeout=300)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "docker-compose"],
-        capture_output=True,
-        env=env,
-        timeout=600,
-    )
+    try:
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env, timeout=120)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "docker-compose"],
+            capture_output=True,
+            env=env,
+            timeout=150,
+        )
+    except subprocess.TimeoutExpired:
+        return  # the caller reports that no Compose CLI is available
 
 
 @pytest.fixture(scope="session")
