@@ -117,6 +117,34 @@ def test_enabling_after_metrics_exist_is_refused(tmp_path: Path) -> None:
     assert "imported before enable_multiprocess_metrics" in err
 
 
+# How `vaultcraft relay` starts: its metrics first, then the code that counts.
+RELAY = """
+import sys, time
+from workers.metrics_exposition import start_group_metrics
+server = start_group_metrics("relay")
+from vaultcraft import metrics
+metrics.events_relayed_total.labels("transfer.completed").inc(9)
+print(server.port, flush=True)
+time.sleep(60)
+"""
+
+
+def test_relay_serves_its_group_on_the_second_port(tmp_path: Path) -> None:
+    """`start_group_metrics("relay")` serves on VAULTCRAFT_METRICS_PORT + 1 from its own dir."""
+    port = free_port()  # ephemeral, so port - 1 is a valid base however it is chosen
+    env = {"VAULTCRAFT_METRICS_PORT": str(port - 1), "VAULTCRAFT_DATA_DIR": str(tmp_path)}
+    relay = _python(RELAY, env=env)
+    try:
+        assert relay.stdout is not None
+        assert int(relay.stdout.readline()) == port
+        samples = scrape(port)
+        assert samples[("vaultcraft_events_relayed_total", (("type", "transfer.completed"),))] == 9
+        assert list((tmp_path / "prometheus" / f"relay-{port}").glob("counter_*.db"))
+    finally:
+        relay.kill()
+        relay.communicate()
+
+
 # How `vaultcraft worker` starts its group: enable the directory, then hand over to Dramatiq.
 WORKER_GROUP = """
 import sys
