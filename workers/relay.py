@@ -10,19 +10,41 @@ import signal
 import threading
 from collections.abc import Callable
 
+import redis
+
 from vaultcraft.settings import Settings
-from workers.dispatch import run_dispatcher
 
 log = logging.getLogger("vaultcraft.relay")
 
 Loop = Callable[[threading.Event], None]
+GAUGE_INTERVAL_S = 5.0
 
 
-def loops() -> list[tuple[str, Loop]]:
-    return [("dispatch", run_dispatcher)]
+def measure_broker(settings: Settings) -> Loop:
+    from workers.broker import redis_url
+    from workers.queue_depth import update_queue_depth_metrics
+
+    def loop(stop: threading.Event) -> None:
+        client = redis.Redis.from_url(redis_url(settings))
+        while not stop.wait(GAUGE_INTERVAL_S):
+            try:
+                update_queue_depth_metrics(client)
+            except redis.RedisError as exc:
+                log.warning("Could not measure queue depths: %s", exc)
+
+    return loop
+
+
+def loops(settings: Settings) -> list[tuple[str, Loop]]:
+    from workers.dispatch import run_dispatcher
+
+    return [("dispatch", run_dispatcher), ("queue-depth", measure_broker(settings))]
 
 
 def main(settings: Settings) -> None:
+    from workers.metrics_exposition import start_group_metrics
+
+    start_group_metrics("relay", settings)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -33,7 +55,7 @@ def main(settings: Settings) -> None:
     signal.signal(signal.SIGINT, request_stop)
     threads = [
         threading.Thread(target=loop, args=(stop,), name=name, daemon=True)
-        for name, loop in loops()
+        for name, loop in loops(settings)
     ]
     for thread in threads:
         thread.start()
