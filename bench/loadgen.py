@@ -240,6 +240,10 @@ def run_load(spec: LoadSpec, on_tick: Callable[[float], None] | None = None) -> 
             on_tick(time.monotonic() - started)
         if not proc.is_alive() and not parent.poll(0):
             raise RuntimeError(f"load generator exited with code {proc.exitcode}")
-    result: LoadResult = parent.recv()
+    try:
+        result: LoadResult = parent.recv()
+    except EOFError as exc:
+        proc.join()
+        raise RuntimeError(f"load generator exited with code {proc.exitcode}") from exc
     proc.join()
     return result
