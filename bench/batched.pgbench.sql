@@ -33,8 +33,9 @@ WITH t AS MATERIALIZED (
     INSERT INTO ledger_entries (transaction_id, wallet_id, organization_id, direction, amount,
         currency, balance_after)
     SELECT legs.tx_id, legs.wallet_id, bench_ref.org_id(), legs.direction, legs.amount, 'INR',
-        w.balance + sum(legs.delta) OVER (PARTITION BY legs.wallet_id ORDER BY legs.g, legs.leg)
-    FROM legs JOIN wallets AS w ON w.id = legs.wallet_id
+        (SELECT w.balance FROM wallets AS w WHERE w.id = legs.wallet_id)
+        + sum(legs.delta) OVER (PARTITION BY legs.wallet_id ORDER BY legs.g, legs.leg)
+    FROM legs
     ORDER BY legs.g, legs.leg
 )
 INSERT INTO outbox (organization_id, type, data)

@@ -48,8 +48,9 @@ WITH c AS (
         currency, balance_after)
     SELECT legs.tx_id, legs.wallet_id, current_setting('bench.org_id')::uuid, legs.direction,
         legs.amount, legs.currency,
-        w.balance + sum(legs.delta) OVER (PARTITION BY legs.wallet_id ORDER BY legs.g, legs.leg)
-    FROM legs JOIN wallets AS w ON w.id = legs.wallet_id
+        (SELECT w.balance FROM wallets AS w WHERE w.id = legs.wallet_id)
+        + sum(legs.delta) OVER (PARTITION BY legs.wallet_id ORDER BY legs.g, legs.leg)
+    FROM legs
     ORDER BY legs.g, legs.leg
 )
 INSERT INTO outbox (organization_id, type, data, relayed_at)
