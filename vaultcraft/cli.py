@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from vaultcraft.embedded import ensure_services
 from vaultcraft.logs import configure_logging
 from vaultcraft.settings import Settings
@@ -83,9 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     cmd = COMMANDS[args.command]
     settings = Settings.from_env()
     configure_logging(cmd.name, settings)
-    if cmd.services:
-        settings = with_services(settings)
-    return cmd.handler(args, settings) or 0
+    try:
+        if cmd.services:
+            settings = with_services(settings)
+        return cmd.handler(args, settings) or 0
+    except Exception:
+        # One structured event (with the traceback) instead of a bare stderr dump.
+        structlog.get_logger("vaultcraft.cli").exception("Command failed.", command=cmd.name)
+        return 1
 
 
 def with_services(settings: Settings) -> Settings:
@@ -153,7 +160,7 @@ WORKER_SHUTDOWN_MS = 8000
     arg("--queues", nargs="+", metavar="QUEUE", help="queues to consume (default: all)"),
 )
 def _worker(args: argparse.Namespace, settings: Settings) -> int | None:
-    argv = [sys.executable, "-m", "dramatiq", "workers.actors"]
+    argv = [sys.executable, "-m", "dramatiq", "workers.actors", "vaultcraft.worker_logging"]
     argv += ["--processes", str(args.processes), "--threads", str(args.threads)]
     argv += ["--worker-shutdown-timeout", str(WORKER_SHUTDOWN_MS)]
     if args.queues:

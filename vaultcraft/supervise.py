@@ -10,6 +10,7 @@ in step).
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import os
 import shlex
 import signal
@@ -31,15 +32,22 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class Program:
-    """One long-running process type: its name and the command line that starts it."""
+    """One long-running process type: its name and the command line that starts it.
+
+    `signal_group` sends the stop signal to the child's whole process group. Dramatiq's
+    main process forwards SIGTERM to its worker processes itself, and a worker that gets
+    a second SIGTERM abandons its messages, so the worker program signals only its leader.
+    Every group is SIGKILLed if it has not exited after STOP_WAIT_S.
+    """
 
     name: str
     command: str
+    signal_group: bool = True
 
 
 PROCESS_TYPES: tuple[Program, ...] = (
     Program("web", "vaultcraft gateway"),
-    Program("worker", "vaultcraft worker"),
+    Program("worker", "vaultcraft worker", signal_group=False),
     Program("relay", "vaultcraft relay"),
     Program("scheduler", "vaultcraft scheduler"),
 )
@@ -59,7 +67,7 @@ def resolve_commands(programs: Iterable[Program], executable: list[str]) -> list
         argv = shlex.split(program.command)
         if argv and argv[0] == "vaultcraft":
             argv = [*executable, *argv[1:]]
-        resolved.append(Program(program.name, shlex.join(argv)))
+        resolved.append(dataclasses.replace(program, command=shlex.join(argv)))
     return resolved
 
 
@@ -75,7 +83,7 @@ def supervisord_conf(
     sections = [
         "[supervisord]",
         "nodaemon=true",
-        "logfile=/dev/stdout",
+        "logfile=/dev/null",  # in the foreground supervisord already logs to stdout
         "logfile_maxbytes=0",
         "loglevel=info",
         f"pidfile={_escape(str(data_dir / 'supervisord.pid'))}",
@@ -103,7 +111,7 @@ def supervisord_conf(
             "startretries=20",
             "stopsignal=TERM",
             f"stopwaitsecs={stop_wait_s}",
-            "stopasgroup=true",
+            f"stopasgroup={str(program.signal_group).lower()}",
             "killasgroup=true",
             "redirect_stderr=true",
             "stdout_logfile=/dev/stdout",
