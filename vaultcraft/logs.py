@@ -28,7 +28,12 @@ _SECRET_KEY = re.compile(
 _URL_PASSWORD = re.compile(r"(?P<prefix>\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@", re.I)
 REDACTED = "[redacted]"
 
-_QUIET_LOGGERS = {"sqlalchemy": logging.WARNING, "urllib3": logging.WARNING}
+_QUIET_LOGGERS = {  # chatty at INFO about their own internals
+    "sqlalchemy": logging.WARNING,
+    "urllib3": logging.WARNING,
+    "pgserver": logging.WARNING,
+    "alembic.runtime.plugins": logging.WARNING,
+}
 
 
 def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:

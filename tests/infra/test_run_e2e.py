@@ -34,9 +34,9 @@ MISSING = [name for name in PROCESS_MODULES if importlib.util.find_spec(name) is
 READY_WITHIN_S = 60
 STOPPED_WITHIN_S = 30  # supervise.STOP_WAIT_S for the slowest child, plus start-up margin
 
-pytestmark = pytest.mark.skipif(
-    bool(MISSING), reason=f"process modules not in this tree yet: {', '.join(MISSING)}"
-)
+if MISSING and os.environ.get("CI") != "true":
+    # On a partial checkout only; CI must run these, so there a missing module fails them.
+    pytestmark = pytest.mark.skip(reason=f"process modules missing: {', '.join(MISSING)}")
 
 
 def _free_port_block(size: int) -> int:
