@@ -1,0 +1,190 @@
+"""The `vaultcraft` command: every process type and operator task behind one entry point.
+
+A subcommand is a function registered with `@command`; it receives the parsed arguments
+and the resolved Settings. Modules that only some commands need are imported inside the
+command, so `vaultcraft --help` and `vaultcraft migrate` never load the gateway or workers.
+
+Adding a command takes a few lines:
+
+    @command("reconcile", "Run a reconciliation now.", arg("--full", action="store_true"))
+    def _reconcile(args: argparse.Namespace, settings: Settings) -> int | None:
+        from workers.reconciliation import run_once
+        return run_once(settings, full=args.full)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from vaultcraft.embedded import ensure_services
+from vaultcraft.logs import configure_logging
+from vaultcraft.settings import Settings
+
+Handler = Callable[[argparse.Namespace, Settings], int | None]
+
+
+@dataclass(frozen=True)
+class Argument:
+    flags: tuple[str, ...]
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    handler: Handler
+    arguments: tuple[Argument, ...]
+    services: bool
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def arg(*flags: str, **options: Any) -> Argument:
+    """One `add_argument` call, kept as data until the parser is built."""
+    return Argument(flags, options)
+
+
+def command(
+    name: str, help: str, *arguments: Argument, services: bool = True
+) -> Callable[[Handler], Handler]:
+    """Register a subcommand. With `services`, embedded servers start if no URL is set."""
+
+    def register(handler: Handler) -> Handler:
+        COMMANDS[name] = Command(name, help, handler, arguments, services)
+        return handler
+
+    return register
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vaultcraft", description="VaultCraft: multi-tenant money movement and ledger."
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for cmd in COMMANDS.values():
+        sub = subparsers.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        for argument in cmd.arguments:
+            sub.add_argument(*argument.flags, **argument.options)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cmd = COMMANDS[args.command]
+    settings = Settings.from_env()
+    configure_logging(cmd.name, settings)
+    try:
+        if cmd.services:
+            settings = with_services(settings)
+        return cmd.handler(args, settings) or 0
+    except Exception:
+        # One structured event (with the traceback) instead of a bare stderr dump.
+        structlog.get_logger("vaultcraft.cli").exception("Command failed.", command=cmd.name)
+        return 1
+
+
+def with_services(settings: Settings) -> Settings:
+    """Fill in the service URLs (starting embedded servers if unset) for this process tree."""
+    urls = ensure_services(settings.data_dir, settings.database_url, settings.redis_url)
+    os.environ["DATABASE_URL"] = urls.database_url
+    os.environ["REDIS_URL"] = urls.redis_url
+    return dataclasses.replace(settings, database_url=urls.database_url, redis_url=urls.redis_url)
+
+
+def upgrade_database(settings: Settings) -> None:
+    """Bring the schema to the newest migration (Alembic takes an advisory lock first)."""
+    from alembic import command as alembic_command
+    from alembic.config import Config
+
+    import migrations
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    config.set_main_option("sqlalchemy.url", settings.sqlalchemy_url.replace("%", "%%"))
+    alembic_command.upgrade(config, "head")
+
+
+@command("run", "Run every process type in the foreground until Ctrl-C.", services=False)
+def _run(args: argparse.Namespace, settings: Settings) -> int | None:
+    from vaultcraft.supervise import run_foreground
+
+    return run_foreground(settings, migrate=upgrade_database, services=with_services)
+
+
+@command("migrate", "Upgrade the database schema to the newest migration.")
+def _migrate(args: argparse.Namespace, settings: Settings) -> int | None:
+    upgrade_database(settings)
+    return 0
+
+
+@command("services", "Start the embedded servers if needed and print their URLs.")
+def _services(args: argparse.Namespace, settings: Settings) -> int | None:
+    print(
+        f"export DATABASE_URL={shlex.quote(settings.database_url or '')}"
+        f" REDIS_URL={shlex.quote(settings.redis_url or '')}"
+    )
+    return 0
+
+
+@command("gateway", "Serve the HTTP API.")
+def _gateway(args: argparse.Namespace, settings: Settings) -> int | None:
+    from gateway.server import serve
+
+    serve(settings)
+    return 0
+
+
+WORKER_POLL_MS = 10
+"""How long an idle worker waits on Redis before polling again; keeps posting latency low."""
+WORKER_SHUTDOWN_MS = 8000
+"""Time in-flight messages get on shutdown; below supervise.STOP_WAIT_S."""
+
+
+@command(
+    "worker",
+    "Run the Dramatiq workers (posting, webhooks, jobs).",
+    arg("--processes", type=int, default=2, help="worker processes (default: 2)"),
+    arg("--threads", type=int, default=8, help="threads per process (default: 8)"),
+    arg("--queues", nargs="+", metavar="QUEUE", help="queues to consume (default: all)"),
+)
+def _worker(args: argparse.Namespace, settings: Settings) -> int | None:
+    argv = [sys.executable, "-m", "dramatiq", "workers.actors", "vaultcraft.worker_logging"]
+    argv += ["--processes", str(args.processes), "--threads", str(args.threads)]
+    argv += ["--worker-shutdown-timeout", str(WORKER_SHUTDOWN_MS)]
+    if args.queues:
+        argv += ["--queues", *args.queues]
+    # Dramatiq 2 reads the idle poll interval from the environment, not a flag.
+    env = {**os.environ, "dramatiq_worker_timeout": str(WORKER_POLL_MS)}
+    os.execve(sys.executable, argv, env)  # noqa: S606 - fixed argv, our own interpreter
+
+
+@command("relay", "Relay outbox events to the event stream and webhook queue.")
+def _relay(args: argparse.Namespace, settings: Settings) -> int | None:
+    from workers.relay import main as relay_main
+
+    relay_main(settings)
+    return 0
+
+
+@command("scheduler", "Run periodic jobs: pending rescue, reconciliation, settlement.")
+def _scheduler(args: argparse.Namespace, settings: Settings) -> int | None:
+    from workers.scheduler import main as scheduler_main
+
+    scheduler_main(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
