@@ -5,8 +5,9 @@ Use the `client` fixture (see `tests/support/fixtures.py`) and these helpers::
     async def test_something(client: TestClient) -> None:
         admin = await signup(client)                      # new org, its ADMIN, a token
         member = await add_user(client, admin.token)      # a MEMBER of the same org
+        rival = await signup(client)                      # another organization
         wallet = await create_wallet(client, member.token, type="PRIMARY")
-        resp = await client.get(f"/api/v1/wallets/{wallet['id']}", headers=auth_headers(admin.token))
+        resp = await client.get(f"{API}/wallets/{wallet['id']}", headers=rival.headers)
         await expect_problem(resp, 404, "not_found")      # checks the problem shape too
 
 Every helper asserts its own request succeeded, so a failing setup reads as such.
