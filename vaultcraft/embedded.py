@@ -28,7 +28,7 @@ def ensure_postgres(data_dir: Path) -> str:
 
     pgdata = data_dir / "postgres"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    server = pgserver.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
     return str(server.get_uri())
 
 
@@ -42,25 +42,27 @@ def postgres_bin_dir() -> Path:
 def stop_postgres(data_dir: Path) -> None:
     pgdata = data_dir / "postgres"
     if (pgdata / "postmaster.pid").exists():
+        uid, gid = _postgres_user()
         subprocess.run(
             [str(postgres_bin_dir() / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
             check=False,
             capture_output=True,
-            **_as_postgres_user(),
+            user=uid,
+            group=gid,
         )
 
 
-def _as_postgres_user() -> dict[str, int]:
+def _postgres_user() -> tuple[int | None, int | None]:
     """pgserver runs the server as an unprivileged user when started by root; so must pg_ctl."""
     if os.geteuid() != 0:
-        return {}
+        return None, None
     import pwd
 
     try:
         entry = pwd.getpwnam("pgserver")
     except KeyError:
-        return {}
-    return {"user": entry.pw_uid, "group": entry.pw_gid}
+        return None, None
+    return entry.pw_uid, entry.pw_gid
 
 
 def redis_socket(data_dir: Path) -> Path:

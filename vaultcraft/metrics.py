@@ -129,3 +129,14 @@ login_failures_total = Counter(
     "Failed logins, including throttled ones.",
     ["reason"],
 )
+worker_messages_total = Counter(
+    "vaultcraft_worker_messages_total",
+    "Messages handled by worker processes, by queue, actor and outcome (ok, error, skipped).",
+    ["queue", "actor", "outcome"],
+)
+worker_message_duration_seconds = Histogram(
+    "vaultcraft_worker_message_duration_seconds",
+    "Time a worker spent handling one message.",
+    ["queue", "actor"],
+    buckets=LATENCY_BUCKETS,
+)

@@ -20,6 +20,7 @@ from dramatiq.middleware import (
 
 from vaultcraft.embedded import ensure_redis
 from vaultcraft.settings import Settings
+from workers.metrics_exposition import WorkerMetrics
 
 POSTING_QUEUE = "posting"
 WEBHOOKS_QUEUE = "webhooks"
@@ -45,7 +46,8 @@ def setup_broker(settings: Settings | None = None) -> RedisBroker:
             Callbacks(),
             Pipelines(),
             Retries(min_backoff=50, max_backoff=5_000),
+            WorkerMetrics(),
         ]
-        _broker = RedisBroker(url=redis_url(settings), middleware=middleware)
+        _broker = RedisBroker(url=redis_url(settings), middleware=middleware)  # type: ignore[no-untyped-call]
         dramatiq.set_broker(_broker)
     return _broker

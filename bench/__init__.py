@@ -1,0 +1,1 @@
+"""VaultCraft benchmark harness: see BENCHMARKS.md."""

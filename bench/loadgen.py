@@ -1,0 +1,249 @@
+"""The load generator: a separate process driving the public HTTP API with asyncio + aiohttp.
+
+It runs in its own process so its CPU is not the gateway's, and it reports that CPU time
+(getrusage) so the results say what the load itself cost on a shared machine. Closed loop
+(`closed`, `bulk`): C clients each send the next request when the last one answered.
+Open loop (`open`): requests start on a fixed schedule whatever the answers, and latency is
+counted from the scheduled start, so a slow server cannot hide its queueing
+(coordinated omission).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import multiprocessing
+import random
+import resource
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import orjson
+
+TRANSFER_PATH = "/api/v1/transactions/transfer"
+BATCH_PATH = "/api/v1/transactions/batch"
+LONG_POLL_S = 5
+GIVE_UP_S = 120  # an open-loop transfer still PENDING this long is counted as not final
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """What to send: `mode` is `closed`, `bulk` or `open`; `tag` marks every transfer sent."""
+
+    mode: str
+    base_url: str
+    token: str
+    wallet_ids: list[str]
+    currency: str
+    tag: str
+    concurrency: int
+    duration_s: float
+    rate: float = 0.0
+    batch_size: int = 1000
+
+
+@dataclass
+class LoadResult:
+    """What was sent and answered, the client-side latencies, and the generator's own CPU."""
+
+    mode: str
+    requests: int = 0
+    transfers_submitted: int = 0
+    transfers_accepted: int = 0
+    status_codes: dict[str, int] = field(default_factory=dict)
+    client_errors: int = 0
+    first_submit: float = 0.0
+    last_answer: float = 0.0
+    final_statuses: dict[str, int] = field(default_factory=dict)
+    latency_ms: dict[str, float | None] = field(default_factory=dict)
+    server_latency_ms: dict[str, float | None] = field(default_factory=dict)
+    cpu_user_s: float = 0.0
+    cpu_system_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100]: the smallest value with q% of values <= it."""
+    if not values:
+        return None
+    if not 0 < q <= 100:
+        raise ValueError("q must be in (0, 100]")
+    ordered = sorted(values)
+    rank = math.ceil(q / 100 * len(ordered))
+    return ordered[max(rank, 1) - 1]
+
+
+def summarize(values: Sequence[float]) -> dict[str, float | None]:
+    """p50, p90, p99 and max of a list of latencies, rounded to 0.1."""
+    out: dict[str, float | None] = {"count": float(len(values))}
+    for name, q in (("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("max", 100.0)):
+        value = percentile(values, q)
+        out[name] = None if value is None else round(value, 1)
+    return out
+
+
+def random_amount() -> str:
+    """A small amount (0.01..0.99) so funded wallets never run out."""
+    return f"0.{random.randint(1, 99):02d}"
+
+
+def _transfer(spec: LoadSpec, key: str) -> dict[str, Any]:
+    src, dst = random.sample(spec.wallet_ids, 2)
+    return {
+        "source_wallet_id": src,
+        "destination_wallet_id": dst,
+        "amount": random_amount(),
+        "currency": spec.currency,
+        "description": spec.tag,
+    }
+
+
+class _Driver:
+    def __init__(self, spec: LoadSpec, session: aiohttp.ClientSession) -> None:
+        self.spec = spec
+        self.session = session
+        self.result = LoadResult(mode=spec.mode)
+        self.codes: Counter[str] = Counter()
+        self.finals: Counter[str] = Counter()
+        self.latencies: list[float] = []
+        self.server_latencies: list[float] = []
+
+    def _mark_submit(self) -> None:
+        if not self.result.first_submit:
+            self.result.first_submit = time.monotonic()
+
+    async def _post(self, path: str, body: dict[str, Any], key: str | None) -> Any:
+        headers = {"Idempotency-Key": key} if key else {}
+        self._mark_submit()
+        self.result.requests += 1
+        try:
+            async with self.session.post(path, data=orjson.dumps(body), headers=headers) as resp:
+                raw = await resp.read()
+                self.codes[str(resp.status)] += 1
+                self.result.last_answer = time.monotonic()
+                return orjson.loads(raw) if resp.status in (200, 202) else None
+        except (TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError):
+            self.result.client_errors += 1
+            await asyncio.sleep(0.05)
+            return None
+
+    async def closed_client(self, number: int, deadline: float) -> None:
+        i = 0
+        while time.monotonic() < deadline:
+            key = f"{self.spec.tag}-{number}-{i}"
+            i += 1
+            self.result.transfers_submitted += 1
+            if await self._post(TRANSFER_PATH, _transfer(self.spec, key), key) is not None:
+                self.result.transfers_accepted += 1
+
+    async def bulk_client(self, number: int, deadline: float) -> None:
+        i = 0
+        while time.monotonic() < deadline:
+            transfers = []
+            for _ in range(self.spec.batch_size):
+                key = f"{self.spec.tag}-{number}-{i}"
+                i += 1
+                transfers.append({"idempotency_key": key, **_transfer(self.spec, key)})
+            self.result.transfers_submitted += len(transfers)
+            answer = await self._post(BATCH_PATH, {"transfers": transfers}, None)
+            if isinstance(answer, dict):
+                self.result.transfers_accepted += len(answer.get("data", []))
+
+    async def open_one(self, number: int, scheduled: float) -> None:
+        key = f"{self.spec.tag}-{number}"
+        self.result.transfers_submitted += 1
+        tx = await self._post(TRANSFER_PATH, _transfer(self.spec, key), key)
+        if not isinstance(tx, dict) or "id" not in tx:
+            return
+        self.result.transfers_accepted += 1
+        while tx.get("status") == "PENDING" and time.monotonic() - scheduled < GIVE_UP_S:
+            try:
+                async with self.session.get(
+                    f"/api/v1/transactions/{tx['id']}", params={"wait": str(LONG_POLL_S)}
+                ) as resp:
+                    if resp.status == 200:
+                        tx = orjson.loads(await resp.read())
+            except (TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError):
+                self.result.client_errors += 1
+                await asyncio.sleep(0.05)
+        self.latencies.append((time.monotonic() - scheduled) * 1000)
+        self.finals[str(tx.get("status"))] += 1
+        if tx.get("posted_at") and tx.get("created_at"):
+            posted = datetime.fromisoformat(tx["posted_at"])
+            created = datetime.fromisoformat(tx["created_at"])
+            self.server_latencies.append((posted - created).total_seconds() * 1000)
+
+    async def open_loop(self) -> None:
+        started = time.monotonic()
+        total = int(self.spec.rate * self.spec.duration_s)
+        tasks: list[asyncio.Task[None]] = []
+        for n in range(total):
+            scheduled = started + n / self.spec.rate
+            delay = scheduled - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(self.open_one(n, scheduled)))
+        await asyncio.gather(*tasks)
+
+    async def run(self) -> LoadResult:
+        deadline = time.monotonic() + self.spec.duration_s
+        if self.spec.mode == "open":
+            await self.open_loop()
+        else:
+            client = self.closed_client if self.spec.mode == "closed" else self.bulk_client
+            await asyncio.gather(*(client(n, deadline) for n in range(self.spec.concurrency)))
+        self.result.status_codes = dict(self.codes)
+        self.result.final_statuses = dict(self.finals)
+        self.result.latency_ms = summarize(self.latencies)
+        self.result.server_latency_ms = summarize(self.server_latencies)
+        return self.result
+
+
+async def drive(spec: LoadSpec) -> LoadResult:
+    """Send the load described by `spec` over one keep-alive connection pool."""
+    limit = spec.concurrency if spec.mode != "open" else 0
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, keepalive_timeout=60)
+    headers = {"Authorization": f"Bearer {spec.token}", "Content-Type": "application/json"}
+    timeout = aiohttp.ClientTimeout(total=LONG_POLL_S + 55)
+    async with aiohttp.ClientSession(
+        spec.base_url, connector=connector, headers=headers, timeout=timeout
+    ) as session:
+        return await _Driver(spec, session).run()
+
+
+def _child(spec: LoadSpec, conn: Any) -> None:
+    result = asyncio.run(drive(spec))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result.cpu_user_s = round(usage.ru_utime, 2)
+    result.cpu_system_s = round(usage.ru_stime, 2)
+    conn.send(result)
+    conn.close()
+
+
+def run_load(spec: LoadSpec, on_tick: Callable[[float], None] | None = None) -> LoadResult:
+    """Run `spec` in a fresh process and wait for its result, calling on_tick(elapsed_s)."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(spec, child), name=f"loadgen-{spec.tag}")
+    started = time.monotonic()
+    proc.start()
+    child.close()
+    while not parent.poll(0.5):
+        if on_tick is not None:
+            on_tick(time.monotonic() - started)
+        if not proc.is_alive() and not parent.poll(0):
+            raise RuntimeError(f"load generator exited with code {proc.exitcode}")
+    try:
+        result: LoadResult = parent.recv()
+    except EOFError as exc:
+        proc.join()
+        raise RuntimeError(f"load generator exited with code {proc.exitcode}") from exc
+    proc.join()
+    return result

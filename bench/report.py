@@ -1,0 +1,139 @@
+"""Turn a run's figures into ratios against the targets, a table, and one JSON line.
+
+The JSON object is always the last line on stdout, so `make bench | tail -1` is the result.
+A figure that could not be measured is `null` with a note, never a made-up number, and its
+target is reported as not met (`met: null`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+
+@dataclass(frozen=True)
+class Target:
+    """One row of performance.md's targets table."""
+
+    name: str
+    label: str
+    op: str  # ">=" or "<="
+    threshold: float
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("uniform_ratio", "uniform / per-commit reference", ">=", 1.5),
+    Target("hot_ratio", "hot / per-commit reference on hot wallets", ">=", 3.0),
+    Target("bulk_ratio", "bulk / batched reference", ">=", 0.5),
+    Target("latency_p99_ms", "latency p99 (ms)", "<=", 100.0),
+    Target("latency_p50_ms", "latency p50 (ms)", "<=", 20.0),
+    Target("reconcile_s", "reconcile of 1,000,000 entries (s)", "<=", 10.0),
+    Target("scale_ratio", "scale: uniform after stored transfers / empty", ">=", 0.9),
+    Target("max_rss_mb", "largest process RSS at end of uniform (MB)", "<=", 200.0),
+)
+
+
+def _get(tree: dict[str, Any], *path: str) -> Any:
+    node: Any = tree
+    for key in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return round(numerator / denominator, 3)
+
+
+def figures(result: dict[str, Any]) -> dict[str, float | None]:
+    """The figures the targets are about, derived from the raw results."""
+    scen, refs = result.get("scenarios", {}), result.get("references", {})
+    uniform = _get(scen, "uniform", "posted_per_s")
+    memory = _get(scen, "uniform", "memory_mb") or {}
+    return {
+        "uniform_ratio": ratio(uniform, _get(refs, "per_commit", "transfers_per_s")),
+        "hot_ratio": ratio(
+            _get(scen, "hot", "posted_per_s"), _get(refs, "per_commit_hot", "transfers_per_s")
+        ),
+        "bulk_ratio": ratio(
+            _get(scen, "bulk", "posted_per_s"), _get(refs, "batched", "transfers_per_s")
+        ),
+        "latency_p99_ms": _get(scen, "latency", "p99_ms"),
+        "latency_p50_ms": _get(scen, "latency", "p50_ms"),
+        "reconcile_s": _get(scen, "reconcile", "seconds"),
+        "scale_ratio": ratio(_get(scen, "scale", "posted_per_s"), uniform),
+        "max_rss_mb": max(memory.values()) if memory else None,
+    }
+
+
+def judge(result: dict[str, Any]) -> dict[str, Any]:
+    """Add `figures` and `targets` (value, threshold, met) to the result and return it."""
+    values = figures(result)
+    targets: dict[str, Any] = {}
+    for t in TARGETS:
+        value = values[t.name]
+        met = (
+            None
+            if value is None
+            else (value >= t.threshold if t.op == ">=" else value <= t.threshold)
+        )
+        targets[t.name] = {
+            "label": t.label,
+            "target": f"{t.op} {t.threshold:g}",
+            "value": value,
+            "met": met,
+        }
+    result["figures"] = values
+    result["targets"] = targets
+    return result
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    return str(value)
+
+
+def table(result: dict[str, Any]) -> str:
+    """The human-readable summary: references, scenarios, targets, invariants, errors."""
+    lines = ["", "VaultCraft benchmark " + f"({result.get('profile', '?')})", ""]
+    lines.append(f"{'reference':<28}{'transfers/s':>14}{'clients':>9}")
+    for name, ref in result.get("references", {}).items():
+        rate = ref.get("transfers_per_s") if isinstance(ref, dict) else None
+        clients = ref.get("clients") if isinstance(ref, dict) else None
+        lines.append(f"{name:<28}{_fmt(rate):>14}{_fmt(clients):>9}")
+    lines += ["", f"{'scenario':<28}{'figure':>14}  note"]
+    for name, scen in result.get("scenarios", {}).items():
+        if not isinstance(scen, dict):
+            continue
+        figure = scen.get("posted_per_s", scen.get("p99_ms", scen.get("seconds")))
+        lines.append(f"{name:<28}{_fmt(figure):>14}  {scen.get('note', '')}")
+    lines += ["", f"{'target':<52}{'value':>10}{'target':>10}  met"]
+    for t in result.get("targets", {}).values():
+        met = {True: "yes", False: "NO", None: "n/a"}[t["met"]]
+        lines.append(f"{t['label']:<52}{_fmt(t['value']):>10}{t['target']:>10}  {met}")
+    violations = {k: v for k, v in result.get("invariants", {}).items() if v}
+    lines += [
+        "",
+        "invariants 1-5: " + ("hold after every scenario" if not violations else "VIOLATED"),
+    ]
+    for scenario, found in violations.items():
+        lines.append(f"  after {scenario}: {found}")
+    for scenario, message in result.get("errors", {}).items():
+        lines.append(f"error in {scenario}: {message}")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def emit(result: dict[str, Any], out: TextIO) -> None:
+    """Print the table, then the JSON object as the very last line."""
+    judged = judge(result)
+    out.write(table(judged) + "\n")
+    out.write(json.dumps(judged, sort_keys=True, default=str) + "\n")
+    out.flush()

@@ -1,0 +1,200 @@
+"""The benchmark scenarios of performance.md, each returning its figures as a dict.
+
+Throughput is what reached COMPLETED divided by the wall time from the first submit until
+the last transfer was final, so work still queued when the load stops is counted in the
+time, not silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from bench.dataset import DataSet, wait_until_final
+from bench.ledger_fill import generate_reconcile_ledger
+from bench.loadgen import LoadSpec, run_load
+from bench.pgbench_reference import libpq_url
+from bench.system import System, create_database, drop_database, migrate
+
+Tick = Callable[[float], None]
+RECONCILIATION_MODULE = "ledger_core.persistence.reconciliation"
+RECONCILIATION_ENTRY = "run_full_reconciliation"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes and durations of one run; `quick` is the one-minute smoke version."""
+
+    name: str
+    wallets: int
+    reference_wallets: int
+    clients: int
+    bulk_clients: int
+    duration_s: float
+    latency_duration_s: float
+    probe_s: int
+    reference_s: int
+    client_options: tuple[int, ...]
+    batched_client_options: tuple[int, ...]
+    scale_transfers: int
+    reconcile_entries: int
+    final_timeout_s: float
+
+
+FULL = Profile("full", 10_000, 100_000, 64, 4, 30, 20, 2, 10, (1, 4, 8, 16, 32), (1, 2, 4),
+               1_000_000, 1_000_000, 600)  # fmt: skip
+QUICK = Profile("quick", 1_000, 10_000, 64, 2, 5, 5, 1, 2, (4, 16), (2,),
+                100_000, 100_000, 120)  # fmt: skip
+
+
+def status_counts(db_url: str, organization_id: str, tag: str) -> dict[str, int]:
+    """How the transfers sent under `tag` ended, read from the database."""
+    with psycopg.connect(libpq_url(db_url)) as conn:
+        rows = conn.execute(
+            "SELECT status, count(*) FROM transactions"
+            " WHERE organization_id = %s AND description = %s GROUP BY status",
+            (organization_id, tag),
+        ).fetchall()
+    return {str(status): int(n) for status, n in rows}
+
+
+def throughput(
+    system: System,
+    data: DataSet,
+    db_url: str,
+    mode: str,
+    wallet_ids: list[str],
+    tag: str,
+    profile: Profile,
+    on_tick: Tick | None = None,
+) -> dict[str, Any]:
+    """Closed-loop load (`closed` or `bulk`), then wait for finality and count what posted."""
+    spec = LoadSpec(
+        mode=mode,
+        base_url=system.base_url,
+        token=data.token,
+        wallet_ids=wallet_ids,
+        currency=data.currency,
+        tag=tag,
+        concurrency=profile.clients if mode == "closed" else profile.bulk_clients,
+        duration_s=profile.duration_s,
+    )
+    load = run_load(spec, on_tick)
+    final_at = asyncio.run(wait_until_final(system.base_url, data.token, profile.final_timeout_s))
+    counts = status_counts(db_url, data.organization_id, tag)
+    wall = final_at - load.first_submit if load.first_submit else None
+    completed = counts.get("COMPLETED", 0)
+    return {
+        "posted_per_s": round(completed / wall, 1) if wall else None,
+        "completed": completed,
+        "statuses": counts,
+        "wall_s": round(wall, 2) if wall else None,
+        "drain_s": round(final_at - load.last_answer, 2) if load.last_answer else None,
+        "wallets": len(wallet_ids),
+        "clients": spec.concurrency,
+        "load": load.to_json(),
+    }
+
+
+def latency(
+    system: System, data: DataSet, db_url: str, rate: float, profile: Profile, tag: str,
+    on_tick: Tick | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Open loop at `rate` transfers/s; submit-to-final latency per transfer."""
+    spec = LoadSpec(
+        mode="open",
+        base_url=system.base_url,
+        token=data.token,
+        wallet_ids=data.wallet_ids,
+        currency=data.currency,
+        tag=tag,
+        concurrency=0,
+        duration_s=profile.latency_duration_s,
+        rate=rate,
+    )
+    load = run_load(spec, on_tick)
+    asyncio.run(wait_until_final(system.base_url, data.token, profile.final_timeout_s))
+    return {
+        "rate_per_s": round(rate, 1),
+        "p50_ms": load.latency_ms.get("p50"),
+        "p99_ms": load.latency_ms.get("p99"),
+        "client_latency_ms": load.latency_ms,
+        "server_posted_minus_created_ms": load.server_latency_ms,
+        "statuses": status_counts(db_url, data.organization_id, tag),
+        "load": load.to_json(),
+    }
+
+
+def reconcile(server_url: str, entries: int) -> dict[str, Any]:
+    """Time a full reconciliation of a ledger of `entries` entries in its own database."""
+    db_url = create_database(server_url, "vaultcraft_bench_recon")
+    try:
+        migrate(db_url)
+        started = time.monotonic()
+        built = generate_reconcile_ledger(db_url, entries)
+        out: dict[str, Any] = {
+            "entries": built,
+            "generate_s": round(time.monotonic() - started, 1),
+            "seconds": None,
+        }
+        if importlib.util.find_spec(RECONCILIATION_MODULE) is None:
+            out["note"] = f"not available: {RECONCILIATION_MODULE} is not in this tree"
+            return out
+        module = importlib.import_module(RECONCILIATION_MODULE)
+        entry = getattr(module, RECONCILIATION_ENTRY, None)
+        if entry is None:
+            out["note"] = f"not available: {RECONCILIATION_MODULE}.{RECONCILIATION_ENTRY} missing"
+            return out
+        from sqlalchemy import create_engine
+
+        from vaultcraft.settings import to_sqlalchemy_url
+
+        engine = create_engine(to_sqlalchemy_url(db_url))
+        try:
+            started = time.monotonic()
+            outcome = entry(engine)
+            out["seconds"] = round(time.monotonic() - started, 2)
+            out["outcome"] = repr(outcome)[:500]
+        finally:
+            engine.dispose()
+        return out
+    finally:
+        drop_database(db_url)
+
+
+HOT_PATH_QUERIES: dict[str, str] = {
+    "posting_claim": "SELECT id FROM transactions WHERE status = 'PENDING'"
+    " ORDER BY seq LIMIT 1000 FOR UPDATE SKIP LOCKED",
+    "transactions_list_keyset": "SELECT * FROM transactions WHERE organization_id = %(org)s"
+    " AND (created_at, id) < (now(), 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid)"
+    " ORDER BY created_at DESC, id DESC LIMIT 51",
+    "wallet_entries": "SELECT * FROM ledger_entries WHERE wallet_id = %(wallet)s AND id > 0"
+    " ORDER BY id LIMIT 201",
+}
+
+
+def _node_types(plan: dict[str, Any]) -> list[str]:
+    found = [str(plan.get("Node Type"))]
+    for child in plan.get("Plans", []):
+        found += _node_types(child)
+    return found
+
+
+def explain_hot_paths(db_url: str, organization_id: str, wallet_id: str) -> dict[str, Any]:
+    """EXPLAIN each hot-path query; say which plan nodes it uses and whether any is a Seq Scan."""
+    out: dict[str, Any] = {}
+    params = {"org": organization_id, "wallet": wallet_id}
+    with psycopg.connect(libpq_url(db_url)) as conn:
+        for name, sql in HOT_PATH_QUERIES.items():
+            (plan,) = conn.execute(f"EXPLAIN (FORMAT JSON) {sql}", params).fetchone() or ([],)
+            nodes = _node_types(plan[0]["Plan"])
+            out[name] = {"nodes": nodes, "seq_scan": "Seq Scan" in nodes}
+    out["any_seq_scan"] = any(v["seq_scan"] for v in out.values())
+    return out

@@ -1,0 +1,205 @@
+"""Start the whole system for a benchmark: a fresh database, migrations, and the processes.
+
+The gateway, posting workers and outbox relay run as the operator would run them
+(`vaultcraft gateway|worker|relay`), as child processes with their own environment, so
+what is measured is the product, not a test double.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import make_url
+
+from bench.pgbench_reference import libpq_url
+from vaultcraft.settings import to_sqlalchemy_url
+
+ROOT = Path(__file__).resolve().parent.parent
+ROLES = ("gateway", "worker", "relay")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the kernel picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def create_database(server_url: str, prefix: str = "vaultcraft_bench") -> str:
+    """Create an empty database on the server of `server_url`; return its URL."""
+    url = make_url(to_sqlalchemy_url(server_url))
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = url.set(database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(libpq_url(admin), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')  # name is ours
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    parsed = make_url(to_sqlalchemy_url(url))
+    admin = parsed.set(database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(libpq_url(admin), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+
+
+def migrate(url: str) -> None:
+    """`alembic upgrade head` on `url`, programmatically."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", to_sqlalchemy_url(url).replace("%", "%%"))
+    command.upgrade(config, "head")
+
+
+def vaultcraft_command() -> list[str]:
+    """The `vaultcraft` console script of this interpreter's environment."""
+    beside = Path(sys.executable).parent / "vaultcraft"
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("vaultcraft")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "vaultcraft.cli"]
+
+
+@dataclass
+class System:
+    """The running gateway, worker and relay processes of one benchmark run."""
+
+    database_url: str
+    redis_url: str
+    data_dir: Path
+    http_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=self.database_url,
+            REDIS_URL=self.redis_url,
+            VAULTCRAFT_HTTP_PORT=str(self.http_port),
+            VAULTCRAFT_METRICS_PORT=str(self.metrics_port),
+            VAULTCRAFT_DATA_DIR=str(self.data_dir),
+            VAULTCRAFT_LOG_FORMAT=env.get("VAULTCRAFT_LOG_FORMAT", "json"),
+        )
+        return env
+
+    def start(self, ready_timeout_s: float = 90.0) -> None:
+        """Start every role and wait until `GET /ready` answers 200."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        for role in ROLES:
+            log = (self.data_dir / f"{role}.log").open("ab")
+            self.procs[role] = subprocess.Popen(
+                [*vaultcraft_command(), role],
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + ready_timeout_s
+        while time.monotonic() < deadline:
+            for role, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{role} exited ({proc.returncode}): {self.log_tail(role)}")
+            if self._ready():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(
+            f"gateway not ready after {ready_timeout_s}s: {self.log_tail('gateway')}"
+        )
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/ready", timeout=2) as resp:  # noqa: S310
+                return bool(resp.status == 200)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+    def log_tail(self, role: str, chars: int = 2000) -> str:
+        path = self.data_dir / f"{role}.log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
+
+    def rss_mb(self) -> dict[str, float]:
+        """Resident memory of every process of every role, children included, in MB."""
+        out: dict[str, float] = {}
+        for role, proc in self.procs.items():
+            for pid in [proc.pid, *descendants(proc.pid)]:
+                rss = vm_rss_kb(pid)
+                if rss is not None:
+                    out[f"{role}[{pid}] {process_name(pid)}"] = round(rss / 1024, 1)
+        return out
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM each role, then SIGKILL its process group if it has not gone."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _proc_stat_ppid(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def descendants(root: int) -> list[int]:
+    """Every process below `root`, from the parent links in /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            ppid = _proc_stat_ppid(int(entry.name))
+            if ppid is not None:
+                children.setdefault(ppid, []).append(int(entry.name))
+    found: list[int] = []
+    stack = [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def vm_rss_kb(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def process_name(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return "?"
+    return raw.strip()[:80]

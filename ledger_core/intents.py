@@ -1,0 +1,142 @@
+"""Transfer intents as the API accepts them, before they are stored.
+
+Checks that need only the request and the wallets involved live here; funds, wallet
+status and limits are checked at posting time, in submission order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from ledger_core.errors import CurrencyMismatch, DomainError, Forbidden, NotFound, SameWallet
+
+ADMIN = "ADMIN"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is asking: the authenticated user, their organization and role."""
+
+    user_id: UUID
+    organization_id: UUID
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN
+
+
+@dataclass(frozen=True)
+class TransferIntent:
+    idempotency_key: str
+    source_wallet_id: UUID
+    destination_wallet_id: UUID
+    amount: int
+    currency: str
+    description: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    reverses_transaction_id: UUID | None = None
+    fingerprint: str | None = None
+    """Set when the request is not the transfer itself (a reversal asks for "the rest")."""
+
+    def request_hash(self) -> str:
+        """A fingerprint of what was asked, to tell a replay from a reused key."""
+        if self.fingerprint is not None:
+            return self.fingerprint
+        canonical = json.dumps(
+            {
+                "source": str(self.source_wallet_id),
+                "destination": str(self.destination_wallet_id),
+                "amount": self.amount,
+                "currency": self.currency,
+                "description": self.description,
+                "metadata": dict(sorted(self.metadata.items())),
+                "reverses": None
+                if self.reverses_transaction_id is None
+                else str(self.reverses_transaction_id),
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class WalletRef:
+    """What the gateway needs to know of a wallet to accept a transfer."""
+
+    id: UUID
+    organization_id: UUID
+    user_id: UUID | None
+    type: str
+    currency: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where an accepted intent moves money: inside one organization or across two."""
+
+    source: WalletRef
+    destination: WalletRef
+
+    @property
+    def cross_org(self) -> bool:
+        return self.source.organization_id != self.destination.organization_id
+
+
+def route_intent(
+    actor: Actor,
+    intent: TransferIntent,
+    wallets: Mapping[UUID, WalletRef],
+    accepting_orgs: frozenset[UUID],
+) -> Route:
+    """Check an intent against the wallets it names, as the caller is allowed to see them.
+
+    `accepting_orgs` are the organizations that added the caller's organization as a
+    counterparty: only their wallets are visible as destinations across organizations.
+    """
+    if intent.source_wallet_id == intent.destination_wallet_id:
+        raise SameWallet(
+            "source and destination are the same wallet", field="destination_wallet_id"
+        )
+    source = wallets.get(intent.source_wallet_id)
+    if source is None or source.organization_id != actor.organization_id:
+        raise NotFound("source wallet not found", field="source_wallet_id")
+    destination = wallets.get(intent.destination_wallet_id)
+    if destination is None or (
+        destination.organization_id != actor.organization_id
+        and destination.organization_id not in accepting_orgs
+    ):
+        raise NotFound("destination wallet not found", field="destination_wallet_id")
+    if source.type == "CLEARING" or destination.type == "CLEARING":
+        raise Forbidden(
+            "clearing wallets move only through cross-organization postings and settlement"
+        )
+    if not actor.is_admin and (source.type == "SYSTEM" or source.user_id != actor.user_id):
+        raise Forbidden("you may only move money out of your own wallets", field="source_wallet_id")
+    if destination.organization_id != actor.organization_id and destination.type == "SYSTEM":
+        raise NotFound("destination wallet not found", field="destination_wallet_id")
+    if not (source.currency == destination.currency == intent.currency):
+        raise CurrencyMismatch(
+            f"source holds {source.currency}, destination holds {destination.currency},"
+            f" request is in {intent.currency}",
+            field="currency",
+        )
+    return Route(source, destination)
+
+
+class BatchRefused(DomainError):
+    """A batch where some items are refused is refused whole; each refusal is listed."""
+
+    code = "batch_invalid"
+
+    def __init__(self, failures: list[tuple[int, DomainError]]) -> None:
+        super().__init__(f"{len(failures)} of the transfers were refused; nothing was stored")
+        self.failures = failures
+        first = failures[0][1]
+        self.status = first.status if all(f.status == first.status for _, f in failures) else 422

@@ -1,0 +1,250 @@
+"""Posting rules: turn a batch of pending transfers into balanced ledger entries.
+
+Pure domain logic, no I/O. The caller loads the batch (in submission order) and the
+current state of every wallet it touches, already locked; `plan_postings` decides each
+transfer's fate in order, so a later transfer sees the balances left by earlier ones, and
+returns what to write: entries with running balances, final balances and outcomes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+CREDIT = "CREDIT"
+DEBIT = "DEBIT"
+ACTIVE = "ACTIVE"
+NEGATIVE_ALLOWED = frozenset({"SYSTEM", "CLEARING"})
+"""Wallet types that may go below zero: how money enters the ledger and cross-org positions."""
+
+
+@dataclass(slots=True)
+class WalletState:
+    id: UUID
+    organization_id: UUID
+    type: str
+    currency: str
+    status: str
+    balance: int
+
+    @property
+    def may_go_negative(self) -> bool:
+        return self.type in NEGATIVE_ALLOWED
+
+
+@dataclass(frozen=True, slots=True)
+class PendingTransfer:
+    id: UUID
+    seq: int
+    organization_id: UUID
+    destination_organization_id: UUID
+    kind: str
+    source_wallet_id: UUID
+    destination_wallet_id: UUID
+    amount: int
+    currency: str
+    created_at: datetime
+    source_clearing_wallet_id: UUID | None = None
+    destination_clearing_wallet_id: UUID | None = None
+    atomic_group_id: UUID | None = None
+
+    def legs(self) -> tuple[tuple[UUID, str], ...]:
+        """The wallets this transfer moves, with the direction of each movement.
+
+        A cross-organization transfer balances inside each organization's books: the payer's
+        wallet against its clearing wallet for the payee, and the payee's clearing wallet for
+        the payer against the payee's wallet.
+        """
+        if self.source_clearing_wallet_id is None or self.destination_clearing_wallet_id is None:
+            return ((self.source_wallet_id, DEBIT), (self.destination_wallet_id, CREDIT))
+        return (
+            (self.source_wallet_id, DEBIT),
+            (self.source_clearing_wallet_id, CREDIT),
+            (self.destination_clearing_wallet_id, DEBIT),
+            (self.destination_wallet_id, CREDIT),
+        )
+
+    def wallet_ids(self) -> tuple[UUID, ...]:
+        return tuple(wallet_id for wallet_id, _ in self.legs())
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    transaction_id: UUID
+    wallet_id: UUID
+    organization_id: UUID
+    direction: str
+    amount: int
+    currency: str
+    balance_after: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    transfer: PendingTransfer
+    status: str
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "COMPLETED"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    code: str
+    message: str
+
+
+class RiskPolicy(Protocol):
+    """Extra checks applied at posting time, such as per-organization limits."""
+
+    def check(
+        self, transfer: PendingTransfer, wallets: Mapping[UUID, WalletState]
+    ) -> Refusal | None:
+        """Return a refusal when the transfer breaks a rule, given the balances so far."""
+
+    def record(self, transfer: PendingTransfer) -> None:
+        """Account for a transfer that will post, so later ones in the batch see it."""
+
+    def savepoint(self) -> object:
+        """Capture the policy's running counters before an atomic batch."""
+
+    def rollback(self, savepoint: object) -> None:
+        """Forget what was recorded since `savepoint` (an atomic batch failed)."""
+
+
+@dataclass(slots=True)
+class PostingPlan:
+    outcomes: list[Outcome] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+    balances: dict[UUID, int] = field(default_factory=dict)
+
+    @property
+    def completed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.completed]
+
+
+def check_transfer(
+    transfer: PendingTransfer, wallets: Mapping[UUID, WalletState]
+) -> Refusal | None:
+    """The ledger's own rules: wallets exist, are active, match the currency and have funds."""
+    for wallet_id, _ in transfer.legs():
+        wallet = wallets.get(wallet_id)
+        if wallet is None:
+            return Refusal("wallet_not_found", f"wallet {wallet_id} does not exist")
+        if wallet.status != ACTIVE:
+            return Refusal("wallet_not_active", f"wallet {wallet_id} is {wallet.status}")
+        if wallet.currency != transfer.currency:
+            return Refusal(
+                "currency_mismatch",
+                f"wallet {wallet_id} holds {wallet.currency}, not {transfer.currency}",
+            )
+    for wallet_id, direction in transfer.legs():
+        wallet = wallets[wallet_id]
+        if direction == DEBIT and not wallet.may_go_negative and wallet.balance < transfer.amount:
+            return Refusal("insufficient_funds", f"wallet {wallet_id} has insufficient funds")
+    return None
+
+
+def _apply(transfer: PendingTransfer, wallets: Mapping[UUID, WalletState]) -> list[Entry]:
+    entries = []
+    for wallet_id, direction in transfer.legs():
+        wallet = wallets[wallet_id]
+        wallet.balance += transfer.amount if direction == CREDIT else -transfer.amount
+        entries.append(
+            Entry(
+                transaction_id=transfer.id,
+                wallet_id=wallet_id,
+                organization_id=wallet.organization_id,
+                direction=direction,
+                amount=transfer.amount,
+                currency=transfer.currency,
+                balance_after=wallet.balance,
+            )
+        )
+    return entries
+
+
+def _try_post(
+    transfer: PendingTransfer, wallets: Mapping[UUID, WalletState], risk: RiskPolicy | None
+) -> tuple[Refusal | None, list[Entry]]:
+    refusal = check_transfer(transfer, wallets)
+    if refusal is None and risk is not None:
+        refusal = risk.check(transfer, wallets)
+    if refusal is not None:
+        return refusal, []
+    if risk is not None:
+        risk.record(transfer)
+    return None, _apply(transfer, wallets)
+
+
+def _groups(transfers: Sequence[PendingTransfer]) -> Iterable[list[PendingTransfer]]:
+    """Single transfers alone; members of one atomic batch together, at their first place."""
+    seen: dict[UUID, list[PendingTransfer]] = {}
+    order: list[list[PendingTransfer]] = []
+    for transfer in transfers:
+        if transfer.atomic_group_id is None:
+            order.append([transfer])
+        elif transfer.atomic_group_id in seen:
+            seen[transfer.atomic_group_id].append(transfer)
+        else:
+            seen[transfer.atomic_group_id] = [transfer]
+            order.append(seen[transfer.atomic_group_id])
+    return order
+
+
+def plan_postings(
+    transfers: Sequence[PendingTransfer],
+    wallets: Mapping[UUID, WalletState],
+    risk: RiskPolicy | None = None,
+) -> PostingPlan:
+    """Decide every transfer of a batch in submission order.
+
+    `wallets` is mutated to the balances after the batch. The members of an atomic batch
+    all post or all fail: when one is refused, the balances its siblings moved are put back
+    and every member fails.
+    """
+    plan = PostingPlan()
+    ordered = sorted(transfers, key=lambda t: t.seq)
+    for group in _groups(ordered):
+        saved = {
+            wid: wallets[wid].balance for t in group for wid in t.wallet_ids() if wid in wallets
+        }
+        risk_saved = risk.savepoint() if risk is not None else None
+        group_entries: list[Entry] = []
+        refused: tuple[PendingTransfer, Refusal] | None = None
+        for transfer in group:
+            refusal, entries = _try_post(transfer, wallets, risk)
+            if refusal is not None:
+                refused = (transfer, refusal)
+                break
+            group_entries.extend(entries)
+        if refused is None:
+            plan.entries.extend(group_entries)
+            plan.outcomes.extend(Outcome(t, "COMPLETED") for t in group)
+            continue
+        for wallet_id, balance in saved.items():
+            wallets[wallet_id].balance = balance
+        if risk is not None:
+            risk.rollback(risk_saved)
+        plan.outcomes.extend(_failure(t, refused) for t in group)
+    touched = {entry.wallet_id for entry in plan.entries}
+    plan.balances = {wallet_id: wallets[wallet_id].balance for wallet_id in touched}
+    return plan
+
+
+def _failure(transfer: PendingTransfer, refused: tuple[PendingTransfer, Refusal]) -> Outcome:
+    culprit, refusal = refused
+    if culprit.id == transfer.id:
+        return Outcome(transfer, "FAILED", refusal.code, refusal.message)
+    return Outcome(
+        transfer,
+        "FAILED",
+        "atomic_batch_failed",
+        f"transfer {culprit.id} of the same atomic batch failed: {refusal.code}",
+    )

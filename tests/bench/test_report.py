@@ -1,0 +1,61 @@
+"""The report: ratios against the targets, a table, and the JSON object as the last line."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from bench.report import emit, judge
+
+
+def _result() -> dict[str, Any]:
+    return {
+        "profile": "quick",
+        "references": {
+            "per_commit": {"transfers_per_s": 1000.0, "clients": 16},
+            "per_commit_hot": {"transfers_per_s": 500.0, "clients": 4},
+            "batched": {"transfers_per_s": 10000.0, "clients": 2},
+        },
+        "scenarios": {
+            "uniform": {"posted_per_s": 2000.0, "memory_mb": {"gateway": 120.0, "worker": 90.0}},
+            "hot": {"posted_per_s": 1000.0},
+            "latency": {"p50_ms": 12.0, "p99_ms": 140.0},
+            "reconcile": {"seconds": None, "note": "not available"},
+        },
+        "invariants": {"uniform": []},
+        "errors": {},
+    }
+
+
+def test_emit_prints_the_json_object_as_the_last_line() -> None:
+    """Everything before is for people; the last line parses and carries every figure."""
+    out = io.StringIO()
+    emit(_result(), out)
+    lines = out.getvalue().rstrip("\n").split("\n")
+    parsed = json.loads(lines[-1])
+    assert parsed["figures"]["uniform_ratio"] == 2.0
+    assert parsed["references"]["batched"]["transfers_per_s"] == 10000.0
+    assert any("uniform / per-commit reference" in line for line in lines[:-1])
+
+
+def test_targets_are_judged_and_missing_figures_stay_null() -> None:
+    """Met, not met, and not measured are three different answers."""
+    targets = judge(_result())["targets"]
+    assert targets["uniform_ratio"]["met"] is True
+    assert targets["hot_ratio"] == {
+        "label": "hot / per-commit reference on hot wallets",
+        "target": ">= 3",
+        "value": 2.0,
+        "met": False,
+    }
+    assert targets["latency_p50_ms"]["met"] is True
+    assert targets["latency_p99_ms"]["met"] is False
+    assert targets["max_rss_mb"]["value"] == 120.0
+    assert targets["reconcile_s"] == {
+        "label": "reconcile of 1,000,000 entries (s)",
+        "target": "<= 10",
+        "value": None,
+        "met": None,
+    }
+    assert targets["bulk_ratio"]["value"] is None

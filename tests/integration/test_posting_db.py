@@ -1,0 +1,128 @@
+"""The posting path against real PostgreSQL: batches, concurrency, exactly-once."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import pytest
+from sqlalchemy import Engine, text
+
+from ledger_core.persistence.posting import post_batch
+from tests.support.ledger import create_book, insert_intents
+
+
+def _drain(engine: Engine, limit: int) -> int:
+    posted = 0
+    while True:
+        with engine.begin() as conn:
+            result = post_batch(conn, limit)
+        posted += result.claimed
+        if result.claimed == 0:
+            return posted
+
+
+def _ledger_state(engine: Engine, org: object) -> dict[str, int]:
+    with engine.connect() as conn:
+        return dict(
+            conn.execute(
+                text(
+                    "SELECT"
+                    " (SELECT coalesce(sum(balance), 0) FROM wallets WHERE organization_id = :o) AS zero_sum,"
+                    " (SELECT count(*) FROM wallets WHERE organization_id = :o AND type <> 'SYSTEM'"
+                    "   AND balance < 0) AS overdrawn,"
+                    " (SELECT count(*) FROM wallets w WHERE organization_id = :o AND balance <>"
+                    "   (SELECT coalesce(sum(CASE direction WHEN 'CREDIT' THEN amount ELSE -amount END), 0)"
+                    "    FROM ledger_entries e WHERE e.wallet_id = w.id)) AS unexplained,"
+                    " (SELECT count(*) FROM transactions WHERE organization_id = :o AND status = 'PENDING')"
+                    "   AS pending,"
+                    " (SELECT count(*) FROM ledger_entries e JOIN transactions t ON t.id = e.transaction_id"
+                    "   WHERE t.organization_id = :o) AS entries,"
+                    " (SELECT count(*) FROM transactions WHERE organization_id = :o AND status = 'COMPLETED')"
+                    "   AS completed,"
+                    " (SELECT count(*) FROM outbox WHERE organization_id = :o) AS events,"
+                    " (SELECT count(*) FROM transactions WHERE organization_id = :o) AS transfers"
+                ),
+                {"o": org},
+            )
+            .one()
+            ._mapping
+        )
+
+
+def test_a_batch_posts_in_order_with_running_balances(engine: Engine) -> None:
+    book = create_book(engine, 2)
+    a, b = book.wallet_ids
+    with engine.begin() as conn:
+        insert_intents(
+            conn, book, [(book.system_wallet_id, a, 100), (a, b, 70), (a, b, 70), (b, a, 5)]
+        )
+    assert _drain(engine, 1000) == 4
+    with engine.connect() as conn:
+        statuses = conn.execute(
+            text(
+                "SELECT status, failure_code FROM transactions WHERE organization_id = :o ORDER BY seq"
+            ),
+            {"o": book.organization_id},
+        ).all()
+        chain = (
+            conn.execute(
+                text("SELECT balance_after FROM ledger_entries WHERE wallet_id = :w ORDER BY id"),
+                {"w": a},
+            )
+            .scalars()
+            .all()
+        )
+    assert [tuple(s) for s in statuses] == [
+        ("COMPLETED", None),
+        ("COMPLETED", None),
+        ("FAILED", "insufficient_funds"),
+        ("COMPLETED", None),
+    ]
+    assert chain == [100, 30, 35]
+    state = _ledger_state(engine, book.organization_id)
+    assert state["zero_sum"] == 0 and state["unexplained"] == 0 and state["events"] == 4
+
+
+@pytest.mark.parametrize("limit", [1, 7, 500])
+def test_concurrent_workers_on_hot_wallets_post_everything_once(engine: Engine, limit: int) -> None:
+    """Four workers draining one queue of transfers over three hot wallets never overdraw."""
+    rng = random.Random(limit)
+    book = create_book(engine, 3)
+    with engine.begin() as conn:
+        insert_intents(conn, book, [(book.system_wallet_id, w, 1_000) for w in book.wallet_ids])
+        moves = []
+        for _ in range(600):
+            src, dst = rng.sample(book.wallet_ids, 2)
+            moves.append((src, dst, rng.randint(1, 400)))
+        insert_intents(conn, book, moves)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            _drain(engine, limit)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    state = _ledger_state(engine, book.organization_id)
+    assert state["pending"] == 0
+    assert state["overdrawn"] == 0
+    assert state["unexplained"] == 0
+    assert state["zero_sum"] == 0
+    assert state["entries"] == 2 * state["completed"]
+    assert state["events"] == state["transfers"]
+
+
+def test_final_transactions_cannot_change(engine: Engine) -> None:
+    book = create_book(engine, 1)
+    with engine.begin() as conn:
+        (tid,) = insert_intents(conn, book, [(book.system_wallet_id, book.wallet_ids[0], 10)])
+    _drain(engine, 10)
+    with engine.connect() as conn, pytest.raises(Exception, match="final"):
+        conn.execute(text("UPDATE transactions SET status = 'PENDING' WHERE id = :id"), {"id": tid})

@@ -1,0 +1,11 @@
+"""Every Dramatiq actor, imported so `dramatiq workers.actors` registers them all."""
+
+from __future__ import annotations
+
+from workers.broker import setup_broker
+
+setup_broker()
+
+from workers.posting import post_pending  # noqa: E402
+
+__all__ = ["post_pending"]

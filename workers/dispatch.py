@@ -1,0 +1,75 @@
+"""The posting dispatcher: turns committed PENDING intents into posting messages.
+
+The gateway commits intents with a `NOTIFY vaultcraft_pending`; this loop LISTENs and
+sends a `post_pending` message for each burst. The broker message is derived from the
+database, never sent by the gateway itself, so an intent committed just before a crash
+still gets posted: on start, and whenever it has heard nothing for a second, the loop also
+looks for PENDING transfers directly (an indexed probe) and kicks the workers if any wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import psycopg
+from psycopg import sql
+
+from ledger_core.persistence.intake import PENDING_CHANNEL
+from workers import db
+
+log = logging.getLogger("vaultcraft.dispatch")
+
+COALESCE_S = 0.002
+IDLE_PROBE_S = 1.0
+
+PENDING_WAITING = """
+    SELECT EXISTS (
+        SELECT 1 FROM transactions
+        WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => %s)
+    )
+"""
+
+
+def _kick() -> None:
+    from workers.posting import post_pending
+
+    post_pending.send()
+
+
+def _psycopg_url() -> str:
+    return db.database_url(db.settings()).replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def listen_once(conn: psycopg.Connection[tuple[object, ...]], stop: threading.Event) -> None:
+    """Wait for intents, kick the posting workers, and probe for missed work when idle."""
+    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(PENDING_CHANNEL)))
+    probe_after = 0.0
+    while not stop.is_set():
+        heard = False
+        for _ in conn.notifies(timeout=IDLE_PROBE_S, stop_after=1):
+            heard = True
+        if heard:
+            for _ in conn.notifies(timeout=COALESCE_S):
+                pass
+            _kick()
+            continue
+        row = conn.execute(PENDING_WAITING, (probe_after,)).fetchone()
+        if row is not None and row[0]:
+            log.info("Found PENDING transfers nobody announced; kicking the posting workers.")
+            _kick()
+        probe_after = IDLE_PROBE_S
+
+
+def run_dispatcher(stop: threading.Event) -> None:
+    """Run until `stop` is set, reconnecting to PostgreSQL whenever the connection drops."""
+    while not stop.is_set():
+        try:
+            with psycopg.connect(
+                _psycopg_url(), autocommit=True, application_name="vaultcraft-dispatch"
+            ) as conn:
+                listen_once(conn, stop)
+        except psycopg.OperationalError as exc:
+            log.warning("Dispatcher lost PostgreSQL (%s); reconnecting in 1 s.", exc)
+            time.sleep(1.0)

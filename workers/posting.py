@@ -1,0 +1,69 @@
+"""The posting actor: drain waiting transfers in batches, one database transaction each.
+
+A message carries no transfer: it says "there is work". Whichever worker takes it claims
+whatever is PENDING, so duplicate or concurrent deliveries are harmless and a lost message
+is made good by the next kick or by the scheduler's rescue.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+import dramatiq
+from sqlalchemy.exc import DBAPIError
+
+from ledger_core.persistence.posting import BatchResult, post_batch
+from vaultcraft import metrics
+from workers import db
+from workers.broker import POSTING_QUEUE, setup_broker
+
+log = logging.getLogger("vaultcraft.posting")
+setup_broker()
+
+
+def post_one_batch(limit: int) -> BatchResult:
+    started = time.perf_counter()
+    with db.engine().begin() as conn:
+        result = post_batch(conn, limit)
+    if result.claimed:
+        _observe(result, time.perf_counter() - started)
+    return result
+
+
+def _observe(result: BatchResult, elapsed: float) -> None:
+    metrics.posting_batch_size.observe(result.claimed)
+    metrics.posting_batch_duration_seconds.observe(elapsed)
+    now = datetime.now(UTC)
+    for outcome in result.outcomes:
+        metrics.transfers_finished_total.labels(outcome.status, outcome.failure_code or "").inc()
+        metrics.transfer_submit_to_final_seconds.observe(
+            max(0.0, (now - outcome.transfer.created_at).total_seconds())
+        )
+    log.info(
+        "Posted a batch of %d transfers (%d completed) in %.1f ms.",
+        result.claimed,
+        result.completed,
+        elapsed * 1000,
+    )
+
+
+@dramatiq.actor(queue_name=POSTING_QUEUE, max_retries=20, time_limit=120_000)
+def post_pending() -> None:
+    """Post waiting transfers until a claim comes back short of a full batch."""
+    limit = db.settings().posting_batch_size
+    while True:
+        try:
+            result = post_one_batch(limit)
+        except DBAPIError as exc:
+            if exc.connection_invalidated or _is_retryable(exc):
+                log.warning("Posting batch rolled back and will be retried: %s", exc.orig)
+            raise
+        if result.claimed < limit:
+            return
+
+
+def _is_retryable(exc: DBAPIError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    return sqlstate in {"40001", "40P01", "55P03"} or sqlstate.startswith("08")

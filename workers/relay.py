@@ -1,0 +1,64 @@
+"""The relay process: the posting dispatcher, the outbox relay and broker gauges.
+
+Each loop runs in its own thread and stops on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+
+import redis
+
+from vaultcraft.settings import Settings
+
+log = logging.getLogger("vaultcraft.relay")
+
+Loop = Callable[[threading.Event], None]
+GAUGE_INTERVAL_S = 5.0
+
+
+def measure_broker(settings: Settings) -> Loop:
+    from workers.broker import redis_url
+    from workers.queue_depth import update_queue_depth_metrics
+
+    def loop(stop: threading.Event) -> None:
+        client = redis.Redis.from_url(redis_url(settings))
+        while not stop.wait(GAUGE_INTERVAL_S):
+            try:
+                update_queue_depth_metrics(client)
+            except redis.RedisError as exc:
+                log.warning("Could not measure queue depths: %s", exc)
+
+    return loop
+
+
+def loops(settings: Settings) -> list[tuple[str, Loop]]:
+    from workers.dispatch import run_dispatcher
+
+    return [("dispatch", run_dispatcher), ("queue-depth", measure_broker(settings))]
+
+
+def main(settings: Settings) -> None:
+    from workers.metrics_exposition import start_group_metrics
+
+    start_group_metrics("relay", settings)
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        log.info("Relay received signal %d; stopping.", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    threads = [
+        threading.Thread(target=loop, args=(stop,), name=name, daemon=True)
+        for name, loop in loops(settings)
+    ]
+    for thread in threads:
+        thread.start()
+    stop.wait()
+    for thread in threads:
+        thread.join(timeout=10)
