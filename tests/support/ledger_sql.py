@@ -1,9 +1,9 @@
-"""Put money on wallets for gateway tests, with SQL that keeps the ledger's invariants.
+"""Put money on wallets for gateway tests without running workers.
 
-The posting worker is not part of gateway tests, so these helpers write what a posting
-writes: the transaction, balanced DEBIT/CREDIT entries with running balances, the
-balance updates and the transfer event, in one database transaction. A PENDING
-transfer is written as just the intent, and can be cancelled afterwards.
+`post_transfer` stores an intent and posts it with the real posting path
+(`ledger_core.persistence.posting.post_batch`), so balances, entries and events are
+exactly what production writes. `pending_transfer` stores just the intent; cancel it
+with `cancel_transfer` when the test is done so no PENDING transfer outlives it.
 """
 
 from __future__ import annotations
@@ -14,43 +14,20 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Engine, func, select, update
 
-from ledger_core.persistence.outbox import TRANSFER_COMPLETED, outbox_insert
-from ledger_core.persistence.tables import ledger_entries, transactions, wallets
+from ledger_core.persistence.posting import post_batch, write_final_events
+from ledger_core.persistence.tables import transactions, wallets
 
 
 def post_transfer(engine: Engine, source_id: str, destination_id: str, amount: int) -> UUID:
-    """A COMPLETED transfer of `amount` minor units, as the posting worker would write it."""
-    with engine.begin() as conn:
-        rows = conn.execute(
-            select(wallets.c.id, wallets.c.organization_id, wallets.c.currency, wallets.c.balance)
-            .where(wallets.c.id.in_([UUID(source_id), UUID(destination_id)]))
-            .order_by(wallets.c.id)
-            .with_for_update()
-        ).all()
-        by_id = {str(r.id): r for r in rows}
-        source, destination = by_id[source_id], by_id[destination_id]
-        tx_id = _insert_intent(conn, source, destination, amount, status="COMPLETED")
-        for wallet, direction, delta in (
-            (source, "DEBIT", -amount),
-            (destination, "CREDIT", amount),
-        ):
-            conn.execute(
-                update(wallets)
-                .where(wallets.c.id == wallet.id)
-                .values(balance=wallets.c.balance + delta)
-            )
-            conn.execute(
-                ledger_entries.insert().values(
-                    transaction_id=tx_id,
-                    wallet_id=wallet.id,
-                    organization_id=wallet.organization_id,
-                    direction=direction,
-                    amount=amount,
-                    currency=wallet.currency,
-                    balance_after=wallet.balance + delta,
-                )
-            )
-        conn.execute(outbox_insert(TRANSFER_COMPLETED, source.organization_id, {"id": str(tx_id)}))
+    """A transfer of `amount` minor units, submitted and then posted by the real posting path."""
+    tx_id = pending_transfer(engine, source_id, destination_id, amount)
+    while True:
+        with engine.begin() as conn:
+            if post_batch(conn, 1000).claimed == 0:
+                break
+    with engine.connect() as conn:
+        status = conn.scalar(select(transactions.c.status).where(transactions.c.id == tx_id))
+    assert status == "COMPLETED", f"funding transfer ended {status}"
     return tx_id
 
 
@@ -63,21 +40,22 @@ def pending_transfer(engine: Engine, source_id: str, destination_id: str, amount
             )
         ).all()
         by_id = {str(r.id): r for r in rows}
-        return _insert_intent(conn, by_id[source_id], by_id[destination_id], amount, "PENDING")
+        return _insert_intent(conn, by_id[source_id], by_id[destination_id], amount)
 
 
 def cancel_transfer(engine: Engine, transaction_id: UUID) -> None:
+    """Cancel a PENDING transfer with its `transfer.cancelled` event, as the API would."""
     with engine.begin() as conn:
-        conn.execute(
+        rows = conn.execute(
             update(transactions)
             .where(transactions.c.id == transaction_id, transactions.c.status == "PENDING")
-            .values(status="CANCELLED", cancelled_at=transactions.c.created_at)
-        )
+            .values(status="CANCELLED", cancelled_at=func.now())
+            .returning(*transactions.c)
+        ).all()
+        write_final_events(conn, rows)
 
 
-def _insert_intent(
-    conn: Connection, source: Any, destination: Any, amount: int, status: str
-) -> UUID:
+def _insert_intent(conn: Connection, source: Any, destination: Any, amount: int) -> UUID:
     tx_id = uuid.uuid4()
     conn.execute(
         transactions.insert().values(
@@ -91,8 +69,6 @@ def _insert_intent(
             destination_wallet_id=destination.id,
             amount=amount,
             currency=source.currency,
-            status=status,
-            posted_at=func.now() if status == "COMPLETED" else None,
         )
     )
     return tx_id
