@@ -29,6 +29,10 @@ How to add a route
 3. Register the table in `gateway/app.py` (`ROUTE_TABLES`). `GET /openapi.json` then
    lists the route with its parameters, body, responses and security; nothing else to edit.
 
+4. Test it over HTTP with the `client` fixture and `tests/support/api.py` (`signup`,
+   `add_user`, `create_wallet`, `expect_problem`); cover another org's ids (404) and a
+   member's reach (403).
+
 Errors: raise `ledger_core.errors.DomainError` subclasses or `gateway.responses.Problem`;
 never build error responses by hand. 401 (auth), 422 (body/query/path), 413 (body),
 415 (body) and 503 are documented automatically.

@@ -19,12 +19,12 @@ from gateway.schemas.wallets import (
     WalletSummaryOut,
 )
 from gateway.state import ENGINE
+from ledger_core.persistence.wallet_summary import summarize
 from ledger_core.persistence.wallets import (
     WalletFilters,
     change_wallet_status,
     list_wallets,
     open_wallet,
-    summarize,
     visible_wallet,
 )
 from ledger_core.wallets import WalletStatus, WalletType
