@@ -54,6 +54,10 @@ class WalletNotEmpty(Conflict):
     code = "wallet_not_empty"
 
 
+class SystemWalletExists(Conflict):
+    code = "system_wallet_exists"
+
+
 class InvalidStatusTransition(Conflict):
     code = "invalid_status_transition"
 

@@ -22,6 +22,13 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _int_between(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = _int(env, name, default)
+    if not low <= value <= high:
+        raise SystemExit(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob VaultCraft reads. Names follow the operator table of the API contract."""
@@ -38,6 +45,7 @@ class Settings:
     allow_private_webhooks: bool = False
     posting_batch_size: int = 1000
     log_format: str = "auto"
+    bcrypt_rounds: int = 12  # cost of password hashes; tests lower it to 4
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -56,6 +64,7 @@ class Settings:
             allow_private_webhooks=_flag(env.get("VAULTCRAFT_ALLOW_PRIVATE_WEBHOOKS")),
             posting_batch_size=_int(env, "VAULTCRAFT_POSTING_BATCH_SIZE", 1000),
             log_format=env.get("VAULTCRAFT_LOG_FORMAT") or "auto",
+            bcrypt_rounds=_int_between(env, "VAULTCRAFT_BCRYPT_ROUNDS", 12, 4, 31),
         )
 
     @property

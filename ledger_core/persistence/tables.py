@@ -187,6 +187,11 @@ transactions = Table(
         name="cross_org_clearing",
     ),
     Index("ix_transactions_pending_seq", "seq", postgresql_where=text("status = 'PENDING'")),
+    Index(
+        "ix_transactions_pending_source_wallet_id",
+        "source_wallet_id",
+        postgresql_where=text("status = 'PENDING'"),
+    ),
     Index("ix_transactions_organization_id_created_at", "organization_id", "created_at", "id"),
     Index(
         "ix_transactions_destination_organization_id_created_at",

@@ -1,0 +1,76 @@
+"""The gateway's application factory: state, middlewares and every route table.
+
+`create_app(settings)` is all a server or a test needs. Resources (the database engine
+and Redis) are opened when the app starts and closed when it stops, in `cleanup_ctx`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from gateway.auth import ActiveUserCache
+from gateway.middlewares import observe, problems, stamp_request_id
+from gateway.registry import RouteTable
+from gateway.routes import auth, docs, organizations, system, users, wallets
+from gateway.state import ENGINE, OPENAPI_CACHE, REDIS, ROUTES, SETTINGS, USER_CACHE
+from gateway.validation import MAX_BODY_BYTES
+from vaultcraft.embedded import ensure_services
+from vaultcraft.settings import Settings
+
+ROUTE_TABLES: tuple[RouteTable, ...] = (
+    system.routes,
+    docs.routes,
+    auth.routes,
+    users.routes,
+    organizations.routes,
+    wallets.routes,
+)
+"""Every area's routes, in registration order (fixed paths before `{id}` ones of an area)."""
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the gateway. Missing database/Redis URLs start the embedded servers."""
+    if not settings.database_url or not settings.redis_url:
+        urls = ensure_services(settings.data_dir, settings.database_url, settings.redis_url)
+        settings = dataclasses.replace(
+            settings, database_url=urls.database_url, redis_url=urls.redis_url
+        )
+    app = web.Application(middlewares=[observe, problems], client_max_size=MAX_BODY_BYTES)
+    app[SETTINGS] = settings
+    app[ROUTES] = []
+    app[USER_CACHE] = ActiveUserCache()
+    app[OPENAPI_CACHE] = {}
+    for table in ROUTE_TABLES:
+        table.register(app)
+    docs.add_assets(app)
+    app.on_response_prepare.append(stamp_request_id)
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_redis)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    engine = create_async_engine(
+        app[SETTINGS].sqlalchemy_url,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=10,
+        connect_args={"connect_timeout": 5},
+    )
+    app[ENGINE] = engine
+    yield
+    await engine.dispose()
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    url = app[SETTINGS].redis_url
+    assert url is not None  # resolved in create_app
+    client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    app[REDIS] = client
+    yield
+    await client.aclose()

@@ -1,0 +1,166 @@
+"""Who is calling: passwords, access tokens, and the request's principal.
+
+Passwords are hashed with bcrypt over base64(SHA-256(password)), so every character
+counts (bcrypt alone ignores bytes past 72), in a thread so the event loop never waits
+on it. Tokens are HS256 JWTs with `sub`, `iat` and `exp` required and the algorithm
+pinned, so `alg: none` and key-confusion tokens are refused. A token is only as good as
+its user: each request checks the user is still active (cached about a second).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import time
+from uuid import UUID
+
+import bcrypt
+import jwt
+from aiohttp import web
+
+from gateway.responses import Problem
+from gateway.state import ENGINE, PRINCIPAL, REQUEST_ID, SETTINGS, USER_CACHE
+from ledger_core.accounts import Principal
+from ledger_core.accounts import require_admin as require_admin
+from ledger_core.persistence.accounts import active_principal
+from ledger_core.persistence.audit import AuditContext
+from vaultcraft.settings import Settings
+
+ALGORITHM = "HS256"
+_UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="vaultcraft"'}
+
+
+def _prehash(password: str) -> bytes:
+    return base64.b64encode(hashlib.sha256(password.encode("utf-8")).digest())
+
+
+def hash_password_sync(password: str, rounds: int) -> bytes:
+    return bcrypt.hashpw(_prehash(password), bcrypt.gensalt(rounds=rounds))
+
+
+def check_password_sync(password: str, hashed: bytes) -> bool:
+    try:
+        return bcrypt.checkpw(_prehash(password), hashed)
+    except ValueError:  # a stored hash that is not bcrypt never matches
+        return False
+
+
+async def hash_password(app: web.Application, password: str) -> bytes:
+    loop = asyncio.get_running_loop()
+    rounds = app[SETTINGS].bcrypt_rounds
+    return await loop.run_in_executor(None, hash_password_sync, password, rounds)
+
+
+async def check_password(password: str, hashed: bytes) -> bool:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, check_password_sync, password, hashed)
+
+
+def issue_token(settings: Settings, user_id: UUID, organization_id: UUID) -> str:
+    """A token for a user; their role is read afresh on every request, never trusted here."""
+    now = int(time.time())
+    claims = {
+        "sub": str(user_id),
+        "org": str(organization_id),
+        "iat": now,
+        "exp": now + settings.token_ttl_s,
+    }
+    return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM)
+
+
+def token_body(settings: Settings, user_id: UUID, organization_id: UUID) -> dict[str, object]:
+    """The `{access_token, token_type, expires_in}` answer of signup and login."""
+    return {
+        "access_token": issue_token(settings, user_id, organization_id),
+        "token_type": "bearer",
+        "expires_in": settings.token_ttl_s,
+    }
+
+
+def unauthorized(detail: str) -> Problem:
+    return Problem(401, "unauthorized", detail, headers=_UNAUTHORIZED_HEADERS)
+
+
+def token_subject(settings: Settings, token: str) -> UUID:
+    """The user id a valid token speaks for; any doubt about the token is a 401."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_secret,
+            algorithms=[ALGORITHM],
+            options={"require": ["exp", "iat", "sub"]},
+        )
+        return UUID(str(claims["sub"]))
+    except (jwt.InvalidTokenError, ValueError, TypeError):
+        raise unauthorized("the access token is invalid or expired") from None
+
+
+class ActiveUserCache:
+    """Recently seen active users, so a burst of requests costs one lookup per second.
+
+    A deactivated user is refused at most `ttl_s` after the change.
+    """
+
+    def __init__(self, ttl_s: float = 1.0, max_size: int = 50_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_size = max_size
+        self._seen: dict[UUID, tuple[float, Principal | None]] = {}
+
+    def get(self, user_id: UUID) -> tuple[bool, Principal | None]:
+        hit = self._seen.get(user_id)
+        if hit is None or hit[0] < time.monotonic():
+            return False, None
+        return True, hit[1]
+
+    def put(self, user_id: UUID, principal: Principal | None) -> None:
+        if len(self._seen) >= self.max_size:
+            self._seen.clear()
+        self._seen[user_id] = (time.monotonic() + self.ttl_s, principal)
+
+
+async def authenticate(request: web.Request) -> Principal:
+    """The caller of a protected route, from its bearer token, or a 401 problem."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("send Authorization: Bearer <access token>")
+    user_id = token_subject(request.app[SETTINGS], token.strip())
+    cache = request.app[USER_CACHE]
+    known, found = cache.get(user_id)
+    if not known:
+        async with request.app[ENGINE].connect() as conn:
+            found = await active_principal(conn, user_id)
+        cache.put(user_id, found)
+    if found is None:
+        raise unauthorized("the access token's user no longer exists or is deactivated")
+    return found
+
+
+def principal(request: web.Request) -> Principal:
+    """The authenticated caller of this request (routes declared with `auth=True`)."""
+    return request[PRINCIPAL]
+
+
+def audit_context(request: web.Request) -> AuditContext:
+    """Where this request comes from, attributed to its caller when there is one."""
+    who = request.get(PRINCIPAL)
+    return AuditContext(
+        client_address=request.remote,
+        user_agent=request.headers.get("User-Agent"),
+        request_id=request.get(REQUEST_ID),
+        actor_id=None if who is None else who.user_id,
+        organization_id=None if who is None else who.organization_id,
+    )
+
+
+__all__ = [
+    "ActiveUserCache",
+    "audit_context",
+    "authenticate",
+    "check_password",
+    "hash_password",
+    "principal",
+    "require_admin",
+    "token_body",
+]

@@ -1,0 +1,126 @@
+"""Every request gets an id, a metric, and on failure an RFC 9457 problem, never a trace.
+
+`observe` (outermost) assigns the request id and records the Prometheus metrics;
+`problems` turns every exception into a problem response: domain refusals keep their
+code and status, aiohttp's own 404/405/413 become problems, an unreachable database or
+Redis is a `503 service_unavailable`, and anything else is logged and answered with a
+bare `500`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+
+import psycopg
+import redis.exceptions
+import sqlalchemy.exc
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.responses import Problem, problem_response, render_problem
+from gateway.state import REQUEST_ID
+from ledger_core.errors import DomainError
+from vaultcraft import metrics
+
+log = logging.getLogger("vaultcraft.gateway")
+
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+_UNAVAILABLE = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    psycopg.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ConnectionRefusedError,
+)
+
+
+def request_id_of(request: web.Request) -> str:
+    """The caller's X-Request-ID when it is a sane token, else a fresh one."""
+    given = request.headers.get("X-Request-ID", "")
+    return given if _REQUEST_ID_RE.fullmatch(given) else uuid.uuid4().hex
+
+
+def route_label(request: web.Request) -> str:
+    """The route template (`/api/v1/wallets/{wallet_id}`), never the raw path."""
+    resource = request.match_info.route.resource
+    if resource is None:
+        return "unmatched"
+    return resource.canonical
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request[REQUEST_ID] = request_id_of(request)
+    started = time.perf_counter()
+    status = 499  # the client went away before an answer
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        route = route_label(request)
+        metrics.http_requests_total.labels(request.method, route, str(status)).inc()
+        metrics.http_request_duration_seconds.labels(request.method, route).observe(
+            time.perf_counter() - started
+        )
+
+
+@web.middleware
+async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Problem as exc:
+        return render_problem(exc)
+    except DomainError as exc:
+        errors = [] if exc.field is None else [{"field": exc.field, "message": exc.detail}]
+        return problem_response(exc.status, exc.code, exc.detail, errors=errors)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _http_problem(exc)
+    except _UNAVAILABLE:
+        log.warning(
+            "A request failed because PostgreSQL or Redis is unreachable (request %s).",
+            request.get(REQUEST_ID),
+            exc_info=True,
+        )
+        return problem_response(
+            503,
+            "service_unavailable",
+            "a backing service is unavailable; retry shortly",
+            headers={"Retry-After": "1"},
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("A request failed unexpectedly (request %s).", request.get(REQUEST_ID))
+        return problem_response(500, "internal_error", "an unexpected error occurred")
+
+
+def _http_problem(exc: web.HTTPException) -> web.Response:
+    headers = {k: v for k, v in exc.headers.items() if k in {"Allow", "Retry-After"}}
+    code = _HTTP_CODES.get(exc.status, "http_error")
+    detail = {
+        404: "no such route",
+        405: "this method is not allowed here",
+        413: "the request body is larger than 1 MiB",
+    }.get(exc.status, exc.reason)
+    return problem_response(exc.status, code, detail, headers=headers)
+
+
+async def stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare` hook: every answer, error or not, carries its X-Request-ID."""
+    response.headers["X-Request-ID"] = request.get(REQUEST_ID) or request_id_of(request)

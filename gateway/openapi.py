@@ -1,0 +1,195 @@
+"""The OpenAPI 3.1 document, generated from the route declarations of `gateway.registry`.
+
+Nothing here is written by hand per route: paths, parameters (path UUIDs and query
+models), bodies, success and problem responses, and security all come from each
+`RouteSpec`. Adding a route to a registered table adds it here.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from gateway.registry import RouteSpec
+
+_REF = "#/components/schemas/{model}"
+_PROBLEM = "application/problem+json"
+
+_REQUEST_ID_HEADER = {"$ref": "#/components/headers/RequestId"}
+
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details; `code` is stable and meant for branching.",
+    "required": ["type", "title", "status", "detail", "code", "errors"],
+    "properties": {
+        "type": {"type": "string", "examples": ["urn:vaultcraft:problem:invalid_amount"]},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string", "examples": ["invalid_amount"]},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+def build_openapi(specs: list[RouteSpec]) -> dict[str, Any]:
+    schemas, refs = _model_schemas(specs)
+    query_models = {spec.query.__name__ for spec in specs if spec.query is not None}
+    paths: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        paths.setdefault(spec.full_path, {})[spec.method.lower()] = _operation(spec, schemas, refs)
+    for name in query_models:  # their fields became parameters; the models are not used
+        schemas.pop(name, None)
+    schemas["Problem"] = _PROBLEM_SCHEMA
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "VaultCraft",
+            "version": _version(),
+            "description": (
+                "Multi-tenant money movement and double-entry ledger. Money is a decimal "
+                "string in major units with an ISO 4217 currency, never a number. Another "
+                "organization's resources answer 404 exactly as if they did not exist; a "
+                "member acting on a wallet that is not theirs gets 403. Every error is an "
+                "RFC 9457 problem with a stable `code`."
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": dict(sorted(schemas.items())),
+            "headers": {
+                "RequestId": {
+                    "description": "The request's id: echoed from the request, or generated",
+                    "schema": {"type": "string"},
+                }
+            },
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
+    }
+
+
+def _model_schemas(
+    specs: list[RouteSpec],
+) -> tuple[dict[str, Any], dict[tuple[Any, str], dict[str, Any]]]:
+    wanted: list[tuple[type[BaseModel], Any]] = []
+    for spec in specs:
+        for model, mode in ((spec.body, "validation"), (spec.query, "validation")):
+            if model is not None:
+                wanted.append((model, mode))
+        if isinstance(spec.response, type) and issubclass(spec.response, BaseModel):
+            wanted.append((spec.response, "serialization"))
+    unique = list(dict.fromkeys(wanted))
+    keys, defs = models_json_schema(unique, ref_template=_REF)
+    refs: dict[tuple[Any, str], dict[str, Any]] = dict(keys.items())
+    return dict(defs.get("$defs", {})), refs
+
+
+def _operation(
+    spec: RouteSpec, schemas: dict[str, Any], refs: dict[tuple[Any, str], dict[str, Any]]
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": spec.operation_id,
+        "summary": spec.summary,
+        "tags": [spec.tag],
+        "security": [{"bearerAuth": []}] if spec.auth else [],
+        "parameters": _parameters(spec, schemas, refs),
+        "responses": _responses(spec, refs),
+    }
+    if spec.description:
+        operation["description"] = spec.description
+    if spec.body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": refs[(spec.body, "validation")]}},
+        }
+    return operation
+
+
+def _parameters(
+    spec: RouteSpec, schemas: dict[str, Any], refs: dict[tuple[Any, str], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "format": "uuid"},
+        }
+        for name in spec.path_params
+    ]
+    if spec.query is None:
+        return params
+    model = schemas[refs[(spec.query, "validation")]["$ref"].rsplit("/", 1)[-1]]
+    required = set(model.get("required", []))
+    for name, schema in model.get("properties", {}).items():
+        param: dict[str, Any] = {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": {k: v for k, v in schema.items() if k != "description"},
+        }
+        if "description" in schema:
+            param["description"] = schema["description"]
+        params.append(param)
+    return params
+
+
+def _responses(spec: RouteSpec, refs: dict[tuple[Any, str], dict[str, Any]]) -> dict[str, Any]:
+    success: dict[str, Any] = {
+        "description": HTTPStatus(spec.status).phrase,
+        "headers": {"X-Request-ID": _REQUEST_ID_HEADER},
+    }
+    if (spec.response, "serialization") in refs:
+        schema: dict[str, Any] = refs[(spec.response, "serialization")]
+        success["content"] = {spec.content_type: {"schema": schema}}
+    elif spec.content_type == "application/json":
+        success["content"] = {"application/json": {"schema": {"type": "object"}}}
+    else:
+        success["content"] = {spec.content_type: {"schema": {"type": "string"}}}
+    responses: dict[str, Any] = {str(spec.status): success}
+    for status in sorted(_error_statuses(spec)):
+        problem: dict[str, Any] = {
+            "description": HTTPStatus(status).phrase,
+            "headers": {"X-Request-ID": _REQUEST_ID_HEADER},
+            "content": {_PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        if status in (429, 503):
+            problem["headers"]["Retry-After"] = {
+                "description": "Seconds to wait before retrying",
+                "schema": {"type": "integer"},
+            }
+        responses[str(status)] = problem
+    return responses
+
+
+def _error_statuses(spec: RouteSpec) -> set[int]:
+    statuses = set(spec.errors)
+    if spec.auth:
+        statuses.add(401)
+    if spec.body is not None or spec.query is not None or spec.path_params:
+        statuses.add(422)
+    if spec.body is not None:
+        statuses.update((413, 415))
+    if spec.auth or spec.body is not None:
+        statuses.add(503)
+    return statuses
+
+
+def _version() -> str:
+    try:
+        return version("vaultcraft")
+    except PackageNotFoundError:
+        return "0.0.0"

@@ -1,0 +1,1 @@
+"""One module per API area, each with a `routes` table registered in `gateway.app`."""

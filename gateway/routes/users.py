@@ -1,0 +1,52 @@
+"""Users of the caller's organization (admin only)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.auth import audit_context, hash_password, principal, require_admin
+from gateway.pagination import page_after, page_response
+from gateway.registry import RouteTable
+from gateway.responses import json_response
+from gateway.schemas.accounts import CreateUser, ListUsers, UserOut
+from gateway.schemas.common import Page
+from gateway.state import ENGINE
+from ledger_core.accounts import Role
+from ledger_core.persistence.accounts import list_users
+from ledger_core.persistence.onboarding import add_user
+
+routes = RouteTable(tag="Users")
+
+
+@routes.post("/users", body=CreateUser, response=UserOut, status=201, errors=(403, 409))
+async def create_user(request: web.Request, body: CreateUser) -> web.Response:
+    """Add a user to the caller's organization (admin)
+
+    An email already registered anywhere, in any case, is `409 email_taken`.
+    """
+    who = principal(request)
+    require_admin(who)
+    password_hash = await hash_password(request.app, body.password)
+    async with request.app[ENGINE].begin() as conn:
+        user = await add_user(
+            conn,
+            who,
+            audit_context(request),
+            email=body.email,
+            password_hash=password_hash,
+            full_name=body.full_name,
+            role=Role(body.role),
+        )
+    return json_response(user.as_json(), status=201)
+
+
+@routes.get("/users", query=ListUsers, response=Page[UserOut], errors=(403,))
+async def get_users(request: web.Request, query: ListUsers) -> web.Response:
+    """List the organization's users, newest first (admin)"""
+    who = principal(request)
+    require_admin(who)
+    async with request.app[ENGINE].connect() as conn:
+        users, next_key = await list_users(
+            conn, who.organization_id, after=page_after(query), limit=query.limit
+        )
+    return page_response([u.as_json() for u in users], next_key)

@@ -1,0 +1,115 @@
+"""Wallets: open, list, read, lock/close, and the admin's per-currency summary."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from aiohttp import web
+
+from gateway.auth import audit_context, principal, require_admin
+from gateway.pagination import page_after, page_response
+from gateway.registry import RouteTable
+from gateway.responses import json_response
+from gateway.schemas.common import Page
+from gateway.schemas.wallets import (
+    CreateWallet,
+    ListWallets,
+    UpdateWallet,
+    WalletOut,
+    WalletSummaryOut,
+)
+from gateway.state import ENGINE
+from ledger_core.persistence.wallet_summary import summarize
+from ledger_core.persistence.wallets import (
+    WalletFilters,
+    change_wallet_status,
+    list_wallets,
+    open_wallet,
+    visible_wallet,
+)
+from ledger_core.wallets import WalletStatus, WalletType
+
+routes = RouteTable(tag="Wallets")
+
+
+@routes.post("/wallets", body=CreateWallet, response=WalletOut, status=201, errors=(403, 404, 409))
+async def create_wallet(request: web.Request, body: CreateWallet) -> web.Response:
+    """Open a wallet
+
+    PRIMARY and BONUS wallets: anyone, for themselves; an admin may pass `user_id` of a
+    user of the organization (another organization's user is `404`). SYSTEM wallets:
+    admins only, one per currency (`409 system_wallet_exists`). CLEARING wallets are
+    created by the ledger. An unknown currency is `422 invalid_currency`.
+    """
+    async with request.app[ENGINE].begin() as conn:
+        wallet = await open_wallet(
+            conn,
+            principal(request),
+            audit_context(request),
+            wallet_type=WalletType(body.type),
+            currency=body.currency,
+            user_id=body.user_id,
+            name=body.name,
+        )
+    return json_response(wallet.as_json(), status=201)
+
+
+@routes.get("/wallets", query=ListWallets, response=Page[WalletOut])
+async def get_wallets(request: web.Request, query: ListWallets) -> web.Response:
+    """List wallets, newest first
+
+    A member sees their own wallets; an admin every wallet of the organization,
+    SYSTEM and CLEARING ones included.
+    """
+    filters = WalletFilters(
+        type=None if query.type is None else WalletType(query.type),
+        status=None if query.status is None else WalletStatus(query.status),
+        currency=query.currency,
+        user_id=query.user_id,
+    )
+    async with request.app[ENGINE].connect() as conn:
+        wallets, next_key = await list_wallets(
+            conn, principal(request), filters, after=page_after(query), limit=query.limit
+        )
+    return page_response([w.as_json() for w in wallets], next_key)
+
+
+@routes.get("/wallets/summary", response=WalletSummaryOut, errors=(403,))
+async def wallet_summary(request: web.Request) -> web.Response:
+    """Per-currency totals of the organization (admin)
+
+    Balances by wallet type, wallets by status, and transfer counts and volumes by status
+    (transfers the organization sent, and cross-organization transfers it received).
+    """
+    who = principal(request)
+    require_admin(who)
+    async with request.app[ENGINE].connect() as conn:
+        summaries = await summarize(conn, who.organization_id)
+    return json_response({"data": [s.as_json() for s in summaries]})
+
+
+@routes.get("/wallets/{wallet_id}", response=WalletOut, errors=(403, 404))
+async def get_wallet(request: web.Request, wallet_id: UUID) -> web.Response:
+    """Read a wallet
+
+    Another organization's wallet is `404`; a member reading a wallet that is not theirs
+    is `403`.
+    """
+    async with request.app[ENGINE].connect() as conn:
+        wallet = await visible_wallet(conn, principal(request), wallet_id)
+    return json_response(wallet.as_json())
+
+
+@routes.patch("/wallets/{wallet_id}", body=UpdateWallet, response=WalletOut, errors=(403, 404, 409))
+async def update_wallet(request: web.Request, wallet_id: UUID, body: UpdateWallet) -> web.Response:
+    """Lock, unlock or close a wallet (admin)
+
+    ACTIVE and LOCKED go back and forth. CLOSED needs a zero balance and no PENDING
+    transfer touching the wallet (`409 wallet_not_empty`) and is final
+    (`409 invalid_status_transition`). Each change emits a `wallet.status_changed` event.
+    """
+    async with request.app[ENGINE].begin() as conn:
+        wallet = await change_wallet_status(
+            conn, principal(request), audit_context(request), wallet_id, WalletStatus(body.status)
+        )
+    return json_response(wallet.as_json())

@@ -1,0 +1,69 @@
+"""Models of the wallet routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from gateway.pagination import PageQuery
+from gateway.schemas.common import Currency, Name
+from gateway.validation import BodyModel
+
+WalletTypeName = Literal["PRIMARY", "BONUS", "SYSTEM", "CLEARING"]
+WalletStatusName = Literal["ACTIVE", "LOCKED", "CLOSED"]
+TransferStatusName = Literal["PENDING", "COMPLETED", "FAILED", "CANCELLED"]
+
+
+class CreateWallet(BodyModel):
+    type: Literal["PRIMARY", "BONUS", "SYSTEM"] = Field(
+        description="CLEARING wallets are created by the ledger, not through the API"
+    )
+    currency: Currency | None = Field(None, description="Defaults to the organization's")
+    user_id: UUID | None = Field(None, description="Owner (admin only); defaults to the caller")
+    name: Name | None = None
+
+
+class UpdateWallet(BodyModel):
+    status: WalletStatusName
+
+
+class ListWallets(PageQuery):
+    type: WalletTypeName | None = None
+    status: WalletStatusName | None = None
+    currency: Currency | None = None
+    user_id: UUID | None = None
+
+
+class WalletOut(BaseModel):
+    id: UUID
+    organization_id: UUID
+    user_id: UUID | None
+    type: WalletTypeName
+    currency: str
+    status: WalletStatusName
+    balance: str = Field(examples=["1250.00"])
+    available_balance: str = Field(
+        examples=["1200.00"], description="Balance minus PENDING outgoing transfers"
+    )
+    name: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TransferTotals(BaseModel):
+    count: int
+    volume: str
+
+
+class CurrencySummaryOut(BaseModel):
+    currency: str
+    balance_by_type: dict[WalletTypeName, str]
+    wallets_by_status: dict[WalletStatusName, int]
+    transfers_by_status: dict[TransferStatusName, TransferTotals]
+
+
+class WalletSummaryOut(BaseModel):
+    data: list[CurrencySummaryOut]

@@ -1,0 +1,65 @@
+"""Audit records: who did what, from where, within which request.
+
+`audit_insert` only builds the INSERT, so the caller runs it in the same database
+transaction as the change it records, whether on a sync or an async connection.
+The table is append-only (a trigger refuses UPDATE and DELETE).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Insert
+
+from ledger_core.persistence.tables import audit_logs
+
+_SECRET_WORDS = ("password", "hash", "token", "secret")
+"""Detail keys containing these never reach the audit trail."""
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    """Where an action comes from: the request and, once known, the acting user."""
+
+    client_address: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+    actor_id: UUID | None = None
+    organization_id: UUID | None = None
+
+    def acting(self, *, actor_id: UUID | None, organization_id: UUID | None) -> AuditContext:
+        """The same request, attributed to a user and organization learned along the way."""
+        return dataclasses.replace(self, actor_id=actor_id, organization_id=organization_id)
+
+
+def audit_insert(
+    ctx: AuditContext,
+    action: str,
+    *,
+    resource_type: str | None = None,
+    resource_id: object = None,
+    details: dict[str, Any] | None = None,
+) -> Insert:
+    """The INSERT of one audit record for `action` (such as ``"wallet.created"``)."""
+    safe = dict(details or {})
+    leaked = [key for key in safe if any(word in key.lower() for word in _SECRET_WORDS)]
+    if leaked:
+        raise ValueError(f"audit details may not carry secrets: {leaked}")
+    return audit_logs.insert().values(
+        organization_id=ctx.organization_id,
+        actor_id=ctx.actor_id,
+        action=action,
+        resource_type=resource_type,
+        resource_id=None if resource_id is None else str(resource_id),
+        client_address=_clip(ctx.client_address, 64),
+        user_agent=_clip(ctx.user_agent, 512),
+        request_id=_clip(ctx.request_id, 128),
+        details=safe,
+    )
+
+
+def _clip(value: str | None, size: int) -> str | None:
+    return None if value is None else value[:size]

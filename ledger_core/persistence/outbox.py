@@ -1,0 +1,72 @@
+"""The transactional outbox: events are written with the change they describe.
+
+`outbox_insert` builds the INSERT so the caller runs it inside the same database
+transaction as the state change; the relay publishes committed rows afterwards. The
+event a subscriber receives is `event_envelope(...)`: `{id, type, created_at,
+organization_id, data}` where `data` is the resource's public JSON.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Insert
+
+from ledger_core.persistence.tables import outbox
+from ledger_core.timestamps import rfc3339
+
+TRANSFER_COMPLETED = "transfer.completed"
+TRANSFER_FAILED = "transfer.failed"
+TRANSFER_CANCELLED = "transfer.cancelled"
+WALLET_STATUS_CHANGED = "wallet.status_changed"
+SETTLEMENT_COMPLETED = "settlement.completed"
+RECONCILIATION_DRIFT_DETECTED = "reconciliation.drift_detected"
+
+EVENT_TYPES = frozenset(
+    {
+        TRANSFER_COMPLETED,
+        TRANSFER_FAILED,
+        TRANSFER_CANCELLED,
+        WALLET_STATUS_CHANGED,
+        SETTLEMENT_COMPLETED,
+        RECONCILIATION_DRIFT_DETECTED,
+    }
+)
+
+
+def outbox_insert(
+    event_type: str,
+    organization_id: UUID,
+    data: dict[str, Any],
+    *,
+    event_id: UUID | None = None,
+) -> Insert:
+    """The INSERT of one event; `data` is the resource JSON as the API renders it."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type!r}")
+    return outbox.insert().values(
+        event_id=event_id or uuid.uuid4(),
+        organization_id=organization_id,
+        type=event_type,
+        data=data,
+    )
+
+
+def event_envelope(
+    event_id: UUID,
+    event_type: str,
+    created_at: datetime,
+    organization_id: UUID,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    """The event as subscribers receive it."""
+    return {
+        "id": str(event_id),
+        "type": event_type,
+        "created_at": rfc3339(created_at),
+        "organization_id": str(organization_id),
+        "data": data,
+    }

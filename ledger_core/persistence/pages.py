@@ -1,0 +1,52 @@
+"""Keyset pagination, newest first: stable under concurrent inserts, and index-friendly.
+
+A page continues strictly after the `(created_at, id)` of the last row of the previous
+page, so a list served from an index on `(tenant, created_at[, id])` never rescans the
+rows it has already returned. The gateway turns a `Keyset` into an opaque cursor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from sqlalchemy import ColumnElement, Select, tuple_
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """Where a page ends: the sort key of its last row."""
+
+    created_at: datetime
+    id: UUID | int
+
+
+def newest_first(
+    stmt: Select[Any],
+    created_at: ColumnElement[Any],
+    row_id: ColumnElement[Any],
+    after: Keyset | None,
+    limit: int,
+) -> Select[Any]:
+    """Order `stmt` newest first, skip to after `after`, and fetch one row beyond `limit`.
+
+    The extra row tells `split_page` whether another page exists without a COUNT.
+    """
+    if after is not None:
+        stmt = stmt.where(tuple_(created_at, row_id) < tuple_(after.created_at, after.id))
+    return stmt.order_by(created_at.desc(), row_id.desc()).limit(limit + 1)
+
+
+def split_page(
+    rows: Sequence[T], limit: int, key: Callable[[T], Keyset]
+) -> tuple[list[T], Keyset | None]:
+    """The page's rows and the keyset to continue from, or None on the last page."""
+    page = list(rows[:limit])
+    if len(rows) > limit and page:
+        return page, key(page[-1])
+    return page, None
