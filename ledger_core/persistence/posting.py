@@ -18,7 +18,7 @@ batch id), so a batch is always posted whole by one worker.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -216,12 +216,19 @@ def notify_final(conn: Connection, ids: Sequence[UUID]) -> None:
         conn.execute(NOTIFY_FINAL, {"channel": FINAL_CHANNEL, "chunks": chunks})
 
 
-def post_batch(conn: Connection, limit: int, risk: RiskPolicy | None = None) -> BatchResult:
+PolicyLoader = Callable[
+    [Connection, Sequence[PendingTransfer], Mapping[UUID, WalletState]], RiskPolicy | None
+]
+"""Loads the risk rules a batch is checked against, after its wallets are locked."""
+
+
+def post_batch(conn: Connection, limit: int, policy: PolicyLoader | None = None) -> BatchResult:
     """Post up to `limit` waiting transfers in the caller's open database transaction."""
     transfers = claim_batch(conn, limit)
     if not transfers:
         return BatchResult(claimed=0, outcomes=(), finished_at=None)
     wallets = lock_wallets(conn, transfers)
+    risk = policy(conn, transfers, wallets) if policy is not None else None
     plan = plan_postings(transfers, wallets, risk)
     rows = write_plan(conn, plan)
     finished_at = max((r._mapping["posted_at"] or r._mapping["failed_at"]) for r in rows)
