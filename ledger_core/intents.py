@@ -12,22 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from ledger_core.accounts import Principal
 from ledger_core.errors import CurrencyMismatch, DomainError, Forbidden, NotFound, SameWallet
-
-ADMIN = "ADMIN"
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is asking: the authenticated user, their organization and role."""
-
-    user_id: UUID
-    organization_id: UUID
-    role: str
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == ADMIN
 
 
 @dataclass(frozen=True)
@@ -90,7 +76,7 @@ class Route:
 
 
 def route_intent(
-    actor: Actor,
+    actor: Principal,
     intent: TransferIntent,
     wallets: Mapping[UUID, WalletRef],
     accepting_orgs: frozenset[UUID],

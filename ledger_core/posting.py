@@ -14,11 +14,10 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from ledger_core.wallets import MAY_GO_NEGATIVE, WalletStatus
+
 CREDIT = "CREDIT"
 DEBIT = "DEBIT"
-ACTIVE = "ACTIVE"
-NEGATIVE_ALLOWED = frozenset({"SYSTEM", "CLEARING"})
-"""Wallet types that may go below zero: how money enters the ledger and cross-org positions."""
 
 
 @dataclass(slots=True)
@@ -32,7 +31,7 @@ class WalletState:
 
     @property
     def may_go_negative(self) -> bool:
-        return self.type in NEGATIVE_ALLOWED
+        return self.type in MAY_GO_NEGATIVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +136,7 @@ def check_transfer(
         wallet = wallets.get(wallet_id)
         if wallet is None:
             return Refusal("wallet_not_found", f"wallet {wallet_id} does not exist")
-        if wallet.status != ACTIVE:
+        if wallet.status != WalletStatus.ACTIVE:
             return Refusal("wallet_not_active", f"wallet {wallet_id} is {wallet.status}")
         if wallet.currency != transfer.currency:
             return Refusal(

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from ledger_core.money import format_amount
+from ledger_core.timestamps import rfc3339_or_none as rfc3339
 
 FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
-
-
-def rfc3339(value: datetime | None) -> str | None:
-    """UTC timestamps as `2026-11-24T10:15:30.123456Z`."""
-    if value is None:
-        return None
-    if value.utcoffset() is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _str(value: UUID | None) -> str | None:

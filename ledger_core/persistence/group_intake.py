@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ledger_core.accounts import Principal
 from ledger_core.errors import DomainError
-from ledger_core.intents import Actor, TransferIntent
+from ledger_core.intents import TransferIntent
 from ledger_core.persistence.intake import Item, Stored, insert_items, route_each
 
 RETRYABLE = frozenset({"40P01", "40001"})
@@ -28,7 +29,7 @@ AfterStore = Callable[[AsyncConnection, Sequence[tuple["Request", Stored]]], Awa
 
 @dataclass
 class Request:
-    actor: Actor
+    actor: Principal
     intent: TransferIntent
     context: object = None
     """Opaque to the committer; handed back to `after_store` (e.g. for audit records)."""
@@ -67,7 +68,9 @@ class GroupCommitter:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def submit(self, actor: Actor, intent: TransferIntent, context: object = None) -> Stored:
+    async def submit(
+        self, actor: Principal, intent: TransferIntent, context: object = None
+    ) -> Stored:
         request = Request(actor, intent, context)
         await self._queue.put(request)
         return await request.future

@@ -17,8 +17,9 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger_core.accounts import Principal
 from ledger_core.errors import DomainError, IdempotencyKeyReused
-from ledger_core.intents import Actor, BatchRefused, Route, TransferIntent, WalletRef, route_intent
+from ledger_core.intents import BatchRefused, Route, TransferIntent, WalletRef, route_intent
 
 PENDING_CHANNEL = "vaultcraft_pending"
 """NOTIFY channel the dispatcher listens on: new PENDING work was committed."""
@@ -95,7 +96,7 @@ class Stored:
 class Item:
     """One intent to store, with who asked and where it was routed."""
 
-    actor: Actor
+    actor: Principal
     intent: TransferIntent
     route: Route
     group_id: UUID | None = None
@@ -121,7 +122,7 @@ async def _accepting(
 
 
 async def route_each(
-    conn: AsyncConnection, requests: Sequence[tuple[Actor, TransferIntent]]
+    conn: AsyncConnection, requests: Sequence[tuple[Principal, TransferIntent]]
 ) -> list[Route | DomainError]:
     """Check every intent against its wallets; each gets a route or its refusal."""
     wallets = await load_wallet_refs(
@@ -145,7 +146,7 @@ async def route_each(
 
 
 async def route_all(
-    conn: AsyncConnection, actor: Actor, intents: Sequence[TransferIntent]
+    conn: AsyncConnection, actor: Principal, intents: Sequence[TransferIntent]
 ) -> list[Route]:
     """Check every intent of one request; refuse the whole request if any one is refused."""
     results = await route_each(conn, [(actor, i) for i in intents])
@@ -262,7 +263,7 @@ async def insert_items(
 
 async def store_intents(
     conn: AsyncConnection,
-    actor: Actor,
+    actor: Principal,
     intents: Sequence[TransferIntent],
     routes: Sequence[Route],
     *,

@@ -10,6 +10,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger_core.accounts import Principal
 from ledger_core.errors import (
     Forbidden,
     NotCancellable,
@@ -17,7 +18,7 @@ from ledger_core.errors import (
     NotReversible,
     ReversalExceedsOriginal,
 )
-from ledger_core.intents import Actor, TransferIntent
+from ledger_core.intents import TransferIntent
 from ledger_core.persistence.posting import FINAL_CHANNEL, final_events
 
 CANCEL = text("""
@@ -38,7 +39,7 @@ INSERT_EVENTS = text("""
 
 
 async def cancel_transfer(
-    conn: AsyncConnection, actor: Actor, found: dict[str, Any]
+    conn: AsyncConnection, actor: Principal, found: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """Cancel a PENDING transfer (all of its atomic batch); 409 if posting got there first.
 
@@ -86,7 +87,7 @@ REVERSED_SO_FAR = text("""
 
 
 async def reversal_intent(
-    conn: AsyncConnection, actor: Actor, original_id: UUID, amount: int | None, key: str
+    conn: AsyncConnection, actor: Principal, original_id: UUID, amount: int | None, key: str
 ) -> TransferIntent:
     """The transfer that reverses (part of) a completed one.
 
@@ -126,7 +127,7 @@ KEY_USED = text("""
 """)
 
 
-async def _key_used(conn: AsyncConnection, actor: Actor, key: str) -> bool:
+async def _key_used(conn: AsyncConnection, actor: Principal, key: str) -> bool:
     found = await conn.execute(KEY_USED, {"org": actor.organization_id, "key": key})
     return found.first() is not None
 

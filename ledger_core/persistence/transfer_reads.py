@@ -11,8 +11,8 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger_core.accounts import Principal
 from ledger_core.errors import Forbidden, NotFound
-from ledger_core.intents import Actor
 
 GET_TRANSACTION = text("""
     SELECT t.*, s.user_id AS source_user_id, d.user_id AS destination_user_id
@@ -24,7 +24,7 @@ GET_TRANSACTION = text("""
 
 
 async def get_transaction(
-    conn: AsyncConnection, actor: Actor, transaction_id: UUID
+    conn: AsyncConnection, actor: Principal, transaction_id: UUID
 ) -> dict[str, Any]:
     """A transaction the actor's organization is party to; 404 otherwise, as if it did not exist."""
     row = (
@@ -38,7 +38,7 @@ async def get_transaction(
     return found
 
 
-def _member_side(row: Mapping[str, Any], actor: Actor) -> set[UUID | None]:
+def _member_side(row: Mapping[str, Any], actor: Principal) -> set[UUID | None]:
     users = set()
     if row["organization_id"] == actor.organization_id:
         users.add(row["source_user_id"])
@@ -82,7 +82,7 @@ def _conditions(f: TransactionFilter, params: dict[str, Any]) -> list[str]:
 
 
 async def list_transactions(
-    conn: AsyncConnection, actor: Actor, f: TransactionFilter, limit: int
+    conn: AsyncConnection, actor: Principal, f: TransactionFilter, limit: int
 ) -> list[dict[str, Any]]:
     """Newest first, keyset-paginated. Two index-ordered scans merged: sent and received."""
     params: dict[str, Any] = {"org": actor.organization_id, "limit": limit}
@@ -115,7 +115,7 @@ ENTRIES_OF_TRANSACTION = text("""
 
 
 async def transaction_entries(
-    conn: AsyncConnection, actor: Actor, transaction_id: UUID
+    conn: AsyncConnection, actor: Principal, transaction_id: UUID
 ) -> list[dict[str, Any]]:
     """The entries of a transaction in the actor's own books."""
     await get_transaction(conn, actor, transaction_id)
