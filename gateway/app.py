@@ -14,9 +14,19 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.auth import ActiveUserCache
+from gateway.intake import intake_context
 from gateway.middlewares import observe, problems, stamp_request_id
 from gateway.registry import RouteTable
-from gateway.routes import auth, docs, organizations, system, users, wallets
+from gateway.routes import (
+    auth,
+    docs,
+    organizations,
+    system,
+    transaction_reads,
+    transactions,
+    users,
+    wallets,
+)
 from gateway.state import ENGINE, OPENAPI_CACHE, REDIS, ROUTES, SETTINGS, USER_CACHE
 from gateway.validation import MAX_BODY_BYTES
 from vaultcraft.embedded import ensure_services
@@ -28,6 +38,8 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     auth.routes,
     users.routes,
     organizations.routes,
+    transactions.routes,
+    transaction_reads.routes,
     wallets.routes,
 )
 """Every area's routes, in registration order (fixed paths before `{id}` ones of an area)."""
@@ -51,6 +63,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(stamp_request_id)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(intake_context)
     return app
 
 

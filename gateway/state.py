@@ -14,7 +14,9 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from gateway.auth import ActiveUserCache
+    from gateway.final_waiter import FinalWaiter
     from gateway.registry import RouteSpec
+    from ledger_core.persistence.group_intake import GroupCommitter
 
 SETTINGS = web.AppKey("settings", Settings)
 """Settings with database and Redis URLs resolved (embedded servers started if needed)."""
@@ -33,6 +35,12 @@ USER_CACHE: web.AppKey[ActiveUserCache] = web.AppKey("active_user_cache")
 
 OPENAPI_CACHE: web.AppKey[dict[str, Any]] = web.AppKey("openapi_cache")
 """The OpenAPI document, built on first request."""
+
+COMMITTER: web.AppKey[GroupCommitter] = web.AppKey("intake_committer")
+"""Group commit of single transfer intents: many requests, one database transaction."""
+
+WAITER: web.AppKey[FinalWaiter] = web.AppKey("final_waiter")
+"""Wakes long polls when a transfer becomes final."""
 
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -59,3 +59,15 @@ def event_type(status: str) -> str:
         "FAILED": "transfer.failed",
         "CANCELLED": "transfer.cancelled",
     }[status]
+
+
+def transfer_audit_details(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What an audit record says of a transfer: who pays whom, how much."""
+    return {
+        "kind": row["kind"],
+        "amount": format_amount(row["amount"], row["currency"]),
+        "currency": row["currency"],
+        "source_wallet_id": str(row["source_wallet_id"]),
+        "destination_wallet_id": str(row["destination_wallet_id"]),
+        "idempotency_key": row["idempotency_key"],
+    }

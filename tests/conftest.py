@@ -21,7 +21,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
 from vaultcraft.embedded import ensure_services, stop_services
-from vaultcraft.settings import to_sqlalchemy_url
+from vaultcraft.settings import to_psycopg_url, to_sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,17 +42,13 @@ def service_urls(test_data_dir: Path) -> Iterator[tuple[str, str]]:
         stop_services(test_data_dir, given_db, given_redis)
 
 
-def _psycopg_url(url: str) -> str:
-    return to_sqlalchemy_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
-
-
 @pytest.fixture(scope="session")
 def database_url(service_urls: tuple[str, str]) -> Iterator[str]:
     """A fresh database, migrated to head, for this test session."""
     server_url = make_url(to_sqlalchemy_url(service_urls[0]))
     name = f"vaultcraft_test_{secrets.token_hex(4)}"
     admin_url = server_url.set(database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(_psycopg_url(admin_url), autocommit=True) as conn:
+    with psycopg.connect(to_psycopg_url(admin_url), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = server_url.set(database=name).render_as_string(hide_password=False)
     config = Config(str(ROOT / "alembic.ini"))
@@ -60,7 +56,7 @@ def database_url(service_urls: tuple[str, str]) -> Iterator[str]:
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     command.upgrade(config, "head")
     yield url
-    with psycopg.connect(_psycopg_url(admin_url), autocommit=True) as conn:
+    with psycopg.connect(to_psycopg_url(admin_url), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

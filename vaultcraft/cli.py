@@ -160,6 +160,9 @@ WORKER_SHUTDOWN_MS = 8000
     arg("--queues", nargs="+", metavar="QUEUE", help="queues to consume (default: all)"),
 )
 def _worker(args: argparse.Namespace, settings: Settings) -> int | None:
+    from workers.metrics_exposition import enable_multiprocess_metrics, multiprocess_dir_for
+
+    enable_multiprocess_metrics(multiprocess_dir_for(settings, "worker"))
     argv = [sys.executable, "-m", "dramatiq", "workers.actors", "vaultcraft.worker_logging"]
     argv += ["--processes", str(args.processes), "--threads", str(args.threads)]
     argv += ["--worker-shutdown-timeout", str(WORKER_SHUTDOWN_MS)]

@@ -82,6 +82,11 @@ def to_sqlalchemy_url(url: str) -> str:
     return url
 
 
+def to_psycopg_url(url: str) -> str:
+    """The database URL as libpq/psycopg take it (no SQLAlchemy driver name)."""
+    return to_sqlalchemy_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+
+
 def _stored_secret(data_dir: Path) -> str:
     """Generate the JWT key once and keep it in the data dir, so restarts keep tokens valid."""
     path = data_dir / "jwt_secret"

@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from ledger_core.persistence.intake import PENDING_CHANNEL
+from vaultcraft.settings import to_psycopg_url
 from workers import db
 
 log = logging.getLogger("vaultcraft.dispatch")
@@ -39,7 +40,7 @@ def _kick() -> None:
 
 
 def _psycopg_url() -> str:
-    return db.database_url(db.settings()).replace("postgresql+psycopg://", "postgresql://", 1)
+    return to_psycopg_url(db.database_url(db.settings()))
 
 
 def listen_once(conn: psycopg.Connection[tuple[object, ...]], stop: threading.Event) -> None:

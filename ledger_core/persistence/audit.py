@@ -44,11 +44,27 @@ def audit_insert(
     details: dict[str, Any] | None = None,
 ) -> Insert:
     """The INSERT of one audit record for `action` (such as ``"wallet.created"``)."""
+    return audit_logs.insert().values(
+        audit_values(
+            ctx, action, resource_type=resource_type, resource_id=resource_id, details=details
+        )
+    )
+
+
+def audit_values(
+    ctx: AuditContext,
+    action: str,
+    *,
+    resource_type: str | None = None,
+    resource_id: object = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One audit record's column values; many of them insert with one `audit_logs.insert()`."""
     safe = dict(details or {})
     leaked = [key for key in safe if any(word in key.lower() for word in _SECRET_WORDS)]
     if leaked:
         raise ValueError(f"audit details may not carry secrets: {leaked}")
-    return audit_logs.insert().values(
+    return dict(
         organization_id=ctx.organization_id,
         actor_id=ctx.actor_id,
         action=action,

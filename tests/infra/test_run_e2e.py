@@ -26,7 +26,7 @@ import pytest
 import redis
 
 from vaultcraft.embedded import ensure_postgres, redis_socket
-from vaultcraft.settings import to_sqlalchemy_url
+from vaultcraft.settings import to_psycopg_url, to_sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESS_MODULES = ("gateway.server", "workers.actors", "workers.relay", "workers.scheduler")
@@ -60,10 +60,6 @@ def _free_port_block(size: int) -> int:
             for sock in sockets:
                 sock.close()
     raise RuntimeError("no block of free ports found")
-
-
-def _psycopg(url: str) -> str:
-    return to_sqlalchemy_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 class RunningVaultCraft:
@@ -171,7 +167,7 @@ def fresh_database(service_urls: tuple[str, str]) -> Iterator[str]:
 
     base = make_url(server)
     name = f"vaultcraft_run_{secrets.token_hex(4)}"
-    admin = _psycopg(base.set(database="postgres").render_as_string(hide_password=False))
+    admin = to_psycopg_url(base.set(database="postgres").render_as_string(hide_password=False))
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield base.set(database=name).render_as_string(hide_password=False)
@@ -197,13 +193,13 @@ def test_run_with_given_services(
     finally:
         running.kill_leftovers()
         redis.Redis.from_url(redis_url).flushdb()
-    with psycopg.connect(_psycopg(fresh_database)) as conn:
+    with psycopg.connect(to_psycopg_url(fresh_database)) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() is not None
 
 
 def _system_identifier(data_dir: Path) -> int:
     """PostgreSQL's cluster id: it changes only if the data dir is initialised again."""
-    with psycopg.connect(_psycopg(ensure_postgres(data_dir))) as conn:
+    with psycopg.connect(to_psycopg_url(ensure_postgres(data_dir))) as conn:
         row = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()
     assert row is not None
     return int(row[0])

@@ -1,0 +1,54 @@
+"""The gateway's transfer intake: group commit of intents and long-poll wake-ups.
+
+Both live for the lifetime of the app (`cleanup_ctx`): the committer's writer tasks and
+the LISTEN connection that wakes `?wait=` requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.final_waiter import FinalWaiter
+from gateway.state import COMMITTER, ENGINE, SETTINGS, WAITER
+from ledger_core.persistence.audit import AuditContext, audit_values
+from ledger_core.persistence.group_intake import GroupCommitter, Request
+from ledger_core.persistence.intake import Stored
+from ledger_core.persistence.tables import audit_logs
+from ledger_core.transfers import transfer_audit_details
+from vaultcraft import metrics
+from vaultcraft.settings import to_psycopg_url
+
+
+async def audit_submitted(conn: AsyncConnection, stored: Sequence[tuple[Request, Stored]]) -> None:
+    """One `transfer.submitted` record per new transfer, in the transaction that stores it."""
+    rows = [
+        audit_values(
+            request.context if isinstance(request.context, AuditContext) else AuditContext(),
+            "transfer.submitted",
+            resource_type="transaction",
+            resource_id=result.row["id"],
+            details=transfer_audit_details(result.row),
+        )
+        for request, result in stored
+        if not result.replayed
+    ]
+    if rows:
+        await conn.execute(audit_logs.insert(), rows)
+    for _, result in stored:
+        if not result.replayed:
+            metrics.transfers_accepted_total.labels(result.row["kind"]).inc()
+
+
+async def intake_context(app: web.Application) -> AsyncIterator[None]:
+    committer = GroupCommitter(app[ENGINE], after_store=audit_submitted)
+    await committer.start()
+    app[COMMITTER] = committer
+    waiter = FinalWaiter(to_psycopg_url(app[SETTINGS].database_url or ""))
+    await waiter.start()
+    app[WAITER] = waiter
+    yield
+    await committer.stop()
+    await waiter.stop()

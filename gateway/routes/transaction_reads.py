@@ -1,0 +1,150 @@
+"""Reading transfers: list, one (with long poll), its ledger entries, a wallet's statement."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from uuid import UUID
+
+from aiohttp import web
+
+from gateway.auth import principal
+from gateway.pagination import page_after, page_response
+from gateway.registry import RouteTable
+from gateway.responses import json_response
+from gateway.schemas.common import Page
+from gateway.schemas.transactions import (
+    EntriesOut,
+    EntryOut,
+    ListTransactions,
+    StatementQuery,
+    TransactionOut,
+    WaitQuery,
+)
+from gateway.state import ENGINE, WAITER
+from ledger_core.money import format_amount
+from ledger_core.persistence.pages import Keyset
+from ledger_core.persistence.transfer_reads import (
+    TransactionFilter,
+    get_transaction,
+    list_transactions,
+    transaction_entries,
+    wallet_entries,
+)
+from ledger_core.persistence.wallets import visible_wallet
+from ledger_core.timestamps import rfc3339
+from ledger_core.transfers import FINAL_STATUSES, transaction_view
+
+routes = RouteTable(tag="Transfers")
+
+RECHECK_S = 1.0
+
+
+@routes.get("/transactions", query=ListTransactions, response=Page[TransactionOut])
+async def list_all(request: web.Request, query: ListTransactions) -> web.Response:
+    """List transfers, newest first
+
+    Transfers the organization sent, and cross-organization transfers it received. A member
+    sees only transfers touching their own wallets. Filters: `status`, `wallet_id`, `kind`,
+    `from` / `to` (creation time).
+    """
+    who = principal(request)
+    after = page_after(query)
+    f = TransactionFilter(
+        status=query.status,
+        wallet_id=query.wallet_id,
+        kind=query.kind,
+        created_from=query.from_,
+        created_to=query.to,
+        after=None
+        if after is None or not isinstance(after.id, UUID)
+        else (after.created_at, after.id),
+    )
+    async with request.app[ENGINE].connect() as conn:
+        rows = await list_transactions(conn, who, f, query.limit)
+    next_key = Keyset(rows[-1]["created_at"], rows[-1]["id"]) if len(rows) == query.limit else None
+    return page_response([transaction_view(r, who.organization_id) for r in rows], next_key)
+
+
+@routes.get(
+    "/transactions/{transaction_id}", query=WaitQuery, response=TransactionOut, errors=(403, 404)
+)
+async def get_one(request: web.Request, transaction_id: UUID, query: WaitQuery) -> web.Response:
+    """Read a transfer; `?wait=N` holds the answer until it is final or N seconds pass"""
+    who = principal(request)
+    engine = request.app[ENGINE]
+    async with engine.connect() as conn:
+        row = await get_transaction(conn, who, transaction_id)
+    if query.wait and row["status"] not in FINAL_STATUSES:
+        row = await _wait_final(request, transaction_id, row, float(query.wait))
+    return json_response(transaction_view(row, who.organization_id))
+
+
+async def _wait_final(
+    request: web.Request, transaction_id: UUID, row: dict[str, Any], wait_s: float
+) -> dict[str, Any]:
+    """Sleep on the transfer's notification, re-reading it at least every second."""
+    deadline = time.monotonic() + wait_s
+    async with request.app[WAITER].watch(transaction_id) as event:
+        while row["status"] not in FINAL_STATUSES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(event.wait(), timeout=min(RECHECK_S, remaining))
+            except TimeoutError:
+                pass
+            event.clear()
+            async with request.app[ENGINE].connect() as conn:
+                row = await get_transaction(conn, principal(request), transaction_id)
+    return row
+
+
+def _entry_view(entry: dict[str, Any]) -> dict[str, Any]:
+    currency = entry["currency"]
+    return {
+        "id": entry["id"],
+        "transaction_id": None if entry["transaction_id"] is None else str(entry["transaction_id"]),
+        "settlement_id": None
+        if entry.get("settlement_id") is None
+        else str(entry["settlement_id"]),
+        "wallet_id": str(entry["wallet_id"]),
+        "direction": entry["direction"],
+        "amount": format_amount(entry["amount"], currency),
+        "currency": currency,
+        "balance_after": format_amount(entry["balance_after"], currency),
+        "created_at": rfc3339(entry["created_at"]),
+    }
+
+
+@routes.get("/transactions/{transaction_id}/ledger", response=EntriesOut, errors=(403, 404))
+async def ledger(request: web.Request, transaction_id: UUID) -> web.Response:
+    """A transfer's ledger entries in the caller's books (debits equal credits)"""
+    async with request.app[ENGINE].connect() as conn:
+        entries = await transaction_entries(conn, principal(request), transaction_id)
+    return json_response({"data": [_entry_view(e) for e in entries]})
+
+
+@routes.get(
+    "/wallets/{wallet_id}/entries", query=StatementQuery, response=Page[EntryOut], errors=(403, 404)
+)
+async def statement(request: web.Request, wallet_id: UUID, query: StatementQuery) -> web.Response:
+    """A wallet's statement: its entries with running balances, oldest first"""
+    after = page_after(query)
+    async with request.app[ENGINE].connect() as conn:
+        await visible_wallet(conn, principal(request), wallet_id)
+        entries = await wallet_entries(
+            conn,
+            wallet_id,
+            created_from=query.from_,
+            created_to=query.to,
+            after_id=after.id if after is not None and isinstance(after.id, int) else None,
+            limit=query.limit,
+        )
+    next_key = (
+        Keyset(entries[-1]["created_at"], entries[-1]["id"])
+        if len(entries) == query.limit
+        else None
+    )
+    return page_response([_entry_view(e) for e in entries], next_key)

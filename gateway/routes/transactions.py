@@ -1,0 +1,251 @@
+"""Transfers: submit (one, or a batch), cancel and reverse. Reads are in `transaction_reads`.
+
+Submitting only stores the intent: a `202` means it is durably PENDING and will be posted
+by a worker; poll `GET /transactions/{id}` (optionally with `?wait=`) for the outcome.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from aiohttp import web
+
+from gateway.auth import audit_context, principal, require_admin
+from gateway.registry import API_PREFIX, RouteTable
+from gateway.responses import Problem, field_error, json_response
+from gateway.schemas.transactions import (
+    BatchOut,
+    CreateBatch,
+    CreateTransfer,
+    ReverseTransfer,
+    TransactionOut,
+)
+from gateway.state import COMMITTER, ENGINE
+from ledger_core.errors import DomainError
+from ledger_core.intents import BatchRefused, TransferIntent
+from ledger_core.money import parse_amount
+from ledger_core.persistence.audit import audit_insert
+from ledger_core.persistence.intake import Stored, route_all, store_intents
+from ledger_core.persistence.transfer_changes import cancel_transfer, reversal_intent
+from ledger_core.persistence.transfer_reads import get_transaction
+from ledger_core.transfers import transaction_view, transfer_audit_details
+from vaultcraft import metrics
+
+routes = RouteTable(tag="Transfers")
+
+_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
+_SUBMIT_ERRORS = (400, 403, 404)
+_KEY_DOC = (
+    "Header `Idempotency-Key` (1-255 printable ASCII) is required: the same key with the same"
+    " body answers `200` with `Idempotent-Replayed: true`; with another body"
+    " `422 idempotency_key_reused`."
+)
+
+
+def idempotency_key(request: web.Request) -> str:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        raise Problem(
+            400,
+            "idempotency_key_required",
+            "send an Idempotency-Key header (1-255 printable ASCII characters)",
+            errors=[field_error("Idempotency-Key", "required")],
+        )
+    if not _KEY_RE.fullmatch(key):
+        raise Problem(
+            400,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1-255 printable ASCII characters without spaces",
+            errors=[field_error("Idempotency-Key", "1-255 printable ASCII characters")],
+        )
+    return key
+
+
+def _intent(body: CreateTransfer | Any, key: str) -> TransferIntent:
+    return TransferIntent(
+        idempotency_key=key,
+        source_wallet_id=body.source_wallet_id,
+        destination_wallet_id=body.destination_wallet_id,
+        amount=parse_amount(body.amount, body.currency),
+        currency=body.currency,
+        description=body.description,
+        metadata=dict(body.metadata),
+    )
+
+
+def accepted(request: web.Request, stored: Stored) -> web.Response:
+    """`202` with `Location` for a new transfer; `200` and `Idempotent-Replayed` for a replay."""
+    row = stored.row
+    body = transaction_view(row, principal(request).organization_id)
+    if stored.replayed:
+        return json_response(body, status=200, headers={"Idempotent-Replayed": "true"})
+    return json_response(
+        body, status=202, headers={"Location": f"{API_PREFIX}/transactions/{row['id']}"}
+    )
+
+
+@routes.post(
+    "/transactions/transfer",
+    body=CreateTransfer,
+    response=TransactionOut,
+    status=202,
+    errors=_SUBMIT_ERRORS,
+    aliases=(f"{API_PREFIX}/wallets/transfer",),
+    description=(
+        "Checked at once: the body, that both wallets exist and are visible (`404`), that the"
+        " caller may debit the source (`403`), one currency on both wallets and the request"
+        " (`422 currency_mismatch`), and source ≠ destination (`422 same_wallet`). Funds, wallet"
+        " status and limits are checked when a worker posts it (`FAILED` with a `failure_code`). "
+        + _KEY_DOC
+    ),
+)
+async def submit_transfer(request: web.Request, body: CreateTransfer) -> web.Response:
+    """Submit a transfer (answers 202 once it is durably PENDING)"""
+    key = idempotency_key(request)
+    stored = await request.app[COMMITTER].submit(
+        principal(request), _intent(body, key), audit_context(request)
+    )
+    return accepted(request, stored)
+
+
+def _batch_intents(body: CreateBatch) -> list[TransferIntent]:
+    intents, errors = [], []
+    for n, item in enumerate(body.transfers):
+        try:
+            intents.append(_intent(item, item.idempotency_key))
+        except DomainError as exc:
+            errors.append(field_error(f"transfers[{n}].{exc.field or 'amount'}", exc.detail))
+    if errors:
+        raise Problem(
+            422, "invalid_amount", "some amounts are not valid; nothing was stored", errors=errors
+        )
+    return intents
+
+
+def _refused_batch(exc: BatchRefused) -> Problem:
+    errors = [
+        field_error(f"transfers[{n}].{e.field or ''}".rstrip("."), f"{e.code}: {e.detail}")
+        for n, e in exc.failures
+    ]
+    codes = {e.code for _, e in exc.failures}
+    code = codes.pop() if len(codes) == 1 else exc.code
+    return Problem(exc.status, code, exc.detail, errors=errors)
+
+
+@routes.post(
+    "/transactions/batch",
+    body=CreateBatch,
+    response=BatchOut,
+    status=202,
+    errors=_SUBMIT_ERRORS,
+    description=(
+        "Up to 1,000 transfers, each with its own `idempotency_key`, stored together in request"
+        " order: if any one is refused, none is stored. With `atomic: true` they also post all"
+        " together or all fail together (`failure_code: atomic_batch_failed` on the others)."
+    ),
+)
+async def submit_batch(request: web.Request, body: CreateBatch) -> web.Response:
+    """Submit a batch of transfers"""
+    who = principal(request)
+    intents = _batch_intents(body)
+    try:
+        async with request.app[ENGINE].begin() as conn:
+            routes_ = await route_all(conn, who, intents)
+            stored = await store_intents(conn, who, intents, routes_, atomic=body.atomic)
+            await _audit_batch(conn, request, stored)
+    except BatchRefused as exc:
+        raise _refused_batch(exc) from None
+    data = [transaction_view(s.row, who.organization_id) for s in stored]
+    if all(s.replayed for s in stored):
+        return json_response({"data": data}, status=200, headers={"Idempotent-Replayed": "true"})
+    return json_response({"data": data}, status=202)
+
+
+async def _audit_batch(conn: Any, request: web.Request, stored: Sequence[Stored]) -> None:
+    new = [s.row for s in stored if not s.replayed]
+    if not new:
+        return
+    await conn.execute(
+        audit_insert(
+            audit_context(request),
+            "transfer.submitted",
+            resource_type="batch",
+            resource_id=new[0]["atomic_group_id"] or new[0]["id"],
+            details={"count": len(new), "transaction_ids": [str(r["id"]) for r in new]},
+        )
+    )
+    for row in new:
+        metrics.transfers_accepted_total.labels(row["kind"]).inc()
+
+
+@routes.post(
+    "/transactions/{transaction_id}/cancel",
+    response=TransactionOut,
+    errors=(403, 404, 409),
+    description=(
+        "Only a PENDING transfer can be cancelled; once a worker has posted or failed it the answer"
+        " is `409 not_cancellable`. A cancel racing the posting ends in exactly one of the two."
+        " Cancelling a member of an atomic batch cancels the whole batch."
+    ),
+)
+async def cancel(request: web.Request, transaction_id: UUID) -> web.Response:
+    """Cancel a pending transfer"""
+    who = principal(request)
+    async with request.app[ENGINE].begin() as conn:
+        found = await get_transaction(conn, who, transaction_id)
+        (row,) = await cancel_transfer(conn, who, found)
+        await conn.execute(
+            audit_insert(
+                audit_context(request),
+                "transfer.cancelled",
+                resource_type="transaction",
+                resource_id=transaction_id,
+                details=transfer_audit_details(row),
+            )
+        )
+    return json_response(transaction_view(row, who.organization_id))
+
+
+@routes.post(
+    "/transactions/{transaction_id}/reverse",
+    body=ReverseTransfer,
+    response=TransactionOut,
+    status=202,
+    errors=(400, 403, 404, 409),
+    description=(
+        "A new transfer from the original's destination back to its source, linked by"
+        " `reverses_transaction_id`. `amount` defaults to what remains; all reversals together"
+        " never exceed the original (`422 reversal_exceeds_original`). Only COMPLETED transfers"
+        " inside the organization can be reversed (`409 not_reversible`). " + _KEY_DOC
+    ),
+)
+async def reverse(
+    request: web.Request, transaction_id: UUID, body: ReverseTransfer
+) -> web.Response:
+    """Reverse a completed transfer (admin)"""
+    who = principal(request)
+    require_admin(who)
+    key = idempotency_key(request)
+    async with request.app[ENGINE].begin() as conn:
+        found = await get_transaction(conn, who, transaction_id)
+        amount = None if body.amount is None else parse_amount(body.amount, found["currency"])
+        intent = await reversal_intent(conn, who, transaction_id, amount, key)
+        (stored,) = await store_intents(conn, who, [intent], await route_all(conn, who, [intent]))
+        if not stored.replayed:
+            await conn.execute(
+                audit_insert(
+                    audit_context(request),
+                    "transfer.reversed",
+                    resource_type="transaction",
+                    resource_id=transaction_id,
+                    details={
+                        "reversal_id": str(stored.row["id"]),
+                        **transfer_audit_details(stored.row),
+                    },
+                )
+            )
+            metrics.transfers_accepted_total.labels("TRANSFER").inc()
+    return accepted(request, stored)

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.stack import Stack
+
+
+@pytest.fixture(scope="module")
+def stack(
+    database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """Gateway, posting workers and relay as real processes over the test database."""
+    data_dir: Path = tmp_path_factory.mktemp("stack")
+    with Stack(
+        database_url, redis_url, data_dir, extra_env={"VAULTCRAFT_PENDING_RESCUE_AFTER_S": "2"}
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def http(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.base_url, timeout=40) as client:
+        yield client

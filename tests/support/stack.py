@@ -1,0 +1,139 @@
+"""The whole system as real processes: gateway, posting workers and relay.
+
+Tests start a `Stack` over the session's database and Redis, talk to it over HTTP, and
+may kill or restart any of its processes to check what survives.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+JWT_SECRET = "stack-test-secret-" + "s" * 32
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def free_port_block(size: int = 3) -> int:
+    """The first of `size` consecutive free ports (the workers' metrics ports)."""
+    for _ in range(50):
+        first = free_port()
+        try:
+            for offset in range(1, size):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", first + offset))
+        except OSError:
+            continue
+        return first
+    raise RuntimeError("no block of free ports")
+
+
+class Stack:
+    """Run `vaultcraft gateway`, `vaultcraft worker` and `vaultcraft relay` as subprocesses."""
+
+    def __init__(
+        self,
+        database_url: str,
+        redis_url: str,
+        data_dir: Path,
+        *,
+        processes: tuple[str, ...] = ("gateway", "worker", "relay"),
+        worker_args: tuple[str, ...] = ("--processes", "1", "--threads", "4"),
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = data_dir
+        self.log_dir = data_dir / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.names = processes
+        self.worker_args = worker_args
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "VAULTCRAFT_DATA_DIR": str(data_dir),
+            "VAULTCRAFT_HTTP_PORT": str(self.port),
+            "VAULTCRAFT_METRICS_PORT": str(free_port_block()),
+            "VAULTCRAFT_JWT_SECRET": JWT_SECRET,
+            "VAULTCRAFT_BCRYPT_ROUNDS": "4",
+            "VAULTCRAFT_LOG_FORMAT": "json",
+            **(extra_env or {}),
+        }
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def command(self, name: str) -> list[str]:
+        argv = [sys.executable, "-m", "vaultcraft.cli", name]
+        return argv + list(self.worker_args) if name == "worker" else argv
+
+    def start(self, name: str) -> None:
+        log = (self.log_dir / f"{name}.log").open("ab")
+        self.procs[name] = subprocess.Popen(
+            self.command(name),
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Signal a process and everything it started (Dramatiq forks its workers)."""
+        proc = self.procs[name]
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=20)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+    def restart(self, name: str) -> None:
+        self.kill(name)
+        self.start(name)
+        if name == "gateway":
+            self.wait_ready()
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.base_url + "/ready", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            gateway = self.procs.get("gateway")
+            if gateway is not None and gateway.poll() is not None:
+                raise RuntimeError(f"gateway exited: {self.logs('gateway')[-3000:]}")
+            time.sleep(0.1)
+        raise TimeoutError(f"gateway not ready: {self.logs('gateway')[-3000:]}")
+
+    def logs(self, name: str) -> str:
+        return (self.log_dir / f"{name}.log").read_text(errors="replace")
+
+    def __enter__(self) -> Stack:
+        for name in self.names:
+            self.start(name)
+        self.wait_ready()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for name in list(self.procs):
+            self.kill(name, signal.SIGTERM)
