@@ -1,0 +1,232 @@
+"""The transfer pipeline under concurrency and faults: nothing lost, nothing doubled.
+
+Every test ends by checking promises 1-6 from the database with plain SQL.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import dramatiq
+import httpx
+import redis
+from ledger_core.persistence.invariants import check_invariants, describe
+from sqlalchemy import Engine, text
+
+from tests.support.stack import Stack
+from tests.support.stack_api import Tenant, signup
+
+
+def assert_ledger_sound(engine: Engine) -> None:
+    with engine.connect() as conn:
+        violations = check_invariants(conn, require_final=True)
+    assert violations == [], describe(violations)
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def cents(amount: str) -> int:
+    """A USD decimal string as minor units (balances may be zero, so not `parse_amount`)."""
+    whole, _, frac = amount.partition(".")
+    return int(whole) * 100 + int(frac or "0")
+
+
+def pending_count(engine: Engine, org: str) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM transactions WHERE organization_id = :o AND status = 'PENDING'"
+                ),
+                {"o": org},
+            ).scalar_one()
+        )
+
+
+def submit_many(
+    t: Tenant, moves: list[tuple[str, str, str]], clients: int = 16
+) -> list[dict[str, Any]]:
+    """Submit transfers from `clients` concurrent connections; every one must be accepted."""
+
+    def one(move: tuple[str, str, str]) -> dict[str, Any]:
+        resp = t.transfer(*move)
+        assert resp.status_code == 202, resp.text
+        return dict(resp.json())
+
+    with ThreadPoolExecutor(clients) as pool:
+        return list(pool.map(one, moves))
+
+
+def test_many_clients_on_one_hot_wallet_never_overdraw_it(
+    http: httpx.Client, engine: Engine
+) -> None:
+    t = signup(http)
+    hot = t.wallet()
+    sinks = [t.wallet() for _ in range(4)]
+    t.deposit(hot, "100.00")
+    rng = random.Random(7)
+    moves = [(hot, rng.choice(sinks), f"{rng.randint(1, 300)}.00") for _ in range(300)]
+    accepted = submit_many(t, moves, clients=32)
+    finals = [t.wait_final(a["id"]) for a in accepted]
+    completed = sum(cents(f["amount"]) for f in finals if f["status"] == "COMPLETED")
+    failed = [f for f in finals if f["status"] == "FAILED"]
+    assert completed <= 100 and all(f["failure_code"] == "insufficient_funds" for f in failed)
+    assert t.balance(hot) == f"{100 - completed}.00"
+    assert sum(float(t.balance(s)) for s in sinks) == completed
+    assert_ledger_sound(engine)
+
+
+def test_duplicate_and_concurrent_messages_post_once(
+    stack: Stack, http: httpx.Client, engine: Engine
+) -> None:
+    t = signup(http)
+    a, b = t.wallet(), t.wallet()
+    t.deposit(a, "1000.00")
+    stack.kill("worker")
+    accepted = submit_many(t, [(a, b, "1.00")] * 200)
+    from workers.broker import setup_broker
+
+    broker = setup_broker()
+    for _ in range(50):
+        broker.enqueue(
+            dramatiq.Message(
+                queue_name="posting", actor_name="post_pending", args=(), kwargs={}, options={}
+            )
+        )
+    stack.start("worker")
+    finals = [t.wait_final(x["id"]) for x in accepted]
+    assert {f["status"] for f in finals} == {"COMPLETED"}
+    with engine.connect() as conn:
+        entries, events = conn.execute(
+            text(
+                "SELECT (SELECT count(*) FROM ledger_entries e JOIN transactions t ON t.id = e.transaction_id"
+                "        WHERE t.organization_id = :o),"
+                "       (SELECT count(*) FROM outbox WHERE organization_id = :o AND type LIKE 'transfer.%')"
+            ),
+            {"o": t.organization_id},
+        ).one()
+    assert (entries, events) == (2 * 201, 201)
+    assert t.balance(b) == "200.00"
+    assert_ledger_sound(engine)
+
+
+def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
+    stack: Stack, http: httpx.Client, engine: Engine
+) -> None:
+    t = signup(http)
+    wallets = [t.wallet() for _ in range(10)]
+    for w in wallets:
+        t.deposit(w, "500.00")
+    rng = random.Random(11)
+    stop = threading.Event()
+
+    def killer() -> None:
+        while not stop.is_set():
+            time.sleep(rng.uniform(0.2, 0.6))
+            stack.kill("worker", signal.SIGKILL)
+            stack.start("worker")
+
+    chaos = threading.Thread(target=killer)
+    chaos.start()
+    try:
+        moves = [(*rng.sample(wallets, 2), f"{rng.randint(1, 90)}.00") for _ in range(1500)]
+        accepted = submit_many(t, moves)
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        chaos.join()
+    wait_until(
+        lambda: pending_count(engine, t.organization_id) == 0, 60, "every transfer to be final"
+    )
+    assert {t.wait_final(a["id"])["status"] for a in accepted} <= {"COMPLETED", "FAILED"}
+    total = sum(float(t.balance(w)) for w in wallets)
+    assert total == 5000
+    assert_ledger_sound(engine)
+
+
+def test_flushing_redis_leaves_nothing_stuck_past_the_rescue_window(
+    stack: Stack, http: httpx.Client, engine: Engine, redis_url: str
+) -> None:
+    t = signup(http)
+    a, b = t.wallet(), t.wallet()
+    t.deposit(a, "100.00")
+    stack.kill("worker")
+    accepted = submit_many(t, [(a, b, "1.00")] * 50)
+    time.sleep(0.5)
+    redis.Redis.from_url(redis_url).flushdb()
+    stack.start("worker")
+    wait_until(
+        lambda: pending_count(engine, t.organization_id) == 0,
+        2 + 15,
+        "the rescue to post everything",
+    )
+    assert {t.wait_final(x["id"])["status"] for x in accepted} == {"COMPLETED"}
+    assert_ledger_sound(engine)
+
+
+def test_cancel_racing_the_posting_ends_in_exactly_one_outcome(
+    http: httpx.Client, engine: Engine
+) -> None:
+    t = signup(http)
+    a, b = t.wallet(), t.wallet()
+    t.deposit(a, "1000.00")
+    accepted = submit_many(t, [(a, b, "1.00")] * 150)
+
+    def cancel(tx: dict[str, Any]) -> tuple[str, int]:
+        return tx["id"], t.post(f"/api/v1/transactions/{tx['id']}/cancel").status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = dict(pool.map(cancel, accepted))
+    assert set(answers.values()) <= {200, 409}
+    for tx_id, status in answers.items():
+        final = t.wait_final(tx_id)
+        assert (final["status"] == "CANCELLED") == (status == 200), (final, status)
+    with engine.connect() as conn:
+        doubled = conn.execute(
+            text(
+                "SELECT count(*) FROM transactions t WHERE t.status = 'CANCELLED' AND t.organization_id = :o"
+                " AND EXISTS (SELECT 1 FROM ledger_entries e WHERE e.transaction_id = t.id)"
+            ),
+            {"o": t.organization_id},
+        ).scalar_one()
+    assert doubled == 0
+    completed = sum(1 for s in answers.values() if s == 409)
+    assert t.balance(b) == f"{completed}.00"
+    assert_ledger_sound(engine)
+
+
+def test_concurrent_duplicate_idempotency_keys_create_one_transfer(
+    http: httpx.Client, engine: Engine
+) -> None:
+    t = signup(http)
+    a, b = t.wallet(), t.wallet()
+    t.deposit(a, "10.00")
+    key = str(uuid.uuid4())
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda _: t.transfer(a, b, "1.00", key=key), range(24)))
+    assert sorted({r.status_code for r in answers}) in ([200, 202], [202])
+    assert len({r.json()["id"] for r in answers}) == 1
+    assert sum(r.status_code == 202 for r in answers) == 1
+    with engine.connect() as conn:
+        assert (
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM transactions WHERE organization_id = :o AND idempotency_key = :k"
+                ),
+                {"o": t.organization_id, "k": key},
+            ).scalar_one()
+            == 1
+        )
