@@ -21,9 +21,10 @@ class Books:
     def organization(self, name: str = "Org") -> UUID:
         with self.engine.begin() as conn:
             org: UUID = conn.execute(
-                text(
-                    "INSERT INTO organizations (name, default_currency) VALUES (:n, :c) RETURNING id"
-                ),
+                text("""
+                    INSERT INTO organizations (name, default_currency) VALUES (:n, :c)
+                    RETURNING id
+                """),
                 {"n": name, "c": self.currency},
             ).scalar_one()
         return org
@@ -32,7 +33,8 @@ class Books:
         with self.engine.begin() as conn:
             wallet: UUID = conn.execute(
                 text("""
-                    INSERT INTO wallets (organization_id, type, currency, counterparty_organization_id)
+                    INSERT INTO wallets (organization_id, type, currency,
+                        counterparty_organization_id)
                     VALUES (:org, :type, :cur, :peer) RETURNING id
                 """),
                 {"org": org, "type": type_, "cur": self.currency, "peer": peer},
@@ -79,6 +81,16 @@ class Books:
         )
         return tx
 
+    def lock(self, conn: Connection, wallets: list[UUID]) -> None:
+        """Lock wallets in id order before anything else touches them, as the poster does
+        (the transactions row's foreign keys would otherwise take key-share locks first)."""
+        conn.execute(
+            text(
+                "SELECT 1 FROM wallets WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR UPDATE"
+            ),
+            {"ids": wallets},
+        )
+
     def post_legs(
         self,
         conn: Connection,
@@ -122,6 +134,7 @@ class Books:
 
     def transfer(self, src: UUID, dst: UUID, amount: int) -> UUID:
         with self.engine.begin() as conn:
+            self.lock(conn, [src, dst])
             tx = self.transaction(conn, src, dst, amount)
             self.post_legs(conn, [(src, "DEBIT", amount), (dst, "CREDIT", amount)], tx)
         return tx
@@ -130,6 +143,7 @@ class Books:
         self, src: UUID, src_clearing: UUID, dst_clearing: UUID, dst: UUID, amount: int
     ) -> UUID:
         with self.engine.begin() as conn:
+            self.lock(conn, [src, src_clearing, dst_clearing, dst])
             tx = self.transaction(conn, src, dst, amount, clearing=(src_clearing, dst_clearing))
             legs = [
                 (src, "DEBIT", amount),
