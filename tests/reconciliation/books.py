@@ -50,6 +50,7 @@ class Books:
         status: str = "COMPLETED",
         clearing: tuple[UUID, UUID] | None = None,
         age_s: float = 0,
+        key: str | None = None,
     ) -> UUID:
         """Insert a transactions row (no entries); its orgs are read from the wallets."""
         tx = uuid.uuid4()
@@ -67,7 +68,7 @@ class Books:
             """),
             {
                 "id": tx,
-                "key": str(tx),
+                "key": key or str(tx),
                 "kind": "TRANSFER" if clearing is None else "CROSS_ORG",
                 "src": src,
                 "dst": dst,
