@@ -15,9 +15,15 @@ from dramatiq.brokers.redis import RedisBroker
 from workers.broker import JOBS_QUEUE, POSTING_QUEUE
 
 
-def send(broker: RedisBroker, queue: str, actor: str, **kwargs: Any) -> None:
+def send(
+    broker: RedisBroker, queue: str, actor: str, max_age_s: int | None = None, **kwargs: Any
+) -> None:
+    """Enqueue a message for `actor`; with `max_age_s`, workers drop it once it is older."""
+    options = {} if max_age_s is None else {"max_age": max_age_s * 1000}
     broker.enqueue(
-        dramatiq.Message(queue_name=queue, actor_name=actor, args=(), kwargs=kwargs, options={})
+        dramatiq.Message(
+            queue_name=queue, actor_name=actor, args=(), kwargs=kwargs, options=options
+        )
     )
 
 
@@ -26,11 +32,14 @@ def kick_posting(broker: RedisBroker) -> None:
     send(broker, POSTING_QUEUE, "post_pending")
 
 
-def request_settlement(broker: RedisBroker) -> None:
-    send(broker, JOBS_QUEUE, "run_settlement")
+def request_settlement(broker: RedisBroker, max_age_s: int | None = None) -> None:
+    send(broker, JOBS_QUEUE, "run_settlement", max_age_s)
 
 
 def request_reconciliation(
-    broker: RedisBroker, mode: str = "incremental", run_id: str | None = None
+    broker: RedisBroker,
+    mode: str = "incremental",
+    run_id: str | None = None,
+    max_age_s: int | None = None,
 ) -> None:
-    send(broker, JOBS_QUEUE, "run_reconciliation", run_id=run_id, mode=mode)
+    send(broker, JOBS_QUEUE, "run_reconciliation", max_age_s, run_id=run_id, mode=mode)
