@@ -44,6 +44,9 @@ class Settings:
     pending_rescue_after_s: int = 30
     allow_private_webhooks: bool = False
     posting_batch_size: int = 1000
+    reconcile_interval_s: int = 60
+    settle_interval_s: int = 60
+    rescue_interval_s: int = 5
     log_format: str = "auto"
     bcrypt_rounds: int = 12  # cost of password hashes; tests lower it to 4
 
@@ -63,6 +66,9 @@ class Settings:
             pending_rescue_after_s=_int(env, "VAULTCRAFT_PENDING_RESCUE_AFTER_S", 30),
             allow_private_webhooks=_flag(env.get("VAULTCRAFT_ALLOW_PRIVATE_WEBHOOKS")),
             posting_batch_size=_int(env, "VAULTCRAFT_POSTING_BATCH_SIZE", 1000),
+            reconcile_interval_s=_int(env, "VAULTCRAFT_RECONCILE_INTERVAL_S", 60),
+            settle_interval_s=_int(env, "VAULTCRAFT_SETTLE_INTERVAL_S", 60),
+            rescue_interval_s=_int(env, "VAULTCRAFT_RESCUE_INTERVAL_S", 5),
             log_format=env.get("VAULTCRAFT_LOG_FORMAT") or "auto",
             bcrypt_rounds=_int_between(env, "VAULTCRAFT_BCRYPT_ROUNDS", 12, 4, 31),
         )

@@ -7,5 +7,6 @@ from workers.broker import setup_broker
 setup_broker()
 
 from workers.posting import post_pending  # noqa: E402
+from workers.reconciliation import run_reconciliation  # noqa: E402
 
-__all__ = ["post_pending"]
+__all__ = ["post_pending", "run_reconciliation"]

@@ -383,6 +383,8 @@ reconciliation_discrepancies = Table(
     Column("organization_id", UUID(as_uuid=True), nullable=True),
     Column("wallet_id", UUID(as_uuid=True), nullable=True),
     Column("transaction_id", UUID(as_uuid=True), nullable=True),
+    Column("settlement_id", UUID(as_uuid=True), nullable=True),
+    Column("entry_id", BigInteger, nullable=True),
     Column("currency", String(3), nullable=True),
     Column("kind", String(40), nullable=False),
     Column("expected", BigInteger, nullable=True),

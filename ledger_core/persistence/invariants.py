@@ -1,0 +1,256 @@
+"""Promises 1-5 of `invariants.md`, checked over the whole database in plain SQL.
+
+`check_invariants(conn)` returns every violation it finds (an empty list means the ledger
+keeps its promises). Posting tests, the fault suite and the benchmark call it after a
+run. It is written independently of the reconciliation job, on purpose: simple queries,
+no checkpoints, nothing shared, so a bug in one is not mirrored in the other.
+
+What each promise is checked as (`Violation.kind` in brackets):
+
+1. Double entry. In every transaction, the entries of each organization balance per
+   currency [`unbalanced_transaction`] (this implies the per-currency balance over the
+   whole transaction); the same per settlement [`unbalanced_settlement`]. A COMPLETED
+   transaction has entries in each of its organizations' books
+   [`posted_without_entries`]; a transaction that is not COMPLETED has none
+   [`entries_without_posting`]. Each entry is in its wallet's organization and currency
+   [`entry_wallet_mismatch`], so that "an organization's books" means one thing.
+2. Balance = history. A wallet's stored balance is credits minus debits over its entries
+   [`balance_mismatch`]; each entry's `balance_after` is the running sum of the wallet's
+   entries in id order [`balance_after_wrong`, the wallet's first wrong entry, with
+   `count` the number of wrong entries].
+3. Zero sum. Per organization and currency [`organization_sum_nonzero`] and per currency
+   over the ledger [`ledger_sum_nonzero`], wallet balances sum to zero.
+4. No overdraft. No wallet other than SYSTEM or CLEARING is below zero now [`overdraft`],
+   nor ever was after any of its entries [`overdraft_in_history`].
+5. Exactly-once effect. An idempotency key names one transaction per organization
+   [`duplicate_idempotency_key`]; no transaction has two entries on one wallet, the mark
+   of a double posting [`posted_twice`]; with `require_final=True` (after a load, once
+   faults have healed), no transaction is still PENDING [`not_final`].
+
+Call it on a connection outside a transaction and it reads one REPEATABLE READ, READ ONLY
+snapshot, so it may run while transfers are posting. Inside a transaction, it uses the
+caller's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, text
+
+_SIGNED = "CASE e.direction WHEN 'CREDIT' THEN e.amount ELSE -e.amount END"
+_DEBITS = "coalesce(sum(e.amount) FILTER (WHERE e.direction = 'DEBIT'), 0)::bigint"
+_CREDITS = "coalesce(sum(e.amount) FILTER (WHERE e.direction = 'CREDIT'), 0)::bigint"
+
+# Every query returns: organization_id, wallet_id, transaction_id, entry_id, currency,
+# expected, actual, count. Unused columns are NULL.
+_CHECKS: tuple[tuple[int, str, str], ...] = (
+    (
+        1,
+        "unbalanced_transaction",
+        f"""
+        SELECT organization_id, NULL::uuid, transaction_id, NULL::bigint, currency,
+               debits, credits, entries FROM (
+            SELECT e.organization_id, e.transaction_id, e.currency, {_DEBITS} AS debits,
+                   {_CREDITS} AS credits, count(*) AS entries
+            FROM ledger_entries e WHERE e.transaction_id IS NOT NULL
+            GROUP BY e.transaction_id, e.organization_id, e.currency) b
+        WHERE debits <> credits""",
+    ),
+    (
+        1,
+        "unbalanced_settlement",
+        f"""
+        SELECT organization_id, NULL::uuid, NULL::uuid, NULL::bigint, currency,
+               debits, credits, entries FROM (
+            SELECT e.organization_id, e.settlement_id, e.currency, {_DEBITS} AS debits,
+                   {_CREDITS} AS credits, count(*) AS entries
+            FROM ledger_entries e WHERE e.settlement_id IS NOT NULL
+            GROUP BY e.settlement_id, e.organization_id, e.currency) b
+        WHERE debits <> credits""",
+    ),
+    (
+        1,
+        "posted_without_entries",
+        """
+        SELECT o.org, NULL::uuid, t.id, NULL::bigint, t.currency, t.amount, 0, 0
+        FROM transactions t
+        CROSS JOIN LATERAL (SELECT t.organization_id UNION SELECT t.destination_organization_id)
+            AS o(org)
+        WHERE t.status = 'COMPLETED' AND NOT EXISTS (
+            SELECT 1 FROM ledger_entries e
+            WHERE e.transaction_id = t.id AND e.organization_id = o.org)""",
+    ),
+    (
+        1,
+        "entries_without_posting",
+        """
+        SELECT t.organization_id, NULL::uuid, t.id, NULL::bigint, t.currency, 0, count(*),
+               count(*)
+        FROM transactions t JOIN ledger_entries e ON e.transaction_id = t.id
+        WHERE t.status <> 'COMPLETED' GROUP BY t.id""",
+    ),
+    (
+        1,
+        "entry_wallet_mismatch",
+        """
+        SELECT e.organization_id, e.wallet_id, e.transaction_id, e.id, e.currency, NULL, NULL, 1
+        FROM ledger_entries e JOIN wallets w ON w.id = e.wallet_id
+        WHERE e.organization_id <> w.organization_id OR e.currency <> w.currency""",
+    ),
+    (
+        2,
+        "balance_mismatch",
+        f"""
+        SELECT w.organization_id, w.id, NULL::uuid, NULL::bigint, w.currency,
+               coalesce(sum({_SIGNED}), 0)::bigint, w.balance, count(e.id)
+        FROM wallets w LEFT JOIN ledger_entries e ON e.wallet_id = w.id
+        GROUP BY w.id HAVING coalesce(sum({_SIGNED}), 0) <> w.balance""",
+    ),
+    (
+        2,
+        "balance_after_wrong",
+        f"""
+        SELECT DISTINCT ON (wallet_id) organization_id, wallet_id, transaction_id, id,
+               currency, running, balance_after, count(*) OVER (PARTITION BY wallet_id)
+        FROM (
+            SELECT e.*, sum({_SIGNED}) OVER (PARTITION BY e.wallet_id ORDER BY e.id) AS running
+            FROM ledger_entries e) r
+        WHERE balance_after <> running
+        ORDER BY wallet_id, id""",
+    ),
+    (
+        3,
+        "organization_sum_nonzero",
+        """
+        SELECT organization_id, NULL::uuid, NULL::uuid, NULL::bigint, currency, 0,
+               sum(balance)::bigint, count(*)
+        FROM wallets GROUP BY organization_id, currency HAVING sum(balance) <> 0""",
+    ),
+    (
+        3,
+        "ledger_sum_nonzero",
+        """
+        SELECT NULL::uuid, NULL::uuid, NULL::uuid, NULL::bigint, currency, 0,
+               sum(balance)::bigint, count(*)
+        FROM wallets GROUP BY currency HAVING sum(balance) <> 0""",
+    ),
+    (
+        4,
+        "overdraft",
+        """
+        SELECT organization_id, id, NULL::uuid, NULL::bigint, currency, 0, balance, 1
+        FROM wallets WHERE type NOT IN ('SYSTEM', 'CLEARING') AND balance < 0""",
+    ),
+    (
+        4,
+        "overdraft_in_history",
+        """
+        SELECT DISTINCT ON (e.wallet_id) e.organization_id, e.wallet_id, e.transaction_id, e.id,
+               e.currency, 0, e.balance_after, count(*) OVER (PARTITION BY e.wallet_id)
+        FROM ledger_entries e JOIN wallets w ON w.id = e.wallet_id
+        WHERE w.type NOT IN ('SYSTEM', 'CLEARING') AND e.balance_after < 0
+        ORDER BY e.wallet_id, e.id""",
+    ),
+    (
+        5,
+        "duplicate_idempotency_key",
+        """
+        SELECT organization_id, NULL::uuid, min(id::text)::uuid, NULL::bigint, NULL, 1,
+               count(*), count(*)
+        FROM transactions GROUP BY organization_id, idempotency_key HAVING count(*) > 1""",
+    ),
+    (
+        5,
+        "posted_twice",
+        """
+        SELECT min(organization_id::text)::uuid, wallet_id, transaction_id, min(id),
+               min(currency), 1, count(*), count(*)
+        FROM ledger_entries WHERE transaction_id IS NOT NULL
+        GROUP BY transaction_id, wallet_id HAVING count(*) > 1""",
+    ),
+)
+
+_NOT_FINAL = (
+    5,
+    "not_final",
+    """
+    SELECT organization_id, NULL::uuid, id, NULL::bigint, currency, NULL, NULL, 1
+    FROM transactions WHERE status = 'PENDING'""",
+)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken promise, located as precisely as the check allows."""
+
+    promise: int
+    kind: str
+    organization_id: UUID | None
+    wallet_id: UUID | None
+    transaction_id: UUID | None
+    entry_id: int | None
+    currency: str | None
+    expected: int | None
+    actual: int | None
+    count: int
+
+    def __str__(self) -> str:
+        where = ", ".join(
+            f"{name}={value}"
+            for name, value in (
+                ("org", self.organization_id),
+                ("wallet", self.wallet_id),
+                ("transaction", self.transaction_id),
+                ("entry", self.entry_id),
+                ("currency", self.currency),
+            )
+            if value is not None
+        )
+        return (
+            f"promise {self.promise} {self.kind}: {where}; expected {self.expected},"
+            f" actual {self.actual} ({self.count} rows)"
+        )
+
+
+def check_invariants(conn: Connection, *, require_final: bool = False) -> list[Violation]:
+    """Every violation of promises 1-5 in the database, in promise order."""
+    checks = _CHECKS + ((_NOT_FINAL,) if require_final else ())
+    if conn.in_transaction():
+        return _run(conn, checks)
+    with conn.begin():
+        conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+        conn.execute(text("SET LOCAL work_mem = '256MB'"))
+        return _run(conn, checks)
+
+
+def describe(violations: list[Violation]) -> str:
+    """A readable list for assertion messages (the first 50)."""
+    lines = [str(v) for v in violations[:50]]
+    if len(violations) > 50:
+        lines.append(f"... and {len(violations) - 50} more")
+    return "\n".join(lines) or "no violations"
+
+
+def _run(conn: Connection, checks: tuple[tuple[int, str, str], ...]) -> list[Violation]:
+    found: list[Violation] = []
+    for promise, kind, sql in checks:
+        for row in conn.execute(text(sql)):
+            found.append(Violation(promise, kind, *_values(row)))
+    return found
+
+
+def _values(row: Any) -> tuple[Any, ...]:
+    org, wallet, tx, entry, currency, expected, actual, count = row
+    return (
+        org,
+        wallet,
+        tx,
+        entry,
+        currency,
+        None if expected is None else int(expected),
+        None if actual is None else int(actual),
+        int(count),
+    )

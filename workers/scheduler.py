@@ -1,0 +1,175 @@
+"""The scheduler: the periodic jobs that keep the system honest when nobody asks.
+
+- reconciliation, incremental every `VAULTCRAFT_RECONCILE_INTERVAL_S` (60 s) and full
+  every night at 03:15 UTC, sent to the `jobs` queue;
+- settlement every `VAULTCRAFT_SETTLE_INTERVAL_S` (60 s), sent to the `jobs` queue;
+- PENDING rescue every `VAULTCRAFT_RESCUE_INTERVAL_S` (5 s): if any waiting transfer
+  is older than `VAULTCRAFT_PENDING_RESCUE_AFTER_S`, the posting workers are
+  kicked. This is how work lost with a broker restart is found again from PostgreSQL;
+- gauges (pending transfers, outbox backlog and age) refreshed at the rescue interval.
+
+Several schedulers may run; each job runs in only one of them (see `job_guard`).
+Requests to the `jobs` queue expire after one interval, so a worker coming back from an
+outage runs the latest request instead of a backlog of identical ones. SIGTERM or SIGINT
+stops the scheduler after the running jobs finish, releasing its job locks.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC
+from types import FrameType
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from dramatiq.brokers.redis import RedisBroker
+from sqlalchemy import Engine, create_engine, text
+
+from vaultcraft import metrics
+from vaultcraft.settings import Settings
+from workers import db
+from workers.broker import setup_broker
+from workers.job_guard import JobGuard
+from workers.messages import kick_posting, request_reconciliation, request_settlement
+
+log = logging.getLogger("vaultcraft.scheduler")
+
+FULL_RECONCILIATION = CronTrigger(hour=3, minute=15, timezone=UTC)
+
+_ANY_PENDING_IS_STUCK = text("""
+    SELECT EXISTS (
+        SELECT 1 FROM transactions
+        WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => :after)
+    )
+""")
+
+_GAUGES = text("""
+    SELECT (SELECT count(*) FROM transactions WHERE status = 'PENDING') AS pending,
+           (SELECT count(*) FROM outbox WHERE relayed_at IS NULL) AS backlog,
+           (SELECT extract(epoch FROM now() - created_at) FROM outbox
+            WHERE relayed_at IS NULL ORDER BY id LIMIT 1) AS oldest_age
+""")
+
+
+def rescue_pending(engine: Engine, broker: RedisBroker, after_s: int) -> bool:
+    """Kick the posting workers if any PENDING transfer waited too long.
+
+    Reads only PENDING rows, through the partial index `ix_transactions_pending_seq`, and
+    stops at the first stuck one: cheap every few seconds, even with a backlog.
+    """
+    with engine.connect() as conn:
+        stuck = bool(conn.execute(_ANY_PENDING_IS_STUCK, {"after": after_s}).scalar())
+    if stuck:
+        kick_posting(broker)
+        metrics.pending_rescued_total.inc()
+        log.warning("Transfers have waited in PENDING over %d s; posting workers kicked.", after_s)
+    return stuck
+
+
+def refresh_gauges(engine: Engine) -> None:
+    with engine.connect() as conn:
+        row = conn.execute(_GAUGES).one()
+    metrics.pending_transfers.set(row.pending)
+    metrics.outbox_backlog.set(row.backlog)
+    metrics.outbox_oldest_unsent_age_seconds.set(float(row.oldest_age or 0))
+
+
+def guarded(guard: JobGuard, job: Callable[[], object]) -> Callable[[], None]:
+    """Run `job` only in the scheduler that holds the job's lock; never let it raise."""
+
+    def run() -> None:
+        if not guard.try_acquire():
+            return
+        try:
+            job()
+        except Exception:
+            log.exception("Scheduled job %s failed; it runs again at its next tick.", guard.job)
+
+    return run
+
+
+def build_scheduler(
+    settings: Settings, engine: Engine, broker: RedisBroker, dsn: str
+) -> tuple[BlockingScheduler, list[JobGuard]]:
+    reconcile_every, settle_every = settings.reconcile_interval_s, settings.settle_interval_s
+    jobs: dict[str, tuple[object, Callable[[], object]]] = {
+        "reconcile-incremental": (
+            IntervalTrigger(seconds=reconcile_every),
+            lambda: request_reconciliation(broker, "incremental", max_age_s=reconcile_every),
+        ),
+        "reconcile-full": (
+            FULL_RECONCILIATION,
+            lambda: request_reconciliation(broker, "full", max_age_s=86_400),
+        ),
+        "settle": (
+            IntervalTrigger(seconds=settle_every),
+            lambda: request_settlement(broker, max_age_s=settle_every),
+        ),
+        "rescue-pending": (
+            IntervalTrigger(seconds=settings.rescue_interval_s),
+            lambda: rescue_pending(engine, broker, settings.pending_rescue_after_s),
+        ),
+        "refresh-gauges": (
+            IntervalTrigger(seconds=settings.rescue_interval_s),
+            lambda: refresh_gauges(engine),
+        ),
+    }
+    scheduler = BlockingScheduler(
+        timezone=UTC,
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+    )
+    guards = []
+    for name, (trigger, job) in jobs.items():
+        guard = JobGuard(dsn, name)
+        guards.append(guard)
+        scheduler.add_job(guarded(guard, job), trigger, id=name, name=name)
+    return scheduler, guards
+
+
+def main(settings: Settings | None = None) -> None:
+    """Run the scheduler in the foreground until SIGTERM or SIGINT."""
+    settings = settings or Settings.from_env()
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per tick is noise
+    url = db.database_url(settings)
+    engine = create_engine(url, pool_size=2, max_overflow=2, pool_pre_ping=True)
+    broker = setup_broker(settings)
+    dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    scheduler, guards = build_scheduler(settings, engine, broker, dsn)
+
+    def shut_down() -> None:
+        while not scheduler.running:  # a signal may come before start() got going
+            time.sleep(0.05)
+        scheduler.shutdown(wait=True)
+
+    stopper = threading.Thread(target=shut_down, name="scheduler-shutdown", daemon=True)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        # Shutting down from a thread, not in the handler: the handler interrupts the main
+        # thread, possibly inside the scheduler's own locked sections.
+        log.info("Received %s; stopping once running jobs finish.", signal.Signals(signum).name)
+        if not stopper.is_alive() and stopper.ident is None:
+            stopper.start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("Scheduler started with jobs: %s.", ", ".join(g.job for g in guards))
+    try:
+        scheduler.start()
+    finally:
+        if stopper.is_alive():
+            stopper.join(timeout=120)
+        for guard in guards:
+            guard.release()
+        engine.dispose()
+        log.info("Scheduler stopped.")
+
+
+if __name__ == "__main__":
+    main()
