@@ -1,7 +1,7 @@
 """reconciliation discrepancies name the entry and settlement they point at
 
 Revision ID: 0003_recon
-Revises: 0001
+Revises: 0002_gateway
 Create Date: 2026-11-24 10:00:00.000000
 
 A broken `balance_after` chain is reported at its first broken entry, and an unbalanced
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003_recon"
-down_revision: str | Sequence[str] | None = "0001"
+down_revision: str | Sequence[str] | None = "0002_gateway"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
