@@ -83,9 +83,9 @@ def test_many_clients_on_one_hot_wallet_never_overdraw_it(
     finals = [t.wait_final(a["id"]) for a in accepted]
     completed = sum(cents(f["amount"]) for f in finals if f["status"] == "COMPLETED")
     failed = [f for f in finals if f["status"] == "FAILED"]
-    assert completed <= 100 and all(f["failure_code"] == "insufficient_funds" for f in failed)
-    assert t.balance(hot) == f"{100 - completed}.00"
-    assert sum(float(t.balance(s)) for s in sinks) == completed
+    assert completed <= 100_00 and all(f["failure_code"] == "insufficient_funds" for f in failed)
+    assert cents(t.balance(hot)) == 100_00 - completed
+    assert sum(cents(t.balance(s)) for s in sinks) == completed
     assert_ledger_sound(engine)
 
 
@@ -152,8 +152,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
         lambda: pending_count(engine, t.organization_id) == 0, 60, "every transfer to be final"
     )
     assert {t.wait_final(a["id"])["status"] for a in accepted} <= {"COMPLETED", "FAILED"}
-    total = sum(float(t.balance(w)) for w in wallets)
-    assert total == 5000
+    assert sum(cents(t.balance(w)) for w in wallets) == 10 * 500_00
     assert_ledger_sound(engine)
 
 
