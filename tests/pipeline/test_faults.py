@@ -17,9 +17,9 @@ from typing import Any
 import dramatiq
 import httpx
 import redis
-from ledger_core.persistence.invariants import check_invariants, describe
 from sqlalchemy import Engine, text
 
+from ledger_core.persistence.invariants import check_invariants, describe
 from tests.support.stack import Stack
 from tests.support.stack_api import Tenant, signup
 
