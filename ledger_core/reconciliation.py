@@ -118,8 +118,8 @@ class Findings:
     entries_checked: int
     pending_stuck: int
     discrepancies: tuple[Discrepancy, ...]
-    clean_checkpoints: tuple[Checkpoint, ...] = field(default=(), repr=False)
-    """Wallets found clean, at the last entry this snapshot showed."""
+    checkpoints: tuple[Checkpoint, ...] = field(default=(), repr=False)
+    """Checkpoints to write: wallets found clean whose last entry or balance moved."""
     held_back: frozenset[UUID] = frozenset()
     """Clean wallets touched by a flagged transaction: not checkpointed, so re-read."""
 
