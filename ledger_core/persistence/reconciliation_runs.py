@@ -204,7 +204,8 @@ def reconcile(
         return RunOutcome(
             run_id, mode, "FAILED", None, time.perf_counter() - started, error=str(exc)
         )
-    return RunOutcome(run_id, mode, "COMPLETED", findings, time.perf_counter() - started)
+    duration = time.perf_counter() - started
+    return RunOutcome(run_id, mode, "COMPLETED", findings, duration, requeued=requeued)
 
 
 def _requeue(requeue: Callable[[], None] | None) -> bool:
