@@ -30,12 +30,6 @@ def chaos_seed() -> int:
 
 
 @pytest.fixture
-def chaos_seconds() -> float:
-    """How long the load and the faults last; `VAULTCRAFT_CHAOS_SECONDS` for a soak."""
-    return float(os.environ.get("VAULTCRAFT_CHAOS_SECONDS") or 40)
-
-
-@pytest.fixture
 def owned_postgres(test_data_dir: Path) -> Iterator[OwnedPostgres]:
     data_dir = private_postgres_dir(test_data_dir / "chaos")
     try:

@@ -12,6 +12,7 @@ Replay a failure with the printed seed:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from tests.support.ledger_checks import double_postings, pending_count, unfinish
 from tests.support.stack import Stack
 
 WORKERS = ["worker", "worker.2"]
+RUN_SECONDS = int(float(os.environ.get("VAULTCRAFT_CHAOS_SECONDS") or 40))
 CLIENT_THREADS = 6
 
 
@@ -43,17 +45,16 @@ def _guarded(target: Callable[[], None], errors: list[str]) -> threading.Thread:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(RUN_SECONDS + 600)
 def test_chaos_run_loses_nothing_and_doubles_nothing(
     owned_postgres: OwnedPostgres,
     redis_url: str,
     tmp_path: Path,
     chaos_seed: int,
-    chaos_seconds: float,
 ) -> None:
     replay = f"VAULTCRAFT_CHAOS_SEED={chaos_seed} make test PYTEST_ARGS='tests/chaos'"
-    print(f"chaos seed {chaos_seed} ({chaos_seconds:.0f} s); replay with: {replay}")
-    faults = schedule(chaos_seed, chaos_seconds, WORKERS, KINDS)
+    print(f"chaos seed {chaos_seed} ({RUN_SECONDS:.0f} s); replay with: {replay}")
+    faults = schedule(chaos_seed, RUN_SECONDS, WORKERS, KINDS)
     with Stack(
         owned_postgres.database_url,
         redis_url,
@@ -82,7 +83,7 @@ def test_chaos_run_loses_nothing_and_doubles_nothing(
         threads.append(_guarded(lambda: injector.run(faults, stop), errors))
         for thread in threads:
             thread.start()
-        time.sleep(chaos_seconds)
+        time.sleep(RUN_SECONDS)
         stop.set()
         for thread in threads:
             thread.join()
