@@ -118,7 +118,7 @@ async def submit_transfer(request: web.Request, body: CreateTransfer) -> web.Res
     errors=_SUBMIT_ERRORS,
     description="The same as `POST /transactions/transfer`. " + _KEY_DOC,
 )
-async def submit_wallet_transfer(request: web.Request, body: CreateTransfer) -> web.Response:
+async def submit_wallet_transfer(request: web.Request, body: CreateTransfer) -> web.StreamResponse:
     """Submit a transfer between wallets (same as /transactions/transfer)"""
     return await submit_transfer(request, body)
 

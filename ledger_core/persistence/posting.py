@@ -2,14 +2,18 @@
 
 One database transaction per batch:
 
-1. claim PENDING transfers in submission order with `FOR UPDATE SKIP LOCKED`, so
+1. claim PENDING transfers in submission order with `FOR NO KEY UPDATE SKIP LOCKED`, so
    concurrent workers take disjoint batches and a transfer is never posted twice (a
    transfer is moved out of PENDING only here, under its row lock, and the final-state
    trigger refuses any later change);
-2. lock every wallet the batch touches with `FOR UPDATE`, sorted by id, so concurrent
+2. lock every wallet the batch touches with `FOR NO KEY UPDATE`, sorted by id, so concurrent
    batches always lock in one global order and cannot deadlock;
 3. decide each transfer with `ledger_core.posting.plan_postings`;
 4. write balances, entries, final states and outbox events with one statement each.
+
+`NO KEY UPDATE` rather than `UPDATE`: it still excludes every other writer of the row, but
+not the `KEY SHARE` locks that foreign-key checks take. The gateway stores new intents that
+reference these wallets while a batch is posting; with `FOR UPDATE` the two could deadlock.
 
 Members of an atomic batch are claimed through their leader (the member whose id is the
 batch id), so a batch is always posted whole by one worker.
@@ -44,7 +48,7 @@ CLAIM = text("""
     WHERE status = 'PENDING' AND (atomic_group_id IS NULL OR atomic_group_id = id)
     ORDER BY seq
     LIMIT :limit
-    FOR UPDATE SKIP LOCKED
+    FOR NO KEY UPDATE SKIP LOCKED
 """)
 
 CLAIM_GROUP_MEMBERS = text("""
@@ -52,14 +56,14 @@ CLAIM_GROUP_MEMBERS = text("""
     WHERE atomic_group_id = ANY(CAST(:groups AS uuid[])) AND id <> atomic_group_id
       AND status = 'PENDING'
     ORDER BY seq
-    FOR UPDATE
+    FOR NO KEY UPDATE
 """)
 
 LOCK_WALLETS = text("""
     SELECT id, organization_id, type, currency, status, balance FROM wallets
     WHERE id = ANY(CAST(:ids AS uuid[]))
     ORDER BY id
-    FOR UPDATE
+    FOR NO KEY UPDATE
 """)
 
 FINISH = """

@@ -26,7 +26,7 @@ CANCEL = text("""
     RETURNING *
 """)
 
-LOCK_LEADER = text("SELECT id FROM transactions WHERE id = :id FOR UPDATE")
+LOCK_LEADER = text("SELECT id FROM transactions WHERE id = :id FOR NO KEY UPDATE")
 
 
 async def cancel_transfer(
@@ -57,7 +57,7 @@ async def cancel_transfer(
 
 
 LOCK_ORIGINAL = text("""
-    SELECT * FROM transactions WHERE id = :id AND organization_id = :org FOR UPDATE
+    SELECT * FROM transactions WHERE id = :id AND organization_id = :org FOR NO KEY UPDATE
 """)
 
 REVERSED_SO_FAR = text("""
