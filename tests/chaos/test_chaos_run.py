@@ -30,7 +30,7 @@ from tests.support.ledger_checks import double_postings, pending_count, unfinish
 from tests.support.stack import Stack
 
 WORKERS = ["worker", "worker.2"]
-RUN_SECONDS = int(float(os.environ.get("VAULTCRAFT_CHAOS_SECONDS") or 40))
+RUN_SECONDS = int(float(os.environ.get("VAULTCRAFT_CHAOS_SECONDS") or 30))
 CLIENT_THREADS = 6
 
 
