@@ -26,6 +26,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, text
 
+from ledger_core.persistence.rollups import write_rollups
 from ledger_core.posting import (
     Outcome,
     PendingTransfer,
@@ -195,7 +196,8 @@ def final_events(rows: Sequence[Any]) -> list[tuple[UUID, str, dict[str, Any]]]:
 
 
 def write_final_events(conn: Connection, rows: Sequence[Any]) -> None:
-    """Outbox events and long-poll notifications for transactions that just became final."""
+    """Outbox events, analytics rollups and long-poll notifications for transactions that
+    just became final."""
     events = final_events(rows)
     if events:
         conn.execute(
@@ -206,6 +208,7 @@ def write_final_events(conn: Connection, rows: Sequence[Any]) -> None:
                 "data": [json.dumps(data, separators=(",", ":")) for _, _, data in events],
             },
         )
+    write_rollups(conn, rows)
     notify_final(conn, [row._mapping["id"] for row in rows])
 
 
