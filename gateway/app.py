@@ -16,7 +16,17 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from gateway.auth import ActiveUserCache
 from gateway.middlewares import observe, problems, stamp_request_id
 from gateway.registry import RouteTable
-from gateway.routes import auth, docs, organizations, system, users, wallets
+from gateway.routes import (
+    analytics,
+    auth,
+    dashboard,
+    docs,
+    organizations,
+    risk_rules,
+    system,
+    users,
+    wallets,
+)
 from gateway.state import ENGINE, OPENAPI_CACHE, REDIS, ROUTES, SETTINGS, USER_CACHE
 from gateway.validation import MAX_BODY_BYTES
 from vaultcraft.embedded import ensure_services
@@ -29,6 +39,8 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     users.routes,
     organizations.routes,
     wallets.routes,
+    risk_rules.routes,
+    analytics.routes,
 )
 """Every area's routes, in registration order (fixed paths before `{id}` ones of an area)."""
 
@@ -48,6 +60,7 @@ def create_app(settings: Settings) -> web.Application:
     for table in ROUTE_TABLES:
         table.register(app)
     docs.add_assets(app)
+    dashboard.add_dashboard(app)
     app.on_response_prepare.append(stamp_request_id)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
