@@ -66,7 +66,7 @@ async def analytics_volume(request: web.Request, query: RangeQuery) -> web.Respo
     the completed ones. Cross-organization transfers count for both organizations.
     """
     rows, window = await _ranged(request, "volume", query)
-    data = series(((r.currency, r.t, r.status, r.n, r.v) for r in rows), window)
+    data = series(((r.currency, r.bucket_at, r.status, r.n, r.v) for r in rows), window)
     return json_response({**_range(window), "data": data})
 
 

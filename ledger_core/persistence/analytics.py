@@ -22,11 +22,11 @@ from ledger_core.analytics import DEFAULT_RANGE, TimeRange, time_range
 
 QUERIES: Mapping[str, TextClause] = {
     "volume": text("""
-        SELECT currency, date_trunc(:bucket, bucket_start, 'UTC') AS t, status,
+        SELECT currency, date_trunc(:bucket, bucket_start, 'UTC') AS bucket_at, status,
                sum(transfer_count) AS n, sum(volume) AS v
         FROM transfer_rollups
         WHERE organization_id = :org AND bucket_start >= :start AND bucket_start < :end
-        GROUP BY currency, t, status
+        GROUP BY currency, bucket_at, status
     """),
     "statuses": text("""
         SELECT currency, status, failure_code, sum(transfer_count) AS n, sum(volume) AS v
