@@ -6,7 +6,7 @@ Each route runs one or two aggregate statements of `ledger_core.persistence.anal
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -40,7 +40,7 @@ async def _rows(request: web.Request, name: str, query: RangeQuery | None = None
 
 
 async def _ranged(
-    request: web.Request, name: str, query: RangeQuery | None, **extra: int
+    request: web.Request, name: str, query: RangeQuery | None, **extra: Any
 ) -> tuple[list[Any], TimeRange]:
     who = principal(request)
     require_admin(who)
@@ -91,12 +91,11 @@ async def analytics_statuses(request: web.Request, query: RangeQuery) -> web.Res
 
 @routes.get("/analytics/top-wallets", query=TopWalletsQuery, response=TopWalletsOut, errors=(403,))
 async def analytics_top_wallets(request: web.Request, query: TopWalletsQuery) -> web.Response:
-    """The wallets that moved the most money, per currency (admin)
+    """The wallets that moved the most money in one UTC day, per currency (admin)
 
-    Summed over the UTC days the range touches (wallet totals are kept per day): debits
-    plus credits of completed transfers.
+    Volume is debits plus credits of completed transfers; the day defaults to today.
     """
-    rows, window = await _ranged(request, "top_wallets", query, top=query.limit)
+    rows, window = await _ranged(request, "top_wallets", None, day=query.day, top=query.limit)
     out: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         c = r.currency
@@ -105,17 +104,16 @@ async def analytics_top_wallets(request: web.Request, query: TopWalletsQuery) ->
                 "wallet_id": str(r.wallet_id),
                 "type": r.type,
                 "name": r.name,
-                "debit_count": int(r.debits),
-                "debit_volume": format_amount(int(r.debited), c),
-                "credit_count": int(r.credits),
-                "credit_volume": format_amount(int(r.credited), c),
-                "volume": format_amount(int(r.debited) + int(r.credited), c),
+                "debit_count": int(r.debit_count),
+                "debit_volume": format_amount(int(r.debit_volume), c),
+                "credit_count": int(r.credit_count),
+                "credit_volume": format_amount(int(r.credit_volume), c),
+                "volume": format_amount(int(r.debit_volume) + int(r.credit_volume), c),
             }
         )
-    first, last = window.start.astimezone(UTC).date(), window.end.astimezone(UTC).date()
-    days = [str(first + timedelta(days=n)) for n in range((last - first).days + 1)]
+    day = query.day or window.end.astimezone(UTC).date()
     data = [{"currency": c, "wallets": out[c]} for c in sorted(out)]
-    return json_response({**_range(window), "days": days, "data": data})
+    return json_response({"day": day.isoformat(), "data": data})
 
 
 @routes.get("/analytics/balances", response=BalancesOut, errors=(403,))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Literal
 from uuid import UUID
 
@@ -31,8 +31,16 @@ class RangeQuery(QueryModel):
         return value
 
 
-class TopWalletsQuery(RangeQuery):
+class TopWalletsQuery(QueryModel):
+    day: date | None = Field(None, description="A UTC day (YYYY-MM-DD); default today")
     limit: int = Field(10, ge=1, le=50, description="Wallets per currency")
+
+    @field_validator("day")
+    @classmethod
+    def _plausible(cls, value: date | None) -> date | None:
+        if value is not None and not EARLIEST.date() <= value <= LATEST.date():
+            raise ValueError("must be between the years 2000 and 2200")
+        return value
 
 
 class StatusCounts(BaseModel):
@@ -99,8 +107,8 @@ class CurrencyTopWallets(BaseModel):
     wallets: list[WalletVolume]
 
 
-class TopWalletsOut(RangeOut):
-    days: list[str] = Field(description="The UTC days whose totals are summed")
+class TopWalletsOut(BaseModel):
+    day: date = Field(description="The UTC day whose completed transfers are counted")
     data: list[CurrencyTopWallets]
 
 

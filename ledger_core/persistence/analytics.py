@@ -1,8 +1,8 @@
 """The analytics queries: small, indexed, aggregate SQL for one organization at a time.
 
 Nothing here scans the ledger. Transfer counts and volumes come from `transfer_rollups`
-(primary key range on organization and minute), top wallets from `wallet_rollups`
-(organization and day), balances from the organization's wallets, the backlog from the
+(primary key range on organization, grain and time), top wallets of one UTC day from
+`wallet_rollups` (organization and day), balances from the organization's wallets, the backlog from the
 partial index of PENDING transfers, and the rest are `LIMIT`ed lookups by index.
 `time_queries` runs each one on a sync connection so the benchmark can report them.
 """
@@ -11,43 +11,45 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger_core.analytics import DEFAULT_RANGE, TimeRange, time_range
+from ledger_core.analytics import DEFAULT_RANGE, TimeRange, time_range, truncate
 
 QUERIES: Mapping[str, TextClause] = {
     "volume": text("""
         SELECT currency, date_trunc(:bucket, bucket_start, 'UTC') AS bucket_at, status,
                sum(transfer_count) AS n, sum(volume) AS v
         FROM transfer_rollups
-        WHERE organization_id = :org AND bucket_start >= :start AND bucket_start < :end
+        WHERE organization_id = :org AND grain = :grain AND bucket_start >= :start
+          AND bucket_start < :end
         GROUP BY currency, bucket_at, status
     """),
     "statuses": text("""
         SELECT currency, status, failure_code, sum(transfer_count) AS n, sum(volume) AS v
         FROM transfer_rollups
-        WHERE organization_id = :org AND bucket_start >= :start AND bucket_start < :end
+        WHERE organization_id = :org AND grain = :grain AND bucket_start >= :start
+          AND bucket_start < :end
         GROUP BY currency, status, failure_code
         ORDER BY currency, n DESC
     """),
     "top_wallets": text("""
-        WITH totals AS (
-            SELECT wallet_id, currency, sum(debit_count) AS debits, sum(debit_volume) AS debited,
-                   sum(credit_count) AS credits, sum(credit_volume) AS credited,
+        SELECT t.*, w.type, w.name
+        FROM (
+            SELECT wallet_id, currency, debit_count, debit_volume, credit_count, credit_volume,
                    row_number() OVER (PARTITION BY currency
-                                      ORDER BY sum(debit_volume + credit_volume) DESC, wallet_id)
+                                      ORDER BY debit_volume + credit_volume DESC, wallet_id)
                        AS rank
             FROM wallet_rollups
-            WHERE organization_id = :org AND day >= :first_day AND day <= :last_day
-            GROUP BY wallet_id, currency
-        )
-        SELECT t.*, w.type, w.name FROM totals AS t JOIN wallets AS w ON w.id = t.wallet_id
-        WHERE t.rank <= :top ORDER BY t.currency, t.rank
+            WHERE organization_id = :org AND day = :day
+        ) AS t
+        CROSS JOIN LATERAL (SELECT type, name FROM wallets WHERE id = t.wallet_id) AS w
+        WHERE t.rank <= :top
+        ORDER BY t.currency, t.rank
     """),
     "balances": text("""
         SELECT currency, type, count(*) AS wallets, sum(balance) AS balance
@@ -90,16 +92,26 @@ QUERIES: Mapping[str, TextClause] = {
 
 
 def parameters(
-    organization_id: UUID, window: TimeRange, *, top: int = 10, recent: int = 10
+    organization_id: UUID,
+    window: TimeRange,
+    *,
+    day: date | None = None,
+    top: int = 10,
+    recent: int = 10,
 ) -> dict[str, Any]:
-    """The bound values every statement draws from (each takes the ones it names)."""
+    """The bound values every statement draws from (each takes the ones it names).
+
+    Minute charts read minute rollups; hour and day charts read hour rollups. The range is
+    widened to whole buckets at its start.
+    """
+    grain = "minute" if window.bucket == "minute" else "hour"
     return {
         "org": organization_id,
         "bucket": window.bucket,
-        "start": window.start.replace(second=0, microsecond=0),
+        "grain": 60 if grain == "minute" else 3600,
+        "start": truncate(window.start, grain),
         "end": window.end,
-        "first_day": window.start.astimezone(UTC).date(),
-        "last_day": window.end.astimezone(UTC).date(),
+        "day": window.end.astimezone(UTC).date() if day is None else day,
         "top": top,
         "recent": recent,
     }

@@ -2,8 +2,8 @@
 
 Every transfer that reaches a final state passes through
 `ledger_core.persistence.posting.write_final_events`, which calls `write_rollups` with the
-final rows: one upsert adds them to `transfer_rollups` (per organization, minute,
-currency, status and failure code) and, for completed ones, one more to `wallet_rollups`
+final rows: one upsert adds them to `transfer_rollups` (per organization, minute
+and hour, currency, status and failure code) and, for completed ones, one more to `wallet_rollups`
 (per wallet and UTC day). The analytics endpoints then sum a few thousand rollup rows
 instead of scanning millions of transfers.
 
@@ -21,19 +21,24 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 SHARDS = 8
+GRAINS = (60, 3600)
+"""Bucket sizes kept, in seconds: minutes for short ranges, hours for days and weeks."""
+EPOCH = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
+"""Buckets are aligned on UTC minutes and hours from this origin (`date_bin`)."""
 
 UPSERT_TRANSFERS = text(f"""
     INSERT INTO transfer_rollups AS r
-        (organization_id, bucket_start, currency, status, failure_code, shard, transfer_count,
-         volume)
-    SELECT v.org, date_trunc('minute', now(), 'UTC'), v.currency, v.status, v.code,
-           pg_backend_pid() % {SHARDS}, count(*), sum(v.amount)
+        (organization_id, grain, bucket_start, currency, status, failure_code, shard,
+         transfer_count, volume)
+    SELECT v.org, g.grain, date_bin(make_interval(secs => g.grain), now(), {EPOCH}),
+           v.currency, v.status, v.code, pg_backend_pid() % {SHARDS}, count(*), sum(v.amount)
     FROM unnest(CAST(:orgs AS uuid[]), CAST(:currencies AS text[]), CAST(:statuses AS text[]),
                 CAST(:codes AS text[]), CAST(:amounts AS bigint[]))
          AS v(org, currency, status, code, amount)
-    GROUP BY v.org, v.currency, v.status, v.code
-    ORDER BY v.org, v.currency, v.status, v.code
-    ON CONFLICT (organization_id, bucket_start, currency, status, failure_code, shard)
+    CROSS JOIN (VALUES {", ".join(f"({g})" for g in GRAINS)}) AS g(grain)
+    GROUP BY v.org, g.grain, v.currency, v.status, v.code
+    ORDER BY v.org, g.grain, v.currency, v.status, v.code
+    ON CONFLICT (organization_id, grain, bucket_start, currency, status, failure_code, shard)
     DO UPDATE SET transfer_count = r.transfer_count + excluded.transfer_count,
                   volume = r.volume + excluded.volume
 """)
@@ -102,17 +107,21 @@ def write_rollups(conn: Connection, rows: Sequence[Any]) -> None:
 
 
 REBUILD_TRANSFERS = text("""
-INSERT INTO transfer_rollups
-    (organization_id, bucket_start, currency, status, failure_code, shard, transfer_count, volume)
-SELECT o.organization_id, date_trunc('minute', coalesce(t.posted_at, t.failed_at, t.cancelled_at, t.created_at), 'UTC'),
+INSERT INTO transfer_rollups (organization_id, grain, bucket_start, currency, status, failure_code,
+                              shard, transfer_count, volume)
+SELECT o.organization_id, g.grain,
+       date_bin(make_interval(secs => g.grain),
+                coalesce(t.posted_at, t.failed_at, t.cancelled_at, t.created_at),
+                TIMESTAMPTZ '2000-01-01 00:00:00+00'),
        t.currency, t.status, coalesce(t.failure_code, ''), 0, count(*), sum(t.amount)
 FROM transactions AS t
 CROSS JOIN LATERAL (
     SELECT t.organization_id
     UNION SELECT t.destination_organization_id WHERE t.kind = 'CROSS_ORG'
 ) AS o(organization_id)
+CROSS JOIN (VALUES (60), (3600)) AS g(grain)
 WHERE t.status <> 'PENDING'
-GROUP BY 1, 2, 3, 4, 5
+GROUP BY 1, 2, 3, 4, 5, 6
 """)
 
 REBUILD_WALLETS = text("""

@@ -26,17 +26,21 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 BACKFILL_TRANSFERS = """
-INSERT INTO transfer_rollups
-    (organization_id, bucket_start, currency, status, failure_code, shard, transfer_count, volume)
-SELECT o.organization_id, date_trunc('minute', coalesce(t.posted_at, t.failed_at, t.cancelled_at, t.created_at), 'UTC'),
+INSERT INTO transfer_rollups (organization_id, grain, bucket_start, currency, status, failure_code,
+                              shard, transfer_count, volume)
+SELECT o.organization_id, g.grain,
+       date_bin(make_interval(secs => g.grain),
+                coalesce(t.posted_at, t.failed_at, t.cancelled_at, t.created_at),
+                TIMESTAMPTZ '2000-01-01 00:00:00+00'),
        t.currency, t.status, coalesce(t.failure_code, ''), 0, count(*), sum(t.amount)
 FROM transactions AS t
 CROSS JOIN LATERAL (
     SELECT t.organization_id
     UNION SELECT t.destination_organization_id WHERE t.kind = 'CROSS_ORG'
 ) AS o(organization_id)
+CROSS JOIN (VALUES (60), (3600)) AS g(grain)
 WHERE t.status <> 'PENDING'
-GROUP BY 1, 2, 3, 4, 5
+GROUP BY 1, 2, 3, 4, 5, 6
 """
 
 BACKFILL_WALLETS = """
@@ -88,6 +92,7 @@ def upgrade() -> None:
     op.create_table(
         "transfer_rollups",
         sa.Column("organization_id", postgresql.UUID(as_uuid=True), nullable=False),
+        sa.Column("grain", sa.Integer(), nullable=False),
         sa.Column("bucket_start", sa.DateTime(timezone=True), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("status", sa.String(length=10), nullable=False),
@@ -102,6 +107,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint(
             "organization_id",
+            "grain",
             "bucket_start",
             "currency",
             "status",

@@ -72,7 +72,9 @@ async def test_aggregates_of_a_known_ledger(client: TestClient, engine: Engine) 
             {"code": "insufficient_funds", "count": 1, "volume": "5000.00"}
         ]
 
-        top = (await _get(client, admin, "top-wallets"))["data"][0]["wallets"]
+        today = await _get(client, admin, "top-wallets")
+        assert today["day"] == datetime.now(UTC).date().isoformat()
+        top = today["data"][0]["wallets"]
         assert [(x["wallet_id"], x["volume"]) for x in top] == [
             (w["a"]["id"], "1100.00"),
             (w["system"]["id"], "1000.00"),
@@ -154,6 +156,14 @@ async def test_ranges_roles_and_isolation(client: TestClient, engine: Engine) ->
             await expect_problem(resp, 403, "forbidden")
         assert (await _get(client, rival, "statuses"))["data"] == []
         assert (await _get(client, rival, "backlog"))["data"] == []
+        assert (await _get(client, rival, "top-wallets"))["data"] == []
+        yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+        assert (await _get(client, admin, "top-wallets", day=yesterday))["data"] == []
+        for params in ({"day": "0001-01-01"}, {"day": "2026-02-30"}, {"limit": "0"}):
+            resp = await client.get(
+                f"{API}/analytics/top-wallets", params=params, headers=admin.headers
+            )
+            await expect_problem(resp, 422, "validation_error")
         now = datetime.now(UTC)
         hour = await _get(
             client,

@@ -105,7 +105,7 @@
     const q = rangeQuery();
     try {
       const names = ["volume", "statuses", "top-wallets", "balances", "backlog", "reconciliation", "settlements"];
-      const paths = [`/analytics/volume?${q}`, `/analytics/statuses?${q}`, `/analytics/top-wallets?${q}`,
+      const paths = [`/analytics/volume?${q}`, `/analytics/statuses?${q}`, "/analytics/top-wallets",
         "/analytics/balances", "/analytics/backlog", "/analytics/reconciliation", "/analytics/settlements"];
       const results = await Promise.all(paths.map((p) => api(p)));
       names.forEach((name, i) => { state.data[name] = results[i]; });
@@ -273,7 +273,7 @@
       },
       options: { indexAxis: "y", scales: { x: { stacked: true, beginAtZero: true }, y: { stacked: true } } },
     });
-    $("top-days").textContent = data.days.length ? `Completed transfers on ${data.days.join(", ")} (UTC days)` : "";
+    $("top-days").textContent = `Debits and credits of completed transfers on ${data.day} (UTC).`;
   }
 
   function renderBalances(currency) {
