@@ -1,8 +1,8 @@
 """Analytics rollups, kept in the same transaction as the state change they count.
 
 Every transfer that reaches a final state passes through
-`ledger_core.persistence.posting.write_final_events`, which calls `write_rollups` with the
-final rows: one upsert adds them to `transfer_rollups` (per organization, minute
+`ledger_core.persistence.posting.write_final_events` (posting) or the cancel path, which
+run `rollup_statements` for the final rows: one upsert adds them to `transfer_rollups` (per organization, minute
 and hour, currency, status and failure code) and, for completed ones, one more to `wallet_rollups`
 (per wallet and UTC day). The analytics endpoints then sum a few thousand rollup rows
 instead of scanning millions of transfers.
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, TextClause, text
 
 SHARDS = 8
 GRAINS = (60, 3600)
@@ -71,10 +71,13 @@ def _sides(m: Any) -> list[Any]:
     return [m["organization_id"]]
 
 
-def write_rollups(conn: Connection, rows: Sequence[Any]) -> None:
-    """Add transfers that just became final (rows of `transactions`) to the rollups."""
+def rollup_statements(rows: Sequence[Any]) -> list[tuple[TextClause, dict[str, list[Any]]]]:
+    """The upserts that add transfers which just became final (rows of `transactions`).
+
+    Run them in the transaction that made the change, sync or async alike.
+    """
     if not rows:
-        return
+        return []
     t: dict[str, list[Any]] = {
         k: [] for k in ("orgs", "currencies", "statuses", "codes", "amounts")
     }
@@ -101,9 +104,16 @@ def write_rollups(conn: Connection, rows: Sequence[Any]) -> None:
             w["currencies"].append(m["currency"])
             w["debits"].append(debit)
             w["amounts"].append(m["amount"])
-    conn.execute(UPSERT_TRANSFERS, t)
+    statements = [(UPSERT_TRANSFERS, t)]
     if w["orgs"]:
-        conn.execute(UPSERT_WALLETS, w)
+        statements.append((UPSERT_WALLETS, w))
+    return statements
+
+
+def write_rollups(conn: Connection, rows: Sequence[Any]) -> None:
+    """Add transfers that just became final to the rollups, on a sync connection."""
+    for statement, params in rollup_statements(rows):
+        conn.execute(statement, params)
 
 
 REBUILD_TRANSFERS = text("""

@@ -19,6 +19,7 @@ from ledger_core.errors import (
 )
 from ledger_core.intents import Actor, TransferIntent
 from ledger_core.persistence.posting import FINAL_CHANNEL, final_events
+from ledger_core.persistence.rollups import rollup_statements
 
 CANCEL = text("""
     UPDATE transactions SET status = 'CANCELLED', cancelled_at = now()
@@ -68,6 +69,8 @@ async def cancel_transfer(
             "data": [json.dumps(data, separators=(",", ":")) for _, _, data in events],
         },
     )
+    for statement, params in rollup_statements(rows):
+        await conn.execute(statement, params)
     ids = ",".join(str(r.id) for r in rows)
     await conn.execute(
         text("SELECT pg_notify(:channel, :ids)"), {"channel": FINAL_CHANNEL, "ids": ids}

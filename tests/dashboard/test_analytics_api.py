@@ -204,3 +204,35 @@ async def test_time_queries_reports_every_statement(client: TestClient, engine: 
         "settlements",
     }
     assert all(ms >= 0 for ms in timings.values())
+
+
+async def test_a_cancel_through_the_api_path_is_counted(
+    client: TestClient, engine: Engine, database_url: str
+) -> None:
+    """The gateway's cancel (async) adds the CANCELLED transfer to the rollups too."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from ledger_core.intents import Actor
+    from ledger_core.persistence.transfer_changes import cancel_transfer as api_cancel
+    from vaultcraft.settings import to_sqlalchemy_url
+
+    admin = await signup(client)
+    a = await create_wallet(client, admin.token)
+    b = await create_wallet(client, admin.token)
+    tx_id = pending_transfer(engine, a["id"], b["id"], 1_234)
+    actor = Actor(uuid.UUID(admin.user["id"]), uuid.UUID(admin.org["id"]), "ADMIN")
+    found = {
+        "id": tx_id,
+        "organization_id": actor.organization_id,
+        "source_user_id": actor.user_id,
+        "atomic_group_id": None,
+        "status": "PENDING",
+    }
+    async_engine = create_async_engine(to_sqlalchemy_url(database_url))
+    try:
+        async with async_engine.begin() as conn:
+            await api_cancel(conn, actor, found)
+    finally:
+        await async_engine.dispose()
+    (statuses,) = (await _get(client, admin, "statuses"))["data"]
+    assert statuses["by_status"] == {"CANCELLED": {"count": 1, "volume": "12.34"}}
