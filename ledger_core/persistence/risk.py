@@ -12,6 +12,7 @@ Rule changes run in the caller's transaction with their audit record.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -207,16 +208,9 @@ async def create_rule(
 
 def rule_fields(rule: RiskRule) -> dict[str, Any]:
     """The stored columns of a rule, id aside."""
-    return {
-        "organization_id": rule.organization_id,
-        "kind": rule.kind.value,
-        "wallet_type": rule.wallet_type,
-        "currency": rule.currency,
-        "wallet_id": rule.wallet_id,
-        "max_amount": rule.max_amount,
-        "max_count": rule.max_count,
-        "window_seconds": rule.window_seconds,
-    }
+    fields = dataclasses.asdict(rule)
+    del fields["id"]
+    return {**fields, "kind": rule.kind.value}
 
 
 async def get_rule(
