@@ -4,8 +4,9 @@ Every transfer that reaches a final state passes through
 `ledger_core.persistence.posting.write_plan` (posting) or `final_statements` (the cancel
 path), which run `rollup_statements` for the final rows: one upsert adds them to
 `transfer_rollups` (per organization, minute and hour, currency, status and failure code)
-and, for completed ones, one more to `wallet_rollups` (per wallet and UTC day). The analytics endpoints then sum a few thousand rollup rows
-instead of scanning millions of transfers.
+and, for completed ones, one more to `wallet_rollups` (per wallet and UTC day). The
+analytics endpoints then sum a few thousand rollup rows instead of scanning millions of
+transfers.
 
 Contention and deadlocks: rows are upserted in key order. `transfer_rollups` rows are
 spread over `SHARDS` by the writer's backend pid, so two posting workers rarely touch the

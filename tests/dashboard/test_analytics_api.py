@@ -212,7 +212,7 @@ async def test_a_cancel_through_the_api_path_is_counted(
     """The gateway's cancel (async) adds the CANCELLED transfer to the rollups too."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from ledger_core.intents import Actor
+    from ledger_core.accounts import Principal, Role
     from ledger_core.persistence.transfer_changes import cancel_transfer as api_cancel
     from vaultcraft.settings import to_sqlalchemy_url
 
@@ -220,7 +220,7 @@ async def test_a_cancel_through_the_api_path_is_counted(
     a = await create_wallet(client, admin.token)
     b = await create_wallet(client, admin.token)
     tx_id = pending_transfer(engine, a["id"], b["id"], 1_234)
-    actor = Actor(uuid.UUID(admin.user["id"]), uuid.UUID(admin.org["id"]), "ADMIN")
+    actor = Principal(uuid.UUID(admin.user["id"]), uuid.UUID(admin.org["id"]), Role.ADMIN)
     found = {
         "id": tx_id,
         "organization_id": actor.organization_id,
