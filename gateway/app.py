@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from gateway.auth import ActiveUserCache
 from gateway.middlewares import observe, problems, stamp_request_id
 from gateway.registry import RouteTable
-from gateway.routes import auth, docs, organizations, system, users, wallets
+from gateway.routes import audit, auth, docs, organizations, system, users, wallets, webhooks
 from gateway.state import ENGINE, OPENAPI_CACHE, REDIS, ROUTES, SETTINGS, USER_CACHE
 from gateway.validation import MAX_BODY_BYTES
 from vaultcraft.embedded import ensure_services
@@ -29,6 +29,8 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     users.routes,
     organizations.routes,
     wallets.routes,
+    webhooks.routes,
+    audit.routes,
 )
 """Every area's routes, in registration order (fixed paths before `{id}` ones of an area)."""
 

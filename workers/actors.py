@@ -7,5 +7,6 @@ from workers.broker import setup_broker
 setup_broker()
 
 from workers.posting import post_pending  # noqa: E402
+from workers.webhooks import deliver_webhook  # noqa: E402
 
-__all__ = ["post_pending"]
+__all__ = ["deliver_webhook", "post_pending"]
