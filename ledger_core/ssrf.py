@@ -98,10 +98,10 @@ def address_problem(address: IPAddress, *, allow_private: bool) -> str | None:
     inner = _embedded_ipv4(address)
     if address in METADATA_ADDRESSES or inner in METADATA_ADDRESSES:
         return "a cloud metadata address"
+    if inner.is_loopback:  # before `is_reserved`, which includes ::1
+        return None if allow_private else "a loopback address"
     if inner.is_unspecified or inner.is_multicast or inner.is_reserved:
         return "an unroutable address"
-    if inner.is_loopback:
-        return None if allow_private else "a loopback address"
     if inner.is_link_local:
         return None if allow_private else "a link-local address"
     if not inner.is_global:

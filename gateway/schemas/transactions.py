@@ -63,7 +63,9 @@ class TransactionOut(BaseModel):
     destination_organization_id: UUID
     idempotency_key: str | None
     kind: Literal["TRANSFER", "CROSS_ORG"]
-    source_wallet_id: UUID | None = Field(description="Hidden from the payee of a cross-org transfer")
+    source_wallet_id: UUID | None = Field(
+        description="Hidden from the payee of a cross-org transfer"
+    )
     destination_wallet_id: UUID
     amount: str
     currency: str
@@ -93,7 +95,9 @@ class ListTransactions(PageQuery):
 
 
 class WaitQuery(QueryModel):
-    wait: int = Field(0, ge=0, le=30, description="Seconds to hold the request until the transfer is final")
+    wait: int = Field(
+        0, ge=0, le=30, description="Seconds to hold the request until the transfer is final"
+    )
 
 
 class EntryOut(BaseModel):

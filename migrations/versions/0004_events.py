@@ -8,6 +8,8 @@
   (webhook, event), so an event relayed twice (a relay killed between publishing and
   marking it) still reaches each endpoint through one delivery.
 - `audit_logs (organization_id, action, id)` serves the admin's `?action=` filter.
+- Sealing an audit record must set all three chain columns at once (0001 only required
+  the hash), so no record can be marked sealed while staying outside its chain.
 
 Revision ID: 0004_events
 Revises: 0002_gateway
@@ -41,6 +43,23 @@ OUTBOX_NOTIFY = [
 ]
 
 
+SEAL_ONLY = """
+    CREATE OR REPLACE FUNCTION vaultcraft_audit_seal_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'UPDATE' AND OLD.hash IS NULL AND NEW.hash IS NOT NULL%s
+           AND (to_jsonb(OLD) - 'chain_seq' - 'prev_hash' - 'hash')
+             = (to_jsonb(NEW) - 'chain_seq' - 'prev_hash' - 'hash') THEN
+            RETURN NEW;
+        END IF;
+        RAISE EXCEPTION '%% on audit_logs is refused: audit records are append-only', TG_OP
+            USING ERRCODE = 'insufficient_privilege';
+    END $$
+"""
+WHOLE_SEAL = """
+           AND OLD.chain_seq IS NULL AND NEW.chain_seq IS NOT NULL
+           AND OLD.prev_hash IS NULL AND NEW.prev_hash IS NOT NULL"""
+
+
 def upgrade() -> None:
     op.add_column(
         "webhook_deliveries",
@@ -68,9 +87,11 @@ def upgrade() -> None:
     )
     for statement in OUTBOX_NOTIFY:
         op.execute(statement)
+    op.execute(SEAL_ONLY % WHOLE_SEAL)
 
 
 def downgrade() -> None:
+    op.execute(SEAL_ONLY % "")
     op.execute("DROP TRIGGER IF EXISTS outbox_notify ON outbox")
     op.execute("DROP FUNCTION IF EXISTS vaultcraft_outbox_notify()")
     op.drop_index("ix_audit_logs_organization_id_action_id", table_name="audit_logs")
