@@ -56,8 +56,7 @@ _RECORD_ATTEMPT = text("""
 _FINISH = text("""
     UPDATE webhook_deliveries
     SET status = :status, last_status_code = :status_code, last_error = :error,
-        next_attempt_at = CASE WHEN :status = 'PENDING'
-                               THEN now() + make_interval(secs => :delay_s) END,
+        next_attempt_at = now() + make_interval(secs => CAST(:delay_s AS double precision)),
         updated_at = now()
     WHERE id = :id AND attempts = :attempt AND status = 'PENDING'
 """)
@@ -168,7 +167,7 @@ def finish_attempt(
             "status": status,
             "status_code": result.status_code,
             "error": result.error,
-            "delay_s": (retry_in_ms or 0) / 1000,
+            "delay_s": None if retry_in_ms is None else retry_in_ms / 1000,  # NULL: no retry
         },
     )
     return updated.rowcount == 1

@@ -44,7 +44,7 @@ def events_env(database_url: str, redis_url: str, tmp_path: Path) -> Env:
         "VAULTCRAFT_JWT_SECRET": JWT_SECRET,
         "VAULTCRAFT_BCRYPT_ROUNDS": "4",
         "VAULTCRAFT_ALLOW_PRIVATE_WEBHOOKS": "1",
-        "VAULTCRAFT_WEBHOOK_TIMEOUT_MS": "400",
+        "VAULTCRAFT_WEBHOOK_TIMEOUT_MS": "3000",
         "VAULTCRAFT_WEBHOOK_MAX_ATTEMPTS": "8",
         "VAULTCRAFT_WEBHOOK_BACKOFF_BASE_MS": "20",
         "VAULTCRAFT_WEBHOOK_BACKOFF_MAX_MS": "200",
