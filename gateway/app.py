@@ -19,6 +19,7 @@ from gateway.middlewares import observe, problems, stamp_request_id
 from gateway.registry import RouteTable
 from gateway.routes import (
     analytics,
+    audit,
     auth,
     dashboard,
     docs,
@@ -29,6 +30,7 @@ from gateway.routes import (
     transactions,
     users,
     wallets,
+    webhooks,
 )
 from gateway.state import ENGINE, OPENAPI_CACHE, REDIS, ROUTES, SETTINGS, USER_CACHE
 from gateway.validation import MAX_BODY_BYTES
@@ -46,6 +48,8 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     wallets.routes,
     risk_rules.routes,
     analytics.routes,
+    webhooks.routes,
+    audit.routes,
 )
 """Every area's routes, in registration order (fixed paths before `{id}` ones of an area)."""
 

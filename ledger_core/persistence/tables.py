@@ -300,7 +300,16 @@ webhook_deliveries = Table(
     Column("next_attempt_at", DateTime(timezone=True), nullable=True),
     _created_at(),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("origin", String(10), nullable=False, server_default=text("'RELAY'")),
     CheckConstraint("status IN ('PENDING', 'SUCCEEDED', 'FAILED')", name="status"),
+    CheckConstraint("origin IN ('RELAY', 'REDELIVERY')", name="origin"),
+    Index(
+        "uq_webhook_deliveries_relayed",
+        "webhook_id",
+        "event_id",
+        unique=True,
+        postgresql_where=text("origin = 'RELAY'"),
+    ),
     Index("ix_webhook_deliveries_webhook_id_created_at", "webhook_id", "created_at"),
     Index("ix_webhook_deliveries_event_id", "event_id"),
     Index(
@@ -341,6 +350,7 @@ audit_logs = Table(
     Column("prev_hash", String(64), nullable=True),
     Column("hash", String(64), nullable=True),
     Index("ix_audit_logs_organization_id_id", "organization_id", "id"),
+    Index("ix_audit_logs_organization_id_action_id", "organization_id", "action", "id"),
     Index("ix_audit_logs_unsealed", "id", postgresql_where=text("hash IS NULL")),
     UniqueConstraint("organization_id", "chain_seq"),
 )
