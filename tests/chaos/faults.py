@@ -17,16 +17,28 @@ from pathlib import Path
 
 import redis
 
+from tests.chaos.receiver import HookReceiver
 from tests.support.stack import Stack
 from vaultcraft.embedded import ensure_postgres, stop_postgres
 
 KINDS = (
-    "kill_worker",  # SIGKILL one posting worker (and its forked processes), start it again
-    "kill_workers",  # SIGKILL every posting worker at once
+    "kill_worker",  # SIGKILL one worker process (posting or webhooks), start it again
+    "kill_workers",  # SIGKILL every worker at once
     "kill_gateway",  # SIGKILL the gateway; clients see refused connections until it is back
     "flush_redis",  # the broker loses every queued message
     "restart_postgres",  # fast shutdown and start of the database server
+    "receiver_refuses",  # the webhook receiver stops listening (connection refused)
+    "receiver_errors",  # the webhook receiver answers 500 to everything
+    "receiver_hangs",  # the webhook receiver answers nothing until past the sender's timeout
 )
+RECEIVER_OUTAGES = {
+    "receiver_refuses": "refuse",
+    "receiver_errors": "error",
+    "receiver_hangs": "hang",
+}
+DOWN_S = dict.fromkeys(RECEIVER_OUTAGES, (1.0, 4.0))
+"""How long a fault keeps its target down, by kind (others: DEFAULT_DOWN_S)."""
+DEFAULT_DOWN_S = (0.2, 2.5)
 
 
 @dataclass(frozen=True)
@@ -51,7 +63,7 @@ def schedule(seed: int, seconds: float, workers: list[str], kinds: tuple[str, ..
         Fault(
             at_s=3 + n * slot + rng.uniform(0, slot / 2),
             kind=kind,
-            down_s=rng.uniform(0.2, 2.5),
+            down_s=rng.uniform(*DOWN_S.get(kind, DEFAULT_DOWN_S)),
             target=rng.choice(workers) if kind == "kill_worker" else "",
         )
         for n, kind in enumerate(drawn)
@@ -59,12 +71,19 @@ def schedule(seed: int, seconds: float, workers: list[str], kinds: tuple[str, ..
 
 
 class Injector:
-    """Applies faults to a running `Stack`, the Redis it uses and the PostgreSQL it owns."""
+    """Applies faults to a running `Stack`, the Redis it uses, the PostgreSQL it owns and
+    the webhook receiver its organizations subscribed with."""
 
     def __init__(
-        self, stack: Stack, redis_url: str, postgres_dir: Path, workers: list[str]
+        self,
+        stack: Stack,
+        redis_url: str,
+        postgres_dir: Path,
+        workers: list[str],
+        receiver: HookReceiver,
     ) -> None:
         self.stack = stack
+        self.receiver = receiver
         self.redis_url = redis_url
         self.postgres_dir = postgres_dir
         self.workers = workers
@@ -99,6 +118,10 @@ class Injector:
                 self.while_postgres_down()
             time.sleep(fault.down_s)
             ensure_postgres(self.postgres_dir)
+        elif fault.kind in RECEIVER_OUTAGES:
+            self.receiver.go_down(RECEIVER_OUTAGES[fault.kind])
+            time.sleep(fault.down_s)
+            self.receiver.come_up()
         else:
             raise ValueError(f"unknown fault {fault.kind}")
 
@@ -110,8 +133,9 @@ class Injector:
             self.stack.start(name)
 
     def heal(self) -> None:
-        """Everything up again: the database, then any process that is not running."""
+        """Everything up again: the database, the receiver, then any process not running."""
         ensure_postgres(self.postgres_dir)
+        self.receiver.come_up()
         for name in self.stack.names:
             if not self.stack.running(name):
                 self.journal.append(f"heal: {name} was not running; started it")

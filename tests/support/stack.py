@@ -1,4 +1,4 @@
-"""The whole system as real processes: gateway, posting workers and relay.
+"""The whole system as real processes: gateway, posting workers, webhook workers and relay.
 
 Tests start a `Stack` over the session's database and Redis, talk to it over HTTP, and
 may kill or restart any of its processes to check what survives.
@@ -21,8 +21,12 @@ from vaultcraft.ports import free_port, free_port_block
 JWT_SECRET = "stack-test-secret-" + "s" * 32
 
 
+POSTING_QUEUES = ("posting", "jobs")
+WEBHOOK_QUEUES = ("webhooks",)
+
+
 def role_of(name: str) -> str:
-    """The `vaultcraft` command a process runs: `worker.2` is a second `worker`."""
+    """The process type a process is an instance of: `worker.2` is a second `worker`."""
     return name.split(".", 1)[0]
 
 
@@ -30,7 +34,11 @@ class Stack:
     """Run `vaultcraft gateway`, `vaultcraft worker` and `vaultcraft relay` as subprocesses.
 
     Name several instances of one command `worker`, `worker.2`, ...: each is its own
-    process group (killed alone) with its own metrics ports.
+    process group (killed alone) with its own metrics ports. A `webhooks` process is a
+    `vaultcraft worker --queues webhooks`, as in the Procfile; when the stack has one, the
+    `worker` processes consume only the posting queues, so killing one never touches a
+    delivery in flight. A stack without a stack-started gateway (`processes` naming no
+    `gateway`) talks to none: `wait_ready` then returns at once.
     """
 
     def __init__(
@@ -67,8 +75,14 @@ class Stack:
 
     def command(self, name: str) -> list[str]:
         role = role_of(name)
-        argv = [sys.executable, "-m", "vaultcraft.cli", role]
-        return argv + list(self.worker_args) if role == "worker" else argv
+        argv = [sys.executable, "-m", "vaultcraft.cli"]
+        if role == "webhooks":
+            return [*argv, "worker", *self.worker_args, "--queues", *WEBHOOK_QUEUES]
+        if role != "worker":
+            return [*argv, role]
+        if any(role_of(other) == "webhooks" for other in self.names):
+            return [*argv, "worker", *self.worker_args, "--queues", *POSTING_QUEUES]
+        return [*argv, "worker", *self.worker_args]
 
     def start(self, name: str) -> None:
         env = self.env
@@ -107,6 +121,8 @@ class Stack:
         return proc is not None and proc.poll() is None
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
+        if "gateway" not in self.names:
+            return
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
