@@ -85,6 +85,9 @@ BODIES: dict[str, dict[str, Any]] = {
     "ReverseTransfer": {},
     "CreateWallet": {"type": "PRIMARY", "currency": CURRENCY, "user_id": "{user_id}"},
     "UpdateWallet": {"status": "ACTIVE"},
+    "CreateWebhook": {"url": "https://hooks.example.com/x", "events": ["transfer.completed"]},
+    "CreateRiskRule": {"kind": "MAX_AMOUNT", "max_amount": "10.00", "wallet_id": "{wallet_id}"},
+    "UpdateRiskRule": {"max_amount": "20.00"},
 }
 
 ID_FIELDS = ("wallet_id", "destination_wallet_id", "user_id", "transaction_id")
@@ -162,6 +165,11 @@ class World:
                     )
                 }
         return found
+
+
+def admin_only(spec: RouteSpec) -> bool:
+    """Routes whose summary marks them "(admin)", wherever in the summary it stands."""
+    return "(admin)" in spec.summary
 
 
 def _fill(template: Any, value_of: Any) -> Any:
