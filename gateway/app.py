@@ -19,8 +19,10 @@ from gateway.middlewares import observe, problems, stamp_request_id
 from gateway.registry import RouteTable
 from gateway.routes import (
     auth,
+    counterparties,
     docs,
     organizations,
+    settlements,
     system,
     transaction_reads,
     transactions,
@@ -41,6 +43,8 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     transactions.routes,
     transaction_reads.routes,
     wallets.routes,
+    counterparties.routes,
+    settlements.routes,
 )
 """Every area's routes, in registration order (fixed paths before `{id}` ones of an area)."""
 

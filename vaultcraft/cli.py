@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import shlex
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,6 +188,25 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int | None:
     from workers.scheduler import main as scheduler_main
 
     scheduler_main(settings)
+    return 0
+
+
+@command(
+    "settle",
+    "Settle cross-organization positions now and print what was written as JSON.",
+    arg("--organization", metavar="ID", type=uuid.UUID, help="only this organization's pairs"),
+)
+def _settle(args: argparse.Namespace, settings: Settings) -> int | None:
+    from sqlalchemy import create_engine
+
+    from workers.settlement import settle_now
+
+    engine = create_engine(settings.sqlalchemy_url, pool_size=1)
+    try:
+        written = settle_now(engine, args.organization)
+    finally:
+        engine.dispose()
+    print(json.dumps({"settlements": [s.as_json() for s in written]}))
     return 0
 
 
