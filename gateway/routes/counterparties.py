@@ -29,7 +29,7 @@ routes = RouteTable(tag="Counterparties")
     status=201,
     errors=(403, 404, 409),
 )
-async def add(request: web.Request, body: AddCounterparty) -> web.Response:
+async def create_counterparty(request: web.Request, body: AddCounterparty) -> web.Response:
     """Accept transfers from another organization (admin)
 
     From now on, the other organization may send cross-organization transfers to this
@@ -48,7 +48,7 @@ async def add(request: web.Request, body: AddCounterparty) -> web.Response:
 @routes.get(
     "/counterparties", query=ListCounterparties, response=Page[CounterpartyOut], errors=(403,)
 )
-async def list_all(request: web.Request, query: ListCounterparties) -> web.Response:
+async def get_counterparties(request: web.Request, query: ListCounterparties) -> web.Response:
     """List the organizations this one accepts transfers from (admin), newest first"""
     async with request.app[ENGINE].connect() as conn:
         links, next_key = await list_counterparties(
@@ -58,7 +58,7 @@ async def list_all(request: web.Request, query: ListCounterparties) -> web.Respo
 
 
 @routes.delete("/counterparties/{organization_id}", status=204, errors=(403, 404))
-async def remove(request: web.Request, organization_id: UUID) -> web.Response:
+async def delete_counterparty(request: web.Request, organization_id: UUID) -> web.Response:
     """Stop accepting transfers from an organization (admin)
 
     New transfers from it are refused as if the destination did not exist (`404`).

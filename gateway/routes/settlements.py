@@ -35,7 +35,7 @@ routes = RouteTable(tag="Settlements")
 
 
 @routes.post("/settlements/run", response=SettlementRunOut, status=202, errors=(403,))
-async def run_now(request: web.Request) -> web.Response:
+async def run_settlements(request: web.Request) -> web.Response:
     """Settle this organization's cross-organization positions now (admin)
 
     Nets, per counterparty and currency, every cross-organization transfer not yet in a
@@ -63,7 +63,7 @@ async def run_now(request: web.Request) -> web.Response:
 
 
 @routes.get("/settlements", query=ListSettlements, response=Page[SettlementOut], errors=(403,))
-async def list_all(request: web.Request, query: ListSettlements) -> web.Response:
+async def get_settlements(request: web.Request, query: ListSettlements) -> web.Response:
     """List settlements where this organization pays or is paid (admin), newest first
 
     Filters: `currency`, `payer_organization_id`, `payee_organization_id`.
@@ -81,7 +81,7 @@ async def list_all(request: web.Request, query: ListSettlements) -> web.Response
 
 
 @routes.get("/settlements/{settlement_id}", response=SettlementOut, errors=(403, 404))
-async def get_one(request: web.Request, settlement_id: UUID) -> web.Response:
+async def read_settlement(request: web.Request, settlement_id: UUID) -> web.Response:
     """Read a settlement of this organization (admin); any other is `404`"""
     async with request.app[ENGINE].connect() as conn:
         found = await get_settlement(conn, principal(request), settlement_id)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from sqlalchemy import Engine, text
 
@@ -309,3 +314,29 @@ def test_settlement_events_go_to_both_organizations_each_time(
     assert len(events) == 4
     assert [e.organization_id for e in events].count(a.id) == 2
     assert {e.organization_id for e in events} == {a.id, b.id}
+
+
+def test_the_settle_command_settles_and_prints_what_it_wrote(
+    ledger: CrossLedger, db: Engine, fresh_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    a, b = linked_pair(ledger)
+    ledger.pay(a, b, 4_00)
+    env = {
+        **os.environ,
+        "DATABASE_URL": fresh_url,
+        "REDIS_URL": redis_url,
+        "VAULTCRAFT_DATA_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "vaultcraft.cli", "settle", "--organization", str(b.id)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout.strip().splitlines()[-1])
+    [s] = printed["settlements"]
+    assert (s["net_amount"], s["payer_organization_id"]) == ("4.00", str(a.id))
+    assert settle(db) == []
