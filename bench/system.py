@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,17 +25,11 @@ from alembic.config import Config
 from sqlalchemy.engine import make_url
 
 from bench.pgbench_reference import libpq_url
+from vaultcraft.ports import free_port, free_port_block
 from vaultcraft.settings import to_sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLES = ("gateway", "worker", "relay")
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (the kernel picks it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def create_database(server_url: str, prefix: str = "vaultcraft_bench") -> str:
@@ -83,8 +76,12 @@ class System:
     redis_url: str
     data_dir: Path
     http_port: int = field(default_factory=free_port)
-    metrics_port: int = field(default_factory=free_port)
+    metrics_port: int = 0
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.metrics_port:
+            self.metrics_port = free_port_block(avoid=frozenset({self.http_port}))
 
     @property
     def base_url(self) -> str:

@@ -13,7 +13,7 @@ currency locate it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -118,8 +118,8 @@ class Findings:
     entries_checked: int
     pending_stuck: int
     discrepancies: tuple[Discrepancy, ...]
-    clean_checkpoints: tuple[Checkpoint, ...] = field(default=(), repr=False)
-    """Wallets found clean, at the last entry this snapshot showed."""
+    checkpoints: tuple[Checkpoint, ...] = field(default=(), repr=False)
+    """Checkpoints to write: wallets found clean whose last entry or balance moved."""
     held_back: frozenset[UUID] = frozenset()
     """Clean wallets touched by a flagged transaction: not checkpointed, so re-read."""
 
@@ -138,6 +138,8 @@ class RunOutcome:
     duration_s: float
     skipped: bool = False
     error: str | None = None
+    requeued: int = 0
+    """Stuck PENDING transfers whose posting was re-enqueued by this run."""
 
 
 def drift_events(
@@ -168,10 +170,6 @@ def drift_events(
             )
         )
     return events
-
-
-def affected_organizations(discrepancies: Sequence[Discrepancy]) -> set[UUID]:
-    return {d.organization_id for d in discrepancies if d.organization_id is not None}
 
 
 def _str(value: UUID | None) -> str | None:

@@ -66,7 +66,7 @@ def observe(outcome: RunOutcome) -> None:
     metrics.reconciliation_last_run_discrepancies.set(len(findings.discrepancies))
     for kind, count in counts.items():
         metrics.reconciliation_discrepancies_total.labels(kind.value).inc(count)
-    if findings.pending_stuck:
+    if outcome.requeued:
         metrics.pending_rescued_total.inc()
     summary = (
         f"{findings.wallets_checked} wallets and {findings.entries_checked} entries"

@@ -33,7 +33,7 @@ from ledger_core.reconciliation import Checkpoint, Discrepancy, Findings, Kind, 
 def check_ledger(conn: Connection, mode: Mode, pending_after_s: int) -> Findings:
     """Run every check in the caller's snapshot transaction; reads only."""
     found: list[Discrepancy] = []
-    wallets, entries, clean = _check_wallets(conn, mode, found)
+    wallets, entries, moved = _check_wallets(conn, mode, found)
     _check_books(conn, mode, found)
     if mode is Mode.FULL:
         settlements = conn.execute(q.ALL_SETTLEMENTS)
@@ -62,7 +62,7 @@ def check_ledger(conn: Connection, mode: Mode, pending_after_s: int) -> Findings
         entries_checked=entries,
         pending_stuck=stuck,
         discrepancies=tuple(found),
-        clean_checkpoints=tuple(c for c in clean if c.wallet_id not in held_back),
+        checkpoints=tuple(c for c in moved if c.wallet_id not in held_back),
         held_back=frozenset(held_back),
     )
 
@@ -90,9 +90,7 @@ def _check_wallet_table(conn: Connection, found: list[Discrepancy]) -> None:
 def _check_wallets(
     conn: Connection, mode: Mode, found: list[Discrepancy]
 ) -> tuple[int, int, list[Checkpoint]]:
-    """Balances and `balance_after` chains; returns counts and the wallets found clean."""
-    wallets = entries = 0
-    clean: list[Checkpoint] = []
+    """Balances and `balance_after` chains; returns counts and the checkpoints that move."""
     full = mode is Mode.FULL
     if full:
         # Every entry is read: one sequential scan and an in-memory sort beat a million
@@ -101,19 +99,21 @@ def _check_wallets(
     rows = conn.execute(q.wallets_check(mode)).all()
     if full:
         conn.execute(text("SET LOCAL enable_indexscan = on"))
+    broken = [r.broken_id for r in rows if r.broken_id is not None]
+    origins = {o.id: o for o in conn.execute(q.ENTRY_ORIGINS, {"ids": broken})} if broken else {}
+    entries = 0
+    moved: list[Checkpoint] = []
     for r in rows:
-        wallets += 1
         entries += r.entries
-        dirty = False
         if r.broken_id is not None:
-            dirty = True
+            origin = origins[r.broken_id]
             found.append(
                 Discrepancy(
                     Kind.BALANCE_CHAIN_BROKEN,
                     r.organization_id,
                     r.id,
-                    r.broken_transaction_id,
-                    r.broken_settlement_id,
+                    origin.transaction_id,
+                    origin.settlement_id,
                     r.broken_id,
                     r.currency,
                     r.broken_expected,
@@ -121,7 +121,6 @@ def _check_wallets(
                 )
             )
         if r.stored != r.expected:
-            dirty = True
             found.append(
                 Discrepancy(
                     Kind.BALANCE_MISMATCH,
@@ -132,9 +131,12 @@ def _check_wallets(
                     actual=r.stored,
                 )
             )
-        if not dirty:
-            clean.append(Checkpoint(r.id, r.last_id, r.expected))
-    return wallets, entries, clean
+        elif r.broken_id is None and (r.last_id, r.expected) != (
+            r.checkpoint_last_id,
+            r.checkpoint_balance,
+        ):
+            moved.append(Checkpoint(r.id, r.last_id, r.expected))
+    return len(rows), entries, moved
 
 
 def _check_books(conn: Connection, mode: Mode, found: list[Discrepancy]) -> None:

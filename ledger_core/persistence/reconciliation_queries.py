@@ -12,10 +12,13 @@ from sqlalchemy import TextClause, text
 
 from ledger_core.reconciliation import Mode
 
+_CHECKPOINT = (
+    "c.last_entry_id AS checkpoint_last_id, c.balance AS checkpoint_balance"
+    " FROM wallets w LEFT JOIN reconciliation_checkpoints c ON c.wallet_id = w.id"
+)
+
 FULL = {
-    "wallet_start": "0::bigint AS from_id, 0::bigint AS from_balance,"
-    " true AS has_checkpoint, w.balance AS checkpoint_balance",
-    "wallet_join": "",
+    "wallet_start": f"0::bigint AS from_id, 0::bigint AS from_balance, {_CHECKPOINT}",
     "wallet_entries": "ledger_entries e",
     "start_balance": "0",
     "wallet_filter": "",
@@ -25,14 +28,13 @@ FULL = {
 }
 
 INCREMENTAL = {
-    "wallet_start": "coalesce(c.last_entry_id, 0) AS from_id, coalesce(c.balance, 0) AS"
-    " from_balance, c.wallet_id IS NOT NULL AS has_checkpoint, c.balance AS checkpoint_balance",
-    "wallet_join": "LEFT JOIN reconciliation_checkpoints c ON c.wallet_id = w.id",
+    "wallet_start": "coalesce(c.last_entry_id, 0) AS from_id,"
+    f" coalesce(c.balance, 0) AS from_balance, {_CHECKPOINT}",
     # LATERAL: one index range scan per wallet, past its checkpoint, not a scan of all.
     "wallet_entries": "base b CROSS JOIN LATERAL (SELECT * FROM ledger_entries e"
     " WHERE e.wallet_id = b.id AND e.id > b.from_id OFFSET 0) e",
     "start_balance": "b.from_balance",
-    "wallet_filter": "WHERE p.wallet_id IS NOT NULL OR NOT b.has_checkpoint"
+    "wallet_filter": "WHERE p.wallet_id IS NOT NULL OR b.checkpoint_last_id IS NULL"
     " OR b.balance <> b.checkpoint_balance",
     "scope": """scope AS (
         SELECT e.transaction_id AS id
@@ -52,10 +54,9 @@ INCREMENTAL = {
 _WALLETS = """
 WITH base AS (
     SELECT w.id, w.organization_id, w.currency, w.balance, {wallet_start}
-    FROM wallets w {wallet_join}
 ),
 fresh AS (
-    SELECT e.wallet_id, e.id, e.transaction_id, e.settlement_id, e.balance_after, x.signed,
+    SELECT e.wallet_id, e.id, e.balance_after, x.signed,
            coalesce(lag(e.balance_after) OVER (PARTITION BY e.wallet_id ORDER BY e.id),
                     {start_balance}) + x.signed AS running
     FROM {wallet_entries}
@@ -69,17 +70,13 @@ per_wallet AS (
            (array_agg(running ORDER BY id) FILTER (WHERE balance_after <> running))[1]
                AS broken_expected,
            (array_agg(balance_after ORDER BY id) FILTER (WHERE balance_after <> running))[1]
-               AS broken_actual,
-           (array_agg(transaction_id ORDER BY id) FILTER (WHERE balance_after <> running))[1]
-               AS broken_transaction_id,
-           (array_agg(settlement_id ORDER BY id) FILTER (WHERE balance_after <> running))[1]
-               AS broken_settlement_id
+               AS broken_actual
     FROM fresh GROUP BY wallet_id
 )
 SELECT b.id, b.organization_id, b.currency, b.balance AS stored,
        b.from_balance + coalesce(p.delta, 0) AS expected, coalesce(p.entries, 0) AS entries,
        coalesce(p.last_id, b.from_id) AS last_id, p.broken_id, p.broken_expected,
-       p.broken_actual, p.broken_transaction_id, p.broken_settlement_id
+       p.broken_actual, b.checkpoint_last_id, b.checkpoint_balance
 FROM base b LEFT JOIN per_wallet p ON p.wallet_id = b.id
 {wallet_filter}
 """
@@ -148,6 +145,11 @@ FRESH_SETTLEMENTS = text("""
         WHERE e.wallet_id = w.id AND e.id > coalesce(c.last_entry_id, 0) OFFSET 0
     ) e
     WHERE e.settlement_id IS NOT NULL
+""")
+
+ENTRY_ORIGINS = text("""
+    SELECT id, transaction_id, settlement_id FROM ledger_entries
+    WHERE id = ANY(CAST(:ids AS bigint[]))
 """)
 
 WALLETS_OF_TRANSACTIONS = text("""

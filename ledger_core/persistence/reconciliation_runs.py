@@ -79,11 +79,15 @@ _INSERT_EVENTS = text("""
     FROM unnest(CAST(:orgs AS uuid[]), CAST(:data AS text[])) AS v(org, data)
 """)
 
+# New checkpoints take key-share locks on their wallets (the foreign key). Posting holds
+# wallets FOR UPDATE, taken in id order; taking ours in the same order means the two can
+# wait for each other but never deadlock.
 _UPSERT_CHECKPOINTS = text("""
     INSERT INTO reconciliation_checkpoints (wallet_id, last_entry_id, balance, checked_at)
     SELECT v.wallet_id, v.last_entry_id, v.balance, now()
     FROM unnest(CAST(:wallets AS uuid[]), CAST(:last_ids AS bigint[]),
                 CAST(:balances AS bigint[])) AS v(wallet_id, last_entry_id, balance)
+    ORDER BY v.wallet_id
     ON CONFLICT (wallet_id) DO UPDATE
     SET last_entry_id = EXCLUDED.last_entry_id, balance = EXCLUDED.balance, checked_at = now()
     WHERE reconciliation_checkpoints.last_entry_id <= EXCLUDED.last_entry_id
@@ -140,11 +144,9 @@ def record_findings(engine: Engine, run_id: UUID, findings: Findings, requeued: 
                 },
             )
         if findings.mode is Mode.FULL:
-            clean = {c.wallet_id for c in findings.clean_checkpoints}
             dirty = {d.wallet_id for d in found if d.kind in _WALLET_KINDS and d.wallet_id}
-            dirty |= findings.held_back
-            conn.execute(_DROP_CHECKPOINTS, {"wallets": sorted(dirty - clean)})
-        _advance(conn, findings.clean_checkpoints)
+            conn.execute(_DROP_CHECKPOINTS, {"wallets": sorted(dirty | findings.held_back)})
+        _advance(conn, findings.checkpoints)
         conn.execute(
             _FINISH,
             {
@@ -202,7 +204,8 @@ def reconcile(
         return RunOutcome(
             run_id, mode, "FAILED", None, time.perf_counter() - started, error=str(exc)
         )
-    return RunOutcome(run_id, mode, "COMPLETED", findings, time.perf_counter() - started)
+    duration = time.perf_counter() - started
+    return RunOutcome(run_id, mode, "COMPLETED", findings, duration, requeued=requeued)
 
 
 def _requeue(requeue: Callable[[], None] | None) -> bool:

@@ -137,7 +137,7 @@ transactions = Table(
     "transactions",
     metadata,
     _uuid_pk(),
-    Column("seq", BigInteger, Identity(always=False), nullable=False, unique=True),
+    Column("seq", BigInteger, Identity(always=False), nullable=False),
     Column("organization_id", UUID(as_uuid=True), ForeignKey("organizations.id"), nullable=False),
     Column(
         "destination_organization_id",
@@ -204,8 +204,16 @@ transactions = Table(
     Index(
         "ix_transactions_destination_wallet_id_created_at", "destination_wallet_id", "created_at"
     ),
-    Index("ix_transactions_reverses_transaction_id", "reverses_transaction_id"),
-    Index("ix_transactions_atomic_group_id", "atomic_group_id"),
+    Index(
+        "ix_transactions_reverses_transaction_id",
+        "reverses_transaction_id",
+        postgresql_where=text("reverses_transaction_id IS NOT NULL"),
+    ),
+    Index(
+        "ix_transactions_atomic_group_id",
+        "atomic_group_id",
+        postgresql_where=text("atomic_group_id IS NOT NULL"),
+    ),
 )
 
 ledger_entries = Table(
@@ -226,7 +234,11 @@ ledger_entries = Table(
     CheckConstraint("amount > 0", name="positive_amount"),
     Index("ix_ledger_entries_wallet_id_id", "wallet_id", "id"),
     Index("ix_ledger_entries_transaction_id", "transaction_id"),
-    Index("ix_ledger_entries_settlement_id", "settlement_id"),
+    Index(
+        "ix_ledger_entries_settlement_id",
+        "settlement_id",
+        postgresql_where=text("settlement_id IS NOT NULL"),
+    ),
 )
 
 outbox = Table(

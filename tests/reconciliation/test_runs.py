@@ -254,3 +254,19 @@ def test_runs_report_no_drift_while_transfers_post_concurrently(
     assert sum(checked(o)[1] for o in outcomes[1:] if o.mode is Mode.INCREMENTAL) > 0
     assert kinds(run(db)) == set()
     assert kinds(run(db, Mode.FULL)) == set()
+
+
+def test_a_run_that_cannot_read_the_ledger_is_recorded_as_failed(
+    db: Engine, ledger: Ledger
+) -> None:
+    # Given the entries table is out of reach (renamed, as a broken migration might leave it)
+    with db.begin() as conn:
+        conn.execute(text("ALTER TABLE ledger_entries RENAME TO ledger_entries_elsewhere"))
+
+    outcome = reconcile(db, Mode.FULL, pending_after_s=30)
+
+    assert (outcome.status, outcome.findings) == ("FAILED", None)
+    (row,) = rows(db, "SELECT status, error, finished_at FROM reconciliation_runs")
+    assert row.status == "FAILED"
+    assert "ledger_entries" in row.error
+    assert row.finished_at is not None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,27 +16,9 @@ from types import TracebackType
 
 import httpx
 
+from vaultcraft.ports import free_port, free_port_block
+
 JWT_SECRET = "stack-test-secret-" + "s" * 32
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def free_port_block(size: int = 3) -> int:
-    """The first of `size` consecutive free ports (the workers' metrics ports)."""
-    for _ in range(50):
-        first = free_port()
-        try:
-            for offset in range(1, size):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", first + offset))
-        except OSError:
-            continue
-        return first
-    raise RuntimeError("no block of free ports")
 
 
 class Stack:
@@ -54,6 +35,7 @@ class Stack:
         extra_env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
+        metrics_port = free_port_block(avoid=frozenset({self.port}))
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
         self.log_dir = data_dir / "logs"
@@ -66,7 +48,7 @@ class Stack:
             "REDIS_URL": redis_url,
             "VAULTCRAFT_DATA_DIR": str(data_dir),
             "VAULTCRAFT_HTTP_PORT": str(self.port),
-            "VAULTCRAFT_METRICS_PORT": str(free_port_block()),
+            "VAULTCRAFT_METRICS_PORT": str(metrics_port),
             "VAULTCRAFT_JWT_SECRET": JWT_SECRET,
             "VAULTCRAFT_BCRYPT_ROUNDS": "4",
             "VAULTCRAFT_LOG_FORMAT": "json",
