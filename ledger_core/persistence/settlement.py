@@ -5,9 +5,9 @@
 1. makes sure both organizations have a SYSTEM wallet in the currency;
 2. locks the four wallets it will move (both CLEARING wallets of the pair, both SYSTEM
    wallets) in id order, the global order the posting worker locks in too, so the two
-   never deadlock. `FOR NO KEY UPDATE` is enough (only balances change) and still queues
-   behind and ahead of posting's `FOR UPDATE`, while the foreign-key checks of transfers
-   being accepted meanwhile (`FOR KEY SHARE` on their wallets) do not wait for it;
+   never deadlock. Both use `FOR NO KEY UPDATE`: it excludes every other writer of the
+   row but not the `KEY SHARE` locks of foreign-key checks, so transfers being accepted
+   meanwhile are not held up by the lock itself;
 3. only then reads the COMPLETED cross-organization transfers of the pair that are in no
    settlement yet;
 4. writes the settlement, its items, the entries that bring both clearing wallets back to
