@@ -1,10 +1,10 @@
 """Settlements: net the cross-organization positions of the caller's organization, and read them.
 
-`POST /settlements/run` settles at once, in a worker thread of the gateway, the pairs the
-caller's organization belongs to, and answers `202` with what it wrote. Running it here
-rather than queueing it means the admin gets the settlement ids back and no message can be
-lost; the work is bounded (one short database transaction per counterparty and currency)
-and safe to race with the scheduled run, which settles every pair each minute.
+`POST /settlements/run` settles at once, within the request, the pairs the caller's
+organization belongs to, and answers `202` (the contract's status) with what it wrote.
+Running it here rather than queueing it means the admin gets the settlement ids back and no
+message can be lost; the work is bounded (one short database transaction per counterparty
+and currency) and safe to race with the scheduled run, which settles every pair each minute.
 """
 
 from __future__ import annotations

@@ -23,6 +23,10 @@ runs racing on a pair queue on the same locks; the second then sees the first's
 `settlement_items` and finds nothing (or only what posted in between). Should anything
 slip past all that, the primary key of `settlement_items` refuses to put one transfer in
 two settlements and the whole pair's transaction rolls back.
+
+Cost: unsettled transfers are found by an anti-join of the pair's COMPLETED cross-org
+transfers against `settlement_items`, so each run reads the pair's cross-org history; a
+per-pair watermark is the next step if that history grows very large.
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ from ledger_core.accounts import Principal, Role
 from ledger_core.intents import TransferIntent
 from ledger_core.persistence.intake import route_all, store_intents
 from ledger_core.persistence.posting import post_batch
+from ledger_core.persistence.settlement import run_settlement
+from ledger_core.settlement import Settlement
 
 
 @dataclass(frozen=True)
@@ -134,3 +136,17 @@ class CrossLedger:
     def pay(self, payer: Org, payee: Org, amount: int) -> UUID:
         """A cross-organization transfer from `payer`'s wallet to `payee`'s, posted."""
         return self.transfer(payer, payer.wallet, payee.wallet, amount)
+
+
+def linked_pair(ledger: CrossLedger) -> tuple[Org, Org]:
+    """Two funded organizations that accept transfers from each other."""
+    a, b = ledger.org(funded=100_00), ledger.org(funded=100_00)
+    ledger.accept(b, a)
+    ledger.accept(a, b)
+    return a, b
+
+
+def settle(engine: Engine) -> list[Settlement]:
+    """One settlement run over every pair, as the scheduled job does it."""
+    with engine.connect() as conn:
+        return run_settlement(conn)
