@@ -49,7 +49,7 @@ async def create_counterparty(request: web.Request, body: AddCounterparty) -> we
     "/counterparties", query=ListCounterparties, response=Page[CounterpartyOut], errors=(403,)
 )
 async def get_counterparties(request: web.Request, query: ListCounterparties) -> web.Response:
-    """List the organizations this one accepts transfers from (admin), newest first"""
+    """List the organizations this one accepts transfers from, newest first (admin)"""
     async with request.app[ENGINE].connect() as conn:
         links, next_key = await list_counterparties(
             conn, principal(request), after=page_after(query), limit=query.limit

@@ -64,7 +64,7 @@ async def run_settlements(request: web.Request) -> web.Response:
 
 @routes.get("/settlements", query=ListSettlements, response=Page[SettlementOut], errors=(403,))
 async def get_settlements(request: web.Request, query: ListSettlements) -> web.Response:
-    """List settlements where this organization pays or is paid (admin), newest first
+    """List settlements where this organization pays or is paid, newest first (admin)
 
     Filters: `currency`, `payer_organization_id`, `payee_organization_id`.
     """
@@ -82,7 +82,10 @@ async def get_settlements(request: web.Request, query: ListSettlements) -> web.R
 
 @routes.get("/settlements/{settlement_id}", response=SettlementOut, errors=(403, 404))
 async def read_settlement(request: web.Request, settlement_id: UUID) -> web.Response:
-    """Read a settlement of this organization (admin); any other is `404`"""
+    """Read a settlement of this organization (admin)
+
+    A settlement between two other organizations is `404`.
+    """
     async with request.app[ENGINE].connect() as conn:
         found = await get_settlement(conn, principal(request), settlement_id)
     return json_response(found.as_json())
