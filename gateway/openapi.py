@@ -153,7 +153,7 @@ def _responses(spec: RouteSpec, refs: dict[tuple[Any, str], dict[str, Any]]) -> 
         "headers": {"X-Request-ID": _REQUEST_ID_HEADER},
     }
     if spec.status == 204:
-        pass  # No Content: the answer has no body to describe
+        pass  # No Content: nothing to describe
     elif (spec.response, "serialization") in refs:
         schema: dict[str, Any] = refs[(spec.response, "serialization")]
         success["content"] = {spec.content_type: {"schema": schema}}
