@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+import uvloop
 from aiohttp import web
 
 from gateway.app import create_app
@@ -21,13 +22,14 @@ log = logging.getLogger("vaultcraft.gateway")
 
 
 def serve(settings: Settings, *, reuse_port: bool = False) -> None:
-    """Serve on `settings.http_host:http_port` until told to stop.
+    """Serve on `settings.http_host:http_port` until told to stop, on uvloop's event loop.
 
     `reuse_port` lets several gateway processes share one port (SO_REUSEPORT).
     """
     log.info("The gateway listens on %s:%s.", settings.http_host, settings.http_port)
     web.run_app(
         create_app(settings),
+        loop=uvloop.new_event_loop(),
         host=settings.http_host,
         port=settings.http_port,
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,
