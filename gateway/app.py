@@ -21,6 +21,7 @@ from gateway.routes import (
     auth,
     docs,
     organizations,
+    reconciliations,
     system,
     transaction_reads,
     transactions,
@@ -41,6 +42,7 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     transactions.routes,
     transaction_reads.routes,
     wallets.routes,
+    reconciliations.routes,
 )
 """Every area's routes, in registration order (fixed paths before `{id}` ones of an area)."""
 

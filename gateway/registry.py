@@ -81,6 +81,8 @@ class RouteSpec:
     auth: bool = True
     errors: tuple[int, ...] = ()
     content_type: str = "application/json"
+    optional_body: bool = False
+    """With `body=`, a request without a body gets the model's defaults instead of a 422."""
     aliases: tuple[str, ...] = ()
     """Extra absolute paths served by the same handler (e.g. `/health` at the root)."""
     path_params: tuple[str, ...] = field(default=())
@@ -169,7 +171,10 @@ def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRe
         if spec.query is not None:
             kwargs["query"] = parse_query(request, spec.query)
         if spec.body is not None:
-            kwargs["body"] = await parse_body(request, spec.body)
+            if spec.optional_body and not request.body_exists:
+                kwargs["body"] = spec.body()
+            else:
+                kwargs["body"] = await parse_body(request, spec.body)
         return await spec.handler(request, **kwargs)
 
     endpoint.__name__ = spec.operation_id
