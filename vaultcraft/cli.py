@@ -6,10 +6,10 @@ command, so `vaultcraft --help` and `vaultcraft migrate` never load the gateway 
 
 Adding a command takes a few lines:
 
-    @command("reconcile", "Run a reconciliation now.", arg("--full", action="store_true"))
-    def _reconcile(args: argparse.Namespace, settings: Settings) -> int | None:
-        from workers.reconciliation import run_once
-        return run_once(settings, full=args.full)
+    @command("verify", "Check the ledger now.", arg("--require-final", action="store_true"))
+    def _verify(args: argparse.Namespace, settings: Settings) -> int | None:
+        from vaultcraft.operator_tasks import verify
+        return verify(settings, require_final=args.require_final)
 """
 
 from __future__ import annotations
@@ -187,6 +187,50 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int | None:
 
     scheduler_main(settings)
     return 0
+
+
+@command(
+    "create-org",
+    "Create an organization with its ADMIN user and SYSTEM wallet, as signup does.",
+    arg("--name", required=True, help="the organization's name"),
+    arg("--email", required=True, help="the ADMIN's email (their login)"),
+    arg("--password", required=True, help="the ADMIN's password (10 characters or more)"),
+    arg("--full-name", default="Administrator", help="the ADMIN's name"),
+    arg("--currency", default="INR", help="default currency and the SYSTEM wallet's (INR)"),
+)
+def _create_org(args: argparse.Namespace, settings: Settings) -> int | None:
+    from vaultcraft.operator_tasks import create_org
+
+    return create_org(
+        settings,
+        name=args.name,
+        email=args.email,
+        password=args.password,
+        full_name=args.full_name,
+        currency=args.currency,
+    )
+
+
+@command(
+    "reconcile",
+    "Reconcile the ledger now and print what was found; exit 1 on drift, 2 if the run failed.",
+    arg("--full", action="store_true", help="read every entry (default: only what is new)"),
+)
+def _reconcile(args: argparse.Namespace, settings: Settings) -> int | None:
+    from vaultcraft.operator_tasks import reconcile
+
+    return reconcile(settings, full=args.full)
+
+
+@command(
+    "verify",
+    "Check the ledger's invariants over the whole database; exit 1 on any violation.",
+    arg("--require-final", action="store_true", help="also fail on transfers still PENDING"),
+)
+def _verify(args: argparse.Namespace, settings: Settings) -> int | None:
+    from vaultcraft.operator_tasks import verify
+
+    return verify(settings, require_final=args.require_final)
 
 
 if __name__ == "__main__":

@@ -100,7 +100,7 @@ def _summary(row: Row[*tuple[Any, ...]], reader: Principal) -> RunSummary:
 def discrepancy_json(row: Row[*tuple[Any, ...]]) -> dict[str, Any]:
     """One finding; `expected`/`actual` are decimal strings (money) or digit strings (counts)."""
     kind = Kind(row.kind)
-    unit = "count" if kind in COUNT_KINDS else "money"
+    unit = measure_unit(kind)
     return {
         "kind": kind.value,
         "wallet_id": _str(row.wallet_id),
@@ -108,8 +108,8 @@ def discrepancy_json(row: Row[*tuple[Any, ...]]) -> dict[str, Any]:
         "settlement_id": _str(row.settlement_id),
         "entry_id": row.entry_id,
         "currency": row.currency,
-        "expected": _measure(row.expected, unit, row.currency),
-        "actual": _measure(row.actual, unit, row.currency),
+        "expected": render_measure(kind, row.expected, row.currency),
+        "actual": render_measure(kind, row.actual, row.currency),
         "unit": unit,
     }
 
@@ -188,10 +188,16 @@ async def run_report(
     return _summary(row, who), [discrepancy_json(r) for r in rows]
 
 
-def _measure(value: int | None, unit: str, currency: str | None) -> str | None:
+def measure_unit(kind: Kind) -> str:
+    """`count` for kinds that count transfers or entries, `money` for the rest."""
+    return "count" if kind in COUNT_KINDS else "money"
+
+
+def render_measure(kind: Kind, value: int | None, currency: str | None) -> str | None:
+    """An `expected` or `actual` as shown to people: money in major units, counts as digits."""
     if value is None:
         return None
-    if unit == "money" and currency is not None:
+    if measure_unit(kind) == "money" and currency is not None:
         return format_amount(int(value), currency)
     return str(int(value))
 
