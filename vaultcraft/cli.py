@@ -163,7 +163,8 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int | None:
     from workers.metrics_exposition import enable_multiprocess_metrics, multiprocess_dir_for
 
     enable_multiprocess_metrics(multiprocess_dir_for(settings, "worker"))
-    argv = [sys.executable, "-m", "dramatiq", "workers.actors", "vaultcraft.worker_logging"]
+    argv = [sys.executable, "-m", "vaultcraft.worker_group", "workers.actors"]
+    argv += ["vaultcraft.worker_logging", "--skip-logging"]
     argv += ["--processes", str(args.processes), "--threads", str(args.threads)]
     argv += ["--worker-shutdown-timeout", str(WORKER_SHUTDOWN_MS)]
     if args.queues:

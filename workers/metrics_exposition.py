@@ -112,17 +112,28 @@ def start_metrics_server(
     return MetricsServer(httpd=httpd, thread=thread)
 
 
-def start_group_metrics(group: str, settings: Settings | None = None) -> MetricsServer:
+def start_group_metrics(group: str, settings: Settings | None = None) -> MetricsServer | None:
     """Enable multiprocess metrics for a single-process group and serve them on its port.
 
     For `vaultcraft relay` and `vaultcraft scheduler`: call before importing the modules
-    that define or use metrics.
+    that define or use metrics. A port already taken is logged as an error and None is
+    returned: the process goes on with its real work (relaying, scheduling) unscraped,
+    rather than crash-looping under its supervisor.
     """
     settings = settings or Settings.from_env()
     directory = enable_multiprocess_metrics(multiprocess_dir_for(settings, group))
-    return start_metrics_server(
-        metrics_port_for(settings, group), multiprocess_dir=directory, host=settings.http_host
-    )
+    port = metrics_port_for(settings, group)
+    try:
+        return start_metrics_server(port, multiprocess_dir=directory, host=settings.http_host)
+    except OSError as exc:
+        logger.error(
+            "Cannot serve the %s metrics on %s:%d (%s); carrying on without them.",
+            group,
+            settings.http_host,
+            port,
+            exc,
+        )
+        return None
 
 
 def serve_worker_metrics() -> int:
@@ -136,11 +147,20 @@ def serve_worker_metrics() -> int:
         logger.error("%s is not set, so worker metrics cannot be served.", MULTIPROC_ENV)
         return 1
     settings = Settings.from_env()
-    server = start_metrics_server(
-        metrics_port_for(settings, "worker"),
-        multiprocess_dir=Path(directory),
-        host=settings.http_host,
-    )
+    port = metrics_port_for(settings, "worker")
+    try:
+        server = start_metrics_server(
+            port, multiprocess_dir=Path(directory), host=settings.http_host
+        )
+    except OSError as exc:
+        # Only this fork ends: Dramatiq keeps the worker processes running without it.
+        logger.error(
+            "Cannot serve the worker metrics on %s:%d (%s); workers carry on without them.",
+            settings.http_host,
+            port,
+            exc,
+        )
+        return 1
     server.thread.join()
     return 0
 
