@@ -86,8 +86,9 @@ async def _wait_final(
 ) -> dict[str, Any]:
     """Sleep on the transfer's notification, re-reading it at least every second."""
     deadline = time.monotonic() + wait_s
-    async with request.app[WAITER].watch(transaction_id) as event:
-        while row["status"] not in FINAL_STATUSES:
+    waiter = request.app[WAITER]
+    async with waiter.watch(transaction_id) as event:
+        while row["status"] not in FINAL_STATUSES and not waiter.closing:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
