@@ -94,7 +94,7 @@ def test_a_worker_stopped_mid_load_loses_no_transfer(
             sources = [t.wallet() for _ in range(4)]
             sink = t.wallet()
             fund(t, sources)
-            moves = [(sources[n % 4], sink, "0.01") for n in range(400)]
+            moves = [(sources[n % 4], sink, "0.01") for n in range(300)]
             with ThreadPoolExecutor(8) as pool:
                 submitted = pool.map(lambda m: t.transfer(*m), moves)
 
@@ -113,20 +113,21 @@ def test_a_worker_stopped_mid_load_loses_no_transfer(
             assert stop_took < WORKER_SHUTDOWN_MS / 1000 + 2
             log = stack.logs("worker")
             assert "Worker has been shut down." in log and "Killing" not in log
+            assert statuses(engine, ids).get("COMPLETED", 0) > 0  # it was posting when stopped
             # and transfers accepted while no worker runs wait for it
-            for move in moves[:100]:
+            for move in moves[:50]:
                 resp = t.transfer(*move)
                 assert resp.status_code == 202, resp.text
                 ids.append(resp.json()["id"])
-            assert statuses(engine, ids).get("PENDING", 0) >= 100
+            assert statuses(engine, ids).get("PENDING", 0) >= 50
 
             # and once restarted, every transfer ends COMPLETED, none twice
             stack.start("worker")
-            for transfer_id in ids:
-                assert t.wait_final(transfer_id)["status"] == "COMPLETED"
-            assert t.balance(sink) == "5.00"
-
-    assert statuses(engine, ids) == {"COMPLETED": 500}
+            deadline = time.monotonic() + 60
+            while statuses(engine, ids).get("PENDING") and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert statuses(engine, ids) == {"COMPLETED": 350}
+            assert t.balance(sink) == "3.50"
     with engine.connect() as conn:
         violations = check_invariants(conn, require_final=True)
     assert violations == [], describe(violations)

@@ -6,6 +6,8 @@ count can be compared with exactly what the test did.
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -163,3 +165,31 @@ def test_the_scheduler_gauges_follow_the_database(stack: Stack, own_database: st
             eventually(read, lambda: {("vaultcraft_outbox_backlog", ()): backlog()})
     finally:
         engine.dispose()
+
+
+def test_a_taken_metrics_port_is_logged_and_the_work_goes_on(
+    own_database: str, redis_url: str, tmp_path: Path
+) -> None:
+    # Given the worker group's and the relay's metrics ports held by someone else
+    stack = Stack(own_database, redis_url, tmp_path)
+    with socket.socket() as worker_port, socket.socket() as relay_port:
+        worker_port.bind(("127.0.0.1", stack.metrics_port("worker")))
+        relay_port.bind(("127.0.0.1", stack.metrics_port("relay")))
+        worker_port.listen()
+        relay_port.listen()
+
+        # When the stack runs anyway
+        with stack, httpx.Client(base_url=stack.base_url, timeout=40) as http:
+            t = signup(http)
+
+            # Then transfers are still dispatched by the relay and posted by the workers
+            t.deposit(t.wallet(), "1.00")
+            assert stack.procs["relay"].poll() is None
+            assert stack.procs["worker"].poll() is None
+
+    # and each says, as an error, that it runs unscraped
+    for group in ("worker", "relay"):
+        errors = [
+            json.loads(line) for line in stack.logs(group).splitlines() if '"level":"error"' in line
+        ]
+        assert any(f"Cannot serve the {group} metrics" in e["event"] for e in errors), errors
