@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from gateway.registry import API_PREFIX, RouteSpec
+from gateway.registry import RouteSpec
 
 _REF = "#/components/schemas/{model}"
 _PROBLEM = "application/problem+json"
@@ -48,12 +48,7 @@ def build_openapi(specs: list[RouteSpec]) -> dict[str, Any]:
     query_models = {spec.query.__name__ for spec in specs if spec.query is not None}
     paths: dict[str, dict[str, Any]] = {}
     for spec in specs:
-        operation = _operation(spec, schemas, refs)
-        paths.setdefault(spec.full_path, {})[spec.method.lower()] = operation
-        for n, alias in enumerate(a for a in spec.aliases if a.startswith(API_PREFIX + "/")):
-            # Another name of the same operation inside the API (`/wallets/transfer`).
-            same = operation | {"operationId": f"{spec.operation_id}_alias{n + 1}"}
-            paths.setdefault(alias, {})[spec.method.lower()] = same
+        paths.setdefault(spec.full_path, {})[spec.method.lower()] = _operation(spec, schemas, refs)
     for name in query_models:  # their fields became parameters; the models are not used
         schemas.pop(name, None)
     schemas["Problem"] = _PROBLEM_SCHEMA
