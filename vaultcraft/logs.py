@@ -4,7 +4,7 @@ Every process calls `configure_logging` once at start. structlog loggers and the
 library's loggers (Dramatiq, aiohttp.access, Alembic) then go through the same processors
 and renderer, so each line carries a timestamp, level, process type, event and whatever
 context was bound with `structlog.contextvars.bind_contextvars(request_id=...,
-organization_id=..., transfer_id=...)`. Values under secret-looking keys and passwords
+organization_id=..., transaction_id=...)`. Values under secret-looking keys and passwords
 inside URLs are masked before rendering: a log line must never carry a credential.
 """
 
