@@ -195,7 +195,12 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int | None:
     "Create an organization with its ADMIN user and SYSTEM wallet, as signup does.",
     arg("--name", required=True, help="the organization's name"),
     arg("--email", required=True, help="the ADMIN's email (their login)"),
-    arg("--password", required=True, help="the ADMIN's password (10 characters or more)"),
+    arg(
+        "--password",
+        required=True,
+        help="the ADMIN's password (10 characters or more); `-` reads it from stdin,"
+        " keeping it out of the process list and shell history",
+    ),
     arg("--full-name", default="Administrator", help="the ADMIN's name"),
     arg("--currency", default="INR", help="default currency and the SYSTEM wallet's (INR)"),
 )
@@ -206,10 +211,18 @@ def _create_org(args: argparse.Namespace, settings: Settings) -> int | None:
         settings,
         name=args.name,
         email=args.email,
-        password=args.password,
+        password=_secret_argument(args.password),
         full_name=args.full_name,
         currency=args.currency,
     )
+
+
+def _secret_argument(value: str) -> str:
+    """The value itself, or with `-` the first line of stdin."""
+    return sys.stdin.readline().rstrip("\n") if value == STDIN_ARGUMENT else value
+
+
+STDIN_ARGUMENT = "-"
 
 
 @command(

@@ -55,9 +55,11 @@ def test_help_lists_every_command() -> None:
     assert loaded.stdout.strip() == "[]"
 
 
-def _create_org(env: dict[str, str], email: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def _create_org(
+    env: dict[str, str], email: str, *extra: str, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
     argv = [*vaultcraft_argv(), "create-org", "--name", "Acme Ops", "--email", email, *extra]
-    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, input=stdin)
 
 
 def test_create_org_makes_what_signup_makes(
@@ -73,7 +75,9 @@ def test_create_org_makes_what_signup_makes(
     }
     email = f"ops-{uuid.uuid4().hex[:10]}@example.com"
 
-    made = _create_org(env, email, "--password", "a long enough secret", "--currency", "USD")
+    made = _create_org(
+        env, email, "--password", "-", "--currency", "USD", stdin="a long enough secret\n"
+    )
 
     assert made.returncode == 0, made.stderr
     ids = dict(line.rsplit(": ", 1) for line in made.stdout.splitlines())
