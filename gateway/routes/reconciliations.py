@@ -1,8 +1,10 @@
 """Reconciliation runs: ask for one now, list them, read what one found.
 
-Runs are ledger-wide: one run checks the books of every organization, so run ids, states
-and counts are visible to every admin. Discrepancies are not: each belongs to the
-organization whose books it is in, and an admin only ever sees their own organization's.
+Runs are ledger-wide: one run checks the books of every organization. Scheduled runs are
+visible to every admin; a run an organization asked for, only to it and to organizations
+it found drift for. Discrepancies always belong to the organization whose books they are
+in, and an admin only ever sees their own organization's
+(`ledger_core.persistence.reconciliation_reports`).
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ from ledger_core.reconciliation import Mode
 routes = RouteTable(tag="Reconciliation")
 
 _TENANCY = (
-    " A run checks the whole ledger, so every admin may read every run's status and counts;"
-    " `discrepancies` and `discrepancy_count` only ever cover the caller's own organization,"
-    " never another tenant's wallets or transfers."
+    " A run checks the whole ledger, so `wallets_checked` and `entries_checked` count every"
+    " organization's; `discrepancies` and `discrepancy_count` only ever cover the caller's"
+    " own organization, never another tenant's wallets or transfers. Scheduled runs are"
+    " visible to every admin; a run another organization asked for is `404` unless it found"
+    " drift in the caller's books (the `reconciliation.drift_detected` event names it)."
 )
 
 
@@ -80,7 +84,7 @@ async def get_reconciliations(request: web.Request, query: ListReconciliations) 
 
 
 @routes.get(
-    "/reconciliations/{run_id}",
+    "/reconciliations/{reconciliation_id}",
     response=ReconciliationReportOut,
     errors=(403, 404),
     description=(
@@ -89,8 +93,8 @@ async def get_reconciliations(request: web.Request, query: ListReconciliations) 
         " listed, oldest first; `discrepancy_count` counts them all." + _TENANCY
     ),
 )
-async def get_reconciliation(request: web.Request, run_id: UUID) -> web.Response:
+async def get_reconciliation(request: web.Request, reconciliation_id: UUID) -> web.Response:
     """Read a reconciliation run and what it found in your books (admin)"""
     async with request.app[ENGINE].connect() as conn:
-        run, discrepancies = await run_report(conn, principal(request), run_id)
+        run, discrepancies = await run_report(conn, principal(request), reconciliation_id)
     return json_response(run.as_json() | {"discrepancies": discrepancies})

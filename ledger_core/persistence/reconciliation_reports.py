@@ -1,14 +1,20 @@
 """Reconciliation runs as one organization's admin may see them, and requests for new runs.
 
-A run is ledger-wide: it checks every organization's books at once, so its status and
-counts belong to nobody in particular and any admin may read any run. What it found does
-belong to someone: every discrepancy is stored with the organization whose books it is in
-(`reconciliation_discrepancies.organization_id`), and a reader only ever gets the rows of
-their own organization. Ledger-wide sums carry no organization and are never shown here;
-an organization whose books are off also has its own `organization_sum_nonzero`.
+A run is ledger-wide: it checks every organization's books at once. Which runs an admin
+sees:
 
-Who asked for a run is shown only to the organization that asked: another tenant's user
-ids never leave this module.
+- runs nobody asked for over the API (the scheduler's, `vaultcraft reconcile`): everyone;
+- runs an organization asked for: that organization, and any organization the run found
+  discrepancies for (it was told so by a `reconciliation.drift_detected` event naming the
+  run). To anyone else such a run does not exist (`404`), like every other tenant's
+  resource.
+
+What a run found is always filtered: every discrepancy is stored with the organization
+whose books it is in (`reconciliation_discrepancies.organization_id`), and a reader only
+ever gets the rows of their own organization. Ledger-wide sums carry no organization and
+are never shown here; an organization whose books are off also has its own
+`organization_sum_nonzero`. Who asked for a run is shown only to the organization that
+asked: another tenant's user ids never leave this module.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, func, literal, select
+from sqlalchemy import Row, exists, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.accounts import Principal, require_admin
@@ -39,6 +45,15 @@ REQUESTED = "reconciliation.requested"
 
 COUNT_KINDS = frozenset({Kind.UNPOSTED_WITH_ENTRIES, Kind.STUCK_PENDING})
 """Kinds whose `expected` and `actual` count rows; every other kind measures money."""
+
+
+def _visible_to(organization_id: UUID) -> Any:
+    """Scheduled runs, the organization's own requests, and runs that found its drift."""
+    return or_(
+        runs.c.organization_id.is_(None),
+        runs.c.organization_id == organization_id,
+        exists().where(found.c.run_id == runs.c.id, found.c.organization_id == organization_id),
+    )
 
 
 def _own_count(organization_id: UUID) -> Any:
@@ -151,10 +166,10 @@ async def request_run(
 async def list_runs(
     conn: AsyncConnection, who: Principal, *, after: Keyset | None, limit: int
 ) -> tuple[list[RunSummary], Keyset | None]:
-    """Every run, newest first; each counts only the reader's own discrepancies."""
+    """The runs the reader may see, newest first, each counting only the reader's findings."""
     require_admin(who)
     stmt = newest_first(
-        select(*runs.c, _own_count(who.organization_id)),
+        select(*runs.c, _own_count(who.organization_id)).where(_visible_to(who.organization_id)),
         runs.c.created_at,
         runs.c.id,
         after,
@@ -172,7 +187,9 @@ async def run_report(
     require_admin(who)
     row = (
         await conn.execute(
-            select(*runs.c, _own_count(who.organization_id)).where(runs.c.id == run_id)
+            select(*runs.c, _own_count(who.organization_id)).where(
+                runs.c.id == run_id, _visible_to(who.organization_id)
+            )
         )
     ).first()
     if row is None:

@@ -126,9 +126,10 @@ async def test_a_requested_run_completes_and_a_clean_ledger_reports_nothing(
 async def test_drift_is_reported_to_its_own_organization_only(
     client: TestClient, books: Books
 ) -> None:
-    # Given two organizations, and an entry of Globex's altered behind the ledger's back
+    # Given three organizations, and an entry of Globex's altered behind the ledger's back
     acme, _, _ = await funded_org(client, books)
     globex, globex_system, globex_wallet = await funded_org(client, books)
+    initech, _, _ = await funded_org(client, books)
     books.tamper(
         "UPDATE ledger_entries SET amount = amount + 7 WHERE wallet_id = :w", w=globex_wallet
     )
@@ -139,10 +140,10 @@ async def test_drift_is_reported_to_its_own_organization_only(
     run = await finished(client, acme, accepted["id"])
 
     # Then Acme sees a completed run over the whole ledger, and nothing of Globex's
-    assert (run["status"], run["wallets_checked"], run["entries_checked"]) == ("COMPLETED", 4, 4)
+    assert (run["status"], run["wallets_checked"], run["entries_checked"]) == ("COMPLETED", 6, 6)
     assert (run["discrepancy_count"], run["discrepancies"]) == (0, [])
     assert globex.org["id"] not in json.dumps(run) and str(globex_wallet) not in json.dumps(run)
-    # and Globex reads the same run (runs are global) with its own drift, precisely located
+    # and Globex, told by the run's drift event, reads the same run with its own drift
     theirs = await finished(client, globex, accepted["id"])
     assert theirs["requested_by"] is None  # asked for by another tenant's user
     found = {d["kind"]: d for d in theirs["discrepancies"]}
@@ -169,6 +170,45 @@ async def test_drift_is_reported_to_its_own_organization_only(
         counts[who.org["id"]] = listed["discrepancy_count"]
     assert counts == {acme.org["id"]: 0, globex.org["id"]: 3}
     assert str(globex_system) not in json.dumps(run)
+    # but to Initech, neither asking nor concerned, Acme's run does not exist
+    resp = await client.get(f"{API}/reconciliations/{accepted['id']}", headers=initech.headers)
+    await expect_problem(resp, 404, "not_found")
+    resp = await client.get(f"{API}/reconciliations", headers=initech.headers)
+    assert (await resp.json())["data"] == []
+
+
+async def test_scheduled_runs_are_visible_to_every_admin(
+    client: TestClient, books: Books, broker: RedisBroker
+) -> None:
+    from workers.messages import request_reconciliation as schedule_run
+
+    # Given two organizations, one with a wallet whose stored balance was raised
+    acme, _, _ = await funded_org(client, books)
+    globex, _, globex_wallet = await funded_org(client, books)
+    books.tamper("UPDATE wallets SET balance = balance + 5 WHERE id = :w", w=globex_wallet)
+
+    # When the scheduler asks for a run (no run id: the worker records it)
+    schedule_run(broker, "full")
+
+    # Then both admins list it, each with only their own findings
+    seen = {}
+    for who in (acme, globex):
+        for _ in range(300):
+            resp = await client.get(f"{API}/reconciliations", headers=who.headers)
+            data = (await resp.json())["data"]
+            if data and data[0]["status"] == "COMPLETED":
+                break
+            await asyncio.sleep(0.1)
+        [run] = data
+        assert (run["mode"], run["requested_by"]) == ("FULL", None)
+        seen[who.org["id"]] = (run["id"], run["discrepancy_count"])
+    assert seen[acme.org["id"]][0] == seen[globex.org["id"]][0]
+    assert (seen[acme.org["id"]][1], seen[globex.org["id"]][1]) == (0, 2)
+    report = await finished(client, globex, seen[globex.org["id"]][0])
+    assert {d["kind"] for d in report["discrepancies"]} == {
+        "balance_mismatch",
+        "organization_sum_nonzero",
+    }
 
 
 async def test_runs_are_listed_newest_first_with_cursors(client: TestClient) -> None:

@@ -85,6 +85,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "ReverseTransfer": {},
     "CreateWallet": {"type": "PRIMARY", "currency": CURRENCY, "user_id": "{user_id}"},
     "UpdateWallet": {"status": "ACTIVE"},
+    "RequestReconciliation": {"mode": "INCREMENTAL"},
 }
 
 ID_FIELDS = ("wallet_id", "destination_wallet_id", "user_id", "transaction_id")
