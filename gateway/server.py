@@ -11,12 +11,11 @@ import logging
 import uvloop
 from aiohttp import web
 
+from gateway.access_log import StructuredAccessLogger
 from gateway.app import create_app
 from vaultcraft.settings import Settings
 
 SHUTDOWN_TIMEOUT_S = 10.0
-
-ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tf "%{X-Request-ID}o"'
 
 log = logging.getLogger("vaultcraft.gateway")
 
@@ -33,7 +32,7 @@ def serve(settings: Settings, *, reuse_port: bool = False) -> None:
         host=settings.http_host,
         port=settings.http_port,
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,
-        access_log_format=ACCESS_LOG_FORMAT,
+        access_log_class=StructuredAccessLogger,
         reuse_port=reuse_port,
         print=None,
         handle_signals=True,

@@ -88,6 +88,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "UpdateWallet": {"status": "ACTIVE"},
     # Names the side's own organization: refused as `self_counterparty`, so nothing is written.
     "AddCounterparty": {"organization_id": "{organization_id}"},
+    "RequestReconciliation": {"mode": "INCREMENTAL"},
 }
 
 ID_FIELDS = ("wallet_id", "destination_wallet_id", "user_id", "transaction_id")
