@@ -39,6 +39,9 @@ RECEIVER_OUTAGES = {
 DOWN_S = dict.fromkeys(RECEIVER_OUTAGES, (1.0, 4.0))
 """How long a fault keeps its target down, by kind (others: DEFAULT_DOWN_S)."""
 DEFAULT_DOWN_S = (0.2, 2.5)
+RECEIVER_REST_S = 3.5
+"""The receiver stays up at least this long between two outages, so they stay brief
+outages (each delivery gets a try in between) even when the schedule draws several."""
 
 
 @dataclass(frozen=True)
@@ -54,10 +57,12 @@ class Fault:
 
 
 def schedule(seed: int, seconds: float, workers: list[str], kinds: tuple[str, ...]) -> list[Fault]:
-    """Faults spread over the run: each kind once, then one more every ~6 s, in seeded order."""
+    """Faults spread over the run: each kind once, then one more every ~6 s, in seeded order
+    (receiver outages with other faults between them)."""
     rng = random.Random(f"{seed}-faults")
     drawn = list(kinds) + [rng.choice(kinds) for _ in range(int(seconds // 6) - len(kinds))]
     rng.shuffle(drawn)
+    _separate_receiver_outages(drawn, rng)
     slot = (seconds - 6) / len(drawn)
     return [
         Fault(
@@ -68,6 +73,22 @@ def schedule(seed: int, seconds: float, workers: list[str], kinds: tuple[str, ..
         )
         for n, kind in enumerate(drawn)
     ]
+
+
+def _separate_receiver_outages(drawn: list[str], rng: random.Random) -> None:
+    """Put the receiver outages in seeded gaps between the other faults, one per gap
+    (when there are too many of them for that, as drawn)."""
+    outages = [kind for kind in drawn if kind in RECEIVER_OUTAGES]
+    others = [kind for kind in drawn if kind not in RECEIVER_OUTAGES]
+    if len(outages) > len(others) + 1:
+        return
+    gaps = set(rng.sample(range(len(others) + 1), len(outages)))
+    drawn.clear()
+    for n in range(len(others) + 1):
+        if n in gaps:
+            drawn.append(outages.pop())
+        if n < len(others):
+            drawn.append(others[n])
 
 
 class Injector:
@@ -88,6 +109,7 @@ class Injector:
         self.postgres_dir = postgres_dir
         self.workers = workers
         self.journal: list[str] = []
+        self.receiver_up_at = -RECEIVER_REST_S
         self.extra: dict[str, Callable[[Fault], None]] = {}
         self.while_postgres_down: Callable[[], None] | None = None
 
@@ -119,9 +141,11 @@ class Injector:
             time.sleep(fault.down_s)
             ensure_postgres(self.postgres_dir)
         elif fault.kind in RECEIVER_OUTAGES:
+            time.sleep(max(0.0, self.receiver_up_at + RECEIVER_REST_S - time.monotonic()))
             self.receiver.go_down(RECEIVER_OUTAGES[fault.kind])
             time.sleep(fault.down_s)
             self.receiver.come_up()
+            self.receiver_up_at = time.monotonic()
         else:
             raise ValueError(f"unknown fault {fault.kind}")
 

@@ -37,8 +37,10 @@ EVENTS = ["transfer.completed", "transfer.failed", "transfer.cancelled"]
 def shortest_retry_span_s() -> float:
     """The least time a delivery keeps retrying (every jitter at its lowest).
 
-    Three receiver outages back to back (one thread applies the faults, so they cannot
-    overlap) must fit in it, or a delivery could fail for good during a brief outage.
+    The longest receiver outage must fit in it with room to spare (the run asserts three
+    times over: a webhook worker with a backlog makes each attempt late, and outages are
+    at least `faults.RECEIVER_REST_S` apart), or a delivery could fail for good during a
+    brief outage.
     """
     span_ms = 0.0
     for failed in range(1, MAX_ATTEMPTS):
