@@ -29,10 +29,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from bench import pgbench_reference as ref
 from bench import scenarios
 from bench.dataset import DataSet, build
-from bench.ledger_check import check_ledger_at
 from bench.ledger_fill import fill_stored_transfers
 from bench.report import emit
-from bench.system import ROOT, System, create_database, drop_database, migrate
+from bench.system import (
+    ROOT,
+    System,
+    create_database,
+    drop_database,
+    invariant_violations,
+    migrate,
+)
 from vaultcraft.embedded import ensure_services, stop_services
 
 ALL = ("uniform", "hot", "bulk", "latency", "reconcile", "scale")
@@ -90,7 +96,7 @@ class Runner:
 
     def check(self, after: str, db_url: str) -> None:
         self.progress.update(self.task, description=f"invariants after {after}")
-        self.result["invariants"][after] = [str(v) for v in check_ledger_at(db_url)]
+        self.result["invariants"][after] = invariant_violations(db_url)
 
     def references(self, db_url: str) -> None:
         p = self.profile
@@ -137,7 +143,9 @@ class Runner:
 
     def reconcile(self, server_url: str) -> None:
         entries = self.profile.reconcile_entries
-        self.result["scenarios"]["reconcile"] = scenarios.reconcile(server_url, entries)
+        out = scenarios.reconcile(server_url, entries)
+        self.result["invariants"]["reconcile"] = out.pop("invariants")
+        self.result["scenarios"]["reconcile"] = out
 
     def scale(self, db_url: str) -> None:
         assert self.system is not None and self.data is not None, "the system did not start"
