@@ -37,6 +37,9 @@ def test_data_dir() -> Path:
 def service_urls(test_data_dir: Path) -> Iterator[tuple[str, str]]:
     given_db, given_redis = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
     urls = ensure_services(test_data_dir, given_db, given_redis)
+    # Code under test that reads Settings.from_env() must find the test servers, never
+    # start embedded ones of its own under the default data dir.
+    os.environ["REDIS_URL"] = urls.redis_url
     yield urls.database_url, urls.redis_url
     if os.environ.get("VAULTCRAFT_KEEP_TEST_SERVICES") != "1":
         stop_services(test_data_dir, given_db, given_redis)
@@ -55,6 +58,7 @@ def database_url(service_urls: tuple[str, str]) -> Iterator[str]:
     config.set_main_option("script_location", str(ROOT / "migrations"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     command.upgrade(config, "head")
+    os.environ["DATABASE_URL"] = url
     yield url
     with psycopg.connect(to_psycopg_url(admin_url), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -73,32 +73,33 @@ async def list_all(request: web.Request, query: ListTransactions) -> web.Respons
 async def get_one(request: web.Request, transaction_id: UUID, query: WaitQuery) -> web.Response:
     """Read a transfer; `?wait=N` holds the answer until it is final or N seconds pass"""
     who = principal(request)
-    engine = request.app[ENGINE]
-    async with engine.connect() as conn:
-        row = await get_transaction(conn, who, transaction_id)
-    if query.wait and row["status"] not in FINAL_STATUSES:
-        row = await _wait_final(request, transaction_id, row, float(query.wait))
+    if not query.wait:
+        async with request.app[ENGINE].connect() as conn:
+            row = await get_transaction(conn, who, transaction_id)
+    else:
+        row = await _wait_final(request, transaction_id, float(query.wait))
     return json_response(transaction_view(row, who.organization_id))
 
 
-async def _wait_final(
-    request: web.Request, transaction_id: UUID, row: dict[str, Any], wait_s: float
-) -> dict[str, Any]:
-    """Sleep on the transfer's notification, re-reading it at least every second."""
+async def _wait_final(request: web.Request, transaction_id: UUID, wait_s: float) -> dict[str, Any]:
+    """Read the transfer until it is final, sleeping on its notification in between.
+
+    The watch is registered before the first read, so a transfer that becomes final in
+    between still wakes us; a missed notification costs at most a second.
+    """
     deadline = time.monotonic() + wait_s
     async with request.app[WAITER].watch(transaction_id) as event:
-        while row["status"] not in FINAL_STATUSES:
+        while True:
+            event.clear()
+            async with request.app[ENGINE].connect() as conn:
+                row = await get_transaction(conn, principal(request), transaction_id)
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
+            if row["status"] in FINAL_STATUSES or remaining <= 0:
+                return row
             try:
                 await asyncio.wait_for(event.wait(), timeout=min(RECHECK_S, remaining))
             except TimeoutError:
                 pass
-            event.clear()
-            async with request.app[ENGINE].connect() as conn:
-                row = await get_transaction(conn, principal(request), transaction_id)
-    return row
 
 
 def _entry_view(entry: dict[str, Any]) -> dict[str, Any]:

@@ -93,7 +93,6 @@ def accepted(request: web.Request, stored: Stored) -> web.Response:
     response=TransactionOut,
     status=202,
     errors=_SUBMIT_ERRORS,
-    aliases=(f"{API_PREFIX}/wallets/transfer",),
     description=(
         "Checked at once: the body, that both wallets exist and are visible (`404`), that the"
         " caller may debit the source (`403`), one currency on both wallets and the request"
@@ -109,6 +108,19 @@ async def submit_transfer(request: web.Request, body: CreateTransfer) -> web.Res
         principal(request), _intent(body, key), audit_context(request)
     )
     return accepted(request, stored)
+
+
+@routes.post(
+    "/wallets/transfer",
+    body=CreateTransfer,
+    response=TransactionOut,
+    status=202,
+    errors=_SUBMIT_ERRORS,
+    description="The same as `POST /transactions/transfer`. " + _KEY_DOC,
+)
+async def submit_wallet_transfer(request: web.Request, body: CreateTransfer) -> web.StreamResponse:
+    """Submit a transfer between wallets (same as /transactions/transfer)"""
+    return await submit_transfer(request, body)
 
 
 def _batch_intents(body: CreateBatch) -> list[TransferIntent]:

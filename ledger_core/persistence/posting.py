@@ -2,14 +2,18 @@
 
 One database transaction per batch:
 
-1. claim PENDING transfers in submission order with `FOR UPDATE SKIP LOCKED`, so
+1. claim PENDING transfers in submission order with `FOR NO KEY UPDATE SKIP LOCKED`, so
    concurrent workers take disjoint batches and a transfer is never posted twice (a
    transfer is moved out of PENDING only here, under its row lock, and the final-state
    trigger refuses any later change);
-2. lock every wallet the batch touches with `FOR UPDATE`, sorted by id, so concurrent
+2. lock every wallet the batch touches with `FOR NO KEY UPDATE`, sorted by id, so concurrent
    batches always lock in one global order and cannot deadlock;
 3. decide each transfer with `ledger_core.posting.plan_postings`;
 4. write balances, entries, final states and outbox events with one statement each.
+
+`NO KEY UPDATE` rather than `UPDATE`: it still excludes every other writer of the row, but
+not the `KEY SHARE` locks that foreign-key checks take. The gateway stores new intents that
+reference these wallets while a batch is posting; with `FOR UPDATE` the two could deadlock.
 
 Members of an atomic batch are claimed through their leader (the member whose id is the
 batch id), so a batch is always posted whole by one worker.
@@ -17,14 +21,14 @@ batch id), so a batch is always posted whole by one worker.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, text
+import orjson
+from sqlalchemy import Connection, TextClause, text
 
 from ledger_core.posting import (
     Outcome,
@@ -39,63 +43,76 @@ from ledger_core.transfers import event_type, transaction_view
 FINAL_CHANNEL = "vaultcraft_final"
 """NOTIFY channel carrying ids of transfers that reached a final state (for long polls)."""
 
-_TRANSFER_COLUMNS = """id, seq, organization_id, destination_organization_id, kind,
-    source_wallet_id, destination_wallet_id, source_clearing_wallet_id,
-    destination_clearing_wallet_id, amount, currency, created_at, atomic_group_id"""
-
-CLAIM = text(f"""
-    SELECT {_TRANSFER_COLUMNS} FROM transactions
+CLAIM = text("""
+    SELECT * FROM transactions
     WHERE status = 'PENDING' AND (atomic_group_id IS NULL OR atomic_group_id = id)
     ORDER BY seq
     LIMIT :limit
-    FOR UPDATE SKIP LOCKED
+    FOR NO KEY UPDATE SKIP LOCKED
 """)
 
-CLAIM_GROUP_MEMBERS = text(f"""
-    SELECT {_TRANSFER_COLUMNS} FROM transactions
+CLAIM_GROUP_MEMBERS = text("""
+    SELECT * FROM transactions
     WHERE atomic_group_id = ANY(CAST(:groups AS uuid[])) AND id <> atomic_group_id
       AND status = 'PENDING'
     ORDER BY seq
-    FOR UPDATE
+    FOR NO KEY UPDATE
 """)
 
 LOCK_WALLETS = text("""
     SELECT id, organization_id, type, currency, status, balance FROM wallets
     WHERE id = ANY(CAST(:ids AS uuid[]))
     ORDER BY id
-    FOR UPDATE
+    FOR NO KEY UPDATE
 """)
 
-UPDATE_BALANCES = text("""
-    UPDATE wallets AS w SET balance = v.balance, updated_at = now()
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:balances AS bigint[])) AS v(id, balance)
-    WHERE w.id = v.id
-""")
-
-INSERT_ENTRIES = text("""
-    INSERT INTO ledger_entries
-        (transaction_id, wallet_id, organization_id, direction, amount, currency, balance_after)
-    SELECT v.transaction_id, v.wallet_id, v.organization_id, v.direction, v.amount, v.currency,
-           v.balance_after
-    FROM unnest(
-        CAST(:transaction_ids AS uuid[]), CAST(:wallet_ids AS uuid[]),
-        CAST(:organization_ids AS uuid[]), CAST(:directions AS text[]),
-        CAST(:amounts AS bigint[]), CAST(:currencies AS text[]), CAST(:balances AS bigint[])
-    ) WITH ORDINALITY AS v(transaction_id, wallet_id, organization_id, direction, amount,
-                           currency, balance_after, n)
-    ORDER BY v.n
-""")
-
-FINISH = text("""
+FINISH = """
     UPDATE transactions AS t
     SET status = v.status, failure_code = v.code, failure_message = v.message,
-        posted_at = CASE WHEN v.status = 'COMPLETED' THEN now() END,
-        failed_at = CASE WHEN v.status = 'FAILED' THEN now() END
+        posted_at = CASE WHEN v.status = 'COMPLETED' THEN CAST(:at AS timestamptz) END,
+        failed_at = CASE WHEN v.status = 'FAILED' THEN CAST(:at AS timestamptz) END
     FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:codes AS text[]),
                 CAST(:messages AS text[])) AS v(id, status, code, message)
     WHERE t.id = v.id AND t.status = 'PENDING'
-    RETURNING t.*
-""")
+    RETURNING 1
+"""
+"""Moves claimed transfers to their final state; the PENDING guard makes a second posting
+of the same transfer write nothing, which `write_plan` turns into a rolled-back batch."""
+
+WRITE_BATCH = """
+    WITH balances AS (
+        UPDATE wallets AS w SET balance = v.balance, updated_at = now()
+        FROM unnest(CAST(:wallet_ids AS uuid[]), CAST(:balances AS bigint[])) AS v(id, balance)
+        WHERE w.id = v.id
+        RETURNING 1
+    ), entries AS (
+        INSERT INTO ledger_entries
+            (transaction_id, wallet_id, organization_id, direction, amount, currency, balance_after)
+        SELECT v.transaction_id, v.wallet_id, v.organization_id, v.direction, v.amount,
+               v.currency, v.balance_after
+        FROM unnest(
+            CAST(:e_transactions AS uuid[]), CAST(:e_wallets AS uuid[]),
+            CAST(:e_organizations AS uuid[]), CAST(:e_directions AS text[]),
+            CAST(:e_amounts AS bigint[]), CAST(:e_currencies AS text[]),
+            CAST(:e_balances AS bigint[])
+        ) WITH ORDINALITY AS v(transaction_id, wallet_id, organization_id, direction, amount,
+                               currency, balance_after, n)
+        ORDER BY v.n
+        RETURNING 1
+    ), finished AS ({finish}
+    ), events AS (
+        INSERT INTO outbox (organization_id, type, data)
+        SELECT v.organization_id, v.type, CAST(v.data AS jsonb)
+        FROM unnest(CAST(:o_organizations AS uuid[]), CAST(:o_types AS text[]),
+                    CAST(:o_data AS text[])) WITH ORDINALITY AS v(organization_id, type, data, n)
+        ORDER BY v.n
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM finished) AS finished,
+           (SELECT count(*) FROM (SELECT pg_notify(:channel, ids)
+                                  FROM unnest(CAST(:chunks AS text[])) AS ids) AS n) AS notified
+"""
+"""Balances, entries, final states, outbox events and long-poll wake-ups in one round trip."""
 
 INSERT_EVENTS = text("""
     INSERT INTO outbox (organization_id, type, data)
@@ -119,18 +136,26 @@ class BatchResult:
         return sum(1 for o in self.outcomes if o.completed)
 
 
-def _pending(row: Any) -> PendingTransfer:
-    return PendingTransfer(**{k: row._mapping[k] for k in PendingTransfer.__slots__})
+@dataclass(frozen=True)
+class Claimed:
+    """Locked waiting transfers, as the posting rules see them and as stored."""
+
+    transfers: list[PendingTransfer]
+    rows: dict[UUID, dict[str, Any]]
 
 
-def claim_batch(conn: Connection, limit: int) -> list[PendingTransfer]:
+def _pending(row: Mapping[str, Any]) -> PendingTransfer:
+    return PendingTransfer(**{k: row[k] for k in PendingTransfer.__slots__})
+
+
+def claim_batch(conn: Connection, limit: int) -> Claimed:
     """Lock up to `limit` waiting transfers (whole atomic batches) in submission order."""
-    leaders = [_pending(r) for r in conn.execute(CLAIM, {"limit": limit})]
-    groups = [t.atomic_group_id for t in leaders if t.atomic_group_id is not None]
-    if not groups:
-        return leaders
-    members = [_pending(r) for r in conn.execute(CLAIM_GROUP_MEMBERS, {"groups": groups})]
-    return sorted(leaders + members, key=lambda t: t.seq)
+    rows = [dict(r._mapping) for r in conn.execute(CLAIM, {"limit": limit})]
+    groups = [r["atomic_group_id"] for r in rows if r["atomic_group_id"] is not None]
+    if groups:
+        rows += [dict(r._mapping) for r in conn.execute(CLAIM_GROUP_MEMBERS, {"groups": groups})]
+    rows.sort(key=lambda r: r["seq"])
+    return Claimed([_pending(r) for r in rows], {r["id"]: r for r in rows})
 
 
 def lock_wallets(conn: Connection, transfers: Sequence[PendingTransfer]) -> dict[UUID, WalletState]:
@@ -142,78 +167,95 @@ def lock_wallets(conn: Connection, transfers: Sequence[PendingTransfer]) -> dict
     }
 
 
-def write_plan(conn: Connection, plan: PostingPlan) -> list[Any]:
-    """Write a decided batch with one statement per table; returns the final transaction rows."""
-    if plan.balances:
-        conn.execute(
-            UPDATE_BALANCES,
-            {"ids": list(plan.balances), "balances": list(plan.balances.values())},
+def final_rows(plan: PostingPlan, claimed: Claimed, at: datetime) -> list[dict[str, Any]]:
+    """The claimed rows as they are once the plan is written."""
+    rows = []
+    for outcome in plan.outcomes:
+        row = dict(claimed.rows[outcome.transfer.id])
+        row.update(
+            status=outcome.status,
+            failure_code=outcome.failure_code,
+            failure_message=outcome.failure_message,
+            posted_at=at if outcome.completed else None,
+            failed_at=None if outcome.completed else at,
         )
-    if plan.entries:
-        e = plan.entries
-        conn.execute(
-            INSERT_ENTRIES,
-            {
-                "transaction_ids": [x.transaction_id for x in e],
-                "wallet_ids": [x.wallet_id for x in e],
-                "organization_ids": [x.organization_id for x in e],
-                "directions": [x.direction for x in e],
-                "amounts": [x.amount for x in e],
-                "currencies": [x.currency for x in e],
-                "balances": [x.balance_after for x in e],
-            },
-        )
-    o = plan.outcomes
-    rows = list(
-        conn.execute(
-            FINISH,
-            {
-                "ids": [x.transfer.id for x in o],
-                "statuses": [x.status for x in o],
-                "codes": [x.failure_code for x in o],
-                "messages": [x.failure_message for x in o],
-            },
-        )
-    )
-    if len(rows) != len(o):
-        raise RuntimeError("a claimed transfer left PENDING under its row lock; refusing the batch")
-    write_final_events(conn, rows)
+        rows.append(row)
     return rows
 
 
-def final_events(rows: Sequence[Any]) -> list[tuple[UUID, str, dict[str, Any]]]:
+def write_plan(conn: Connection, plan: PostingPlan, claimed: Claimed, at: datetime) -> None:
+    """Write a decided batch in one statement; refuse it if any transfer was not PENDING."""
+    e, o = plan.entries, plan.outcomes
+    events = final_events(final_rows(plan, claimed, at))
+    params = {
+        "at": at,
+        "wallet_ids": list(plan.balances),
+        "balances": list(plan.balances.values()),
+        "e_transactions": [x.transaction_id for x in e],
+        "e_wallets": [x.wallet_id for x in e],
+        "e_organizations": [x.organization_id for x in e],
+        "e_directions": [x.direction for x in e],
+        "e_amounts": [x.amount for x in e],
+        "e_currencies": [x.currency for x in e],
+        "e_balances": [x.balance_after for x in e],
+        "ids": [x.transfer.id for x in o],
+        "statuses": [x.status for x in o],
+        "codes": [x.failure_code for x in o],
+        "messages": [x.failure_message for x in o],
+        "o_organizations": [org for org, _, _ in events],
+        "o_types": [kind for _, kind, _ in events],
+        "o_data": [_json(data) for _, _, data in events],
+        "channel": FINAL_CHANNEL,
+        "chunks": _id_chunks([x.transfer.id for x in o]),
+    }
+    finished = conn.execute(text(WRITE_BATCH.format(finish=FINISH)), params).scalar_one()
+    if finished != len(o):
+        raise RuntimeError("a claimed transfer left PENDING under its row lock; refusing the batch")
+
+
+def final_events(rows: Sequence[Mapping[str, Any]]) -> list[tuple[UUID, str, dict[str, Any]]]:
     """One event per organization involved: a cross-org transfer is reported to both sides."""
     events: list[tuple[UUID, str, dict[str, Any]]] = []
     for row in rows:
-        mapping = row._mapping
-        kind = event_type(mapping["status"])
-        orgs = [mapping["organization_id"]]
-        if mapping["destination_organization_id"] != mapping["organization_id"]:
-            orgs.append(mapping["destination_organization_id"])
-        events.extend((org, kind, transaction_view(mapping, org)) for org in orgs)
+        kind = event_type(row["status"])
+        orgs = [row["organization_id"]]
+        if row["destination_organization_id"] != row["organization_id"]:
+            orgs.append(row["destination_organization_id"])
+        events.extend((org, kind, transaction_view(row, org)) for org in orgs)
     return events
 
 
-def write_final_events(conn: Connection, rows: Sequence[Any]) -> None:
-    """Outbox events and long-poll notifications for transactions that just became final."""
+def final_statements(rows: Sequence[Mapping[str, Any]]) -> list[tuple[TextClause, dict[str, Any]]]:
+    """Outbox events and long-poll wake-ups for transactions that just became final.
+
+    For paths other than posting (cancel): run each statement in the same transaction.
+    """
     events = final_events(rows)
+    statements: list[tuple[TextClause, dict[str, Any]]] = []
     if events:
-        conn.execute(
-            INSERT_EVENTS,
-            {
-                "organization_ids": [org for org, _, _ in events],
-                "types": [kind for _, kind, _ in events],
-                "data": [json.dumps(data, separators=(",", ":")) for _, _, data in events],
-            },
+        statements.append(
+            (
+                INSERT_EVENTS,
+                {
+                    "organization_ids": [org for org, _, _ in events],
+                    "types": [kind for _, kind, _ in events],
+                    "data": [_json(data) for _, _, data in events],
+                },
+            )
         )
-    notify_final(conn, [row._mapping["id"] for row in rows])
-
-
-def notify_final(conn: Connection, ids: Sequence[UUID]) -> None:
-    """NOTIFY payloads are capped at 8000 bytes: send the ids in chunks of 200."""
-    chunks = [",".join(str(i) for i in ids[n : n + 200]) for n in range(0, len(ids), 200)]
+    chunks = _id_chunks([row["id"] for row in rows])
     if chunks:
-        conn.execute(NOTIFY_FINAL, {"channel": FINAL_CHANNEL, "chunks": chunks})
+        statements.append((NOTIFY_FINAL, {"channel": FINAL_CHANNEL, "chunks": chunks}))
+    return statements
+
+
+def _json(data: dict[str, Any]) -> str:
+    return orjson.dumps(data).decode()
+
+
+def _id_chunks(ids: Sequence[UUID]) -> list[str]:
+    """NOTIFY payloads are capped at 8000 bytes: the ids go in chunks of 200."""
+    return [",".join(str(i) for i in ids[n : n + 200]) for n in range(0, len(ids), 200)]
 
 
 PolicyLoader = Callable[
@@ -224,12 +266,12 @@ PolicyLoader = Callable[
 
 def post_batch(conn: Connection, limit: int, policy: PolicyLoader | None = None) -> BatchResult:
     """Post up to `limit` waiting transfers in the caller's open database transaction."""
-    transfers = claim_batch(conn, limit)
-    if not transfers:
+    claimed = claim_batch(conn, limit)
+    if not claimed.transfers:
         return BatchResult(claimed=0, outcomes=(), finished_at=None)
-    wallets = lock_wallets(conn, transfers)
-    risk = policy(conn, transfers, wallets) if policy is not None else None
-    plan = plan_postings(transfers, wallets, risk)
-    rows = write_plan(conn, plan)
-    finished_at = max((r._mapping["posted_at"] or r._mapping["failed_at"]) for r in rows)
-    return BatchResult(claimed=len(transfers), outcomes=plan.outcomes, finished_at=finished_at)
+    wallets = lock_wallets(conn, claimed.transfers)
+    risk = policy(conn, claimed.transfers, wallets) if policy is not None else None
+    plan = plan_postings(claimed.transfers, wallets, risk)
+    at = datetime.now(UTC)
+    write_plan(conn, plan, claimed, at)
+    return BatchResult(claimed=len(claimed.transfers), outcomes=plan.outcomes, finished_at=at)

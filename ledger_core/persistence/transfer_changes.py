@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 from uuid import UUID
 
@@ -19,7 +18,7 @@ from ledger_core.errors import (
     ReversalExceedsOriginal,
 )
 from ledger_core.intents import TransferIntent
-from ledger_core.persistence.posting import FINAL_CHANNEL, final_events
+from ledger_core.persistence.posting import final_statements
 
 CANCEL = text("""
     UPDATE transactions SET status = 'CANCELLED', cancelled_at = now()
@@ -27,15 +26,7 @@ CANCEL = text("""
     RETURNING *
 """)
 
-LOCK_LEADER = text("SELECT id FROM transactions WHERE id = :id FOR UPDATE")
-
-INSERT_EVENTS = text("""
-    INSERT INTO outbox (organization_id, type, data)
-    SELECT v.organization_id, v.type, CAST(v.data AS jsonb)
-    FROM unnest(CAST(:orgs AS uuid[]), CAST(:types AS text[]), CAST(:data AS text[]))
-         WITH ORDINALITY AS v(organization_id, type, data, n)
-    ORDER BY v.n
-""")
+LOCK_LEADER = text("SELECT id FROM transactions WHERE id = :id FOR NO KEY UPDATE")
 
 
 async def cancel_transfer(
@@ -60,24 +51,13 @@ async def cancel_transfer(
         raise NotCancellable(
             f"transaction is {found['status'] if found['status'] != 'PENDING' else 'already final'}"
         )
-    events = final_events(rows)
-    await conn.execute(
-        INSERT_EVENTS,
-        {
-            "orgs": [org for org, _, _ in events],
-            "types": [kind for _, kind, _ in events],
-            "data": [json.dumps(data, separators=(",", ":")) for _, _, data in events],
-        },
-    )
-    ids = ",".join(str(r.id) for r in rows)
-    await conn.execute(
-        text("SELECT pg_notify(:channel, :ids)"), {"channel": FINAL_CHANNEL, "ids": ids}
-    )
+    for statement, params in final_statements([dict(r._mapping) for r in rows]):
+        await conn.execute(statement, params)
     return [dict(r._mapping) for r in rows if r.id == found["id"]]
 
 
 LOCK_ORIGINAL = text("""
-    SELECT * FROM transactions WHERE id = :id AND organization_id = :org FOR UPDATE
+    SELECT * FROM transactions WHERE id = :id AND organization_id = :org FOR NO KEY UPDATE
 """)
 
 REVERSED_SO_FAR = text("""

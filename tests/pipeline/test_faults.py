@@ -17,6 +17,7 @@ from typing import Any
 import dramatiq
 import httpx
 import redis
+from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine, text
 
 from ledger_core.persistence.invariants import check_invariants, describe
@@ -90,16 +91,14 @@ def test_many_clients_on_one_hot_wallet_never_overdraw_it(
 
 
 def test_duplicate_and_concurrent_messages_post_once(
-    stack: Stack, http: httpx.Client, engine: Engine
+    stack: Stack, http: httpx.Client, engine: Engine, redis_url: str
 ) -> None:
     t = signup(http)
     a, b = t.wallet(), t.wallet()
     t.deposit(a, "1000.00")
     stack.kill("worker")
     accepted = submit_many(t, [(a, b, "1.00")] * 200)
-    from workers.broker import setup_broker
-
-    broker = setup_broker()
+    broker = RedisBroker(url=redis_url)
     for _ in range(50):
         broker.enqueue(
             dramatiq.Message(

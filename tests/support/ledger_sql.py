@@ -14,7 +14,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Engine, func, select, update
 
-from ledger_core.persistence.posting import post_batch, write_final_events
+from ledger_core.persistence.posting import final_statements, post_batch
 from ledger_core.persistence.tables import transactions, wallets
 
 
@@ -52,7 +52,8 @@ def cancel_transfer(engine: Engine, transaction_id: UUID) -> None:
             .values(status="CANCELLED", cancelled_at=func.now())
             .returning(*transactions.c)
         ).all()
-        write_final_events(conn, rows)
+        for statement, params in final_statements([dict(r._mapping) for r in rows]):
+            conn.execute(statement, params)
 
 
 def _insert_intent(conn: Connection, source: Any, destination: Any, amount: int) -> UUID:
