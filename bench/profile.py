@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -26,8 +27,8 @@ from typing import Any
 
 from bench import profile_stats as stats
 from bench.dataset import DataSet, build, wait_until_final
-from bench.loadgen import LoadSpec, run_load
-from bench.system import System, create_database, descendants, drop_database, migrate
+from bench.loadgen import LoadSpec, run_load, summarize
+from bench.system import System, create_database, drop_database, migrate
 from vaultcraft.embedded import ensure_services, stop_services
 
 MODES = {"uniform": ("closed", None), "hot": ("closed", 10), "bulk": ("bulk", None)}
@@ -96,6 +97,26 @@ def counters(system: System) -> dict[str, float]:
     return {k: metric_sum(pages[page], n, label) for k, (page, n, label) in COUNTERS.items()}
 
 
+def probe_health(base_url: str, stop: threading.Event, every_s: float = 0.05) -> list[float]:
+    """Time `GET /health` (no database, no auth) until `stop`: the gateway's event-loop lag.
+
+    A request that touches nothing waits only for the loop to get to it, so its latency
+    under load is how long every other coroutine (a group-commit writer resuming after
+    PostgreSQL answered, say) also waits for its turn.
+    """
+    samples: list[float] = []
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(f"{base_url}/health", timeout=10) as resp:  # noqa: S310
+                resp.read()
+            samples.append((time.monotonic() - started) * 1000)
+        except OSError:
+            pass
+        stop.wait(every_s)
+    return samples
+
+
 def profile(system: System, data: DataSet, db_url: str, args: argparse.Namespace) -> dict[str, Any]:
     mode, hot = MODES[args.scenario]
     ids = data.wallet_ids[:hot] if hot else data.wallet_ids
@@ -103,14 +124,20 @@ def profile(system: System, data: DataSet, db_url: str, args: argparse.Namespace
                     args.clients if mode == "closed" else 2, args.seconds)  # fmt: skip
     out: dict[str, Any] = {"scenario": args.scenario, "seconds": args.seconds,
                            "statements_note": stats.enable_statements(db_url)}  # fmt: skip
-    roles = {pid: role for role, p in system.procs.items() for pid in [p.pid, *descendants(p.pid)]}
+    roles = system.roles()
     before, cpu0, started = counters(system), stats.cpu_seconds(), time.monotonic()
     spies = [
         (role, spy)
         for role, proc in system.procs.items()
         for spy in record(proc.pid, args.out / role, args.seconds, args.rate, role == "worker")
     ]
+    stop, lags = threading.Event(), list[float]()
+    prober = threading.Thread(target=lambda: lags.extend(probe_health(system.base_url, stop)))
+    prober.start()
     load = run_load(spec)
+    stop.set()
+    prober.join()
+    out["health_ms_under_load"] = summarize(lags)
     final_at = asyncio.run(wait_until_final(system.base_url, data.token, 300))
     cpu1, after = stats.cpu_seconds(), counters(system)
     out["wall_s"] = round(time.monotonic() - started, 2)

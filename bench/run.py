@@ -59,7 +59,8 @@ def machine(db_url: str) -> dict[str, Any]:
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
     return {"nproc": os.cpu_count(), "cpu_model": cpu, "python": platform.python_version(),
-            "postgres": version, "commit": commit or None}  # fmt: skip
+            "postgres": version, "commit": commit or None,
+            "load_average_start": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
 
 
 class Runner:
@@ -190,6 +191,7 @@ class Runner:
                 self.step("reconcile", lambda: self.reconcile(server_url))
             if "scale" in self.wanted:
                 self.step("scale", lambda: self.scale(db_url), "scale")
+            self.result["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
         finally:
             if self.system is not None:
                 self.system.stop()

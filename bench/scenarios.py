@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import create_engine
 
+from bench import profile_stats
 from bench.dataset import DataSet, wait_until_final
 from bench.loadgen import LoadSpec, run_load
 from bench.pgbench_reference import libpq_url
@@ -88,8 +89,10 @@ def throughput(
         concurrency=profile.clients if mode == "closed" else profile.bulk_clients,
         duration_s=profile.duration_s,
     )
+    cpu_before = profile_stats.cpu_seconds()
     load = run_load(spec, on_tick)
     final_at = asyncio.run(wait_until_final(system.base_url, data.token, profile.final_timeout_s))
+    cpu = profile_stats.cpu_by_group(cpu_before, profile_stats.cpu_seconds(), system.roles())
     counts = status_counts(db_url, data.organization_id, tag)
     wall = final_at - load.first_submit if load.first_submit else None
     completed = counts.get("COMPLETED", 0)
@@ -101,8 +104,23 @@ def throughput(
         "drain_s": round(final_at - load.last_answer, 2) if load.last_answer else None,
         "wallets": len(wallet_ids),
         "clients": spec.concurrency,
+        "cpu_s": cpu,
+        "cpu_ms_per_transfer": cpu_per_transfer(cpu, completed),
+        "sizes": profile_stats.group_sizes(db_url, data.organization_id, tag),
         "load": load.to_json(),
     }
+
+
+def cpu_per_transfer(cpu: dict[str, float], completed: int) -> dict[str, float]:
+    """CPU milliseconds per posted transfer of each role of the system and of PostgreSQL.
+
+    PostgreSQL's figure counts every backend on the machine: on a shared server it includes
+    other users' queries, so it is an upper bound.
+    """
+    if not completed:
+        return {}
+    wanted = ("gateway", "worker", "relay", "scheduler", "postgres", "redis-server")
+    return {k: round(1000 * cpu[k] / completed, 3) for k in wanted if k in cpu}
 
 
 def latency(
@@ -128,13 +146,19 @@ def latency(
         "p50_ms": load.latency_ms.get("p50"),
         "p99_ms": load.latency_ms.get("p99"),
         "client_latency_ms": load.latency_ms,
+        "accept_latency_ms": load.accept_latency_ms,
         "server_posted_minus_created_ms": load.server_latency_ms,
         "statuses": status_counts(db_url, data.organization_id, tag),
         "load": load.to_json(),
     }
 
 
-def reconcile(server_url: str, entries: int) -> dict[str, Any]:
+def reconcile(
+    server_url: str,
+    entries: int,
+    organizations: int = RECONCILE_ORGANIZATIONS,
+    wallets_per_org: int = RECONCILE_WALLETS_PER_ORG,
+) -> dict[str, Any]:
     """Time a full reconciliation of a ledger of `entries` entries in its own database.
 
     The ledger comes from the product's generator (10 organizations of 1,000 wallets,
@@ -148,8 +172,8 @@ def reconcile(server_url: str, entries: int) -> dict[str, Any]:
         started = time.monotonic()
         with engine.begin() as conn:
             ledger = generate_ledger(
-                conn, entries, wallets_per_org=RECONCILE_WALLETS_PER_ORG,
-                organizations=RECONCILE_ORGANIZATIONS, currency="INR",
+                conn, entries, wallets_per_org=wallets_per_org, organizations=organizations,
+                currency="INR",
             )  # fmt: skip
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE")

@@ -153,6 +153,14 @@ class System:
         path = self.data_dir / f"{role}.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
 
+    def roles(self) -> dict[int, str]:
+        """Every process of the system, children included: pid -> role."""
+        return {
+            pid: role
+            for role, proc in self.procs.items()
+            for pid in [proc.pid, *descendants(proc.pid)]
+        }
+
     def rss_mb(self) -> dict[str, float]:
         """Resident memory of every process of every role, children included, in MB."""
         out: dict[str, float] = {}
