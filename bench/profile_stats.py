@@ -43,12 +43,14 @@ def cpu_by_group(
     groups: dict[int, str],
 ) -> dict[str, float]:
     """CPU seconds spent between two snapshots, by role (`groups`: pid -> role) or by name."""
-    spent: Counter[str] = Counter()
+    spent: dict[str, float] = {}
     for pid, (name, seconds) in after.items():
         used = seconds - before.get(pid, (name, 0.0))[1]
         if used > 0:
-            spent[groups.get(pid, name)] += used
-    return {k: round(v, 2) for k, v in spent.most_common(12)}
+            group = groups.get(pid, name)
+            spent[group] = spent.get(group, 0.0) + used
+    top = sorted(spent.items(), key=lambda item: -item[1])[:12]
+    return {k: round(v, 2) for k, v in top}
 
 
 def read_raw_stacks(path: Path) -> Counter[tuple[str, ...]]:
