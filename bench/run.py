@@ -2,7 +2,8 @@
 
 Fresh database, pgbench references, the system started as subprocesses, a data set built
 through the API, each scenario driven by a separate load-generator process, invariants
-checked with plain SQL after each scenario, then a table and one JSON line on stdout.
+checked with the product's `check_invariants` after each scenario, then a table and one
+JSON line on stdout.
 Progress goes to stderr.
 """
 
