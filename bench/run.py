@@ -96,6 +96,13 @@ class Runner:
             self.task, description=f"{label} {elapsed:.0f}s"
         )
 
+    def keep_server_errors(self, name: str) -> None:
+        """A 5xx answer is a finding: keep the gateway's last warnings beside the figures."""
+        scen = self.result["scenarios"].get(name, {})
+        codes = scen.get("load", {}).get("status_codes", {})
+        if self.system is not None and any(code.startswith("5") for code in codes):
+            scen["gateway_problems"] = self.system.log_problems("gateway")
+
     def check(self, after: str, db_url: str) -> None:
         self.progress.update(self.task, description=f"invariants after {after}")
         self.result["invariants"][after] = invariant_violations(db_url)
@@ -131,6 +138,7 @@ class Runner:
         if name == "uniform":
             out["memory_mb"] = self.system.rss_mb()
         self.result["scenarios"][name] = out
+        self.keep_server_errors(name)
         self.check(name, db_url)
 
     def latency(self, db_url: str) -> None:
@@ -141,6 +149,7 @@ class Runner:
         self.result["scenarios"]["latency"] = scenarios.latency(
             self.system, self.data, db_url, uniform / 2, self.profile, "latency",
             self.tick("latency"))  # fmt: skip
+        self.keep_server_errors("latency")
         self.check("latency", db_url)
 
     def reconcile(self, server_url: str) -> None:

@@ -153,6 +153,15 @@ class System:
         path = self.data_dir / f"{role}.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
 
+    def log_problems(self, role: str, limit: int = 10) -> list[str]:
+        """The last `limit` warning or error lines of a role's log (access lines skipped)."""
+        path = self.data_dir / f"{role}.log"
+        if not path.exists():
+            return []
+        lines = path.read_text(errors="replace").splitlines()
+        found = [line for line in lines if "warning" in line.lower() or "error" in line.lower()]
+        return [line[:1000] for line in found[-limit:]]
+
     def roles(self) -> dict[int, str]:
         """Every process of the system, children included: pid -> role."""
         return {
