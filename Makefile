@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck audit pytest bench clean
+.PHONY: run test lint typecheck audit pytest soak bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ audit: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The chaos run for longer (seconds); replay one with VAULTCRAFT_CHAOS_SEED=<seed>.
+VAULTCRAFT_CHAOS_SECONDS ?= 600
+soak: $(STAMP)
+	VAULTCRAFT_CHAOS_SECONDS=$(VAULTCRAFT_CHAOS_SECONDS) $(BIN)/pytest tests/chaos/test_chaos_run.py -s $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(ARGS)

@@ -10,6 +10,9 @@ reports "no known vulnerabilities" while having checked nothing. So this script:
    that release, the answer is authoritative;
 3. fails on any known vulnerability, and also fails if any distribution is still unchecked.
    An audit that could not run is a failed audit, never a silent pass.
+
+`--requirement FILE` audits the exact pins of a requirements file instead of the
+virtualenv (the tests use it to show that a known-vulnerable pin fails the audit).
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ PYPI_PROJECT = "https://pypi.org/pypi/{name}/json"
 ATTEMPTS = 3
 
 
-def run_pip_audit() -> list[dict[str, Any]]:
+def run_pip_audit(requirement: Path | None = None) -> list[dict[str, Any]]:
+    source = ["--skip-editable"]
+    if requirement is not None:
+        source = ["--requirement", str(requirement), "--no-deps", "--disable-pip"]
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "audit.json"
         result = subprocess.run(
             [
-                sys.executable, "-m", "pip_audit",
-                "--skip-editable", "--progress-spinner", "off",
+                sys.executable, "-m", "pip_audit", *source, "--progress-spinner", "off",
                 "--format", "json", "--output", str(report),
             ],
             check=False,
@@ -68,8 +73,31 @@ def latest_release_vulnerabilities(name: str, installed: str) -> list[str] | Non
     ]
 
 
-def main() -> int:
-    dependencies = run_pip_audit()
+def pinned_versions(requirement: Path) -> dict[str, str]:
+    """`name==version` lines of a requirements file, by lower-case name."""
+    pins = {}
+    for line in requirement.read_text().splitlines():
+        name, sep, pinned = line.split("#", 1)[0].strip().partition("==")
+        if sep:
+            pins[name.strip().lower()] = pinned.strip()
+    return pins
+
+
+def installed_version(name: str, pins: dict[str, str] | None) -> str:
+    if pins is not None:
+        return pins.get(name.lower(), "?")
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "?"
+
+
+def main(argv: list[str]) -> int:
+    requirement = Path(argv[1]) if len(argv) == 2 and argv[0] == "--requirement" else None
+    if argv and requirement is None:
+        raise SystemExit("usage: audit_dependencies.py [--requirement FILE]")
+    pins = pinned_versions(requirement) if requirement is not None else None
+    dependencies = run_pip_audit(requirement)
     found: dict[str, list[str]] = {}
     unchecked: list[tuple[str, str]] = []
     audited = [dep for dep in dependencies if "editable" not in dep.get("skip_reason", "")]
@@ -78,10 +106,7 @@ def main() -> int:
         if dep.get("vulns"):
             found[name] = [str(vuln["id"]) for vuln in dep["vulns"]]
         elif "skip_reason" in dep:
-            try:
-                unchecked.append((name, version(name)))
-            except PackageNotFoundError:
-                unchecked.append((name, "?"))
+            unchecked.append((name, installed_version(name, pins)))
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(lambda dep: latest_release_vulnerabilities(*dep), unchecked))
@@ -105,4 +130,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -18,14 +18,19 @@ from gateway.intake import intake_context
 from gateway.middlewares import observe, problems, stamp_request_id
 from gateway.registry import RouteTable
 from gateway.routes import (
+    analytics,
+    audit,
     auth,
+    dashboard,
     docs,
     organizations,
+    risk_rules,
     system,
     transaction_reads,
     transactions,
     users,
     wallets,
+    webhooks,
 )
 from gateway.state import ENGINE, OPENAPI_CACHE, REDIS, ROUTES, SETTINGS, USER_CACHE
 from gateway.validation import MAX_BODY_BYTES
@@ -41,6 +46,10 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     transactions.routes,
     transaction_reads.routes,
     wallets.routes,
+    risk_rules.routes,
+    analytics.routes,
+    webhooks.routes,
+    audit.routes,
 )
 """Every area's routes, in registration order (fixed paths before `{id}` ones of an area)."""
 
@@ -60,6 +69,7 @@ def create_app(settings: Settings) -> web.Application:
     for table in ROUTE_TABLES:
         table.register(app)
     docs.add_assets(app)
+    dashboard.add_dashboard(app)
     app.on_response_prepare.append(stamp_request_id)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)

@@ -152,7 +152,9 @@ def _responses(spec: RouteSpec, refs: dict[tuple[Any, str], dict[str, Any]]) -> 
         "description": HTTPStatus(spec.status).phrase,
         "headers": {"X-Request-ID": _REQUEST_ID_HEADER},
     }
-    if (spec.response, "serialization") in refs:
+    if spec.status == 204:
+        pass  # No Content: nothing to describe
+    elif (spec.response, "serialization") in refs:
         schema: dict[str, Any] = refs[(spec.response, "serialization")]
         success["content"] = {spec.content_type: {"schema": schema}}
     elif spec.content_type == "application/json":

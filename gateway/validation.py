@@ -20,7 +20,11 @@ from gateway.responses import Problem, field_error
 MAX_BODY_BYTES = 1024 * 1024
 """Bodies above 1 MiB are refused with 413 before they are read."""
 
-FIELD_CODES: Mapping[str, str] = {"amount": "invalid_amount", "currency": "invalid_currency"}
+FIELD_CODES: Mapping[str, str] = {
+    "amount": "invalid_amount",
+    "max_amount": "invalid_amount",
+    "currency": "invalid_currency",
+}
 """Fields whose errors carry the contract's own code instead of `validation_error`."""
 
 B = TypeVar("B", bound=BaseModel)

@@ -8,20 +8,15 @@ under `VAULTCRAFT_TEST_DATA_DIR` (default `.vaultcraft/test`).
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import redis
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.engine import make_url
 
+from tests.support.databases import create_migrated_database, drop_database
 from vaultcraft.embedded import ensure_services, stop_services
-from vaultcraft.settings import to_psycopg_url, to_sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,20 +43,10 @@ def service_urls(test_data_dir: Path) -> Iterator[tuple[str, str]]:
 @pytest.fixture(scope="session")
 def database_url(service_urls: tuple[str, str]) -> Iterator[str]:
     """A fresh database, migrated to head, for this test session."""
-    server_url = make_url(to_sqlalchemy_url(service_urls[0]))
-    name = f"vaultcraft_test_{secrets.token_hex(4)}"
-    admin_url = server_url.set(database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(to_psycopg_url(admin_url), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = server_url.set(database=name).render_as_string(hide_password=False)
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(config, "head")
+    url = create_migrated_database(service_urls[0])
     os.environ["DATABASE_URL"] = url
     yield url
-    with psycopg.connect(to_psycopg_url(admin_url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(url)
 
 
 @pytest.fixture(scope="session")

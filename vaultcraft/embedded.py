@@ -50,6 +50,22 @@ def stop_postgres(data_dir: Path) -> None:
             user=uid,
             group=gid,
         )
+    _forget_postgres_handle(pgdata)
+
+
+def _forget_postgres_handle(pgdata: Path) -> None:
+    """Drop pgserver's in-process handle, so a later `ensure_postgres` starts the server again.
+
+    pgserver caches one handle per data directory and returns it without checking that the
+    server still runs; after a stop, that handle would hand back the URL of a dead server.
+    """
+    import atexit
+
+    import pgserver.postgres_server as pg_server
+
+    handle = pg_server.PostgresServer._instances.pop(pgdata.resolve(), None)
+    if handle is not None:
+        atexit.unregister(handle._cleanup)  # its exit hook expects to still be cached
 
 
 def _postgres_user() -> tuple[int | None, int | None]:

@@ -49,6 +49,14 @@ class Settings:
     rescue_interval_s: int = 5
     log_format: str = "auto"
     bcrypt_rounds: int = 12  # cost of password hashes; tests lower it to 4
+    webhook_timeout_ms: int = 5000
+    webhook_max_attempts: int = 10
+    webhook_backoff_base_ms: int = 10_000
+    webhook_backoff_max_ms: int = 3_600_000
+    webhook_rescue_after_s: int = 300
+    outbox_batch_size: int = 500
+    outbox_lease_s: int = 30
+    event_stream_maxlen: int = 1_000_000
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -71,6 +79,22 @@ class Settings:
             rescue_interval_s=_int(env, "VAULTCRAFT_RESCUE_INTERVAL_S", 5),
             log_format=env.get("VAULTCRAFT_LOG_FORMAT") or "auto",
             bcrypt_rounds=_int_between(env, "VAULTCRAFT_BCRYPT_ROUNDS", 12, 4, 31),
+            webhook_timeout_ms=_int_between(env, "VAULTCRAFT_WEBHOOK_TIMEOUT_MS", 5000, 1, 60_000),
+            webhook_max_attempts=_int_between(env, "VAULTCRAFT_WEBHOOK_MAX_ATTEMPTS", 10, 8, 50),
+            webhook_backoff_base_ms=_int_between(
+                env, "VAULTCRAFT_WEBHOOK_BACKOFF_BASE_MS", 10_000, 1, 86_400_000
+            ),
+            webhook_backoff_max_ms=_int_between(
+                env, "VAULTCRAFT_WEBHOOK_BACKOFF_MAX_MS", 3_600_000, 1, 86_400_000
+            ),
+            webhook_rescue_after_s=_int_between(
+                env, "VAULTCRAFT_WEBHOOK_RESCUE_AFTER_S", 300, 1, 86_400
+            ),
+            outbox_batch_size=_int_between(env, "VAULTCRAFT_OUTBOX_BATCH_SIZE", 500, 1, 10_000),
+            outbox_lease_s=_int_between(env, "VAULTCRAFT_OUTBOX_LEASE_S", 30, 1, 3600),
+            event_stream_maxlen=_int_between(
+                env, "VAULTCRAFT_EVENT_STREAM_MAXLEN", 1_000_000, 1000, 1_000_000_000
+            ),
         )
 
     @property

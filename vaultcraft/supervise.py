@@ -47,7 +47,8 @@ class Program:
 
 PROCESS_TYPES: tuple[Program, ...] = (
     Program("web", "vaultcraft gateway"),
-    Program("worker", "vaultcraft worker", signal_group=False),
+    Program("worker", "vaultcraft worker --queues posting jobs", signal_group=False),
+    Program("webhooks", "vaultcraft worker --queues webhooks", signal_group=False),
     Program("relay", "vaultcraft relay"),
     Program("scheduler", "vaultcraft scheduler"),
 )

@@ -15,6 +15,7 @@ import dramatiq
 from sqlalchemy.exc import DBAPIError
 
 from ledger_core.persistence.posting import BatchResult, post_batch
+from ledger_core.persistence.risk import load_policy
 from vaultcraft import metrics
 from workers import db
 from workers.broker import POSTING_QUEUE, setup_broker
@@ -26,7 +27,7 @@ setup_broker()
 def post_one_batch(limit: int) -> BatchResult:
     started = time.perf_counter()
     with db.engine().begin() as conn:
-        result = post_batch(conn, limit)
+        result = post_batch(conn, limit, load_policy)
     if result.claimed:
         _observe(result, time.perf_counter() - started)
     return result

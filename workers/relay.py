@@ -1,4 +1,4 @@
-"""The relay process: the posting dispatcher, the outbox relay and broker gauges.
+"""The relay process: the posting dispatcher, the outbox relay, the audit sealer, gauges.
 
 Each loop runs in its own thread and stops on SIGTERM/SIGINT.
 """
@@ -36,9 +36,16 @@ def measure_broker(settings: Settings) -> Loop:
 
 
 def loops(settings: Settings) -> list[tuple[str, Loop]]:
+    from workers.audit_sealer import run_audit_sealer
     from workers.dispatch import run_dispatcher
+    from workers.outbox_relay import run_outbox_relay
 
-    return [("dispatch", run_dispatcher), ("queue-depth", measure_broker(settings))]
+    return [
+        ("dispatch", run_dispatcher),
+        ("outbox", run_outbox_relay(settings)),
+        ("audit-seal", run_audit_sealer(settings)),
+        ("queue-depth", measure_broker(settings)),
+    ]
 
 
 def main(settings: Settings) -> None:

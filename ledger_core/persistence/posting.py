@@ -30,6 +30,7 @@ from uuid import UUID
 import orjson
 from sqlalchemy import Connection, TextClause, text
 
+from ledger_core.persistence.rollups import rollup_statements
 from ledger_core.posting import (
     Outcome,
     PendingTransfer,
@@ -186,7 +187,8 @@ def final_rows(plan: PostingPlan, claimed: Claimed, at: datetime) -> list[dict[s
 def write_plan(conn: Connection, plan: PostingPlan, claimed: Claimed, at: datetime) -> None:
     """Write a decided batch in one statement; refuse it if any transfer was not PENDING."""
     e, o = plan.entries, plan.outcomes
-    events = final_events(final_rows(plan, claimed, at))
+    final = final_rows(plan, claimed, at)
+    events = final_events(final)
     params = {
         "at": at,
         "wallet_ids": list(plan.balances),
@@ -211,6 +213,8 @@ def write_plan(conn: Connection, plan: PostingPlan, claimed: Claimed, at: dateti
     finished = conn.execute(text(WRITE_BATCH.format(finish=FINISH)), params).scalar_one()
     if finished != len(o):
         raise RuntimeError("a claimed transfer left PENDING under its row lock; refusing the batch")
+    for statement, rollup in rollup_statements(final):
+        conn.execute(statement, rollup)
 
 
 def final_events(rows: Sequence[Mapping[str, Any]]) -> list[tuple[UUID, str, dict[str, Any]]]:
@@ -226,9 +230,8 @@ def final_events(rows: Sequence[Mapping[str, Any]]) -> list[tuple[UUID, str, dic
 
 
 def final_statements(rows: Sequence[Mapping[str, Any]]) -> list[tuple[TextClause, dict[str, Any]]]:
-    """Outbox events and long-poll wake-ups for transactions that just became final.
-
-    For paths other than posting (cancel): run each statement in the same transaction.
+    """Outbox events, analytics rollups and long-poll wake-ups for transactions that just
+    became final, for paths other than posting (cancel): run each in the same transaction.
     """
     events = final_events(rows)
     statements: list[tuple[TextClause, dict[str, Any]]] = []
@@ -243,6 +246,7 @@ def final_statements(rows: Sequence[Mapping[str, Any]]) -> list[tuple[TextClause
                 },
             )
         )
+    statements.extend(rollup_statements(rows))
     chunks = _id_chunks([row["id"] for row in rows])
     if chunks:
         statements.append((NOTIFY_FINAL, {"channel": FINAL_CHANNEL, "chunks": chunks}))

@@ -10,7 +10,6 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -20,41 +19,14 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine, text
 
-from ledger_core.persistence.invariants import check_invariants, describe
+from tests.support.ledger_checks import (
+    assert_ledger_sound,
+    cents,
+    pending_count,
+    wait_until,
+)
 from tests.support.stack import Stack
 from tests.support.stack_api import Tenant, signup
-
-
-def assert_ledger_sound(engine: Engine) -> None:
-    with engine.connect() as conn:
-        violations = check_invariants(conn, require_final=True)
-    assert violations == [], describe(violations)
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def cents(amount: str) -> int:
-    """A USD decimal string as minor units (balances may be zero, so not `parse_amount`)."""
-    whole, _, frac = amount.partition(".")
-    return int(whole) * 100 + int(frac or "0")
-
-
-def pending_count(engine: Engine, org: str) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                text(
-                    "SELECT count(*) FROM transactions WHERE organization_id = :o AND status = 'PENDING'"
-                ),
-                {"o": org},
-            ).scalar_one()
-        )
 
 
 def submit_many(

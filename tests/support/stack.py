@@ -21,8 +21,17 @@ from vaultcraft.ports import free_port, free_port_block
 JWT_SECRET = "stack-test-secret-" + "s" * 32
 
 
+def role_of(name: str) -> str:
+    """The `vaultcraft` command a process runs: `worker.2` is a second `worker`."""
+    return name.split(".", 1)[0]
+
+
 class Stack:
-    """Run `vaultcraft gateway`, `vaultcraft worker` and `vaultcraft relay` as subprocesses."""
+    """Run `vaultcraft gateway`, `vaultcraft worker` and `vaultcraft relay` as subprocesses.
+
+    Name several instances of one command `worker`, `worker.2`, ...: each is its own
+    process group (killed alone) with its own metrics ports.
+    """
 
     def __init__(
         self,
@@ -57,18 +66,23 @@ class Stack:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def command(self, name: str) -> list[str]:
-        argv = [sys.executable, "-m", "vaultcraft.cli", name]
-        return argv + list(self.worker_args) if name == "worker" else argv
+        role = role_of(name)
+        argv = [sys.executable, "-m", "vaultcraft.cli", role]
+        return argv + list(self.worker_args) if role == "worker" else argv
 
     def start(self, name: str) -> None:
-        log = (self.log_dir / f"{name}.log").open("ab")
-        self.procs[name] = subprocess.Popen(
-            self.command(name),
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        env = self.env
+        if name != role_of(name):
+            avoid = frozenset({self.port})
+            env = {**env, "VAULTCRAFT_METRICS_PORT": str(free_port_block(avoid=avoid))}
+        with (self.log_dir / f"{name}.log").open("ab") as log:
+            self.procs[name] = subprocess.Popen(
+                self.command(name),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Signal a process and everything it started (Dramatiq forks its workers)."""
@@ -87,6 +101,10 @@ class Stack:
         self.start(name)
         if name == "gateway":
             self.wait_ready()
+
+    def running(self, name: str) -> bool:
+        proc = self.procs.get(name)
+        return proc is not None and proc.poll() is None
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s

@@ -1,0 +1,149 @@
+"""Webhooks: register and remove endpoints, read their deliveries, redeliver an event.
+
+All admin only. A URL is checked when it is registered (form, then every address its
+host resolves to, see `ledger_core.ssrf`) and again by the worker before each delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from uuid import UUID
+
+from aiohttp import web
+
+from gateway.auth import audit_context, principal, require_admin
+from gateway.pagination import PageQuery, page_after, page_response
+from gateway.registry import RouteTable
+from gateway.responses import json_response, validation_problem
+from gateway.schemas.common import Page
+from gateway.schemas.webhooks import (
+    CreateWebhook,
+    DeliveryOut,
+    ListDeliveries,
+    RedeliveryOut,
+    WebhookCreatedOut,
+    WebhookOut,
+)
+from gateway.state import ENGINE, SETTINGS
+from ledger_core.persistence.pages import Keyset
+from ledger_core.persistence.webhooks import (
+    DeliveryFilters,
+    create_webhook,
+    delete_webhook,
+    list_deliveries,
+    list_webhooks,
+    redeliver_event,
+)
+from ledger_core.ssrf import WebhookTarget, WebhookUrlNotAllowed, check_addresses, host_and_port
+
+routes = RouteTable(tag="Webhooks")
+
+RESOLVE_TIMEOUT_S = 5.0
+
+
+def uuid_page_after(query: PageQuery) -> Keyset | None:
+    """The cursor of a list ordered by UUID ids; a cursor of another list is a 422."""
+    after = page_after(query)
+    if after is not None and not isinstance(after.id, UUID):
+        raise validation_problem("cursor", "not a cursor returned by this list")
+    return after
+
+
+async def checked_target(url: str, *, allow_private: bool) -> WebhookTarget:
+    """Resolve the URL's host without blocking the event loop, then check every address."""
+    host, port = host_and_port(url, allow_private=allow_private)
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), RESOLVE_TIMEOUT_S
+        )
+    except (OSError, UnicodeError, TimeoutError) as exc:
+        raise WebhookUrlNotAllowed(f"{host} does not resolve: {exc}", field="url") from None
+    return check_addresses(url, [str(i[4][0]) for i in infos], allow_private=allow_private)
+
+
+@routes.post(
+    "/webhooks", body=CreateWebhook, response=WebhookCreatedOut, status=201, errors=(403, 409)
+)
+async def register_webhook(request: web.Request, body: CreateWebhook) -> web.Response:
+    """Register a webhook endpoint (admin)
+
+    The answer carries the endpoint's signing `secret`, shown only here. The URL must be
+    `https` and resolve only to public addresses (`422 webhook_url_not_allowed`), unless
+    the operator allows private targets. At most 20 endpoints per organization
+    (`409 too_many_webhooks`). Audited as `webhook.created`.
+    """
+    who = principal(request)
+    require_admin(who)
+    await checked_target(body.url, allow_private=request.app[SETTINGS].allow_private_webhooks)
+    async with request.app[ENGINE].begin() as conn:
+        webhook, secret = await create_webhook(
+            conn, who, audit_context(request), url=body.url, events=list(body.events)
+        )
+    return json_response(webhook.as_json(secret=secret), status=201)
+
+
+@routes.get("/webhooks", query=PageQuery, response=Page[WebhookOut], errors=(403,))
+async def get_webhooks(request: web.Request, query: PageQuery) -> web.Response:
+    """List webhook endpoints, newest first (admin); secrets are never shown"""
+    async with request.app[ENGINE].connect() as conn:
+        hooks, next_key = await list_webhooks(
+            conn, principal(request), after=uuid_page_after(query), limit=query.limit
+        )
+    return page_response([h.as_json() for h in hooks], next_key)
+
+
+@routes.delete("/webhooks/{webhook_id}", status=204, errors=(403, 404))
+async def remove_webhook(request: web.Request, webhook_id: UUID) -> web.Response:
+    """Delete a webhook endpoint (admin)
+
+    Nothing more is sent to it; deliveries still pending end `FAILED`. Its delivery
+    history stays readable. Audited as `webhook.deleted`.
+    """
+    async with request.app[ENGINE].begin() as conn:
+        await delete_webhook(conn, principal(request), audit_context(request), webhook_id)
+    return web.Response(status=204)
+
+
+@routes.get(
+    "/webhooks/{webhook_id}/deliveries",
+    query=ListDeliveries,
+    response=Page[DeliveryOut],
+    errors=(403, 404),
+)
+async def get_deliveries(
+    request: web.Request, webhook_id: UUID, query: ListDeliveries
+) -> web.Response:
+    """List a webhook's deliveries, newest first (admin)
+
+    Each delivery shows every attempt (time, HTTP status or error, duration), its status
+    (`PENDING`, `SUCCEEDED`, `FAILED`) and, while pending, when the next retry is due.
+    """
+    filters = DeliveryFilters(status=query.status, event_id=query.event_id)
+    async with request.app[ENGINE].connect() as conn:
+        deliveries, next_key = await list_deliveries(
+            conn,
+            principal(request),
+            webhook_id,
+            filters,
+            after=uuid_page_after(query),
+            limit=query.limit,
+        )
+    return page_response([d.as_json() for d in deliveries], next_key)
+
+
+@routes.post("/events/{event_id}/redeliver", response=RedeliveryOut, status=202, errors=(403, 404))
+async def redeliver(request: web.Request, event_id: UUID) -> web.Response:
+    """Send an event again to the organization's subscribed endpoints (admin)
+
+    Creates a fresh delivery (with a full set of attempts) for every active endpoint
+    subscribed to the event's type; the event keeps its id. Audited as
+    `event.redelivered`.
+    """
+    async with request.app[ENGINE].begin() as conn:
+        deliveries = await redeliver_event(
+            conn, principal(request), audit_context(request), event_id
+        )
+    body = {"event_id": str(event_id), "deliveries": [d.as_json() for d in deliveries]}
+    return json_response(body, status=202)

@@ -1,0 +1,167 @@
+"""Sealing audit records into each organization's hash chain, and checking the chain.
+
+Records are written unsealed (no hash) by whoever audits an action, so writers never
+contend on a chain head. A sealer (a loop in the relay process) later seals each
+organization's unsealed records in id order. It takes a per-organization transaction
+advisory lock first, so two relays never interleave one chain; the 0001 migration's
+trigger allows exactly this one UPDATE per record (the chain columns, from NULL) and
+nothing else. Records without an organization (a login with an unknown email) form one
+chain of their own.
+
+A record committed late (a smaller id after a larger one was already sealed) is simply
+sealed later: the chain's order is `chain_seq`, not id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import ColumnElement, Connection, Row, func, select, text
+
+from ledger_core.audit_chain import (
+    GENESIS_HASH,
+    AuditRecord,
+    BrokenLink,
+    ChainCheck,
+    SealedRecord,
+    seal,
+)
+from ledger_core.persistence.tables import audit_logs
+
+SEAL_BATCH = 500
+VERIFY_CHUNK = 2000
+
+_SEAL = text("""
+    UPDATE audit_logs AS a SET chain_seq = v.seq, prev_hash = v.prev, hash = v.hash
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:seqs AS bigint[]), CAST(:prevs AS text[]),
+                CAST(:hashes AS text[])) AS v(id, seq, prev, hash)
+    WHERE a.id = v.id AND a.hash IS NULL
+""")
+
+_UNSEALED_ORGANIZATIONS = text("""
+    SELECT DISTINCT organization_id FROM (
+        SELECT organization_id FROM audit_logs WHERE hash IS NULL ORDER BY id LIMIT 10000
+    ) AS waiting
+""")
+
+
+def chain_lock_key(organization_id: UUID | None) -> int:
+    """The advisory lock key of one organization's chain (signed 64-bit)."""
+    name = f"vaultcraft-audit-chain:{organization_id or 'system'}"
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def _of(organization_id: UUID | None) -> ColumnElement[bool]:
+    column = audit_logs.c.organization_id
+    return column.is_(None) if organization_id is None else column == organization_id
+
+
+def _record(row: Row[Any]) -> AuditRecord:
+    return AuditRecord(
+        id=row.id,
+        organization_id=row.organization_id,
+        actor_id=row.actor_id,
+        action=row.action,
+        resource_type=row.resource_type,
+        resource_id=row.resource_id,
+        client_address=row.client_address,
+        user_agent=row.user_agent,
+        request_id=row.request_id,
+        details=dict(row.details),
+        created_at=row.created_at,
+    )
+
+
+def unsealed_organizations(conn: Connection) -> list[UUID | None]:
+    """Organizations (None: records without one) that have records waiting to be sealed."""
+    return [row[0] for row in conn.execute(_UNSEALED_ORGANIZATIONS)]
+
+
+def seal_organization(
+    conn: Connection, organization_id: UUID | None, limit: int = SEAL_BATCH
+) -> int | None:
+    """Seal up to `limit` waiting records of one organization in the caller's transaction.
+
+    Returns how many were sealed, or None if another sealer holds the chain right now.
+    """
+    key = chain_lock_key(organization_id)
+    if not conn.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}):
+        return None
+    head = conn.execute(
+        select(audit_logs.c.chain_seq, audit_logs.c.hash)
+        .where(_of(organization_id), audit_logs.c.chain_seq.is_not(None))
+        .order_by(audit_logs.c.chain_seq.desc())
+        .limit(1)
+    ).one_or_none()
+    last_seq, last_hash = (0, GENESIS_HASH) if head is None else (head.chain_seq, head.hash)
+    rows = conn.execute(
+        select(audit_logs)
+        .where(_of(organization_id), audit_logs.c.hash.is_(None))
+        .order_by(audit_logs.c.id)
+        .limit(limit)
+    ).all()
+    records = [_record(row) for row in rows]
+    seals = seal(records, last_seq, last_hash)
+    if seals:
+        conn.execute(
+            _SEAL,
+            {
+                "ids": [r.id for r in records],
+                "seqs": [s.chain_seq for s in seals],
+                "prevs": [s.prev_hash for s in seals],
+                "hashes": [s.hash for s in seals],
+            },
+        )
+    return len(seals)
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    verified: bool
+    records_checked: int
+    unsealed_records: int
+    first_broken: BrokenLink | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "verified": self.verified,
+            "records_checked": self.records_checked,
+            "unsealed_records": self.unsealed_records,
+            "first_broken": None if self.first_broken is None else self.first_broken.as_json(),
+        }
+
+
+def verify_chain(conn: Connection, organization_id: UUID | None) -> ChainReport:
+    """Walk one organization's sealed records in chain order and report the first break.
+
+    Reads in chunks along the `(organization_id, chain_seq)` index, so memory stays flat
+    however long the chain is.
+    """
+    check = ChainCheck()
+    after = 0
+    while True:
+        rows: Sequence[Row[Any]] = conn.execute(
+            select(audit_logs)
+            .where(_of(organization_id), audit_logs.c.chain_seq > after)
+            .order_by(audit_logs.c.chain_seq)
+            .limit(VERIFY_CHUNK)
+        ).all()
+        sealed = [SealedRecord(_record(r), r.chain_seq, r.prev_hash, r.hash) for r in rows]
+        if not check.feed(sealed) or len(rows) < VERIFY_CHUNK:
+            break
+        after = rows[-1].chain_seq
+    unsealed = conn.scalar(
+        select(func.count())
+        .select_from(audit_logs)
+        .where(_of(organization_id), audit_logs.c.hash.is_(None))
+    )
+    return ChainReport(
+        verified=check.broken is None,
+        records_checked=check.checked,
+        unsealed_records=int(unsealed or 0),
+        first_broken=check.broken,
+    )

@@ -1,0 +1,119 @@
+"""The faults of a chaos run: a schedule drawn from the seed, and the hands that apply it.
+
+Every kind of fault happens at least once per run; longer runs draw more. Faults are
+applied one after another by one thread, each taking something down for a moment and
+bringing it back, while the client threads keep going.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from tests.support.stack import Stack
+from vaultcraft.embedded import ensure_postgres, stop_postgres
+
+KINDS = (
+    "kill_worker",  # SIGKILL one posting worker (and its forked processes), start it again
+    "kill_workers",  # SIGKILL every posting worker at once
+    "kill_gateway",  # SIGKILL the gateway; clients see refused connections until it is back
+    "flush_redis",  # the broker loses every queued message
+    "restart_postgres",  # fast shutdown and start of the database server
+)
+
+
+@dataclass(frozen=True)
+class Fault:
+    at_s: float
+    kind: str
+    down_s: float
+    target: str = ""
+
+    def __str__(self) -> str:
+        target = f" {self.target}" if self.target else ""
+        return f"t+{self.at_s:5.1f}s {self.kind}{target} (down {self.down_s:.1f}s)"
+
+
+def schedule(seed: int, seconds: float, workers: list[str], kinds: tuple[str, ...]) -> list[Fault]:
+    """Faults spread over the run: each kind once, then one more every ~6 s, in seeded order."""
+    rng = random.Random(f"{seed}-faults")
+    drawn = list(kinds) + [rng.choice(kinds) for _ in range(int(seconds // 6) - len(kinds))]
+    rng.shuffle(drawn)
+    slot = (seconds - 6) / len(drawn)
+    return [
+        Fault(
+            at_s=3 + n * slot + rng.uniform(0, slot / 2),
+            kind=kind,
+            down_s=rng.uniform(0.2, 2.5),
+            target=rng.choice(workers) if kind == "kill_worker" else "",
+        )
+        for n, kind in enumerate(drawn)
+    ]
+
+
+class Injector:
+    """Applies faults to a running `Stack`, the Redis it uses and the PostgreSQL it owns."""
+
+    def __init__(
+        self, stack: Stack, redis_url: str, postgres_dir: Path, workers: list[str]
+    ) -> None:
+        self.stack = stack
+        self.redis_url = redis_url
+        self.postgres_dir = postgres_dir
+        self.workers = workers
+        self.journal: list[str] = []
+        self.extra: dict[str, Callable[[Fault], None]] = {}
+        self.while_postgres_down: Callable[[], None] | None = None
+
+    def run(self, faults: list[Fault], stop: threading.Event) -> None:
+        started = time.monotonic()
+        for fault in faults:
+            if stop.wait(max(0.0, started + fault.at_s - time.monotonic())):
+                return
+            self.apply(fault)
+            self.journal.append(f"{fault} done at t+{time.monotonic() - started:.1f}s")
+
+    def apply(self, fault: Fault) -> None:
+        if fault.kind in self.extra:
+            self.extra[fault.kind](fault)
+        elif fault.kind == "kill_worker":
+            self._bounce([fault.target], fault.down_s)
+        elif fault.kind == "kill_workers":
+            self._bounce(self.workers, fault.down_s)
+        elif fault.kind == "kill_gateway":
+            self._bounce(["gateway"], fault.down_s)
+            self.stack.wait_ready(timeout_s=120)
+        elif fault.kind == "flush_redis":
+            with redis.Redis.from_url(self.redis_url) as conn:
+                conn.flushdb()
+        elif fault.kind == "restart_postgres":
+            stop_postgres(self.postgres_dir)
+            if self.while_postgres_down is not None:
+                self.while_postgres_down()
+            time.sleep(fault.down_s)
+            ensure_postgres(self.postgres_dir)
+        else:
+            raise ValueError(f"unknown fault {fault.kind}")
+
+    def _bounce(self, names: list[str], down_s: float) -> None:
+        for name in names:
+            self.stack.kill(name, signal.SIGKILL)
+        time.sleep(down_s)
+        for name in names:
+            self.stack.start(name)
+
+    def heal(self) -> None:
+        """Everything up again: the database, then any process that is not running."""
+        ensure_postgres(self.postgres_dir)
+        for name in self.stack.names:
+            if not self.stack.running(name):
+                self.journal.append(f"heal: {name} was not running; started it")
+                self.stack.start(name)
+        self.stack.wait_ready(timeout_s=120)

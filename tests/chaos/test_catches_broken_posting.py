@@ -1,0 +1,167 @@
+"""The checks have teeth: run against deliberately broken posting code, they fail.
+
+Threads post many transfers off one hot wallet with `post_batch` against a real
+PostgreSQL, as concurrent workers do. With the real code, the invariant checker and the
+double-posting check find nothing. Each mutation removes one of the defences of
+`ledger_core.persistence.posting` (the wallet row locks; the claim's row locks and the
+`status = 'PENDING'` guard; and, last line, the final-state trigger) and the same checks
+must then report what went wrong. Each run gets a database of its own, so the damage
+stays there.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+import ledger_core.persistence.posting as posting
+from ledger_core.persistence.invariants import Violation, check_invariants
+from tests.support.databases import create_migrated_database, drop_database
+from tests.support.ledger import Book, create_book, insert_intents
+from tests.support.ledger_checks import double_postings, pending_count
+
+THREADS = 8
+BATCH = 4
+TRANSFERS = 240
+ROW_LOCK = r"FOR (NO KEY )?UPDATE( SKIP LOCKED)?"
+PENDING_GUARD = r"AND t\.status = 'PENDING'"
+
+
+@pytest.fixture
+def scratch(service_urls: tuple[str, str]) -> Iterator[Engine]:
+    """A database of this test's own, dropped afterwards."""
+    url = create_migrated_database(service_urls[0], prefix="vaultcraft_mutant")
+    engine = create_engine(url, pool_size=THREADS, max_overflow=2)
+    yield engine
+    engine.dispose()
+    drop_database(url)
+
+
+@pytest.fixture(autouse=True)
+def slow_planning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hold each batch's locks a few milliseconds longer, so races happen on every run."""
+    plan = posting.plan_postings
+
+    def planned_slowly(*args: Any) -> Any:
+        time.sleep(0.003)
+        return plan(*args)
+
+    monkeypatch.setattr(posting, "plan_postings", planned_slowly)
+
+
+def hot_wallet_book(engine: Engine) -> Book:
+    """A hot wallet holding 100.00, and many transfers off it waiting to be posted."""
+    book = create_book(engine, wallets=5)
+    hot, sinks = book.wallet_ids[0], book.wallet_ids[1:]
+    with engine.begin() as conn:
+        insert_intents(conn, book, [(book.system_wallet_id, hot, 100_00)])
+    with engine.begin() as conn:
+        assert posting.post_batch(conn, 10).completed == 1
+    rng = random.Random(5)
+    moves = [(hot, rng.choice(sinks), rng.randint(1, 30) * 100) for _ in range(TRANSFERS)]
+    with engine.begin() as conn:
+        insert_intents(conn, book, moves)
+    return book
+
+
+def post_concurrently(engine: Engine, timeout_s: float = 60) -> int:
+    """Workers post until nothing is PENDING; a failed batch is retried. Returns failures."""
+    failures = 0
+    lock = threading.Lock()
+    deadline = time.monotonic() + timeout_s
+
+    def worker() -> None:
+        nonlocal failures
+        while time.monotonic() < deadline:
+            try:
+                with engine.begin() as conn:
+                    claimed = posting.post_batch(conn, BATCH).claimed
+            except Exception:
+                with lock:
+                    failures += 1
+                continue
+            if claimed == 0 and pending_count(engine) == 0:
+                return
+
+    threads = [threading.Thread(target=worker) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures
+
+
+def verdict(engine: Engine) -> tuple[list[Violation], list[str]]:
+    with engine.connect() as conn:
+        return check_invariants(conn, require_final=True), double_postings(conn)
+
+
+def mutate(monkeypatch: pytest.MonkeyPatch, name: str, remove: str) -> None:
+    """Replace the statement `posting.<name>` by itself without what `remove` matches."""
+    original = getattr(posting, name)
+    sql = str(original)
+    mutated = re.sub(remove, "", sql)
+    assert mutated != sql, f"{name} no longer matches {remove!r}; update this mutation"
+    monkeypatch.setattr(posting, name, mutated if isinstance(original, str) else text(mutated))
+
+
+def test_the_real_posting_code_passes_every_check(scratch: Engine) -> None:
+    book = hot_wallet_book(scratch)
+    assert post_concurrently(scratch) == 0
+    violations, doubled = verdict(scratch)
+    assert violations == [] and doubled == []
+    with scratch.connect() as conn:
+        statuses = dict(
+            conn.execute(
+                text(
+                    "SELECT status, count(*) FROM transactions WHERE organization_id = :o"
+                    " GROUP BY status"
+                ),
+                {"o": book.organization_id},
+            ).all()
+        )
+    assert set(statuses) == {"COMPLETED", "FAILED"}
+
+
+def test_without_wallet_locks_the_checker_sees_lost_updates(
+    scratch: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hot_wallet_book(scratch)
+    mutate(monkeypatch, "LOCK_WALLETS", ROW_LOCK)
+    post_concurrently(scratch)
+    violations, _ = verdict(scratch)
+    kinds = {v.kind for v in violations}
+    assert kinds & {"balance_mismatch", "balance_after_wrong", "overdraft_in_history"}, kinds
+
+
+def test_without_claim_locks_and_pending_guard_the_final_state_trigger_still_refuses(
+    scratch: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defence in depth: two workers post the same transfers, the database refuses the second."""
+    hot_wallet_book(scratch)
+    mutate(monkeypatch, "CLAIM", ROW_LOCK)
+    mutate(monkeypatch, "FINISH", PENDING_GUARD)
+    failures = post_concurrently(scratch)
+    assert failures > 0  # batches that reposted a final transfer were rolled back
+    assert verdict(scratch) == ([], [])
+
+
+def test_without_any_guard_against_reposting_the_checks_see_double_postings(
+    scratch: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hot_wallet_book(scratch)
+    with scratch.begin() as conn:
+        conn.execute(text("ALTER TABLE transactions DISABLE TRIGGER transactions_final_is_final"))
+    mutate(monkeypatch, "CLAIM", ROW_LOCK)
+    mutate(monkeypatch, "FINISH", PENDING_GUARD)
+    post_concurrently(scratch)
+    violations, doubled = verdict(scratch)
+    assert "posted_twice" in {v.kind for v in violations}, violations[:5]
+    assert any("transfer events" in d for d in doubled), doubled[:5]

@@ -1,0 +1,238 @@
+"""The /analytics routes return exact aggregates of a known ledger, per organization."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import Engine, text
+
+from ledger_core.persistence.analytics import time_queries
+from ledger_core.persistence.tables import reconciliation_discrepancies, reconciliation_runs
+from tests.risk.support import drain
+from tests.support.api import (
+    API,
+    Account,
+    add_user,
+    create_wallet,
+    expect_problem,
+    signup,
+    system_wallet,
+)
+from tests.support.ledger_sql import cancel_transfer, pending_transfer, post_transfer
+
+pytestmark = pytest.mark.asyncio
+
+
+async def _get(client: TestClient, account: Account, path: str, **params: str) -> dict[str, Any]:
+    resp = await client.get(f"{API}/analytics/{path}", params=params, headers=account.headers)
+    body: dict[str, Any] = await resp.json()
+    assert resp.status == 200, body
+    return body
+
+
+async def _book(client: TestClient, engine: Engine) -> tuple[Account, dict[str, Any], list[Any]]:
+    """An INR organization: a deposit of 1000.00, a payment of 100.00, one transfer failed
+    for lack of funds, one cancelled, and one still pending."""
+    admin = await signup(client)
+    system = await system_wallet(client, admin.token)
+    a = await create_wallet(client, admin.token, name="Alice")
+    b = await create_wallet(client, admin.token, name="Bob")
+    post_transfer(engine, system["id"], a["id"], 100_000)
+    post_transfer(engine, a["id"], b["id"], 10_000)
+    pending_transfer(engine, a["id"], b["id"], 500_000)
+    drain(engine)
+    cancel_transfer(engine, pending_transfer(engine, b["id"], a["id"], 700))
+    waiting = pending_transfer(engine, b["id"], a["id"], 250)
+    return admin, {"system": system, "a": a, "b": b}, [waiting]
+
+
+async def test_aggregates_of_a_known_ledger(client: TestClient, engine: Engine) -> None:
+    admin, w, waiting = await _book(client, engine)
+    try:
+        volume = await _get(client, admin, "volume")
+        assert volume["bucket"] == "hour"
+        (inr,) = volume["data"]
+        assert inr["currency"] == "INR" and 24 <= len(inr["points"]) <= 25
+        assert sum(p["count"] for p in inr["points"]) == 4
+        assert sum(p["by_status"]["FAILED"] for p in inr["points"]) == 1
+        assert sum(p["by_status"]["CANCELLED"] for p in inr["points"]) == 1
+        assert sum(float(p["volume"]) for p in inr["points"]) == 1100.0
+
+        statuses = (await _get(client, admin, "statuses"))["data"][0]
+        assert statuses["by_status"] == {
+            "COMPLETED": {"count": 2, "volume": "1100.00"},
+            "FAILED": {"count": 1, "volume": "5000.00"},
+            "CANCELLED": {"count": 1, "volume": "7.00"},
+        }
+        assert statuses["failures"] == [
+            {"code": "insufficient_funds", "count": 1, "volume": "5000.00"}
+        ]
+
+        today = await _get(client, admin, "top-wallets")
+        assert today["day"] == datetime.now(UTC).date().isoformat()
+        top = today["data"][0]["wallets"]
+        assert [(x["wallet_id"], x["volume"]) for x in top] == [
+            (w["a"]["id"], "1100.00"),
+            (w["system"]["id"], "1000.00"),
+            (w["b"]["id"], "100.00"),
+        ]
+        assert (top[0]["name"], top[0]["debit_count"], top[0]["credit_volume"]) == (
+            "Alice",
+            1,
+            "1000.00",
+        )
+
+        balances = (await _get(client, admin, "balances"))["data"]
+        assert balances == [
+            {
+                "currency": "INR",
+                "by_type": {
+                    "PRIMARY": {"wallets": 2, "balance": "1000.00"},
+                    "SYSTEM": {"wallets": 1, "balance": "-1000.00"},
+                },
+            }
+        ]
+        (backlog,) = (await _get(client, admin, "backlog"))["data"]
+        assert (backlog["count"], backlog["amount"]) == (1, "2.50")
+        assert backlog["oldest_age_s"] >= 0
+    finally:
+        for tx_id in waiting:
+            cancel_transfer(engine, tx_id)
+
+
+async def test_reconciliation_and_settlements_stay_within_the_organization(
+    client: TestClient, engine: Engine
+) -> None:
+    admin = await signup(client)
+    rival = await signup(client, organization_name="Rival")
+    before = (await _get(client, admin, "reconciliation"))["run"]
+    assert before is None or before["scope"] == "ledger"
+    org, other = uuid.UUID(admin.org["id"]), uuid.UUID(rival.org["id"])
+    with engine.begin() as conn:
+        run = conn.execute(
+            reconciliation_runs.insert()
+            .values(organization_id=org, status="COMPLETED", wallets_checked=3, entries_checked=9)
+            .returning(reconciliation_runs.c.id)
+        ).scalar_one()
+        conn.execute(
+            reconciliation_discrepancies.insert().values(
+                run_id=run, organization_id=org, kind="balance_mismatch", expected=1, actual=2
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO settlements (payer_organization_id, payee_organization_id, currency,"
+                " gross_payer_to_payee, gross_payee_to_payer, net_amount, transfer_count)"
+                " VALUES (:a, :b, 'INR', 5000, 1000, 4000, 3)"
+            ),
+            {"a": org, "b": other},
+        )
+    got = (await _get(client, admin, "reconciliation"))["run"]
+    assert (got["id"], got["scope"], got["discrepancies"], got["wallets_checked"]) == (
+        str(run),
+        "organization",
+        1,
+        3,
+    )
+    mine = await _get(client, admin, "settlements")
+    theirs = await _get(client, rival, "settlements")
+    assert [s["net_amount"] for s in mine["recent"]] == ["40.00"]
+    assert [s["transfer_count"] for s in theirs["recent"]] == [3]
+    rival_run = (await _get(client, rival, "reconciliation"))["run"]
+    assert rival_run is None or rival_run["id"] != str(run)
+
+
+async def test_ranges_roles_and_isolation(client: TestClient, engine: Engine) -> None:
+    admin, _, waiting = await _book(client, engine)
+    try:
+        member = await add_user(client, admin.token)
+        rival = await signup(client)
+        for path in ("volume", "statuses", "top-wallets", "balances", "backlog", "settlements"):
+            resp = await client.get(f"{API}/analytics/{path}", headers=member.headers)
+            await expect_problem(resp, 403, "forbidden")
+        assert (await _get(client, rival, "statuses"))["data"] == []
+        assert (await _get(client, rival, "backlog"))["data"] == []
+        assert (await _get(client, rival, "top-wallets"))["data"] == []
+        yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+        assert (await _get(client, admin, "top-wallets", day=yesterday))["data"] == []
+        for params in ({"day": "0001-01-01"}, {"day": "2026-02-30"}, {"limit": "0"}):
+            resp = await client.get(
+                f"{API}/analytics/top-wallets", params=params, headers=admin.headers
+            )
+            await expect_problem(resp, 422, "validation_error")
+        now = datetime.now(UTC)
+        hour = await _get(
+            client,
+            admin,
+            "volume",
+            **{"from": (now - timedelta(hours=1)).isoformat(), "to": now.isoformat()},
+        )
+        assert hour["bucket"] == "minute" and len(hour["data"][0]["points"]) == 61
+        bad = [
+            {"from": now.isoformat(), "to": (now - timedelta(hours=1)).isoformat()},
+            {"from": (now - timedelta(days=40)).isoformat()},
+            {"from": "2026-01-01T00:00:00"},
+            {"from": "0001-01-01T00:00:00Z"},
+            {"bucket": "minute", "from": (now - timedelta(days=30)).isoformat()},
+            {"bucket": "week"},
+        ]
+        for params in bad:
+            resp = await client.get(f"{API}/analytics/volume", params=params, headers=admin.headers)
+            await expect_problem(resp, 422, "validation_error")
+    finally:
+        for tx_id in waiting:
+            cancel_transfer(engine, tx_id)
+
+
+async def test_time_queries_reports_every_statement(client: TestClient, engine: Engine) -> None:
+    admin, _, waiting = await _book(client, engine)
+    cancel_transfer(engine, waiting[0])
+    with engine.connect() as conn:
+        timings = time_queries(conn, uuid.UUID(admin.org["id"]), repeat=1)
+    assert set(timings) == {
+        "volume",
+        "statuses",
+        "top_wallets",
+        "balances",
+        "backlog",
+        "reconciliation",
+        "positions",
+        "settlements",
+    }
+    assert all(ms >= 0 for ms in timings.values())
+
+
+async def test_a_cancel_through_the_api_path_is_counted(
+    client: TestClient, engine: Engine, database_url: str
+) -> None:
+    """The gateway's cancel (async) adds the CANCELLED transfer to the rollups too."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from ledger_core.accounts import Principal, Role
+    from ledger_core.persistence.transfer_changes import cancel_transfer as api_cancel
+    from vaultcraft.settings import to_sqlalchemy_url
+
+    admin = await signup(client)
+    a = await create_wallet(client, admin.token)
+    b = await create_wallet(client, admin.token)
+    tx_id = pending_transfer(engine, a["id"], b["id"], 1_234)
+    actor = Principal(uuid.UUID(admin.user["id"]), uuid.UUID(admin.org["id"]), Role.ADMIN)
+    found = {
+        "id": tx_id,
+        "organization_id": actor.organization_id,
+        "source_user_id": actor.user_id,
+        "atomic_group_id": None,
+        "status": "PENDING",
+    }
+    async_engine = create_async_engine(to_sqlalchemy_url(database_url))
+    try:
+        async with async_engine.begin() as conn:
+            await api_cancel(conn, actor, found)
+    finally:
+        await async_engine.dispose()
+    (statuses,) = (await _get(client, admin, "statuses"))["data"]
+    assert statuses["by_status"] == {"CANCELLED": {"count": 1, "volume": "12.34"}}

@@ -1,0 +1,145 @@
+"""The /dashboard page in headless Chromium: sign in, charts drawn from real transfers.
+
+The screenshot is saved to `test-artifacts/dashboard.png`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from tests.dashboard.browser import CHROMIUM_ARGS, ensure_chromium
+from tests.risk.support import drain
+from tests.support.api import API, PASSWORD
+from tests.support.ledger_sql import cancel_transfer, pending_transfer, post_transfer
+from tests.support.live_server import LiveGateway
+from vaultcraft.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    return ensure_chromium()
+
+
+@pytest.fixture
+def gateway(api_settings: Settings) -> Iterator[str]:
+    with LiveGateway(api_settings) as base_url:
+        yield base_url
+
+
+def _ledger(base_url: str, engine: Engine) -> tuple[str, list[Any]]:
+    """An organization with real postings: deposits, payments, a limit, failures, a backlog."""
+    email = f"dash-{uuid.uuid4().hex[:10]}@example.com"
+    with httpx.Client(base_url=base_url + API, timeout=10) as http:
+        signed = http.post(
+            "/auth/signup",
+            json={
+                "email": email,
+                "password": PASSWORD,
+                "full_name": "Dana Admin",
+                "organization_name": "Northwind Payments",
+            },
+        ).json()
+        headers = {"Authorization": f"Bearer {signed['access_token']}"}
+        system = http.get("/wallets", params={"type": "SYSTEM"}, headers=headers).json()["data"][0]
+        names = ["Payroll", "Treasury", "Marketplace", "Refunds", "Ops"]
+        wallets = [
+            http.post("/wallets", json={"type": "PRIMARY", "name": n}, headers=headers).json()["id"]
+            for n in names
+        ]
+        rule = {
+            "kind": "MAX_AMOUNT",
+            "wallet_type": "PRIMARY",
+            "currency": "INR",
+            "max_amount": "900",
+        }
+        assert http.post("/risk-rules", json=rule, headers=headers).status_code == 201
+    for n, wallet in enumerate(wallets):
+        post_transfer(engine, system["id"], wallet, 200_000 * (n + 1))
+    for n in range(40):
+        source, target = wallets[n % 5], wallets[(n * 3 + 1) % 5]
+        if source != target:
+            pending_transfer(engine, source, target, 1_000 + (n * 7919) % 120_000)
+    pending_transfer(engine, wallets[0], wallets[1], 5_000_000)
+    drain(engine)
+    cancel_transfer(engine, pending_transfer(engine, wallets[2], wallets[3], 500))
+    waiting = [pending_transfer(engine, wallets[4], wallets[0], 700 + n) for n in range(3)]
+    return email, waiting
+
+
+def test_dashboard_signs_in_and_charts_real_transfers(
+    chromium: str, gateway: str, engine: Engine
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    email, waiting = _ledger(gateway, engine)
+    fetched: dict[str, Any] = {}
+    outside: list[str] = []
+    host = urlsplit(gateway).netloc
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+
+            def keep(response: Any) -> None:
+                path = urlsplit(response.url).path
+                if path.startswith(f"{API}/analytics/") and response.ok:
+                    fetched[path.rsplit("/", 1)[-1]] = response.json()
+
+            page.on("response", keep)
+            page.on(
+                "request",
+                lambda req: outside.append(req.url) if urlsplit(req.url).netloc != host else None,
+            )
+            page.goto(f"{gateway}/dashboard")
+            page.fill("#email", email)
+            page.fill("#password", PASSWORD)
+            page.click("#login-button")
+            page.wait_for_selector("body[data-ready='true']", timeout=20_000)
+            page.wait_for_timeout(800)  # let the charts' short animation finish
+            charts = page.evaluate(
+                """() => Object.fromEntries(Object.entries(window.dashboardState.charts).map(
+                    ([id, c]) => [id, c.data.datasets.map((d) => d.data.reduce(
+                        (a, v) => a + Number(v || 0), 0))]))"""
+            )
+            canvases = page.locator("canvas").count()
+            org_name = page.text_content("#org-name")
+            backlog = page.text_content("#kpi-backlog")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            browser.close()
+    finally:
+        for tx_id in waiting:
+            cancel_transfer(engine, tx_id)
+
+    assert not outside, f"the page reached outside the gateway: {outside}"
+    assert org_name == "Northwind Payments"
+    assert backlog == "3"
+    assert canvases == 6
+    assert set(charts) == {
+        "chart-volume",
+        "chart-outcomes",
+        "chart-status",
+        "chart-failures",
+        "chart-top",
+        "chart-balances",
+    }
+    for chart_id in ("chart-volume", "chart-status", "chart-top", "chart-failures"):
+        assert sum(charts[chart_id]) > 0, (chart_id, charts[chart_id])
+    assert {"volume", "statuses", "top-wallets", "balances", "backlog"} <= set(fetched)
+    statuses = fetched["statuses"]["data"][0]
+    assert statuses["by_status"]["COMPLETED"]["count"] > 5
+    codes = {f["code"] for f in statuses["failures"]}
+    assert "limit_exceeded" in codes
+    assert len(fetched["top-wallets"]["data"][0]["wallets"]) == 6
+    assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000

@@ -1,0 +1,279 @@
+"""The audit trail: each sensitive action recorded with its context, append-only, chained."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from ledger_core.persistence.audit import AuditContext, audit_insert
+from ledger_core.persistence.audit_chain import verify_chain
+from tests.support.api import (
+    API,
+    PASSWORD,
+    add_user,
+    auth_headers,
+    create_wallet,
+    expect_problem,
+    signup,
+    unique_email,
+)
+from tests.support.ledger import create_book
+from workers.audit_sealer import seal_all
+
+UA = "audit-test/1.0"
+
+
+def headers(request_id: str, token: str | None = None) -> dict[str, str]:
+    found = {"User-Agent": UA, "X-Request-ID": request_id}
+    return {**found, **auth_headers(token)} if token else found
+
+
+async def audit_page(client: TestClient, token: str, **params: str) -> dict[str, Any]:
+    resp = await client.get(f"{API}/audit-logs", params=params, headers=auth_headers(token))
+    assert resp.status == 200, await resp.text()
+    page: dict[str, Any] = await resp.json()
+    return page
+
+
+def latest_event_id(engine: Engine, wallet_id: str) -> str:
+    with engine.connect() as conn:
+        found = conn.scalar(
+            text("SELECT event_id FROM outbox WHERE data->>'id' = :w ORDER BY id DESC LIMIT 1"),
+            {"w": wallet_id},
+        )
+    return str(found)
+
+
+@contextmanager
+def behind_the_triggers_back(engine: Engine) -> Iterator[Connection]:
+    """A transaction in which the append-only trigger is off: what an intruder might do."""
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only"))
+        yield conn
+        conn.execute(text("ALTER TABLE audit_logs ENABLE TRIGGER audit_logs_append_only"))
+
+
+@pytest.mark.asyncio
+async def test_each_sensitive_action_is_recorded_with_its_context(
+    hooks_client: TestClient, engine: Engine
+) -> None:
+    client = hooks_client
+    email = unique_email("audited")
+    signed = await (
+        await client.post(
+            f"{API}/auth/signup",
+            json={"email": email, "password": PASSWORD, "full_name": "A", "organization_name": "O"},
+            headers=headers("req-signup"),
+        )
+    ).json()
+    token, org_id, admin_id = (
+        signed["access_token"],
+        signed["organization"]["id"],
+        signed["user"]["id"],
+    )
+    bad = {"email": email, "password": "not the password"}
+    await client.post(f"{API}/auth/login", json=bad, headers=headers("req-login-bad"))
+    good = {"email": email, "password": PASSWORD}
+    await client.post(f"{API}/auth/login", json=good, headers=headers("req-login"))
+    member = await add_user(client, token)
+    wallet = await create_wallet(client, token)
+    lock = {"status": "LOCKED"}
+    resp = await client.patch(
+        f"{API}/wallets/{wallet['id']}", json=lock, headers=headers("req-lock", token)
+    )
+    assert resp.status == 200
+    resp = await client.post(
+        f"{API}/webhooks",
+        json={"url": "http://127.0.0.1:9/audit", "events": ["wallet.status_changed"]},
+        headers=headers("req-hook", token),
+    )
+    hook = await resp.json()
+    event_id = latest_event_id(engine, wallet["id"])
+    resp = await client.post(
+        f"{API}/events/{event_id}/redeliver", headers=headers("req-redeliver", token)
+    )
+    assert resp.status == 202
+    resp = await client.delete(f"{API}/webhooks/{hook['id']}", headers=headers("req-unhook", token))
+    assert resp.status == 204
+
+    records = (await audit_page(client, token, limit="200"))["data"]
+    by_request = {r["request_id"]: r for r in records}
+    expected = {
+        "req-signup": ("auth.signup", admin_id, "organization"),
+        "req-login-bad": ("auth.login_failed", None, "user"),
+        "req-login": ("auth.login_succeeded", admin_id, "user"),
+        "req-lock": ("wallet.status_changed", admin_id, "wallet"),
+        "req-hook": ("webhook.created", admin_id, "webhook"),
+        "req-redeliver": ("event.redelivered", admin_id, "event"),
+        "req-unhook": ("webhook.deleted", admin_id, "webhook"),
+    }
+    for request_id, (action, actor, resource_type) in expected.items():
+        record = by_request[request_id]
+        assert (record["action"], record["actor_id"]) == (action, actor), record
+        assert record["resource_type"] == resource_type
+        assert record["organization_id"] == org_id
+        assert record["client_address"] == "127.0.0.1"
+        assert record["user_agent"] == UA
+        assert record["created_at"].endswith("Z")
+    actions = {r["action"] for r in records}
+    assert {"user.created", "wallet.created"} <= actions
+    assert by_request["req-login-bad"]["details"]["reason"] == "wrong_password"
+    assert by_request["req-lock"]["details"] == {"from": "ACTIVE", "to": "LOCKED"}
+    assert by_request["req-lock"]["resource_id"] == wallet["id"]
+    assert by_request["req-hook"]["details"]["url"] == "http://127.0.0.1:9/audit"
+    assert by_request["req-redeliver"]["resource_id"] == event_id
+    assert len(by_request["req-redeliver"]["details"]["deliveries"]) == 1
+    assert by_request["req-unhook"]["resource_id"] == hook["id"]
+    assert not any("secret" in str(r["details"]) for r in records)
+    ids = [r["id"] for r in records]
+    assert ids == sorted(ids, reverse=True)
+
+    only = (await audit_page(client, token, action="webhook.created"))["data"]
+    assert [r["request_id"] for r in only] == ["req-hook"]
+    theirs = (await audit_page(client, token, actor_id=member.user["id"]))["data"]
+    assert theirs and {r["actor_id"] for r in theirs} == {member.user["id"]}
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    assert (await audit_page(client, token, **{"from": future}))["data"] == []
+    assert len((await audit_page(client, token, to=future, limit="200"))["data"]) == len(records)
+
+    first = await audit_page(client, token, limit="3")
+    second = await audit_page(client, token, limit="3", cursor=first["next_cursor"])
+    assert [r["id"] for r in first["data"] + second["data"]] == ids[:6]
+
+    await expect_problem(
+        await client.get(f"{API}/audit-logs", headers=member.headers), 403, "forbidden"
+    )
+    rival = await signup(client)
+    seen = (await audit_page(client, rival.token, limit="200"))["data"]
+    assert {r["organization_id"] for r in seen} == {rival.org["id"]}
+
+
+@pytest.mark.asyncio
+async def test_audit_queries_refuse_bad_filters(client: TestClient) -> None:
+    admin = await signup(client)
+    for params in (
+        {"from": "yesterday"},
+        {"to": "2026-01-01T00:00:00"},  # no offset: ambiguous
+        {"actor_id": "nope"},
+        {"action": "x" * 65},
+        {"cursor": "bm90IGEgY3Vyc29y"},
+    ):
+        resp = await client.get(f"{API}/audit-logs", params=params, headers=admin.headers)
+        await expect_problem(resp, 422, "validation_error")
+
+
+def test_records_cannot_be_updated_or_deleted_in_the_database(engine: Engine) -> None:
+    book = create_book(engine, 0)
+    ctx = AuditContext(organization_id=book.organization_id, request_id="immutable")
+    with engine.begin() as conn:
+        record_id = conn.execute(
+            audit_insert(ctx, "wallet.created", details={"n": 1}).returning(text("id"))
+        ).scalar_one()
+
+    for statement in (
+        "UPDATE audit_logs SET action = 'nothing.happened' WHERE id = :id",
+        "UPDATE audit_logs SET details = '{}' WHERE id = :id",
+        "UPDATE audit_logs SET hash = repeat('a', 64) WHERE id = :id",  # a seal out of chain
+        "DELETE FROM audit_logs WHERE id = :id",
+        "TRUNCATE audit_logs",
+    ):
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(text(statement), {"id": record_id})
+
+    seal_all(engine)  # the one update allowed: the chain columns, once, from NULL
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT action, chain_seq, hash FROM audit_logs WHERE id = :id"), {"id": record_id}
+        ).one()
+    assert row.action == "wallet.created" and row.chain_seq == 1 and len(row.hash) == 64
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(
+            text("UPDATE audit_logs SET hash = repeat('0', 64) WHERE id = :id"), {"id": record_id}
+        )
+
+
+@pytest.mark.asyncio
+async def test_verify_reports_the_first_tampered_or_removed_record(
+    client: TestClient, engine: Engine
+) -> None:
+    admin = await signup(client)
+    for _ in range(4):
+        await create_wallet(client, admin.token)
+    seal_all(engine)
+
+    resp = await client.get(f"{API}/audit-logs/verify", headers=admin.headers)
+    report = await resp.json()
+    assert report == {
+        "verified": True,
+        "records_checked": 5,  # signup and four wallets
+        "unsealed_records": 0,
+        "first_broken": None,
+    }
+    records = (await audit_page(client, admin.token))["data"]
+    victim = next(r for r in records if r["chain_seq"] == 3)
+    with behind_the_triggers_back(engine) as conn:
+        conn.execute(
+            text('UPDATE audit_logs SET details = \'{"type": "BONUS"}\' WHERE id = :id'),
+            {"id": victim["id"]},
+        )
+
+    report = await (await client.get(f"{API}/audit-logs/verify", headers=admin.headers)).json()
+
+    assert report["verified"] is False
+    broken = report["first_broken"]
+    assert (broken["id"], broken["chain_seq"]) == (victim["id"], 3)
+    assert broken["actual_hash"] == victim["hash"] != broken["expected_hash"]
+    member = await add_user(client, admin.token)
+    resp = await client.get(f"{API}/audit-logs/verify", headers=member.headers)
+    await expect_problem(resp, 403, "forbidden")
+
+    other = await signup(client)
+    for _ in range(3):
+        await create_wallet(client, other.token)
+    seal_all(engine)
+    chain = sorted((await audit_page(client, other.token))["data"], key=lambda r: r["chain_seq"])
+    with behind_the_triggers_back(engine) as conn:
+        conn.execute(text("DELETE FROM audit_logs WHERE id = :id"), {"id": chain[1]["id"]})
+    report = await (await client.get(f"{API}/audit-logs/verify", headers=other.headers)).json()
+    assert report["verified"] is False
+    assert report["first_broken"]["id"] == chain[2]["id"]
+
+
+def test_concurrent_sealers_build_each_chain_once_and_in_order(engine: Engine) -> None:
+    books = [create_book(engine, 0) for _ in range(3)]
+    with engine.begin() as conn:
+        for n in range(200):
+            for book in books:
+                ctx = AuditContext(organization_id=book.organization_id, actor_id=uuid.uuid4())
+                conn.execute(audit_insert(ctx, "wallet.created", details={"n": n}))
+    barrier = threading.Barrier(4)
+
+    def sealer() -> None:
+        barrier.wait()
+        seal_all(engine)
+
+    threads = [threading.Thread(target=sealer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    seal_all(engine)  # whatever a skipped chain left for the next round
+
+    for book in books:
+        with engine.connect() as conn:
+            report = verify_chain(conn, book.organization_id)
+            seqs = conn.scalars(
+                text("SELECT chain_seq FROM audit_logs WHERE organization_id = :o ORDER BY id"),
+                {"o": book.organization_id},
+            ).all()
+        assert report.verified and report.records_checked == 200, report
+        assert seqs == list(range(1, 201))

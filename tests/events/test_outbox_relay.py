@@ -1,0 +1,317 @@
+"""The outbox relay: ordered publication, wake-ups, idempotent deliveries, crashes, rivals."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import UUID
+
+import psycopg
+import pytest
+import redis
+from sqlalchemy import Engine, create_engine, text
+
+from ledger_core.persistence.outbox import WALLET_STATUS_CHANGED, outbox_insert
+from ledger_core.persistence.outbox_relay import claim_events, finish_events
+from tests.events.conftest import Env, Process, RelayThread
+from tests.support.ledger import Book, create_book
+from vaultcraft.settings import Settings
+from workers.broker import setup_broker
+from workers.outbox_relay import EVENT_STREAM, OutboxRelay
+
+
+def insert_events(engine: Engine, book: Book, count: int) -> list[UUID]:
+    ids = [uuid.uuid4() for _ in range(count)]
+    with engine.begin() as conn:
+        for n, event_id in enumerate(ids):
+            data = {"id": str(book.wallet_ids[0]) if book.wallet_ids else "w", "n": n}
+            conn.execute(
+                outbox_insert(WALLET_STATUS_CHANGED, book.organization_id, data, event_id=event_id)
+            )
+    return ids
+
+
+def add_webhook(engine: Engine, book: Book, events: list[str], *, deleted: bool = False) -> UUID:
+    with engine.begin() as conn:
+        found: UUID = conn.execute(
+            text(
+                "INSERT INTO webhooks (organization_id, url, events, secret, is_active, deleted_at)"
+                " VALUES (:o, 'http://127.0.0.1:9/none', CAST(:e AS jsonb), 'whsec_x', :a,"
+                " CASE WHEN :d THEN now() END) RETURNING id"
+            ),
+            {"o": book.organization_id, "e": json.dumps(events), "a": not deleted, "d": deleted},
+        ).scalar_one()
+    return found
+
+
+def stream_ids(client: redis.Redis, wanted: set[UUID]) -> list[UUID]:
+    """Event ids of the stream's entries that are among `wanted`, in stream order."""
+    found = []
+    for _entry_id, fields in client.xrange(EVENT_STREAM):
+        event_id = UUID(fields[b"event_id"].decode())
+        if event_id in wanted:
+            found.append(event_id)
+    return found
+
+
+def unrelayed(engine: Engine, ids: list[UUID]) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.scalar(
+                text(
+                    "SELECT count(*) FROM outbox WHERE event_id = ANY(:ids) AND relayed_at IS NULL"
+                ),
+                {"ids": ids},
+            )
+            or 0
+        )
+
+
+@pytest.fixture
+def stream(redis_url: str) -> Iterator[redis.Redis]:
+    with redis.Redis.from_url(redis_url) as client:
+        yield client
+
+
+@pytest.fixture
+def make_relay(
+    events_settings: Settings, engine: Engine, stream: redis.Redis, no_deliveries_left_behind: None
+) -> Iterator[type[OutboxRelay]]:
+    """Build relays in the test process (each with its own engine, like separate processes)."""
+    engines: list[Engine] = []
+
+    class TestRelay(OutboxRelay):
+        def __init__(self, settings: Settings = events_settings) -> None:
+            own = create_engine(engine.url, pool_size=2)
+            engines.append(own)
+            super().__init__(settings, own, stream, setup_broker(settings))
+
+    yield TestRelay
+    for own in engines:
+        own.dispose()
+
+
+def test_events_are_published_in_order_with_their_public_json(
+    engine: Engine, stream: redis.Redis, make_relay: type[OutboxRelay]
+) -> None:
+    book = create_book(engine, 1)
+    ids = insert_events(engine, book, 30)
+    stream.xgroup_create(EVENT_STREAM, "test-readers", id="$", mkstream=True)
+
+    make_relay().drain()
+
+    assert unrelayed(engine, ids) == 0
+    assert stream_ids(stream, set(ids)) == ids
+    # A consumer group reads them, as the README shows.
+    read = stream.xreadgroup("test-readers", "reader-1", {EVENT_STREAM: ">"}, count=10_000)
+    entries = [fields for _name, batch in read for _entry, fields in batch]
+    events = [json.loads(f[b"event"]) for f in entries if UUID(f[b"event_id"].decode()) in ids]
+    assert [e["id"] for e in events] == [str(i) for i in ids]
+    first = events[0]
+    assert set(first) == {"id", "type", "created_at", "organization_id", "data"}
+    assert first["type"] == "wallet.status_changed"
+    assert first["organization_id"] == str(book.organization_id)
+    assert first["data"]["n"] == 0 and first["created_at"].endswith("Z")
+
+
+def test_the_outbox_trigger_notifies_at_commit(engine: Engine, database_url: str) -> None:
+    book = create_book(engine, 0)
+    dsn = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute("LISTEN vaultcraft_outbox")
+        with engine.begin() as conn:
+            conn.execute(outbox_insert(WALLET_STATUS_CHANGED, book.organization_id, {"n": 1}))
+            assert list(listener.notifies(timeout=0.2)) == []  # not before the commit
+        heard = list(listener.notifies(timeout=2, stop_after=1))
+    assert [n.channel for n in heard] == ["vaultcraft_outbox"]
+
+
+def test_a_running_relay_wakes_on_commit_not_on_its_poll(
+    engine: Engine, relay: RelayThread
+) -> None:
+    book = create_book(engine, 0)
+    insert_events(engine, book, 1)
+    time.sleep(1.5)  # the relay is now idle, waiting for a notification
+    for _ in range(3):
+        ids = insert_events(engine, book, 1)
+        started = time.monotonic()
+        while unrelayed(engine, ids):
+            assert time.monotonic() - started < 5
+            time.sleep(0.005)
+        assert time.monotonic() - started < 0.5  # the idle poll is 1 s
+
+
+def test_each_subscribed_endpoint_gets_one_relayed_delivery_per_event(
+    engine: Engine, stream: redis.Redis, make_relay: type[OutboxRelay], redis_url: str
+) -> None:
+    book = create_book(engine, 1)
+    subscribed = add_webhook(engine, book, ["wallet.status_changed", "transfer.completed"])
+    add_webhook(engine, book, ["transfer.completed"])
+    add_webhook(engine, book, ["wallet.status_changed"], deleted=True)
+    ids = insert_events(engine, book, 5)
+    relay = make_relay()
+    with engine.begin() as conn:
+        events = claim_events(conn, 10_000, 30)
+    mine = [e for e in events if e.event_id in ids]
+
+    with engine.begin() as conn:
+        created = finish_events(conn, mine, 300)
+    with engine.begin() as conn:  # the same events again, as after a crash
+        again = finish_events(conn, mine, 300)
+    relay.drain()  # and whatever else was claimed above
+
+    assert len(created) == 5 and again == []
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT webhook_id, event_id, status FROM webhook_deliveries WHERE event_id = ANY(:i)"
+            ),
+            {"i": ids},
+        ).all()
+    assert {(r.webhook_id, r.event_id) for r in rows} == {(subscribed, i) for i in ids}
+    assert len(rows) == 5 and {r.status for r in rows} == {"PENDING"}
+
+
+def test_two_relays_at_once_publish_each_event_exactly_once(
+    engine: Engine, stream: redis.Redis, make_relay: type[OutboxRelay], events_env: Env
+) -> None:
+    book = create_book(engine, 1)
+    ids = insert_events(engine, book, 3000)
+    small = Settings.from_env({**events_env, "VAULTCRAFT_OUTBOX_BATCH_SIZE": "50"})
+    relays = [make_relay(small), make_relay(small)]
+    counts = [0, 0]
+    barrier = threading.Barrier(2)
+
+    def work(n: int) -> None:
+        barrier.wait()
+        while (got := relays[n].relay_batch()) > 0:
+            counts[n] += got
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert unrelayed(engine, ids) == 0
+    assert min(counts) > 0, counts  # both took part
+    published = Counter(stream_ids(stream, set(ids)))
+    assert set(published) == set(ids)
+    assert max(published.values()) == 1
+
+
+def _free_port_pair() -> int:
+    """A port p with p+1 also free: the relay serves metrics on VAULTCRAFT_METRICS_PORT + 1."""
+    for _ in range(50):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            port = int(a.getsockname()[1])
+            try:
+                with socket.socket() as b:
+                    b.bind(("127.0.0.1", port + 1))
+                    return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port pair")
+
+
+def start_relay(events_env: Env, tmp_path: Path, name: str) -> Process:
+    env = {
+        **events_env,
+        "VAULTCRAFT_OUTBOX_BATCH_SIZE": "100",
+        "VAULTCRAFT_WEBHOOK_RESCUE_AFTER_S": "300",
+        "VAULTCRAFT_METRICS_PORT": str(_free_port_pair() - 1),
+    }
+    argv = [sys.executable, "-m", "vaultcraft.cli", "relay"]
+    return Process(argv, env, tmp_path / f"{name}.log")
+
+
+def test_a_relay_killed_mid_batch_loses_no_event(
+    engine: Engine,
+    stream: redis.Redis,
+    events_env: Env,
+    tmp_path: Path,
+    no_deliveries_left_behind: None,
+) -> None:
+    """SIGKILL a relay while it holds claimed rows; another relay publishes them all."""
+    book = create_book(engine, 1)
+    add_webhook(engine, book, ["wallet.status_changed"])
+    ids = insert_events(engine, book, 2000)
+    first = start_relay(events_env, tmp_path, "relay-1")
+    try:
+        # Hold one claimed, unrelayed row locked: the relay publishes that batch and then
+        # waits to mark it relayed, so it is certainly mid-batch when it is killed.
+        with engine.connect() as holder:
+            held = None
+            deadline = time.monotonic() + 30
+            while held is None:
+                assert time.monotonic() < deadline, first.log()
+                held = holder.execute(
+                    text(
+                        "SELECT id FROM outbox WHERE event_id = ANY(:ids)"
+                        " AND claimed_until > now() AND relayed_at IS NULL"
+                        " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
+                    ),
+                    {"ids": ids},
+                ).scalar()
+                if held is None:
+                    holder.rollback()
+            while not _relay_waits_on_a_lock(engine):
+                assert time.monotonic() < deadline, first.log()
+                time.sleep(0.01)
+            first.kill()
+            with engine.connect() as conn:
+                in_flight = conn.scalar(
+                    text(
+                        "SELECT count(*) FROM outbox WHERE event_id = ANY(:ids)"
+                        " AND claimed_until IS NOT NULL AND relayed_at IS NULL"
+                    ),
+                    {"ids": ids},
+                )
+            holder.rollback()
+    finally:
+        first.kill()
+    assert in_flight and in_flight > 0
+    assert unrelayed(engine, ids) > 0
+
+    second = start_relay(events_env, tmp_path, "relay-2")
+    try:
+        deadline = time.monotonic() + 60
+        while unrelayed(engine, ids):
+            assert time.monotonic() < deadline, second.log()
+            time.sleep(0.1)
+    finally:
+        second.stop()
+
+    published = Counter(stream_ids(stream, set(ids)))
+    assert set(published) == set(ids)  # every event at least once
+    assert max(published.values()) == 2  # the killed batch was published, then again
+    with engine.connect() as conn:
+        deliveries = conn.execute(
+            text(
+                "SELECT count(*), count(DISTINCT event_id) FROM webhook_deliveries"
+                " WHERE event_id = ANY(:ids)"
+            ),
+            {"ids": ids},
+        ).one()
+    assert tuple(deliveries) == (len(ids), len(ids))  # and one delivery per event
+
+
+def _relay_waits_on_a_lock(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return bool(
+            conn.scalar(
+                text(
+                    "SELECT EXISTS (SELECT 1 FROM pg_stat_activity"
+                    " WHERE application_name = 'vaultcraft-outbox-relay'"
+                    " AND datname = current_database() AND wait_event_type = 'Lock')"
+                )
+            )
+        )

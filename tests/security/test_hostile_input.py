@@ -1,0 +1,158 @@
+"""Injection strings and oversized values in every string field, query and path parameter.
+
+Each is answered with a 4xx problem (or, for free text, accepted and stored as the text it
+is), never a 5xx; a refused request writes nothing. Oversized values are always refused.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient
+from sqlalchemy import Engine, text
+
+from gateway.registry import RouteSpec
+from tests.security.world import World, build_world
+from tests.support.ledger_sql import cancel_transfer
+
+pytestmark = pytest.mark.asyncio
+
+HOSTILE = [
+    "' OR '1'='1",
+    "'; DROP TABLE wallets; --",
+    '" OR 1=1 --',
+    "1); SELECT pg_sleep(10); --",
+    "$$; DELETE FROM users; $$",
+    "<script>alert(1)</script>",
+    "nul\x00byte",
+    "../../../../etc/passwd",
+    "{{7*7}}${7*7}",
+    "\U0001f600" * 3 + "\u202e",
+    "\ud800 lone surrogate",
+]
+OVERSIZED = "x" * 100_000
+COUNTED = ("organizations", "users", "wallets", "transactions", "webhooks", "counterparties")
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in COUNTED}
+
+
+def string_paths(value: Any, at: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Where in a JSON body the strings are (keys of objects, indexes of lists)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from string_paths(item, (*at, key))
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            yield from string_paths(item, (*at, n))
+    elif isinstance(value, str):
+        yield at
+
+
+def replaced(value: Any, at: tuple[Any, ...], new: str) -> Any:
+    if not at:
+        return new
+    if isinstance(value, dict):
+        return {k: replaced(v, at[1:], new) if k == at[0] else v for k, v in value.items()}
+    return [replaced(v, at[1:], new) if n == at[0] else v for n, v in enumerate(value)]
+
+
+@pytest_asyncio.fixture
+async def world(client: TestClient, engine: Engine) -> Iterator[World]:
+    built = await build_world(client, engine)
+    yield built
+    with engine.connect() as conn:  # accepted free-text transfers must not stay PENDING
+        pending = conn.execute(
+            text("SELECT id FROM transactions WHERE status = 'PENDING' AND organization_id = :o"),
+            {"o": built.ours.account.org["id"]},
+        ).scalars()
+        for tx in list(pending):
+            cancel_transfer(engine, tx)
+
+
+async def send(world: World, spec: RouteSpec, path: str, body: Any, **params: str) -> int:
+    resp = await world.client.request(
+        spec.method,
+        path,
+        json=body,
+        params=params or None,
+        headers={**world.ours.headers, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    await resp.read()
+    return resp.status
+
+
+async def test_hostile_strings_in_every_body_field(world: World, engine: Engine) -> None:
+    wrong, tried = [], 0
+    for spec in world.routes:
+        sample = world.body(spec, world.ours)
+        if sample is None:
+            continue
+        path = world.paths(spec, world.ours)[0]
+        for where in string_paths(sample):
+            for value in [*HOSTILE, OVERSIZED]:
+                before = counts(engine)
+                body = replaced(world.body(spec, world.ours), where, value)
+                status = await send(world, spec, path, body)
+                tried += 1
+                label = f"{spec.method} {spec.path} {'.'.join(map(str, where))}={value[:30]!r}"
+                if status >= 500 or (value is OVERSIZED and status < 400):
+                    wrong.append(f"{label}: {status}")
+                elif status >= 400 and counts(engine) != before:
+                    wrong.append(f"{label}: refused with {status} but wrote rows")
+    assert tried > 100 and wrong == []
+
+
+async def test_hostile_strings_in_every_query_and_path_parameter(world: World) -> None:
+    wrong = []
+    for spec in world.routes:
+        names = list(spec.query.model_fields) if spec.query is not None else []
+        body = world.body(spec, world.ours)
+        for value in [*HOSTILE, OVERSIZED[:5000]]:
+            if spec.method == "GET":
+                path = world.paths(spec, world.ours)[0]
+                for name in names:
+                    query = f"?{name}={quote(value, safe='', errors='surrogatepass')}"
+                    status = await send(world, spec, path + query, None)
+                    if not 400 <= status < 500:
+                        wrong.append(f"GET {spec.path}?{name}={value[:30]!r}: {status}")
+            for param in spec.path_params:
+                path = spec.full_path.replace(
+                    f"{{{param}}}", quote(value, safe="", errors="surrogatepass")
+                )
+                for other in spec.path_params:
+                    path = path.replace(f"{{{other}}}", world.id_of(world.ours, other))
+                status = await send(world, spec, path, body)
+                if not 400 <= status < 500:
+                    wrong.append(f"{spec.method} {spec.path} {param}={value[:30]!r}: {status}")
+    assert wrong == []
+
+
+async def test_oversized_bodies_and_headers_are_refused(world: World, engine: Engine) -> None:
+    before = counts(engine)
+    for spec in world.routes:
+        if spec.body is None:
+            continue
+        path = world.paths(spec, world.ours)[0]
+        resp = await world.client.request(
+            spec.method,
+            path,
+            data=b'{"pad": "' + b"x" * (1024 * 1024 + 10) + b'"}',
+            headers={**world.ours.headers, "Content-Type": "application/json"},
+        )
+        assert resp.status == 413, (spec.path, resp.status)
+        resp = await world.client.request(
+            spec.method,
+            path,
+            json=world.body(spec, world.ours),
+            headers={**world.ours.headers, "Idempotency-Key": "k" * 20_000},
+        )
+        assert 400 <= resp.status < 500, (spec.path, resp.status)
+    assert counts(engine) == before

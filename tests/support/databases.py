@@ -1,0 +1,58 @@
+"""Fresh, migrated databases on a PostgreSQL server, for tests that need one of their own.
+
+The session's `database_url` fixture uses these; so do tests whose runs would leave the
+shared database unsound on purpose (deliberately broken posting code) or that own their
+server (the chaos run restarts it).
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from pathlib import Path
+
+import psycopg
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import make_url
+
+from vaultcraft.settings import to_psycopg_url, to_sqlalchemy_url
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def _admin_url(server_url: str) -> str:
+    url = make_url(to_sqlalchemy_url(server_url)).set(database="postgres")
+    return to_psycopg_url(url.render_as_string(hide_password=False))
+
+
+def create_migrated_database(server_url: str, prefix: str = "vaultcraft_test") -> str:
+    """Create a new database on the server of `server_url`, migrate it to head, return its URL."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with psycopg.connect(_admin_url(server_url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(to_sqlalchemy_url(server_url)).set(database=name)
+    rendered = url.render_as_string(hide_password=False)
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+    command.upgrade(config, "head")
+    return rendered
+
+
+def drop_database(url: str) -> None:
+    name = make_url(to_sqlalchemy_url(url)).database
+    with psycopg.connect(_admin_url(url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def private_postgres_dir(parent: Path) -> Path:
+    """A new directory for an embedded server that the test alone starts, stops and restarts.
+
+    Readable by others: when tests run as root, pgserver runs PostgreSQL as an unprivileged
+    user, which must reach its data directory inside this one.
+    """
+    parent.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="pg-", dir=parent))
+    path.chmod(0o755)
+    return path

@@ -1,0 +1,168 @@
+"""The outbox relay: publish committed events to the event stream and to webhooks.
+
+A loop in the relay process. It LISTENs on `vaultcraft_outbox` (NOTIFYed by the outbox's
+insert trigger at each writer's commit, and by redeliveries) and polls every second in
+case a notification was missed. Each wake-up it:
+
+1. claims a batch of unrelayed events (short transaction, `FOR UPDATE SKIP LOCKED`, a
+   lease in `claimed_until`), so several relays share the work and none holds a row lock
+   while it talks to Redis;
+2. appends each event to the Redis Stream `vaultcraft:events` (XADD, length capped);
+3. creates the batch's webhook deliveries and marks the events relayed (one transaction),
+   then enqueues each delivery's first attempt;
+4. repeats while batches come back full, then sends deliveries whose time has come and
+   whose message is missing (`dispatch_due_deliveries`): redeliveries and lost retries.
+
+A relay killed between 1 and 3 leaves leased rows; once the lease runs out another relay
+claims and publishes them again. Publication is at least once: the stream may then hold an
+event twice (consumers dedupe by event id), webhooks never get a second relayed delivery.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import orjson
+import psycopg
+import redis
+from dramatiq.brokers.redis import RedisBroker
+from psycopg import sql
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.exc import DBAPIError
+
+from ledger_core.persistence.deliveries import dispatch_due_deliveries
+from ledger_core.persistence.outbox_relay import (
+    OUTBOX_CHANNEL,
+    ClaimedEvent,
+    claim_events,
+    finish_events,
+    outbox_backlog,
+)
+from vaultcraft import metrics
+from vaultcraft.settings import Settings
+from workers import db
+from workers.broker import redis_url, setup_broker
+from workers.webhook_queue import send_attempt
+
+log = logging.getLogger("vaultcraft.outbox")
+
+EVENT_STREAM = "vaultcraft:events"
+POLL_S = 1.0
+GAUGE_EVERY_S = 5.0
+
+
+def stream_fields(event: ClaimedEvent) -> dict[str, str]:
+    """One stream entry: the public event JSON, plus fields to filter on without parsing."""
+    return {
+        "event": orjson.dumps(event.envelope()).decode(),
+        "event_id": str(event.event_id),
+        "type": event.type,
+        "organization_id": str(event.organization_id),
+        "outbox_id": str(event.outbox_id),
+    }
+
+
+class OutboxRelay:
+    """One relay's connections and knobs; `drain()` does one wake-up's work."""
+
+    def __init__(
+        self, settings: Settings, engine: Engine, client: redis.Redis, broker: RedisBroker
+    ):
+        self.settings = settings
+        self.engine = engine
+        self.redis = client
+        self.broker = broker
+        self._gauges_at = 0.0
+
+    def publish(self, events: Sequence[ClaimedEvent]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for event in events:
+            pipe.xadd(
+                EVENT_STREAM,
+                stream_fields(event),  # type: ignore[arg-type]
+                maxlen=self.settings.event_stream_maxlen,
+                approximate=True,
+            )
+        pipe.execute()
+
+    def relay_batch(self) -> int:
+        """Claim, publish and finish one batch; returns how many events it held."""
+        with self.engine.begin() as conn:
+            events = claim_events(
+                conn, self.settings.outbox_batch_size, self.settings.outbox_lease_s
+            )
+        if not events:
+            return 0
+        self.publish(events)
+        with self.engine.begin() as conn:
+            deliveries = finish_events(conn, events, self.settings.webhook_rescue_after_s)
+        for delivery_id in deliveries:
+            send_attempt(self.broker, delivery_id, 1)
+        for event_type, count in Counter(e.type for e in events).items():
+            metrics.events_relayed_total.labels(event_type).inc(count)
+        log.info("Relayed %d events and %d webhook deliveries.", len(events), len(deliveries))
+        return len(events)
+
+    def dispatch_due(self) -> int:
+        with self.engine.begin() as conn:
+            due = dispatch_due_deliveries(
+                conn,
+                max_attempts=self.settings.webhook_max_attempts,
+                grace_s=self.settings.webhook_rescue_after_s,
+            )
+        for delivery_id, attempt in due:
+            send_attempt(self.broker, delivery_id, attempt)
+        if due:
+            log.info("Sent %d webhook attempts found due in PostgreSQL.", len(due))
+        return len(due)
+
+    def drain(self) -> None:
+        while self.relay_batch() >= self.settings.outbox_batch_size:
+            pass
+        self.dispatch_due()
+        now = time.monotonic()
+        if now - self._gauges_at >= GAUGE_EVERY_S:
+            self._gauges_at = now
+            with self.engine.connect() as conn:
+                backlog, oldest_age = outbox_backlog(conn)
+            metrics.outbox_backlog.set(backlog)
+            metrics.outbox_oldest_unsent_age_seconds.set(oldest_age)
+
+
+def _listen(dsn: str, relay: OutboxRelay, stop: threading.Event) -> None:
+    with psycopg.connect(dsn, autocommit=True, application_name="vaultcraft-outbox-relay") as conn:
+        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(OUTBOX_CHANNEL)))
+        while not stop.is_set():
+            relay.drain()
+            for _ in conn.notifies(timeout=POLL_S, stop_after=1):
+                pass
+
+
+def run_outbox_relay(settings: Settings) -> Callable[[threading.Event], None]:
+    """The relay loop for `workers.relay`: runs until `stop`, reconnecting after failures."""
+
+    def loop(stop: threading.Event) -> None:
+        url = db.database_url(settings)
+        engine = create_engine(
+            url,
+            pool_size=2,
+            max_overflow=2,
+            pool_pre_ping=True,
+            connect_args={"application_name": "vaultcraft-outbox-relay"},
+        )
+        client = redis.Redis.from_url(redis_url(settings), socket_timeout=10)
+        relay = OutboxRelay(settings, engine, client, setup_broker(settings))
+        dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        while not stop.is_set():
+            try:
+                _listen(dsn, relay, stop)
+            except (psycopg.OperationalError, DBAPIError, redis.RedisError) as exc:
+                log.warning("Outbox relay lost a connection (%s); retrying in 1 s.", exc)
+                stop.wait(1.0)
+        engine.dispose()
+
+    return loop
