@@ -158,6 +158,11 @@ def table(result: dict[str, Any]) -> str:
         if isinstance(scen, dict):
             figure, details = _scenario_line(scen)
             lines.append(f"{name:<12}{figure:>22}  {details}")
+    for name, scen in result.get("scenarios", {}).items():
+        timings = scen.get("analytics_ms") if isinstance(scen, dict) else None
+        if timings:
+            listed = ", ".join(f"{k} {_fmt(v)}" for k, v in timings.items())
+            lines.append(f"analytics after {name} (ms, best of 5): {listed}")
     lines += ["", f"{'target':<52}{'value':>10}{'target':>10}  met"]
     for t in result.get("targets", {}).values():
         met = {True: "yes", False: "NO", None: "n/a"}[t["met"]]

@@ -135,6 +135,8 @@ class Runner:
         ids = self.data.wallet_ids[:wallets] if wallets else self.data.wallet_ids
         out = scenarios.throughput(self.system, self.data, db_url, mode, ids, name,
                                    self.profile, self.tick(name))  # fmt: skip
+        if name in ("uniform", "scale"):
+            out["analytics_ms"] = scenarios.analytics_timings(db_url, self.data.organization_id)
         if name == "uniform":
             out["memory_mb"] = self.system.rss_mb()
         self.result["scenarios"][name] = out

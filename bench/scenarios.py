@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from sqlalchemy import create_engine
@@ -21,6 +22,7 @@ from bench.dataset import DataSet, wait_until_final
 from bench.loadgen import LoadSpec, run_load
 from bench.pgbench_reference import libpq_url
 from bench.system import System, create_database, drop_database, invariant_violations, migrate
+from ledger_core.persistence.analytics import time_queries
 from ledger_core.persistence.ledger_generator import generate_ledger
 from ledger_core.persistence.reconciliation_runs import reconcile as run_reconciliation
 from ledger_core.reconciliation import Mode
@@ -200,6 +202,16 @@ def reconcile(
     finally:
         engine.dispose()
         drop_database(db_url)
+
+
+def analytics_timings(db_url: str, organization_id: str) -> dict[str, float]:
+    """Best-of-5 milliseconds of each analytics statement for the benchmark organization."""
+    engine = create_engine(to_sqlalchemy_url(db_url))
+    try:
+        with engine.connect() as conn:
+            return time_queries(conn, UUID(organization_id))
+    finally:
+        engine.dispose()
 
 
 HOT_PATH_QUERIES: dict[str, str] = {
