@@ -21,10 +21,13 @@ from gateway.routes import (
     analytics,
     audit,
     auth,
+    counterparties,
     dashboard,
     docs,
     organizations,
+    reconciliations,
     risk_rules,
+    settlements,
     system,
     transaction_reads,
     transactions,
@@ -32,7 +35,7 @@ from gateway.routes import (
     wallets,
     webhooks,
 )
-from gateway.state import ENGINE, OPENAPI_CACHE, REDIS, ROUTES, SETTINGS, USER_CACHE
+from gateway.state import ENGINE, OPENAPI_CACHE, REDIS, ROUTES, SETTINGS, USER_CACHE, WAITER
 from gateway.validation import MAX_BODY_BYTES
 from vaultcraft.embedded import ensure_services
 from vaultcraft.settings import Settings
@@ -50,6 +53,9 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     analytics.routes,
     webhooks.routes,
     audit.routes,
+    counterparties.routes,
+    settlements.routes,
+    reconciliations.routes,
 )
 """Every area's routes, in registration order (fixed paths before `{id}` ones of an area)."""
 
@@ -74,7 +80,15 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(intake_context)
+    app.on_shutdown.append(_release_long_polls)
     return app
+
+
+async def _release_long_polls(app: web.Application) -> None:
+    """On SIGTERM, before waiting for handlers: answer long polls now rather than drop them."""
+    waiter = app.get(WAITER)
+    if waiter is not None:
+        waiter.release_all()
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

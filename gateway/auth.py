@@ -82,8 +82,8 @@ def unauthorized(detail: str) -> Problem:
     return Problem(401, "unauthorized", detail, headers=_UNAUTHORIZED_HEADERS)
 
 
-def token_subject(settings: Settings, token: str) -> UUID:
-    """The user id a valid token speaks for; any doubt about the token is a 401."""
+def verified_claims(settings: Settings, token: str) -> tuple[float, UUID]:
+    """The expiry and user id of a valid token; any doubt about the token is a 401."""
     try:
         claims = jwt.decode(
             token,
@@ -91,7 +91,7 @@ def token_subject(settings: Settings, token: str) -> UUID:
             algorithms=[ALGORITHM],
             options={"require": ["exp", "iat", "sub"]},
         )
-        return UUID(str(claims["sub"]))
+        return float(claims["exp"]), UUID(str(claims["sub"]))
     except (jwt.InvalidTokenError, ValueError, TypeError):
         raise unauthorized("the access token is invalid or expired") from None
 
@@ -99,13 +99,29 @@ def token_subject(settings: Settings, token: str) -> UUID:
 class ActiveUserCache:
     """Recently seen active users, so a burst of requests costs one lookup per second.
 
-    A deactivated user is refused at most `ttl_s` after the change.
+    A deactivated user is refused at most `ttl_s` after the change. Tokens already
+    verified are remembered until they expire (keyed by the whole token, signature
+    included), so a client reusing its token pays the HMAC check once. When an entry
+    expires, the requests in flight share one lookup instead of each making its own.
     """
 
     def __init__(self, ttl_s: float = 1.0, max_size: int = 50_000) -> None:
         self.ttl_s = ttl_s
         self.max_size = max_size
         self._seen: dict[UUID, tuple[float, Principal | None]] = {}
+        self._tokens: dict[str, tuple[float, UUID]] = {}
+        self.lookups: dict[UUID, asyncio.Future[Principal | None]] = {}
+
+    def token(self, token: str) -> UUID | None:
+        hit = self._tokens.get(token)
+        if hit is None or hit[0] <= time.time():
+            return None
+        return hit[1]
+
+    def remember_token(self, token: str, expires_at: float, user_id: UUID) -> None:
+        if len(self._tokens) >= self.max_size:
+            self._tokens.clear()
+        self._tokens[token] = (expires_at, user_id)
 
     def get(self, user_id: UUID) -> tuple[bool, Principal | None]:
         hit = self._seen.get(user_id)
@@ -125,16 +141,41 @@ async def authenticate(request: web.Request) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthorized("send Authorization: Bearer <access token>")
-    user_id = token_subject(request.app[SETTINGS], token.strip())
+    token = token.strip()
     cache = request.app[USER_CACHE]
+    user_id = cache.token(token)
+    if user_id is None:
+        expires_at, user_id = verified_claims(request.app[SETTINGS], token)
+        cache.remember_token(token, expires_at, user_id)
     known, found = cache.get(user_id)
     if not known:
-        async with request.app[ENGINE].connect() as conn:
-            found = await active_principal(conn, user_id)
-        cache.put(user_id, found)
+        found = await _look_up_once(request, cache, user_id)
     if found is None:
         raise unauthorized("the access token's user no longer exists or is deactivated")
     return found
+
+
+async def _look_up_once(
+    request: web.Request, cache: ActiveUserCache, user_id: UUID
+) -> Principal | None:
+    """One database lookup per user at a time; concurrent requests await the same answer."""
+    pending = cache.lookups.get(user_id)
+    if pending is not None:
+        return await asyncio.shield(pending)
+    future: asyncio.Future[Principal | None] = asyncio.get_running_loop().create_future()
+    cache.lookups[user_id] = future
+    try:
+        async with request.app[ENGINE].connect() as conn:
+            found = await active_principal(conn, user_id)
+        cache.put(user_id, found)
+        future.set_result(found)
+        return found
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved here, so an unawaited failure is not logged twice
+        raise
+    finally:
+        del cache.lookups[user_id]
 
 
 def principal(request: web.Request) -> Principal:

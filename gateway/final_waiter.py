@@ -29,6 +29,8 @@ class FinalWaiter:
         self._conninfo = conninfo
         self._waiters: dict[UUID, set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
+        self.closing = False
+        """Set when the server shuts down: every long poll answers with what it has now."""
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="final-waiter")
@@ -39,9 +41,19 @@ class FinalWaiter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    def release_all(self) -> None:
+        """Wake every long poll for good, so a stopping server answers them instead of
+        dropping them when its shutdown timeout runs out (a poll may wait 30 s)."""
+        self.closing = True
+        for events in self._waiters.values():
+            for event in events:
+                event.set()
+
     @contextlib.asynccontextmanager
     async def watch(self, transaction_id: UUID) -> AsyncIterator[asyncio.Event]:
         event = asyncio.Event()
+        if self.closing:
+            event.set()
         self._waiters[transaction_id].add(event)
         try:
             yield event

@@ -18,6 +18,7 @@ import uuid
 import psycopg
 import redis.exceptions
 import sqlalchemy.exc
+import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -64,6 +65,10 @@ def route_label(request: web.Request) -> str:
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[REQUEST_ID] = request_id_of(request)
+    # Each request runs in a task of its own, so what is bound here (and later by the
+    # route) stays with this request's log lines, its access line included.
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request[REQUEST_ID])
     started = time.perf_counter()
     status = 499  # the client went away before an answer
     try:

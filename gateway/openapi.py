@@ -112,7 +112,7 @@ def _operation(
         operation["description"] = spec.description
     if spec.body is not None:
         operation["requestBody"] = {
-            "required": True,
+            "required": not spec.optional_body,
             "content": {"application/json": {"schema": refs[(spec.body, "validation")]}},
         }
     return operation

@@ -49,6 +49,7 @@ from uuid import UUID
 
 from aiohttp import web
 from pydantic import BaseModel
+from structlog.contextvars import bind_contextvars
 
 from gateway.auth import authenticate
 from gateway.responses import Problem, field_error
@@ -81,6 +82,8 @@ class RouteSpec:
     auth: bool = True
     errors: tuple[int, ...] = ()
     content_type: str = "application/json"
+    optional_body: bool = False
+    """With `body=`, a request without a body gets the model's defaults instead of a 422."""
     aliases: tuple[str, ...] = ()
     """Extra absolute paths served by the same handler (e.g. `/health` at the root)."""
     path_params: tuple[str, ...] = field(default=())
@@ -162,14 +165,19 @@ def _check_signature(spec: RouteSpec) -> None:
 def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         if spec.auth:
-            request[PRINCIPAL] = await authenticate(request)
+            who = request[PRINCIPAL] = await authenticate(request)
+            bind_contextvars(organization_id=str(who.organization_id), user_id=str(who.user_id))
         kwargs: dict[str, Any] = {}
         for name in spec.path_params:
             kwargs[name] = _uuid_param(name, request.match_info[name])
+            bind_contextvars(**{name: str(kwargs[name])})  # ids in the request's log lines
         if spec.query is not None:
             kwargs["query"] = parse_query(request, spec.query)
         if spec.body is not None:
-            kwargs["body"] = await parse_body(request, spec.body)
+            if spec.optional_body and not request.body_exists:
+                kwargs["body"] = spec.body()
+            else:
+                kwargs["body"] = await parse_body(request, spec.body)
         return await spec.handler(request, **kwargs)
 
     endpoint.__name__ = spec.operation_id

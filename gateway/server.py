@@ -8,30 +8,31 @@ from __future__ import annotations
 
 import logging
 
+import uvloop
 from aiohttp import web
 
+from gateway.access_log import StructuredAccessLogger
 from gateway.app import create_app
 from vaultcraft.settings import Settings
 
 SHUTDOWN_TIMEOUT_S = 10.0
 
-ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tf "%{X-Request-ID}o"'
-
 log = logging.getLogger("vaultcraft.gateway")
 
 
 def serve(settings: Settings, *, reuse_port: bool = False) -> None:
-    """Serve on `settings.http_host:http_port` until told to stop.
+    """Serve on `settings.http_host:http_port` until told to stop, on uvloop's event loop.
 
     `reuse_port` lets several gateway processes share one port (SO_REUSEPORT).
     """
     log.info("The gateway listens on %s:%s.", settings.http_host, settings.http_port)
     web.run_app(
         create_app(settings),
+        loop=uvloop.new_event_loop(),
         host=settings.http_host,
         port=settings.http_port,
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,
-        access_log_format=ACCESS_LOG_FORMAT,
+        access_log_class=StructuredAccessLogger,
         reuse_port=reuse_port,
         print=None,
         handle_signals=True,

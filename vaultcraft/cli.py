@@ -6,19 +6,21 @@ command, so `vaultcraft --help` and `vaultcraft migrate` never load the gateway 
 
 Adding a command takes a few lines:
 
-    @command("reconcile", "Run a reconciliation now.", arg("--full", action="store_true"))
-    def _reconcile(args: argparse.Namespace, settings: Settings) -> int | None:
-        from workers.reconciliation import run_once
-        return run_once(settings, full=args.full)
+    @command("verify", "Check the ledger now.", arg("--require-final", action="store_true"))
+    def _verify(args: argparse.Namespace, settings: Settings) -> int | None:
+        from vaultcraft.operator_tasks import verify
+        return verify(settings, require_final=args.require_final)
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import shlex
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,12 +160,24 @@ WORKER_SHUTDOWN_MS = 8000
     arg("--processes", type=int, default=2, help="worker processes (default: 2)"),
     arg("--threads", type=int, default=8, help="threads per process (default: 8)"),
     arg("--queues", nargs="+", metavar="QUEUE", help="queues to consume (default: all)"),
+    arg(
+        "--metrics-group",
+        choices=("worker", "webhooks"),
+        default="worker",
+        help="whose metrics port and directory this group uses (default: worker)",
+    ),
 )
 def _worker(args: argparse.Namespace, settings: Settings) -> int | None:
-    from workers.metrics_exposition import enable_multiprocess_metrics, multiprocess_dir_for
+    from workers.metrics_exposition import (
+        GROUP_ENV,
+        enable_multiprocess_metrics,
+        multiprocess_dir_for,
+    )
 
-    enable_multiprocess_metrics(multiprocess_dir_for(settings, "worker"))
-    argv = [sys.executable, "-m", "dramatiq", "workers.actors", "vaultcraft.worker_logging"]
+    enable_multiprocess_metrics(multiprocess_dir_for(settings, args.metrics_group))
+    os.environ[GROUP_ENV] = args.metrics_group
+    argv = [sys.executable, "-m", "vaultcraft.worker_group", "workers.actors"]
+    argv += ["vaultcraft.worker_logging", "--skip-logging"]
     argv += ["--processes", str(args.processes), "--threads", str(args.threads)]
     argv += ["--worker-shutdown-timeout", str(WORKER_SHUTDOWN_MS)]
     if args.queues:
@@ -187,6 +201,82 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int | None:
 
     scheduler_main(settings)
     return 0
+
+
+@command(
+    "settle",
+    "Settle cross-organization positions now and print what was written as JSON.",
+    arg("--organization", metavar="ID", type=uuid.UUID, help="only this organization's pairs"),
+)
+def _settle(args: argparse.Namespace, settings: Settings) -> int | None:
+    from sqlalchemy import create_engine
+
+    from workers.settlement import settle_now
+
+    engine = create_engine(settings.sqlalchemy_url, pool_size=1)
+    try:
+        written = settle_now(engine, args.organization)
+    finally:
+        engine.dispose()
+    print(json.dumps({"settlements": [s.as_json() for s in written]}))
+    return 0
+
+
+@command(
+    "create-org",
+    "Create an organization with its ADMIN user and SYSTEM wallet, as signup does.",
+    arg("--name", required=True, help="the organization's name"),
+    arg("--email", required=True, help="the ADMIN's email (their login)"),
+    arg(
+        "--password",
+        required=True,
+        help="the ADMIN's password (10 characters or more); `-` reads it from stdin,"
+        " keeping it out of the process list and shell history",
+    ),
+    arg("--full-name", default="Administrator", help="the ADMIN's name"),
+    arg("--currency", default="INR", help="default currency and the SYSTEM wallet's (INR)"),
+)
+def _create_org(args: argparse.Namespace, settings: Settings) -> int | None:
+    from vaultcraft.operator_tasks import create_org
+
+    return create_org(
+        settings,
+        name=args.name,
+        email=args.email,
+        password=_secret_argument(args.password),
+        full_name=args.full_name,
+        currency=args.currency,
+    )
+
+
+def _secret_argument(value: str) -> str:
+    """The value itself, or with `-` the first line of stdin."""
+    return sys.stdin.readline().rstrip("\n") if value == STDIN_ARGUMENT else value
+
+
+STDIN_ARGUMENT = "-"
+
+
+@command(
+    "reconcile",
+    "Reconcile the ledger now and print what was found; exit 1 on drift, 2 if the run failed.",
+    arg("--full", action="store_true", help="read every entry (default: only what is new)"),
+)
+def _reconcile(args: argparse.Namespace, settings: Settings) -> int | None:
+    from vaultcraft.operator_tasks import reconcile
+
+    return reconcile(settings, full=args.full)
+
+
+@command(
+    "verify",
+    "Check the ledger's invariants over the whole database; exit 1 on any violation.",
+    arg("--require-final", action="store_true", help="also fail on transfers still PENDING"),
+)
+def _verify(args: argparse.Namespace, settings: Settings) -> int | None:
+    from vaultcraft.operator_tasks import verify
+
+    return verify(settings, require_final=args.require_final)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Every process calls `configure_logging` once at start. structlog loggers and the
 library's loggers (Dramatiq, aiohttp.access, Alembic) then go through the same processors
 and renderer, so each line carries a timestamp, level, process type, event and whatever
 context was bound with `structlog.contextvars.bind_contextvars(request_id=...,
-organization_id=..., transfer_id=...)`. Values under secret-looking keys and passwords
+organization_id=..., transaction_id=...)`. Values under secret-looking keys and passwords
 inside URLs are masked before rendering: a log line must never carry a credential.
 """
 
@@ -94,7 +94,8 @@ def configure_logging(
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        # `extra={...}` fields of standard-library calls become fields too (then redacted).
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
     )
     handler = logging.StreamHandler(stream)

@@ -48,7 +48,11 @@ class Program:
 PROCESS_TYPES: tuple[Program, ...] = (
     Program("web", "vaultcraft gateway"),
     Program("worker", "vaultcraft worker --queues posting jobs", signal_group=False),
-    Program("webhooks", "vaultcraft worker --queues webhooks", signal_group=False),
+    Program(
+        "webhooks",
+        "vaultcraft worker --queues webhooks --metrics-group webhooks",
+        signal_group=False,
+    ),
     Program("relay", "vaultcraft relay"),
     Program("scheduler", "vaultcraft scheduler"),
 )

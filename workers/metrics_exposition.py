@@ -9,7 +9,8 @@ before anything imports `vaultcraft.metrics`; this module never imports it at lo
 for that reason.
 
 Each group has its own directory (worker, relay, scheduler) and its own port, counted from
-`VAULTCRAFT_METRICS_PORT` by `GROUP_PORT_OFFSETS`: worker +0, relay +1, scheduler +2.
+`VAULTCRAFT_METRICS_PORT` by `GROUP_PORT_OFFSETS`: worker +0, relay +1, scheduler +2,
+webhook workers +3.
 The gateway is one process and serves `/metrics` on its HTTP port instead.
 """
 
@@ -38,7 +39,9 @@ from vaultcraft.settings import Settings
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 #: Metrics port of each process group, as an offset from VAULTCRAFT_METRICS_PORT.
-GROUP_PORT_OFFSETS: dict[str, int] = {"worker": 0, "relay": 1, "scheduler": 2}
+GROUP_PORT_OFFSETS: dict[str, int] = {"worker": 0, "relay": 1, "scheduler": 2, "webhooks": 3}
+GROUP_ENV = "VAULTCRAFT_METRICS_GROUP"
+"""Which worker group a Dramatiq process tree belongs to (set by `vaultcraft worker`)."""
 
 logger = logging.getLogger(__name__)
 
@@ -112,17 +115,28 @@ def start_metrics_server(
     return MetricsServer(httpd=httpd, thread=thread)
 
 
-def start_group_metrics(group: str, settings: Settings | None = None) -> MetricsServer:
+def start_group_metrics(group: str, settings: Settings | None = None) -> MetricsServer | None:
     """Enable multiprocess metrics for a single-process group and serve them on its port.
 
     For `vaultcraft relay` and `vaultcraft scheduler`: call before importing the modules
-    that define or use metrics.
+    that define or use metrics. A port already taken is logged as an error and None is
+    returned: the process goes on with its real work (relaying, scheduling) unscraped,
+    rather than crash-looping under its supervisor.
     """
     settings = settings or Settings.from_env()
     directory = enable_multiprocess_metrics(multiprocess_dir_for(settings, group))
-    return start_metrics_server(
-        metrics_port_for(settings, group), multiprocess_dir=directory, host=settings.http_host
-    )
+    port = metrics_port_for(settings, group)
+    try:
+        return start_metrics_server(port, multiprocess_dir=directory, host=settings.http_host)
+    except OSError as exc:
+        logger.error(
+            "Cannot serve the %s metrics on %s:%d (%s); carrying on without them.",
+            group,
+            settings.http_host,
+            port,
+            exc,
+        )
+        return None
 
 
 def serve_worker_metrics() -> int:
@@ -136,11 +150,20 @@ def serve_worker_metrics() -> int:
         logger.error("%s is not set, so worker metrics cannot be served.", MULTIPROC_ENV)
         return 1
     settings = Settings.from_env()
-    server = start_metrics_server(
-        metrics_port_for(settings, "worker"),
-        multiprocess_dir=Path(directory),
-        host=settings.http_host,
-    )
+    port = metrics_port_for(settings, os.environ.get(GROUP_ENV, "worker"))
+    try:
+        server = start_metrics_server(
+            port, multiprocess_dir=Path(directory), host=settings.http_host
+        )
+    except OSError as exc:
+        # Only this fork ends: Dramatiq keeps the worker processes running without it.
+        logger.error(
+            "Cannot serve the worker metrics on %s:%d (%s); workers carry on without them.",
+            settings.http_host,
+            port,
+            exc,
+        )
+        return 1
     server.thread.join()
     return 0
 

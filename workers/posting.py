@@ -21,6 +21,8 @@ from workers import db
 from workers.broker import POSTING_QUEUE, setup_broker
 
 log = logging.getLogger("vaultcraft.posting")
+LOGGED_IDS = 100
+"""A batch's line names at most this many of its transfers."""
 setup_broker()
 
 
@@ -42,12 +44,27 @@ def _observe(result: BatchResult, elapsed: float) -> None:
         metrics.transfer_submit_to_final_seconds.observe(
             max(0.0, (now - outcome.transfer.created_at).total_seconds())
         )
+    ids = [str(o.transfer.id) for o in result.outcomes]
     log.info(
         "Posted a batch of %d transfers (%d completed) in %.1f ms.",
         result.claimed,
         result.completed,
         elapsed * 1000,
+        extra={"transaction_ids": ids[:LOGGED_IDS]} if ids else None,
     )
+    for outcome in result.outcomes:
+        if not outcome.completed:
+            log.info(
+                "Transfer %s ended %s: %s.",
+                outcome.transfer.id,
+                outcome.status,
+                outcome.failure_code,
+                extra={
+                    "transaction_id": str(outcome.transfer.id),
+                    "organization_id": str(outcome.transfer.organization_id),
+                    "failure_code": outcome.failure_code,
+                },
+            )
 
 
 @dramatiq.actor(queue_name=POSTING_QUEUE, max_retries=20, time_limit=120_000)

@@ -26,11 +26,13 @@ def measure_broker(settings: Settings) -> Loop:
 
     def loop(stop: threading.Event) -> None:
         client = redis.Redis.from_url(redis_url(settings))
-        while not stop.wait(GAUGE_INTERVAL_S):
+        while True:  # measured at once, so a fresh relay never reports no queues at all
             try:
                 update_queue_depth_metrics(client)
             except redis.RedisError as exc:
                 log.warning("Could not measure queue depths: %s", exc)
+            if stop.wait(GAUGE_INTERVAL_S):
+                return
 
     return loop
 

@@ -30,7 +30,6 @@ from apscheduler.triggers.interval import IntervalTrigger
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine, create_engine, text
 
-from vaultcraft import metrics
 from vaultcraft.settings import Settings
 from workers import db
 from workers.broker import setup_broker
@@ -65,6 +64,8 @@ def rescue_pending(engine: Engine, broker: RedisBroker, after_s: int) -> bool:
     with engine.connect() as conn:
         stuck = bool(conn.execute(_ANY_PENDING_IS_STUCK, {"after": after_s}).scalar())
     if stuck:
+        from vaultcraft import metrics  # late: see `main`
+
         kick_posting(broker)
         metrics.pending_rescued_total.inc()
         log.warning("Transfers have waited in PENDING over %d s; posting workers kicked.", after_s)
@@ -72,6 +73,8 @@ def rescue_pending(engine: Engine, broker: RedisBroker, after_s: int) -> bool:
 
 
 def refresh_gauges(engine: Engine) -> None:
+    from vaultcraft import metrics  # late: see `main`
+
     with engine.connect() as conn:
         row = conn.execute(_GAUGES).one()
     metrics.pending_transfers.set(row.pending)
@@ -132,8 +135,16 @@ def build_scheduler(
 
 
 def main(settings: Settings | None = None) -> None:
-    """Run the scheduler in the foreground until SIGTERM or SIGINT."""
+    """Run the scheduler in the foreground until SIGTERM or SIGINT.
+
+    Its gauges are served on `VAULTCRAFT_METRICS_PORT` + 2. The metrics must live in the
+    group's directory before anything creates them, so this module imports
+    `vaultcraft.metrics` only inside the jobs, never at load time.
+    """
+    from workers.metrics_exposition import start_group_metrics
+
     settings = settings or Settings.from_env()
+    start_group_metrics("scheduler", settings)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per tick is noise

@@ -88,14 +88,15 @@ async def _wait_final(request: web.Request, transaction_id: UUID, wait_s: float)
     between still wakes us; a missed notification costs at most a second.
     """
     deadline = time.monotonic() + wait_s
-    async with request.app[WAITER].watch(transaction_id) as event:
+    waiter = request.app[WAITER]
+    async with waiter.watch(transaction_id) as event:
         while True:
             event.clear()
             async with request.app[ENGINE].connect() as conn:
                 row = await get_transaction(conn, principal(request), transaction_id)
             remaining = deadline - time.monotonic()
-            if row["status"] in FINAL_STATUSES or remaining <= 0:
-                return row
+            if row["status"] in FINAL_STATUSES or remaining <= 0 or waiter.closing:
+                return row  # a stopping server answers with what it has
             try:
                 await asyncio.wait_for(event.wait(), timeout=min(RECHECK_S, remaining))
             except TimeoutError:

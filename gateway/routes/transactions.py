@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from aiohttp import web
+from structlog.contextvars import bind_contextvars
 
 from gateway.auth import audit_context, principal, require_admin
 from gateway.registry import API_PREFIX, RouteTable
@@ -79,6 +80,7 @@ def _intent(body: CreateTransfer | Any, key: str) -> TransferIntent:
 def accepted(request: web.Request, stored: Stored) -> web.Response:
     """`202` with `Location` for a new transfer; `200` and `Idempotent-Replayed` for a replay."""
     row = stored.row
+    bind_contextvars(transaction_id=str(row["id"]))  # the request's access line names it
     body = transaction_view(row, principal(request).organization_id)
     if stored.replayed:
         return json_response(body, status=200, headers={"Idempotent-Replayed": "true"})

@@ -170,15 +170,28 @@ async def _clearing_wallets(
             pairs.add((payee, payer, r.source.currency))
     if not pairs:
         return {}
-    ordered = sorted(pairs)
-    params = {
-        "orgs": [p[0] for p in ordered],
-        "peers": [p[1] for p in ordered],
-        "currencies": [p[2] for p in ordered],
-    }
-    await conn.execute(ENSURE_CLEARING, params)
-    rows = await conn.execute(FIND_CLEARING, {"orgs": params["orgs"], "peers": params["peers"]})
-    return {(r.organization_id, r.counterparty_organization_id, r.currency): r.id for r in rows}
+    found = await _find_clearing(conn, pairs)
+    missing = sorted(pairs - found.keys())
+    if missing:
+        # Only for pairs never seen before: an INSERT that meets an existing clearing wallet
+        # would wait for whichever posting or settlement is updating that wallet's balance.
+        params = {
+            "orgs": [p[0] for p in missing],
+            "peers": [p[1] for p in missing],
+            "currencies": [p[2] for p in missing],
+        }
+        await conn.execute(ENSURE_CLEARING, params)
+        found = await _find_clearing(conn, pairs)
+    return found
+
+
+async def _find_clearing(
+    conn: AsyncConnection, pairs: set[tuple[UUID, UUID, str]]
+) -> dict[tuple[UUID, UUID, str], UUID]:
+    params = {"orgs": [p[0] for p in pairs], "peers": [p[1] for p in pairs]}
+    rows = await conn.execute(FIND_CLEARING, params)
+    found = {(r.organization_id, r.counterparty_organization_id, r.currency): r.id for r in rows}
+    return {key: wallet_id for key, wallet_id in found.items() if key in pairs}
 
 
 def _clearing_of(

@@ -34,6 +34,7 @@ caller's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -215,15 +216,21 @@ class Violation:
         )
 
 
-def check_invariants(conn: Connection, *, require_final: bool = False) -> list[Violation]:
+Progress = Callable[[int, int, str], None]
+"""Told `(number, total, kind)` as each check starts, for a progress display."""
+
+
+def check_invariants(
+    conn: Connection, *, require_final: bool = False, progress: Progress | None = None
+) -> list[Violation]:
     """Every violation of promises 1-5 in the database, in promise order."""
     checks = _CHECKS + ((_NOT_FINAL,) if require_final else ())
     if conn.in_transaction():
-        return _run(conn, checks)
+        return _run(conn, checks, progress)
     with conn.begin():
         conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
         conn.execute(text("SET LOCAL work_mem = '256MB'"))
-        return _run(conn, checks)
+        return _run(conn, checks, progress)
 
 
 def describe(violations: list[Violation]) -> str:
@@ -234,9 +241,13 @@ def describe(violations: list[Violation]) -> str:
     return "\n".join(lines) or "no violations"
 
 
-def _run(conn: Connection, checks: tuple[tuple[int, str, str], ...]) -> list[Violation]:
+def _run(
+    conn: Connection, checks: tuple[tuple[int, str, str], ...], progress: Progress | None
+) -> list[Violation]:
     found: list[Violation] = []
-    for promise, kind, sql in checks:
+    for number, (promise, kind, sql) in enumerate(checks, start=1):
+        if progress is not None:
+            progress(number, len(checks), kind)
         for row in conn.execute(text(sql)):
             found.append(Violation(promise, kind, *_values(row)))
     return found

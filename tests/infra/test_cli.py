@@ -5,23 +5,112 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
+from sqlalchemy import Engine, text
+
+from gateway.auth import check_password_sync
 from vaultcraft import cli
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ("run", "migrate", "services", "gateway", "worker", "relay", "scheduler")
+COMMANDS = (
+    "run",
+    "migrate",
+    "services",
+    "gateway",
+    "worker",
+    "relay",
+    "scheduler",
+    "create-org",
+    "reconcile",
+    "verify",
+)
+
+
+def vaultcraft_argv() -> list[str]:
+    script = Path(sys.executable).parent / "vaultcraft"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "vaultcraft.cli"]
 
 
 def test_help_lists_every_command() -> None:
     """`vaultcraft --help` names each subcommand, without loading the gateway or workers."""
-    script = Path(sys.executable).parent / "vaultcraft"
-    argv = [str(script)] if script.exists() else [sys.executable, "-m", "vaultcraft.cli"]
+    result = subprocess.run(
+        [*vaultcraft_argv(), "--help"], capture_output=True, text=True, check=True
+    )
 
-    result = subprocess.run([*argv, "--help"], capture_output=True, text=True, check=True)
-
-    for name in COMMANDS:
+    for name in {*COMMANDS, *cli.COMMANDS}:
         assert f"\n    {name}" in result.stdout, name
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from vaultcraft import cli; cli.build_parser();"
+            " print(sorted(m for m in sys.modules if m.split('.')[0] in {'gateway', 'workers'}))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "[]"
+
+
+def _create_org(
+    env: dict[str, str], email: str, *extra: str, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    argv = [*vaultcraft_argv(), "create-org", "--name", "Acme Ops", "--email", email, *extra]
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, input=stdin)
+
+
+def test_create_org_makes_what_signup_makes(
+    database_url: str, redis_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    """An organization, its ADMIN (who can log in) and its SYSTEM wallet, audited as signup."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "VAULTCRAFT_DATA_DIR": str(tmp_path),
+        "VAULTCRAFT_BCRYPT_ROUNDS": "4",
+    }
+    email = f"ops-{uuid.uuid4().hex[:10]}@example.com"
+
+    made = _create_org(
+        env, email, "--password", "-", "--currency", "USD", stdin="a long enough secret\n"
+    )
+
+    assert made.returncode == 0, made.stderr
+    ids = dict(line.rsplit(": ", 1) for line in made.stdout.splitlines())
+    org_id = ids["Organization Acme Ops"]
+    with engine.connect() as conn:
+        user = conn.execute(
+            text("SELECT id, role, organization_id, password_hash FROM users WHERE email = :e"),
+            {"e": email},
+        ).one()
+        wallet = conn.execute(
+            text("SELECT id, type, currency FROM wallets WHERE organization_id = :o"), {"o": org_id}
+        ).one()
+        audit = conn.execute(
+            text("SELECT action FROM audit_logs WHERE organization_id = :o"), {"o": org_id}
+        ).scalar_one()
+    assert (str(user.organization_id), user.role, str(user.id)) == (
+        org_id,
+        "ADMIN",
+        ids[f"ADMIN user {email}"],
+    )
+    assert check_password_sync("a long enough secret", bytes(user.password_hash))
+    assert (str(wallet.id), wallet.type, wallet.currency) == (
+        ids["SYSTEM wallet (USD)"],
+        "SYSTEM",
+        "USD",
+    )
+    assert audit == "auth.signup"
+
+    # The same email again is refused, and so is a password that is too short.
+    again = _create_org(env, email.upper(), "--password", "a long enough secret")
+    assert again.returncode == 1 and "email_taken" in again.stderr
+    short = _create_org(env, "other@example.com", "--password", "short")
+    assert short.returncode == 2 and "--password" in short.stderr
 
 
 def test_a_registered_command_is_parsed_with_its_arguments() -> None:

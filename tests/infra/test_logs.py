@@ -107,3 +107,21 @@ def test_auto_format_is_json_when_not_a_terminal() -> None:
     structlog.get_logger().info("Tick.")
 
     assert _lines(stream)[0]["event"] == "Tick."
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_extra_fields_of_stdlib_calls_become_fields_and_are_redacted() -> None:
+    """Workers log with `logging` and `extra=`; those fields are searchable, never secrets."""
+    stream = io.StringIO()
+    configure_logging("worker", _settings("json"), stream=stream)
+
+    logging.getLogger("vaultcraft.posting").info(
+        "Transfer %s ended FAILED.", "t-1", extra={"transaction_id": "t-1", "api_key": "k-9"}
+    )
+
+    [line] = _lines(stream)
+    assert (line["event"], line["transaction_id"], line["api_key"]) == (
+        "Transfer t-1 ended FAILED.",
+        "t-1",
+        REDACTED,
+    )

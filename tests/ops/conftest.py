@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 
 import pytest
+
+from tests.support.databases import fresh_database
 
 
 def _works(command: list[str]) -> bool:
@@ -45,3 +48,10 @@ def compose_cli() -> list[str]:
     if os.environ.get("CI"):
         pytest.fail("no Compose CLI could be found or installed")
     pytest.skip("no Compose CLI on this machine (run as root with apt-get to install one)")
+
+
+@pytest.fixture(scope="module")
+def own_database(service_urls: tuple[str, str]) -> Iterator[str]:
+    """A migrated database for this module alone: its tests count every row there is."""
+    with fresh_database(service_urls[0], prefix="vaultcraft_ops") as url:
+        yield url

@@ -18,7 +18,13 @@ def free_port() -> int:
 
 def scrape(port: int) -> Samples:
     """Every sample at http://127.0.0.1:port/metrics, keyed by name and sorted labels."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+    return scrape_url(f"http://127.0.0.1:{port}/metrics")
+
+
+def scrape_url(url: str) -> Samples:
+    if not url.startswith("http://"):
+        raise ValueError(f"not a local exposition URL: {url}")
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - http only, checked above
         text = resp.read().decode()
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value

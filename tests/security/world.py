@@ -33,6 +33,7 @@ PARAM_ROWS: dict[str, tuple[str, str, str, str]] = {
     "wallet_id": ("wallets", "id", "organization_id", ""),
     "transaction_id": ("transactions", "id", "organization_id", ""),
     "user_id": ("users", "id", "organization_id", ""),
+    "organization_id": ("organizations", "id", "id", ""),
     "event_id": ("outbox", "event_id", "organization_id", ""),
     "webhook_id": (
         "webhooks",
@@ -85,6 +86,9 @@ BODIES: dict[str, dict[str, Any]] = {
     "ReverseTransfer": {},
     "CreateWallet": {"type": "PRIMARY", "currency": CURRENCY, "user_id": "{user_id}"},
     "UpdateWallet": {"status": "ACTIVE"},
+    # Names the side's own organization: refused as `self_counterparty`, so nothing is written.
+    "AddCounterparty": {"organization_id": "{organization_id}"},
+    "RequestReconciliation": {"mode": "INCREMENTAL"},
 }
 
 ID_FIELDS = ("wallet_id", "destination_wallet_id", "user_id", "transaction_id")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import secrets
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -38,6 +40,20 @@ def create_migrated_database(server_url: str, prefix: str = "vaultcraft_test") -
     config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
     command.upgrade(config, "head")
     return rendered
+
+
+@contextmanager
+def fresh_database(server_url: str, prefix: str = "vaultcraft_own") -> Iterator[str]:
+    """A migrated database for the `with` block alone, dropped after it.
+
+    For tests that count every row there is (metrics, logs, reconciliation): rows other
+    tests leave in the session database would blur their numbers.
+    """
+    url = create_migrated_database(server_url, prefix)
+    try:
+        yield url
+    finally:
+        drop_database(url)
 
 
 def drop_database(url: str) -> None:

@@ -1,7 +1,10 @@
-"""The whole system as real processes: gateway, posting workers and relay.
+"""The whole system as real processes: gateway, posting workers, relay and, if asked, the
+scheduler.
 
 Tests start a `Stack` over the session's database and Redis, talk to it over HTTP, and
-may kill or restart any of its processes to check what survives.
+may kill or restart any of its processes to check what survives. Each process writes its
+output to `log_dir/<name>.log`; the metrics of the worker, relay and scheduler groups are
+served on `metrics_port(group)`.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from types import TracebackType
 import httpx
 
 from vaultcraft.ports import free_port, free_port_block
+from workers.metrics_exposition import GROUP_PORT_OFFSETS
 
 JWT_SECRET = "stack-test-secret-" + "s" * 32
+DEFAULT_PROCESSES = ("gateway", "worker", "relay")
 
 
 def role_of(name: str) -> str:
@@ -27,7 +32,7 @@ def role_of(name: str) -> str:
 
 
 class Stack:
-    """Run `vaultcraft gateway`, `vaultcraft worker` and `vaultcraft relay` as subprocesses.
+    """Run `vaultcraft gateway`, `worker` and `relay` (and `scheduler`) as subprocesses.
 
     Name several instances of one command `worker`, `worker.2`, ...: each is its own
     process group (killed alone) with its own metrics ports.
@@ -39,17 +44,19 @@ class Stack:
         redis_url: str,
         data_dir: Path,
         *,
-        processes: tuple[str, ...] = ("gateway", "worker", "relay"),
+        processes: tuple[str, ...] = DEFAULT_PROCESSES,
+        scheduler: bool = False,
         worker_args: tuple[str, ...] = ("--processes", "1", "--threads", "4"),
         extra_env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         metrics_port = free_port_block(avoid=frozenset({self.port}))
+        self.first_metrics_port = metrics_port
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
         self.log_dir = data_dir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.names = processes
+        self.names = (*processes, "scheduler") if scheduler else processes
         self.worker_args = worker_args
         self.env = {
             **os.environ,
@@ -96,6 +103,20 @@ class Stack:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
 
+    def metrics_port(self, group: str) -> int:
+        """Where the `worker`, `relay` or `scheduler` group serves its metrics."""
+        return self.first_metrics_port + GROUP_PORT_OFFSETS[group]
+
+    def stop(self, name: str, timeout_s: float = 30.0) -> int:
+        """SIGTERM the process itself, as supervisord does, and wait for it; its exit code.
+
+        Only the leader is signalled: Dramatiq's main process passes the signal on to its
+        worker processes, which finish their messages (a second signal would abandon them).
+        """
+        proc = self.procs[name]
+        proc.send_signal(signal.SIGTERM)
+        return proc.wait(timeout=timeout_s)
+
     def restart(self, name: str) -> None:
         self.kill(name)
         self.start(name)
@@ -136,4 +157,7 @@ class Stack:
         tb: TracebackType | None,
     ) -> None:
         for name in list(self.procs):
-            self.kill(name, signal.SIGTERM)
+            try:
+                self.stop(name)
+            except subprocess.TimeoutExpired:
+                self.kill(name)  # SIGKILL to the whole group

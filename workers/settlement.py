@@ -1,0 +1,57 @@
+"""The settlement actor: net every pair's cross-organization positions, a thin adapter.
+
+The scheduler sends `run_settlement` (no arguments) to the `jobs` queue every minute;
+`POST /settlements/run` and `vaultcraft settle` run the same `ledger_core` code directly.
+A run settles whatever is unsettled when it looks, one database transaction per pair and
+currency, so a duplicate or concurrent delivery only finds less (or nothing) to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from uuid import UUID
+
+import dramatiq
+from sqlalchemy import Engine
+
+from ledger_core.persistence.settlement import run_settlement as settle_all
+from ledger_core.settlement import Settlement
+from vaultcraft import metrics
+from workers import db
+from workers.broker import JOBS_QUEUE, setup_broker
+
+log = logging.getLogger("vaultcraft.settlement")
+setup_broker()
+
+
+def settle_now(engine: Engine, organization_id: UUID | None = None) -> list[Settlement]:
+    """Run one settlement pass and report it in logs and metrics."""
+    started = time.perf_counter()
+    with engine.connect() as conn:
+        written = settle_all(conn, organization_id)
+    observe(written, time.perf_counter() - started)
+    return written
+
+
+def observe(written: Sequence[Settlement], elapsed_s: float) -> None:
+    for s in written:
+        metrics.settlements_total.labels(s.currency).inc()
+        metrics.settlement_net_amount_minor_total.labels(s.currency).inc(s.net_amount)
+        metrics.settlement_gross_amount_minor_total.labels(s.currency).inc(
+            s.gross_payer_to_payee + s.gross_payee_to_payer
+        )
+    if written:
+        log.info(
+            "Settlement wrote %d settlements over %d transfers in %.1f ms.",
+            len(written),
+            sum(s.transfer_count for s in written),
+            elapsed_s * 1000,
+        )
+
+
+@dramatiq.actor(queue_name=JOBS_QUEUE, max_retries=3, time_limit=300_000)
+def run_settlement() -> None:
+    """Settle every pair of organizations with unsettled cross-organization transfers."""
+    settle_now(db.engine())
