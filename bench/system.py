@@ -1,7 +1,8 @@
 """Start the whole system for a benchmark: a fresh database, migrations, and the processes.
 
-The gateway, posting workers and outbox relay run as the operator would run them
-(`vaultcraft gateway|worker|relay`), as child processes with their own environment, so
+The gateway, the posting workers, the relay (with the posting dispatcher) and the
+scheduler (PENDING rescue, periodic reconciliation) run as the operator runs them
+(`vaultcraft gateway|worker|relay|scheduler`, the Procfile), as child processes with their own environment, so
 what is measured is the product, not a test double.
 """
 
@@ -22,14 +23,17 @@ from pathlib import Path
 import psycopg
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from bench.pgbench_reference import libpq_url
+from ledger_core.persistence.invariants import check_invariants
 from vaultcraft.ports import free_port, free_port_block
 from vaultcraft.settings import to_sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parent.parent
-ROLES = ("gateway", "worker", "relay")
+ROLES = ("gateway", "worker", "relay", "scheduler")
 
 
 def create_database(server_url: str, prefix: str = "vaultcraft_bench") -> str:
@@ -55,6 +59,20 @@ def migrate(url: str) -> None:
     config.set_main_option("script_location", str(ROOT / "migrations"))
     config.set_main_option("sqlalchemy.url", to_sqlalchemy_url(url).replace("%", "%%"))
     command.upgrade(config, "head")
+
+
+def invariant_violations(url: str) -> list[str]:
+    """Promises 1-5 of invariants.md on the database at `url`, nothing left PENDING.
+
+    The product's own checker (`check_invariants`), read from one snapshot; an empty list
+    means the ledger holds.
+    """
+    engine = create_engine(to_sqlalchemy_url(url), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return [str(v) for v in check_invariants(conn, require_final=True)]
+    finally:
+        engine.dispose()
 
 
 def vaultcraft_command() -> list[str]:
@@ -134,6 +152,23 @@ class System:
     def log_tail(self, role: str, chars: int = 2000) -> str:
         path = self.data_dir / f"{role}.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
+
+    def log_problems(self, role: str, limit: int = 10) -> list[str]:
+        """The last `limit` warning or error lines of a role's log (access lines skipped)."""
+        path = self.data_dir / f"{role}.log"
+        if not path.exists():
+            return []
+        lines = path.read_text(errors="replace").splitlines()
+        found = [line for line in lines if "warning" in line.lower() or "error" in line.lower()]
+        return [line[:1000] for line in found[-limit:]]
+
+    def roles(self) -> dict[int, str]:
+        """Every process of the system, children included: pid -> role."""
+        return {
+            pid: role
+            for role, proc in self.procs.items()
+            for pid in [proc.pid, *descendants(proc.pid)]
+        }
 
     def rss_mb(self) -> dict[str, float]:
         """Resident memory of every process of every role, children included, in MB."""
