@@ -35,6 +35,7 @@ MODES = {"uniform": ("closed", None), "hot": ("closed", 10), "bulk": ("bulk", No
 FOCUS = {
     "gateway": "Handle._run",  # callbacks run by the event loop: the loop is busy
     "worker": "post_pending",
+    "webhooks": "WorkerThread.process_message",
     "relay": "listen_once",
     "scheduler": "run_job",
 }
@@ -129,7 +130,9 @@ def profile(system: System, data: DataSet, db_url: str, args: argparse.Namespace
     spies = [
         (role, spy)
         for role, proc in system.procs.items()
-        for spy in record(proc.pid, args.out / role, args.seconds, args.rate, role == "worker")
+        for spy in record(
+            proc.pid, args.out / role, args.seconds, args.rate, role in ("worker", "webhooks")
+        )
     ]
     stop, lags = threading.Event(), list[float]()
     prober = threading.Thread(target=lambda: lags.extend(probe_health(system.base_url, stop)))
@@ -154,7 +157,9 @@ def profile(system: System, data: DataSet, db_url: str, args: argparse.Namespace
             out.setdefault("py_spy_errors", {})[role] = err.decode(errors="replace")[-300:]
     out["py_spy"] = {
         role: stats.hot_frames(
-            stats.read_raw_stacks(args.out / f"{role}.txt"), FOCUS[role], args.rate
+            stats.read_raw_stacks(args.out / f"{role}.txt"),
+            FOCUS.get(role, "Handle._run"),
+            args.rate,
         )
         for role in system.procs
     }

@@ -121,7 +121,7 @@ def cpu_per_transfer(cpu: dict[str, float], completed: int) -> dict[str, float]:
     """
     if not completed:
         return {}
-    wanted = ("gateway", "worker", "relay", "scheduler", "postgres", "redis-server")
+    wanted = ("gateway", "worker", "webhooks", "relay", "scheduler", "postgres", "redis-server")
     return {k: round(1000 * cpu[k] / completed, 3) for k in wanted if k in cpu}
 
 

@@ -1,15 +1,16 @@
 """Start the whole system for a benchmark: a fresh database, migrations, and the processes.
 
-The gateway, the posting workers, the relay (with the posting dispatcher) and the
-scheduler (PENDING rescue, periodic reconciliation) run as the operator runs them
-(`vaultcraft gateway|worker|relay|scheduler`, the Procfile), as child processes with their own environment, so
-what is measured is the product, not a test double.
+Every process type the operator runs (`vaultcraft.supervise.PROCESS_TYPES`, the
+Procfile: gateway, posting and job workers, webhook workers, the relay with the posting
+dispatcher, the scheduler) runs with the same command line, as a child process with its
+own environment, so what is measured is the product, not a test double.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -31,9 +32,19 @@ from bench.pgbench_reference import libpq_url
 from ledger_core.persistence.invariants import check_invariants
 from vaultcraft.ports import free_port, free_port_block
 from vaultcraft.settings import to_sqlalchemy_url
+from vaultcraft.supervise import PROCESS_TYPES
+from workers.metrics_exposition import GROUP_PORT_OFFSETS
 
 ROOT = Path(__file__).resolve().parent.parent
-ROLES = ("gateway", "worker", "relay", "scheduler")
+
+
+def roles() -> dict[str, list[str]]:
+    """The operator's process types (`vaultcraft.supervise.PROCESS_TYPES`, the Procfile):
+    role -> arguments after `vaultcraft`. `web` is called `gateway` here."""
+    return {
+        ("gateway" if program.name == "web" else program.name): shlex.split(program.command)[1:]
+        for program in PROCESS_TYPES
+    }
 
 
 def create_database(server_url: str, prefix: str = "vaultcraft_bench") -> str:
@@ -88,7 +99,7 @@ def vaultcraft_command() -> list[str]:
 
 @dataclass
 class System:
-    """The running gateway, worker and relay processes of one benchmark run."""
+    """The running processes of one benchmark run, by role."""
 
     database_url: str
     redis_url: str
@@ -99,7 +110,9 @@ class System:
 
     def __post_init__(self) -> None:
         if not self.metrics_port:
-            self.metrics_port = free_port_block(avoid=frozenset({self.http_port}))
+            self.metrics_port = free_port_block(
+                size=max(GROUP_PORT_OFFSETS.values()) + 1, avoid=frozenset({self.http_port})
+            )
 
     @property
     def base_url(self) -> str:
@@ -120,10 +133,10 @@ class System:
     def start(self, ready_timeout_s: float = 90.0) -> None:
         """Start every role and wait until `GET /ready` answers 200."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        for role in ROLES:
+        for role, arguments in roles().items():
             log = (self.data_dir / f"{role}.log").open("ab")
             self.procs[role] = subprocess.Popen(
-                [*vaultcraft_command(), role],
+                [*vaultcraft_command(), *arguments],
                 env=self.env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
