@@ -1,7 +1,10 @@
-"""Large ledgers made quickly with set-based SQL, for the `scale` and `reconcile` scenarios.
+"""The `scale` scenario's history: many stored transfers in the benchmark's organization.
 
-The rows are what posting would have written (completed transfers, balanced entries with
-running balances, relayed events), so every invariant still holds afterwards.
+`ledger_core.persistence.ledger_generator` builds ledgers in organizations of its own,
+which suits `reconcile`; `scale` needs the history in the organization the load runs in,
+among the very wallets it moves money between, so the list and posting queries it makes
+see a big table. The rows are what posting would have written (completed transfers,
+balanced entries with running balances, relayed events), so every invariant holds.
 """
 
 from __future__ import annotations
@@ -12,11 +15,10 @@ from pathlib import Path
 
 import psycopg
 
-from bench.pgbench_reference import libpq_url, setup_reference_data
+from bench.pgbench_reference import libpq_url
 
 STORED_TRANSFERS_SQL = Path(__file__).resolve().parent / "stored_transfers.sql"
 CHUNK = 100_000
-RECONCILE_WALLETS = 10_000
 
 
 def fill_stored_transfers(
@@ -41,18 +43,3 @@ def fill_stored_transfers(
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE wallets, transactions, ledger_entries, outbox")
     return time.monotonic() - started
-
-
-def generate_reconcile_ledger(url: str, entries: int) -> int:
-    """Build a ledger of about `entries` entries in an empty database; returns the count."""
-    wallets = min(RECONCILE_WALLETS, max(entries // 20, 10))
-    setup_reference_data(url, wallets)
-    with psycopg.connect(libpq_url(url)) as conn:
-        (org_id,) = conn.execute("SELECT bench_ref.org_id()::text").fetchone() or ("",)
-        (have,) = conn.execute("SELECT count(*) FROM ledger_entries").fetchone() or (0,)
-    remaining = max(entries - int(have), 0) // 2
-    if remaining:
-        fill_stored_transfers(url, str(org_id), remaining)
-    with psycopg.connect(libpq_url(url)) as conn:
-        (total,) = conn.execute("SELECT count(*) FROM ledger_entries").fetchone() or (0,)
-    return int(total)

@@ -61,6 +61,7 @@ class LoadResult:
     last_answer: float = 0.0
     final_statuses: dict[str, int] = field(default_factory=dict)
     latency_ms: dict[str, float | None] = field(default_factory=dict)
+    accept_latency_ms: dict[str, float | None] = field(default_factory=dict)
     server_latency_ms: dict[str, float | None] = field(default_factory=dict)
     cpu_user_s: float = 0.0
     cpu_system_s: float = 0.0
@@ -113,6 +114,7 @@ class _Driver:
         self.codes: Counter[str] = Counter()
         self.finals: Counter[str] = Counter()
         self.latencies: list[float] = []
+        self.accept_latencies: list[float] = []
         self.server_latencies: list[float] = []
 
     def _mark_submit(self) -> None:
@@ -162,6 +164,7 @@ class _Driver:
         tx = await self._post(TRANSFER_PATH, _transfer(self.spec, key), key)
         if not isinstance(tx, dict) or "id" not in tx:
             return
+        self.accept_latencies.append((time.monotonic() - scheduled) * 1000)
         self.result.transfers_accepted += 1
         while tx.get("status") == "PENDING" and time.monotonic() - scheduled < GIVE_UP_S:
             try:
@@ -202,6 +205,7 @@ class _Driver:
         self.result.status_codes = dict(self.codes)
         self.result.final_statuses = dict(self.finals)
         self.result.latency_ms = summarize(self.latencies)
+        self.result.accept_latency_ms = summarize(self.accept_latencies)
         self.result.server_latency_ms = summarize(self.server_latencies)
         return self.result
 

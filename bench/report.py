@@ -2,7 +2,9 @@
 
 The JSON object is always the last line on stdout, so `make bench | tail -1` is the result.
 A figure that could not be measured is `null` with a note, never a made-up number, and its
-target is reported as not met (`met: null`).
+target is reported as not met (`met: null`). So is a figure measured on a smaller data set
+than the target is about (`--quick`): the reconciliation of 100,000 entries says nothing
+certain about one of 1,000,000, so its `met` is `null` and its label says the size.
 """
 
 from __future__ import annotations
@@ -70,6 +72,26 @@ def figures(result: dict[str, Any]) -> dict[str, float | None]:
     }
 
 
+FULL_SIZE = 1_000_000
+"""The ledger size the reconcile and scale targets are stated for."""
+
+UNDERSIZED: dict[str, tuple[tuple[str, ...], str]] = {
+    "reconcile_s": (("reconcile", "entries"), "entries"),
+    "scale_ratio": (("scale", "stored_transfers"), "stored transfers"),
+}
+
+
+def _undersized(result: dict[str, Any], name: str) -> str | None:
+    """A note when figure `name` was measured below the size its target is about."""
+    if name not in UNDERSIZED:
+        return None
+    path, what = UNDERSIZED[name]
+    size = _get(result.get("scenarios", {}), *path)
+    if isinstance(size, int) and size < FULL_SIZE:
+        return f"measured with {size:,} {what}, not {FULL_SIZE:,}"
+    return None
+
+
 def judge(result: dict[str, Any]) -> dict[str, Any]:
     """Add `figures` and `targets` (value, threshold, met) to the result and return it."""
     values = figures(result)
@@ -87,6 +109,9 @@ def judge(result: dict[str, Any]) -> dict[str, Any]:
             "value": value,
             "met": met,
         }
+        note = _undersized(result, t.name)
+        if note is not None:
+            targets[t.name].update(met=None, note=note)
     result["figures"] = values
     result["targets"] = targets
     return result
@@ -100,6 +125,26 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _scenario_line(scen: dict[str, Any]) -> tuple[str, str]:
+    """The headline figure of a scenario and a few words on how it was made."""
+    if "posted_per_s" in scen:
+        sizes = _get(scen, "sizes", "posting_batch", "mean")
+        return f"{_fmt(scen['posted_per_s'])} posted/s", (
+            f"{scen.get('completed')} completed in {_fmt(scen.get('wall_s'))} s"
+            f" (drain {_fmt(scen.get('drain_s'))} s), posting batch mean {_fmt(sizes)}"
+        )
+    if "p99_ms" in scen:
+        return f"p50 {_fmt(scen['p50_ms'])} / p99 {_fmt(scen['p99_ms'])} ms", (
+            f"open loop at {_fmt(scen.get('rate_per_s'))}/s"
+        )
+    if "seconds" in scen:
+        entries = scen.get("entries")
+        return f"{_fmt(scen['seconds'])} s", (
+            f"full reconciliation of {entries:,} entries" if isinstance(entries, int) else ""
+        )
+    return "n/a", str(scen.get("note", ""))
+
+
 def table(result: dict[str, Any]) -> str:
     """The human-readable summary: references, scenarios, targets, invariants, errors."""
     lines = ["", "VaultCraft benchmark " + f"({result.get('profile', '?')})", ""]
@@ -108,16 +153,21 @@ def table(result: dict[str, Any]) -> str:
         rate = ref.get("transfers_per_s") if isinstance(ref, dict) else None
         clients = ref.get("clients") if isinstance(ref, dict) else None
         lines.append(f"{name:<28}{_fmt(rate):>14}{_fmt(clients):>9}")
-    lines += ["", f"{'scenario':<28}{'figure':>14}  note"]
+    lines += ["", f"{'scenario':<12}{'figure':>22}  details"]
     for name, scen in result.get("scenarios", {}).items():
-        if not isinstance(scen, dict):
-            continue
-        figure = scen.get("posted_per_s", scen.get("p99_ms", scen.get("seconds")))
-        lines.append(f"{name:<28}{_fmt(figure):>14}  {scen.get('note', '')}")
+        if isinstance(scen, dict):
+            figure, details = _scenario_line(scen)
+            lines.append(f"{name:<12}{figure:>22}  {details}")
+    for name, scen in result.get("scenarios", {}).items():
+        timings = scen.get("analytics_ms") if isinstance(scen, dict) else None
+        if timings:
+            listed = ", ".join(f"{k} {_fmt(v)}" for k, v in timings.items())
+            lines.append(f"analytics after {name} (ms, best of 5): {listed}")
     lines += ["", f"{'target':<52}{'value':>10}{'target':>10}  met"]
     for t in result.get("targets", {}).values():
         met = {True: "yes", False: "NO", None: "n/a"}[t["met"]]
-        lines.append(f"{t['label']:<52}{_fmt(t['value']):>10}{t['target']:>10}  {met}")
+        note = f"  ({t['note']})" if t.get("note") else ""
+        lines.append(f"{t['label']:<52}{_fmt(t['value']):>10}{t['target']:>10}  {met}{note}")
     violations = {k: v for k, v in result.get("invariants", {}).items() if v}
     lines += [
         "",

@@ -2,7 +2,8 @@
 
 Fresh database, pgbench references, the system started as subprocesses, a data set built
 through the API, each scenario driven by a separate load-generator process, invariants
-checked with plain SQL after each scenario, then a table and one JSON line on stdout.
+checked with the product's `check_invariants` after each scenario, then a table and one
+JSON line on stdout.
 Progress goes to stderr.
 """
 
@@ -29,10 +30,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from bench import pgbench_reference as ref
 from bench import scenarios
 from bench.dataset import DataSet, build
-from bench.ledger_check import check_ledger_at
 from bench.ledger_fill import fill_stored_transfers
 from bench.report import emit
-from bench.system import ROOT, System, create_database, drop_database, migrate
+from bench.system import (
+    ROOT,
+    System,
+    create_database,
+    drop_database,
+    invariant_violations,
+    migrate,
+)
 from vaultcraft.embedded import ensure_services, stop_services
 
 ALL = ("uniform", "hot", "bulk", "latency", "reconcile", "scale")
@@ -53,7 +60,8 @@ def machine(db_url: str) -> dict[str, Any]:
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
     return {"nproc": os.cpu_count(), "cpu_model": cpu, "python": platform.python_version(),
-            "postgres": version, "commit": commit or None}  # fmt: skip
+            "postgres": version, "commit": commit or None,
+            "load_average_start": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
 
 
 class Runner:
@@ -88,9 +96,16 @@ class Runner:
             self.task, description=f"{label} {elapsed:.0f}s"
         )
 
+    def keep_server_errors(self, name: str) -> None:
+        """A 5xx answer is a finding: keep the gateway's last warnings beside the figures."""
+        scen = self.result["scenarios"].get(name, {})
+        codes = scen.get("load", {}).get("status_codes", {})
+        if self.system is not None and any(code.startswith("5") for code in codes):
+            scen["gateway_problems"] = self.system.log_problems("gateway")
+
     def check(self, after: str, db_url: str) -> None:
         self.progress.update(self.task, description=f"invariants after {after}")
-        self.result["invariants"][after] = [str(v) for v in check_ledger_at(db_url)]
+        self.result["invariants"][after] = invariant_violations(db_url)
 
     def references(self, db_url: str) -> None:
         p = self.profile
@@ -120,9 +135,12 @@ class Runner:
         ids = self.data.wallet_ids[:wallets] if wallets else self.data.wallet_ids
         out = scenarios.throughput(self.system, self.data, db_url, mode, ids, name,
                                    self.profile, self.tick(name))  # fmt: skip
+        if name in ("uniform", "scale"):
+            out["analytics_ms"] = scenarios.analytics_timings(db_url, self.data.organization_id)
         if name == "uniform":
             out["memory_mb"] = self.system.rss_mb()
         self.result["scenarios"][name] = out
+        self.keep_server_errors(name)
         self.check(name, db_url)
 
     def latency(self, db_url: str) -> None:
@@ -133,11 +151,14 @@ class Runner:
         self.result["scenarios"]["latency"] = scenarios.latency(
             self.system, self.data, db_url, uniform / 2, self.profile, "latency",
             self.tick("latency"))  # fmt: skip
+        self.keep_server_errors("latency")
         self.check("latency", db_url)
 
     def reconcile(self, server_url: str) -> None:
         entries = self.profile.reconcile_entries
-        self.result["scenarios"]["reconcile"] = scenarios.reconcile(server_url, entries)
+        out = scenarios.reconcile(server_url, entries)
+        self.result["invariants"]["reconcile"] = out.pop("invariants")
+        self.result["scenarios"]["reconcile"] = out
 
     def scale(self, db_url: str) -> None:
         assert self.system is not None and self.data is not None, "the system did not start"
@@ -182,6 +203,7 @@ class Runner:
                 self.step("reconcile", lambda: self.reconcile(server_url))
             if "scale" in self.wanted:
                 self.step("scale", lambda: self.scale(db_url), "scale")
+            self.result["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
         finally:
             if self.system is not None:
                 self.system.stop()

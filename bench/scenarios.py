@@ -8,24 +8,29 @@ time, not silently dropped.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import psycopg
+from sqlalchemy import create_engine
 
+from bench import profile_stats
 from bench.dataset import DataSet, wait_until_final
-from bench.ledger_fill import generate_reconcile_ledger
 from bench.loadgen import LoadSpec, run_load
 from bench.pgbench_reference import libpq_url
-from bench.system import System, create_database, drop_database, migrate
+from bench.system import System, create_database, drop_database, invariant_violations, migrate
+from ledger_core.persistence.analytics import time_queries
+from ledger_core.persistence.ledger_generator import generate_ledger
+from ledger_core.persistence.reconciliation_runs import reconcile as run_reconciliation
+from ledger_core.reconciliation import Mode
+from vaultcraft.settings import to_sqlalchemy_url
 
 Tick = Callable[[float], None]
-RECONCILIATION_MODULE = "ledger_core.persistence.reconciliation"
-RECONCILIATION_ENTRY = "run_full_reconciliation"
+RECONCILE_ORGANIZATIONS = 10
+RECONCILE_WALLETS_PER_ORG = 1_000
 
 
 @dataclass(frozen=True)
@@ -86,8 +91,10 @@ def throughput(
         concurrency=profile.clients if mode == "closed" else profile.bulk_clients,
         duration_s=profile.duration_s,
     )
+    cpu_before = profile_stats.cpu_seconds()
     load = run_load(spec, on_tick)
     final_at = asyncio.run(wait_until_final(system.base_url, data.token, profile.final_timeout_s))
+    cpu = profile_stats.cpu_by_group(cpu_before, profile_stats.cpu_seconds(), system.roles())
     counts = status_counts(db_url, data.organization_id, tag)
     wall = final_at - load.first_submit if load.first_submit else None
     completed = counts.get("COMPLETED", 0)
@@ -99,8 +106,23 @@ def throughput(
         "drain_s": round(final_at - load.last_answer, 2) if load.last_answer else None,
         "wallets": len(wallet_ids),
         "clients": spec.concurrency,
+        "cpu_s": cpu,
+        "cpu_ms_per_transfer": cpu_per_transfer(cpu, completed),
+        "sizes": profile_stats.group_sizes(db_url, data.organization_id, tag),
         "load": load.to_json(),
     }
+
+
+def cpu_per_transfer(cpu: dict[str, float], completed: int) -> dict[str, float]:
+    """CPU milliseconds per posted transfer of each role of the system and of PostgreSQL.
+
+    PostgreSQL's figure counts every backend on the machine: on a shared server it includes
+    other users' queries, so it is an upper bound.
+    """
+    if not completed:
+        return {}
+    wanted = ("gateway", "worker", "webhooks", "relay", "scheduler", "postgres", "redis-server")
+    return {k: round(1000 * cpu[k] / completed, 3) for k in wanted if k in cpu}
 
 
 def latency(
@@ -126,47 +148,70 @@ def latency(
         "p50_ms": load.latency_ms.get("p50"),
         "p99_ms": load.latency_ms.get("p99"),
         "client_latency_ms": load.latency_ms,
+        "accept_latency_ms": load.accept_latency_ms,
         "server_posted_minus_created_ms": load.server_latency_ms,
         "statuses": status_counts(db_url, data.organization_id, tag),
         "load": load.to_json(),
     }
 
 
-def reconcile(server_url: str, entries: int) -> dict[str, Any]:
-    """Time a full reconciliation of a ledger of `entries` entries in its own database."""
+def reconcile(
+    server_url: str,
+    entries: int,
+    organizations: int = RECONCILE_ORGANIZATIONS,
+    wallets_per_org: int = RECONCILE_WALLETS_PER_ORG,
+) -> dict[str, Any]:
+    """Time a full reconciliation of a ledger of `entries` entries in its own database.
+
+    The ledger comes from the product's generator (10 organizations of 1,000 wallets,
+    completed transfers); the run is the scheduler's nightly one, `Mode.FULL`. Both the
+    reconciliation and the independent invariant checker must find the books clean.
+    """
     db_url = create_database(server_url, "vaultcraft_bench_recon")
+    engine = create_engine(to_sqlalchemy_url(db_url))
     try:
         migrate(db_url)
         started = time.monotonic()
-        built = generate_reconcile_ledger(db_url, entries)
-        out: dict[str, Any] = {
-            "entries": built,
-            "generate_s": round(time.monotonic() - started, 1),
-            "seconds": None,
+        with engine.begin() as conn:
+            ledger = generate_ledger(
+                conn, entries, wallets_per_org=wallets_per_org, organizations=organizations,
+                currency="INR",
+            )  # fmt: skip
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
+        generate_s = time.monotonic() - started
+        outcome = run_reconciliation(engine, Mode.FULL, pending_after_s=60)
+        findings = outcome.findings
+        discrepancies = None if findings is None else len(findings.discrepancies)
+        if outcome.status != "COMPLETED" or discrepancies:
+            raise RuntimeError(
+                f"full reconciliation {outcome.status}: {outcome.error or ''}"
+                f" {discrepancies} discrepancies"
+            )
+        return {
+            "entries": ledger.entries,
+            "wallets": ledger.wallets,
+            "generate_s": round(generate_s, 1),
+            "seconds": round(outcome.duration_s, 2),
+            "status": outcome.status,
+            "entries_checked": findings.entries_checked if findings else None,
+            "wallets_checked": findings.wallets_checked if findings else None,
+            "discrepancies": discrepancies,
+            "invariants": invariant_violations(db_url),
         }
-        if importlib.util.find_spec(RECONCILIATION_MODULE) is None:
-            out["note"] = f"not available: {RECONCILIATION_MODULE} is not in this tree"
-            return out
-        module = importlib.import_module(RECONCILIATION_MODULE)
-        entry = getattr(module, RECONCILIATION_ENTRY, None)
-        if entry is None:
-            out["note"] = f"not available: {RECONCILIATION_MODULE}.{RECONCILIATION_ENTRY} missing"
-            return out
-        from sqlalchemy import create_engine
-
-        from vaultcraft.settings import to_sqlalchemy_url
-
-        engine = create_engine(to_sqlalchemy_url(db_url))
-        try:
-            started = time.monotonic()
-            outcome = entry(engine)
-            out["seconds"] = round(time.monotonic() - started, 2)
-            out["outcome"] = repr(outcome)[:500]
-        finally:
-            engine.dispose()
-        return out
     finally:
+        engine.dispose()
         drop_database(db_url)
+
+
+def analytics_timings(db_url: str, organization_id: str) -> dict[str, float]:
+    """Best-of-5 milliseconds of each analytics statement for the benchmark organization."""
+    engine = create_engine(to_sqlalchemy_url(db_url))
+    try:
+        with engine.connect() as conn:
+            return time_queries(conn, UUID(organization_id))
+    finally:
+        engine.dispose()
 
 
 HOT_PATH_QUERIES: dict[str, str] = {

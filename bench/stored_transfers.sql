@@ -1,7 +1,9 @@
 -- Set-based fill: bench.count completed, balanced transfers between the ACTIVE PRIMARY
 -- wallets of organization bench.org_id, with entries (running balances in posting order)
 -- and already-relayed outbox events, as a ledger that has been in use for a while holds.
--- Amounts are 1..100 minor units, so funded wallets never run out. Runs in one transaction.
+-- Amounts are 1..100 minor units, so funded wallets never run out. Timestamps are spread
+-- 100 us apart, ending now, as history written at 10,000 transfers/s would be (not one
+-- instant shared by every row). Runs in one transaction.
 SELECT count(*) FROM (
     SELECT id FROM wallets
     WHERE organization_id = current_setting('bench.org_id')::uuid AND type = 'PRIMARY'
@@ -25,12 +27,14 @@ WITH c AS (
     FROM c, generate_series(1, current_setting('bench.count')::bigint) AS g,
          LATERAL (SELECT floor(random() * c.cnt)::bigint AS a OFFSET 0) AS x
 ), t AS MATERIALIZED (
-    SELECT p.g, p.id, s.id AS src, d.id AS dst, p.amount, s.currency
+    SELECT p.g, p.id, s.id AS src, d.id AS dst, p.amount, s.currency,
+           now() - (current_setting('bench.count')::bigint - p.g) * interval '100 microseconds'
+               AS at
     FROM p JOIN bench_fill_wallets AS s ON s.n = p.a JOIN bench_fill_wallets AS d ON d.n = p.b
 ), legs AS MATERIALIZED (
-    SELECT id AS tx_id, g, 0 AS leg, src AS wallet_id, 'DEBIT' AS direction, amount, -amount AS delta, currency FROM t
+    SELECT id AS tx_id, g, 0 AS leg, src AS wallet_id, 'DEBIT' AS direction, amount, -amount AS delta, currency, at FROM t
     UNION ALL
-    SELECT id, g, 1, dst, 'CREDIT', amount, amount, currency FROM t
+    SELECT id, g, 1, dst, 'CREDIT', amount, amount, currency, at FROM t
 ), upd AS (
     UPDATE wallets AS w SET balance = w.balance + d.delta, updated_at = now()
     FROM (SELECT wallet_id, sum(delta) AS delta FROM legs GROUP BY wallet_id) AS d
@@ -38,22 +42,23 @@ WITH c AS (
 ), tx AS (
     INSERT INTO transactions (id, organization_id, destination_organization_id, idempotency_key,
         request_hash, kind, source_wallet_id, destination_wallet_id, amount, currency, status,
-        description, posted_at)
+        description, created_at, posted_at)
     SELECT id, current_setting('bench.org_id')::uuid, current_setting('bench.org_id')::uuid,
         'stored-' || id::text, repeat('0', 64), 'TRANSFER', src, dst, amount, currency,
-        'COMPLETED', 'stored history', now()
+        'COMPLETED', 'stored history', at, at
     FROM t ORDER BY g
 ), ent AS (
     INSERT INTO ledger_entries (transaction_id, wallet_id, organization_id, direction, amount,
-        currency, balance_after)
+        currency, balance_after, created_at)
     SELECT legs.tx_id, legs.wallet_id, current_setting('bench.org_id')::uuid, legs.direction,
         legs.amount, legs.currency,
         (SELECT w.balance FROM wallets AS w WHERE w.id = legs.wallet_id)
-        + sum(legs.delta) OVER (PARTITION BY legs.wallet_id ORDER BY legs.g, legs.leg)
+        + sum(legs.delta) OVER (PARTITION BY legs.wallet_id ORDER BY legs.g, legs.leg),
+        legs.at
     FROM legs
     ORDER BY legs.g, legs.leg
 )
-INSERT INTO outbox (organization_id, type, data, relayed_at)
+INSERT INTO outbox (organization_id, type, data, created_at, relayed_at)
 SELECT current_setting('bench.org_id')::uuid, 'transfer.completed',
-    jsonb_build_object('id', id), now()
+    jsonb_build_object('id', id), at, at
 FROM t;

@@ -1,14 +1,16 @@
 """Start the whole system for a benchmark: a fresh database, migrations, and the processes.
 
-The gateway, posting workers and outbox relay run as the operator would run them
-(`vaultcraft gateway|worker|relay`), as child processes with their own environment, so
-what is measured is the product, not a test double.
+Every process type the operator runs (`vaultcraft.supervise.PROCESS_TYPES`, the
+Procfile: gateway, posting and job workers, webhook workers, the relay with the posting
+dispatcher, the scheduler) runs with the same command line, as a child process with its
+own environment, so what is measured is the product, not a test double.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -22,14 +24,27 @@ from pathlib import Path
 import psycopg
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from bench.pgbench_reference import libpq_url
+from ledger_core.persistence.invariants import check_invariants
 from vaultcraft.ports import free_port, free_port_block
 from vaultcraft.settings import to_sqlalchemy_url
+from vaultcraft.supervise import PROCESS_TYPES
+from workers.metrics_exposition import GROUP_PORT_OFFSETS
 
 ROOT = Path(__file__).resolve().parent.parent
-ROLES = ("gateway", "worker", "relay")
+
+
+def roles() -> dict[str, list[str]]:
+    """The operator's process types (`vaultcraft.supervise.PROCESS_TYPES`, the Procfile):
+    role -> arguments after `vaultcraft`. `web` is called `gateway` here."""
+    return {
+        ("gateway" if program.name == "web" else program.name): shlex.split(program.command)[1:]
+        for program in PROCESS_TYPES
+    }
 
 
 def create_database(server_url: str, prefix: str = "vaultcraft_bench") -> str:
@@ -57,6 +72,20 @@ def migrate(url: str) -> None:
     command.upgrade(config, "head")
 
 
+def invariant_violations(url: str) -> list[str]:
+    """Promises 1-5 of invariants.md on the database at `url`, nothing left PENDING.
+
+    The product's own checker (`check_invariants`), read from one snapshot; an empty list
+    means the ledger holds.
+    """
+    engine = create_engine(to_sqlalchemy_url(url), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return [str(v) for v in check_invariants(conn, require_final=True)]
+    finally:
+        engine.dispose()
+
+
 def vaultcraft_command() -> list[str]:
     """The `vaultcraft` console script of this interpreter's environment."""
     beside = Path(sys.executable).parent / "vaultcraft"
@@ -70,7 +99,7 @@ def vaultcraft_command() -> list[str]:
 
 @dataclass
 class System:
-    """The running gateway, worker and relay processes of one benchmark run."""
+    """The running processes of one benchmark run, by role."""
 
     database_url: str
     redis_url: str
@@ -81,7 +110,9 @@ class System:
 
     def __post_init__(self) -> None:
         if not self.metrics_port:
-            self.metrics_port = free_port_block(avoid=frozenset({self.http_port}))
+            self.metrics_port = free_port_block(
+                size=max(GROUP_PORT_OFFSETS.values()) + 1, avoid=frozenset({self.http_port})
+            )
 
     @property
     def base_url(self) -> str:
@@ -102,10 +133,10 @@ class System:
     def start(self, ready_timeout_s: float = 90.0) -> None:
         """Start every role and wait until `GET /ready` answers 200."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        for role in ROLES:
+        for role, arguments in roles().items():
             log = (self.data_dir / f"{role}.log").open("ab")
             self.procs[role] = subprocess.Popen(
-                [*vaultcraft_command(), role],
+                [*vaultcraft_command(), *arguments],
                 env=self.env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -134,6 +165,23 @@ class System:
     def log_tail(self, role: str, chars: int = 2000) -> str:
         path = self.data_dir / f"{role}.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
+
+    def log_problems(self, role: str, limit: int = 10) -> list[str]:
+        """The last `limit` warning or error lines of a role's log (access lines skipped)."""
+        path = self.data_dir / f"{role}.log"
+        if not path.exists():
+            return []
+        lines = path.read_text(errors="replace").splitlines()
+        found = [line for line in lines if "warning" in line.lower() or "error" in line.lower()]
+        return [line[:1000] for line in found[-limit:]]
+
+    def roles(self) -> dict[int, str]:
+        """Every process of the system, children included: pid -> role."""
+        return {
+            pid: role
+            for role, proc in self.procs.items()
+            for pid in [proc.pid, *descendants(proc.pid)]
+        }
 
     def rss_mb(self) -> dict[str, float]:
         """Resident memory of every process of every role, children included, in MB."""

@@ -59,3 +59,20 @@ def test_targets_are_judged_and_missing_figures_stay_null() -> None:
         "met": None,
     }
     assert targets["bulk_ratio"]["value"] is None
+
+
+def test_a_quick_sized_figure_is_reported_but_not_judged() -> None:
+    """100,000 entries reconciled in 1 s meets nothing: the target is about 1,000,000."""
+    result = _result()
+    result["scenarios"]["reconcile"] = {"seconds": 1.5, "entries": 100_000}
+    result["scenarios"]["scale"] = {"posted_per_s": 1900.0, "stored_transfers": 1_000_000}
+    targets = judge(result)["targets"]
+    assert targets["reconcile_s"]["value"] == 1.5
+    assert targets["reconcile_s"]["met"] is None
+    assert "100,000 entries" in targets["reconcile_s"]["note"]
+    assert targets["scale_ratio"] == {
+        "label": "scale: uniform after stored transfers / empty",
+        "target": ">= 0.9",
+        "value": 0.95,
+        "met": True,
+    }

@@ -258,10 +258,12 @@ class TestStatus:
         with engine.connect() as conn:
             audited = (
                 conn.execute(
-                    select(audit_logs.c.details).where(
+                    select(audit_logs.c.details)
+                    .where(
                         audit_logs.c.action == "wallet.status_changed",
                         audit_logs.c.resource_id == wallet["id"],
                     )
+                    .order_by(audit_logs.c.id)
                 )
                 .scalars()
                 .all()

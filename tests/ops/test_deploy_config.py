@@ -46,7 +46,12 @@ def _expected_target(service: dict[str, Any]) -> tuple[int, str]:
     command, env = service["command"], service["environment"]
     if command[1] == "gateway":
         return int(env["VAULTCRAFT_HTTP_PORT"]), "/metrics"
-    return int(env["VAULTCRAFT_METRICS_PORT"]) + GROUP_PORT_OFFSETS[command[1]], "/metrics"
+    group = (
+        command[command.index("--metrics-group") + 1]
+        if "--metrics-group" in command
+        else command[1]
+    )
+    return int(env["VAULTCRAFT_METRICS_PORT"]) + GROUP_PORT_OFFSETS[group], "/metrics"
 
 
 def _mount(volume: str | dict[str, str]) -> tuple[str, str]:
@@ -77,7 +82,7 @@ def test_compose_runs_every_process_type(compose: dict[str, Any]) -> None:
     services = _vaultcraft_services(compose)
     commands = {tuple(s["command"][1:]) for s in services.values()}
     assert {("migrate",), ("gateway",), ("relay",), ("scheduler",)} <= commands
-    assert ("worker", "--queues", "webhooks") in commands
+    assert ("worker", "--queues", "webhooks", "--metrics-group", "webhooks") in commands
     assert any(c[0] == "worker" and "posting" in c for c in commands)
     assert {"postgres", "redis", "prometheus", "grafana"} <= set(compose["services"])
 

@@ -1,0 +1,160 @@
+"""What a profiling run measures besides the load itself: CPU per process, py-spy samples,
+per-statement database time, and group-commit and posting-batch sizes.
+
+Everything here reads what the product already exposes (/proc, py-spy's raw stacks,
+pg_stat_statements when the server preloads it, the rows' own timestamps), so profiling
+needs no change to the product.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench.loadgen import percentile
+from bench.pgbench_reference import libpq_url
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds() -> dict[int, tuple[str, float]]:
+    """utime + stime of every process on the machine: pid -> (name, seconds)."""
+    out: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        out[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / TICKS)
+    return out
+
+
+def cpu_by_group(
+    before: dict[int, tuple[str, float]],
+    after: dict[int, tuple[str, float]],
+    groups: dict[int, str],
+) -> dict[str, float]:
+    """CPU seconds spent between two snapshots, by role (`groups`: pid -> role) or by name."""
+    spent: dict[str, float] = {}
+    for pid, (name, seconds) in after.items():
+        used = seconds - before.get(pid, (name, 0.0))[1]
+        if used > 0:
+            group = groups.get(pid, name)
+            spent[group] = spent.get(group, 0.0) + used
+    top = sorted(spent.items(), key=lambda item: -item[1])[:12]
+    return {k: round(v, 2) for k, v in top}
+
+
+def read_raw_stacks(path: Path) -> Counter[tuple[str, ...]]:
+    """py-spy `--format raw` (collapsed stacks, root first) as a stack -> samples counter."""
+    stacks: Counter[tuple[str, ...]] = Counter()
+    if not path.exists():
+        return stacks
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            stacks[tuple(stack.split(";"))] += int(count)
+    return stacks
+
+
+def _frame(frame: str) -> str:
+    """`func (path/to/module.py:123)` -> `func (module.py)`: lines merged, paths shortened."""
+    name, _, where = frame.partition(" (")
+    file = where.rsplit(":", 1)[0].rsplit("/", 1)[-1].rstrip(")")
+    return f"{name} ({file})" if file else name
+
+
+def hot_frames(
+    stacks: Counter[tuple[str, ...]], focus: str, rate: int, top: int = 20
+) -> dict[str, Any]:
+    """Where the samples under the `focus` frame went (idle threads are sampled too, so
+    `focus_thread_s` is thread-seconds spent inside it, waits on PostgreSQL included), as
+    percentages of the focus samples: inclusive (the frame or its callees) and self."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = focused = 0
+    for stack, count in stacks.items():
+        total += count
+        frames = [_frame(f) for f in stack if not f.startswith(("process ", "thread "))]
+        if not any(f.startswith(focus) for f in frames):
+            continue
+        focused += count
+        frames = frames[next(i for i, f in enumerate(frames) if f.startswith(focus)) :]
+        for frame in set(frames):
+            inclusive[frame] += count
+        own[frames[-1]] += count
+
+    def pct(counter: Counter[str]) -> list[tuple[str, float]]:
+        return [(k, round(100 * v / focused, 1)) for k, v in counter.most_common(top)]
+
+    return {
+        "samples": total,
+        "focus": focus,
+        "focus_thread_s": round(focused / rate, 2),
+        "inclusive_pct": pct(inclusive) if focused else [],
+        "self_pct": pct(own) if focused else [],
+    }
+
+
+STATEMENTS = """
+    SELECT calls, round(total_exec_time::numeric, 1) AS total_ms,
+           round(mean_exec_time::numeric, 3) AS mean_ms, rows,
+           regexp_replace(left(query, 160), '\\s+', ' ', 'g') AS query
+    FROM pg_stat_statements
+    WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+    ORDER BY total_exec_time DESC LIMIT %s
+"""
+
+
+def enable_statements(db_url: str) -> str | None:
+    """Create and reset pg_stat_statements; the reason when the server cannot."""
+    try:
+        with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            conn.execute("SELECT pg_stat_statements_reset()")
+    except psycopg.Error as exc:
+        return f"pg_stat_statements not available: {str(exc).strip()[:200]}"
+    return None
+
+
+def top_statements(db_url: str, limit: int = 15) -> list[dict[str, Any]]:
+    with psycopg.connect(libpq_url(db_url)) as conn:
+        cur = conn.execute(STATEMENTS, (limit,))
+        names = [c.name for c in cur.description or []]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _sizes(sizes: list[float]) -> dict[str, float | None]:
+    return {
+        "groups": float(len(sizes)),
+        "mean": round(sum(sizes) / len(sizes), 1) if sizes else None,
+        "p50": percentile(sizes, 50),
+        "p90": percentile(sizes, 90),
+        "max": max(sizes) if sizes else None,
+    }
+
+
+def group_sizes(db_url: str, organization_id: str, tag: str) -> dict[str, Any]:
+    """Transfers per gateway commit and per posting transaction, from the rows' timestamps.
+
+    `created_at` and `posted_at` default to `now()`, the start of the writing transaction,
+    so the rows one commit stored share one value: counting rows per value counts commits.
+    """
+    out: dict[str, Any] = {}
+    with psycopg.connect(libpq_url(db_url)) as conn:
+        for name, column in (("intake_commit", "created_at"), ("posting_batch", "posted_at")):
+            rows = conn.execute(
+                f"SELECT count(*) FROM transactions WHERE organization_id = %s"
+                f" AND description = %s AND {column} IS NOT NULL GROUP BY {column}",
+                (organization_id, tag),
+            ).fetchall()
+            out[name] = _sizes([float(n) for (n,) in rows])
+    return out
