@@ -7,58 +7,31 @@ copy on the server) and dropped afterwards. Nothing leaks into the session datab
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import redis
-from alembic import command
-from alembic.config import Config
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.engine import make_url
 
 from tests.reconciliation.books import Books
-from vaultcraft.settings import Settings, to_sqlalchemy_url
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _admin(server_url: str) -> str:
-    url = make_url(to_sqlalchemy_url(server_url)).set(database="postgres")
-    return url.render_as_string(hide_password=False).replace("postgresql+psycopg", "postgresql")
-
-
-def _named(server_url: str, name: str) -> str:
-    url = make_url(to_sqlalchemy_url(server_url)).set(database=name)
-    return url.render_as_string(hide_password=False)
+from tests.support.databases import clone_database, create_migrated_database, drop_database
+from vaultcraft.settings import Settings
 
 
 @pytest.fixture(scope="session")
 def template_db(service_urls: tuple[str, str]) -> Iterator[str]:
-    name = f"vaultcraft_recon_tpl_{secrets.token_hex(4)}"
-    with psycopg.connect(_admin(service_urls[0]), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.set_main_option("sqlalchemy.url", _named(service_urls[0], name).replace("%", "%%"))
-    command.upgrade(config, "head")
-    yield name
-    with psycopg.connect(_admin(service_urls[0]), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    url = create_migrated_database(service_urls[0], "vaultcraft_recon_tpl")
+    yield url
+    drop_database(url)
 
 
 @pytest.fixture
-def fresh_url(service_urls: tuple[str, str], template_db: str) -> Iterator[str]:
+def fresh_url(template_db: str) -> Iterator[str]:
     """The URL of a new database holding the migrated, empty schema."""
-    name = f"vaultcraft_recon_{secrets.token_hex(4)}"
-    with psycopg.connect(_admin(service_urls[0]), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    yield _named(service_urls[0], name)
-    with psycopg.connect(_admin(service_urls[0]), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with clone_database(template_db, "vaultcraft_recon") as url:
+        yield url
 
 
 @pytest.fixture

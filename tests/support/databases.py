@@ -56,6 +56,24 @@ def fresh_database(server_url: str, prefix: str = "vaultcraft_own") -> Iterator[
         drop_database(url)
 
 
+@contextmanager
+def clone_database(template_url: str, prefix: str) -> Iterator[str]:
+    """A copy of the migrated database at `template_url` for the `with` block, then dropped.
+
+    Cloning is a file copy on the server: far faster than migrating a new database, for
+    tests that each want a ledger of their own.
+    """
+    template = make_url(to_sqlalchemy_url(template_url)).database
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with psycopg.connect(_admin_url(template_url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    url = make_url(to_sqlalchemy_url(template_url)).set(database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        drop_database(url.render_as_string(hide_password=False))
+
+
 def drop_database(url: str) -> None:
     name = make_url(to_sqlalchemy_url(url)).database
     with psycopg.connect(_admin_url(url), autocommit=True) as conn:
