@@ -2,7 +2,8 @@
 
 One LISTEN connection per gateway process receives the ids posting workers NOTIFY on
 commit; waiters register an `asyncio.Event` per transaction id. A notification can be
-missed (the connection drops), so waiters also re-read the transaction every second.
+missed while the connection is down, so every waiter is woken to re-read when it drops and
+again once listening resumes; waiters also re-read every few seconds as a last resort.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from psycopg import sql
 from ledger_core.persistence.posting import FINAL_CHANNEL
 
 log = logging.getLogger("vaultcraft.gateway.waiter")
-
-RECHECK_S = 1.0
 
 
 class FinalWaiter:
@@ -80,11 +79,15 @@ class FinalWaiter:
                     self._conninfo, autocommit=True, application_name="vaultcraft-gateway-waiter"
                 ) as conn:
                     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(FINAL_CHANNEL)))
+                    self._wake_all()  # anything that became final while we were not listening
                     async for notice in conn.notifies():
                         self._wake(notice.payload)
             except psycopg.OperationalError as exc:
                 log.warning("Long-poll listener lost PostgreSQL (%s); reconnecting.", exc)
-                for events in self._waiters.values():
-                    for event in events:
-                        event.set()
+                self._wake_all()
                 await asyncio.sleep(1.0)
+
+    def _wake_all(self) -> None:
+        for events in self._waiters.values():
+            for event in events:
+                event.set()
