@@ -9,11 +9,13 @@ organization_id, data}` where `data` is the resource's public JSON.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Insert
+import orjson
+from sqlalchemy import Insert, TextClause, text
 
 from ledger_core.persistence.tables import outbox
 from ledger_core.timestamps import rfc3339
@@ -53,6 +55,31 @@ def outbox_insert(
         type=event_type,
         data=data,
     )
+
+
+EventRow = tuple[UUID, str, dict[str, Any]]
+"""(organization_id, event type, data) of one event to write."""
+
+INSERT_EVENTS = text("""
+    INSERT INTO outbox (organization_id, type, data)
+    SELECT v.organization_id, v.type, CAST(v.data AS jsonb)
+    FROM unnest(CAST(:organization_ids AS uuid[]), CAST(:types AS text[]),
+                CAST(:data AS text[])) WITH ORDINALITY AS v(organization_id, type, data, n)
+    ORDER BY v.n
+""")
+
+
+def event_json(data: dict[str, Any]) -> str:
+    return orjson.dumps(data).decode()
+
+
+def outbox_insert_many(events: Sequence[EventRow]) -> tuple[TextClause, dict[str, Any]]:
+    """One set-based INSERT of many events, in order, for the caller's transaction."""
+    return INSERT_EVENTS, {
+        "organization_ids": [org for org, _, _ in events],
+        "types": [kind for _, kind, _ in events],
+        "data": [event_json(data) for _, _, data in events],
+    }
 
 
 def event_envelope(

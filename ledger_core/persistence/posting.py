@@ -27,9 +27,9 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import orjson
 from sqlalchemy import Connection, TextClause, text
 
+from ledger_core.persistence.outbox import EventRow, event_json, outbox_insert_many
 from ledger_core.persistence.rollups import rollup_statements
 from ledger_core.posting import (
     Outcome,
@@ -115,14 +115,6 @@ WRITE_BATCH = """
 """
 """Balances, entries, final states, outbox events and long-poll wake-ups in one round trip."""
 
-INSERT_EVENTS = text("""
-    INSERT INTO outbox (organization_id, type, data)
-    SELECT v.organization_id, v.type, CAST(v.data AS jsonb)
-    FROM unnest(CAST(:organization_ids AS uuid[]), CAST(:types AS text[]),
-                CAST(:data AS text[])) WITH ORDINALITY AS v(organization_id, type, data, n)
-    ORDER BY v.n
-""")
-
 NOTIFY_FINAL = text("SELECT pg_notify(:channel, ids) FROM unnest(CAST(:chunks AS text[])) AS ids")
 
 
@@ -206,7 +198,7 @@ def write_plan(conn: Connection, plan: PostingPlan, claimed: Claimed, at: dateti
         "messages": [x.failure_message for x in o],
         "o_organizations": [org for org, _, _ in events],
         "o_types": [kind for _, kind, _ in events],
-        "o_data": [_json(data) for _, _, data in events],
+        "o_data": [event_json(data) for _, _, data in events],
         "channel": FINAL_CHANNEL,
         "chunks": _id_chunks([x.transfer.id for x in o]),
     }
@@ -217,9 +209,9 @@ def write_plan(conn: Connection, plan: PostingPlan, claimed: Claimed, at: dateti
         conn.execute(statement, rollup)
 
 
-def final_events(rows: Sequence[Mapping[str, Any]]) -> list[tuple[UUID, str, dict[str, Any]]]:
+def final_events(rows: Sequence[Mapping[str, Any]]) -> list[EventRow]:
     """One event per organization involved: a cross-org transfer is reported to both sides."""
-    events: list[tuple[UUID, str, dict[str, Any]]] = []
+    events: list[EventRow] = []
     for row in rows:
         kind = event_type(row["status"])
         orgs = [row["organization_id"]]
@@ -236,25 +228,12 @@ def final_statements(rows: Sequence[Mapping[str, Any]]) -> list[tuple[TextClause
     events = final_events(rows)
     statements: list[tuple[TextClause, dict[str, Any]]] = []
     if events:
-        statements.append(
-            (
-                INSERT_EVENTS,
-                {
-                    "organization_ids": [org for org, _, _ in events],
-                    "types": [kind for _, kind, _ in events],
-                    "data": [_json(data) for _, _, data in events],
-                },
-            )
-        )
+        statements.append(outbox_insert_many(events))
     statements.extend(rollup_statements(rows))
     chunks = _id_chunks([row["id"] for row in rows])
     if chunks:
         statements.append((NOTIFY_FINAL, {"channel": FINAL_CHANNEL, "chunks": chunks}))
     return statements
-
-
-def _json(data: dict[str, Any]) -> str:
-    return orjson.dumps(data).decode()
 
 
 def _id_chunks(ids: Sequence[UUID]) -> list[str]:

@@ -23,7 +23,6 @@ re-read from its first entry, and reported, by every later run.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -33,6 +32,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Engine, text
 
+from ledger_core.persistence.outbox import outbox_insert_many
 from ledger_core.persistence.reconciliation import check_ledger
 from ledger_core.reconciliation import (
     DRIFT_EVENT,
@@ -71,12 +71,6 @@ _INSERT_DISCREPANCIES = text("""
         CAST(:currencies AS text[]), CAST(:expected AS bigint[]), CAST(:actual AS bigint[])
     ) WITH ORDINALITY AS v(kind, org, wallet, tx, st, entry, currency, expected, actual, n)
     ORDER BY v.n
-""")
-
-_INSERT_EVENTS = text("""
-    INSERT INTO outbox (organization_id, type, data)
-    SELECT v.org, :type, CAST(v.data AS jsonb)
-    FROM unnest(CAST(:orgs AS uuid[]), CAST(:data AS text[])) AS v(org, data)
 """)
 
 # New checkpoints take key-share locks on their wallets (the foreign key). Posting holds
@@ -135,14 +129,7 @@ def record_findings(engine: Engine, run_id: UUID, findings: Findings, requeued: 
         if found:
             conn.execute(_INSERT_DISCREPANCIES, _columns(run_id, found))
             events = drift_events(run_id, findings.mode, found)
-            conn.execute(
-                _INSERT_EVENTS,
-                {
-                    "type": DRIFT_EVENT,
-                    "orgs": [org for org, _ in events],
-                    "data": [json.dumps(data, separators=(",", ":")) for _, data in events],
-                },
-            )
+            conn.execute(*outbox_insert_many([(org, DRIFT_EVENT, data) for org, data in events]))
         if findings.mode is Mode.FULL:
             dirty = {d.wallet_id for d in found if d.kind in _WALLET_KINDS and d.wallet_id}
             conn.execute(_DROP_CHECKPOINTS, {"wallets": sorted(dirty | findings.held_back)})
