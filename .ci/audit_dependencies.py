@@ -10,7 +10,7 @@ reports "no known vulnerabilities" while having checked nothing. So this script:
    that release, the answer is authoritative;
 3. fails on any known vulnerability, and also fails if any distribution is still unchecked.
    An audit that could not run is a failed audit, never a silent pass. The one exception,
-   printed as a warning: an installed release just one behind a release PyPI published
+   printed as a warning: an installed release whose every newer release PyPI published
    less than 30 days ago, which this network cannot check and the index may not offer yet.
 
 `--requirement FILE` audits the exact pins of a requirements file instead of the
@@ -32,36 +32,44 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
+
 PYPI_PROJECT = "https://pypi.org/pypi/{name}/json"
 ATTEMPTS = 3
 GRACE = timedelta(days=30)
-"""The release just before one published less than this long ago is reported, not failed:
-the package index we install from may lag PyPI by a release or two (and PyPI's per-release API,
+"""A release superseded only by releases younger than this is reported, not failed:
+the package index we install from may lag PyPI by a few releases (and PyPI's per-release API,
 which this network refuses, is the only way to check it), and a build must not fail
 because a dependency published a new version this month."""
 STALE: list[str] = ["<superseded>"]
 
 
 def _recently_superseded(project: dict[str, Any], installed: str) -> bool:
-    """True when the installed release is the one just before a release under 30 days old."""
+    """True when every final release newer than the installed one is under 30 days old.
 
-    def uploaded(release: str) -> datetime | None:
-        files = project.get("releases", {}).get(release) or []
-        times = [
-            datetime.fromisoformat(f["upload_time_iso_8601"].replace("Z", "+00:00")) for f in files
-        ]
-        return min(times) if times else None
-
-    dated = sorted(
-        ((when, release) for release in project.get("releases", {}) if (when := uploaded(release))),
-    )
-    order = [release for _, release in dated]
-    newest = project["info"]["version"]
-    newest_at = uploaded(newest)
-    if installed not in order or newest not in order or newest_at is None:
+    Releases are ordered by version, not upload time (a project may publish a backport
+    after a newer line), and yanked or file-less releases do not count.
+    """
+    try:
+        current = Version(installed)
+    except InvalidVersion:
         return False
-    just_before = 0 < order.index(newest) - order.index(installed) <= 2
-    return just_before and datetime.now(UTC) - newest_at <= GRACE
+    newer: list[datetime] = []
+    for release, files in (project.get("releases") or {}).items():
+        try:
+            candidate = Version(release)
+        except InvalidVersion:
+            continue
+        live = [f for f in files or [] if not f.get("yanked")]
+        if candidate <= current or candidate.is_prerelease or not live:
+            continue
+        newer.append(
+            min(
+                datetime.fromisoformat(f["upload_time_iso_8601"].replace("Z", "+00:00"))
+                for f in live
+            )
+        )
+    return bool(newer) and datetime.now(UTC) - min(newer) <= GRACE
 
 
 def run_pip_audit(requirement: Path | None = None) -> list[dict[str, Any]]:
@@ -155,7 +163,7 @@ def main(argv: list[str]) -> int:
         print(f"VULNERABLE {name}: {', '.join(ids)}")
     if superseded:
         print(
-            "WARNING: one release behind a PyPI release under 30 days old, not checkable here"
+            "WARNING: superseded only by PyPI releases under 30 days old, not checkable here"
             " (upgrade when the package index has the new release):",
             " ".join(superseded),
         )
