@@ -49,11 +49,17 @@ def _py_spy() -> str:
     return found
 
 
-def record(pid: int, out: Path, seconds: float, rate: int, children: bool) -> list[Any]:
-    """Start py-spy on `pid` for `seconds`: one raw-stacks run and one flame-graph run."""
+def record(
+    pid: int, out: Path, seconds: float, rate: int, children: bool, idle: bool = True
+) -> list[Any]:
+    """Start py-spy on `pid` for `seconds`: one raw-stacks run and one flame-graph run.
+
+    With `idle`, threads blocked on PostgreSQL or Redis are sampled too (where time goes);
+    without, only threads on the CPU (what the CPU is spent on)."""
     procs = []
     for fmt, suffix in (("raw", "txt"), ("flamegraph", "svg")):
-        argv = [_py_spy(), "record", "--idle", "--nonblocking", "-r", str(rate)]
+        argv = [_py_spy(), "record", *(["--idle"] if idle else []), "--nonblocking"]
+        argv += ["-r", str(rate)]
         argv += ["-d", str(int(seconds)), "-f", fmt, "-o", f"{out}.{suffix}", "-p", str(pid)]
         if children:
             argv.append("--subprocesses")
@@ -131,7 +137,12 @@ def profile(system: System, data: DataSet, db_url: str, args: argparse.Namespace
         (role, spy)
         for role, proc in system.procs.items()
         for spy in record(
-            proc.pid, args.out / role, args.seconds, args.rate, role in ("worker", "webhooks")
+            proc.pid,
+            args.out / role,
+            args.seconds,
+            args.rate,
+            role in ("worker", "webhooks"),
+            idle=not args.on_cpu,
         )
     ]
     stop, lags = threading.Event(), list[float]()
@@ -173,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wallets", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
+    parser.add_argument(
+        "--on-cpu",
+        action="store_true",
+        help="sample only threads running on the CPU (default: waiting threads too)",
+    )
     parser.add_argument("--out", type=Path, default=Path("profile-out"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -148,8 +148,10 @@ def _gateway(args: argparse.Namespace, settings: Settings) -> int | None:
     return 0
 
 
-WORKER_POLL_MS = 10
-"""How long an idle worker waits on Redis before polling again; keeps posting latency low."""
+WORKER_POLL_MS = 1000
+"""Longest an idle consumer waits before fetching again. New messages wake it at once
+(`workers.doorbell`); the timeout bounds how long shutdown, delayed retries and a lost
+wake-up wait."""
 WORKER_SHUTDOWN_MS = 8000
 """Time in-flight messages get on shutdown; below supervise.STOP_WAIT_S."""
 

@@ -8,7 +8,6 @@ embedded Redis under the data dir is used.
 from __future__ import annotations
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -20,6 +19,7 @@ from dramatiq.middleware import (
 
 from vaultcraft.embedded import ensure_redis
 from vaultcraft.settings import Settings
+from workers.doorbell import DoorbellRedisBroker
 from workers.metrics_exposition import WorkerMetrics
 
 POSTING_QUEUE = "posting"
@@ -27,14 +27,14 @@ WEBHOOKS_QUEUE = "webhooks"
 JOBS_QUEUE = "jobs"
 QUEUES = (POSTING_QUEUE, WEBHOOKS_QUEUE, JOBS_QUEUE)
 
-_broker: RedisBroker | None = None
+_broker: DoorbellRedisBroker | None = None
 
 
 def redis_url(settings: Settings) -> str:
     return settings.redis_url or ensure_redis(settings.data_dir)
 
 
-def setup_broker(settings: Settings | None = None) -> RedisBroker:
+def setup_broker(settings: Settings | None = None) -> DoorbellRedisBroker:
     """Create the Redis broker once per process and make it Dramatiq's global broker."""
     global _broker
     if _broker is None:
@@ -48,6 +48,6 @@ def setup_broker(settings: Settings | None = None) -> RedisBroker:
             Retries(min_backoff=50, max_backoff=5_000),
             WorkerMetrics(),
         ]
-        _broker = RedisBroker(url=redis_url(settings), middleware=middleware)  # type: ignore[no-untyped-call]
+        _broker = DoorbellRedisBroker(url=redis_url(settings), middleware=middleware)  # type: ignore[no-untyped-call]
         dramatiq.set_broker(_broker)
     return _broker
