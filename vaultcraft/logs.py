@@ -10,6 +10,7 @@ inside URLs are masked before rendering: a log line must never carry a credentia
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ import re
 import sys
 from typing import TextIO
 
+import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -36,12 +38,17 @@ _QUIET_LOGGERS = {  # chatty at INFO about their own internals
 }
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_secret_key(key: str) -> bool:
+    return key != "event" and _SECRET_KEY.search(key) is not None
+
+
 def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """Mask values under secret-looking keys and the password part of any URL."""
     for key, value in event_dict.items():
-        if key != "event" and value is not None and _SECRET_KEY.search(key):
+        if value is not None and _is_secret_key(key):
             event_dict[key] = REDACTED
-        elif isinstance(value, str):
+        elif isinstance(value, str) and "://" in value:
             event_dict[key] = _URL_PASSWORD.sub(r"\g<prefix>***@", value)
     return event_dict
 
@@ -108,7 +115,10 @@ def configure_logging(
 
 
 def _to_json(obj: object, **_kwargs: object) -> str:
-    return json.dumps(obj, default=str, separators=(",", ":"))
+    try:
+        return orjson.dumps(obj, default=str).decode()
+    except TypeError:  # keys orjson refuses (not str) or integers beyond 64 bits
+        return json.dumps(obj, default=str, separators=(",", ":"))
 
 
 def _is_tty(stream: TextIO) -> bool:
