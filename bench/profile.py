@@ -31,7 +31,12 @@ from bench.loadgen import LoadSpec, run_load, summarize
 from bench.system import System, create_database, drop_database, migrate
 from vaultcraft.embedded import ensure_services, stop_services
 
-MODES = {"uniform": ("closed", None), "hot": ("closed", 10), "bulk": ("bulk", None)}
+MODES = {
+    "uniform": ("closed", None),
+    "hot": ("closed", 10),
+    "bulk": ("bulk", None),
+    "latency": ("open", None),
+}
 FOCUS = {
     "gateway": "Handle._run",  # callbacks run by the event loop: the loop is busy
     "worker": "post_pending",
@@ -128,7 +133,8 @@ def profile(system: System, data: DataSet, db_url: str, args: argparse.Namespace
     mode, hot = MODES[args.scenario]
     ids = data.wallet_ids[:hot] if hot else data.wallet_ids
     spec = LoadSpec(mode, system.base_url, data.token, ids, data.currency, args.scenario,
-                    args.clients if mode == "closed" else 2, args.seconds)  # fmt: skip
+                    args.clients if mode == "closed" else 2, args.seconds,
+                    rate=args.open_rate)  # fmt: skip
     out: dict[str, Any] = {"scenario": args.scenario, "seconds": args.seconds,
                            "statements_note": stats.enable_statements(db_url)}  # fmt: skip
     roles = system.roles()
@@ -184,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wallets", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
+    parser.add_argument(
+        "--open-rate", type=float, default=300, help="transfers/s of the `latency` open loop"
+    )
     parser.add_argument(
         "--on-cpu",
         action="store_true",

@@ -1,9 +1,15 @@
 """Long polls: wake `GET /transactions/{id}?wait=N` the moment a transfer becomes final.
 
 One LISTEN connection per gateway process receives the ids posting workers NOTIFY on
-commit; waiters register an `asyncio.Event` per transaction id. A notification can be
-missed while the connection is down, so every waiter is woken to re-read when it drops and
-again once listening resumes; waiters also re-read every few seconds as a last resort.
+commit; waiters register a `Watch` per transaction id. A posting batch finishes many
+transfers at once, so the waiter reads every watched transfer of a notification with one
+query and hands each watch its row: a thousand long polls woken together cost one read,
+not a thousand. A new long poll's first read joins the same batches (`refresh`), so
+under load the reads group themselves like the intake's commits. If a batched read
+fails, its watches are woken without a row and read for themselves. A notification can
+be missed while the connection is down, so every waiter is woken to re-read when it
+drops and again once listening resumes; waiters also re-read every few seconds as a last
+resort.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -23,11 +31,35 @@ from ledger_core.persistence.posting import FINAL_CHANNEL
 log = logging.getLogger("vaultcraft.gateway.waiter")
 
 
+RowReader = Callable[[Sequence[UUID]], Awaitable[dict[UUID, dict[str, Any]]]]
+"""Reads transactions by id, unchecked: each waiter checks its own reader's access."""
+
+
+@dataclass(eq=False)
+class Watch:
+    """One long poll's interest in one transaction: set when it may have changed; `row` is
+    the transaction as read after the change, when the waiter could read it for everyone."""
+
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    row: dict[str, Any] | None = None
+
+    def wake(self, row: dict[str, Any] | None = None) -> None:
+        self.row = row
+        self.event.set()
+
+    def clear(self) -> None:
+        self.row = None
+        self.event.clear()
+
+
 class FinalWaiter:
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, read_rows: RowReader | None = None) -> None:
         self._conninfo = conninfo
-        self._waiters: dict[UUID, set[asyncio.Event]] = defaultdict(set)
+        self._read_rows = read_rows
+        self._waiters: dict[UUID, set[Watch]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
+        self._woken: set[UUID] = set()
+        self._reader: asyncio.Task[None] | None = None
         self.closing = False
         """Set when the server shuts down: every long poll answers with what it has now."""
 
@@ -35,42 +67,67 @@ class FinalWaiter:
         self._task = asyncio.create_task(self._listen(), name="final-waiter")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._reader):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def release_all(self) -> None:
         """Wake every long poll for good, so a stopping server answers them instead of
         dropping them when its shutdown timeout runs out (a poll may wait 30 s)."""
         self.closing = True
-        for events in self._waiters.values():
-            for event in events:
-                event.set()
+        self._wake_all()
 
     @contextlib.asynccontextmanager
-    async def watch(self, transaction_id: UUID) -> AsyncIterator[asyncio.Event]:
-        event = asyncio.Event()
+    async def watch(self, transaction_id: UUID) -> AsyncIterator[Watch]:
+        watch = Watch()
         if self.closing:
-            event.set()
-        self._waiters[transaction_id].add(event)
+            watch.wake()
+        self._waiters[transaction_id].add(watch)
         try:
-            yield event
+            yield watch
         finally:
             waiting = self._waiters.get(transaction_id)
             if waiting is not None:
-                waiting.discard(event)
+                waiting.discard(watch)
                 if not waiting:
                     del self._waiters[transaction_id]
 
+    def refresh(self, transaction_id: UUID) -> None:
+        """Read a watched transfer in the next batched read and wake its watches with it."""
+        self._schedule_read([transaction_id])
+
     def _wake(self, payload: str) -> None:
+        ids = []
         for raw in payload.split(","):
             try:
                 transaction_id = UUID(raw)
             except ValueError:
                 continue
-            for event in self._waiters.get(transaction_id, ()):
-                event.set()
+            if transaction_id in self._waiters:
+                ids.append(transaction_id)
+        self._schedule_read(ids)
+
+    def _schedule_read(self, ids: Sequence[UUID]) -> None:
+        self._woken.update(ids)
+        if self._woken and (self._reader is None or self._reader.done()):
+            self._reader = asyncio.create_task(self._read_woken(), name="final-waiter-read")
+
+    async def _read_woken(self) -> None:
+        """Read what the notifications named, one query per round, and wake the watches;
+        ids named while a round is reading wait for the next round."""
+        while self._woken:
+            ids, self._woken = self._woken, set()
+            rows: dict[UUID, dict[str, Any]] = {}
+            if self._read_rows is not None:
+                try:
+                    rows = await self._read_rows(sorted(ids))
+                except Exception as exc:  # each watch then reads for itself
+                    log.warning("Long-poll batch read failed (%s); waiters re-read.", exc)
+            for transaction_id in ids:
+                for watch in self._waiters.get(transaction_id, ()):
+                    watch.wake(rows.get(transaction_id))
 
     async def _listen(self) -> None:
         while True:
@@ -88,6 +145,6 @@ class FinalWaiter:
                 await asyncio.sleep(1.0)
 
     def _wake_all(self) -> None:
-        for events in self._waiters.values():
-            for event in events:
-                event.set()
+        for watches in self._waiters.values():
+            for watch in watches:
+                watch.wake()

@@ -7,6 +7,8 @@ the LISTEN connection that wakes `?wait=` requests.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
+from uuid import UUID
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -17,6 +19,7 @@ from ledger_core.persistence.audit import AuditContext, audit_values
 from ledger_core.persistence.group_intake import GroupCommitter, Request
 from ledger_core.persistence.intake import Stored
 from ledger_core.persistence.tables import audit_logs
+from ledger_core.persistence.transfer_reads import get_transactions_unchecked
 from ledger_core.transfers import transfer_audit_details
 from vaultcraft import metrics
 from vaultcraft.settings import to_psycopg_url
@@ -46,7 +49,14 @@ async def intake_context(app: web.Application) -> AsyncIterator[None]:
     committer = GroupCommitter(app[ENGINE], after_store=audit_submitted)
     await committer.start()
     app[COMMITTER] = committer
-    waiter = FinalWaiter(to_psycopg_url(app[SETTINGS].database_url or ""))
+    engine = app[ENGINE]
+
+    async def read_rows(ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
+        async with engine.connect() as conn:  # one statement: no transaction to begin or end
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await get_transactions_unchecked(conn, ids)
+
+    waiter = FinalWaiter(to_psycopg_url(app[SETTINGS].database_url or ""), read_rows)
     await waiter.start()
     app[WAITER] = waiter
     yield

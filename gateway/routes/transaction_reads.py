@@ -30,6 +30,7 @@ from ledger_core.persistence.transfer_reads import (
     get_transaction,
     list_transactions,
     transaction_entries,
+    visible_to,
     wallet_entries,
 )
 from ledger_core.persistence.wallets import visible_wallet
@@ -86,23 +87,34 @@ async def _wait_final(request: web.Request, transaction_id: UUID, wait_s: float)
     """Read the transfer until it is final, sleeping on its notification in between.
 
     The watch is registered before the first read, so a transfer that becomes final in
-    between still wakes us. Each waiter re-reads only when woken (or every `RECHECK_S`),
-    so thousands of open long polls cost the database almost nothing while they wait.
+    between still wakes us. Reads go through the waiter, which reads every transfer asked
+    for at that moment with one query and hands each watch its row; a request reads for
+    itself only when that read failed or nothing woke it for `RECHECK_S`.
     """
     deadline = time.monotonic() + wait_s
     waiter = request.app[WAITER]
-    async with waiter.watch(transaction_id) as event:
+    who = principal(request)
+    async with waiter.watch(transaction_id) as watch:
+        waiter.refresh(transaction_id)
         while True:
-            event.clear()
-            async with request.app[ENGINE].connect() as conn:
-                row = await get_transaction(conn, principal(request), transaction_id)
             remaining = deadline - time.monotonic()
-            if row["status"] in FINAL_STATUSES or remaining <= 0 or waiter.closing:
-                return row  # a stopping server answers with what it has
             try:
-                await asyncio.wait_for(event.wait(), timeout=min(RECHECK_S, remaining))
+                await asyncio.wait_for(watch.event.wait(), timeout=min(RECHECK_S, remaining))
             except TimeoutError:
                 pass
+            handed = watch.row
+            watch.clear()  # before reading: a wake-up during the read is kept for the next wait
+            if handed is not None:
+                row = visible_to(handed, who)
+            else:
+                row = await _read(request, transaction_id)
+            if row["status"] in FINAL_STATUSES or deadline <= time.monotonic() or waiter.closing:
+                return row  # a stopping server answers with what it has
+
+
+async def _read(request: web.Request, transaction_id: UUID) -> dict[str, Any]:
+    async with request.app[ENGINE].connect() as conn:
+        return await get_transaction(conn, principal(request), transaction_id)
 
 
 def _entry_view(entry: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +23,15 @@ GET_TRANSACTION = text("""
 """)
 
 
+GET_TRANSACTIONS = text("""
+    SELECT t.*, s.user_id AS source_user_id, d.user_id AS destination_user_id
+    FROM transactions t
+    JOIN wallets s ON s.id = t.source_wallet_id
+    JOIN wallets d ON d.id = t.destination_wallet_id
+    WHERE t.id = ANY(CAST(:ids AS uuid[]))
+""")
+
+
 async def get_transaction(
     conn: AsyncConnection, actor: Principal, transaction_id: UUID
 ) -> dict[str, Any]:
@@ -30,12 +39,28 @@ async def get_transaction(
     row = (
         await conn.execute(GET_TRANSACTION, {"id": transaction_id, "org": actor.organization_id})
     ).first()
-    if row is None:
+    return visible_to(None if row is None else dict(row._mapping), actor)
+
+
+async def get_transactions_unchecked(
+    conn: AsyncConnection, ids: Sequence[UUID]
+) -> dict[UUID, dict[str, Any]]:
+    """Many transactions by id, for any reader: pass each through `visible_to` before use."""
+    rows = await conn.execute(GET_TRANSACTIONS, {"ids": list(ids)})
+    return {row.id: dict(row._mapping) for row in rows}
+
+
+def visible_to(row: dict[str, Any] | None, actor: Principal) -> dict[str, Any]:
+    """The row if the actor may read it: 404 unless their organization is party to it (as if
+    it did not exist), 403 for a member whose wallets it does not touch."""
+    if row is None or actor.organization_id not in (
+        row["organization_id"],
+        row["destination_organization_id"],
+    ):
         raise NotFound("transaction not found")
-    found = dict(row._mapping)
-    if not actor.is_admin and actor.user_id not in _member_side(found, actor):
+    if not actor.is_admin and actor.user_id not in _member_side(row, actor):
         raise Forbidden("this transaction does not involve your wallets")
-    return found
+    return row
 
 
 def _member_side(row: Mapping[str, Any], actor: Principal) -> set[UUID | None]:
