@@ -15,10 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.final_waiter import FinalWaiter
 from gateway.state import COMMITTER, ENGINE, SETTINGS, WAITER
-from ledger_core.persistence.audit import AuditContext, audit_values
+from ledger_core.persistence.audit import AuditContext, audit_insert_many, audit_values
 from ledger_core.persistence.group_intake import GroupCommitter, Request
 from ledger_core.persistence.intake import Stored
-from ledger_core.persistence.tables import audit_logs
 from ledger_core.persistence.transfer_reads import get_transactions_unchecked
 from ledger_core.transfers import transfer_audit_details
 from vaultcraft import metrics
@@ -39,7 +38,7 @@ async def audit_submitted(conn: AsyncConnection, stored: Sequence[tuple[Request,
         if not result.replayed
     ]
     if rows:
-        await conn.execute(audit_logs.insert(), rows)
+        await conn.execute(*audit_insert_many(rows))
     for _, result in stored:
         if not result.replayed:
             metrics.transfers_accepted_total.labels(result.row["kind"]).inc()

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Insert
+import orjson
+from sqlalchemy import Insert, TextClause, text
 
 from ledger_core.persistence.tables import audit_logs
 
@@ -75,6 +76,39 @@ def audit_values(
         request_id=_clip(ctx.request_id, 128),
         details=safe,
     )
+
+
+_INSERT_MANY = text("""
+    INSERT INTO audit_logs (organization_id, actor_id, action, resource_type, resource_id,
+                            client_address, user_agent, request_id, details)
+    SELECT v.organization_id, v.actor_id, v.action, v.resource_type, v.resource_id,
+           v.client_address, v.user_agent, v.request_id, CAST(v.details AS jsonb)
+    FROM unnest(
+        CAST(:organization_ids AS uuid[]), CAST(:actor_ids AS uuid[]), CAST(:actions AS text[]),
+        CAST(:resource_types AS text[]), CAST(:resource_ids AS text[]),
+        CAST(:client_addresses AS text[]), CAST(:user_agents AS text[]),
+        CAST(:request_ids AS text[]), CAST(:details AS text[])
+    ) WITH ORDINALITY AS v(organization_id, actor_id, action, resource_type, resource_id,
+                           client_address, user_agent, request_id, details, n)
+    ORDER BY v.n
+""")
+
+
+def audit_insert_many(records: list[dict[str, Any]]) -> tuple[TextClause, dict[str, Any]]:
+    """One statement inserting many `audit_values` records, in order (ids follow it)."""
+    column = {
+        "organization_ids": "organization_id",
+        "actor_ids": "actor_id",
+        "actions": "action",
+        "resource_types": "resource_type",
+        "resource_ids": "resource_id",
+        "client_addresses": "client_address",
+        "user_agents": "user_agent",
+        "request_ids": "request_id",
+    }
+    params: dict[str, Any] = {name: [r[key] for r in records] for name, key in column.items()}
+    params["details"] = [orjson.dumps(r["details"]).decode() for r in records]
+    return _INSERT_MANY, params
 
 
 def _clip(value: str | None, size: int) -> str | None:

@@ -51,6 +51,7 @@ FIND_CLEARING = text("""
 """)
 
 INSERT_INTENTS = text("""
+    WITH inserted AS (
     INSERT INTO transactions (
         id, organization_id, destination_organization_id, idempotency_key, request_hash, kind,
         source_wallet_id, destination_wallet_id, source_clearing_wallet_id,
@@ -73,15 +74,19 @@ INSERT_INTENTS = text("""
     ORDER BY v.n
     ON CONFLICT (organization_id, idempotency_key) DO NOTHING
     RETURNING *
+    ), woken AS (
+        SELECT pg_notify(:channel, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_new
+    )
+    SELECT inserted.* FROM inserted LEFT JOIN (SELECT count(*) FROM woken) AS w ON true
 """)
+"""Stores the intents and, if any is new, wakes the posting dispatcher at commit: one round
+trip (the wake-up is a CTE the final SELECT joins, or PostgreSQL would skip it)."""
 
 FIND_BY_KEYS = text("""
     SELECT t.* FROM transactions t
     JOIN unnest(CAST(:orgs AS uuid[]), CAST(:keys AS text[])) AS k(org, key)
       ON t.organization_id = k.org AND t.idempotency_key = k.key
 """)
-
-NOTIFY_PENDING = text("SELECT pg_notify(:channel, '')")
 
 
 @dataclass(frozen=True)
@@ -236,6 +241,7 @@ async def insert_items(
         "descriptions": [i.intent.description for i in items],
         "metadatas": [json.dumps(dict(i.intent.metadata)) for i in items],
         "reverses": [i.intent.reverses_transaction_id for i in items],
+        "channel": PENDING_CHANNEL,
     }
     rows = await conn.execute(INSERT_INTENTS, params)
     inserted = {(r.organization_id, r.idempotency_key): dict(r._mapping) for r in rows}
@@ -269,8 +275,6 @@ async def insert_items(
             )
         else:
             results.append(Stored(row, replayed=True))
-    if inserted:
-        await conn.execute(NOTIFY_PENDING, {"channel": PENDING_CHANNEL})
     return results
 
 

@@ -80,7 +80,8 @@ FINISH = """
 """Moves claimed transfers to their final state; the PENDING guard makes a second posting
 of the same transfer write nothing, which `write_plan` turns into a rolled-back batch."""
 
-WRITE_BATCH = """
+WRITE_BATCH = text(
+    f"""
     WITH balances AS (
         UPDATE wallets AS w SET balance = v.balance, updated_at = now()
         FROM unnest(CAST(:wallet_ids AS uuid[]), CAST(:balances AS bigint[])) AS v(id, balance)
@@ -100,7 +101,7 @@ WRITE_BATCH = """
                                currency, balance_after, n)
         ORDER BY v.n
         RETURNING 1
-    ), finished AS ({finish}
+    ), finished AS ({FINISH}
     ), events AS (
         INSERT INTO outbox (organization_id, type, data)
         SELECT v.organization_id, v.type, CAST(v.data AS jsonb)
@@ -113,7 +114,9 @@ WRITE_BATCH = """
            (SELECT count(*) FROM (SELECT pg_notify(:channel, ids)
                                   FROM unnest(CAST(:chunks AS text[])) AS ids) AS n) AS notified
 """
-"""Balances, entries, final states, outbox events and long-poll wake-ups in one round trip."""
+)
+"""Balances, entries, final states, outbox events and long-poll wake-ups in one round trip
+(built once: a statement text made per call would be compiled again at every batch)."""
 
 NOTIFY_FINAL = text("SELECT pg_notify(:channel, ids) FROM unnest(CAST(:chunks AS text[])) AS ids")
 
@@ -143,10 +146,10 @@ def _pending(row: Mapping[str, Any]) -> PendingTransfer:
 
 def claim_batch(conn: Connection, limit: int) -> Claimed:
     """Lock up to `limit` waiting transfers (whole atomic batches) in submission order."""
-    rows = [dict(r._mapping) for r in conn.execute(CLAIM, {"limit": limit})]
+    rows = [r._asdict() for r in conn.execute(CLAIM, {"limit": limit})]
     groups = [r["atomic_group_id"] for r in rows if r["atomic_group_id"] is not None]
     if groups:
-        rows += [dict(r._mapping) for r in conn.execute(CLAIM_GROUP_MEMBERS, {"groups": groups})]
+        rows += [r._asdict() for r in conn.execute(CLAIM_GROUP_MEMBERS, {"groups": groups})]
     rows.sort(key=lambda r: r["seq"])
     return Claimed([_pending(r) for r in rows], {r["id"]: r for r in rows})
 
@@ -202,7 +205,7 @@ def write_plan(conn: Connection, plan: PostingPlan, claimed: Claimed, at: dateti
         "channel": FINAL_CHANNEL,
         "chunks": _id_chunks([x.transfer.id for x in o]),
     }
-    finished = conn.execute(text(WRITE_BATCH.format(finish=FINISH)), params).scalar_one()
+    finished = conn.execute(WRITE_BATCH, params).scalar_one()
     if finished != len(o):
         raise RuntimeError("a claimed transfer left PENDING under its row lock; refusing the batch")
     for statement, rollup in rollup_statements(final):
