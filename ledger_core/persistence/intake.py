@@ -75,12 +75,13 @@ INSERT_INTENTS = text("""
     ON CONFLICT (organization_id, idempotency_key) DO NOTHING
     RETURNING *
     ), woken AS (
-        SELECT pg_notify(:channel, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_new
+        SELECT pg_notify(:channel, '') AS sent FROM (SELECT 1 FROM inserted LIMIT 1) AS any_new
     )
-    SELECT inserted.* FROM inserted LEFT JOIN (SELECT count(*) FROM woken) AS w ON true
+    SELECT inserted.* FROM inserted CROSS JOIN (SELECT count(sent) FROM woken) AS w
 """)
-"""Stores the intents and, if any is new, wakes the posting dispatcher at commit: one round
-trip (the wake-up is a CTE the final SELECT joins, or PostgreSQL would skip it)."""
+"""Stores the intents and, if any is new, wakes the posting dispatcher at commit, in one
+round trip. The final SELECT must use the wake-up's column: a CTE nobody reads is never
+run, and PostgreSQL drops a LEFT JOIN whose columns are unused."""
 
 FIND_BY_KEYS = text("""
     SELECT t.* FROM transactions t
