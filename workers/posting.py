@@ -28,8 +28,9 @@ setup_broker()
 
 def post_one_batch(limit: int) -> BatchResult:
     started = time.perf_counter()
+    slots = db.settings().posting_concurrency
     with db.engine().begin() as conn:
-        result = post_batch(conn, limit, load_policy)
+        result = post_batch(conn, limit, load_policy, slots)
     if result.claimed:
         _observe(result, time.perf_counter() - started)
     return result

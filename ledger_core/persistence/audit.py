@@ -15,6 +15,7 @@ from uuid import UUID
 import orjson
 from sqlalchemy import Insert, TextClause, text
 
+from ledger_core.persistence.arrays import pg_array
 from ledger_core.persistence.tables import audit_logs
 
 _SECRET_WORDS = ("password", "hash", "token", "secret")
@@ -106,8 +107,8 @@ def audit_insert_many(records: list[dict[str, Any]]) -> tuple[TextClause, dict[s
         "user_agents": "user_agent",
         "request_ids": "request_id",
     }
-    params: dict[str, Any] = {name: [r[key] for r in records] for name, key in column.items()}
-    params["details"] = [orjson.dumps(r["details"]).decode() for r in records]
+    params = {name: pg_array(r[key] for r in records) for name, key in column.items()}
+    params["details"] = pg_array(orjson.dumps(r["details"]).decode() for r in records)
     return _INSERT_MANY, params
 
 

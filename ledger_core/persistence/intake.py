@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger_core.accounts import Principal
 from ledger_core.errors import DomainError, IdempotencyKeyReused
 from ledger_core.intents import BatchRefused, Route, TransferIntent, WalletRef, route_intent
+from ledger_core.persistence.arrays import pg_array
 
 PENDING_CHANNEL = "vaultcraft_pending"
 """NOTIFY channel the dispatcher listens on: new PENDING work was committed."""
@@ -110,7 +111,7 @@ class Item:
 
 
 async def load_wallet_refs(conn: AsyncConnection, ids: Sequence[UUID]) -> dict[UUID, WalletRef]:
-    rows = await conn.execute(LOAD_WALLETS, {"ids": list(set(ids))})
+    rows = await conn.execute(LOAD_WALLETS, {"ids": pg_array(set(ids))})
     return {r.id: WalletRef(**r._mapping) for r in rows}
 
 
@@ -224,24 +225,24 @@ async def insert_items(
         for n, i in enumerate(items)
     ]
     params = {
-        "ids": ids,
-        "orgs": [i.actor.organization_id for i in items],
-        "users": [i.actor.user_id for i in items],
-        "group_ids": [i.group_id for i in items],
-        "group_sizes": [i.group_size for i in items],
-        "dest_orgs": [i.route.destination.organization_id for i in items],
-        "keys": [i.intent.idempotency_key for i in items],
-        "hashes": [i.intent.request_hash() for i in items],
-        "kinds": ["CROSS_ORG" if i.route.cross_org else "TRANSFER" for i in items],
-        "srcs": [i.intent.source_wallet_id for i in items],
-        "dsts": [i.intent.destination_wallet_id for i in items],
-        "src_clrs": [_clearing_of(i.route, clearing, True) for i in items],
-        "dst_clrs": [_clearing_of(i.route, clearing, False) for i in items],
-        "amounts": [i.intent.amount for i in items],
-        "currencies": [i.intent.currency for i in items],
-        "descriptions": [i.intent.description for i in items],
-        "metadatas": [json.dumps(dict(i.intent.metadata)) for i in items],
-        "reverses": [i.intent.reverses_transaction_id for i in items],
+        "ids": pg_array(ids),
+        "orgs": pg_array(i.actor.organization_id for i in items),
+        "users": pg_array(i.actor.user_id for i in items),
+        "group_ids": pg_array(i.group_id for i in items),
+        "group_sizes": pg_array(i.group_size for i in items),
+        "dest_orgs": pg_array(i.route.destination.organization_id for i in items),
+        "keys": pg_array(i.intent.idempotency_key for i in items),
+        "hashes": pg_array(i.intent.request_hash() for i in items),
+        "kinds": pg_array("CROSS_ORG" if i.route.cross_org else "TRANSFER" for i in items),
+        "srcs": pg_array(i.intent.source_wallet_id for i in items),
+        "dsts": pg_array(i.intent.destination_wallet_id for i in items),
+        "src_clrs": pg_array(_clearing_of(i.route, clearing, True) for i in items),
+        "dst_clrs": pg_array(_clearing_of(i.route, clearing, False) for i in items),
+        "amounts": pg_array(i.intent.amount for i in items),
+        "currencies": pg_array(i.intent.currency for i in items),
+        "descriptions": pg_array(i.intent.description for i in items),
+        "metadatas": pg_array(json.dumps(dict(i.intent.metadata)) for i in items),
+        "reverses": pg_array(i.intent.reverses_transaction_id for i in items),
         "channel": PENDING_CHANNEL,
     }
     rows = await conn.execute(INSERT_INTENTS, params)

@@ -22,6 +22,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, text
 
+from ledger_core.persistence.arrays import pg_array
 from ledger_core.persistence.outbox import event_envelope
 
 OUTBOX_CHANNEL = "vaultcraft_outbox"
@@ -110,9 +111,10 @@ def finish_events(
     ids = [e.outbox_id for e in events]
     if not ids:
         return []
-    created = conn.execute(_CREATE_DELIVERIES, {"ids": ids, "lease_s": dispatch_lease_s})
+    id_array = pg_array(ids)
+    created = conn.execute(_CREATE_DELIVERIES, {"ids": id_array, "lease_s": dispatch_lease_s})
     delivery_ids = [row.id for row in created]
-    conn.execute(_MARK_RELAYED, {"ids": ids})
+    conn.execute(_MARK_RELAYED, {"ids": id_array})
     return delivery_ids
 
 

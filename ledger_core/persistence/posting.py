@@ -29,6 +29,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, TextClause, text
 
+from ledger_core.persistence.arrays import pg_array
 from ledger_core.persistence.outbox import EventRow, event_json, outbox_insert_many
 from ledger_core.persistence.rollups import rollup_statements
 from ledger_core.posting import (
@@ -118,6 +119,12 @@ WRITE_BATCH = text(
 """Balances, entries, final states, outbox events and long-poll wake-ups in one round trip
 (built once: a statement text made per call would be compiled again at every batch)."""
 
+POSTING_LOCK_CLASS = 0x706F7374  # "post"
+TAKE_POSTING_SLOT = text(
+    "SELECT pg_advisory_xact_lock(:lock_class, CAST(floor(random() * :slots) AS int))"
+)
+"""Waits for one of `slots` posting slots, held until the batch's transaction ends."""
+
 NOTIFY_FINAL = text("SELECT pg_notify(:channel, ids) FROM unnest(CAST(:chunks AS text[])) AS ids")
 
 
@@ -149,14 +156,16 @@ def claim_batch(conn: Connection, limit: int) -> Claimed:
     rows = [r._asdict() for r in conn.execute(CLAIM, {"limit": limit})]
     groups = [r["atomic_group_id"] for r in rows if r["atomic_group_id"] is not None]
     if groups:
-        rows += [r._asdict() for r in conn.execute(CLAIM_GROUP_MEMBERS, {"groups": groups})]
+        rows += [
+            r._asdict() for r in conn.execute(CLAIM_GROUP_MEMBERS, {"groups": pg_array(groups)})
+        ]
     rows.sort(key=lambda r: r["seq"])
     return Claimed([_pending(r) for r in rows], {r["id"]: r for r in rows})
 
 
 def lock_wallets(conn: Connection, transfers: Sequence[PendingTransfer]) -> dict[UUID, WalletState]:
     ids = sorted({wallet_id for t in transfers for wallet_id in t.wallet_ids()})
-    rows = conn.execute(LOCK_WALLETS, {"ids": ids})
+    rows = conn.execute(LOCK_WALLETS, {"ids": pg_array(ids)})
     return {
         r.id: WalletState(r.id, r.organization_id, r.type, r.currency, r.status, r.balance)
         for r in rows
@@ -186,24 +195,24 @@ def write_plan(conn: Connection, plan: PostingPlan, claimed: Claimed, at: dateti
     events = final_events(final)
     params = {
         "at": at,
-        "wallet_ids": list(plan.balances),
-        "balances": list(plan.balances.values()),
-        "e_transactions": [x.transaction_id for x in e],
-        "e_wallets": [x.wallet_id for x in e],
-        "e_organizations": [x.organization_id for x in e],
-        "e_directions": [x.direction for x in e],
-        "e_amounts": [x.amount for x in e],
-        "e_currencies": [x.currency for x in e],
-        "e_balances": [x.balance_after for x in e],
-        "ids": [x.transfer.id for x in o],
-        "statuses": [x.status for x in o],
-        "codes": [x.failure_code for x in o],
-        "messages": [x.failure_message for x in o],
-        "o_organizations": [org for org, _, _ in events],
-        "o_types": [kind for _, kind, _ in events],
-        "o_data": [event_json(data) for _, _, data in events],
+        "wallet_ids": pg_array(plan.balances),
+        "balances": pg_array(plan.balances.values()),
+        "e_transactions": pg_array(x.transaction_id for x in e),
+        "e_wallets": pg_array(x.wallet_id for x in e),
+        "e_organizations": pg_array(x.organization_id for x in e),
+        "e_directions": pg_array(x.direction for x in e),
+        "e_amounts": pg_array(x.amount for x in e),
+        "e_currencies": pg_array(x.currency for x in e),
+        "e_balances": pg_array(x.balance_after for x in e),
+        "ids": pg_array(x.transfer.id for x in o),
+        "statuses": pg_array(x.status for x in o),
+        "codes": pg_array(x.failure_code for x in o),
+        "messages": pg_array(x.failure_message for x in o),
+        "o_organizations": pg_array(org for org, _, _ in events),
+        "o_types": pg_array(kind for _, kind, _ in events),
+        "o_data": pg_array(event_json(data) for _, _, data in events),
         "channel": FINAL_CHANNEL,
-        "chunks": _id_chunks([x.transfer.id for x in o]),
+        "chunks": pg_array(_id_chunks([x.transfer.id for x in o])),
     }
     finished = conn.execute(WRITE_BATCH, params).scalar_one()
     if finished != len(o):
@@ -250,8 +259,18 @@ PolicyLoader = Callable[
 """Loads the risk rules a batch is checked against, after its wallets are locked."""
 
 
-def post_batch(conn: Connection, limit: int, policy: PolicyLoader | None = None) -> BatchResult:
-    """Post up to `limit` waiting transfers in the caller's open database transaction."""
+def post_batch(
+    conn: Connection, limit: int, policy: PolicyLoader | None = None, slots: int | None = None
+) -> BatchResult:
+    """Post up to `limit` waiting transfers in the caller's open database transaction.
+
+    With `slots`, at most that many batches post at once across every worker: the others
+    wait their turn, and each then claims everything that arrived meanwhile. Under load
+    batches therefore grow by themselves (like the intake's group commit) instead of many
+    small batches contending for the same wallets; an idle system posts at once.
+    """
+    if slots is not None:
+        conn.execute(TAKE_POSTING_SLOT, {"lock_class": POSTING_LOCK_CLASS, "slots": slots})
     claimed = claim_batch(conn, limit)
     if not claimed.transfers:
         return BatchResult(claimed=0, outcomes=(), finished_at=None)

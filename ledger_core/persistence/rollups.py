@@ -21,6 +21,8 @@ from typing import Any
 
 from sqlalchemy import Connection, TextClause, text
 
+from ledger_core.persistence.arrays import pg_array
+
 SHARDS = 8
 GRAINS = (60, 3600)
 """Bucket sizes kept, in seconds: minutes for short ranges, hours for days and weeks."""
@@ -74,7 +76,7 @@ def _sides(m: Any) -> list[Any]:
 
 def rollup_statements(
     rows: Sequence[Mapping[str, Any]],
-) -> list[tuple[TextClause, dict[str, list[Any]]]]:
+) -> list[tuple[TextClause, dict[str, str]]]:
     """The upserts that add transfers which just became final (rows of `transactions`).
 
     Run them in the transaction that made the change, sync or async alike.
@@ -106,10 +108,14 @@ def rollup_statements(
             w["currencies"].append(m["currency"])
             w["debits"].append(debit)
             w["amounts"].append(m["amount"])
-    statements = [(UPSERT_TRANSFERS, t)]
+    statements = [(UPSERT_TRANSFERS, _arrays(t))]
     if w["orgs"]:
-        statements.append((UPSERT_WALLETS, w))
+        statements.append((UPSERT_WALLETS, _arrays(w)))
     return statements
+
+
+def _arrays(columns: dict[str, list[Any]]) -> dict[str, str]:
+    return {name: pg_array(values) for name, values in columns.items()}
 
 
 def write_rollups(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
