@@ -44,7 +44,7 @@ class Settings:
     pending_rescue_after_s: int = 30
     allow_private_webhooks: bool = False
     posting_batch_size: int = 1000
-    posting_concurrency: int = 1
+    posting_concurrency: int = 2
     reconcile_interval_s: int = 60
     settle_interval_s: int = 60
     rescue_interval_s: int = 5
@@ -75,7 +75,7 @@ class Settings:
             pending_rescue_after_s=_int(env, "VAULTCRAFT_PENDING_RESCUE_AFTER_S", 30),
             allow_private_webhooks=_flag(env.get("VAULTCRAFT_ALLOW_PRIVATE_WEBHOOKS")),
             posting_batch_size=_int(env, "VAULTCRAFT_POSTING_BATCH_SIZE", 1000),
-            posting_concurrency=_int_between(env, "VAULTCRAFT_POSTING_CONCURRENCY", 1, 1, 64),
+            posting_concurrency=_int_between(env, "VAULTCRAFT_POSTING_CONCURRENCY", 2, 1, 64),
             reconcile_interval_s=_int(env, "VAULTCRAFT_RECONCILE_INTERVAL_S", 60),
             settle_interval_s=_int(env, "VAULTCRAFT_SETTLE_INTERVAL_S", 60),
             rescue_interval_s=_int(env, "VAULTCRAFT_RESCUE_INTERVAL_S", 5),
