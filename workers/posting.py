@@ -8,6 +8,7 @@ is made good by the next kick or by the scheduler's rescue.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -26,10 +27,15 @@ LOGGED_IDS = 100
 setup_broker()
 
 
+_local_slots = threading.BoundedSemaphore(db.settings().posting_concurrency)
+"""This process's share of the posting slots: a thread waits for one before it takes a
+pooled connection, so threads queued behind a running batch hold no connection."""
+
+
 def post_one_batch(limit: int) -> BatchResult:
     started = time.perf_counter()
     slots = db.settings().posting_concurrency
-    with db.engine().begin() as conn:
+    with _local_slots, db.engine().begin() as conn:
         result = post_batch(conn, limit, load_policy, slots)
     if result.claimed:
         _observe(result, time.perf_counter() - started)
