@@ -8,7 +8,6 @@ A `202` is answered only after that commit, so an accepted transfer is never los
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from uuid import UUID
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+from uuid_utils.compat import uuid7
 
 from ledger_core.accounts import Principal
 from ledger_core.errors import DomainError, IdempotencyKeyReused
@@ -220,9 +220,10 @@ async def insert_items(
     waits for the first to commit, inserts nothing, and finds the first's row by its key.
     """
     clearing = await _clearing_wallets(conn, [i.route for i in items])
+    # Time-ordered ids: a new transfer's index entries land on the rightmost pages, which
+    # stay in memory however large the ledger grows.
     ids = [
-        i.group_id if i.group_id is not None and n == 0 else uuid.uuid4()
-        for n, i in enumerate(items)
+        i.group_id if i.group_id is not None and n == 0 else uuid7() for n, i in enumerate(items)
     ]
     params = {
         "ids": pg_array(ids),
@@ -292,7 +293,7 @@ async def store_intents(
     keys = [i.idempotency_key for i in intents]
     if len(set(keys)) != len(keys):
         raise IdempotencyKeyReused("the same idempotency key appears twice in this request")
-    group_id = uuid.uuid4() if atomic and len(intents) > 1 else None
+    group_id = uuid7() if atomic and len(intents) > 1 else None
     group_size = len(intents) if group_id else None
     items = [Item(actor, i, r, group_id, group_size) for i, r in zip(intents, routes, strict=True)]
     results = await insert_items(conn, items)

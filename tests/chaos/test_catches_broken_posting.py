@@ -147,7 +147,7 @@ def test_without_claim_locks_and_pending_guard_the_final_state_trigger_still_ref
     """Defence in depth: two workers post the same transfers, the database refuses the second."""
     hot_wallet_book(scratch)
     mutate(monkeypatch, "CLAIM", ROW_LOCK)
-    mutate(monkeypatch, "FINISH", PENDING_GUARD)
+    mutate(monkeypatch, "WRITE_BATCH", PENDING_GUARD)
     failures = post_concurrently(scratch)
     assert failures > 0  # batches that reposted a final transfer were rolled back
     assert verdict(scratch) == ([], [])
@@ -160,7 +160,7 @@ def test_without_any_guard_against_reposting_the_checks_see_double_postings(
     with scratch.begin() as conn:
         conn.execute(text("ALTER TABLE transactions DISABLE TRIGGER transactions_final_is_final"))
     mutate(monkeypatch, "CLAIM", ROW_LOCK)
-    mutate(monkeypatch, "FINISH", PENDING_GUARD)
+    mutate(monkeypatch, "WRITE_BATCH", PENDING_GUARD)
     post_concurrently(scratch)
     violations, doubled = verdict(scratch)
     assert "posted_twice" in {v.kind for v in violations}, violations[:5]

@@ -8,7 +8,7 @@ import threading
 import pytest
 from sqlalchemy import Engine, text
 
-from ledger_core.persistence.posting import post_batch
+from ledger_core.persistence.posting import POSTING_LOCK_CLASS, post_batch
 from tests.support.ledger import create_book, insert_intents
 
 
@@ -126,3 +126,27 @@ def test_final_transactions_cannot_change(engine: Engine) -> None:
     _drain(engine, 10)
     with engine.connect() as conn, pytest.raises(Exception, match="final"):
         conn.execute(text("UPDATE transactions SET status = 'PENDING' WHERE id = :id"), {"id": tid})
+
+
+def test_a_batch_waits_for_a_free_posting_slot(engine: Engine) -> None:
+    """With one slot, a batch posts only after the slot's holder commits."""
+    book = create_book(engine, 2)
+    a, b = book.wallet_ids
+    with engine.begin() as conn:
+        insert_intents(conn, book, [(book.system_wallet_id, a, 100), (a, b, 40)])
+    posted = threading.Event()
+
+    def post() -> None:
+        with engine.begin() as conn:
+            post_batch(conn, 1000, slots=1)
+        posted.set()
+
+    with engine.begin() as holder:
+        holder.execute(text("SELECT pg_advisory_xact_lock(:c, 0)"), {"c": POSTING_LOCK_CLASS})
+        worker = threading.Thread(target=post)
+        worker.start()
+        assert not posted.wait(0.5)  # blocked behind the slot's holder
+        assert _ledger_state(engine, book.organization_id)["pending"] == 2
+    worker.join(10)
+    assert posted.is_set()
+    assert _ledger_state(engine, book.organization_id)["completed"] == 2
