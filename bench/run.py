@@ -166,12 +166,17 @@ class Runner:
         fill_s = fill_stored_transfers(
             db_url, self.data.organization_id, self.profile.scale_transfers
         )
+        self.progress.update(self.task, description="scale: reconciling the stored history")
+        caught_up = scenarios.catch_up_reconciliation(db_url)
         explain = scenarios.explain_hot_paths(
             db_url, self.data.organization_id, self.data.wallet_ids[0]
         )
         self.throughput("scale", "closed", db_url)
         self.result["scenarios"]["scale"].update(
-            stored_transfers=self.profile.scale_transfers, fill_s=round(fill_s, 1), explain=explain
+            stored_transfers=self.profile.scale_transfers,
+            fill_s=round(fill_s, 1),
+            catch_up_reconciliation=caught_up,
+            explain=explain,
         )
 
     def run(self, server_url: str, redis_url: str, data_dir: Path) -> dict[str, Any]:
