@@ -89,4 +89,13 @@ class _DoorbellConsumer(_RedisConsumer):
 
     def _wait_for_doorbell(self) -> None:
         key = doorbell_key(self.broker.namespace, self.queue_name)
-        self.broker.client.blpop([key], timeout=max(self.timeout, 1) / 1000)
+        self.broker.client.blpop([key], timeout=self._wait_s())
+
+    def _wait_s(self) -> float:
+        """The worker timeout, kept under the client's socket timeout if the Redis URL sets
+        one (`?socket_timeout=`): a wait outliving it would end in a timeout error."""
+        wait = max(int(self.timeout), 1) / 1000
+        socket_timeout = self.broker.client.connection_pool.connection_kwargs.get("socket_timeout")
+        if socket_timeout:
+            wait = min(wait, float(socket_timeout) * 0.8)
+        return max(wait, 0.01)

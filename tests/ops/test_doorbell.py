@@ -1,0 +1,84 @@
+"""The broker's doorbell on a real Redis: an idle consumer sleeps on it without polling and
+wakes as soon as a message is enqueued."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from dramatiq import Message
+
+from workers.doorbell import DoorbellRedisBroker
+
+
+@pytest.fixture
+def namespace(redis_url: str) -> Iterator[str]:
+    name = f"vaultcraft-bell-{secrets.token_hex(4)}"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{name}:*"))
+    if keys:
+        client.delete(*keys)
+
+
+def _broker(url: str, namespace: str) -> DoorbellRedisBroker:
+    broker = DoorbellRedisBroker(url=url, namespace=namespace)  # type: ignore[no-untyped-call]
+    broker.declare_queue("posting")
+    return broker
+
+
+def _message() -> Message[None]:
+    return Message(queue_name="posting", actor_name="post_pending", args=(), kwargs={}, options={})
+
+
+def _count_fetches(broker: DoorbellRedisBroker) -> list[int]:
+    """Count the consumer's fetches (Dramatiq's Lua `fetch` on the real Redis)."""
+    fetch = broker._dispatch("fetch")
+    calls = [0]
+
+    def counted(*args: object) -> object:
+        calls[0] += 1
+        return fetch(*args)
+
+    broker.do_fetch = counted
+    return calls
+
+
+def test_an_idle_consumer_waits_without_polling_and_wakes_on_enqueue(
+    redis_url: str, namespace: str
+) -> None:
+    broker = _broker(redis_url, namespace)
+    consumer = broker.consume("posting", prefetch=1, timeout=3000)
+    fetches = _count_fetches(broker)
+    try:
+        started = time.monotonic()
+        threading.Timer(0.3, lambda: broker.enqueue(_message())).start()
+        assert next(consumer) is None  # woken by the doorbell, long before the 3 s timeout
+        woke_after = time.monotonic() - started
+        message = next(consumer)
+        assert message is not None and message.actor_name == "post_pending"
+        assert 0.25 < woke_after < 1.5
+        assert fetches[0] == 2  # one that found nothing, one after the doorbell rang
+    finally:
+        consumer.close()
+        broker.close()
+
+
+def test_a_socket_timeout_shorter_than_the_wait_is_respected(
+    redis_url: str, namespace: str
+) -> None:
+    """`?socket_timeout=` in the Redis URL caps the doorbell wait instead of failing it."""
+    separator = "&" if "?" in redis_url else "?"
+    broker = _broker(f"{redis_url}{separator}socket_timeout=0.5", namespace)
+    consumer = broker.consume("posting", prefetch=1, timeout=3000)
+    try:
+        started = time.monotonic()
+        assert next(consumer) is None
+        assert time.monotonic() - started < 1.0
+    finally:
+        consumer.close()
+        broker.close()
