@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.accounts import Organization, Principal, Role, User
 from ledger_core.errors import EmailTaken
-from ledger_core.persistence.pages import Keyset, newest_first, split_page
+from ledger_core.persistence.pages import Keyset, newest_first, read_page
 from ledger_core.persistence.tables import organizations, users
 
 _USER_COLUMNS = (
@@ -161,6 +161,5 @@ async def list_users(
 ) -> tuple[list[User], Keyset | None]:
     stmt = select(*_USER_COLUMNS).where(users.c.organization_id == organization_id)
     stmt = newest_first(stmt, users.c.created_at, users.c.id, after, limit)
-    rows = (await conn.execute(stmt)).all()
-    page, next_key = split_page(rows, limit, lambda r: Keyset(r.created_at, r.id))
+    page, next_key = await read_page(conn, stmt, limit)
     return [_user(r) for r in page], next_key

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.accounts import Principal, require_admin
 from ledger_core.persistence.audit_chain import ChainReport, verify_chain
-from ledger_core.persistence.pages import Keyset, split_page
+from ledger_core.persistence.pages import Keyset, read_page
 from ledger_core.persistence.tables import audit_logs
 from ledger_core.timestamps import rfc3339
 
@@ -76,8 +76,7 @@ async def list_audit_logs(
     if after is not None:
         stmt = stmt.where(audit_logs.c.id < after.id)
     stmt = stmt.order_by(audit_logs.c.id.desc()).limit(limit + 1)
-    rows = (await conn.execute(stmt)).all()
-    page, next_key = split_page(rows, limit, lambda r: Keyset(r.created_at, r.id))
+    page, next_key = await read_page(conn, stmt, limit)
     return [audit_json(r) for r in page], next_key
 
 

@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Select, tuple_
+from sqlalchemy import ColumnElement, Executable, Row, Select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 T = TypeVar("T")
 
@@ -50,3 +51,12 @@ def split_page(
     if len(rows) > limit and page:
         return page, key(page[-1])
     return page, None
+
+
+async def read_page(
+    conn: AsyncConnection, stmt: Executable, limit: int
+) -> tuple[list[Row[Any]], Keyset | None]:
+    """Run a page query (`newest_first`, one row beyond `limit`) whose rows carry
+    `created_at` and `id`: the page's rows and the keyset to continue from."""
+    rows = (await conn.execute(stmt)).all()
+    return split_page(rows, limit, lambda r: Keyset(r.created_at, r.id))

@@ -32,7 +32,7 @@ from ledger_core.accounts import Principal, require_admin
 from ledger_core.errors import NotFound
 from ledger_core.money import format_amount
 from ledger_core.persistence.audit import AuditContext, audit_insert
-from ledger_core.persistence.pages import Keyset, newest_first, split_page
+from ledger_core.persistence.pages import Keyset, newest_first, read_page
 from ledger_core.persistence.tables import reconciliation_discrepancies as found
 from ledger_core.persistence.tables import reconciliation_runs as runs
 from ledger_core.reconciliation import Kind, Mode
@@ -175,8 +175,7 @@ async def list_runs(
         after,
         limit,
     )
-    rows = (await conn.execute(stmt)).all()
-    page, next_key = split_page(rows, limit, lambda r: Keyset(r.created_at, r.id))
+    page, next_key = await read_page(conn, stmt, limit)
     return [_summary(r, who) for r in page], next_key
 
 

@@ -26,7 +26,7 @@ from ledger_core.accounts import Principal, require_admin
 from ledger_core.errors import CurrencyMismatch, NotFound
 from ledger_core.money import parse_amount
 from ledger_core.persistence.audit import AuditContext, audit_insert
-from ledger_core.persistence.pages import Keyset, newest_first, split_page
+from ledger_core.persistence.pages import Keyset, newest_first, read_page
 from ledger_core.persistence.tables import risk_rules, wallets
 from ledger_core.posting import PendingTransfer, WalletState
 from ledger_core.risk import (
@@ -245,8 +245,7 @@ async def list_rules(
     if is_active is not None:
         stmt = stmt.where(risk_rules.c.is_active == is_active)
     stmt = newest_first(stmt, risk_rules.c.created_at, risk_rules.c.id, after, limit)
-    rows = (await conn.execute(stmt)).all()
-    page, next_key = split_page(rows, limit, lambda r: Keyset(r.created_at, r.id))
+    page, next_key = await read_page(conn, stmt, limit)
     return [_stored(r) for r in page], next_key
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.accounts import Principal, require_admin
 from ledger_core.errors import NotFound
-from ledger_core.persistence.pages import Keyset, newest_first, split_page
+from ledger_core.persistence.pages import Keyset, newest_first, read_page
 from ledger_core.persistence.settlement import settlement_of
 from ledger_core.persistence.tables import settlements
 from ledger_core.settlement import Settlement
@@ -51,8 +51,7 @@ async def list_settlements(
     if f.payee_organization_id is not None:
         stmt = stmt.where(settlements.c.payee_organization_id == f.payee_organization_id)
     stmt = newest_first(stmt, settlements.c.created_at, settlements.c.id, after, limit)
-    rows = (await conn.execute(stmt)).all()
-    page, next_key = split_page(rows, limit, lambda r: Keyset(r.created_at, r.id))
+    page, next_key = await read_page(conn, stmt, limit)
     return [settlement_of(r) for r in page], next_key
 
 

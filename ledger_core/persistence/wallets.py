@@ -22,7 +22,7 @@ from ledger_core.money import exponent
 from ledger_core.persistence.accounts import get_organization, get_user
 from ledger_core.persistence.audit import AuditContext, audit_insert
 from ledger_core.persistence.outbox import WALLET_STATUS_CHANGED, outbox_insert
-from ledger_core.persistence.pages import Keyset, newest_first, split_page
+from ledger_core.persistence.pages import Keyset, newest_first, read_page
 from ledger_core.persistence.tables import transactions, wallets
 from ledger_core.wallets import (
     Wallet,
@@ -190,8 +190,7 @@ async def list_wallets(
     if filters.user_id is not None:
         stmt = stmt.where(wallets.c.user_id == filters.user_id)
     stmt = newest_first(stmt, wallets.c.created_at, wallets.c.id, after, limit)
-    rows = (await conn.execute(stmt)).all()
-    page, next_key = split_page(rows, limit, lambda r: Keyset(r.created_at, r.id))
+    page, next_key = await read_page(conn, stmt, limit)
     return [_wallet(r) for r in page], next_key
 
 

@@ -20,7 +20,7 @@ from ledger_core.accounts import Principal, require_admin
 from ledger_core.errors import Conflict, NotFound
 from ledger_core.persistence.audit import AuditContext, audit_insert
 from ledger_core.persistence.outbox_relay import OUTBOX_CHANNEL
-from ledger_core.persistence.pages import Keyset, newest_first, split_page
+from ledger_core.persistence.pages import Keyset, newest_first, read_page
 from ledger_core.persistence.tables import outbox, webhook_attempts, webhook_deliveries, webhooks
 from ledger_core.webhooks import Attempt, Delivery, Webhook, new_secret
 
@@ -114,8 +114,7 @@ async def list_webhooks(
         webhooks.c.organization_id == principal.organization_id, webhooks.c.deleted_at.is_(None)
     )
     stmt = newest_first(stmt, webhooks.c.created_at, webhooks.c.id, after, limit)
-    rows = (await conn.execute(stmt)).all()
-    page, next_key = split_page(rows, limit, lambda r: Keyset(r.created_at, r.id))
+    page, next_key = await read_page(conn, stmt, limit)
     return [_webhook(r) for r in page], next_key
 
 
@@ -223,8 +222,7 @@ async def list_deliveries(
     stmt = newest_first(
         stmt, webhook_deliveries.c.created_at, webhook_deliveries.c.id, after, limit
     )
-    rows = (await conn.execute(stmt)).all()
-    page, next_key = split_page(rows, limit, lambda r: Keyset(r.created_at, r.id))
+    page, next_key = await read_page(conn, stmt, limit)
     attempts = await _attempts(conn, [r.id for r in page])
     return [_delivery(r, attempts[r.id]) for r in page], next_key
 
