@@ -33,6 +33,8 @@ from yarl import URL
 TRANSFER_PATH = "/api/v1/transactions/transfer"
 BATCH_PATH = "/api/v1/transactions/batch"
 LONG_POLL_S = 5
+REQUEST_TIMEOUT_S = LONG_POLL_S + 55
+"""Longest wait for one answer, a long poll's included."""
 GIVE_UP_S = 120  # an open-loop transfer still PENDING this long is counted as not final
 
 
@@ -186,7 +188,7 @@ class _Driver:
         try:
             if conn is not None:
                 status, raw = await asyncio.wait_for(
-                    conn.post(path, orjson.dumps(body), headers), LONG_POLL_S + 55
+                    conn.post(path, orjson.dumps(body), headers), REQUEST_TIMEOUT_S
                 )
             else:
                 async with self.session.post(
@@ -288,7 +290,7 @@ async def drive(spec: LoadSpec) -> LoadResult:
     """Send the load described by `spec` over one keep-alive connection pool."""
     limit = spec.concurrency if spec.mode != "open" else 0
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, keepalive_timeout=60)
-    timeout = aiohttp.ClientTimeout(total=LONG_POLL_S + 55)
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     async with aiohttp.ClientSession(
         spec.base_url, connector=connector, headers=_headers(spec), timeout=timeout
     ) as session:

@@ -53,7 +53,7 @@ class Watch:
 
 
 class FinalWaiter:
-    def __init__(self, conninfo: str, read_rows: RowReader | None = None) -> None:
+    def __init__(self, conninfo: str, read_rows: RowReader) -> None:
         self._conninfo = conninfo
         self._read_rows = read_rows
         self._waiters: dict[UUID, set[Watch]] = defaultdict(set)
@@ -120,11 +120,10 @@ class FinalWaiter:
         while self._woken:
             ids, self._woken = self._woken, set()
             rows: dict[UUID, dict[str, Any]] = {}
-            if self._read_rows is not None:
-                try:
-                    rows = await self._read_rows(sorted(ids))
-                except Exception as exc:  # each watch then reads for itself
-                    log.warning("Long-poll batch read failed (%s); waiters re-read.", exc)
+            try:
+                rows = await self._read_rows(sorted(ids))
+            except Exception as exc:  # each watch then reads for itself
+                log.warning("Long-poll batch read failed (%s); waiters re-read.", exc)
             for transaction_id in ids:
                 for watch in self._waiters.get(transaction_id, ()):
                     watch.wake(rows.get(transaction_id))

@@ -76,8 +76,7 @@ async def get_one(request: web.Request, transaction_id: UUID, query: WaitQuery) 
     """Read a transfer; `?wait=N` holds the answer until it is final or N seconds pass"""
     who = principal(request)
     if not query.wait:
-        async with request.app[ENGINE].connect() as conn:
-            row = await get_transaction(conn, who, transaction_id)
+        row = await _read(request, transaction_id)
     else:
         row = await _wait_final(request, transaction_id, float(query.wait))
     return json_response(transaction_view(row, who.organization_id))

@@ -3,8 +3,9 @@
 The set-based statements pass whole columns as arrays (`unnest(CAST(:ids AS uuid[]))`).
 Handed a Python list, the driver dumps it element by element and escapes every element
 with a regular-expression substitution, which costs more CPU than the rest of a posting
-batch's Python. A literal built here is one string: UUIDs, integers and booleans need no quoting,
-text is double-quoted with its backslashes and double quotes escaped, `None` is `NULL`.
+batch's Python. A literal built here is one string: UUIDs, integers and booleans need no
+quoting, text is double-quoted with its backslashes and double quotes escaped, `None` is
+`NULL`.
 The statement's CAST gives the array its type, so the server parses it as before.
 """
 
@@ -24,7 +25,7 @@ def _element(value: object) -> str:
         return "NULL"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, UUID) or (isinstance(value, int) and not isinstance(value, bool)):
+    if isinstance(value, UUID | int):  # bool, an int too, is handled above
         return str(value)
     if not isinstance(value, str):
         raise TypeError(f"no array literal for {type(value).__name__}")

@@ -13,23 +13,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.accounts import Principal
 from ledger_core.errors import Forbidden, NotFound
+from ledger_core.persistence.arrays import pg_array
 
-GET_TRANSACTION = text("""
+_WITH_USERS = """
     SELECT t.*, s.user_id AS source_user_id, d.user_id AS destination_user_id
     FROM transactions t
     JOIN wallets s ON s.id = t.source_wallet_id
     JOIN wallets d ON d.id = t.destination_wallet_id
-    WHERE t.id = :id AND (t.organization_id = :org OR t.destination_organization_id = :org)
-""")
+"""
+"""A transaction with the owners of its two wallets, which decide what a member may see."""
 
+GET_TRANSACTION = text(
+    _WITH_USERS
+    + "WHERE t.id = :id AND (t.organization_id = :org OR t.destination_organization_id = :org)"
+)
 
-GET_TRANSACTIONS = text("""
-    SELECT t.*, s.user_id AS source_user_id, d.user_id AS destination_user_id
-    FROM transactions t
-    JOIN wallets s ON s.id = t.source_wallet_id
-    JOIN wallets d ON d.id = t.destination_wallet_id
-    WHERE t.id = ANY(CAST(:ids AS uuid[]))
-""")
+GET_TRANSACTIONS = text(_WITH_USERS + "WHERE t.id = ANY(CAST(:ids AS uuid[]))")
 
 
 async def get_transaction(
@@ -46,7 +45,7 @@ async def get_transactions_unchecked(
     conn: AsyncConnection, ids: Sequence[UUID]
 ) -> dict[UUID, dict[str, Any]]:
     """Many transactions by id, for any reader: pass each through `visible_to` before use."""
-    rows = await conn.execute(GET_TRANSACTIONS, {"ids": list(ids)})
+    rows = await conn.execute(GET_TRANSACTIONS, {"ids": pg_array(ids)})
     return {row.id: dict(row._mapping) for row in rows}
 
 
