@@ -26,7 +26,7 @@ from ledger_core.persistence.analytics import time_queries
 from ledger_core.persistence.ledger_generator import generate_ledger
 from ledger_core.persistence.reconciliation_runs import reconcile as run_reconciliation
 from ledger_core.reconciliation import Mode
-from vaultcraft.settings import to_sqlalchemy_url
+from runtime.settings import to_sqlalchemy_url
 
 Tick = Callable[[float], None]
 RECONCILE_ORGANIZATIONS = 10

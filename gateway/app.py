@@ -37,8 +37,8 @@ from gateway.routes import (
 )
 from gateway.state import ENGINE, OPENAPI_CACHE, REDIS, ROUTES, SETTINGS, USER_CACHE, WAITER
 from gateway.validation import MAX_BODY_BYTES
-from vaultcraft.embedded import ensure_services
-from vaultcraft.settings import Settings
+from runtime.embedded import ensure_services
+from runtime.settings import Settings
 
 ROUTE_TABLES: tuple[RouteTable, ...] = (
     system.routes,

@@ -18,14 +18,13 @@ from uuid import UUID
 import bcrypt
 import jwt
 from aiohttp import web
+from ledger_core.services.accounts import active_principal
 
 from gateway.responses import Problem
 from gateway.state import ENGINE, PRINCIPAL, REQUEST_ID, SETTINGS, USER_CACHE
 from ledger_core.accounts import Principal
-from ledger_core.accounts import require_admin as require_admin
-from ledger_core.persistence.accounts import active_principal
-from ledger_core.persistence.audit import AuditContext
-from vaultcraft.settings import Settings
+from ledger_core.acting import Acting, AuditContext
+from runtime.settings import Settings
 
 ALGORITHM = "HS256"
 _UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="vaultcraft"'}
@@ -165,8 +164,7 @@ async def _look_up_once(
     future: asyncio.Future[Principal | None] = asyncio.get_running_loop().create_future()
     cache.lookups[user_id] = future
     try:
-        async with request.app[ENGINE].connect() as conn:
-            found = await active_principal(conn, user_id)
+        found = await active_principal(request.app[ENGINE], user_id)
         cache.put(user_id, found)
         future.set_result(found)
         return found
@@ -195,13 +193,18 @@ def audit_context(request: web.Request) -> AuditContext:
     )
 
 
+def acting(request: web.Request) -> Acting:
+    """The caller of this request and where it comes from, as use cases take them."""
+    return Acting(principal(request), audit_context(request))
+
+
 __all__ = [
     "ActiveUserCache",
+    "acting",
     "audit_context",
     "authenticate",
     "check_password",
     "hash_password",
     "principal",
-    "require_admin",
     "token_body",
 ]

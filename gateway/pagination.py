@@ -1,7 +1,7 @@
 """Cursor pagination for every list: `?limit=` (1..200, default 50) and an opaque `?cursor=`.
 
 A cursor encodes the `(created_at, id)` of the last row served (see
-`ledger_core.persistence.pages`), so pages stay stable while rows are inserted. Use::
+`ledger_core.keyset`), so pages stay stable while rows are inserted. Use::
 
     class ListThings(PageQuery):
         status: ThingStatus | None = None
@@ -23,7 +23,7 @@ from pydantic import Field
 
 from gateway.responses import json_response, validation_problem
 from gateway.validation import QueryModel
-from ledger_core.persistence.pages import Keyset
+from ledger_core.keyset import Keyset
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200

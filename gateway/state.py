@@ -8,7 +8,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger_core.accounts import Principal
-from vaultcraft.settings import Settings
+from runtime.settings import Settings
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from gateway.auth import ActiveUserCache
     from gateway.final_waiter import FinalWaiter
     from gateway.registry import RouteSpec
-    from ledger_core.persistence.group_intake import GroupCommitter
+    from ledger_core.services.transfers import GroupCommitter
 
 SETTINGS = web.AppKey("settings", Settings)
 """Settings with database and Redis URLs resolved (embedded servers started if needed)."""

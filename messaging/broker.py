@@ -17,10 +17,10 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from vaultcraft.embedded import ensure_redis
-from vaultcraft.settings import Settings
-from workers.doorbell import DoorbellRedisBroker
-from workers.metrics_exposition import WorkerMetrics
+from messaging.doorbell import DoorbellRedisBroker
+from runtime.embedded import ensure_redis
+from runtime.metrics_exposition import WorkerMetrics
+from runtime.settings import Settings
 
 POSTING_QUEUE = "posting"
 WEBHOOKS_QUEUE = "webhooks"

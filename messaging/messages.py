@@ -12,7 +12,7 @@ from typing import Any
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
-from workers.broker import JOBS_QUEUE, POSTING_QUEUE
+from messaging.broker import JOBS_QUEUE, POSTING_QUEUE
 
 
 def send(

@@ -22,7 +22,7 @@ import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from vaultcraft.settings import Settings
+from runtime.settings import Settings
 
 _SECRET_KEY = re.compile(
     r"pass(word|wd)?$|secret|authorization|cookie|api_?key|(^|_)token$|signature", re.I

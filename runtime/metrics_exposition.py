@@ -5,7 +5,7 @@ counter. prometheus-client's multiprocess mode has each process write its values
 memory-mapped files in one directory (`PROMETHEUS_MULTIPROC_DIR`), and an exposition server
 sums those files at scrape time. prometheus-client decides where a metric keeps its value
 when the metric is created, so a process group must call `enable_multiprocess_metrics`
-before anything imports `vaultcraft.metrics`; this module never imports it at load time
+before anything imports `runtime.metrics`; this module never imports it at load time
 for that reason.
 
 Each group has its own directory (worker, relay, scheduler) and its own port, counted from
@@ -34,7 +34,7 @@ from dramatiq.middleware import Middleware
 from prometheus_client import CollectorRegistry, start_http_server, values
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from vaultcraft.settings import Settings
+from runtime.settings import Settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -64,15 +64,15 @@ def enable_multiprocess_metrics(multiprocess_dir: Path) -> Path:
 
     Files left by an earlier run of the group are deleted first, or their counts would be
     added to this run's. Call it first thing in the group's parent process: once
-    `vaultcraft.metrics` is imported its metrics already hold their values elsewhere, and
+    `runtime.metrics` is imported its metrics already hold their values elsewhere, and
     this raises rather than export silently incomplete numbers.
     """
     multiprocess_dir = multiprocess_dir.resolve()
-    if "vaultcraft.metrics" in sys.modules:
+    if "runtime.metrics" in sys.modules:
         if os.environ.get(MULTIPROC_ENV) == str(multiprocess_dir):
             return multiprocess_dir  # already enabled for this process; keep its live files
         raise RuntimeError(
-            "vaultcraft.metrics was imported before enable_multiprocess_metrics(); "
+            "runtime.metrics was imported before enable_multiprocess_metrics(); "
             "call it first thing in the process"
         )
     multiprocess_dir.mkdir(parents=True, exist_ok=True)
@@ -204,7 +204,7 @@ class WorkerMetrics(Middleware):
             mark_process_dead(os.getpid(), directory)  # type: ignore[no-untyped-call]
 
     def _record(self, message: MessageProxy, outcome: str) -> None:
-        from vaultcraft import metrics  # late: see the module docstring
+        from runtime import metrics  # late: see the module docstring
 
         queue = q_name(message.queue_name)
         metrics.worker_messages_total.labels(queue, message.actor_name, outcome).inc()

@@ -15,8 +15,8 @@ import pytest
 import redis
 from sqlalchemy import Engine, create_engine
 
+from runtime.embedded import ensure_services, stop_services
 from tests.support.databases import create_migrated_database, drop_database
-from vaultcraft.embedded import ensure_services, stop_services
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, TextIO
 from pydantic import ValidationError
 from sqlalchemy import create_engine
 
+from runtime.settings import Settings
 from vaultcraft.progress import ProgressLine
-from vaultcraft.settings import Settings
 
 if TYPE_CHECKING:
     from gateway.schemas.accounts import Signup
@@ -83,21 +83,20 @@ async def _sign_up(
 ) -> tuple[Organization, User, Wallet]:
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from ledger_core.persistence.audit import AuditContext
-    from ledger_core.persistence.onboarding import sign_up
+    from ledger_core.acting import AuditContext
+    from ledger_core.services.accounts import sign_up
 
     engine = create_async_engine(settings.sqlalchemy_url)
     try:
-        async with engine.begin() as conn:
-            return await sign_up(
-                conn,
-                AuditContext(user_agent="vaultcraft create-org"),
-                email=body.email,
-                password_hash=password_hash,
-                full_name=body.full_name,
-                organization_name=body.organization_name,
-                default_currency=body.default_currency,
-            )
+        return await sign_up(
+            engine,
+            AuditContext(user_agent="vaultcraft create-org"),
+            email=body.email,
+            password_hash=password_hash,
+            full_name=body.full_name,
+            organization_name=body.organization_name,
+            default_currency=body.default_currency,
+        )
     finally:
         await engine.dispose()
 

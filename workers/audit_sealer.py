@@ -18,7 +18,7 @@ from ledger_core.persistence.audit_chain import (
     seal_organization,
     unsealed_organizations,
 )
-from vaultcraft.settings import Settings
+from runtime.settings import Settings
 from workers import db
 
 log = logging.getLogger("vaultcraft.audit")

@@ -16,8 +16,8 @@ import time
 import psycopg
 from psycopg import sql
 
-from ledger_core.persistence.intake import PENDING_CHANNEL
-from vaultcraft.settings import to_psycopg_url
+from ledger_core.channels import PENDING_CHANNEL
+from runtime.settings import to_psycopg_url
 from workers import db
 
 log = logging.getLogger("vaultcraft.dispatch")

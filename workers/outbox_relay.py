@@ -42,10 +42,10 @@ from ledger_core.persistence.outbox_relay import (
     finish_events,
     outbox_backlog,
 )
-from vaultcraft import metrics
-from vaultcraft.settings import Settings
+from messaging.broker import redis_url, setup_broker
+from runtime import metrics
+from runtime.settings import Settings
 from workers import db
-from workers.broker import redis_url, setup_broker
 from workers.webhook_queue import send_attempt
 
 log = logging.getLogger("vaultcraft.outbox")

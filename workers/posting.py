@@ -17,9 +17,9 @@ from sqlalchemy.exc import DBAPIError
 
 from ledger_core.persistence.posting import BatchResult, post_batch
 from ledger_core.persistence.risk import load_policy
-from vaultcraft import metrics
+from messaging.broker import POSTING_QUEUE, setup_broker
+from runtime import metrics
 from workers import db
-from workers.broker import POSTING_QUEUE, setup_broker
 
 log = logging.getLogger("vaultcraft.posting")
 LOGGED_IDS = 100

@@ -21,8 +21,8 @@ from collections.abc import Iterable
 import redis
 from dramatiq.common import dq_name, xq_name
 
-from vaultcraft import metrics
-from workers.broker import QUEUES
+from messaging.broker import QUEUES
+from runtime import metrics
 
 NAMESPACE = "dramatiq"
 

@@ -24,11 +24,11 @@ from sqlalchemy import Engine, text
 from ledger_core.persistence.ledger_generator import generate_ledger
 from ledger_core.persistence.reconciliation_runs import reconcile
 from ledger_core.reconciliation import Mode, RunOutcome
-from vaultcraft import metrics
-from vaultcraft.settings import Settings
+from messaging.broker import JOBS_QUEUE, setup_broker
+from messaging.messages import kick_posting
+from runtime import metrics
+from runtime.settings import Settings
 from workers import db
-from workers.broker import JOBS_QUEUE, setup_broker
-from workers.messages import kick_posting
 
 log = logging.getLogger("vaultcraft.reconciliation")
 setup_broker()

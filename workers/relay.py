@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import redis
 
-from vaultcraft.settings import Settings
+from runtime.settings import Settings
 
 log = logging.getLogger("vaultcraft.relay")
 
@@ -21,7 +21,7 @@ GAUGE_INTERVAL_S = 5.0
 
 
 def measure_broker(settings: Settings) -> Loop:
-    from workers.broker import redis_url
+    from messaging.broker import redis_url
     from workers.queue_depth import update_queue_depth_metrics
 
     def loop(stop: threading.Event) -> None:
@@ -51,7 +51,7 @@ def loops(settings: Settings) -> list[tuple[str, Loop]]:
 
 
 def main(settings: Settings) -> None:
-    from workers.metrics_exposition import start_group_metrics
+    from runtime.metrics_exposition import start_group_metrics
 
     start_group_metrics("relay", settings)
     stop = threading.Event()

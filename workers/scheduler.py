@@ -30,11 +30,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine, create_engine, text
 
-from vaultcraft.settings import Settings
+from messaging.broker import setup_broker
+from messaging.messages import kick_posting, request_reconciliation, request_settlement
+from runtime.settings import Settings
 from workers import db
-from workers.broker import setup_broker
 from workers.job_guard import JobGuard
-from workers.messages import kick_posting, request_reconciliation, request_settlement
 
 log = logging.getLogger("vaultcraft.scheduler")
 
@@ -64,7 +64,7 @@ def rescue_pending(engine: Engine, broker: RedisBroker, after_s: int) -> bool:
     with engine.connect() as conn:
         stuck = bool(conn.execute(_ANY_PENDING_IS_STUCK, {"after": after_s}).scalar())
     if stuck:
-        from vaultcraft import metrics  # late: see `main`
+        from runtime import metrics  # late: see `main`
 
         kick_posting(broker)
         metrics.pending_rescued_total.inc()
@@ -73,7 +73,7 @@ def rescue_pending(engine: Engine, broker: RedisBroker, after_s: int) -> bool:
 
 
 def refresh_gauges(engine: Engine) -> None:
-    from vaultcraft import metrics  # late: see `main`
+    from runtime import metrics  # late: see `main`
 
     with engine.connect() as conn:
         row = conn.execute(_GAUGES).one()
@@ -139,9 +139,9 @@ def main(settings: Settings | None = None) -> None:
 
     Its gauges are served on `VAULTCRAFT_METRICS_PORT` + 2. The metrics must live in the
     group's directory before anything creates them, so this module imports
-    `vaultcraft.metrics` only inside the jobs, never at load time.
+    `runtime.metrics` only inside the jobs, never at load time.
     """
-    from workers.metrics_exposition import start_group_metrics
+    from runtime.metrics_exposition import start_group_metrics
 
     settings = settings or Settings.from_env()
     start_group_metrics("scheduler", settings)

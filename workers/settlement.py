@@ -18,9 +18,9 @@ from sqlalchemy import Engine
 
 from ledger_core.persistence.settlement import run_settlement as settle_all
 from ledger_core.settlement import Settlement
-from vaultcraft import metrics
+from messaging.broker import JOBS_QUEUE, setup_broker
+from runtime import metrics
 from workers import db
-from workers.broker import JOBS_QUEUE, setup_broker
 
 log = logging.getLogger("vaultcraft.settlement")
 setup_broker()

@@ -40,10 +40,10 @@ from ledger_core.webhooks import (
     RetryPolicy,
     sign,
 )
-from vaultcraft import metrics
-from vaultcraft.settings import Settings
+from messaging.broker import WEBHOOKS_QUEUE, setup_broker
+from runtime import metrics
+from runtime.settings import Settings
 from workers import db
-from workers.broker import WEBHOOKS_QUEUE, setup_broker
 from workers.webhook_queue import DELIVER_ACTOR, send_attempt
 
 log = logging.getLogger("vaultcraft.webhooks")

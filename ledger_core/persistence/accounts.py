@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.accounts import Organization, Principal, Role, User
 from ledger_core.errors import EmailTaken
-from ledger_core.persistence.pages import Keyset, newest_first, read_page
+from ledger_core.keyset import Keyset
+from ledger_core.persistence.pages import newest_first, read_page
 from ledger_core.persistence.tables import organizations, users
 
 _USER_COLUMNS = (

@@ -7,34 +7,17 @@ The table is append-only (a trigger refuses UPDATE and DELETE).
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 import orjson
 from sqlalchemy import Insert, TextClause, text
 
+from ledger_core.acting import AuditContext as AuditContext
 from ledger_core.persistence.arrays import pg_array
 from ledger_core.persistence.tables import audit_logs
 
 _SECRET_WORDS = ("password", "hash", "token", "secret")
 """Detail keys containing these never reach the audit trail."""
-
-
-@dataclass(frozen=True)
-class AuditContext:
-    """Where an action comes from: the request and, once known, the acting user."""
-
-    client_address: str | None = None
-    user_agent: str | None = None
-    request_id: str | None = None
-    actor_id: UUID | None = None
-    organization_id: UUID | None = None
-
-    def acting(self, *, actor_id: UUID | None, organization_id: UUID | None) -> AuditContext:
-        """The same request, attributed to a user and organization learned along the way."""
-        return dataclasses.replace(self, actor_id=actor_id, organization_id=organization_id)
 
 
 def audit_insert(

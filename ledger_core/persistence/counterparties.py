@@ -17,11 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger_core.accounts import Principal, require_admin
+from ledger_core.accounts import Principal
 from ledger_core.errors import Conflict, DomainError, NotFound
+from ledger_core.keyset import Keyset
 from ledger_core.persistence.accounts import get_organization
 from ledger_core.persistence.audit import AuditContext, audit_insert
-from ledger_core.persistence.pages import Keyset, newest_first, split_page
+from ledger_core.persistence.pages import newest_first, split_page
 from ledger_core.persistence.tables import counterparties
 from ledger_core.timestamps import rfc3339
 
@@ -57,7 +58,6 @@ async def add_counterparty(
     conn: AsyncConnection, principal: Principal, audit: AuditContext, organization_id: UUID
 ) -> Counterparty:
     """Accept transfers from `organization_id` from now on (admin)."""
-    require_admin(principal)
     if organization_id == principal.organization_id:
         raise SelfCounterparty(
             "an organization cannot be its own counterparty", field="organization_id"
@@ -99,7 +99,6 @@ async def remove_counterparty(
 
     Transfers already accepted (PENDING) still post, and positions already built settle.
     """
-    require_admin(principal)
     removed = (
         await conn.execute(
             counterparties.delete()
@@ -127,7 +126,6 @@ async def list_counterparties(
     conn: AsyncConnection, principal: Principal, *, after: Keyset | None, limit: int
 ) -> tuple[list[Counterparty], Keyset | None]:
     """The organizations the caller's organization accepts transfers from, newest first."""
-    require_admin(principal)
     stmt = select(counterparties).where(
         counterparties.c.organization_id == principal.organization_id
     )

@@ -18,12 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from uuid_utils.compat import uuid7
 
 from ledger_core.accounts import Principal
+from ledger_core.channels import PENDING_CHANNEL
 from ledger_core.errors import DomainError, IdempotencyKeyReused
-from ledger_core.intents import BatchRefused, Route, TransferIntent, WalletRef, route_intent
+from ledger_core.intents import (
+    BatchRefused,
+    Route,
+    Stored,
+    TransferIntent,
+    WalletRef,
+    route_intent,
+)
 from ledger_core.persistence.arrays import pg_array
-
-PENDING_CHANNEL = "vaultcraft_pending"
-"""NOTIFY channel the dispatcher listens on: new PENDING work was committed."""
 
 LOAD_WALLETS = text("""
     SELECT id, organization_id, user_id, type, currency, status FROM wallets
@@ -89,14 +94,6 @@ FIND_BY_KEYS = text("""
     JOIN unnest(CAST(:orgs AS uuid[]), CAST(:keys AS text[])) AS k(org, key)
       ON t.organization_id = k.org AND t.idempotency_key = k.key
 """)
-
-
-@dataclass(frozen=True)
-class Stored:
-    """A transaction row as stored, and whether this request only replayed it."""
-
-    row: Mapping[str, Any]
-    replayed: bool
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, TextClause, text
 
+from ledger_core.channels import FINAL_CHANNEL
 from ledger_core.persistence.arrays import pg_array
 from ledger_core.persistence.outbox import EventRow, event_json, outbox_insert_many
 from ledger_core.persistence.rollups import rollup_statements
@@ -41,9 +42,6 @@ from ledger_core.posting import (
     plan_postings,
 )
 from ledger_core.transfers import event_type, transaction_view
-
-FINAL_CHANNEL = "vaultcraft_final"
-"""NOTIFY channel carrying ids of transfers that reached a final state (for long polls)."""
 
 CLAIM = text("""
     SELECT * FROM transactions

@@ -28,11 +28,11 @@ from uuid import UUID
 from sqlalchemy import Row, exists, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger_core.accounts import Principal, require_admin
+from ledger_core.accounts import Principal
 from ledger_core.errors import NotFound
+from ledger_core.keyset import Keyset
 from ledger_core.money import format_amount
-from ledger_core.persistence.audit import AuditContext, audit_insert
-from ledger_core.persistence.pages import Keyset, newest_first, read_page
+from ledger_core.persistence.pages import newest_first, read_page
 from ledger_core.persistence.tables import reconciliation_discrepancies as found
 from ledger_core.persistence.tables import reconciliation_runs as runs
 from ledger_core.reconciliation import Kind, Mode
@@ -129,15 +129,8 @@ def discrepancy_json(row: Row[*tuple[Any, ...]]) -> dict[str, Any]:
     }
 
 
-async def request_run(
-    conn: AsyncConnection, who: Principal, audit: AuditContext, mode: Mode
-) -> RunSummary:
-    """A PENDING run asked for by an admin, with its audit record, in the caller's transaction.
-
-    The caller sends the run's message before committing: a worker that gets it first waits
-    on the uncommitted row (the claim is an upsert on the run id) and then takes the run.
-    """
-    require_admin(who)
+async def request_run(conn: AsyncConnection, who: Principal, mode: Mode) -> RunSummary:
+    """A PENDING run asked for by an admin, in the caller's transaction."""
     row = (
         await conn.execute(
             runs.insert()
@@ -151,15 +144,6 @@ async def request_run(
             .returning(*runs.c, literal(0).label("discrepancy_count"))
         )
     ).one()
-    await conn.execute(
-        audit_insert(
-            audit,
-            REQUESTED,
-            resource_type="reconciliation_run",
-            resource_id=row.id,
-            details={"mode": mode.value},
-        )
-    )
     return _summary(row, who)
 
 
@@ -167,7 +151,6 @@ async def list_runs(
     conn: AsyncConnection, who: Principal, *, after: Keyset | None, limit: int
 ) -> tuple[list[RunSummary], Keyset | None]:
     """The runs the reader may see, newest first, each counting only the reader's findings."""
-    require_admin(who)
     stmt = newest_first(
         select(*runs.c, _own_count(who.organization_id)).where(_visible_to(who.organization_id)),
         runs.c.created_at,
@@ -183,7 +166,6 @@ async def run_report(
     conn: AsyncConnection, who: Principal, run_id: UUID
 ) -> tuple[RunSummary, list[dict[str, Any]]]:
     """A run and the reader's organization's discrepancies in it (the first 1000, by id)."""
-    require_admin(who)
     row = (
         await conn.execute(
             select(*runs.c, _own_count(who.organization_id)).where(

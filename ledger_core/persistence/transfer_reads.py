@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,8 +11,6 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger_core.accounts import Principal
-from ledger_core.errors import Forbidden, NotFound
 from ledger_core.persistence.arrays import pg_array
 
 _WITH_USERS = """
@@ -31,14 +29,12 @@ GET_TRANSACTION = text(
 GET_TRANSACTIONS = text(_WITH_USERS + "WHERE t.id = ANY(CAST(:ids AS uuid[]))")
 
 
-async def get_transaction(
-    conn: AsyncConnection, actor: Principal, transaction_id: UUID
-) -> dict[str, Any]:
-    """A transaction the actor's organization is party to; 404 otherwise, as if it did not exist."""
-    row = (
-        await conn.execute(GET_TRANSACTION, {"id": transaction_id, "org": actor.organization_id})
-    ).first()
-    return visible_to(None if row is None else dict(row._mapping), actor)
+async def find_transfer(
+    conn: AsyncConnection, organization_id: UUID, transfer_id: UUID
+) -> dict[str, Any] | None:
+    """A transfer the organization is party to (payer or payee), with its wallets' owners."""
+    row = (await conn.execute(GET_TRANSACTION, {"id": transfer_id, "org": organization_id})).first()
+    return None if row is None else dict(row._mapping)
 
 
 async def get_transactions_unchecked(
@@ -47,28 +43,6 @@ async def get_transactions_unchecked(
     """Many transactions by id, for any reader: pass each through `visible_to` before use."""
     rows = await conn.execute(GET_TRANSACTIONS, {"ids": pg_array(ids)})
     return {row.id: dict(row._mapping) for row in rows}
-
-
-def visible_to(row: dict[str, Any] | None, actor: Principal) -> dict[str, Any]:
-    """The row if the actor may read it: 404 unless their organization is party to it (as if
-    it did not exist), 403 for a member whose wallets it does not touch."""
-    if row is None or actor.organization_id not in (
-        row["organization_id"],
-        row["destination_organization_id"],
-    ):
-        raise NotFound("transaction not found")
-    if not actor.is_admin and actor.user_id not in _member_side(row, actor):
-        raise Forbidden("this transaction does not involve your wallets")
-    return row
-
-
-def _member_side(row: Mapping[str, Any], actor: Principal) -> set[UUID | None]:
-    users = set()
-    if row["organization_id"] == actor.organization_id:
-        users.add(row["source_user_id"])
-    if row["destination_organization_id"] == actor.organization_id:
-        users.add(row["destination_user_id"])
-    return users
 
 
 @dataclass(frozen=True)
@@ -106,17 +80,23 @@ def _conditions(f: TransactionFilter, params: dict[str, Any]) -> list[str]:
 
 
 async def list_transactions(
-    conn: AsyncConnection, actor: Principal, f: TransactionFilter, limit: int
+    conn: AsyncConnection,
+    organization_id: UUID,
+    member_id: UUID | None,
+    f: TransactionFilter,
+    limit: int,
 ) -> list[dict[str, Any]]:
-    """Newest first, keyset-paginated. Two index-ordered scans merged: sent and received."""
-    params: dict[str, Any] = {"org": actor.organization_id, "limit": limit}
+    """Newest first, keyset-paginated. Two index-ordered scans merged: sent and received.
+
+    With `member_id`, only transfers touching that user's wallets."""
+    params: dict[str, Any] = {"org": organization_id, "limit": limit}
     conds = _conditions(f, params)
-    if not actor.is_admin:
+    if member_id is not None:
         conds.append(
             "(t.source_wallet_id IN (SELECT id FROM wallets WHERE user_id = :me)"
             " OR t.destination_wallet_id IN (SELECT id FROM wallets WHERE user_id = :me))"
         )
-        params["me"] = actor.user_id
+        params["me"] = member_id
     extra = "".join(f" AND {c}" for c in conds)
     sql = f"""
         (SELECT t.* FROM transactions t WHERE t.organization_id = :org{extra}
@@ -138,14 +118,11 @@ ENTRIES_OF_TRANSACTION = text("""
 """)
 
 
-async def transaction_entries(
-    conn: AsyncConnection, actor: Principal, transaction_id: UUID
+async def transfer_entries(
+    conn: AsyncConnection, organization_id: UUID, transfer_id: UUID
 ) -> list[dict[str, Any]]:
-    """The entries of a transaction in the actor's own books."""
-    await get_transaction(conn, actor, transaction_id)
-    rows = await conn.execute(
-        ENTRIES_OF_TRANSACTION, {"id": transaction_id, "org": actor.organization_id}
-    )
+    """The entries of a transfer in one organization's own books."""
+    rows = await conn.execute(ENTRIES_OF_TRANSACTION, {"id": transfer_id, "org": organization_id})
     return [dict(r._mapping) for r in rows]
 
 

@@ -1,9 +1,8 @@
-"""Storage of wallets and the operations on them (SQLAlchemy Core, async).
+"""Storage of wallets (SQLAlchemy Core, async), inside the caller's transaction.
 
-Each operation runs inside the caller's transaction: opening a wallet writes its audit
-record, and a status change writes its outbox event and audit record in the same commit
-as the change. Lookups are scoped by organization, so another tenant's wallet is simply
-not found.
+A status change writes its outbox event in the same commit as the change. Lookups are
+scoped by organization, so another tenant's wallet is simply not found. The decisions
+are in `ledger_core.wallets`, their order in `ledger_core.services.wallets`.
 """
 
 from __future__ import annotations
@@ -16,21 +15,15 @@ from sqlalchemy import Numeric, Row, Select, cast, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger_core.accounts import Principal, require_admin
-from ledger_core.errors import NotFound, SystemWalletExists
-from ledger_core.money import exponent
-from ledger_core.persistence.accounts import get_organization, get_user
-from ledger_core.persistence.audit import AuditContext, audit_insert
+from ledger_core.errors import SystemWalletExists
+from ledger_core.keyset import Keyset
 from ledger_core.persistence.outbox import WALLET_STATUS_CHANGED, outbox_insert
-from ledger_core.persistence.pages import Keyset, newest_first, read_page
+from ledger_core.persistence.pages import newest_first, read_page
 from ledger_core.persistence.tables import transactions, wallets
 from ledger_core.wallets import (
     Wallet,
     WalletStatus,
     WalletType,
-    check_may_act,
-    check_status_change,
-    wallet_owner,
 )
 
 _pending_out = (
@@ -101,52 +94,6 @@ async def insert_wallet(
     return _wallet(row)
 
 
-async def open_wallet(
-    conn: AsyncConnection,
-    principal: Principal,
-    audit: AuditContext,
-    *,
-    wallet_type: WalletType,
-    currency: str | None,
-    user_id: UUID | None,
-    name: str | None,
-) -> Wallet:
-    """Open a wallet as `principal` asks, after the rules in `ledger_core.wallets` agree."""
-    owner = wallet_owner(principal, wallet_type, user_id)
-    org_id = principal.organization_id
-    if owner is not None and owner != principal.user_id:
-        if await get_user(conn, org_id, owner) is None:
-            raise NotFound("no such user in this organization", field="user_id")
-    if currency is None:
-        org = await get_organization(conn, org_id)
-        if org is None:
-            raise NotFound("the organization no longer exists")
-        currency = org.default_currency
-    exponent(currency)  # refuses codes that are not ISO 4217 money
-    wallet = await insert_wallet(
-        conn,
-        organization_id=org_id,
-        user_id=owner,
-        wallet_type=wallet_type,
-        currency=currency,
-        name=name,
-    )
-    await conn.execute(
-        audit_insert(
-            audit,
-            "wallet.created",
-            resource_type="wallet",
-            resource_id=wallet.id,
-            details={
-                "type": wallet.type.value,
-                "currency": currency,
-                "user_id": None if owner is None else str(owner),
-            },
-        )
-    )
-    return wallet
-
-
 async def get_wallet(
     conn: AsyncConnection, organization_id: UUID, wallet_id: UUID, *, for_update: bool = False
 ) -> Wallet | None:
@@ -157,30 +104,19 @@ async def get_wallet(
     return None if row is None else _wallet(row)
 
 
-async def visible_wallet(
-    conn: AsyncConnection, principal: Principal, wallet_id: UUID, *, for_update: bool = False
-) -> Wallet:
-    """The wallet if the caller may act on it: 404 outside the tenant, 403 for a member's
-    reach into a wallet that is not theirs."""
-    wallet = await get_wallet(conn, principal.organization_id, wallet_id, for_update=for_update)
-    if wallet is None:
-        raise NotFound("no such wallet")
-    check_may_act(principal, wallet)
-    return wallet
-
-
 async def list_wallets(
     conn: AsyncConnection,
-    principal: Principal,
+    organization_id: UUID,
+    member_id: UUID | None,
     filters: WalletFilters,
     *,
     after: Keyset | None,
     limit: int,
 ) -> tuple[list[Wallet], Keyset | None]:
-    """Wallets of the organization (an admin) or of the caller (a member), newest first."""
-    stmt: Select[Any] = _WALLET.where(wallets.c.organization_id == principal.organization_id)
-    if not principal.is_admin:
-        stmt = stmt.where(wallets.c.user_id == principal.user_id)
+    """Wallets of the organization (of one user with `member_id`), newest first."""
+    stmt: Select[Any] = _WALLET.where(wallets.c.organization_id == organization_id)
+    if member_id is not None:
+        stmt = stmt.where(wallets.c.user_id == member_id)
     if filters.type is not None:
         stmt = stmt.where(wallets.c.type == filters.type.value)
     if filters.status is not None:
@@ -194,28 +130,12 @@ async def list_wallets(
     return [_wallet(r) for r in page], next_key
 
 
-async def change_wallet_status(
-    conn: AsyncConnection,
-    principal: Principal,
-    audit: AuditContext,
-    wallet_id: UUID,
-    target: WalletStatus,
-) -> Wallet:
-    """Move a wallet to `target` under its row lock, with its event and audit record.
-
-    The lock orders this change against postings (which lock the same row), so a wallet
-    never closes while a posting moves its balance. A transfer submitted after the check
-    still meets the closed wallet in the worker, which fails it as `wallet_not_active`.
-    """
-    require_admin(principal)
-    wallet = await visible_wallet(conn, principal, wallet_id, for_update=True)
-    pending = target is WalletStatus.CLOSED and await _has_pending_transfer(conn, wallet_id)
-    if not check_status_change(wallet, target, has_pending=pending):
-        return wallet
+async def set_wallet_status(conn: AsyncConnection, wallet: Wallet, target: WalletStatus) -> Wallet:
+    """Store a wallet's new status with its `wallet.status_changed` event."""
     row = (
         await conn.execute(
             wallets.update()
-            .where(wallets.c.id == wallet_id)
+            .where(wallets.c.id == wallet.id)
             .values(status=target.value, updated_at=func.now())
             .returning(*wallets.c, literal(wallet.pending_out).label("pending_out"))
         )
@@ -224,19 +144,10 @@ async def change_wallet_status(
     await conn.execute(
         outbox_insert(WALLET_STATUS_CHANGED, changed.organization_id, changed.as_json())
     )
-    await conn.execute(
-        audit_insert(
-            audit,
-            "wallet.status_changed",
-            resource_type="wallet",
-            resource_id=wallet_id,
-            details={"from": wallet.status.value, "to": target.value},
-        )
-    )
     return changed
 
 
-async def _has_pending_transfer(conn: AsyncConnection, wallet_id: UUID) -> bool:
+async def has_pending_transfer(conn: AsyncConnection, wallet_id: UUID) -> bool:
     found = await conn.scalar(
         select(transactions.c.id)
         .where(

@@ -16,11 +16,12 @@ from uuid import UUID
 from sqlalchemy import Row, Select, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger_core.accounts import Principal, require_admin
+from ledger_core.accounts import Principal
 from ledger_core.errors import Conflict, NotFound
+from ledger_core.keyset import Keyset
 from ledger_core.persistence.audit import AuditContext, audit_insert
 from ledger_core.persistence.outbox_relay import OUTBOX_CHANNEL
-from ledger_core.persistence.pages import Keyset, newest_first, read_page
+from ledger_core.persistence.pages import newest_first, read_page
 from ledger_core.persistence.tables import outbox, webhook_attempts, webhook_deliveries, webhooks
 from ledger_core.webhooks import Attempt, Delivery, Webhook, new_secret
 
@@ -68,7 +69,6 @@ async def create_webhook(
 
     The URL must already have passed `ledger_core.ssrf` checks.
     """
-    require_admin(principal)
     org_id = principal.organization_id
     # Serialize creations per organization so the limit holds under concurrent requests.
     await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"webhooks:{org_id}"))))
@@ -109,7 +109,6 @@ async def create_webhook(
 async def list_webhooks(
     conn: AsyncConnection, principal: Principal, *, after: Keyset | None, limit: int
 ) -> tuple[list[Webhook], Keyset | None]:
-    require_admin(principal)
     stmt: Select[Any] = select(webhooks).where(
         webhooks.c.organization_id == principal.organization_id, webhooks.c.deleted_at.is_(None)
     )
@@ -122,7 +121,6 @@ async def delete_webhook(
     conn: AsyncConnection, principal: Principal, audit: AuditContext, webhook_id: UUID
 ) -> None:
     """Stop sending to an endpoint (admin). Its pending deliveries end FAILED."""
-    require_admin(principal)
     row = (
         await conn.execute(
             update(webhooks)
@@ -206,7 +204,6 @@ async def list_deliveries(
 
     A deleted webhook's history stays readable.
     """
-    require_admin(principal)
     owner = await conn.scalar(
         select(webhooks.c.id).where(
             webhooks.c.id == webhook_id, webhooks.c.organization_id == principal.organization_id
@@ -235,7 +232,6 @@ async def redeliver_event(
     Creates fresh deliveries (with fresh attempt counts) and wakes the relay, which sends
     them; the event keeps its id, so receivers that already have it can ignore it.
     """
-    require_admin(principal)
     event = (
         await conn.execute(
             select(outbox.c.event_id, outbox.c.type).where(

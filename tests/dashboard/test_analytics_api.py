@@ -214,7 +214,7 @@ async def test_a_cancel_through_the_api_path_is_counted(
 
     from ledger_core.accounts import Principal, Role
     from ledger_core.persistence.transfer_changes import cancel_transfer as api_cancel
-    from vaultcraft.settings import to_sqlalchemy_url
+    from runtime.settings import to_sqlalchemy_url
 
     admin = await signup(client)
     a = await create_wallet(client, admin.token)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from workers.metrics_exposition import GROUP_PORT_OFFSETS
+from runtime.metrics_exposition import GROUP_PORT_OFFSETS
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG_RUNNING = {"gateway", "worker", "relay", "scheduler"}

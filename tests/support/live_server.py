@@ -15,7 +15,7 @@ from types import TracebackType
 from aiohttp import web
 
 from gateway.app import create_app
-from vaultcraft.settings import Settings
+from runtime.settings import Settings
 
 
 class LiveGateway:

@@ -1,0 +1,64 @@
+"""Settlement: net an organization's cross-organization positions now, and read settlements."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledger_core.accounts import Principal, require_admin
+from ledger_core.acting import Acting
+from ledger_core.keyset import Keyset
+from ledger_core.persistence.audit import audit_insert
+from ledger_core.persistence.settlement import run_settlement
+from ledger_core.persistence.settlement_reads import (
+    SettlementFilter,
+    get_settlement,
+    list_settlements,
+)
+from ledger_core.settlement import Settlement
+
+
+async def settle_now(engine: AsyncEngine, acting: Acting) -> list[Settlement]:
+    """Settle, per counterparty and currency, the pairs the caller's organization is in.
+
+    The request is audited first, in its own transaction; each pair then settles in one
+    short transaction of its own, safe to race with the scheduled run.
+    """
+    who = acting.principal
+    require_admin(who)
+    async with engine.begin() as conn:
+        await conn.execute(
+            audit_insert(
+                acting.audit,
+                "settlement.run_requested",
+                resource_type="organization",
+                resource_id=who.organization_id,
+            )
+        )
+    async with engine.connect() as conn:
+        return await conn.run_sync(run_settlement, who.organization_id)
+
+
+async def settlements_page(
+    engine: AsyncEngine,
+    principal: Principal,
+    f: SettlementFilter,
+    *,
+    after: Keyset | None,
+    limit: int,
+) -> tuple[list[Settlement], Keyset | None]:
+    require_admin(principal)
+    async with engine.connect() as conn:
+        return await list_settlements(conn, principal, f, after=after, limit=limit)
+
+
+async def read_settlement(
+    engine: AsyncEngine, principal: Principal, settlement_id: UUID
+) -> Settlement:
+    require_admin(principal)
+    async with engine.connect() as conn:
+        return await get_settlement(conn, principal, settlement_id)
+
+
+__all__ = ["SettlementFilter", "read_settlement", "settle_now", "settlements_page"]
