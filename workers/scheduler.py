@@ -30,6 +30,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine, create_engine, text
 
+from ledger_core.persistence.pending_probe import pending_waiting_sa
 from messaging.broker import setup_broker
 from messaging.messages import kick_posting, request_reconciliation, request_settlement
 from runtime.settings import Settings
@@ -40,13 +41,6 @@ log = logging.getLogger("vaultcraft.scheduler")
 
 FULL_RECONCILIATION = CronTrigger(hour=3, minute=15, timezone=UTC)
 
-_ANY_PENDING_IS_STUCK = text("""
-    SELECT EXISTS (
-        SELECT 1 FROM transactions
-        WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => :after)
-    )
-""")
-
 _GAUGES = text("""
     SELECT (SELECT count(*) FROM transactions WHERE status = 'PENDING') AS pending,
            (SELECT count(*) FROM outbox WHERE relayed_at IS NULL) AS backlog,
@@ -56,13 +50,9 @@ _GAUGES = text("""
 
 
 def rescue_pending(engine: Engine, broker: RedisBroker, after_s: int) -> bool:
-    """Kick the posting workers if any PENDING transfer waited too long.
-
-    Reads only PENDING rows, through the partial index `ix_transactions_pending_seq`, and
-    stops at the first stuck one: cheap every few seconds, even with a backlog.
-    """
+    """Kick the posting workers if any PENDING transfer waited too long (an indexed probe)."""
     with engine.connect() as conn:
-        stuck = bool(conn.execute(_ANY_PENDING_IS_STUCK, {"after": after_s}).scalar())
+        stuck = pending_waiting_sa(conn, after_s)
     if stuck:
         from runtime import metrics  # late: see `main`
 
