@@ -213,7 +213,7 @@ async def test_a_cancel_through_the_api_path_is_counted(
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from ledger_core.accounts import Principal, Role
-    from ledger_core.persistence.transfer_changes import cancel_transfer as api_cancel
+    from ledger_core.services.transfers import cancel_found as api_cancel
     from runtime.settings import to_sqlalchemy_url
 
     admin = await signup(client)
