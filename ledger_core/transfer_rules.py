@@ -1,7 +1,7 @@
 """Who may cancel a transfer, which transfers can be reversed, and by how much.
 
 Plain decisions over rows already read; the SQL that reads and locks them lives in
-`ledger_core.persistence.transfer_changes`, the order of the steps in
+`ledger_core.persistence.transfers.changes`, the order of the steps in
 `ledger_core.services.transfers`.
 """
 

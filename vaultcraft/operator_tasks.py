@@ -103,7 +103,7 @@ async def _sign_up(
 
 def reconcile(settings: Settings, *, full: bool, out: TextIO = sys.stdout) -> int:
     """Run a reconciliation in this process; 0 when clean, 1 on drift, 2 if the run failed."""
-    from ledger_core.persistence.reconciliation_reports import render_measure
+    from ledger_core.persistence.reconciliation.reports import render_measure
     from ledger_core.reconciliation import Mode
     from workers.reconciliation import reconcile_now
 
@@ -157,7 +157,7 @@ def reconcile(settings: Settings, *, full: bool, out: TextIO = sys.stdout) -> in
 
 def verify(settings: Settings, *, require_final: bool, out: TextIO = sys.stdout) -> int:
     """Check promises 1-5 of the ledger over the whole database; 1 if any is broken."""
-    from ledger_core.persistence.invariants import check_invariants
+    from ledger_core.persistence.reconciliation.invariants import check_invariants
 
     engine = create_engine(settings.sqlalchemy_url, pool_size=1)
     try:

@@ -1,6 +1,6 @@
 """Seals new audit records into their organization's hash chain, once a second.
 
-A loop in the relay process; see `ledger_core.persistence.audit_chain`. Several relays may
+A loop in the relay process; see `ledger_core.persistence.audit.chain`. Several relays may
 run it: a chain another sealer is working on is skipped until the next round.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import DBAPIError
 
-from ledger_core.persistence.audit_chain import (
+from ledger_core.persistence.audit.chain import (
     SEAL_BATCH,
     seal_organization,
     unsealed_organizations,

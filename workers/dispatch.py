@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 
 from ledger_core.channels import PENDING_CHANNEL
-from ledger_core.persistence.pending_probe import pending_waiting
+from ledger_core.persistence.transfers.pending_probe import pending_waiting
 from messaging.broker import setup_broker
 from messaging.messages import kick_posting
 from runtime.settings import to_psycopg_url

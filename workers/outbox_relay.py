@@ -34,8 +34,8 @@ from psycopg import sql
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import DBAPIError
 
-from ledger_core.persistence.deliveries import dispatch_due_deliveries
-from ledger_core.persistence.outbox_relay import (
+from ledger_core.persistence.events.deliveries import dispatch_due_deliveries
+from ledger_core.persistence.events.outbox_relay import (
     OUTBOX_CHANNEL,
     ClaimedEvent,
     claim_events,

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 import dramatiq
 from sqlalchemy.exc import DBAPIError
 
-from ledger_core.persistence.posting import BatchResult, post_batch
-from ledger_core.persistence.risk import load_policy
+from ledger_core.persistence.risk.rules import load_policy
+from ledger_core.persistence.transfers.posting import BatchResult, post_batch
 from messaging.broker import POSTING_QUEUE, setup_broker
 from runtime import metrics
 from workers import db

@@ -21,8 +21,8 @@ from uuid import UUID
 import dramatiq
 from sqlalchemy import Engine, text
 
-from ledger_core.persistence.ledger_generator import generate_ledger
-from ledger_core.persistence.reconciliation_runs import reconcile
+from ledger_core.persistence.reconciliation.runs import reconcile
+from ledger_core.persistence.transfers.ledger_generator import generate_ledger
 from ledger_core.reconciliation import Mode, RunOutcome
 from messaging.broker import JOBS_QUEUE, setup_broker
 from messaging.messages import kick_posting

@@ -30,7 +30,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine, create_engine, text
 
-from ledger_core.persistence.pending_probe import pending_waiting_sa
+from ledger_core.persistence.transfers.pending_probe import pending_waiting_sa
 from messaging.broker import setup_broker
 from messaging.messages import kick_posting, request_reconciliation, request_settlement
 from runtime.settings import Settings

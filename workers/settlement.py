@@ -16,7 +16,7 @@ from uuid import UUID
 import dramatiq
 from sqlalchemy import Engine
 
-from ledger_core.persistence.settlement import run_settlement as settle_all
+from ledger_core.persistence.settlement.settle import run_settlement as settle_all
 from ledger_core.settlement import Settlement
 from messaging.broker import JOBS_QUEUE, setup_broker
 from runtime import metrics

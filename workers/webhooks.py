@@ -5,7 +5,7 @@ Runs in the `webhooks` queue, which `vaultcraft run` gives its own worker proces
 only ever hold webhook threads, never posting.
 
 Each message is one attempt of one delivery. The attempt is claimed in a short
-transaction (see `ledger_core.persistence.deliveries`), the POST is made with no lock
+transaction (see `ledger_core.persistence.events.deliveries`), the POST is made with no lock
 held, and the outcome is recorded in a second transaction. A failed attempt schedules the
 next with a delayed message and records when it is due; if that message is lost, the
 relay's `dispatch_due_deliveries` sends it again from PostgreSQL.
@@ -24,7 +24,7 @@ from uuid import UUID
 import dramatiq
 import httpx
 
-from ledger_core.persistence.deliveries import (
+from ledger_core.persistence.events.deliveries import (
     AttemptPlan,
     AttemptResult,
     finish_attempt,

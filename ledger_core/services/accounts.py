@@ -16,10 +16,10 @@ from ledger_core.acting import Acting, AuditContext
 from ledger_core.errors import NotFound
 from ledger_core.keyset import Keyset
 from ledger_core.money import exponent
-from ledger_core.persistence import accounts as store
-from ledger_core.persistence.accounts import LoginFacts
-from ledger_core.persistence.audit import audit_insert
-from ledger_core.persistence.wallets import insert_wallet
+from ledger_core.persistence.accounts import store
+from ledger_core.persistence.accounts.store import LoginFacts
+from ledger_core.persistence.audit.records import audit_insert
+from ledger_core.persistence.wallets.store import insert_wallet
 from ledger_core.wallets import Wallet, WalletType
 
 

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger_core.accounts import Principal, require_admin
 from ledger_core.analytics import TimeRange
-from ledger_core.persistence.analytics import fetch, parameters
+from ledger_core.persistence.analytics.queries import fetch, parameters
 
 
 async def aggregate(

@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger_core.accounts import Principal, require_admin
 from ledger_core.keyset import Keyset
-from ledger_core.persistence.audit_chain import ChainReport
-from ledger_core.persistence.audit_reads import AuditFilters, list_audit_logs, verify_audit_chain
+from ledger_core.persistence.audit.chain import ChainReport
+from ledger_core.persistence.audit.reads import AuditFilters, list_audit_logs, verify_audit_chain
 
 
 async def audit_page(

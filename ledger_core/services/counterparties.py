@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ledger_core.accounts import Principal, require_admin
 from ledger_core.acting import Acting
 from ledger_core.keyset import Keyset
-from ledger_core.persistence import counterparties as store
-from ledger_core.persistence.counterparties import Counterparty
+from ledger_core.persistence.accounts import counterparties as store
+from ledger_core.persistence.accounts.counterparties import Counterparty
 
 
 async def add_counterparty(

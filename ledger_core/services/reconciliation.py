@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ledger_core.accounts import Principal, require_admin
 from ledger_core.acting import Acting
 from ledger_core.keyset import Keyset
-from ledger_core.persistence.audit import audit_insert
-from ledger_core.persistence.reconciliation_reports import (
+from ledger_core.persistence.audit.records import audit_insert
+from ledger_core.persistence.reconciliation.reports import (
     REQUESTED,
     RunSummary,
     list_runs,

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ledger_core.accounts import Principal, require_admin
 from ledger_core.acting import Acting
 from ledger_core.keyset import Keyset
-from ledger_core.persistence import risk as store
-from ledger_core.persistence.risk import RuleDraft, StoredRule
+from ledger_core.persistence.risk import rules as store
+from ledger_core.persistence.risk.rules import RuleDraft, StoredRule
 from ledger_core.risk import RuleKind
 
 

@@ -9,13 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ledger_core.accounts import Principal, require_admin
 from ledger_core.acting import Acting
 from ledger_core.keyset import Keyset
-from ledger_core.persistence.audit import audit_insert
-from ledger_core.persistence.settlement import run_settlement
-from ledger_core.persistence.settlement_reads import (
+from ledger_core.persistence.audit.records import audit_insert
+from ledger_core.persistence.settlement.reads import (
     SettlementFilter,
     get_settlement,
     list_settlements,
 )
+from ledger_core.persistence.settlement.settle import run_settlement
 from ledger_core.settlement import Settlement
 
 

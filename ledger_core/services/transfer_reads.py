@@ -10,7 +10,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger_core.accounts import Principal
-from ledger_core.persistence.transfer_reads import (
+from ledger_core.persistence.transfers.reads import (
     TransactionFilter,
     find_transfer,
     get_transactions_unchecked,

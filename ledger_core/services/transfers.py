@@ -17,22 +17,22 @@ from ledger_core.accounts import Principal, require_admin
 from ledger_core.acting import Acting
 from ledger_core.intents import Stored, TransferIntent
 from ledger_core.money import parse_amount
-from ledger_core.persistence.audit import (
+from ledger_core.persistence.audit.records import (
     AuditContext,
     audit_insert,
     audit_insert_many,
     audit_values,
 )
-from ledger_core.persistence.group_intake import GroupCommitter as GroupCommitter
-from ledger_core.persistence.group_intake import Request
-from ledger_core.persistence.intake import route_all, store_intents
-from ledger_core.persistence.transfer_changes import (
+from ledger_core.persistence.transfers.changes import (
     cancel_pending,
     key_used,
     lock_original,
     reversed_so_far,
 )
-from ledger_core.persistence.transfer_reads import find_transfer
+from ledger_core.persistence.transfers.group_intake import GroupCommitter as GroupCommitter
+from ledger_core.persistence.transfers.group_intake import Request
+from ledger_core.persistence.transfers.intake import route_all, store_intents
+from ledger_core.persistence.transfers.reads import find_transfer
 from ledger_core.transfer_rules import (
     check_may_cancel,
     check_reversible,

@@ -11,10 +11,9 @@ from ledger_core.acting import Acting
 from ledger_core.errors import NotFound
 from ledger_core.keyset import Keyset
 from ledger_core.money import exponent
-from ledger_core.persistence.accounts import get_organization, get_user
-from ledger_core.persistence.audit import audit_insert
-from ledger_core.persistence.wallet_summary import summarize
-from ledger_core.persistence.wallets import (
+from ledger_core.persistence.accounts.store import get_organization, get_user
+from ledger_core.persistence.audit.records import audit_insert
+from ledger_core.persistence.wallets.store import (
     WalletFilters,
     get_wallet,
     has_pending_transfer,
@@ -22,6 +21,7 @@ from ledger_core.persistence.wallets import (
     list_wallets,
     set_wallet_status,
 )
+from ledger_core.persistence.wallets.summary import summarize
 from ledger_core.summary import CurrencySummary
 from ledger_core.wallets import (
     Wallet,

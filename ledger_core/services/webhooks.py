@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ledger_core.accounts import Principal, require_admin
 from ledger_core.acting import Acting
 from ledger_core.keyset import Keyset
-from ledger_core.persistence import webhooks as store
-from ledger_core.persistence.webhooks import DeliveryFilters
+from ledger_core.persistence.events import webhooks as store
+from ledger_core.persistence.events.webhooks import DeliveryFilters
 from ledger_core.webhooks import Delivery, Webhook
 
 

@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import Engine, text
 
-from ledger_core.persistence.analytics import time_queries
+from ledger_core.persistence.analytics.queries import time_queries
 from ledger_core.persistence.tables import reconciliation_discrepancies, reconciliation_runs
 from tests.risk.support import drain
 from tests.support.api import (

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger_core.accounts import Principal
 from ledger_core.errors import Conflict, DomainError, NotFound
 from ledger_core.keyset import Keyset
-from ledger_core.persistence.accounts import get_organization
-from ledger_core.persistence.audit import AuditContext, audit_insert
+from ledger_core.persistence.accounts.store import get_organization
+from ledger_core.persistence.audit.records import AuditContext, audit_insert
 from ledger_core.persistence.pages import newest_first, split_page
 from ledger_core.persistence.tables import counterparties
 from ledger_core.timestamps import rfc3339

@@ -1,7 +1,7 @@
 """Analytics rollups, kept in the same transaction as the state change they count.
 
 Every transfer that reaches a final state passes through
-`ledger_core.persistence.posting.write_plan` (posting) or `final_statements` (the cancel
+`ledger_core.persistence.transfers.posting.write_plan` (posting) or `final_statements` (the cancel
 path), which run `rollup_statements` for the final rows: one upsert adds them to
 `transfer_rollups` (per organization, minute and hour, currency, status and failure code)
 and, for completed ones, one more to `wallet_rollups` (per wallet and UTC day). The

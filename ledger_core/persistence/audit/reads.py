@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.accounts import Principal
 from ledger_core.keyset import Keyset
-from ledger_core.persistence.audit_chain import ChainReport, verify_chain
+from ledger_core.persistence.audit.chain import ChainReport, verify_chain
 from ledger_core.persistence.pages import read_page
 from ledger_core.persistence.tables import audit_logs
 from ledger_core.timestamps import rfc3339

@@ -22,7 +22,7 @@ from uuid import UUID
 import orjson
 from sqlalchemy import Connection, text
 
-from ledger_core.persistence.outbox import event_envelope
+from ledger_core.persistence.events.outbox import event_envelope
 
 _START = text("""
     SELECT d.id, d.status, d.attempts, d.event_id, w.url, w.secret,

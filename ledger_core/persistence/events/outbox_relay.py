@@ -23,7 +23,7 @@ from uuid import UUID
 from sqlalchemy import Connection, text
 
 from ledger_core.persistence.arrays import pg_array
-from ledger_core.persistence.outbox import event_envelope
+from ledger_core.persistence.events.outbox import event_envelope
 
 OUTBOX_CHANNEL = "vaultcraft_outbox"
 """NOTIFYed by the outbox's insert trigger and by redeliveries: wakes the relay."""

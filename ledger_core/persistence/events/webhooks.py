@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger_core.accounts import Principal
 from ledger_core.errors import Conflict, NotFound
 from ledger_core.keyset import Keyset
-from ledger_core.persistence.audit import AuditContext, audit_insert
-from ledger_core.persistence.outbox_relay import OUTBOX_CHANNEL
+from ledger_core.persistence.audit.records import AuditContext, audit_insert
+from ledger_core.persistence.events.outbox_relay import OUTBOX_CHANNEL
 from ledger_core.persistence.pages import newest_first, read_page
 from ledger_core.persistence.tables import outbox, webhook_attempts, webhook_deliveries, webhooks
 from ledger_core.webhooks import Attempt, Delivery, Webhook, new_secret

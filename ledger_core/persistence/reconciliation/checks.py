@@ -26,7 +26,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, text
 
-from ledger_core.persistence import reconciliation_queries as q
+from ledger_core.persistence.reconciliation import queries as q
 from ledger_core.reconciliation import Checkpoint, Discrepancy, Findings, Kind, Mode
 
 

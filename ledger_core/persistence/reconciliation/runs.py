@@ -32,8 +32,8 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Engine, text
 
-from ledger_core.persistence.outbox import outbox_insert_many
-from ledger_core.persistence.reconciliation import check_ledger
+from ledger_core.persistence.events.outbox import outbox_insert_many
+from ledger_core.persistence.reconciliation.checks import check_ledger
 from ledger_core.reconciliation import (
     DRIFT_EVENT,
     Checkpoint,

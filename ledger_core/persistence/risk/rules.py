@@ -26,7 +26,7 @@ from ledger_core.accounts import Principal
 from ledger_core.errors import CurrencyMismatch, NotFound
 from ledger_core.keyset import Keyset
 from ledger_core.money import parse_amount
-from ledger_core.persistence.audit import AuditContext, audit_insert
+from ledger_core.persistence.audit.records import AuditContext, audit_insert
 from ledger_core.persistence.pages import newest_first, read_page
 from ledger_core.persistence.tables import risk_rules, wallets
 from ledger_core.posting import PendingTransfer, WalletState

@@ -13,7 +13,7 @@ from ledger_core.accounts import Principal
 from ledger_core.errors import NotFound
 from ledger_core.keyset import Keyset
 from ledger_core.persistence.pages import newest_first, read_page
-from ledger_core.persistence.settlement import settlement_of
+from ledger_core.persistence.settlement.settle import settlement_of
 from ledger_core.persistence.tables import settlements
 from ledger_core.settlement import Settlement
 

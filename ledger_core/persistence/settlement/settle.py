@@ -40,7 +40,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, text
 
-from ledger_core.persistence.outbox import SETTLEMENT_COMPLETED, outbox_insert
+from ledger_core.persistence.events.outbox import SETTLEMENT_COMPLETED, outbox_insert
 from ledger_core.persistence.tables import settlements
 from ledger_core.posting import CREDIT
 from ledger_core.settlement import (

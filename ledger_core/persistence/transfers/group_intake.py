@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ledger_core.accounts import Principal
 from ledger_core.errors import DomainError
 from ledger_core.intents import Stored, TransferIntent
-from ledger_core.persistence.intake import Item, insert_items, route_each
+from ledger_core.persistence.transfers.intake import Item, insert_items, route_each
 
 RETRYABLE = frozenset({"40P01", "40001"})
 

@@ -30,9 +30,9 @@ from uuid import UUID
 from sqlalchemy import Connection, TextClause, text
 
 from ledger_core.channels import FINAL_CHANNEL
+from ledger_core.persistence.analytics.rollups import rollup_statements
 from ledger_core.persistence.arrays import pg_array
-from ledger_core.persistence.outbox import EventRow, event_json, outbox_insert_many
-from ledger_core.persistence.rollups import rollup_statements
+from ledger_core.persistence.events.outbox import EventRow, event_json, outbox_insert_many
 from ledger_core.posting import (
     Outcome,
     PendingTransfer,

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.errors import SystemWalletExists
 from ledger_core.keyset import Keyset
-from ledger_core.persistence.outbox import WALLET_STATUS_CHANGED, outbox_insert
+from ledger_core.persistence.events.outbox import WALLET_STATUS_CHANGED, outbox_insert
 from ledger_core.persistence.pages import newest_first, read_page
 from ledger_core.persistence.tables import transactions, wallets
 from ledger_core.wallets import (
