@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, TextClause, text
+from sqlalchemy import TextClause, text
 
 from ledger_core.persistence.arrays import pg_array
 
@@ -116,58 +116,3 @@ def rollup_statements(
 
 def _arrays(columns: dict[str, list[Any]]) -> dict[str, str]:
     return {name: pg_array(values) for name, values in columns.items()}
-
-
-def write_rollups(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Add transfers that just became final to the rollups, on a sync connection."""
-    for statement, params in rollup_statements(rows):
-        conn.execute(statement, params)
-
-
-REBUILD_TRANSFERS = text("""
-INSERT INTO transfer_rollups (organization_id, grain, bucket_start, currency, status, failure_code,
-                              shard, transfer_count, volume)
-SELECT o.organization_id, g.grain,
-       date_bin(make_interval(secs => g.grain),
-                coalesce(t.posted_at, t.failed_at, t.cancelled_at, t.created_at),
-                TIMESTAMPTZ '2000-01-01 00:00:00+00'),
-       t.currency, t.status, coalesce(t.failure_code, ''), 0, count(*), sum(t.amount)
-FROM transactions AS t
-CROSS JOIN LATERAL (
-    SELECT t.organization_id
-    UNION SELECT t.destination_organization_id WHERE t.kind = 'CROSS_ORG'
-) AS o(organization_id)
-CROSS JOIN (VALUES (60), (3600)) AS g(grain)
-WHERE t.status <> 'PENDING'
-GROUP BY 1, 2, 3, 4, 5, 6
-""")
-
-REBUILD_WALLETS = text("""
-INSERT INTO wallet_rollups (organization_id, day, wallet_id, currency, debit_count, debit_volume,
-                            credit_count, credit_volume)
-SELECT w.organization_id, m.day, m.wallet_id, w.currency,
-       sum(m.debits), sum(m.debit_volume), sum(m.credits), sum(m.credit_volume)
-FROM (
-    SELECT source_wallet_id AS wallet_id, (posted_at AT TIME ZONE 'UTC')::date AS day,
-           1 AS debits, amount AS debit_volume, 0 AS credits, 0 AS credit_volume
-    FROM transactions WHERE status = 'COMPLETED'
-    UNION ALL
-    SELECT destination_wallet_id, (posted_at AT TIME ZONE 'UTC')::date, 0, 0, 1, amount
-    FROM transactions WHERE status = 'COMPLETED'
-) AS m
-JOIN wallets AS w ON w.id = m.wallet_id
-GROUP BY w.organization_id, m.day, m.wallet_id, w.currency
-""")
-
-
-def rebuild_rollups(conn: Connection) -> None:
-    """Recompute both rollups from `transactions`, for ledgers filled outside posting.
-
-    One pass over every final transfer: for tools such as the benchmark's set-based fill
-    (which writes transfers directly), never for a ledger under load.
-    """
-    conn.execute(text("LOCK TABLE transfer_rollups, wallet_rollups IN EXCLUSIVE MODE"))
-    conn.execute(text("DELETE FROM transfer_rollups"))
-    conn.execute(text("DELETE FROM wallet_rollups"))
-    conn.execute(REBUILD_TRANSFERS)
-    conn.execute(REBUILD_WALLETS)
