@@ -7,6 +7,7 @@ code becomes a status. Codes not listed are refusals of the input: 422.
 from __future__ import annotations
 
 from ledger_core.errors import DomainError
+from ledger_core.intents import BatchRefused
 
 DEFAULT_STATUS = 422
 
@@ -26,5 +27,11 @@ STATUS_BY_CODE: dict[str, int] = {
 
 
 def status_of(error: DomainError) -> int:
-    """The HTTP status a domain error is rendered with."""
+    """The HTTP status a domain error is rendered with.
+
+    A refused batch takes the status its refusals share (all `404`: a `404`), else 422.
+    """
+    if isinstance(error, BatchRefused):
+        statuses = {status_of(failure) for _, failure in error.failures}
+        return statuses.pop() if len(statuses) == 1 else DEFAULT_STATUS
     return STATUS_BY_CODE.get(error.code, DEFAULT_STATUS)

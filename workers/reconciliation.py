@@ -21,9 +21,9 @@ from uuid import UUID
 import dramatiq
 from sqlalchemy import Engine, text
 
-from ledger_core.persistence.reconciliation.runs import reconcile
 from ledger_core.persistence.transfers.ledger_generator import generate_ledger
 from ledger_core.reconciliation import Mode, RunOutcome
+from ledger_core.services.reconciliation import reconcile
 from messaging.broker import JOBS_QUEUE, setup_broker
 from messaging.messages import kick_posting
 from runtime import metrics

@@ -16,7 +16,7 @@ from uuid import UUID
 import dramatiq
 from sqlalchemy import Engine
 
-from ledger_core.persistence.settlement.settle import run_settlement as settle_all
+from ledger_core.services.settlement import settle_pairs
 from ledger_core.settlement import Settlement
 from messaging.broker import JOBS_QUEUE, setup_broker
 from runtime import metrics
@@ -29,8 +29,7 @@ setup_broker()
 def settle_now(engine: Engine, organization_id: UUID | None = None) -> list[Settlement]:
     """Run one settlement pass and report it in logs and metrics."""
     started = time.perf_counter()
-    with engine.connect() as conn:
-        written = settle_all(conn, organization_id)
+    written = settle_pairs(engine, organization_id)
     observe(written, time.perf_counter() - started)
     return written
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger_core.accounts import Principal, require_admin
@@ -40,6 +41,16 @@ async def settle_now(engine: AsyncEngine, acting: Acting) -> list[Settlement]:
         return await conn.run_sync(run_settlement, who.organization_id)
 
 
+def settle_pairs(engine: Engine, organization_id: UUID | None = None) -> list[Settlement]:
+    """Settle every pair (or every pair of `organization_id`), each in its own transaction.
+
+    What the scheduled job and `vaultcraft settle` run; a duplicate or concurrent run only
+    finds less (or nothing) to do.
+    """
+    with engine.connect() as conn:
+        return run_settlement(conn, organization_id)
+
+
 async def settlements_page(
     engine: AsyncEngine,
     principal: Principal,
@@ -61,4 +72,4 @@ async def read_settlement(
         return await get_settlement(conn, principal, settlement_id)
 
 
-__all__ = ["SettlementFilter", "read_settlement", "settle_now", "settlements_page"]
+__all__ = ["SettlementFilter", "read_settlement", "settle_now", "settle_pairs", "settlements_page"]

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from ledger_core.persistence.reconciliation.invariants import check_invariants, describe
-from ledger_core.persistence.reconciliation.runs import reconcile
 from ledger_core.persistence.transfers.ledger_generator import generate_ledger
 from ledger_core.reconciliation import Mode
+from ledger_core.services.reconciliation import reconcile
 from tests.reconciliation.books import Books
 from tests.reconciliation.ledgers import build_ledger
 

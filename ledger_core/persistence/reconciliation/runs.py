@@ -1,5 +1,6 @@
-"""A reconciliation run from claim to record: check one snapshot, write what was found.
+"""The SQL of a reconciliation run, from claim to record.
 
+The run itself, step by step, is `ledger_core.services.reconciliation.reconcile`.
 A run is claimed (`RUNNING`) in its own short transaction, the checks read one
 `REPEATABLE READ, READ ONLY` snapshot, and then one transaction writes the discrepancies,
 one `reconciliation.drift_detected` outbox event per affected organization, the advanced
@@ -24,16 +25,14 @@ re-read from its first entry, and reported, by every later run.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine, text
 
 from ledger_core.persistence.events.outbox import outbox_insert_many
-from ledger_core.persistence.reconciliation.checks import check_ledger
 from ledger_core.reconciliation import (
     DRIFT_EVENT,
     Checkpoint,
@@ -41,7 +40,6 @@ from ledger_core.reconciliation import (
     Findings,
     Kind,
     Mode,
-    RunOutcome,
     drift_events,
 )
 
@@ -160,51 +158,6 @@ def record_failure(engine: Engine, run_id: UUID, error: str) -> None:
                 "error": error[:2000],
             },
         )
-
-
-def reconcile(
-    engine: Engine,
-    mode: Mode,
-    *,
-    pending_after_s: int,
-    run_id: UUID | None = None,
-    requeue: Callable[[], None] | None = None,
-) -> RunOutcome:
-    """Claim, check, re-enqueue stuck transfers, record. Safe to deliver twice.
-
-    A failed check is recorded as a FAILED run and returned, not raised: the next
-    scheduled run is the retry, and a retried message would find the run already final.
-    """
-    started = time.perf_counter()
-    claimed = claim_run(engine, run_id, mode)
-    if claimed is None:
-        return RunOutcome(run_id or uuid.uuid4(), mode, "SKIPPED", None, 0.0, skipped=True)
-    run_id, mode = claimed
-    try:
-        with consistent_snapshot(engine) as conn:
-            findings = check_ledger(conn, mode, pending_after_s)
-        stuck = findings.pending_stuck
-        requeued = stuck if stuck and _requeue(requeue) else 0
-        record_findings(engine, run_id, findings, requeued)
-    except Exception as exc:
-        record_failure(engine, run_id, f"{type(exc).__name__}: {exc}")
-        return RunOutcome(
-            run_id, mode, "FAILED", None, time.perf_counter() - started, error=str(exc)
-        )
-    duration = time.perf_counter() - started
-    return RunOutcome(run_id, mode, "COMPLETED", findings, duration, requeued=requeued)
-
-
-def _requeue(requeue: Callable[[], None] | None) -> bool:
-    """Kick the posting workers; a broker outage must not cost the run its findings."""
-    if requeue is None:
-        return False
-    try:
-        requeue()
-    except Exception:
-        log.exception("Could not re-enqueue stuck PENDING transfers; the next rescue will.")
-        return False
-    return True
 
 
 def _advance(conn: Connection, checkpoints: Sequence[Checkpoint]) -> None:
