@@ -7,7 +7,10 @@
   UPDATE of the chain columns), and only SELECT `alembic_version`. Tables made by later
   migrations get the same read/write grants by default privileges.
   The role is created here when it does not exist yet and this migration may create
-  roles; otherwise the operator creates it first (see docs/operations.md). Roles are
+  roles; otherwise the operator creates it first (see docs/operations.md). Without a
+  password it can log in only where the server trusts local connections (the embedded
+  server, a development server); a VAULTCRAFT_SERVICE_DATABASE_URL naming the role with a
+  password sets that password. Roles are
   cluster-wide, grants are per database: several databases on one server share it.
 - `wallets_balance_is_history`: a statement-level trigger that refuses a wallet whose
   balance changed to anything but its newest ledger entry's `balance_after` (one probe of
@@ -20,9 +23,14 @@ Revises: 0004_events
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.engine import make_url
+
+from vaultcraft.settings import to_sqlalchemy_url
 
 revision: str = "0008_roles"
 down_revision: str | Sequence[str] | None = "0004_events"
@@ -104,8 +112,29 @@ BALANCE_GUARD = [
 ]
 
 
+def _set_given_password() -> None:
+    """With VAULTCRAFT_SERVICE_DATABASE_URL naming this role and a password (Docker Compose,
+    servers with password authentication), give the role that password."""
+    given = os.environ.get("VAULTCRAFT_SERVICE_DATABASE_URL")
+    if not given:
+        return
+    url = make_url(to_sqlalchemy_url(given))
+    if url.username != ROLE or not url.password:
+        return
+    op.get_bind().execute(
+        sa.text("SELECT set_config('vaultcraft.service_password', :p, true)"), {"p": url.password}
+    )
+    op.execute(f"""
+        DO $$ BEGIN
+            EXECUTE format('ALTER ROLE {ROLE} PASSWORD %L',
+                           current_setting('vaultcraft.service_password'));
+        END $$
+    """)
+
+
 def upgrade() -> None:
     op.execute(CREATE_ROLE)
+    _set_given_password()
     database = op.get_bind().exec_driver_sql("SELECT quote_ident(current_database())").scalar()
     for statement in GRANTS:
         op.execute(statement.format(database=database))
