@@ -106,7 +106,7 @@ def sealed_chains(conn: Connection) -> list[UUID | None]:
         for row in conn.execute(
             text("""
                 SELECT NULL::uuid WHERE EXISTS (
-                    SELECT 1 FROM audit_logs WHERE organization_id IS NULL AND hash IS NOT NULL)
+                    SELECT 1 FROM audit_logs WHERE organization_id IS NULL AND chain_seq IS NOT NULL)
                 UNION ALL
                 SELECT o.id FROM organizations o WHERE EXISTS (
                     SELECT 1 FROM audit_logs a WHERE a.organization_id = o.id
