@@ -28,7 +28,7 @@ async def intake_context(app: web.Application) -> AsyncIterator[None]:
     async def read_rows(ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
         return await read_rows_unchecked(engine, ids)
 
-    waiter = FinalWaiter(to_psycopg_url(app[SETTINGS].database_url or ""), read_rows)
+    waiter = FinalWaiter(to_psycopg_url(app[SETTINGS].sqlalchemy_url), read_rows)
     await waiter.start()
     app[WAITER] = waiter
     yield

@@ -16,6 +16,7 @@ import redis
 from sqlalchemy import Engine, create_engine
 
 from runtime.embedded import ensure_services, stop_services
+from runtime.settings import service_url, to_sqlalchemy_url
 from tests.support.databases import create_migrated_database, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,5 +60,13 @@ def redis_url(service_urls: tuple[str, str]) -> str:
 @pytest.fixture(scope="session")
 def engine(database_url: str) -> Iterator[Engine]:
     eng = create_engine(database_url, pool_size=5, max_overflow=10)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def service_engine(database_url: str) -> Iterator[Engine]:
+    """The session database as the services see it: connected as the service role."""
+    eng = create_engine(to_sqlalchemy_url(service_url(database_url)), pool_size=2)
     yield eng
     eng.dispose()
