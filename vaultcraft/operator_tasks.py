@@ -191,7 +191,7 @@ def _verify_audit_chains(settings: Settings, conn: Connection, out: TextIO) -> b
     import redis
 
     from messaging.broker import redis_url
-    from vaultcraft.audit_keys import public_key
+    from runtime.audit_keys import public_key
     from workers.audit_heads import check_anchors
 
     with redis.Redis.from_url(redis_url(settings), socket_timeout=10) as client:

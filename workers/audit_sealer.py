@@ -24,8 +24,8 @@ from ledger_core.persistence.audit.chain import (
     unsealed_organizations,
 )
 from messaging.broker import redis_url
+from runtime.audit_keys import signing_key
 from runtime.settings import Settings
-from vaultcraft.audit_keys import signing_key
 from workers import db
 from workers.audit_heads import database_name, publish_heads, sign_heads
 
