@@ -13,9 +13,9 @@ from runtime.settings import Settings
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from gateway.auth import ActiveUserCache
     from gateway.final_waiter import FinalWaiter
-    from gateway.registry import RouteSpec
+    from gateway.route_spec import RouteSpec
+    from gateway.user_cache import ActiveUserCache
     from ledger_core.services.transfers import GroupCommitter
 
 SETTINGS = web.AppKey("settings", Settings)

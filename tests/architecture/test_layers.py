@@ -151,3 +151,24 @@ def test_route_handlers_stay_thin() -> None:
         if node.end_lineno is not None and node.end_lineno - node.lineno + 1 > MAX_HANDLER_LINES
     ]
     assert long == []
+
+
+def module_graph(package: str) -> dict[str, set[str]]:
+    """Which modules of `package` each of its modules imports (by dotted name)."""
+    names = {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): path
+        for path in modules(package)
+    }
+    graph: dict[str, set[str]] = {name: set() for name in names}
+    for name, path in names.items():
+        for _, target in imported(path):
+            if target in names and target != name:
+                graph[name].add(target)
+    return graph
+
+
+@pytest.mark.parametrize("package", ["gateway", "messaging", "runtime"])
+def test_no_import_cycle_between_modules(package: str) -> None:
+    """Inside the package too, type-only imports included: auth, state and registry once
+    imported each other."""
+    assert find_cycle(module_graph(package)) is None
