@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -96,37 +97,54 @@ def test_duplicate_and_concurrent_messages_post_once(
     assert_ledger_sound(engine)
 
 
-def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
-    stack: Stack, http: httpx.Client, engine: Engine
+def load_while(
+    http: httpx.Client,
+    engine: Engine,
+    fault: Callable[[], None],
+    *,
+    wallets: int,
+    transfers: int,
+    seed: int,
+    every_s: tuple[float, float],
 ) -> None:
+    """Move money among funded wallets while `fault` strikes every few tenths of a second;
+    then every transfer is final, no money appeared or vanished, and the ledger is sound."""
     t = signup(http)
-    wallets = [t.wallet() for _ in range(10)]
-    for w in wallets:
+    funded = [t.wallet() for _ in range(wallets)]
+    for w in funded:
         t.deposit(w, "500.00")
-    rng = random.Random(11)
+    rng = random.Random(seed)
     stop = threading.Event()
 
-    def killer() -> None:
-        while not stop.is_set():
-            time.sleep(rng.uniform(0.2, 0.6))
-            stack.kill("worker", signal.SIGKILL)
-            stack.start("worker")
+    def chaos() -> None:
+        while not stop.wait(rng.uniform(*every_s)):
+            fault()
 
-    chaos = threading.Thread(target=killer)
-    chaos.start()
+    thread = threading.Thread(target=chaos)
+    thread.start()
     try:
-        moves = [(*rng.sample(wallets, 2), f"{rng.randint(1, 90)}.00") for _ in range(1500)]
+        moves = [(*rng.sample(funded, 2), f"{rng.randint(1, 90)}.00") for _ in range(transfers)]
         accepted = submit_many(t, moves)
         time.sleep(1.5)
     finally:
         stop.set()
-        chaos.join()
+        thread.join()
     wait_until(
         lambda: pending_count(engine, t.organization_id) == 0, 60, "every transfer to be final"
     )
     assert {t.wait_final(a["id"])["status"] for a in accepted} <= {"COMPLETED", "FAILED"}
-    assert sum(cents(t.balance(w)) for w in wallets) == 10 * 500_00
+    assert sum(cents(t.balance(w)) for w in funded) == wallets * 500_00
     assert_ledger_sound(engine)
+
+
+def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
+    stack: Stack, http: httpx.Client, engine: Engine
+) -> None:
+    def kill_worker() -> None:
+        stack.kill("worker", signal.SIGKILL)
+        stack.start("worker")
+
+    load_while(http, engine, kill_worker, wallets=10, transfers=1500, seed=11, every_s=(0.2, 0.6))
 
 
 def test_losing_every_queued_message_leaves_nothing_stuck_past_the_rescue_window(
@@ -171,32 +189,15 @@ def test_broker_connections_cut_under_load_lose_and_double_nothing(
     """
     if not stack.broker_url.startswith("amqp"):
         pytest.skip("cuts RabbitMQ connections; Redis is shared, its restart is the flush test")
-    t = signup(http)
-    wallets = [t.wallet() for _ in range(6)]
-    for w in wallets:
-        t.deposit(w, "300.00")
-    rng = random.Random(5)
-    stop = threading.Event()
-
-    def cutter() -> None:
-        while not stop.wait(rng.uniform(0.3, 0.8)):
-            cut_broker_connections(stack)
-
-    chaos = threading.Thread(target=cutter)
-    chaos.start()
-    try:
-        moves = [(*rng.sample(wallets, 2), f"{rng.randint(1, 40)}.00") for _ in range(600)]
-        accepted = submit_many(t, moves)
-        time.sleep(1.0)
-    finally:
-        stop.set()
-        chaos.join()
-    wait_until(
-        lambda: pending_count(engine, t.organization_id) == 0, 60, "every transfer to be final"
+    load_while(
+        http,
+        engine,
+        lambda: cut_broker_connections(stack),
+        wallets=6,
+        transfers=600,
+        seed=5,
+        every_s=(0.3, 0.8),
     )
-    assert {t.wait_final(a["id"])["status"] for a in accepted} <= {"COMPLETED", "FAILED"}
-    assert sum(cents(t.balance(w)) for w in wallets) == 6 * 300_00
-    assert_ledger_sound(engine)
 
 
 def test_cancel_racing_the_posting_ends_in_exactly_one_outcome(
