@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from uuid import UUID
@@ -13,7 +14,7 @@ import redis
 from pika.adapters.blocking_connection import BlockingChannel
 from sqlalchemy import Engine, create_engine, text
 
-from tests.events.conftest import Env
+from tests.events.conftest import Env, RelayThread
 from tests.events.test_outbox_relay import insert_events, unrelayed
 from tests.support.ledger import create_book
 from vaultcraft.ports import free_port
@@ -134,3 +135,24 @@ def test_while_rabbitmq_is_unreachable_nothing_is_marked_relayed_or_reordered(
     assert unrelayed(engine, first + later) == 0
     messages = received(channel, queue, set(first + later))
     assert [UUID(p.message_id) for _key, p, _body in messages] == first + later
+
+
+def test_the_relay_process_publishes_to_the_exchange_it_is_configured_with(
+    engine: Engine,
+    amqp_url: str,
+    channel: BlockingChannel,
+    events_env: Env,
+    no_deliveries_left_behind: None,
+) -> None:
+    """`VAULTCRAFT_EVENTS_AMQP_URL` alone turns the exchange on in the relay's loop."""
+    queue = bind_queue(channel)
+    book = create_book(engine, 1)
+    settings = Settings.from_env({**events_env, "VAULTCRAFT_EVENTS_AMQP_URL": amqp_url})
+    with RelayThread(settings):
+        ids = insert_events(engine, book, 10)
+        deadline = time.monotonic() + 20
+        while unrelayed(engine, ids):
+            assert time.monotonic() < deadline, "the relay did not relay the events"
+            time.sleep(0.05)
+    messages = received(channel, queue, set(ids))
+    assert [UUID(p.message_id) for _key, p, _body in messages] == ids
