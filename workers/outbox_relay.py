@@ -32,6 +32,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+import dramatiq.errors
 import orjson
 import pika.exceptions
 import psycopg
@@ -197,6 +198,7 @@ def run_outbox_relay(settings: Settings) -> Callable[[threading.Event], None]:
                 DBAPIError,
                 redis.RedisError,
                 pika.exceptions.AMQPError,
+                dramatiq.errors.BrokerConnectionError,
             ) as exc:
                 log.warning("Outbox relay lost a connection (%s); retrying in 1 s.", exc)
                 stop.wait(1.0)
