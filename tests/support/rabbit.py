@@ -34,7 +34,8 @@ def unreachable_reason(url: str) -> str | None:
     try:
         check_reachable(url)
     except (pika.exceptions.AMQPError, OSError) as exc:
-        shown = urlsplit(url)._replace(netloc=urlsplit(url).hostname or "").geturl()
+        parts = urlsplit(url)
+        shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
         return f"no RabbitMQ reachable at VAULTCRAFT_TEST_AMQP_URL ({shown}): {exc!r}"
     return None
 
