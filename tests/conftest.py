@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine
 from tests.support.databases import create_migrated_database, drop_database
 from tests.support.rabbit import amqp_test_url, private_vhost, unreachable_reason
 from vaultcraft.embedded import ensure_services, stop_services
+from vaultcraft.settings import service_url, to_sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,3 +74,11 @@ def amqp_url() -> Iterator[str]:
         pytest.skip(reason)
     with private_vhost(url) as own:
         yield own
+
+
+@pytest.fixture(scope="session")
+def service_engine(database_url: str) -> Iterator[Engine]:
+    """The session database as the services see it: connected as the service role."""
+    eng = create_engine(to_sqlalchemy_url(service_url(database_url)), pool_size=2)
+    yield eng
+    eng.dispose()
