@@ -1,7 +1,8 @@
 """Two hosts on one PostgreSQL and one broker: any gateway answers for any transfer.
 
 Each `Stack` stands for a host: its own data dir, gateway, worker group and relay, all
-sharing the database, Redis and the broker (and the JWT secret, as every host must).
+sharing the database, Redis and the broker (and the JWT secret and the audit signing key,
+as every host must: docs/scaling.md).
 Transfers are submitted on one gateway and long-polled on the other while the second
 host's worker group is killed with SIGKILL mid-load; every transfer ends posted once.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
 from tests.support.ledger_checks import (
@@ -31,6 +33,7 @@ from tests.support.ledger_checks import (
 )
 from tests.support.stack import Stack
 from tests.support.stack_api import Tenant, signup
+from vaultcraft.audit_keys import encode_private
 
 HOST_PROCESSES = ("gateway", "worker", "relay")
 
@@ -39,7 +42,10 @@ HOST_PROCESSES = ("gateway", "worker", "relay")
 def hosts(
     database_url: str, redis_url: str, broker_url: str, tmp_path: Path
 ) -> Iterator[tuple[Stack, Stack]]:
-    env = {"VAULTCRAFT_PENDING_RESCUE_AFTER_S": "2"}
+    env = {
+        "VAULTCRAFT_PENDING_RESCUE_AFTER_S": "2",
+        "VAULTCRAFT_AUDIT_SIGNING_KEY": encode_private(Ed25519PrivateKey.generate()),
+    }
     with (
         Stack(
             database_url,
