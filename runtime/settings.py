@@ -67,6 +67,8 @@ class Settings:
     outbox_batch_size: int = 500
     outbox_lease_s: int = 30
     event_stream_maxlen: int = 1_000_000
+    broker_url: str | None = None  # amqp://... selects RabbitMQ; unset, the Redis broker
+    events_amqp_url: str | None = None  # also publish relayed events to RabbitMQ
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -109,6 +111,8 @@ class Settings:
             event_stream_maxlen=_int_between(
                 env, "VAULTCRAFT_EVENT_STREAM_MAXLEN", 1_000_000, 1000, 1_000_000_000
             ),
+            broker_url=_broker_url(env.get("BROKER_URL")),
+            events_amqp_url=_amqp_url(env, "VAULTCRAFT_EVENTS_AMQP_URL"),
         )
 
     @property
@@ -122,6 +126,28 @@ class Settings:
         if not self.database_url:
             raise RuntimeError("DATABASE_URL is not set and no embedded server was started")
         return to_sqlalchemy_url(self.database_url)
+
+
+BROKER_SCHEMES = ("redis://", "rediss://", "unix://", "amqp://", "amqps://")
+
+
+def _broker_url(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    if not raw.startswith(BROKER_SCHEMES):
+        raise SystemExit(f"BROKER_URL must start with one of {', '.join(BROKER_SCHEMES)}")
+    return raw
+
+
+def _amqp_url(env: dict[str, str], name: str) -> str | None:
+    raw = env.get(name) or None
+    if raw is not None and not raw.startswith(("amqp://", "amqps://")):
+        raise SystemExit(f"{name} must be an amqp:// or amqps:// URL")
+    return raw
+
+
+def is_amqp(url: str) -> bool:
+    return url.startswith(("amqp://", "amqps://"))
 
 
 def service_url(owner_url: str, given: str | None = None) -> str:

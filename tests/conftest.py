@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine
 from runtime.embedded import ensure_services, stop_services
 from runtime.settings import service_url, to_sqlalchemy_url
 from tests.support.databases import create_migrated_database, drop_database
+from tests.support.rabbit import amqp_test_url, private_vhost, unreachable_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,6 +63,17 @@ def engine(database_url: str) -> Iterator[Engine]:
     eng = create_engine(database_url, pool_size=5, max_overflow=10)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """RabbitMQ in a vhost of this session's own; skips the test when none is reachable."""
+    url = amqp_test_url()
+    reason = unreachable_reason(url)
+    if reason is not None:
+        pytest.skip(reason)
+    with private_vhost(url) as own:
+        yield own
 
 
 @pytest.fixture(scope="session")
