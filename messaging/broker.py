@@ -1,7 +1,7 @@
 """The Dramatiq broker every worker process and the gateway share.
 
 Queues: `posting` (post pending transfers), `webhooks` (deliveries), `jobs`
-(reconciliation, settlement). `BROKER_URL=amqp://…` selects RabbitMQ (`workers.rabbit`);
+(reconciliation, settlement). `BROKER_URL=amqp://…` selects RabbitMQ (`messaging.rabbit`);
 otherwise the broker is Redis: `BROKER_URL=redis://…` if set, else `REDIS_URL`, else the
 embedded Redis under the data dir.
 """
@@ -19,10 +19,10 @@ from dramatiq.middleware import (
 )
 
 from messaging.doorbell import DoorbellRedisBroker
+from messaging.rabbit import rabbitmq_broker
 from runtime.embedded import ensure_redis
 from runtime.metrics_exposition import WorkerMetrics
 from runtime.settings import Settings, is_amqp
-from workers.rabbit import rabbitmq_broker
 
 POSTING_QUEUE = "posting"
 WEBHOOKS_QUEUE = "webhooks"

@@ -51,7 +51,7 @@ def _redis_measure(url: str) -> Callable[[Iterable[str]], dict[str, int]]:
 def _rabbit_measure(url: str) -> Callable[[Iterable[str]], dict[str, int]]:
     """Counts through a broker of the gauge's own, whose connection is reopened after a
     failure (Dramatiq's broker keeps one per thread)."""
-    from workers import rabbit
+    from messaging import rabbit
 
     broker = rabbit.rabbitmq_broker(url, middleware=[])
 

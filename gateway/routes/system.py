@@ -100,7 +100,7 @@ async def _check_redis(app: web.Application) -> str:
 async def _check_broker(url: str) -> str:
     """`BROKER_URL` names a broker apart from `REDIS_URL`: RabbitMQ, or another Redis."""
     if is_amqp(url):
-        from workers.rabbit import check_reachable
+        from messaging.rabbit import check_reachable
 
         await asyncio.to_thread(check_reachable, url)
         return ""

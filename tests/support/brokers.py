@@ -7,8 +7,8 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 
 from messaging.broker import QUEUES
+from messaging.rabbit import rabbitmq_broker
 from runtime.settings import is_amqp
-from workers.rabbit import rabbitmq_broker
 
 
 def client_broker(url: str) -> dramatiq.Broker:
