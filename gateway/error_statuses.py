@@ -23,6 +23,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_reversible": 409,
     "too_many_webhooks": 409,
     "counterparty_exists": 409,
+    "reference_taken": 409,
 }
 
 

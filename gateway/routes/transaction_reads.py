@@ -23,11 +23,10 @@ from gateway.schemas.transactions import (
     WaitQuery,
 )
 from gateway.state import ENGINE, WAITER
+from ledger_core.history import entry_view
 from ledger_core.keyset import Keyset
-from ledger_core.money import format_amount
 from ledger_core.services import transfer_reads
 from ledger_core.services.transfer_reads import TransactionFilter, visible_to
-from ledger_core.timestamps import rfc3339
 from ledger_core.transfers import FINAL_STATUSES, transaction_view
 
 routes = RouteTable(tag="Transfers")
@@ -52,6 +51,8 @@ async def list_all(request: web.Request, query: ListTransactions) -> web.Respons
         kind=query.kind,
         created_from=query.from_,
         created_to=query.to,
+        reference=query.reference,
+        metadata=query.metadata,
         after=None
         if after is None or not isinstance(after.id, UUID)
         else (after.created_at, after.id),
@@ -109,30 +110,13 @@ async def _read(request: web.Request, transaction_id: UUID) -> dict[str, Any]:
     )
 
 
-def _entry_view(entry: dict[str, Any]) -> dict[str, Any]:
-    currency = entry["currency"]
-    return {
-        "id": entry["id"],
-        "transaction_id": None if entry["transaction_id"] is None else str(entry["transaction_id"]),
-        "settlement_id": None
-        if entry.get("settlement_id") is None
-        else str(entry["settlement_id"]),
-        "wallet_id": str(entry["wallet_id"]),
-        "direction": entry["direction"],
-        "amount": format_amount(entry["amount"], currency),
-        "currency": currency,
-        "balance_after": format_amount(entry["balance_after"], currency),
-        "created_at": rfc3339(entry["created_at"]),
-    }
-
-
 @routes.get("/transactions/{transaction_id}/ledger", response=EntriesOut, errors=(403, 404))
 async def ledger(request: web.Request, transaction_id: UUID) -> web.Response:
     """A transfer's ledger entries in the caller's books (debits equal credits)"""
     entries = await transfer_reads.ledger_of_transfer(
         request.app[ENGINE], principal(request), transaction_id
     )
-    return json_response({"data": [_entry_view(e) for e in entries]})
+    return json_response({"data": [entry_view(e) for e in entries]})
 
 
 @routes.get(
@@ -155,4 +139,4 @@ async def statement(request: web.Request, wallet_id: UUID, query: StatementQuery
         if len(entries) == query.limit
         else None
     )
-    return page_response([_entry_view(e) for e in entries], next_key)
+    return page_response([entry_view(e) for e in entries], next_key)

@@ -72,6 +72,7 @@ def _intent(body: CreateTransfer | Any, key: str) -> TransferIntent:
         currency=body.currency,
         description=body.description,
         metadata=dict(body.metadata),
+        reference=body.reference,
     )
 
 

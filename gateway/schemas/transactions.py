@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from gateway.pagination import PageQuery
 from gateway.schemas.common import Amount, Currency
@@ -20,6 +20,21 @@ IdempotencyKey = Annotated[
 Description = Annotated[str, StringConstraints(max_length=500)]
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+Reference = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128, pattern=r"^[\x20-\x7e]+$"),
+    Field(description="1-128 printable ASCII characters, unique per organization"),
+]
+
+
+def _at_most_50(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > 50:
+        raise ValueError("metadata holds at most 50 keys")
+    return value
+
+
+Metadata = Annotated[dict[MetadataKey, MetadataValue], AfterValidator(_at_most_50)]
+"""At most 50 string keys with string values, on transfers and wallets alike."""
 
 
 class _TransferFields(BodyModel):
@@ -28,16 +43,10 @@ class _TransferFields(BodyModel):
     amount: Amount
     currency: Currency
     description: Description | None = None
-    metadata: dict[MetadataKey, MetadataValue] = Field(
+    metadata: Metadata = Field(
         default_factory=dict, description="At most 50 string keys with string values"
     )
-
-    @field_validator("metadata")
-    @classmethod
-    def _at_most_50(cls, value: dict[str, str]) -> dict[str, str]:
-        if len(value) > 50:
-            raise ValueError("metadata holds at most 50 keys")
-        return value
+    reference: Reference | None = None
 
 
 class CreateTransfer(_TransferFields):
@@ -74,6 +83,7 @@ class TransactionOut(BaseModel):
     failure_message: str | None
     description: str | None
     metadata: dict[str, str]
+    reference: str | None = Field(description="Hidden from the payee of a cross-org transfer")
     reverses_transaction_id: UUID | None
     atomic_group_id: UUID | None
     created_at: datetime
@@ -92,6 +102,11 @@ class ListTransactions(PageQuery):
     kind: Literal["TRANSFER", "CROSS_ORG"] | None = None
     from_: datetime | None = Field(None, alias="from", description="Created at or after (RFC 3339)")
     to: datetime | None = Field(None, description="Created before (RFC 3339)")
+    reference: Reference | None = None
+    metadata: Metadata = Field(
+        default_factory=dict,
+        description="`?metadata[key]=value`, repeatable: transfers holding every pair",
+    )
 
 
 class WaitQuery(QueryModel):

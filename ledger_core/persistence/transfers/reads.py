@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -52,6 +53,9 @@ class TransactionFilter:
     kind: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    reference: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    """Transfers whose metadata holds every one of these pairs (`@>`, a GIN index)."""
     after: tuple[datetime, UUID] | None = None
     """Keyset cursor: only rows strictly older than (created_at, id)."""
 
@@ -73,6 +77,12 @@ def _conditions(f: TransactionFilter, params: dict[str, Any]) -> list[str]:
     if f.created_to:
         conds.append("t.created_at < :created_to")
         params["created_to"] = f.created_to
+    if f.reference is not None:
+        conds.append("t.reference = :reference")
+        params["reference"] = f.reference
+    if f.metadata:
+        conds.append("t.metadata @> CAST(:metadata AS jsonb)")
+        params["metadata"] = json.dumps(dict(f.metadata))
     if f.after:
         conds.append("(t.created_at, t.id) < (:after_at, :after_id)")
         params["after_at"], params["after_id"] = f.after

@@ -1,0 +1,63 @@
+"""A wallet's history: its balance at any instant and its statements (JSON or CSV)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from aiohttp import web
+
+from gateway.auth import principal
+from gateway.pagination import encode_cursor, page_after
+from gateway.registry import RouteTable
+from gateway.responses import json_response
+from gateway.schemas.history import BalanceAtOut, BalanceAtQuery, StatementOut, WalletStatementQuery
+from gateway.state import ENGINE
+from ledger_core.services import history
+
+routes = RouteTable(tag="Wallets")
+
+
+@routes.get(
+    "/wallets/{wallet_id}/balance", query=BalanceAtQuery, response=BalanceAtOut, errors=(403, 404)
+)
+async def wallet_balance_at(
+    request: web.Request, wallet_id: UUID, query: BalanceAtQuery
+) -> web.Response:
+    """A wallet's posted balance at any instant
+
+    The running balance of the wallet's last entry at or before `at`: `0` before its first
+    entry, the current balance for an instant in the future.
+    """
+    found = await history.wallet_balance_at(
+        request.app[ENGINE], principal(request), wallet_id, query.at
+    )
+    return json_response(found.as_json())
+
+
+@routes.get(
+    "/wallets/{wallet_id}/statement",
+    query=WalletStatementQuery,
+    response=StatementOut,
+    errors=(403, 404),
+)
+async def wallet_statement(
+    request: web.Request, wallet_id: UUID, query: WalletStatementQuery
+) -> web.StreamResponse:
+    """A wallet's statement for `[from, to)`
+
+    Entries oldest first with their running balances, a page at a time; the opening
+    balance (before `from`), the closing balance (before `to`) and the debits and credits
+    of the whole range, so `opening + credits - debits = closing`.
+    """
+    after = page_after(query)
+    found = await history.wallet_statement(
+        request.app[ENGINE],
+        principal(request),
+        wallet_id,
+        start=query.from_,
+        end=query.to,
+        after_id=after.id if after is not None and isinstance(after.id, int) else None,
+        limit=query.limit,
+    )
+    cursor = None if found.next_key is None else encode_cursor(found.next_key)
+    return json_response(found.as_json() | {"next_cursor": cursor})

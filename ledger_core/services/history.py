@@ -1,0 +1,66 @@
+"""A wallet's past as its owner (or an admin) may read it: balance at an instant, statements."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledger_core.accounts import Principal
+from ledger_core.history import BalanceAt, Statement, check_range
+from ledger_core.keyset import Keyset
+from ledger_core.persistence.pages import split_page
+from ledger_core.persistence.transfers.reads import wallet_entries
+from ledger_core.persistence.wallets.history import balance_at, range_totals
+from ledger_core.services.wallets import visible_wallet
+
+
+async def wallet_balance_at(
+    engine: AsyncEngine, principal: Principal, wallet_id: UUID, at: datetime
+) -> BalanceAt:
+    """The wallet's posted balance as of `at` (entries at exactly `at` included)."""
+    async with engine.connect() as conn:
+        wallet = await visible_wallet(conn, principal, wallet_id)
+        balance = await balance_at(conn, wallet_id, at)
+    return BalanceAt(wallet_id=wallet_id, currency=wallet.currency, at=at, balance=balance)
+
+
+async def wallet_statement(
+    engine: AsyncEngine,
+    principal: Principal,
+    wallet_id: UUID,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    after_id: int | None,
+    limit: int,
+) -> Statement:
+    """Entries created in `[start, end)` (from the wallet's opening to now by default),
+    one page oldest first, with opening and closing balances and totals of the range.
+
+    One REPEATABLE READ snapshot, so the totals and the page agree with each other.
+    """
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        wallet = await visible_wallet(conn, principal, wallet_id)
+        end = datetime.now(UTC) if end is None else end
+        start = min(wallet.created_at, end) if start is None else start
+        check_range(start, end)
+        totals = await range_totals(conn, wallet_id, start, end)
+        rows = await wallet_entries(
+            conn, wallet_id, created_from=start, created_to=end, after_id=after_id, limit=limit + 1
+        )
+    entries, next_key = split_page(rows, limit, lambda e: Keyset(e["created_at"], e["id"]))
+    return Statement(
+        wallet_id=wallet_id,
+        currency=wallet.currency,
+        start=start,
+        end=end,
+        opening=totals.opening,
+        closing=totals.closing,
+        debits=totals.debits,
+        credits=totals.credits,
+        entries=entries,
+        next_key=next_key,
+    )

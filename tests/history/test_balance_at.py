@@ -1,0 +1,97 @@
+"""`GET /wallets/{id}/balance?at=`: the posted balance at any instant, over real HTTP."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient
+from sqlalchemy import Engine
+
+from tests.support.api import API, Account, create_wallet, expect_problem, signup, system_wallet
+from tests.support.ledger_sql import post_transfer
+
+pytestmark = pytest.mark.asyncio
+
+
+async def _entries(client: TestClient, admin: Account, wallet_id: str) -> list[dict[str, Any]]:
+    resp = await client.get(f"{API}/wallets/{wallet_id}/entries", headers=admin.headers)
+    assert resp.status == 200
+    return list((await resp.json())["data"])
+
+
+async def _balance_at(client: TestClient, admin: Account, wallet_id: str, at: datetime) -> str:
+    resp = await client.get(
+        f"{API}/wallets/{wallet_id}/balance", params={"at": at.isoformat()}, headers=admin.headers
+    )
+    body = await resp.json()
+    assert resp.status == 200, body
+    assert body["wallet_id"] == wallet_id and body["currency"] == "INR"
+    assert body["held"] == "0.00"
+    return str(body["balance"])
+
+
+def _instant(entry: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(entry["created_at"])
+
+
+@pytest_asyncio.fixture
+async def history(client: TestClient, engine: Engine) -> tuple[Account, str, list[datetime]]:
+    """A wallet credited 1.00, then 2.50, then debited 0.50, in three postings."""
+    admin = await signup(client)
+    system = await system_wallet(client, admin.token)
+    wallet = await create_wallet(client, admin.token)
+    post_transfer(engine, system["id"], wallet["id"], 100)
+    post_transfer(engine, system["id"], wallet["id"], 250)
+    post_transfer(engine, wallet["id"], system["id"], 50)
+    instants = [_instant(e) for e in await _entries(client, admin, wallet["id"])]
+    assert instants == sorted(instants) and len(set(instants)) == 3
+    return admin, wallet["id"], instants
+
+
+async def test_between_two_entries(client: TestClient, history: Any) -> None:
+    admin, wallet_id, (first, second, third) = history
+    assert await _balance_at(client, admin, wallet_id, second + (third - second) / 2) == "3.50"
+    assert await _balance_at(client, admin, wallet_id, first + (second - first) / 2) == "1.00"
+
+
+async def test_at_the_exact_instant_of_an_entry(client: TestClient, history: Any) -> None:
+    admin, wallet_id, (first, second, third) = history
+    assert await _balance_at(client, admin, wallet_id, first) == "1.00"
+    assert await _balance_at(client, admin, wallet_id, second) == "3.50"
+    assert await _balance_at(client, admin, wallet_id, third) == "3.00"
+
+
+async def test_before_the_first_entry_is_zero(client: TestClient, history: Any) -> None:
+    admin, wallet_id, (first, _, _) = history
+    assert await _balance_at(client, admin, wallet_id, first - timedelta(microseconds=1)) == "0.00"
+    assert await _balance_at(client, admin, wallet_id, first - timedelta(days=3650)) == "0.00"
+
+
+async def test_in_the_future_is_the_current_balance(client: TestClient, history: Any) -> None:
+    admin, wallet_id, (_, _, third) = history
+    assert await _balance_at(client, admin, wallet_id, third + timedelta(days=365)) == "3.00"
+    resp = await client.get(f"{API}/wallets/{wallet_id}", headers=admin.headers)
+    assert (await resp.json())["balance"] == "3.00"
+
+
+async def test_refuses_a_missing_or_naive_instant(client: TestClient, history: Any) -> None:
+    admin, wallet_id, _ = history
+    for params in ({}, {"at": "2026-01-01T00:00:00"}, {"at": "yesterday"}):
+        resp = await client.get(
+            f"{API}/wallets/{wallet_id}/balance", params=params, headers=admin.headers
+        )
+        await expect_problem(resp, 422, "validation_error")
+
+
+async def test_another_organizations_wallet_is_not_found(client: TestClient, history: Any) -> None:
+    _, wallet_id, (first, _, _) = history
+    stranger = await signup(client)
+    resp = await client.get(
+        f"{API}/wallets/{wallet_id}/balance",
+        params={"at": first.isoformat()},
+        headers=stranger.headers,
+    )
+    await expect_problem(resp, 404, "not_found")
