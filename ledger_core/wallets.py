@@ -6,7 +6,8 @@ under a row lock and ask these rules what is allowed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -61,6 +62,7 @@ class Wallet:
     name: str | None
     created_at: datetime
     updated_at: datetime
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def available_balance(self) -> int:
@@ -78,6 +80,7 @@ class Wallet:
             "balance": format_amount(self.balance, self.currency),
             "available_balance": format_amount(self.available_balance, self.currency),
             "name": self.name,
+            "metadata": dict(self.metadata),
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
         }

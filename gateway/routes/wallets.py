@@ -42,6 +42,7 @@ async def create_wallet(request: web.Request, body: CreateWallet) -> web.Respons
         currency=body.currency,
         user_id=body.user_id,
         name=body.name,
+        metadata=body.metadata,
     )
     return json_response(wallet.as_json(), status=201)
 
@@ -58,6 +59,7 @@ async def get_wallets(request: web.Request, query: ListWallets) -> web.Response:
         status=None if query.status is None else WalletStatus(query.status),
         currency=query.currency,
         user_id=query.user_id,
+        metadata=query.metadata,
     )
     wallets, next_key = await service.wallets_page(
         request.app[ENGINE], principal(request), filters, after=page_after(query), limit=query.limit
@@ -89,13 +91,18 @@ async def get_wallet(request: web.Request, wallet_id: UUID) -> web.Response:
 
 @routes.patch("/wallets/{wallet_id}", body=UpdateWallet, response=WalletOut, errors=(403, 404, 409))
 async def update_wallet(request: web.Request, wallet_id: UUID, body: UpdateWallet) -> web.Response:
-    """Lock, unlock or close a wallet (admin)
+    """Lock, unlock or close a wallet, or replace its metadata (admin)
 
-    ACTIVE and LOCKED go back and forth. CLOSED needs a zero balance and no PENDING
-    transfer touching the wallet (`409 wallet_not_empty`) and is final
-    (`409 invalid_status_transition`). Each change emits a `wallet.status_changed` event.
+    `metadata` replaces the wallet's metadata whole. ACTIVE and LOCKED go back and
+    forth. CLOSED needs a zero balance and no PENDING transfer touching the wallet
+    (`409 wallet_not_empty`) and is final (`409 invalid_status_transition`). Each status
+    change emits a `wallet.status_changed` event.
     """
-    wallet = await service.change_wallet_status(
-        request.app[ENGINE], acting(request), wallet_id, WalletStatus(body.status)
+    wallet = await service.update_wallet(
+        request.app[ENGINE],
+        acting(request),
+        wallet_id,
+        status=None if body.status is None else WalletStatus(body.status),
+        metadata=body.metadata,
     )
     return json_response(wallet.as_json())

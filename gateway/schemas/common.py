@@ -50,6 +50,19 @@ LoginEmail = Annotated[str, StringConstraints(min_length=1, max_length=320)]
 Password = Annotated[str, StringConstraints(min_length=10, max_length=1024)]
 """At least 10 characters; hashed with bcrypt over its SHA-256, so length is no limit."""
 
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+
+
+def _at_most_50(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > 50:
+        raise ValueError("metadata holds at most 50 keys")
+    return value
+
+
+Metadata = Annotated[dict[MetadataKey, MetadataValue], AfterValidator(_at_most_50)]
+"""At most 50 string keys with string values, on transfers and wallets alike."""
+
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Currency = Annotated[
     str,

@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from gateway.pagination import PageQuery
-from gateway.schemas.common import Amount, Currency
+from gateway.schemas.common import Amount, Currency, Metadata
 from gateway.validation import BodyModel, QueryModel
 
 IdempotencyKey = Annotated[
@@ -18,23 +18,11 @@ IdempotencyKey = Annotated[
     Field(description="1-255 printable ASCII characters, unique per organization"),
 ]
 Description = Annotated[str, StringConstraints(max_length=500)]
-MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-MetadataValue = Annotated[str, StringConstraints(max_length=500)]
 Reference = Annotated[
     str,
     StringConstraints(min_length=1, max_length=128, pattern=r"^[\x20-\x7e]+$"),
     Field(description="1-128 printable ASCII characters, unique per organization"),
 ]
-
-
-def _at_most_50(value: dict[str, str]) -> dict[str, str]:
-    if len(value) > 50:
-        raise ValueError("metadata holds at most 50 keys")
-    return value
-
-
-Metadata = Annotated[dict[MetadataKey, MetadataValue], AfterValidator(_at_most_50)]
-"""At most 50 string keys with string values, on transfers and wallets alike."""
 
 
 class _TransferFields(BodyModel):

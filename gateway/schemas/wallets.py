@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from gateway.pagination import PageQuery
-from gateway.schemas.common import Currency, Name
+from gateway.schemas.common import Currency, Metadata, Name
 from gateway.validation import BodyModel
 
 WalletTypeName = Literal["PRIMARY", "BONUS", "SYSTEM", "CLEARING"]
@@ -24,10 +24,20 @@ class CreateWallet(BodyModel):
     currency: Currency | None = Field(None, description="Defaults to the organization's")
     user_id: UUID | None = Field(None, description="Owner (admin only); defaults to the caller")
     name: Name | None = None
+    metadata: Metadata = Field(
+        default_factory=dict, description="At most 50 string keys with string values"
+    )
 
 
 class UpdateWallet(BodyModel):
-    status: WalletStatusName
+    status: WalletStatusName | None = None
+    metadata: Metadata | None = Field(None, description="Replaces the wallet's metadata")
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> UpdateWallet:
+        if self.status is None and self.metadata is None:
+            raise ValueError("give `status`, `metadata` or both")
+        return self
 
 
 class ListWallets(PageQuery):
@@ -35,6 +45,10 @@ class ListWallets(PageQuery):
     status: WalletStatusName | None = None
     currency: Currency | None = None
     user_id: UUID | None = None
+    metadata: Metadata = Field(
+        default_factory=dict,
+        description="`?metadata[key]=value`, repeatable: wallets holding every pair",
+    )
 
 
 class WalletOut(BaseModel):
@@ -49,6 +63,7 @@ class WalletOut(BaseModel):
         examples=["1200.00"], description="Balance minus PENDING outgoing transfers"
     )
     name: str | None
+    metadata: dict[str, str]
     created_at: datetime
     updated_at: datetime
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -19,6 +20,7 @@ from ledger_core.persistence.wallets.store import (
     has_pending_transfer,
     insert_wallet,
     list_wallets,
+    set_wallet_metadata,
     set_wallet_status,
 )
 from ledger_core.persistence.wallets.summary import summarize
@@ -41,6 +43,7 @@ async def open_wallet(
     currency: str | None,
     user_id: UUID | None,
     name: str | None,
+    metadata: Mapping[str, str] | None = None,
 ) -> Wallet:
     """Open a wallet as the caller asks, after the rules in `ledger_core.wallets` agree."""
     who = acting.principal
@@ -62,6 +65,7 @@ async def open_wallet(
             wallet_type=wallet_type,
             currency=currency,
             name=name,
+            metadata=metadata,
         )
         await conn.execute(
             audit_insert(
@@ -119,39 +123,64 @@ async def wallet_summary(engine: AsyncEngine, principal: Principal) -> list[Curr
         return await summarize(conn, principal.organization_id)
 
 
-async def change_wallet_status(
-    engine: AsyncEngine, acting: Acting, wallet_id: UUID, target: WalletStatus
+async def update_wallet(
+    engine: AsyncEngine,
+    acting: Acting,
+    wallet_id: UUID,
+    *,
+    status: WalletStatus | None,
+    metadata: Mapping[str, str] | None,
 ) -> Wallet:
-    """Move a wallet to `target` under its row lock, with its event and audit record.
+    """Change a wallet's status and/or replace its metadata, in one unit of work (admin)."""
+    require_admin(acting.principal)
+    async with engine.begin() as conn:
+        wallet = await visible_wallet(conn, acting.principal, wallet_id, for_update=True)
+        if metadata is not None and dict(metadata) != dict(wallet.metadata):
+            wallet = await set_wallet_metadata(conn, wallet, metadata)
+            await conn.execute(
+                audit_insert(
+                    acting.audit,
+                    "wallet.metadata_changed",
+                    resource_type="wallet",
+                    resource_id=wallet_id,
+                    details={"metadata": dict(metadata)},
+                )
+            )
+        if status is not None:
+            wallet = await _change_status(conn, acting, wallet, status)
+    return wallet
+
+
+async def _change_status(
+    conn: AsyncConnection, acting: Acting, wallet: Wallet, target: WalletStatus
+) -> Wallet:
+    """Move a locked wallet to `target`, with its event and audit record.
 
     The lock orders this change against postings (which lock the same row), so a wallet
     never closes while a posting moves its balance. A transfer submitted after the check
     still meets the closed wallet in the worker, which fails it as `wallet_not_active`.
     """
-    require_admin(acting.principal)
-    async with engine.begin() as conn:
-        wallet = await visible_wallet(conn, acting.principal, wallet_id, for_update=True)
-        pending = target is WalletStatus.CLOSED and await has_pending_transfer(conn, wallet_id)
-        if not check_status_change(wallet, target, has_pending=pending):
-            return wallet
-        changed = await set_wallet_status(conn, wallet, target)
-        await conn.execute(
-            audit_insert(
-                acting.audit,
-                "wallet.status_changed",
-                resource_type="wallet",
-                resource_id=wallet_id,
-                details={"from": wallet.status.value, "to": target.value},
-            )
+    pending = target is WalletStatus.CLOSED and await has_pending_transfer(conn, wallet.id)
+    if not check_status_change(wallet, target, has_pending=pending):
+        return wallet
+    changed = await set_wallet_status(conn, wallet, target)
+    await conn.execute(
+        audit_insert(
+            acting.audit,
+            "wallet.status_changed",
+            resource_type="wallet",
+            resource_id=wallet.id,
+            details={"from": wallet.status.value, "to": target.value},
         )
+    )
     return changed
 
 
 __all__ = [
     "WalletFilters",
-    "change_wallet_status",
     "open_wallet",
     "read_wallet",
+    "update_wallet",
     "visible_wallet",
     "wallet_summary",
     "wallets_page",

@@ -33,6 +33,7 @@ WALLET_FIELDS = {
     "balance",
     "available_balance",
     "name",
+    "metadata",
     "created_at",
     "updated_at",
 }

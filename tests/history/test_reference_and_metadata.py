@@ -134,3 +134,40 @@ class TestMetadataFilter:
         repeated = [("metadata[order]", "1"), ("metadata[order]", "2")]
         resp = await client.get(f"{API}/transactions", params=repeated, headers=admin.headers)
         await expect_problem(resp, 422, "validation_error")
+
+
+class TestWalletMetadata:
+    async def test_set_at_creation_replaced_by_patch_and_filtered(
+        self, client: TestClient, books: Books
+    ) -> None:
+        admin = books[0]
+        tagged = await create_wallet(client, admin.token, metadata={"desk": "emea", "tier": "1"})
+        other = await create_wallet(client, admin.token, metadata={"desk": "apac"})
+        assert tagged["metadata"] == {"desk": "emea", "tier": "1"}
+        wallets = f"{API}/wallets"
+        resp = await client.get(wallets, params={"metadata[desk]": "emea"}, headers=admin.headers)
+        assert [w["id"] for w in (await resp.json())["data"]] == [tagged["id"]]
+        resp = await client.patch(
+            f"{wallets}/{other['id']}", json={"metadata": {"desk": "emea"}}, headers=admin.headers
+        )
+        assert resp.status == 200 and (await resp.json())["metadata"] == {"desk": "emea"}
+        resp = await client.get(wallets, params={"metadata[desk]": "emea"}, headers=admin.headers)
+        assert [w["id"] for w in (await resp.json())["data"]] == [other["id"], tagged["id"]]
+        pairs = [("metadata[desk]", "emea"), ("metadata[tier]", "1")]
+        resp = await client.get(wallets, params=pairs, headers=admin.headers)
+        assert [w["id"] for w in (await resp.json())["data"]] == [tagged["id"]]
+
+    async def test_limits_are_those_of_transfers(self, client: TestClient, books: Books) -> None:
+        admin, _, wallet_id = books
+        too_many = {f"k{n}": "v" for n in range(51)}
+        for bad in (too_many, {"": "v"}, {"k": "x" * 501}, {"k": 1}):
+            resp = await client.post(
+                f"{API}/wallets", json={"type": "PRIMARY", "metadata": bad}, headers=admin.headers
+            )
+            await expect_problem(resp, 422, "validation_error")
+            resp = await client.patch(
+                f"{API}/wallets/{wallet_id}", json={"metadata": bad}, headers=admin.headers
+            )
+            await expect_problem(resp, 422, "validation_error")
+        resp = await client.patch(f"{API}/wallets/{wallet_id}", json={}, headers=admin.headers)
+        await expect_problem(resp, 422, "validation_error")

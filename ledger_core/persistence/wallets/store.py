@@ -7,7 +7,8 @@ are in `ledger_core.wallets`, their order in `ledger_core.services.wallets`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -43,6 +44,8 @@ class WalletFilters:
     status: WalletStatus | None = None
     currency: str | None = None
     user_id: UUID | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    """Wallets whose metadata holds every one of these pairs (`@>`, a GIN index)."""
 
 
 def _wallet(row: Row[*tuple[Any, ...]]) -> Wallet:
@@ -58,6 +61,7 @@ def _wallet(row: Row[*tuple[Any, ...]]) -> Wallet:
         name=row.name,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        metadata=row.metadata,
     )
 
 
@@ -69,6 +73,7 @@ async def insert_wallet(
     wallet_type: WalletType,
     currency: str,
     name: str | None,
+    metadata: Mapping[str, str] | None = None,
 ) -> Wallet:
     """Insert a wallet; a second SYSTEM wallet in one currency is `SystemWalletExists`."""
     try:
@@ -81,6 +86,7 @@ async def insert_wallet(
                     type=wallet_type.value,
                     currency=currency,
                     name=name,
+                    metadata=dict(metadata or {}),
                 )
                 .returning(*wallets.c, literal(0).label("pending_out"))
             )
@@ -125,6 +131,8 @@ async def list_wallets(
         stmt = stmt.where(wallets.c.currency == filters.currency)
     if filters.user_id is not None:
         stmt = stmt.where(wallets.c.user_id == filters.user_id)
+    if filters.metadata:
+        stmt = stmt.where(wallets.c.metadata.contains(dict(filters.metadata)))
     stmt = newest_first(stmt, wallets.c.created_at, wallets.c.id, after, limit)
     page, next_key = await read_page(conn, stmt, limit)
     return [_wallet(r) for r in page], next_key
@@ -145,6 +153,21 @@ async def set_wallet_status(conn: AsyncConnection, wallet: Wallet, target: Walle
         outbox_insert(WALLET_STATUS_CHANGED, changed.organization_id, changed.as_json())
     )
     return changed
+
+
+async def set_wallet_metadata(
+    conn: AsyncConnection, wallet: Wallet, metadata: Mapping[str, str]
+) -> Wallet:
+    """Replace a wallet's metadata."""
+    row = (
+        await conn.execute(
+            wallets.update()
+            .where(wallets.c.id == wallet.id)
+            .values(metadata=dict(metadata), updated_at=func.now())
+            .returning(*wallets.c, literal(wallet.pending_out).label("pending_out"))
+        )
+    ).one()
+    return _wallet(row)
 
 
 async def has_pending_transfer(conn: AsyncConnection, wallet_id: UUID) -> bool:
