@@ -53,6 +53,12 @@ def check_range(start: datetime, end: datetime) -> None:
         raise DomainError("`from` is after `to`", field="from")
 
 
+def entry_row(entry: dict[str, Any]) -> list[Any]:
+    """One entry as a CSV row in `ENTRY_COLUMNS` order (blank for none)."""
+    view = entry_view(entry)
+    return ["" if view[c] is None else view[c] for c in ENTRY_COLUMNS]
+
+
 @dataclass(frozen=True)
 class BalanceAt:
     wallet_id: UUID

@@ -7,11 +7,13 @@ from uuid import UUID
 from aiohttp import web
 
 from gateway.auth import principal
+from gateway.csv_export import CHUNK_ROWS, stream_csv, wants_csv
 from gateway.pagination import encode_cursor, page_after
 from gateway.registry import RouteTable
 from gateway.responses import json_response
 from gateway.schemas.history import BalanceAtOut, BalanceAtQuery, StatementOut, WalletStatementQuery
 from gateway.state import ENGINE
+from ledger_core.history import ENTRY_COLUMNS, entry_row
 from ledger_core.services import history
 
 routes = RouteTable(tag="Wallets")
@@ -47,8 +49,11 @@ async def wallet_statement(
 
     Entries oldest first with their running balances, a page at a time; the opening
     balance (before `from`), the closing balance (before `to`) and the debits and credits
-    of the whole range, so `opening + credits - debits = closing`.
+    of the whole range, so `opening + credits - debits = closing`. With `?format=csv` or
+    `Accept: text/csv`: every entry of the range as CSV (header row first), streamed.
     """
+    if wants_csv(request, query.format):
+        return await _statement_csv(request, wallet_id, query)
     after = page_after(query)
     found = await history.wallet_statement(
         request.app[ENGINE],
@@ -61,3 +66,19 @@ async def wallet_statement(
     )
     cursor = None if found.next_key is None else encode_cursor(found.next_key)
     return json_response(found.as_json() | {"next_cursor": cursor})
+
+
+async def _statement_csv(
+    request: web.Request, wallet_id: UUID, query: WalletStatementQuery
+) -> web.StreamResponse:
+    """Every entry of the range (no pages), streamed as CSV with a header row."""
+    async with history.statement_chunks(
+        request.app[ENGINE],
+        principal(request),
+        wallet_id,
+        start=query.from_,
+        end=query.to,
+        chunk=CHUNK_ROWS,
+    ) as chunks:
+        name = f"statement-{wallet_id}.csv"
+        return await stream_csv(request, name, ENTRY_COLUMNS, chunks, entry_row)

@@ -7,9 +7,11 @@ import time
 from typing import Any
 from uuid import UUID
 
+import orjson
 from aiohttp import web
 
 from gateway.auth import principal
+from gateway.csv_export import CHUNK_ROWS, stream_csv, text_cell, wants_csv
 from gateway.pagination import page_after, page_response
 from gateway.registry import RouteTable
 from gateway.responses import json_response
@@ -35,13 +37,36 @@ RECHECK_S = 5.0
 """A safety net only: the listener wakes every waiter whenever it (re)connects."""
 
 
+TRANSFER_COLUMNS = (
+    "id",
+    "created_at",
+    "status",
+    "kind",
+    "amount",
+    "currency",
+    "source_wallet_id",
+    "destination_wallet_id",
+    "reference",
+    "description",
+    "metadata",
+    "idempotency_key",
+    "posted_at",
+    "failure_code",
+    "reverses_transaction_id",
+)
+"""The CSV export's columns; `metadata` is a JSON object."""
+_TEXT_COLUMNS = frozenset({"reference", "description", "idempotency_key"})
+
+
 @routes.get("/transactions", query=ListTransactions, response=Page[TransactionOut])
-async def list_all(request: web.Request, query: ListTransactions) -> web.Response:
+async def list_all(request: web.Request, query: ListTransactions) -> web.StreamResponse:
     """List transfers, newest first
 
     Transfers the organization sent, and cross-organization transfers it received. A member
     sees only transfers touching their own wallets. Filters: `status`, `wallet_id`, `kind`,
-    `from` / `to` (creation time).
+    `from` / `to` (creation time), `reference`, `metadata[key]=value` (repeatable: all must
+    match). With `?format=csv` or `Accept: text/csv`: every matching transfer as CSV
+    (header row first, no pages), streamed.
     """
     who = principal(request)
     after = page_after(query)
@@ -57,9 +82,26 @@ async def list_all(request: web.Request, query: ListTransactions) -> web.Respons
         if after is None or not isinstance(after.id, UUID)
         else (after.created_at, after.id),
     )
+    if wants_csv(request, query.format):
+        return await _transfers_csv(request, f)
     rows = await transfer_reads.transfers_page(request.app[ENGINE], who, f, query.limit)
     next_key = Keyset(rows[-1]["created_at"], rows[-1]["id"]) if len(rows) == query.limit else None
     return page_response([transaction_view(r, who.organization_id) for r in rows], next_key)
+
+
+async def _transfers_csv(request: web.Request, f: TransactionFilter) -> web.StreamResponse:
+    who = principal(request)
+
+    def row(transfer: dict[str, Any]) -> list[Any]:
+        view = transaction_view(transfer, who.organization_id)
+        view["metadata"] = orjson.dumps(view["metadata"]).decode()
+        return [
+            text_cell(view[c]) if c in _TEXT_COLUMNS else ("" if view[c] is None else view[c])
+            for c in TRANSFER_COLUMNS
+        ]
+
+    async with transfer_reads.transfers_chunks(request.app[ENGINE], who, f, CHUNK_ROWS) as chunks:
+        return await stream_csv(request, "transfers.csv", TRANSFER_COLUMNS, chunks, row)
 
 
 @routes.get(

@@ -95,6 +95,9 @@ class ListTransactions(PageQuery):
         default_factory=dict,
         description="`?metadata[key]=value`, repeatable: transfers holding every pair",
     )
+    format: Literal["json", "csv"] | None = Field(
+        None, description="`csv` (or `Accept: text/csv`): every matching transfer as CSV"
+    )
 
 
 class WaitQuery(QueryModel):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -11,7 +14,7 @@ from ledger_core.accounts import Principal
 from ledger_core.history import BalanceAt, Statement, check_range
 from ledger_core.keyset import Keyset
 from ledger_core.persistence.pages import split_page
-from ledger_core.persistence.transfers.reads import wallet_entries
+from ledger_core.persistence.transfers.reads import stream_wallet_entries, wallet_entries
 from ledger_core.persistence.wallets.history import balance_at, range_totals
 from ledger_core.services.wallets import visible_wallet
 
@@ -44,9 +47,7 @@ async def wallet_statement(
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="REPEATABLE READ")
         wallet = await visible_wallet(conn, principal, wallet_id)
-        end = datetime.now(UTC) if end is None else end
-        start = min(wallet.created_at, end) if start is None else start
-        check_range(start, end)
+        start, end = _range(wallet.created_at, start, end)
         totals = await range_totals(conn, wallet_id, start, end)
         rows = await wallet_entries(
             conn, wallet_id, created_from=start, created_to=end, after_id=after_id, limit=limit + 1
@@ -64,3 +65,36 @@ async def wallet_statement(
         entries=entries,
         next_key=next_key,
     )
+
+
+@asynccontextmanager
+async def statement_chunks(
+    engine: AsyncEngine,
+    principal: Principal,
+    wallet_id: UUID,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    chunk: int,
+) -> AsyncIterator[AsyncIterator[list[dict[str, Any]]]]:
+    """Every entry of the statement's range, oldest first, `chunk` at a time.
+
+    The caller is checked on entering, before anything is sent; the entries are then read
+    through a server-side cursor of one REPEATABLE READ snapshot, so memory stays flat
+    however long the range.
+    """
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        wallet = await visible_wallet(conn, principal, wallet_id)
+        start, end = _range(wallet.created_at, start, end)
+        yield stream_wallet_entries(conn, wallet_id, start, end, chunk)
+
+
+def _range(
+    opened: datetime, start: datetime | None, end: datetime | None
+) -> tuple[datetime, datetime]:
+    """`[start, end)` with its defaults: from the wallet's opening, up to now."""
+    end = datetime.now(UTC) if end is None else end
+    start = min(opened, end) if start is None else start
+    check_range(start, end)
+    return start, end

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.persistence.arrays import pg_array
@@ -89,14 +89,10 @@ def _conditions(f: TransactionFilter, params: dict[str, Any]) -> list[str]:
     return conds
 
 
-async def list_transactions(
-    conn: AsyncConnection,
-    organization_id: UUID,
-    member_id: UUID | None,
-    f: TransactionFilter,
-    limit: int,
-) -> list[dict[str, Any]]:
-    """Newest first, keyset-paginated. Two index-ordered scans merged: sent and received.
+def _list_sql(
+    organization_id: UUID, member_id: UUID | None, f: TransactionFilter, limit: int | None
+) -> tuple[str, dict[str, Any]]:
+    """Newest first: two index-ordered scans merged, sent and received; `limit` rows or all.
 
     With `member_id`, only transfers touching that user's wallets."""
     params: dict[str, Any] = {"org": organization_id, "limit": limit}
@@ -108,18 +104,53 @@ async def list_transactions(
         )
         params["me"] = member_id
     extra = "".join(f" AND {c}" for c in conds)
+    limited = "" if limit is None else " LIMIT :limit"
     sql = f"""
         (SELECT t.* FROM transactions t WHERE t.organization_id = :org{extra}
-         ORDER BY t.created_at DESC, t.id DESC LIMIT :limit)
+         ORDER BY t.created_at DESC, t.id DESC{limited})
         UNION ALL
         (SELECT t.* FROM transactions t
          WHERE t.destination_organization_id = :org AND t.kind = 'CROSS_ORG'
            AND t.organization_id <> :org{extra}
-         ORDER BY t.created_at DESC, t.id DESC LIMIT :limit)
-        ORDER BY created_at DESC, id DESC LIMIT :limit
+         ORDER BY t.created_at DESC, t.id DESC{limited})
+        ORDER BY created_at DESC, id DESC{limited}
     """
+    return sql, params
+
+
+async def list_transactions(
+    conn: AsyncConnection,
+    organization_id: UUID,
+    member_id: UUID | None,
+    f: TransactionFilter,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """One keyset page, newest first, of what the organization sent and received."""
+    sql, params = _list_sql(organization_id, member_id, f, limit)
     rows = await conn.execute(text(sql), params)
     return [dict(r._mapping) for r in rows]
+
+
+async def stream_transactions(
+    conn: AsyncConnection,
+    organization_id: UUID,
+    member_id: UUID | None,
+    f: TransactionFilter,
+    chunk: int,
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every transfer `list_transactions` would page through, `chunk` rows at a time,
+    read through a server-side cursor (the caller's connection is in a transaction)."""
+    sql, params = _list_sql(organization_id, member_id, f, None)
+    async for rows in _chunks(conn, text(sql), params, chunk):
+        yield rows
+
+
+async def _chunks(
+    conn: AsyncConnection, stmt: TextClause, params: dict[str, Any], chunk: int
+) -> AsyncIterator[list[dict[str, Any]]]:
+    result = await conn.stream(stmt, params)
+    async for part in result.partitions(chunk):
+        yield [dict(r._mapping) for r in part]
 
 
 ENTRIES_OF_TRANSACTION = text("""
@@ -157,9 +188,23 @@ async def wallet_entries(
     if created_to is not None:
         conds.append("created_at < :created_to")
         params["created_to"] = created_to
-    sql = f"""
+    return [dict(r._mapping) for r in await conn.execute(_entries_sql(conds), params)]
+
+
+def _entries_sql(conds: Sequence[str], *, limited: bool = True) -> TextClause:
+    return text(f"""
         SELECT id, transaction_id, settlement_id, wallet_id, direction, amount, currency,
                balance_after, created_at
-        FROM ledger_entries WHERE {" AND ".join(conds)} ORDER BY id LIMIT :limit
-    """
-    return [dict(r._mapping) for r in await conn.execute(text(sql), params)]
+        FROM ledger_entries WHERE {" AND ".join(conds)} ORDER BY id{" LIMIT :limit" if limited else ""}
+    """)
+
+
+async def stream_wallet_entries(
+    conn: AsyncConnection, wallet_id: UUID, start: datetime, end: datetime, chunk: int
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """A wallet's entries created in `[start, end)`, oldest first, `chunk` rows at a time,
+    read through a server-side cursor (the caller's connection is in a transaction)."""
+    conds = ["wallet_id = :wallet_id", "created_at >= :start", "created_at < :end"]
+    params = {"wallet_id": wallet_id, "start": start, "end": end}
+    async for rows in _chunks(conn, _entries_sql(conds, limited=False), params, chunk):
+        yield rows
