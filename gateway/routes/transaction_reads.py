@@ -26,7 +26,7 @@ from gateway.state import ENGINE, WAITER
 from ledger_core.keyset import Keyset
 from ledger_core.money import format_amount
 from ledger_core.services import transfer_reads
-from ledger_core.services.transfer_reads import TransactionFilter, visible_to
+from ledger_core.services.transfer_reads import TransferFilter, visible_to
 from ledger_core.timestamps import rfc3339
 from ledger_core.transfers import FINAL_STATUSES, transaction_view
 
@@ -46,7 +46,7 @@ async def list_all(request: web.Request, query: ListTransactions) -> web.Respons
     """
     who = principal(request)
     after = page_after(query)
-    f = TransactionFilter(
+    f = TransferFilter(
         status=query.status,
         wallet_id=query.wallet_id,
         kind=query.kind,
