@@ -158,9 +158,7 @@ def fits_int64(value: int) -> bool:
     return MIN_MINOR_UNITS <= value <= MAX_MINOR_UNITS
 
 
-def _check_range(
-    transfer: PendingTransfer, wallets: Mapping[UUID, WalletState]
-) -> Refusal | None:
+def _check_range(transfer: PendingTransfer, wallets: Mapping[UUID, WalletState]) -> Refusal | None:
     """Every balance (and so every running balance) the transfer leaves must fit 64 bits."""
     if not fits_int64(transfer.amount):
         return Refusal("amount_out_of_range", "the amount does not fit the ledger's range")
@@ -208,7 +206,7 @@ def _try_post(
     return None, _apply(transfer, wallets)
 
 
-def _groups(transfers: Sequence[PendingTransfer]) -> Iterable[list[PendingTransfer]]:
+def group_units(transfers: Sequence[PendingTransfer]) -> Iterable[list[PendingTransfer]]:
     """Single transfers alone; members of one atomic batch together, at their first place."""
     seen: dict[UUID, list[PendingTransfer]] = {}
     order: list[list[PendingTransfer]] = []
@@ -236,7 +234,7 @@ def plan_postings(
     """
     plan = PostingPlan()
     ordered = sorted(transfers, key=lambda t: t.seq)
-    for group in _groups(ordered):
+    for group in group_units(ordered):
         saved = {
             wid: wallets[wid].balance for t in group for wid in t.wallet_ids() if wid in wallets
         }

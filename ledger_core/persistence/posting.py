@@ -21,6 +21,7 @@ batch id), so a batch is always posted whole by one worker.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, TextClause, text
+from sqlalchemy.exc import DBAPIError
 
 from ledger_core.persistence.arrays import pg_array
 from ledger_core.persistence.outbox import EventRow, event_json, outbox_insert_many
@@ -38,20 +40,61 @@ from ledger_core.posting import (
     PostingPlan,
     RiskPolicy,
     WalletState,
+    group_units,
     plan_postings,
 )
 from ledger_core.transfers import event_type, transaction_view
+
+log = logging.getLogger("vaultcraft.posting")
+
+POSTING_ERROR = "posting_error"
+"""Failure code of a transfer the database refused to write (see `post_isolated`)."""
 
 FINAL_CHANNEL = "vaultcraft_final"
 """NOTIFY channel carrying ids of transfers that reached a final state (for long polls)."""
 
 CLAIM = text("""
+    WITH RECURSIVE orgs AS (
+        (SELECT organization_id FROM transactions WHERE status = 'PENDING'
+         ORDER BY organization_id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT t.organization_id FROM transactions AS t
+                WHERE t.status = 'PENDING' AND t.organization_id > orgs.organization_id
+                ORDER BY t.organization_id LIMIT 1)
+        FROM orgs WHERE orgs.organization_id IS NOT NULL
+    ), waiting AS (
+        SELECT organization_id FROM orgs WHERE organization_id IS NOT NULL
+    ), quota AS (
+        SELECT CAST(greatest(1, ceil(CAST(:limit AS numeric) / nullif(count(*), 0))) AS int) AS n
+        FROM waiting
+    )
+    SELECT c.*
+    FROM waiting CROSS JOIN quota CROSS JOIN LATERAL (
+        SELECT * FROM transactions AS t
+        WHERE t.organization_id = waiting.organization_id AND t.status = 'PENDING'
+          AND (t.atomic_group_id IS NULL OR t.atomic_group_id = t.id)
+        ORDER BY t.seq
+        LIMIT quota.n
+        FOR NO KEY UPDATE SKIP LOCKED
+    ) AS c
+    LIMIT :limit
+""")
+"""Fair claim: an equal share of the batch for every organization with waiting transfers,
+each in submission order (`CLAIM_REST` then fills what the shares left empty). The
+organizations are found by a skip scan of
+`ix_transactions_pending_org_seq` (one index probe per organization, however many rows
+wait), and each share is one short range of the same index: a tenant with 100,000 waiting
+transfers takes `limit / organizations` places of a batch, not all of them."""
+
+CLAIM_REST = text("""
     SELECT * FROM transactions
     WHERE status = 'PENDING' AND (atomic_group_id IS NULL OR atomic_group_id = id)
+      AND id <> ALL(CAST(:taken AS uuid[]))
     ORDER BY seq
     LIMIT :limit
     FOR NO KEY UPDATE SKIP LOCKED
 """)
+"""Fills the places of a batch that the organizations' shares left empty, oldest first."""
 
 CLAIM_GROUP_MEMBERS = text("""
     SELECT * FROM transactions
@@ -133,6 +176,8 @@ class BatchResult:
     claimed: int
     outcomes: Sequence[Outcome]
     finished_at: datetime | None
+    more: bool = False
+    """The batch came back full: more may be waiting, claim again at once."""
 
     @property
     def completed(self) -> int:
@@ -145,6 +190,10 @@ class Claimed:
 
     transfers: list[PendingTransfer]
     rows: dict[UUID, dict[str, Any]]
+    more: bool = False
+
+    def subset(self, transfers: list[PendingTransfer]) -> Claimed:
+        return Claimed(transfers, {t.id: self.rows[t.id] for t in transfers})
 
 
 def _pending(row: Mapping[str, Any]) -> PendingTransfer:
@@ -152,15 +201,20 @@ def _pending(row: Mapping[str, Any]) -> PendingTransfer:
 
 
 def claim_batch(conn: Connection, limit: int) -> Claimed:
-    """Lock up to `limit` waiting transfers (whole atomic batches) in submission order."""
+    """Lock up to `limit` waiting transfers (whole atomic batches), shared fairly among
+    organizations, in submission order within each."""
     rows = [r._asdict() for r in conn.execute(CLAIM, {"limit": limit})]
+    if rows and len(rows) < limit:
+        rest = {"limit": limit - len(rows), "taken": pg_array(r["id"] for r in rows)}
+        rows += [r._asdict() for r in conn.execute(CLAIM_REST, rest)]
+    more = len(rows) >= limit
     groups = [r["atomic_group_id"] for r in rows if r["atomic_group_id"] is not None]
     if groups:
         rows += [
             r._asdict() for r in conn.execute(CLAIM_GROUP_MEMBERS, {"groups": pg_array(groups)})
         ]
     rows.sort(key=lambda r: r["seq"])
-    return Claimed([_pending(r) for r in rows], {r["id"]: r for r in rows})
+    return Claimed([_pending(r) for r in rows], {r["id"]: r for r in rows}, more)
 
 
 def lock_wallets(conn: Connection, transfers: Sequence[PendingTransfer]) -> dict[UUID, WalletState]:
@@ -274,9 +328,87 @@ def post_batch(
     claimed = claim_batch(conn, limit)
     if not claimed.transfers:
         return BatchResult(claimed=0, outcomes=(), finished_at=None)
+    at = datetime.now(UTC)
+    outcomes = post_isolated(conn, claimed, policy, at)
+    return BatchResult(len(claimed.transfers), outcomes, at, claimed.more)
+
+
+def post_claimed(
+    conn: Connection, claimed: Claimed, policy: PolicyLoader | None, at: datetime
+) -> list[Outcome]:
+    """Lock the wallets of claimed transfers, decide them and write the result."""
     wallets = lock_wallets(conn, claimed.transfers)
     risk = policy(conn, claimed.transfers, wallets) if policy is not None else None
     plan = plan_postings(claimed.transfers, wallets, risk)
-    at = datetime.now(UTC)
     write_plan(conn, plan, claimed, at)
-    return BatchResult(claimed=len(claimed.transfers), outcomes=plan.outcomes, finished_at=at)
+    return plan.outcomes
+
+
+def post_isolated(
+    conn: Connection, claimed: Claimed, policy: PolicyLoader | None, at: datetime
+) -> list[Outcome]:
+    """Post claimed transfers; should the write fail, fail only the transfers that break it.
+
+    Each attempt runs under a savepoint (a transaction nested in the batch's, keeping the
+    claim's row locks and the wallets locked in id order). A failure other than a conflict
+    or a lost connection splits the transfers in halves (an atomic batch stays whole),
+    each posted on its own, recursively; a single transfer or atomic batch that still
+    cannot be written ends FAILED as `posting_error`. One broken transfer costs
+    about 2·log2(batch) attempts once, and never holds up the queue again.
+    """
+    try:
+        with conn.begin_nested():
+            return post_claimed(conn, claimed, policy, at)
+    except Exception as exc:
+        if is_conflict(exc):
+            raise
+        units = list(group_units(claimed.transfers))
+        if len(units) == 1:
+            return fail_unwritable(conn, claimed, at, exc)
+    half = len(units) // 2
+    first = [t for unit in units[:half] for t in unit]
+    second = [t for unit in units[half:] for t in unit]
+    return post_isolated(conn, claimed.subset(first), policy, at) + post_isolated(
+        conn, claimed.subset(second), policy, at
+    )
+
+
+def fail_unwritable(
+    conn: Connection, claimed: Claimed, at: datetime, error: Exception
+) -> list[Outcome]:
+    """End a transfer (or atomic batch) that cannot be written as FAILED, with its event."""
+    for transfer in claimed.transfers:
+        log.error(
+            "Transfer %s of organization %s could not be written and ends FAILED "
+            "(posting_error): %s.",
+            transfer.id,
+            transfer.organization_id,
+            error,
+            extra={
+                "transaction_id": str(transfer.id),
+                "organization_id": str(transfer.organization_id),
+                "failure_code": POSTING_ERROR,
+            },
+        )
+    plan = PostingPlan(
+        outcomes=[
+            Outcome(t, "FAILED", POSTING_ERROR, "the ledger could not write this transfer")
+            for t in claimed.transfers
+        ]
+    )
+    with conn.begin_nested():
+        write_plan(conn, plan, claimed, at)
+    return plan.outcomes
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A lost connection or a serialization, deadlock or lock-timeout conflict: retry the
+    whole batch later rather than blame one transfer."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    return (
+        exc.connection_invalidated
+        or sqlstate in {"40001", "40P01", "55P03"}
+        or sqlstate.startswith("08")
+    )
