@@ -22,6 +22,9 @@ from workers import db
 from workers.broker import POSTING_QUEUE, setup_broker
 
 log = logging.getLogger("vaultcraft.posting")
+BUSY_RETRY_MS = 100
+"""Everything claimed waits on wallets another batch holds: look again after this long (a
+safety net: the batch holding them claims again itself when its claim was full)."""
 LOGGED_IDS = 100
 """A batch's line names at most this many of its transfers."""
 setup_broker()
@@ -87,5 +90,8 @@ def post_pending() -> None:
             if is_conflict(exc):
                 log.warning("Posting batch rolled back and will be retried: %s", exc.orig)
             raise
+        if result.claimed == 0 and result.more:
+            post_pending.send_with_options(delay=BUSY_RETRY_MS)
+            return
         if not result.more:
             return

@@ -22,9 +22,12 @@ batch id), so a batch is always posted whole by one worker.
 from __future__ import annotations
 
 import logging
+import random
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -65,10 +68,12 @@ CLAIM = text("""
     ), waiting AS (
         SELECT organization_id FROM orgs WHERE organization_id IS NOT NULL
     ), quota AS (
-        SELECT CAST(greatest(1, ceil(CAST(:limit AS numeric) / nullif(count(*), 0))) AS int) AS n
+        SELECT CASE WHEN count(*) <= 1 THEN :limit
+                    ELSE CAST(least(:share, ceil(CAST(:limit AS numeric) / count(*))) AS int)
+               END AS n
         FROM waiting
     )
-    SELECT c.*
+    SELECT c.*, quota.n AS claim_quota
     FROM waiting CROSS JOIN quota CROSS JOIN LATERAL (
         SELECT * FROM transactions AS t
         WHERE t.organization_id = waiting.organization_id AND t.status = 'PENDING'
@@ -79,22 +84,17 @@ CLAIM = text("""
     ) AS c
     LIMIT :limit
 """)
-"""Fair claim: an equal share of the batch for every organization with waiting transfers,
-each in submission order (`CLAIM_REST` then fills what the shares left empty). The
-organizations are found by a skip scan of
+"""Fair claim: while several organizations have transfers waiting, each gets an equal
+share of the batch, at most `FAIR_SHARE`, in submission order; a lone organization gets
+the whole batch. The organizations are found by a skip scan of
 `ix_transactions_pending_org_seq` (one index probe per organization, however many rows
-wait), and each share is one short range of the same index: a tenant with 100,000 waiting
-transfers takes `limit / organizations` places of a batch, not all of them."""
+wait), and each share is one short range of the same index. So a tenant with 100,000
+waiting transfers neither fills every batch nor makes another tenant's batch as slow as
+a full one."""
 
-CLAIM_REST = text("""
-    SELECT * FROM transactions
-    WHERE status = 'PENDING' AND (atomic_group_id IS NULL OR atomic_group_id = id)
-      AND id <> ALL(CAST(:taken AS uuid[]))
-    ORDER BY seq
-    LIMIT :limit
-    FOR NO KEY UPDATE SKIP LOCKED
-""")
-"""Fills the places of a batch that the organizations' shares left empty, oldest first."""
+FAIR_SHARE = 100
+"""Most transfers one organization puts in a batch shared with others: a shared batch
+stays short, so the others' transfers commit within the latency target."""
 
 CLAIM_GROUP_MEMBERS = text("""
     SELECT * FROM transactions
@@ -163,6 +163,7 @@ WRITE_BATCH = text(
 (built once: a statement text made per call would be compiled again at every batch)."""
 
 POSTING_LOCK_CLASS = 0x706F7374  # "post"
+TRY_POSTING_SLOT = text("SELECT pg_try_advisory_xact_lock(:lock_class, :slot)")
 TAKE_POSTING_SLOT = text(
     "SELECT pg_advisory_xact_lock(:lock_class, CAST(floor(random() * :slots) AS int))"
 )
@@ -177,7 +178,8 @@ class BatchResult:
     outcomes: Sequence[Outcome]
     finished_at: datetime | None
     more: bool = False
-    """The batch came back full: more may be waiting, claim again at once."""
+    """The claim came back full, or left transfers for a batch holding their wallets: more
+    may be waiting, claim again (with nothing posted: soon, not at once)."""
 
     @property
     def completed(self) -> int:
@@ -203,11 +205,10 @@ def _pending(row: Mapping[str, Any]) -> PendingTransfer:
 def claim_batch(conn: Connection, limit: int) -> Claimed:
     """Lock up to `limit` waiting transfers (whole atomic batches), shared fairly among
     organizations, in submission order within each."""
-    rows = [r._asdict() for r in conn.execute(CLAIM, {"limit": limit})]
-    if rows and len(rows) < limit:
-        rest = {"limit": limit - len(rows), "taken": pg_array(r["id"] for r in rows)}
-        rows += [r._asdict() for r in conn.execute(CLAIM_REST, rest)]
-    more = len(rows) >= limit
+    rows = [r._asdict() for r in conn.execute(CLAIM, {"limit": limit, "share": FAIR_SHARE})]
+    quota = min((r.pop("claim_quota") for r in rows), default=limit)
+    shares = Counter(r["organization_id"] for r in rows)
+    more = len(rows) >= limit or any(n >= quota for n in shares.values())
     groups = [r["atomic_group_id"] for r in rows if r["atomic_group_id"] is not None]
     if groups:
         rows += [
@@ -324,13 +325,66 @@ def post_batch(
     small batches contending for the same wallets; an idle system posts at once.
     """
     if slots is not None:
-        conn.execute(TAKE_POSTING_SLOT, {"lock_class": POSTING_LOCK_CLASS, "slots": slots})
+        take_posting_slot(conn, slots)
     claimed = claim_batch(conn, limit)
     if not claimed.transfers:
         return BatchResult(claimed=0, outcomes=(), finished_at=None)
+    ready = free_subset(conn, claimed)
+    if not ready.transfers:
+        return BatchResult(claimed=0, outcomes=(), finished_at=None, more=True)
     at = datetime.now(UTC)
-    outcomes = post_isolated(conn, claimed, policy, at)
-    return BatchResult(len(claimed.transfers), outcomes, at, claimed.more)
+    outcomes = post_isolated(conn, ready, policy, at)
+    deferred = len(ready.transfers) < len(claimed.transfers)
+    return BatchResult(len(ready.transfers), outcomes, at, claimed.more or deferred)
+
+
+def take_posting_slot(conn: Connection, slots: int) -> None:
+    """Take a free posting slot if there is one, else wait for one picked at random.
+
+    Waiting on a random slot while another is free would hold a transfer (perhaps another
+    tenant's, see `free_subset`) behind a whole batch for nothing.
+    """
+    first = random.randrange(slots)
+    for n in range(slots):
+        slot = (first + n) % slots
+        if conn.execute(
+            TRY_POSTING_SLOT, {"lock_class": POSTING_LOCK_CLASS, "slot": slot}
+        ).scalar():
+            return
+    conn.execute(TAKE_POSTING_SLOT, {"lock_class": POSTING_LOCK_CLASS, "slots": slots})
+
+
+@lru_cache(maxsize=4)
+def _skipping_locked(statement: TextClause) -> TextClause:
+    return text(str(statement).replace("FOR NO KEY UPDATE", "FOR NO KEY UPDATE SKIP LOCKED"))
+
+
+def free_subset(conn: Connection, claimed: Claimed) -> Claimed:
+    """The claimed transfers whose wallets no other batch holds, with those wallets locked.
+
+    A batch busy with one tenant's hot wallets would otherwise hold up every other
+    transfer claimed with them until it commits. Transfers left out stay PENDING (their
+    row locks end with this transaction) and the worker claims again at once. When every
+    claimed transfer waits on a busy wallet, nothing is kept: the batch holding those
+    wallets claims again when it commits (its claim was full), so waiting here would only
+    hold a posting slot that another tenant's transfer may need.
+    """
+    ids = sorted({wallet_id for t in claimed.transfers for wallet_id in t.wallet_ids()})
+    probe = conn.begin_nested()
+    rows = conn.execute(_skipping_locked(LOCK_WALLETS), {"ids": pg_array(ids)})
+    free = {r.id for r in rows}
+    waiting = [t for t in claimed.transfers if not free.issuperset(t.wallet_ids())]
+    blocked_groups = {t.atomic_group_id for t in waiting if t.atomic_group_id is not None}
+    ready = [
+        t
+        for t in claimed.transfers
+        if free.issuperset(t.wallet_ids()) and t.atomic_group_id not in blocked_groups
+    ]
+    if ready:
+        probe.commit()
+    else:
+        probe.rollback()
+    return claimed.subset(ready)
 
 
 def post_claimed(
