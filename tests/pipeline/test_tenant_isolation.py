@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import httpx
-import pytest
 from sqlalchemy import Engine, text
 
 from tests.support.ledger_checks import assert_ledger_sound, pending_count, wait_until
@@ -60,26 +58,6 @@ def test_two_maximal_deposits_from_system_stall_nobody(
     assert posting_latency(engine, deposit["id"]) < 2.0
     assert "bigint out of range" not in stack.logs("worker")
     assert_ledger_sound(engine)
-
-
-@pytest.fixture
-def poisoned_amount(engine: Engine) -> Iterator[str]:
-    """Entries of 42.42 are refused by a trigger, as a bug in the write path would refuse them."""
-    with engine.begin() as conn:
-        conn.exec_driver_sql("""
-            CREATE FUNCTION refuse_4242() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF NEW.amount = 4242 THEN RAISE EXCEPTION 'simulated write bug'; END IF;
-                RETURN NEW;
-            END $$;
-            CREATE TRIGGER refuse_4242 BEFORE INSERT ON ledger_entries
-                FOR EACH ROW EXECUTE FUNCTION refuse_4242();
-        """)
-    yield "42.42"
-    with engine.begin() as conn:
-        conn.exec_driver_sql(
-            "DROP TRIGGER refuse_4242 ON ledger_entries; DROP FUNCTION refuse_4242();"
-        )
 
 
 def test_a_transfer_that_breaks_the_write_fails_alone(
