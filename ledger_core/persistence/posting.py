@@ -2,28 +2,27 @@
 
 One database transaction per batch:
 
-1. claim PENDING transfers in submission order with `FOR NO KEY UPDATE SKIP LOCKED`, so
-   concurrent workers take disjoint batches and a transfer is never posted twice (a
-   transfer is moved out of PENDING only here, under its row lock, and the final-state
-   trigger refuses any later change);
-2. lock every wallet the batch touches with `FOR NO KEY UPDATE`, sorted by id, so concurrent
-   batches always lock in one global order and cannot deadlock;
+1. claim PENDING transfers, an equal share per organization, with `FOR NO KEY UPDATE SKIP
+   LOCKED` (`ledger_core.persistence.claim`), so concurrent workers take disjoint batches
+   and a transfer is never posted twice (a transfer is moved out of PENDING only here,
+   under its row lock, and the final-state trigger refuses any later change);
+2. keep the transfers whose wallets no other batch holds (`free_subset`), then lock every
+   wallet they touch with `FOR NO KEY UPDATE`, sorted by id, so concurrent batches always
+   lock in one global order and cannot deadlock;
 3. decide each transfer with `ledger_core.posting.plan_postings`;
-4. write balances, entries, final states and outbox events with one statement each.
+4. write balances, entries, final states and outbox events with one statement each, under
+   a savepoint: if the database refuses, `post_isolated` splits the batch until only the
+   transfers that cannot be written fail (`posting_error`).
 
 `NO KEY UPDATE` rather than `UPDATE`: it still excludes every other writer of the row, but
 not the `KEY SHARE` locks that foreign-key checks take. The gateway stores new intents that
 reference these wallets while a batch is posting; with `FOR UPDATE` the two could deadlock.
-
-Members of an atomic batch are claimed through their leader (the member whose id is the
-batch id), so a batch is always posted whole by one worker.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +34,7 @@ from sqlalchemy import Connection, TextClause, text
 from sqlalchemy.exc import DBAPIError
 
 from ledger_core.persistence.arrays import pg_array
+from ledger_core.persistence.claim import Claimed, claim_batch
 from ledger_core.persistence.outbox import EventRow, event_json, outbox_insert_many
 from ledger_core.persistence.rollups import rollup_statements
 from ledger_core.posting import (
@@ -55,54 +55,6 @@ POSTING_ERROR = "posting_error"
 
 FINAL_CHANNEL = "vaultcraft_final"
 """NOTIFY channel carrying ids of transfers that reached a final state (for long polls)."""
-
-CLAIM = text("""
-    WITH RECURSIVE orgs AS (
-        (SELECT organization_id FROM transactions WHERE status = 'PENDING'
-         ORDER BY organization_id LIMIT 1)
-        UNION ALL
-        SELECT (SELECT t.organization_id FROM transactions AS t
-                WHERE t.status = 'PENDING' AND t.organization_id > orgs.organization_id
-                ORDER BY t.organization_id LIMIT 1)
-        FROM orgs WHERE orgs.organization_id IS NOT NULL
-    ), waiting AS (
-        SELECT organization_id FROM orgs WHERE organization_id IS NOT NULL
-    ), quota AS (
-        SELECT CASE WHEN count(*) <= 1 THEN :limit
-                    ELSE CAST(least(:share, ceil(CAST(:limit AS numeric) / count(*))) AS int)
-               END AS n
-        FROM waiting
-    )
-    SELECT c.*, quota.n AS claim_quota
-    FROM waiting CROSS JOIN quota CROSS JOIN LATERAL (
-        SELECT * FROM transactions AS t
-        WHERE t.organization_id = waiting.organization_id AND t.status = 'PENDING'
-          AND (t.atomic_group_id IS NULL OR t.atomic_group_id = t.id)
-        ORDER BY t.seq
-        LIMIT quota.n
-        FOR NO KEY UPDATE SKIP LOCKED
-    ) AS c
-    LIMIT :limit
-""")
-"""Fair claim: while several organizations have transfers waiting, each gets an equal
-share of the batch, at most `FAIR_SHARE`, in submission order; a lone organization gets
-the whole batch. The organizations are found by a skip scan of
-`ix_transactions_pending_org_seq` (one index probe per organization, however many rows
-wait), and each share is one short range of the same index. So a tenant with 100,000
-waiting transfers neither fills every batch nor makes another tenant's batch as slow as
-a full one."""
-
-FAIR_SHARE = 100
-"""Most transfers one organization puts in a batch shared with others: a shared batch
-stays short, so the others' transfers commit within the latency target."""
-
-CLAIM_GROUP_MEMBERS = text("""
-    SELECT * FROM transactions
-    WHERE atomic_group_id = ANY(CAST(:groups AS uuid[])) AND id <> atomic_group_id
-      AND status = 'PENDING'
-    ORDER BY seq
-    FOR NO KEY UPDATE
-""")
 
 LOCK_WALLETS = text("""
     SELECT id, organization_id, type, currency, status, balance FROM wallets
@@ -184,38 +136,6 @@ class BatchResult:
     @property
     def completed(self) -> int:
         return sum(1 for o in self.outcomes if o.completed)
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """Locked waiting transfers, as the posting rules see them and as stored."""
-
-    transfers: list[PendingTransfer]
-    rows: dict[UUID, dict[str, Any]]
-    more: bool = False
-
-    def subset(self, transfers: list[PendingTransfer]) -> Claimed:
-        return Claimed(transfers, {t.id: self.rows[t.id] for t in transfers})
-
-
-def _pending(row: Mapping[str, Any]) -> PendingTransfer:
-    return PendingTransfer(**{k: row[k] for k in PendingTransfer.__slots__})
-
-
-def claim_batch(conn: Connection, limit: int) -> Claimed:
-    """Lock up to `limit` waiting transfers (whole atomic batches), shared fairly among
-    organizations, in submission order within each."""
-    rows = [r._asdict() for r in conn.execute(CLAIM, {"limit": limit, "share": FAIR_SHARE})]
-    quota = min((r.pop("claim_quota") for r in rows), default=limit)
-    shares = Counter(r["organization_id"] for r in rows)
-    more = len(rows) >= limit or any(n >= quota for n in shares.values())
-    groups = [r["atomic_group_id"] for r in rows if r["atomic_group_id"] is not None]
-    if groups:
-        rows += [
-            r._asdict() for r in conn.execute(CLAIM_GROUP_MEMBERS, {"groups": pg_array(groups)})
-        ]
-    rows.sort(key=lambda r: r["seq"])
-    return Claimed([_pending(r) for r in rows], {r["id"]: r for r in rows}, more)
 
 
 def lock_wallets(conn: Connection, transfers: Sequence[PendingTransfer]) -> dict[UUID, WalletState]:
