@@ -39,9 +39,10 @@ CLAIM = text("""
     SELECT c.*, quota.n AS claim_quota
     FROM waiting CROSS JOIN quota CROSS JOIN LATERAL (
         SELECT * FROM transactions AS t
-        WHERE t.organization_id = waiting.organization_id AND t.status = 'PENDING'
+        WHERE t.organization_id >= waiting.organization_id
+          AND t.organization_id <= waiting.organization_id AND t.status = 'PENDING'
           AND (t.atomic_group_id IS NULL OR t.atomic_group_id = t.id)
-        ORDER BY t.seq
+        ORDER BY t.organization_id, t.seq
         LIMIT quota.n
         FOR NO KEY UPDATE SKIP LOCKED
     ) AS c
@@ -53,7 +54,13 @@ the whole batch. The organizations are found by a skip scan of
 `ix_transactions_pending_org_seq` (one index probe per organization, however many rows
 wait), and each share is one short range of the same index. So a tenant with 100,000
 waiting transfers neither fills every batch nor makes another tenant's batch as slow as
-a full one."""
+a full one.
+
+Each share is read with `organization_id` between itself and itself rather than equal to
+it: with an equality the planner may walk `ix_transactions_pending_seq` and filter by
+organization, which reads the whole backlog of a flooding tenant to find a quiet one's
+transfer; the range leaves `ix_transactions_pending_org_seq` as the only ordered path
+(about 8 ms for 100,000 waiting transfers over three organizations, against 60-100 ms)."""
 
 FAIR_SHARE = 100
 """Most transfers one organization puts in a batch shared with others: a shared batch
