@@ -351,19 +351,6 @@ def fail_unwritable(
     conn: Connection, claimed: Claimed, at: datetime, error: Exception
 ) -> list[Outcome]:
     """End a transfer (or atomic batch) that cannot be written as FAILED, with its event."""
-    for transfer in claimed.transfers:
-        log.error(
-            "Transfer %s of organization %s could not be written and ends FAILED "
-            "(posting_error): %s.",
-            transfer.id,
-            transfer.organization_id,
-            error,
-            extra={
-                "transaction_id": str(transfer.id),
-                "organization_id": str(transfer.organization_id),
-                "failure_code": POSTING_ERROR,
-            },
-        )
     plan = PostingPlan(
         outcomes=[
             Outcome(t, "FAILED", POSTING_ERROR, "the ledger could not write this transfer")
@@ -372,6 +359,20 @@ def fail_unwritable(
     )
     with conn.begin_nested():
         write_plan(conn, plan, claimed, at)
+    cause = getattr(error, "orig", None) or error  # the database's words, not the statement
+    for transfer in claimed.transfers:
+        log.error(
+            "Transfer %s of organization %s could not be written and ends FAILED "
+            "(posting_error): %s.",
+            transfer.id,
+            transfer.organization_id,
+            str(cause).strip().rstrip("."),
+            extra={
+                "transaction_id": str(transfer.id),
+                "organization_id": str(transfer.organization_id),
+                "failure_code": POSTING_ERROR,
+            },
+        )
     return plan.outcomes
 
 
