@@ -243,6 +243,10 @@ def post_batch(
     wait their turn, and each then claims everything that arrived meanwhile. Under load
     batches therefore grow by themselves (like the intake's group commit) instead of many
     small batches contending for the same wallets; an idle system posts at once.
+
+    `claimed` 0 with `more` means every claimed transfer waits on wallets another
+    transaction holds: nothing was posted, try again shortly. Only `claimed` 0 without
+    `more` says nothing is waiting.
     """
     if slots is not None:
         take_posting_slot(conn, slots)

@@ -56,8 +56,9 @@ def _drain(engine: Engine) -> int:
     batches = 0
     while True:
         with engine.begin() as conn:
-            if post_batch(conn, 1000).claimed == 0:
-                return batches
+            result = post_batch(conn, 1000)
+        if result.claimed == 0 and not result.more:
+            return batches
         batches += 1
 
 
