@@ -23,6 +23,7 @@ from prometheus_client import (
     multiprocess,
 )
 from pydantic import BaseModel
+from redis.asyncio import Redis
 from sqlalchemy import text
 
 import migrations
@@ -30,6 +31,7 @@ from gateway.registry import RouteTable
 from gateway.responses import Problem, field_error, json_response
 from gateway.state import ENGINE, REDIS, SETTINGS
 from ledger_core.persistence.pipeline_health import OLDEST_PENDING_AGE
+from vaultcraft.settings import is_amqp
 
 routes = RouteTable(tag="Operations")
 
@@ -54,7 +56,7 @@ async def health(request: web.Request) -> web.Response:
 
 @routes.get("/ready", response=ReadyOut, auth=False, errors=(503,), aliases=("/ready",))
 async def ready(request: web.Request) -> web.Response:
-    """Readiness: PostgreSQL and Redis answer and the schema is at the latest migration.
+    """Readiness: PostgreSQL, Redis and the broker answer and the schema is at the latest migration.
 
     `degraded` (still 200) when the oldest PENDING transfer has waited longer than
     `VAULTCRAFT_READY_MAX_PENDING_AGE_S`: posting is stalled or behind, which no gateway
@@ -66,6 +68,9 @@ async def ready(request: web.Request) -> web.Response:
         "redis": _check_redis(request.app),
         "posting": _oldest_pending_age(request.app),
     }
+    broker_url = request.app[SETTINGS].broker_url
+    if broker_url:
+        checks["broker"] = _check_broker(broker_url)
     outcomes = await asyncio.gather(
         *(asyncio.wait_for(c, CHECK_TIMEOUT_S) for c in checks.values()), return_exceptions=True
     )
@@ -88,11 +93,8 @@ async def ready(request: web.Request) -> web.Response:
     return json_response(
         {
             "status": "degraded" if stalled else "ready",
-            "checks": {
-                "postgresql": "ok",
-                "redis": "ok",
-                "posting": f"oldest pending transfer waited {waited:.0f} s" if stalled else "ok",
-            },
+            "checks": dict.fromkeys(checks, "ok")
+            | {"posting": f"oldest pending transfer waited {waited:.0f} s" if stalled else "ok"},
             "oldest_pending_age_s": round(waited, 3),
         }
     )
@@ -114,6 +116,21 @@ async def _oldest_pending_age(app: web.Application) -> float:
 
 async def _check_redis(app: web.Application) -> str:
     await app[REDIS].ping()
+    return ""
+
+
+async def _check_broker(url: str) -> str:
+    """`BROKER_URL` names a broker apart from `REDIS_URL`: RabbitMQ, or another Redis."""
+    if is_amqp(url):
+        from workers.rabbit import check_reachable
+
+        await asyncio.to_thread(check_reachable, url)
+        return ""
+    client = Redis.from_url(url)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
     return ""
 
 

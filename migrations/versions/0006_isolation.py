@@ -6,7 +6,7 @@ waiting and reads a short range of it for each one's share of a batch, so a tena
 large backlog cannot fill every batch while another tenant's transfer waits.
 
 Revision ID: 0006_isolation
-Revises: 0004_events
+Revises: 0008_roles
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_isolation"
-down_revision: str | Sequence[str] | None = "0004_events"
+down_revision: str | Sequence[str] | None = "0008_roles"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
