@@ -9,7 +9,7 @@ import pytest
 from tests.client.conftest import PASSWORD, unique_email
 from tests.support.stack import Stack
 from vaultcraft.client import ApiError, VaultCraftClient
-from vaultcraft.client.types import Wallet
+from vaultcraft.client.types import TransferRequest, Wallet
 
 
 def _funded(admin: VaultCraftClient, amount: str) -> tuple[Wallet, Wallet]:
@@ -128,9 +128,14 @@ def test_batch_posts_every_transfer(admin: VaultCraftClient) -> None:
     """A batch gets a key per transfer and posts them all."""
     _, primary = _funded(admin, "9.00")
     other = admin.create_wallet("BONUS")
-    leg = {"source_wallet_id": primary["id"], "destination_wallet_id": other["id"]}
+    leg: TransferRequest = {
+        "source_wallet_id": primary["id"],
+        "destination_wallet_id": other["id"],
+        "amount": "2",
+        "currency": "INR",
+    }
 
-    batch = admin.transfer_batch([{**leg, "amount": "2", "currency": "INR"}] * 3, atomic=True)
+    batch = admin.transfer_batch([leg] * 3, atomic=True)
 
     assert len({t["idempotency_key"] for t in batch}) == 3
     assert {admin.wait_final(t["id"])["status"] for t in batch} == {"COMPLETED"}
