@@ -3,7 +3,9 @@
 VaultCraft signs each delivery with `VaultCraft-Signature: t=<unix>,v1=<hex>`, the hex
 being HMAC-SHA256 keyed with the webhook's secret over `"<t>.<raw body>"`. Check the raw
 bytes as received (never a re-serialized body); the tolerance refuses old replays.
-The rules are the ones the sender uses (`ledger_core.webhooks`, standard library only).
+`verify_signature(secret, header, body, *, tolerance_s=300, now=None)` is the sender's
+own check (`ledger_core.webhooks.verify`, standard library only): constant-time compare,
+any of several `v1=` values may match (secret rotation), a malformed header is not valid.
 """
 
 from __future__ import annotations
@@ -12,26 +14,11 @@ import json
 from collections.abc import Mapping
 from typing import Any, cast
 
-from ledger_core.webhooks import DEFAULT_TOLERANCE_S, EVENT_ID_HEADER, SIGNATURE_HEADER, verify
+from ledger_core.webhooks import DEFAULT_TOLERANCE_S, EVENT_ID_HEADER, SIGNATURE_HEADER
+from ledger_core.webhooks import verify as verify_signature
 from vaultcraft.client.errors import InvalidSignature
 
 __all__ = ["DEFAULT_TOLERANCE_S", "parse_event", "verify_signature"]
-
-
-def verify_signature(
-    secret: str,
-    header: str,
-    body: bytes,
-    *,
-    tolerance_s: int = DEFAULT_TOLERANCE_S,
-    now: int | None = None,
-) -> bool:
-    """True if `header` signs `body` with `secret` within `tolerance_s` of now.
-
-    The comparison is constant-time; any of several `v1=` values may match (secret
-    rotation). A malformed header is simply not valid.
-    """
-    return verify(secret, header, body, tolerance_s=tolerance_s, now=now)
 
 
 def parse_event(
