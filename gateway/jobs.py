@@ -1,8 +1,9 @@
 """Requests from the gateway to the workers of the `jobs` queue.
 
-The broker client is synchronous (Dramatiq's Redis broker), so a send runs in a thread;
-the broker is created once per process on first use. An unreachable Redis raises
-`redis.ConnectionError`, which the problem middleware answers with `503`.
+The broker client is synchronous (Dramatiq's Redis or RabbitMQ broker), so a send runs
+in a thread; the broker is created once per process on first use. An unreachable broker
+raises `redis.ConnectionError` or Dramatiq's `BrokerConnectionError`, which the problem
+middleware answers with `503`.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 `observe` (outermost) assigns the request id and records the Prometheus metrics;
 `problems` turns every exception into a problem response: domain refusals keep their
-code and status, aiohttp's own 404/405/413 become problems, an unreachable database or
-Redis is a `503 service_unavailable`, and anything else is logged and answered with a
+code and status, aiohttp's own 404/405/413 become problems, an unreachable database,
+Redis or broker is a `503 service_unavailable`, and anything else is logged and answered with a
 bare `500`.
 """
 
@@ -15,6 +15,7 @@ import re
 import time
 import uuid
 
+import dramatiq.errors
 import psycopg
 import redis.exceptions
 import sqlalchemy.exc
@@ -44,6 +45,7 @@ _UNAVAILABLE = (
     psycopg.OperationalError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
+    dramatiq.errors.BrokerConnectionError,
     ConnectionRefusedError,
 )
 

@@ -16,7 +16,9 @@ import redis
 from sqlalchemy import Engine, create_engine
 
 from tests.support.databases import create_migrated_database, drop_database
+from tests.support.rabbit import amqp_test_url, private_vhost, unreachable_reason
 from vaultcraft.embedded import ensure_services, stop_services
+from vaultcraft.settings import service_url, to_sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,5 +61,24 @@ def redis_url(service_urls: tuple[str, str]) -> str:
 @pytest.fixture(scope="session")
 def engine(database_url: str) -> Iterator[Engine]:
     eng = create_engine(database_url, pool_size=5, max_overflow=10)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """RabbitMQ in a vhost of this session's own; skips the test when none is reachable."""
+    url = amqp_test_url()
+    reason = unreachable_reason(url)
+    if reason is not None:
+        pytest.skip(reason)
+    with private_vhost(url) as own:
+        yield own
+
+
+@pytest.fixture(scope="session")
+def service_engine(database_url: str) -> Iterator[Engine]:
+    """The session database as the services see it: connected as the service role."""
+    eng = create_engine(to_sqlalchemy_url(service_url(database_url)), pool_size=2)
     yield eng
     eng.dispose()

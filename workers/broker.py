@@ -1,8 +1,9 @@
 """The Dramatiq broker every worker process and the gateway share.
 
 Queues: `posting` (post pending transfers), `webhooks` (deliveries), `jobs`
-(reconciliation, settlement). The broker URL comes from Settings; without `REDIS_URL` the
-embedded Redis under the data dir is used.
+(reconciliation, settlement). `BROKER_URL=amqp://…` selects RabbitMQ (`workers.rabbit`);
+otherwise the broker is Redis: `BROKER_URL=redis://…` if set, else `REDIS_URL`, else the
+embedded Redis under the data dir.
 """
 
 from __future__ import annotations
@@ -18,24 +19,30 @@ from dramatiq.middleware import (
 )
 
 from vaultcraft.embedded import ensure_redis
-from vaultcraft.settings import Settings
+from vaultcraft.settings import Settings, is_amqp
 from workers.doorbell import DoorbellRedisBroker
 from workers.metrics_exposition import WorkerMetrics
+from workers.rabbit import rabbitmq_broker
 
 POSTING_QUEUE = "posting"
 WEBHOOKS_QUEUE = "webhooks"
 JOBS_QUEUE = "jobs"
 QUEUES = (POSTING_QUEUE, WEBHOOKS_QUEUE, JOBS_QUEUE)
 
-_broker: DoorbellRedisBroker | None = None
+_broker: dramatiq.Broker | None = None
 
 
 def redis_url(settings: Settings) -> str:
     return settings.redis_url or ensure_redis(settings.data_dir)
 
 
-def setup_broker(settings: Settings | None = None) -> DoorbellRedisBroker:
-    """Create the Redis broker once per process and make it Dramatiq's global broker."""
+def broker_url(settings: Settings) -> str:
+    """The URL of the configured broker: `BROKER_URL`, else the Redis of `REDIS_URL`."""
+    return settings.broker_url or redis_url(settings)
+
+
+def setup_broker(settings: Settings | None = None) -> dramatiq.Broker:
+    """Create the broker once per process and make it Dramatiq's global broker."""
     global _broker
     if _broker is None:
         settings = settings or Settings.from_env()
@@ -48,6 +55,10 @@ def setup_broker(settings: Settings | None = None) -> DoorbellRedisBroker:
             Retries(min_backoff=50, max_backoff=5_000),
             WorkerMetrics(),
         ]
-        _broker = DoorbellRedisBroker(url=redis_url(settings), middleware=middleware)  # type: ignore[no-untyped-call]
+        url = broker_url(settings)
+        if is_amqp(url):
+            _broker = rabbitmq_broker(url, middleware)
+        else:
+            _broker = DoorbellRedisBroker(url=url, middleware=middleware)  # type: ignore[no-untyped-call]
         dramatiq.set_broker(_broker)
     return _broker

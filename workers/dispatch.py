@@ -13,7 +13,9 @@ import logging
 import threading
 import time
 
+import dramatiq.errors
 import psycopg
+import redis
 from psycopg import sql
 
 from ledger_core.persistence.intake import PENDING_CHANNEL
@@ -64,7 +66,11 @@ def listen_once(conn: psycopg.Connection[tuple[object, ...]], stop: threading.Ev
 
 
 def run_dispatcher(stop: threading.Event) -> None:
-    """Run until `stop` is set, reconnecting to PostgreSQL whenever the connection drops."""
+    """Run until `stop` is set, reconnecting whenever PostgreSQL or the broker fails.
+
+    After a broker failure the loop starts over with its probe, so the kick that failed
+    is sent again if transfers still wait.
+    """
     while not stop.is_set():
         try:
             with psycopg.connect(
@@ -73,4 +79,7 @@ def run_dispatcher(stop: threading.Event) -> None:
                 listen_once(conn, stop)
         except psycopg.OperationalError as exc:
             log.warning("Dispatcher lost PostgreSQL (%s); reconnecting in 1 s.", exc)
+            time.sleep(1.0)
+        except (dramatiq.errors.BrokerConnectionError, redis.RedisError) as exc:
+            log.warning("Dispatcher could not reach the broker (%s); retrying in 1 s.", exc)
             time.sleep(1.0)

@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq import Broker
 
 from workers.broker import JOBS_QUEUE, POSTING_QUEUE
 
 
 def send(
-    broker: RedisBroker, queue: str, actor: str, max_age_s: int | None = None, **kwargs: Any
+    broker: Broker, queue: str, actor: str, max_age_s: int | None = None, **kwargs: Any
 ) -> None:
     """Enqueue a message for `actor`; with `max_age_s`, workers drop it once it is older."""
     options = {} if max_age_s is None else {"max_age": max_age_s * 1000}
@@ -27,17 +27,17 @@ def send(
     )
 
 
-def kick_posting(broker: RedisBroker) -> None:
+def kick_posting(broker: Broker) -> None:
     """Wake a posting worker: it claims whatever is PENDING, oldest first."""
     send(broker, POSTING_QUEUE, "post_pending")
 
 
-def request_settlement(broker: RedisBroker, max_age_s: int | None = None) -> None:
+def request_settlement(broker: Broker, max_age_s: int | None = None) -> None:
     send(broker, JOBS_QUEUE, "run_settlement", max_age_s)
 
 
 def request_reconciliation(
-    broker: RedisBroker,
+    broker: Broker,
     mode: str = "incremental",
     run_id: str | None = None,
     max_age_s: int | None = None,

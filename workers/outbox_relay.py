@@ -7,11 +7,17 @@ case a notification was missed. Each wake-up it:
 1. claims a batch of unrelayed events (short transaction, `FOR UPDATE SKIP LOCKED`, a
    lease in `claimed_until`), so several relays share the work and none holds a row lock
    while it talks to Redis;
-2. appends each event to the Redis Stream `vaultcraft:events` (XADD, length capped);
+2. appends each event to the Redis Stream `vaultcraft:events` (XADD, length capped) and,
+   with `VAULTCRAFT_EVENTS_AMQP_URL`, publishes it to RabbitMQ's `vaultcraft.events`
+   exchange, waiting for the broker's confirms (`workers.event_exchange`);
 3. creates the batch's webhook deliveries and marks the events relayed (one transaction),
    then enqueues each delivery's first attempt;
 4. repeats while batches come back full, then sends deliveries whose time has come and
    whose message is missing (`dispatch_due_deliveries`): redeliveries and lost retries.
+
+A batch whose publication failed (Redis or RabbitMQ down) stays with this relay, which
+publishes that same batch again before it claims anything newer, so a broker outage
+delays events without reordering them.
 
 A relay killed between 1 and 3 leaves leased rows; once the lease runs out another relay
 claims and publishes them again. Publication is at least once: the stream may then hold an
@@ -26,10 +32,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+import dramatiq.errors
 import orjson
+import pika.exceptions
 import psycopg
 import redis
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq import Broker
 from psycopg import sql
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import DBAPIError
@@ -46,6 +54,7 @@ from vaultcraft import metrics
 from vaultcraft.settings import Settings
 from workers import db
 from workers.broker import redis_url, setup_broker
+from workers.event_exchange import EventExchange
 from workers.webhook_queue import send_attempt
 
 log = logging.getLogger("vaultcraft.outbox")
@@ -73,12 +82,19 @@ class OutboxRelay:
     """One relay's connections and knobs; `drain()` does one wake-up's work."""
 
     def __init__(
-        self, settings: Settings, engine: Engine, client: redis.Redis, broker: RedisBroker
+        self,
+        settings: Settings,
+        engine: Engine,
+        client: redis.Redis,
+        broker: Broker,
+        exchange: EventExchange | None = None,
     ):
         self.settings = settings
         self.engine = engine
         self.redis = client
         self.broker = broker
+        self.exchange = exchange
+        self._unpublished: list[ClaimedEvent] = []
         self._gauges_at = 0.0
         self._due_at = 0.0
 
@@ -92,18 +108,28 @@ class OutboxRelay:
                 approximate=True,
             )
         pipe.execute()
+        if self.exchange is not None:
+            self.exchange.publish(events)
 
     def relay_batch(self) -> int:
-        """Claim, publish and finish one batch; returns how many events it held."""
-        with self.engine.begin() as conn:
-            events = claim_events(
-                conn, self.settings.outbox_batch_size, self.settings.outbox_lease_s
-            )
+        """Claim, publish and finish one batch; returns how many events it held.
+
+        The batch of a failed attempt is published again first; a batch leaves memory
+        only once it is marked relayed.
+        """
+        events = self._unpublished
+        if not events:
+            with self.engine.begin() as conn:
+                events = claim_events(
+                    conn, self.settings.outbox_batch_size, self.settings.outbox_lease_s
+                )
         if not events:
             return 0
+        self._unpublished = events
         self.publish(events)
         with self.engine.begin() as conn:
             deliveries = finish_events(conn, events, self.settings.webhook_rescue_after_s)
+        self._unpublished = []
         for delivery_id in deliveries:
             send_attempt(self.broker, delivery_id, 1)
         for event_type, count in Counter(e.type for e in events).items():
@@ -161,14 +187,23 @@ def run_outbox_relay(settings: Settings) -> Callable[[threading.Event], None]:
             connect_args={"application_name": "vaultcraft-outbox-relay"},
         )
         client = redis.Redis.from_url(redis_url(settings), socket_timeout=10)
-        relay = OutboxRelay(settings, engine, client, setup_broker(settings))
+        exchange = EventExchange(settings.events_amqp_url) if settings.events_amqp_url else None
+        relay = OutboxRelay(settings, engine, client, setup_broker(settings), exchange)
         dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
         while not stop.is_set():
             try:
                 _listen(dsn, relay, stop)
-            except (psycopg.OperationalError, DBAPIError, redis.RedisError) as exc:
+            except (
+                psycopg.OperationalError,
+                DBAPIError,
+                redis.RedisError,
+                pika.exceptions.AMQPError,
+                dramatiq.errors.BrokerConnectionError,
+            ) as exc:
                 log.warning("Outbox relay lost a connection (%s); retrying in 1 s.", exc)
                 stop.wait(1.0)
         engine.dispose()
+        if exchange is not None:
+            exchange.close()
 
     return loop

@@ -1,5 +1,7 @@
 """Queue depth read straight from Redis, since Dramatiq does not export it.
 
+(On RabbitMQ the counts come from `workers.rabbit.measure_queue_depths`.)
+
 Dramatiq's Redis broker (see its `dispatch.lua`) keeps, per queue `q` under the namespace:
 
 - `<ns>:q`          a list of message ids not yet fetched by any worker;
@@ -49,14 +51,8 @@ def measure_queue_depths(
     return {name: int(count) for name, count in zip(names, counts, strict=True)}
 
 
-def update_queue_depth_metrics(
-    client: redis.Redis,
-    queues: Iterable[str] = QUEUES,
-    *,
-    namespace: str = NAMESPACE,
-) -> dict[str, int]:
-    """Measure the queues and publish them as `vaultcraft_queue_depth{queue}`."""
-    depths = measure_queue_depths(client, queues, namespace=namespace)
+def update_queue_depth_metrics(depths: dict[str, int]) -> dict[str, int]:
+    """Publish measured depths (of either broker) as `vaultcraft_queue_depth{queue}`."""
     for name, depth in depths.items():
         metrics.queue_depth.labels(name).set(depth)
     return depths

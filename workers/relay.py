@@ -8,11 +8,12 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
+import pika.exceptions
 import redis
 
-from vaultcraft.settings import Settings
+from vaultcraft.settings import Settings, is_amqp
 
 log = logging.getLogger("vaultcraft.relay")
 
@@ -21,20 +22,47 @@ GAUGE_INTERVAL_S = 5.0
 
 
 def measure_broker(settings: Settings) -> Loop:
-    from workers.broker import redis_url
+    """The gauge loop of `vaultcraft_queue_depth`, for whichever broker is configured."""
+    from workers.broker import QUEUES, broker_url
     from workers.queue_depth import update_queue_depth_metrics
 
+    url = broker_url(settings)
+
     def loop(stop: threading.Event) -> None:
-        client = redis.Redis.from_url(redis_url(settings))
+        measure = _rabbit_measure(url) if is_amqp(url) else _redis_measure(url)
         while True:  # measured at once, so a fresh relay never reports no queues at all
             try:
-                update_queue_depth_metrics(client)
-            except redis.RedisError as exc:
+                update_queue_depth_metrics(measure(QUEUES))
+            except (redis.RedisError, pika.exceptions.AMQPError) as exc:
                 log.warning("Could not measure queue depths: %s", exc)
             if stop.wait(GAUGE_INTERVAL_S):
                 return
 
     return loop
+
+
+def _redis_measure(url: str) -> Callable[[Iterable[str]], dict[str, int]]:
+    from workers.queue_depth import measure_queue_depths
+
+    client = redis.Redis.from_url(url)
+    return lambda queues: measure_queue_depths(client, queues)
+
+
+def _rabbit_measure(url: str) -> Callable[[Iterable[str]], dict[str, int]]:
+    """Counts through a broker of the gauge's own, whose connection is reopened after a
+    failure (Dramatiq's broker keeps one per thread)."""
+    from workers import rabbit
+
+    broker = rabbit.rabbitmq_broker(url, middleware=[])
+
+    def measure(queues: Iterable[str]) -> dict[str, int]:
+        try:
+            return rabbit.measure_queue_depths(broker, queues)
+        except pika.exceptions.AMQPError:
+            del broker.connection
+            raise
+
+    return measure
 
 
 def loops(settings: Settings) -> list[tuple[str, Loop]]:

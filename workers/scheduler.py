@@ -27,7 +27,7 @@ from types import FrameType
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq import Broker
 from sqlalchemy import Engine, create_engine, text
 
 from vaultcraft.settings import Settings
@@ -55,7 +55,7 @@ _GAUGES = text("""
 """)
 
 
-def rescue_pending(engine: Engine, broker: RedisBroker, after_s: int) -> bool:
+def rescue_pending(engine: Engine, broker: Broker, after_s: int) -> bool:
     """Kick the posting workers if any PENDING transfer waited too long.
 
     Reads only PENDING rows, through the partial index `ix_transactions_pending_seq`, and
@@ -97,7 +97,7 @@ def guarded(guard: JobGuard, job: Callable[[], object]) -> Callable[[], None]:
 
 
 def build_scheduler(
-    settings: Settings, engine: Engine, broker: RedisBroker, dsn: str
+    settings: Settings, engine: Engine, broker: Broker, dsn: str
 ) -> tuple[BlockingScheduler, list[JobGuard]]:
     reconcile_every, settle_every = settings.reconcile_interval_s, settings.settle_interval_s
     jobs: dict[str, tuple[object, Callable[[], object]]] = {

@@ -23,12 +23,14 @@ from prometheus_client import (
     multiprocess,
 )
 from pydantic import BaseModel
+from redis.asyncio import Redis
 from sqlalchemy import text
 
 import migrations
 from gateway.registry import RouteTable
 from gateway.responses import Problem, field_error, json_response
-from gateway.state import ENGINE, REDIS
+from gateway.state import ENGINE, REDIS, SETTINGS
+from vaultcraft.settings import is_amqp
 
 routes = RouteTable(tag="Operations")
 
@@ -52,12 +54,15 @@ async def health(request: web.Request) -> web.Response:
 
 @routes.get("/ready", response=ReadyOut, auth=False, errors=(503,), aliases=("/ready",))
 async def ready(request: web.Request) -> web.Response:
-    """Readiness: PostgreSQL and Redis answer and the schema is at the latest migration"""
+    """Readiness: PostgreSQL, Redis and the broker answer and the schema is at the latest migration"""
     failures: list[dict[str, str]] = []
     checks = {
         "postgresql": _check_migrations(request.app),
         "redis": _check_redis(request.app),
     }
+    broker_url = request.app[SETTINGS].broker_url
+    if broker_url:
+        checks["broker"] = _check_broker(broker_url)
     outcomes = await asyncio.gather(
         *(asyncio.wait_for(c, CHECK_TIMEOUT_S) for c in checks.values()), return_exceptions=True
     )
@@ -89,6 +94,21 @@ async def _check_migrations(app: web.Application) -> str:
 
 async def _check_redis(app: web.Application) -> str:
     await app[REDIS].ping()
+    return ""
+
+
+async def _check_broker(url: str) -> str:
+    """`BROKER_URL` names a broker apart from `REDIS_URL`: RabbitMQ, or another Redis."""
+    if is_amqp(url):
+        from workers.rabbit import check_reachable
+
+        await asyncio.to_thread(check_reachable, url)
+        return ""
+    client = Redis.from_url(url)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
     return ""
 
 

@@ -101,7 +101,7 @@ def test_update_publishes_the_queue_depth_gauge(
         broker.enqueue(_message("webhooks", "deliver_webhook"))
     broker.enqueue(_message("posting", "post_pending"), delay=60_000)
 
-    depths = update_queue_depth_metrics(client, namespace=namespace)
+    depths = update_queue_depth_metrics(measure_queue_depths(client, namespace=namespace))
 
     def gauge(queue: str) -> float | None:
         return REGISTRY.get_sample_value("vaultcraft_queue_depth", {"queue": queue})

@@ -8,15 +8,32 @@ import pytest
 
 from tests.support.stack import Stack
 
+BROKERS = ("redis", "rabbitmq")
+
+
+@pytest.fixture(scope="module", params=BROKERS)
+def broker_url(request: pytest.FixtureRequest, redis_url: str) -> str:
+    """Every pipeline test runs on both brokers; RabbitMQ's skip when none is reachable."""
+    if request.param == "rabbitmq":
+        return str(request.getfixturevalue("amqp_url"))
+    return redis_url
+
 
 @pytest.fixture(scope="module")
 def stack(
-    database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    database_url: str,
+    redis_url: str,
+    broker_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     """Gateway, posting workers and relay as real processes over the test database."""
     data_dir: Path = tmp_path_factory.mktemp("stack")
     with Stack(
-        database_url, redis_url, data_dir, extra_env={"VAULTCRAFT_PENDING_RESCUE_AFTER_S": "2"}
+        database_url,
+        redis_url,
+        data_dir,
+        extra_env={"VAULTCRAFT_PENDING_RESCUE_AFTER_S": "2"},
+        broker_url=broker_url,
     ) as running:
         yield running
 

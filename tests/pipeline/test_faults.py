@@ -10,21 +10,23 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dramatiq
 import httpx
-import redis
-from dramatiq.brokers.redis import RedisBroker
+import pytest
 from sqlalchemy import Engine, text
 
+from tests.support.brokers import client_broker, lose_queued_messages
 from tests.support.ledger_checks import (
     assert_ledger_sound,
     cents,
     pending_count,
     wait_until,
 )
+from tests.support.rabbit import can_manage, close_connections
 from tests.support.stack import Stack
 from tests.support.stack_api import Tenant, signup
 
@@ -63,20 +65,21 @@ def test_many_clients_on_one_hot_wallet_never_overdraw_it(
 
 
 def test_duplicate_and_concurrent_messages_post_once(
-    stack: Stack, http: httpx.Client, engine: Engine, redis_url: str
+    stack: Stack, http: httpx.Client, engine: Engine
 ) -> None:
     t = signup(http)
     a, b = t.wallet(), t.wallet()
     t.deposit(a, "1000.00")
     stack.kill("worker")
     accepted = submit_many(t, [(a, b, "1.00")] * 200)
-    broker = RedisBroker(url=redis_url)
+    broker = client_broker(stack.broker_url)
     for _ in range(50):
         broker.enqueue(
             dramatiq.Message(
                 queue_name="posting", actor_name="post_pending", args=(), kwargs={}, options={}
             )
         )
+    broker.close()
     stack.start("worker")
     finals = [t.wait_final(x["id"]) for x in accepted]
     assert {f["status"] for f in finals} == {"COMPLETED"}
@@ -94,49 +97,68 @@ def test_duplicate_and_concurrent_messages_post_once(
     assert_ledger_sound(engine)
 
 
-def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
-    stack: Stack, http: httpx.Client, engine: Engine
+def load_while(
+    http: httpx.Client,
+    engine: Engine,
+    fault: Callable[[], None],
+    *,
+    wallets: int,
+    transfers: int,
+    seed: int,
+    every_s: tuple[float, float],
 ) -> None:
+    """Move money among funded wallets while `fault` strikes every few tenths of a second;
+    then every transfer is final, no money appeared or vanished, and the ledger is sound."""
     t = signup(http)
-    wallets = [t.wallet() for _ in range(10)]
-    for w in wallets:
+    funded = [t.wallet() for _ in range(wallets)]
+    for w in funded:
         t.deposit(w, "500.00")
-    rng = random.Random(11)
+    rng = random.Random(seed)
     stop = threading.Event()
 
-    def killer() -> None:
-        while not stop.is_set():
-            time.sleep(rng.uniform(0.2, 0.6))
-            stack.kill("worker", signal.SIGKILL)
-            stack.start("worker")
+    def chaos() -> None:
+        while not stop.wait(rng.uniform(*every_s)):
+            fault()
 
-    chaos = threading.Thread(target=killer)
-    chaos.start()
+    thread = threading.Thread(target=chaos)
+    thread.start()
     try:
-        moves = [(*rng.sample(wallets, 2), f"{rng.randint(1, 90)}.00") for _ in range(1500)]
+        moves = [(*rng.sample(funded, 2), f"{rng.randint(1, 90)}.00") for _ in range(transfers)]
         accepted = submit_many(t, moves)
         time.sleep(1.5)
     finally:
         stop.set()
-        chaos.join()
+        thread.join()
     wait_until(
         lambda: pending_count(engine, t.organization_id) == 0, 60, "every transfer to be final"
     )
     assert {t.wait_final(a["id"])["status"] for a in accepted} <= {"COMPLETED", "FAILED"}
-    assert sum(cents(t.balance(w)) for w in wallets) == 10 * 500_00
+    assert sum(cents(t.balance(w)) for w in funded) == wallets * 500_00
     assert_ledger_sound(engine)
 
 
-def test_flushing_redis_leaves_nothing_stuck_past_the_rescue_window(
-    stack: Stack, http: httpx.Client, engine: Engine, redis_url: str
+def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
+    stack: Stack, http: httpx.Client, engine: Engine
 ) -> None:
+    def kill_worker() -> None:
+        stack.kill("worker", signal.SIGKILL)
+        stack.start("worker")
+
+    load_while(http, engine, kill_worker, wallets=10, transfers=1500, seed=11, every_s=(0.2, 0.6))
+
+
+def test_losing_every_queued_message_leaves_nothing_stuck_past_the_rescue_window(
+    stack: Stack, http: httpx.Client, engine: Engine
+) -> None:
+    """Redis is flushed, RabbitMQ's queues purged: what a broker restarting without
+    persistence leaves. The PENDING transfers are found again from PostgreSQL."""
     t = signup(http)
     a, b = t.wallet(), t.wallet()
     t.deposit(a, "100.00")
     stack.kill("worker")
     accepted = submit_many(t, [(a, b, "1.00")] * 50)
     time.sleep(0.5)
-    redis.Redis.from_url(redis_url).flushdb()
+    lose_queued_messages(stack.broker_url)
     stack.start("worker")
     wait_until(
         lambda: pending_count(engine, t.organization_id) == 0,
@@ -145,6 +167,37 @@ def test_flushing_redis_leaves_nothing_stuck_past_the_rescue_window(
     )
     assert {t.wait_final(x["id"])["status"] for x in accepted} == {"COMPLETED"}
     assert_ledger_sound(engine)
+
+
+def cut_broker_connections(stack: Stack) -> None:
+    """RabbitMQ closes every connection of the stack's vhost, as a broker restart would;
+    on a server the test cannot manage, the worker group is killed and started instead."""
+    if can_manage(stack.broker_url):
+        close_connections(stack.broker_url)
+    else:
+        stack.restart("worker")
+
+
+def test_broker_connections_cut_under_load_lose_and_double_nothing(
+    stack: Stack, http: httpx.Client, engine: Engine
+) -> None:
+    """RabbitMQ only: workers, relay and gateway lose their broker connections mid-load.
+
+    Unacknowledged messages go back to their queue and are redelivered, reconnecting
+    consumers and publishers carry on, and whatever a cut still loses is rescued from
+    PostgreSQL. (On Redis the test above covers the broker's restart.)
+    """
+    if not stack.broker_url.startswith("amqp"):
+        pytest.skip("cuts RabbitMQ connections; Redis is shared, its restart is the flush test")
+    load_while(
+        http,
+        engine,
+        lambda: cut_broker_connections(stack),
+        wallets=6,
+        transfers=600,
+        seed=5,
+        every_s=(0.3, 0.8),
+    )
 
 
 def test_cancel_racing_the_posting_ends_in_exactly_one_outcome(

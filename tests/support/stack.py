@@ -41,7 +41,8 @@ class Stack:
     `vaultcraft worker --queues webhooks`, as in the Procfile; when the stack has one, the
     `worker` processes consume only the posting queues, so killing one never touches a
     delivery in flight. A stack whose `processes` name no `gateway` serves no HTTP:
-    `wait_ready` then returns at once.
+    `wait_ready` then returns at once. `broker_url` (an `amqp://` URL) runs Dramatiq on
+    RabbitMQ instead of the Redis of `redis_url`.
     """
 
     def __init__(
@@ -54,6 +55,7 @@ class Stack:
         scheduler: bool = False,
         worker_args: tuple[str, ...] = ("--processes", "1", "--threads", "4"),
         extra_env: dict[str, str] | None = None,
+        broker_url: str | None = None,
     ) -> None:
         self.port = free_port()
         metrics_port = free_port_block(avoid=frozenset({self.port}))
@@ -64,10 +66,12 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.names = (*processes, "scheduler") if scheduler else processes
         self.worker_args = worker_args
+        self.broker_url = broker_url or redis_url
         self.env = {
             **os.environ,
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
+            "BROKER_URL": broker_url or "",
             "VAULTCRAFT_DATA_DIR": str(data_dir),
             "VAULTCRAFT_HTTP_PORT": str(self.port),
             "VAULTCRAFT_METRICS_PORT": str(metrics_port),
