@@ -19,6 +19,8 @@ SERVER_ONLY = (
     "prometheus_client",
     "orjson",
     "uvloop",
+    "pika",
+    "cryptography",
 )
 
 # Run in a fresh interpreter in which every server-only package fails to import, as if
