@@ -16,6 +16,7 @@ from uuid import UUID
 import dramatiq
 from sqlalchemy import Engine
 
+from ledger_core.persistence.settlement import SkippedPair
 from ledger_core.persistence.settlement import run_settlement as settle_all
 from ledger_core.settlement import Settlement
 from vaultcraft import metrics
@@ -30,7 +31,10 @@ def settle_now(engine: Engine, organization_id: UUID | None = None) -> list[Sett
     """Run one settlement pass and report it in logs and metrics."""
     started = time.perf_counter()
     with engine.connect() as conn:
-        written = settle_all(conn, organization_id)
+        skipped: list[SkippedPair] = []
+        written = settle_all(conn, organization_id, skipped)
+    for pair in skipped:
+        metrics.settlement_pairs_skipped_total.labels(pair.reason).inc()
     observe(written, time.perf_counter() - started)
     return written
 

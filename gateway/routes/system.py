@@ -30,6 +30,7 @@ import migrations
 from gateway.registry import RouteTable
 from gateway.responses import Problem, field_error, json_response
 from gateway.state import ENGINE, REDIS, SETTINGS
+from ledger_core.persistence.pipeline_health import OLDEST_PENDING_AGE
 from vaultcraft.settings import is_amqp
 
 routes = RouteTable(tag="Operations")
@@ -42,8 +43,9 @@ class HealthOut(BaseModel):
 
 
 class ReadyOut(BaseModel):
-    status: Literal["ready"]
+    status: Literal["ready", "degraded"]
     checks: dict[str, str]
+    oldest_pending_age_s: float
 
 
 @routes.get("/health", response=HealthOut, auth=False, aliases=("/health",))
@@ -54,11 +56,17 @@ async def health(request: web.Request) -> web.Response:
 
 @routes.get("/ready", response=ReadyOut, auth=False, errors=(503,), aliases=("/ready",))
 async def ready(request: web.Request) -> web.Response:
-    """Readiness: PostgreSQL, Redis and the broker answer and the schema is at the latest migration"""
+    """Readiness: PostgreSQL, Redis and the broker answer and the schema is at the latest migration.
+
+    `degraded` (still 200) when the oldest PENDING transfer has waited longer than
+    `VAULTCRAFT_READY_MAX_PENDING_AGE_S`: posting is stalled or behind, which no gateway
+    can fix, so taking gateways out of rotation would only add an outage to the stall.
+    """
     failures: list[dict[str, str]] = []
     checks = {
         "postgresql": _check_migrations(request.app),
         "redis": _check_redis(request.app),
+        "posting": _oldest_pending_age(request.app),
     }
     broker_url = request.app[SETTINGS].broker_url
     if broker_url:
@@ -70,7 +78,7 @@ async def ready(request: web.Request) -> web.Response:
         if isinstance(outcome, BaseException):
             message = "timed out" if isinstance(outcome, TimeoutError) else type(outcome).__name__
             failures.append(field_error(name, f"unreachable: {message}"))
-        elif outcome:
+        elif isinstance(outcome, str) and outcome:
             failures.append(field_error(name, outcome))
     if failures:
         raise Problem(
@@ -80,7 +88,16 @@ async def ready(request: web.Request) -> web.Response:
             errors=failures,
             headers={"Retry-After": "1"},
         )
-    return json_response({"status": "ready", "checks": dict.fromkeys(checks, "ok")})
+    waited = next(o for o in outcomes if isinstance(o, float))
+    stalled = waited > request.app[SETTINGS].ready_max_pending_age_s
+    return json_response(
+        {
+            "status": "degraded" if stalled else "ready",
+            "checks": dict.fromkeys(checks, "ok")
+            | {"posting": f"oldest pending transfer waited {waited:.0f} s" if stalled else "ok"},
+            "oldest_pending_age_s": round(waited, 3),
+        }
+    )
 
 
 async def _check_migrations(app: web.Application) -> str:
@@ -90,6 +107,11 @@ async def _check_migrations(app: web.Application) -> str:
         current = {row[0] for row in rows}
     heads = migration_heads()
     return "" if current == heads else f"schema at {sorted(current)}, code expects {sorted(heads)}"
+
+
+async def _oldest_pending_age(app: web.Application) -> float:
+    async with app[ENGINE].connect() as conn:
+        return float((await conn.execute(OLDEST_PENDING_AGE)).scalar_one())
 
 
 async def _check_redis(app: web.Application) -> str:
