@@ -84,6 +84,20 @@ pending_transfers = Gauge(
     "Transfers accepted and not yet final.",
     multiprocess_mode="max",
 )
+oldest_pending_age_seconds = Gauge(
+    "vaultcraft_oldest_pending_age_seconds",
+    "Age of the oldest PENDING transfer (0 when none waits): a stalled pipeline grows it.",
+    multiprocess_mode="max",
+)
+posting_unwritable_total = Counter(
+    "vaultcraft_posting_unwritable_total",
+    "Transfers the database refused to write, failed alone as posting_error.",
+)
+settlement_pairs_skipped_total = Counter(
+    "vaultcraft_settlement_pairs_skipped_total",
+    "Pairs a settlement run skipped (clearing drift, or totals past the 64-bit range).",
+    ["reason"],
+)
 pending_rescued_total = Counter(
     "vaultcraft_pending_rescued_total",
     "Times PENDING transfers older than the rescue window were re-enqueued.",

@@ -51,6 +51,7 @@ class Settings:
     jwt_secret: str = field(default="", repr=False)
     token_ttl_s: int = 3600
     pending_rescue_after_s: int = 30
+    ready_max_pending_age_s: int = 60
     allow_private_webhooks: bool = False
     posting_batch_size: int = 1000
     posting_concurrency: int = 2
@@ -87,6 +88,9 @@ class Settings:
             jwt_secret=env.get("VAULTCRAFT_JWT_SECRET") or _stored_secret(data_dir),
             token_ttl_s=_int(env, "VAULTCRAFT_TOKEN_TTL_S", 3600),
             pending_rescue_after_s=_int(env, "VAULTCRAFT_PENDING_RESCUE_AFTER_S", 30),
+            ready_max_pending_age_s=_int_between(
+                env, "VAULTCRAFT_READY_MAX_PENDING_AGE_S", 60, 1, 86_400
+            ),
             allow_private_webhooks=_flag(env.get("VAULTCRAFT_ALLOW_PRIVATE_WEBHOOKS")),
             posting_batch_size=_int(env, "VAULTCRAFT_POSTING_BATCH_SIZE", 1000),
             posting_concurrency=_int_between(env, "VAULTCRAFT_POSTING_CONCURRENCY", 2, 1, 64),
