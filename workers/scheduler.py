@@ -31,8 +31,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from dramatiq import Broker
 from sqlalchemy import Engine, create_engine, text
 
-from ledger_core.persistence.pipeline_health import OLDEST_PENDING_AGE_SQL
 from ledger_core.persistence.transfers.pending_probe import pending_waiting_sa
+from ledger_core.persistence.transfers.pipeline_health import OLDEST_PENDING_AGE_SQL
 from messaging.broker import setup_broker
 from messaging.messages import kick_posting, request_reconciliation, request_settlement
 from runtime.settings import Settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ledger_core.persistence.pipeline_health import OLDEST_PENDING_AGE
+from ledger_core.persistence.transfers.pipeline_health import OLDEST_PENDING_AGE
 
 
 async def oldest_pending_age(engine: AsyncEngine) -> float:

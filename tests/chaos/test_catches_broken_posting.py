@@ -22,7 +22,7 @@ import coverage
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-import ledger_core.persistence.claim as claim
+import ledger_core.persistence.transfers.claim as claim
 import ledger_core.persistence.transfers.posting as posting
 from ledger_core.persistence.reconciliation.invariants import Violation, check_invariants
 from tests.support.databases import create_migrated_database, drop_database

@@ -191,6 +191,6 @@ def test_a_flooding_tenant_shares_each_batch_with_the_others(scratch: Engine) ->
 
 
 def claim_sql() -> object:
-    from ledger_core.persistence.claim import CLAIM
+    from ledger_core.persistence.transfers.claim import CLAIM
 
     return CLAIM

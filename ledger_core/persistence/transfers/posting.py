@@ -3,7 +3,7 @@
 One database transaction per batch:
 
 1. claim PENDING transfers, an equal share per organization, with `FOR NO KEY UPDATE SKIP
-   LOCKED` (`ledger_core.persistence.claim`), so concurrent workers take disjoint batches
+   LOCKED` (`ledger_core.persistence.transfers.claim`), so concurrent workers take disjoint batches
    and a transfer is never posted twice (a transfer is moved out of PENDING only here,
    under its row lock, and the final-state trigger refuses any later change);
 2. keep the transfers whose wallets no other batch holds (`free_subset`), then lock every
@@ -36,8 +36,8 @@ from sqlalchemy.exc import DBAPIError
 from ledger_core.channels import FINAL_CHANNEL
 from ledger_core.persistence.analytics.rollups import rollup_statements
 from ledger_core.persistence.arrays import pg_array
-from ledger_core.persistence.claim import Claimed, claim_batch
 from ledger_core.persistence.events.outbox import EventRow, event_json, outbox_insert_many
+from ledger_core.persistence.transfers.claim import Claimed, claim_batch
 from ledger_core.posting import (
     Outcome,
     PendingTransfer,
