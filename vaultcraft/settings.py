@@ -39,6 +39,7 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     metrics_port: int = 9191
+    metrics_token: str = field(default="", repr=False)
     jwt_secret: str = field(default="", repr=False)
     token_ttl_s: int = 3600
     pending_rescue_after_s: int = 30
@@ -70,6 +71,7 @@ class Settings:
             http_host=env.get("VAULTCRAFT_HTTP_HOST") or "127.0.0.1",
             http_port=_int(env, "VAULTCRAFT_HTTP_PORT", 8000),
             metrics_port=_int(env, "VAULTCRAFT_METRICS_PORT", 9191),
+            metrics_token=env.get("VAULTCRAFT_METRICS_TOKEN") or "",
             jwt_secret=env.get("VAULTCRAFT_JWT_SECRET") or _stored_secret(data_dir),
             token_ttl_s=_int(env, "VAULTCRAFT_TOKEN_TTL_S", 3600),
             pending_rescue_after_s=_int(env, "VAULTCRAFT_PENDING_RESCUE_AFTER_S", 30),

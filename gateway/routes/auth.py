@@ -74,7 +74,7 @@ async def login(request: web.Request, body: Login) -> web.Response:
     if facts is None or not matches or not facts.is_active:
         reason = "unknown_email" if facts is None else "inactive" if matches else "wrong_password"
         await record_login_failure(app[REDIS], body.email, address)
-        metrics.login_failures_total.labels(reason).inc()
+        metrics.login_failures_total.inc()
         ctx = audit_context(request).acting(
             actor_id=None, organization_id=None if facts is None else facts.organization_id
         )
