@@ -51,6 +51,7 @@ class Settings:
     rescue_interval_s: int = 5
     log_format: str = "auto"
     bcrypt_rounds: int = 12  # cost of password hashes; tests lower it to 4
+    signup_limit: int = 10  # signups per client address per 15 minutes
     webhook_timeout_ms: int = 5000
     webhook_max_attempts: int = 10
     webhook_backoff_base_ms: int = 10_000
@@ -83,6 +84,7 @@ class Settings:
             rescue_interval_s=_int(env, "VAULTCRAFT_RESCUE_INTERVAL_S", 5),
             log_format=env.get("VAULTCRAFT_LOG_FORMAT") or "auto",
             bcrypt_rounds=_int_between(env, "VAULTCRAFT_BCRYPT_ROUNDS", 12, 4, 31),
+            signup_limit=_int_between(env, "VAULTCRAFT_SIGNUP_LIMIT", 10, 1, 1_000_000),
             webhook_timeout_ms=_int_between(env, "VAULTCRAFT_WEBHOOK_TIMEOUT_MS", 5000, 1, 60_000),
             webhook_max_attempts=_int_between(env, "VAULTCRAFT_WEBHOOK_MAX_ATTEMPTS", 10, 8, 50),
             webhook_backoff_base_ms=_int_between(
