@@ -120,13 +120,16 @@ _KEY_TOKEN = re.compile(rb'"\s*:')
 def _keys_in(value: Any) -> int:
     """The distinct keys a parsed body had: the fields set on each model, the keys of dicts."""
     if isinstance(value, BaseModel):
-        fields = value.model_fields_set
-        return len(fields) + sum(_keys_in(getattr(value, name)) for name in fields)
-    if isinstance(value, dict):
-        return len(value) + sum(_keys_in(item) for item in value.values())
-    if isinstance(value, list | tuple):
-        return sum(_keys_in(item) for item in value)
-    return 0
+        keys = len(value.model_fields_set)
+        inner: Any = [getattr(value, name) for name in value.model_fields_set]
+    elif isinstance(value, dict):
+        keys, inner = len(value), value.values()
+    else:
+        keys, inner = 0, value
+    return keys + sum(_keys_in(item) for item in inner if isinstance(item, _NESTED))
+
+
+_NESTED = (BaseModel, dict, list, tuple)
 
 
 def _refuse_repeated_keys(raw: bytes) -> None:

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.asyncio
 
 AiohttpClient = Callable[..., Awaitable[TestClient]]
 ROUNDS = 11
-FLOOD = 40
+FLOOD = 80
 
 
 def signup_body(password: str = "p" * 128) -> dict[str, str]:
@@ -69,7 +69,7 @@ async def login_during_flood(client: TestClient) -> tuple[float, float, Counter[
 def assert_login_kept_its_pace(baseline: float, during: float) -> None:
     """Compared with its own pace on this machine, however loaded: a login queued behind
     the burst's hashes takes several hashes' time, one with a thread of its own does not."""
-    assert during < 3 * baseline + 0.3, (baseline, during)
+    assert during < 6 * baseline + 0.5, (baseline, during)
 
 
 @pytest.fixture
