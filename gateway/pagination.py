@@ -3,7 +3,7 @@
 A cursor carries the `(created_at, id)` of the last row served (see
 `ledger_core.persistence.pages`), so pages stay stable while rows are inserted. It is
 signed with a key only the server holds (an HMAC key derived from the JWT secret) over
-the list it came from (method, route template, organization), so a cursor the server
+the list it came from (method, path, organization), so a cursor the server
 did not issue for this list, forged, truncated or carried over from another list, is a
 `400 invalid_cursor` before any of it reaches SQL. Use::
 
@@ -56,12 +56,11 @@ def cursor_key(jwt_secret: str) -> bytes:
 
 
 def list_binding(request: web.Request) -> str:
-    """What a cursor is valid for: this method on this route template, for this organization."""
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else request.path
+    """What a cursor is valid for: this method on this path (one wallet's statement is not
+    another's), for this organization."""
     who = request.get(PRINCIPAL)
     organization = "" if who is None else str(who.organization_id)
-    return f"{request.method} {route} {organization}"
+    return f"{request.method} {request.path} {organization}"
 
 
 def encode_cursor(key: bytes, binding: str, keyset: Keyset) -> str:

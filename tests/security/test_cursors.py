@@ -48,12 +48,20 @@ def forged(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def signed(world: World, spec: RouteSpec, side: Side, keyset: Keyset, secret: str = "") -> str:
-    """A cursor signed like the server signs it, for `spec`'s list as `side` sees it."""
+def signed(
+    world: World,
+    spec: RouteSpec,
+    side: Side,
+    keyset: Keyset,
+    secret: str = "",
+    path: str = "",
+) -> str:
+    """A cursor signed like the server signs it, for `spec`'s list (at `path`, by default
+    the one naming our resources) as `side`'s organization sees it."""
     app = world.client.app
     assert app is not None
     key = cursor_key(secret or app[SETTINGS].jwt_secret)
-    binding = f"GET {spec.full_path} {side.account.org['id']}"
+    binding = f"GET {path or world.paths(spec, world.ours)[0]} {side.account.org['id']}"
     return encode_cursor(key, binding, keyset)
 
 
@@ -84,6 +92,11 @@ async def test_cursors_the_server_did_not_issue_are_400_on_every_list(world: Wor
             "another organization": signed(world, spec, world.rival, keysets[1]),
             "another list": signed(world, other, world.ours, keysets[1]),
         }
+        elsewhere = world.paths(spec, world.colleague)[0]  # a colleague's wallet, say
+        if elsewhere != world.paths(spec, world.ours)[0]:
+            bad["another resource's list"] = signed(
+                world, spec, world.ours, keysets[0], path=elsewhere
+            )
         for label, cursor in bad.items():
             status, body = await status_of(world, spec, cursor)
             if status != 400 or '"invalid_cursor"' not in body:
