@@ -55,7 +55,7 @@ async def intake_context(app: web.Application) -> AsyncIterator[None]:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             return await get_transactions_unchecked(conn, ids)
 
-    waiter = FinalWaiter(to_psycopg_url(app[SETTINGS].database_url or ""), read_rows)
+    waiter = FinalWaiter(to_psycopg_url(app[SETTINGS].sqlalchemy_url), read_rows)
     await waiter.start()
     app[WAITER] = waiter
     yield

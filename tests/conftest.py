@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine
 from gateway.throttle import signup_key
 from tests.support.databases import create_migrated_database, drop_database
 from vaultcraft.embedded import ensure_services, stop_services
+from vaultcraft.settings import service_url, to_sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,6 +61,14 @@ def redis_url(service_urls: tuple[str, str]) -> str:
 @pytest.fixture(scope="session")
 def engine(database_url: str) -> Iterator[Engine]:
     eng = create_engine(database_url, pool_size=5, max_overflow=10)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def service_engine(database_url: str) -> Iterator[Engine]:
+    """The session database as the services see it: connected as the service role."""
+    eng = create_engine(to_sqlalchemy_url(service_url(database_url)), pool_size=2)
     yield eng
     eng.dispose()
 

@@ -114,7 +114,7 @@ def upgrade_database(settings: Settings) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(Path(migrations.__file__).parent))
-    config.set_main_option("sqlalchemy.url", settings.sqlalchemy_url.replace("%", "%%"))
+    config.set_main_option("sqlalchemy.url", settings.owner_sqlalchemy_url.replace("%", "%%"))
     alembic_command.upgrade(config, "head")
 
 

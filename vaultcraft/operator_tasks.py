@@ -14,7 +14,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, TextIO
 
 from pydantic import ValidationError
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from vaultcraft.progress import ProgressLine
 from vaultcraft.settings import Settings
@@ -157,7 +157,8 @@ def reconcile(settings: Settings, *, full: bool, out: TextIO = sys.stdout) -> in
 
 
 def verify(settings: Settings, *, require_final: bool, out: TextIO = sys.stdout) -> int:
-    """Check promises 1-5 of the ledger over the whole database; 1 if any is broken."""
+    """Check promises 1-5 of the ledger over the whole database, and every audit chain
+    against its signed published head; 1 if anything is broken."""
     from ledger_core.persistence.invariants import check_invariants
 
     engine = create_engine(settings.sqlalchemy_url, pool_size=1)
@@ -168,11 +169,12 @@ def verify(settings: Settings, *, require_final: bool, out: TextIO = sys.stdout)
                 progress.step(f"[{number}/{total}] {kind}")
 
             violations = check_invariants(conn, require_final=require_final, progress=show)
+            audit_ok = _verify_audit_chains(settings, conn, out)
     finally:
         engine.dispose()
     if not violations:
         print("The ledger keeps every promise: no violations.", file=out)
-        return 0
+        return 0 if audit_ok else 1
     by_kind = Counter(v.kind for v in violations)
     print(
         f"{len(violations)} violations: "
@@ -184,3 +186,21 @@ def verify(settings: Settings, *, require_final: bool, out: TextIO = sys.stdout)
     if len(violations) > SHOWN:
         print(f"  ... and {len(violations) - SHOWN} more.", file=out)
     return 1
+
+
+def _verify_audit_chains(settings: Settings, conn: Connection, out: TextIO) -> bool:
+    import redis
+
+    from vaultcraft.audit_keys import public_key
+    from workers.audit_heads import check_anchors
+    from workers.broker import redis_url
+
+    with redis.Redis.from_url(redis_url(settings), socket_timeout=10) as client:
+        findings, anchored = check_anchors(conn, client, public_key(settings))
+    if not findings:
+        print(f"Audit chains: intact; {anchored} match their signed heads.", file=out)
+        return True
+    print(f"Audit chains: {len(findings)} findings.", file=out)
+    for finding in findings[:SHOWN]:
+        print(f"  {finding}", file=out)
+    return False

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+SERVICE_ROLE = "vaultcraft_service"
+"""The role services connect as when VAULTCRAFT_SERVICE_DATABASE_URL is unset (migration 0008)."""
 
 
 def _flag(value: str | None) -> bool:
@@ -36,6 +42,9 @@ class Settings:
     database_url: str | None
     redis_url: str | None
     data_dir: Path
+    service_database_url: str | None = None
+    audit_signing_key: str = field(default="", repr=False)
+    audit_public_key: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     metrics_port: int = 9191
@@ -69,6 +78,9 @@ class Settings:
             database_url=env.get("DATABASE_URL") or None,
             redis_url=env.get("REDIS_URL") or None,
             data_dir=data_dir,
+            service_database_url=env.get("VAULTCRAFT_SERVICE_DATABASE_URL") or None,
+            audit_signing_key=env.get("VAULTCRAFT_AUDIT_SIGNING_KEY") or "",
+            audit_public_key=env.get("VAULTCRAFT_AUDIT_PUBLIC_KEY") or "",
             http_host=env.get("VAULTCRAFT_HTTP_HOST") or "127.0.0.1",
             http_port=_int(env, "VAULTCRAFT_HTTP_PORT", 8000),
             metrics_port=_int(env, "VAULTCRAFT_METRICS_PORT", 9191),
@@ -105,10 +117,25 @@ class Settings:
 
     @property
     def sqlalchemy_url(self) -> str:
-        """The database URL with the psycopg 3 driver named, as SQLAlchemy wants it."""
+        """Where services connect (as the service role), in SQLAlchemy's psycopg 3 form."""
+        return to_sqlalchemy_url(service_url(self.owner_sqlalchemy_url, self.service_database_url))
+
+    @property
+    def owner_sqlalchemy_url(self) -> str:
+        """DATABASE_URL itself: the schema owner, which only migrations use."""
         if not self.database_url:
             raise RuntimeError("DATABASE_URL is not set and no embedded server was started")
         return to_sqlalchemy_url(self.database_url)
+
+
+def service_url(owner_url: str, given: str | None = None) -> str:
+    """The service role's URL: `given` (VAULTCRAFT_SERVICE_DATABASE_URL) if set, else the
+    owner's URL with the user swapped for SERVICE_ROLE and no password (a server with
+    password authentication then needs VAULTCRAFT_SERVICE_DATABASE_URL)."""
+    if given:
+        return given
+    url = make_url(to_sqlalchemy_url(owner_url)).set(username=SERVICE_ROLE, password=None)
+    return url.render_as_string(hide_password=False)
 
 
 def to_sqlalchemy_url(url: str) -> str:
@@ -125,14 +152,19 @@ def to_psycopg_url(url: str) -> str:
 
 def _stored_secret(data_dir: Path) -> str:
     """Generate the JWT key once and keep it in the data dir, so restarts keep tokens valid."""
-    path = data_dir / "jwt_secret"
+    return stored_secret(data_dir, "jwt_secret", lambda: secrets.token_urlsafe(48))
+
+
+def stored_secret(data_dir: Path, name: str, make: Callable[[], str]) -> str:
+    """The secret kept in `data_dir/name`, made by `make` by the first process that asks."""
+    path = data_dir / name
     try:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
     data_dir.mkdir(parents=True, exist_ok=True)
-    tmp = data_dir / f".jwt_secret.{os.getpid()}"
-    tmp.write_text(secrets.token_urlsafe(48))
+    tmp = data_dir / f".{name}.{os.getpid()}"
+    tmp.write_text(make())
     tmp.chmod(0o600)
     try:
         os.link(tmp, path)  # atomic: the first process to link wins, the others read its key

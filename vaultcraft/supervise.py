@@ -144,6 +144,10 @@ def _escape(value: str) -> str:
     return value.replace("%", "%%")
 
 
+SECRET_MARKS = ("SECRET", "SIGNING_KEY", "SERVICE_DATABASE_URL", "METRICS_TOKEN")
+"""Settings whose values are secrets (a password may be in the service URL)."""
+
+
 def program_environment(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
     """What every child is told: the resolved URLs and the VAULTCRAFT_* settings.
 
@@ -152,7 +156,7 @@ def program_environment(settings: Settings, environ: Mapping[str, str]) -> dict[
     env = {
         key: value
         for key, value in environ.items()
-        if key.startswith("VAULTCRAFT_") and "SECRET" not in key
+        if key.startswith("VAULTCRAFT_") and not any(mark in key for mark in SECRET_MARKS)
     }
     env["VAULTCRAFT_DATA_DIR"] = str(settings.data_dir)
     env["DATABASE_URL"] = settings.database_url or ""

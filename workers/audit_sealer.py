@@ -1,7 +1,8 @@
 """Seals new audit records into their organization's hash chain, once a second.
 
 A loop in the relay process; see `ledger_core.persistence.audit_chain`. Several relays may
-run it: a chain another sealer is working on is skipped until the next round.
+run it: a chain another sealer is working on is skipped until the next round. Each chain
+that grew gets its new head signed and published (`workers.audit_heads`).
 """
 
 from __future__ import annotations
@@ -9,36 +10,65 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from uuid import UUID
 
+import redis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import DBAPIError
 
 from ledger_core.persistence.audit_chain import (
     SEAL_BATCH,
+    chain_head,
     seal_organization,
     unsealed_organizations,
 )
+from vaultcraft.audit_keys import signing_key
 from vaultcraft.settings import Settings
 from workers import db
+from workers.audit_heads import database_name, publish_heads, sign_heads
+from workers.broker import redis_url
 
 log = logging.getLogger("vaultcraft.audit")
 
 SEAL_EVERY_S = 1.0
 
 
-def seal_all(engine: Engine) -> int:
-    """Seal every waiting record of every organization; returns how many were sealed."""
+def seal_all(engine: Engine, publish: HeadPublisher | None = None) -> int:
+    """Seal every waiting record of every organization; returns how many were sealed.
+
+    With `publish`, each chain that grew has its new head signed and published after the
+    commit that sealed it.
+    """
     total = 0
     with engine.connect() as conn:
         organizations = unsealed_organizations(conn)
     for organization_id in organizations:
+        grown = False
         while True:
             with engine.begin() as conn:
                 sealed = seal_organization(conn, organization_id, SEAL_BATCH)
             total += sealed or 0
+            grown = grown or bool(sealed)
             if sealed is None or sealed < SEAL_BATCH:
                 break
+        if grown and publish is not None:
+            publish(engine, organization_id)
     return total
+
+
+class HeadPublisher:
+    """Signs a chain's committed head and puts it on the audit head stream."""
+
+    def __init__(self, key: Ed25519PrivateKey, client: redis.Redis) -> None:
+        self.key = key
+        self.client = client
+
+    def __call__(self, engine: Engine, organization_id: UUID | None) -> None:
+        with engine.connect() as conn:
+            seq, hash_ = chain_head(conn, organization_id)
+            database = database_name(conn)
+        publish_heads(self.client, sign_heads(self.key, database, [(organization_id, seq, hash_)]))
 
 
 def run_audit_sealer(settings: Settings) -> Callable[[threading.Event], None]:
@@ -50,11 +80,16 @@ def run_audit_sealer(settings: Settings) -> Callable[[threading.Event], None]:
             pool_pre_ping=True,
             connect_args={"application_name": "vaultcraft-audit-sealer"},
         )
+        client = redis.Redis.from_url(redis_url(settings), socket_timeout=5)
+        publish = HeadPublisher(signing_key(settings), client)
         while not stop.wait(SEAL_EVERY_S):
             try:
-                seal_all(engine)
+                seal_all(engine, publish)
             except DBAPIError as exc:
                 log.warning("Could not seal audit records this round: %s", exc.orig)
+            except redis.RedisError as exc:
+                log.warning("Could not publish a sealed audit head this round: %s", exc)
+        client.close()
         engine.dispose()
 
     return loop

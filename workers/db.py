@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, create_engine
 
 from vaultcraft.embedded import ensure_services
-from vaultcraft.settings import Settings, to_sqlalchemy_url
+from vaultcraft.settings import Settings, service_url, to_sqlalchemy_url
 
 _engine: Engine | None = None
 _settings: Settings | None = None
@@ -19,8 +19,9 @@ def settings() -> Settings:
 
 
 def database_url(config: Settings) -> str:
+    """The service role's URL (starting the embedded servers if no URL is given)."""
     urls = ensure_services(config.data_dir, config.database_url, config.redis_url)
-    return to_sqlalchemy_url(urls.database_url)
+    return to_sqlalchemy_url(service_url(urls.database_url, config.service_database_url))
 
 
 def engine() -> Engine:

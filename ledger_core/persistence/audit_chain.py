@@ -81,6 +81,41 @@ def unsealed_organizations(conn: Connection) -> list[UUID | None]:
     return [row[0] for row in conn.execute(_UNSEALED_ORGANIZATIONS)]
 
 
+def chain_head(conn: Connection, organization_id: UUID | None) -> tuple[int, str]:
+    """The chain's last `(chain_seq, hash)`; `(0, GENESIS_HASH)` for a chain not begun."""
+    head = conn.execute(
+        select(audit_logs.c.chain_seq, audit_logs.c.hash)
+        .where(_of(organization_id), audit_logs.c.chain_seq.is_not(None))
+        .order_by(audit_logs.c.chain_seq.desc())
+        .limit(1)
+    ).one_or_none()
+    return (0, GENESIS_HASH) if head is None else (head.chain_seq, head.hash)
+
+
+def hash_at(conn: Connection, organization_id: UUID | None, chain_seq: int) -> str | None:
+    """The stored hash of one record of a chain (None if the chain has no such record)."""
+    return conn.scalar(
+        select(audit_logs.c.hash).where(_of(organization_id), audit_logs.c.chain_seq == chain_seq)
+    )
+
+
+def sealed_chains(conn: Connection) -> list[UUID | None]:
+    """Every organization (None: records without one) with sealed records."""
+    return [
+        row[0]
+        for row in conn.execute(
+            text("""
+                SELECT NULL::uuid WHERE EXISTS (
+                    SELECT 1 FROM audit_logs WHERE organization_id IS NULL AND chain_seq IS NOT NULL)
+                UNION ALL
+                SELECT o.id FROM organizations o WHERE EXISTS (
+                    SELECT 1 FROM audit_logs a WHERE a.organization_id = o.id
+                      AND a.chain_seq IS NOT NULL)
+            """)
+        )
+    ]
+
+
 def seal_organization(
     conn: Connection, organization_id: UUID | None, limit: int = SEAL_BATCH
 ) -> int | None:
@@ -91,13 +126,7 @@ def seal_organization(
     key = chain_lock_key(organization_id)
     if not conn.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}):
         return None
-    head = conn.execute(
-        select(audit_logs.c.chain_seq, audit_logs.c.hash)
-        .where(_of(organization_id), audit_logs.c.chain_seq.is_not(None))
-        .order_by(audit_logs.c.chain_seq.desc())
-        .limit(1)
-    ).one_or_none()
-    last_seq, last_hash = (0, GENESIS_HASH) if head is None else (head.chain_seq, head.hash)
+    last_seq, last_hash = chain_head(conn, organization_id)
     rows = conn.execute(
         select(audit_logs)
         .where(_of(organization_id), audit_logs.c.hash.is_(None))

@@ -101,7 +101,14 @@ def test_program_environment_carries_urls_and_settings_but_no_secrets(tmp_path: 
         {"VAULTCRAFT_DATA_DIR": str(tmp_path), "VAULTCRAFT_JWT_SECRET": "k" * 40}
     )
     settings = dataclasses.replace(settings, database_url="postgresql://db/x")
-    environ = {"VAULTCRAFT_HTTP_PORT": "8123", "VAULTCRAFT_JWT_SECRET": "k" * 40, "HOME": "/r"}
+    environ = {
+        "VAULTCRAFT_HTTP_PORT": "8123",
+        "VAULTCRAFT_JWT_SECRET": "k" * 40,
+        "VAULTCRAFT_AUDIT_SIGNING_KEY": "a" * 44,
+        "VAULTCRAFT_SERVICE_DATABASE_URL": "postgresql://vaultcraft_service:pw@db/x",
+        "VAULTCRAFT_METRICS_TOKEN": "m" * 32,
+        "HOME": "/r",
+    }
 
     env = program_environment(settings, environ)
 
@@ -109,4 +116,7 @@ def test_program_environment_carries_urls_and_settings_but_no_secrets(tmp_path: 
     assert env["VAULTCRAFT_DATA_DIR"] == str(tmp_path)
     assert env["DATABASE_URL"] == "postgresql://db/x"
     assert "VAULTCRAFT_JWT_SECRET" not in env
+    assert "VAULTCRAFT_AUDIT_SIGNING_KEY" not in env
+    assert "VAULTCRAFT_SERVICE_DATABASE_URL" not in env
+    assert "VAULTCRAFT_METRICS_TOKEN" not in env
     assert "HOME" not in env

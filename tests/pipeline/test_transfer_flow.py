@@ -6,6 +6,7 @@ import time
 import uuid
 
 import httpx
+from sqlalchemy import Engine, text
 
 from tests.support.stack_api import signup
 
@@ -154,3 +155,28 @@ def test_a_batch_is_stored_in_order_and_atomic_batches_fail_whole(http: httpx.Cl
         {"transfers": [item(a, b, "1.00"), item(a, str(uuid.uuid4()), "1.00")]},
     )
     assert bad.status_code == 404 and bad.json()["errors"][0]["field"].startswith("transfers[1]")
+
+
+def test_the_running_processes_post_as_the_service_role(http: httpx.Client, engine: Engine) -> None:
+    """Gateway and workers connect as `vaultcraft_service`, and posting works under its
+    guards (no UPDATE on entries, balances checked against them)."""
+    t = signup(http)
+    a, b = t.wallet(), t.wallet()
+    t.deposit(a, "20.00")
+    final = t.wait_final(t.transfer(a, b, "7.50").json()["id"])
+    assert final["status"] == "COMPLETED"
+    with engine.connect() as conn:
+        roles = dict(
+            conn.execute(
+                text(
+                    "SELECT application_name, string_agg(DISTINCT usename, ',')"
+                    " FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND application_name IN ('vaultcraft-worker', 'vaultcraft-audit-sealer')"
+                    " GROUP BY application_name"
+                )
+            ).all()
+        )
+    assert roles == {
+        "vaultcraft-worker": "vaultcraft_service",
+        "vaultcraft-audit-sealer": "vaultcraft_service",
+    }

@@ -1,0 +1,121 @@
+"""Audit chains anchored outside the database: signed heads on a Redis stream.
+
+The relay seals records and publishes each chain's new head, signed; `vaultcraft verify`
+checks the chains against them. Rewriting records and re-sealing the chain (so every
+link checks out again) is caught, and so is a head signed by another key.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine, create_engine, text
+
+from ledger_core.persistence.audit_chain import chain_head, seal_organization
+from tests.support.databases import fresh_database
+from tests.support.ledger import create_book
+from tests.support.stack import Stack
+from workers.audit_heads import HEAD_STREAM, publish_heads, sign_heads
+
+
+def vaultcraft_verify(url: str, redis_url: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REDIS_URL": redis_url,
+        "VAULTCRAFT_DATA_DIR": str(data_dir),
+        "VAULTCRAFT_LOG_FORMAT": "json",
+    }
+    argv = [sys.executable, "-m", "vaultcraft.cli", "verify"]
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+
+
+def record_actions(engine: Engine, organization_id: object, actions: list[str]) -> None:
+    with engine.begin() as conn:
+        for action in actions:
+            conn.execute(
+                text(
+                    "INSERT INTO audit_logs (organization_id, action, resource_type, details)"
+                    " VALUES (:o, :a, 'wallet', '{}')"
+                ),
+                {"o": organization_id, "a": action},
+            )
+
+
+def wait_for_head(client: redis.Redis, database: str, chain: str, seq: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for _, fields in client.xrange(HEAD_STREAM):
+            if (
+                fields[b"database"].decode() == database
+                and fields[b"chain"].decode() == chain
+                and int(fields[b"chain_seq"]) == seq
+            ):
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"no head {seq} of chain {chain} was published")
+
+
+def rewrite_and_reseal(engine: Engine, organization_id: object) -> None:
+    """What an intruder with the owner's rights does: edit a record, then re-seal the whole
+    chain with the product's own sealer, so that every link is consistent again."""
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only"))
+        conn.execute(
+            text(
+                "UPDATE audit_logs SET action = 'nothing.happened'"
+                " WHERE organization_id = :o AND chain_seq = 2"
+            ),
+            {"o": organization_id},
+        )
+        conn.execute(
+            text(
+                "UPDATE audit_logs SET chain_seq = NULL, prev_hash = NULL, hash = NULL"
+                " WHERE organization_id = :o"
+            ),
+            {"o": organization_id},
+        )
+        conn.execute(text("ALTER TABLE audit_logs ENABLE TRIGGER audit_logs_append_only"))
+    with engine.begin() as conn:
+        assert seal_organization(conn, organization_id) == 3  # type: ignore[arg-type]
+
+
+def test_a_rewritten_and_resealed_chain_is_caught_by_its_signed_head(
+    service_urls: tuple[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    with fresh_database(service_urls[0], "vaultcraft_anchor") as url:
+        owner = create_engine(url)
+        try:
+            org = create_book(owner, 1).organization_id
+            record_actions(owner, org, ["wallet.created", "wallet.locked", "wallet.unlocked"])
+            database = url.rsplit("/", 1)[1].split("?")[0]
+            with Stack(url, redis_url, tmp_path, processes=("relay",)):
+                wait_for_head(client, database, str(org), 3)
+
+            clean = vaultcraft_verify(url, redis_url, tmp_path)
+            assert clean.returncode == 0, clean.stdout + clean.stderr
+            assert "Audit chains: intact; 1 match their signed heads." in clean.stdout
+
+            rewrite_and_reseal(owner, org)
+            rewritten = vaultcraft_verify(url, redis_url, tmp_path)
+            assert rewritten.returncode == 1, rewritten.stdout + rewritten.stderr
+            assert f"head_mismatch: audit chain {org} at chain_seq 3" in rewritten.stdout
+
+            # The intruder signs the rewritten head with a key of their own: refused.
+            with owner.connect() as conn:
+                seq, hash_ = chain_head(conn, org)
+            forged = sign_heads(Ed25519PrivateKey.generate(), database, [(org, seq, hash_)])
+            publish_heads(client, forged)
+            refused = vaultcraft_verify(url, redis_url, tmp_path)
+            assert refused.returncode == 1
+            assert f"forged_head: audit chain {org} at chain_seq 3" in refused.stdout
+            assert f"head_mismatch: audit chain {org} at chain_seq 3" in refused.stdout
+        finally:
+            owner.dispose()
