@@ -54,7 +54,7 @@ from structlog.contextvars import bind_contextvars
 from gateway.auth import authenticate
 from gateway.responses import Problem, field_error
 from gateway.state import PRINCIPAL, ROUTES
-from gateway.validation import parse_body, parse_query
+from gateway.validation import NoBody, parse_body, parse_query
 
 API_PREFIX = "/api/v1"
 
@@ -178,6 +178,8 @@ def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRe
                 kwargs["body"] = spec.body()
             else:
                 kwargs["body"] = await parse_body(request, spec.body)
+        elif spec.method != "GET" and request.body_exists:
+            await parse_body(request, NoBody)  # `{}` at most: no field goes unread
         return await spec.handler(request, **kwargs)
 
     endpoint.__name__ = spec.operation_id

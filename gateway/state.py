@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from gateway.auth import ActiveUserCache
     from gateway.final_waiter import FinalWaiter
+    from gateway.hashing import Hashing
     from gateway.registry import RouteSpec
     from ledger_core.persistence.group_intake import GroupCommitter
 
@@ -41,6 +42,9 @@ COMMITTER: web.AppKey[GroupCommitter] = web.AppKey("intake_committer")
 
 WAITER: web.AppKey[FinalWaiter] = web.AppKey("final_waiter")
 """Wakes long polls when a transfer becomes final."""
+
+HASHING: web.AppKey[Hashing] = web.AppKey("hashing")
+"""The bounded bcrypt pools: one for new passwords, one for login checks."""
 
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -52,9 +52,9 @@ async def get_counterparties(request: web.Request, query: ListCounterparties) ->
     """List the organizations this one accepts transfers from, newest first (admin)"""
     async with request.app[ENGINE].connect() as conn:
         links, next_key = await list_counterparties(
-            conn, principal(request), after=page_after(query), limit=query.limit
+            conn, principal(request), after=page_after(request, query), limit=query.limit
         )
-    return page_response([link.as_json() for link in links], next_key)
+    return page_response(request, [link.as_json() for link in links], next_key)
 
 
 @routes.delete("/counterparties/{organization_id}", status=204, errors=(403, 404))

@@ -78,9 +78,9 @@ async def get_reconciliations(request: web.Request, query: ListReconciliations) 
     """List reconciliation runs, newest first (admin)"""
     async with request.app[ENGINE].connect() as conn:
         found, next_key = await list_runs(
-            conn, principal(request), after=page_after(query), limit=query.limit
+            conn, principal(request), after=page_after(request, query), limit=query.limit
         )
-    return page_response([run.as_json() for run in found], next_key)
+    return page_response(request, [run.as_json() for run in found], next_key)
 
 
 @routes.get(

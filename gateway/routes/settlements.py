@@ -9,7 +9,6 @@ and currency) and safe to race with the scheduled run, which settles every pair 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from uuid import UUID
 
 from aiohttp import web
@@ -28,7 +27,6 @@ from ledger_core.persistence.settlement_reads import (
     get_settlement,
     list_settlements,
 )
-from ledger_core.settlement import Settlement
 from vaultcraft import metrics
 
 routes = RouteTable(tag="Settlements")
@@ -57,7 +55,7 @@ async def run_settlements(request: web.Request) -> web.Response:
         )
     async with engine.connect() as conn:
         written = await conn.run_sync(run_settlement, who.organization_id)
-    record_metrics(written)
+    metrics.settlements_total.inc(len(written))
     body = {"status": "COMPLETED", "settlements": [s.as_json() for s in written]}
     return json_response(body, status=202)
 
@@ -75,9 +73,9 @@ async def get_settlements(request: web.Request, query: ListSettlements) -> web.R
     )
     async with request.app[ENGINE].connect() as conn:
         found, next_key = await list_settlements(
-            conn, principal(request), f, after=page_after(query), limit=query.limit
+            conn, principal(request), f, after=page_after(request, query), limit=query.limit
         )
-    return page_response([s.as_json() for s in found], next_key)
+    return page_response(request, [s.as_json() for s in found], next_key)
 
 
 @routes.get("/settlements/{settlement_id}", response=SettlementOut, errors=(403, 404))
@@ -89,12 +87,3 @@ async def read_settlement(request: web.Request, settlement_id: UUID) -> web.Resp
     async with request.app[ENGINE].connect() as conn:
         found = await get_settlement(conn, principal(request), settlement_id)
     return json_response(found.as_json())
-
-
-def record_metrics(written: Sequence[Settlement]) -> None:
-    for s in written:
-        metrics.settlements_total.labels(s.currency).inc()
-        metrics.settlement_net_amount_minor_total.labels(s.currency).inc(s.net_amount)
-        metrics.settlement_gross_amount_minor_total.labels(s.currency).inc(
-            s.gross_payer_to_payee + s.gross_payee_to_payer
-        )

@@ -52,7 +52,7 @@ async def list_all(request: web.Request, query: ListTransactions) -> web.Respons
     `from` / `to` (creation time).
     """
     who = principal(request)
-    after = page_after(query)
+    after = page_after(request, query)
     f = TransactionFilter(
         status=query.status,
         wallet_id=query.wallet_id,
@@ -66,7 +66,9 @@ async def list_all(request: web.Request, query: ListTransactions) -> web.Respons
     async with request.app[ENGINE].connect() as conn:
         rows = await list_transactions(conn, who, f, query.limit)
     next_key = Keyset(rows[-1]["created_at"], rows[-1]["id"]) if len(rows) == query.limit else None
-    return page_response([transaction_view(r, who.organization_id) for r in rows], next_key)
+    return page_response(
+        request, [transaction_view(r, who.organization_id) for r in rows], next_key
+    )
 
 
 @routes.get(
@@ -146,7 +148,7 @@ async def ledger(request: web.Request, transaction_id: UUID) -> web.Response:
 )
 async def statement(request: web.Request, wallet_id: UUID, query: StatementQuery) -> web.Response:
     """A wallet's statement: its entries with running balances, oldest first"""
-    after = page_after(query)
+    after = page_after(request, query, ids=int)
     async with request.app[ENGINE].connect() as conn:
         await visible_wallet(conn, principal(request), wallet_id)
         entries = await wallet_entries(
@@ -162,4 +164,4 @@ async def statement(request: web.Request, wallet_id: UUID, query: StatementQuery
         if len(entries) == query.limit
         else None
     )
-    return page_response([_entry_view(e) for e in entries], next_key)
+    return page_response(request, [_entry_view(e) for e in entries], next_key)

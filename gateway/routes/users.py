@@ -47,6 +47,6 @@ async def get_users(request: web.Request, query: ListUsers) -> web.Response:
     require_admin(who)
     async with request.app[ENGINE].connect() as conn:
         users, next_key = await list_users(
-            conn, who.organization_id, after=page_after(query), limit=query.limit
+            conn, who.organization_id, after=page_after(request, query), limit=query.limit
         )
-    return page_response([u.as_json() for u in users], next_key)
+    return page_response(request, [u.as_json() for u in users], next_key)

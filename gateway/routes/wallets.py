@@ -69,9 +69,9 @@ async def get_wallets(request: web.Request, query: ListWallets) -> web.Response:
     )
     async with request.app[ENGINE].connect() as conn:
         wallets, next_key = await list_wallets(
-            conn, principal(request), filters, after=page_after(query), limit=query.limit
+            conn, principal(request), filters, after=page_after(request, query), limit=query.limit
         )
-    return page_response([w.as_json() for w in wallets], next_key)
+    return page_response(request, [w.as_json() for w in wallets], next_key)
 
 
 @routes.get("/wallets/summary", response=WalletSummaryOut, errors=(403,))

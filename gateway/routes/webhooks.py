@@ -15,7 +15,7 @@ from aiohttp import web
 from gateway.auth import audit_context, principal, require_admin
 from gateway.pagination import PageQuery, page_after, page_response
 from gateway.registry import RouteTable
-from gateway.responses import json_response, validation_problem
+from gateway.responses import json_response
 from gateway.schemas.common import Page
 from gateway.schemas.webhooks import (
     CreateWebhook,
@@ -26,7 +26,6 @@ from gateway.schemas.webhooks import (
     WebhookOut,
 )
 from gateway.state import ENGINE, SETTINGS
-from ledger_core.persistence.pages import Keyset
 from ledger_core.persistence.webhooks import (
     DeliveryFilters,
     create_webhook,
@@ -40,14 +39,6 @@ from ledger_core.ssrf import WebhookTarget, WebhookUrlNotAllowed, check_addresse
 routes = RouteTable(tag="Webhooks")
 
 RESOLVE_TIMEOUT_S = 5.0
-
-
-def uuid_page_after(query: PageQuery) -> Keyset | None:
-    """The cursor of a list ordered by UUID ids; a cursor of another list is a 422."""
-    after = page_after(query)
-    if after is not None and not isinstance(after.id, UUID):
-        raise validation_problem("cursor", "not a cursor returned by this list")
-    return after
 
 
 async def checked_target(url: str, *, allow_private: bool) -> WebhookTarget:
@@ -89,9 +80,9 @@ async def get_webhooks(request: web.Request, query: PageQuery) -> web.Response:
     """List webhook endpoints, newest first (admin); secrets are never shown"""
     async with request.app[ENGINE].connect() as conn:
         hooks, next_key = await list_webhooks(
-            conn, principal(request), after=uuid_page_after(query), limit=query.limit
+            conn, principal(request), after=page_after(request, query), limit=query.limit
         )
-    return page_response([h.as_json() for h in hooks], next_key)
+    return page_response(request, [h.as_json() for h in hooks], next_key)
 
 
 @routes.delete("/webhooks/{webhook_id}", status=204, errors=(403, 404))
@@ -127,10 +118,10 @@ async def get_deliveries(
             principal(request),
             webhook_id,
             filters,
-            after=uuid_page_after(query),
+            after=page_after(request, query),
             limit=query.limit,
         )
-    return page_response([d.as_json() for d in deliveries], next_key)
+    return page_response(request, [d.as_json() for d in deliveries], next_key)
 
 
 @routes.post("/events/{event_id}/redeliver", response=RedeliveryOut, status=202, errors=(403, 404))
