@@ -1,8 +1,10 @@
 """Every Prometheus metric VaultCraft exports, defined once so names never drift.
 
 Names follow Prometheus conventions: `_total` for counters, `_seconds` for durations,
-base units everywhere. Worker processes run prometheus-client in multiprocess mode
-(`PROMETHEUS_MULTIPROC_DIR`), so gauges declare how they aggregate across processes.
+base units everywhere. No label names a tenant, a user, a currency or why a login failed,
+and no series sums money: the metrics are for operators, not a side door into the books.
+Worker processes run prometheus-client in multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`),
+so gauges declare how they aggregate across processes.
 """
 
 from __future__ import annotations
@@ -125,23 +127,11 @@ reconciliation_duration_seconds = Histogram(
 )
 settlements_total = Counter(
     "vaultcraft_settlements_total",
-    "Settlements written.",
-    ["currency"],
-)
-settlement_net_amount_minor_total = Counter(
-    "vaultcraft_settlement_net_amount_minor_total",
-    "Net amount settled between organizations, in minor units of the currency.",
-    ["currency"],
-)
-settlement_gross_amount_minor_total = Counter(
-    "vaultcraft_settlement_gross_amount_minor_total",
-    "Gross cross-organization amount settled, in minor units of the currency.",
-    ["currency"],
+    "Settlements written (no amounts or currencies: those are other organizations' books).",
 )
 login_failures_total = Counter(
     "vaultcraft_login_failures_total",
-    "Failed logins, including throttled ones.",
-    ["reason"],
+    "Failed logins (no reason: which emails exist is not for scrapers to learn).",
 )
 worker_messages_total = Counter(
     "vaultcraft_worker_messages_total",

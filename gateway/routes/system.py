@@ -25,9 +25,11 @@ from prometheus_client import (
 )
 from pydantic import BaseModel
 from redis.asyncio import Redis
+from runtime.metrics_access import Access, metrics_access
 from sqlalchemy import text
 
 import migrations
+from gateway.auth import unauthorized
 from gateway.registry import RouteTable
 from gateway.responses import Problem, field_error, json_response
 from gateway.state import ENGINE, REDIS, SETTINGS
@@ -154,9 +156,23 @@ def migration_heads() -> frozenset[str]:
     auth=False,
     content_type="text/plain",
     aliases=("/metrics",),
+    errors=(401, 404),
 )
 async def prometheus_metrics(request: web.Request) -> web.Response:
-    """Prometheus metrics in the text exposition format"""
+    """Prometheus metrics in the text exposition format (operators)
+
+    With `VAULTCRAFT_METRICS_TOKEN` set, send `Authorization: Bearer <token>` (else `401`);
+    without it, only loopback clients are answered and others get `404`.
+    """
+    access = metrics_access(
+        request.app[SETTINGS].metrics_token,
+        request.headers.get("Authorization"),
+        request.remote,
+    )
+    if access is Access.UNAUTHORIZED:
+        raise unauthorized("metrics need the operators' bearer token")
+    if access is Access.HIDDEN:
+        raise Problem(404, "not_found", "no such route")
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

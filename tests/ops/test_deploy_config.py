@@ -19,7 +19,11 @@ LONG_RUNNING = {"gateway", "worker", "relay", "scheduler"}
 @pytest.fixture(scope="module")
 def compose(compose_cli: list[str]) -> dict[str, Any]:
     """The Compose file as the Compose CLI resolves it (anchors merged, variables filled)."""
-    env = {**os.environ, "VAULTCRAFT_JWT_SECRET": "test-secret-" + "x" * 32}
+    env = {
+        **os.environ,
+        "VAULTCRAFT_JWT_SECRET": "test-secret-" + "x" * 32,
+        "VAULTCRAFT_METRICS_TOKEN": "test-metrics-" + "x" * 32,
+    }
     result = subprocess.run(
         [*compose_cli, "-f", str(ROOT / "docker-compose.yml"), "config"],
         capture_output=True,
