@@ -108,7 +108,7 @@ def start_metrics_server(
     """Serve the summed metrics of every process writing to `multiprocess_dir`.
 
     Runs on a daemon thread and answers any path (Prometheus scrapes `/metrics`), to the
-    clients `vaultcraft.metrics_access` allows with `token` (VAULTCRAFT_METRICS_TOKEN).
+    clients `runtime.metrics_access` allows with `token` (VAULTCRAFT_METRICS_TOKEN).
     """
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(multiprocess_dir))  # type: ignore[no-untyped-call]
