@@ -1,6 +1,6 @@
 """The `scale` scenario's history: many stored transfers in the benchmark's organization.
 
-`ledger_core.persistence.ledger_generator` builds ledgers in organizations of its own,
+`ledger_core.persistence.transfers.ledger_generator` builds ledgers in organizations of its own,
 which suits `reconcile`; `scale` needs the history in the organization the load runs in,
 among the very wallets it moves money between, so the list and posting queries it makes
 see a big table. The rows are what posting would have written (completed transfers,

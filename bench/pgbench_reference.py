@@ -70,7 +70,7 @@ def pgbench_binary() -> str:
     found = shutil.which("pgbench")
     if found:
         return found
-    from vaultcraft.embedded import postgres_bin_dir
+    from runtime.embedded import postgres_bin_dir
 
     path = postgres_bin_dir() / "pgbench"
     if not path.exists():

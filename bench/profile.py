@@ -29,7 +29,7 @@ from bench import profile_stats as stats
 from bench.dataset import DataSet, build, wait_until_final
 from bench.loadgen import LoadSpec, run_load, summarize
 from bench.system import System, create_database, drop_database, migrate
-from vaultcraft.embedded import ensure_services, stop_services
+from runtime.embedded import ensure_services, stop_services
 
 MODES = {
     "uniform": ("closed", None),

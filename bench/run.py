@@ -40,7 +40,7 @@ from bench.system import (
     invariant_violations,
     migrate,
 )
-from vaultcraft.embedded import ensure_services, stop_services
+from runtime.embedded import ensure_services, stop_services
 
 ALL = ("uniform", "hot", "bulk", "latency", "reconcile", "scale")
 

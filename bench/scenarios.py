@@ -22,11 +22,11 @@ from bench.dataset import DataSet, wait_until_final
 from bench.loadgen import LoadSpec, run_load
 from bench.pgbench_reference import libpq_url
 from bench.system import System, create_database, drop_database, invariant_violations, migrate
-from ledger_core.persistence.analytics import time_queries
-from ledger_core.persistence.ledger_generator import generate_ledger
-from ledger_core.persistence.reconciliation_runs import reconcile as run_reconciliation
+from ledger_core.persistence.analytics.queries import time_queries
+from ledger_core.persistence.transfers.ledger_generator import generate_ledger
 from ledger_core.reconciliation import Mode
-from vaultcraft.settings import to_sqlalchemy_url
+from ledger_core.services.reconciliation import reconcile as run_reconciliation
+from runtime.settings import to_sqlalchemy_url
 
 Tick = Callable[[float], None]
 RECONCILE_ORGANIZATIONS = 10

@@ -29,11 +29,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from bench.pgbench_reference import libpq_url
-from ledger_core.persistence.invariants import check_invariants
-from vaultcraft.ports import free_port, free_port_block
-from vaultcraft.settings import to_sqlalchemy_url
+from ledger_core.persistence.reconciliation.invariants import check_invariants
+from runtime.metrics_exposition import GROUP_PORT_OFFSETS
+from runtime.ports import free_port, free_port_block
+from runtime.settings import to_sqlalchemy_url
 from vaultcraft.supervise import PROCESS_TYPES
-from workers.metrics_exposition import GROUP_PORT_OFFSETS
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,6 @@ from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from gateway.auth import ActiveUserCache
 from gateway.hashing import hashing_context
 from gateway.intake import intake_context
 from gateway.middlewares import observe, problems, stamp_request_id
@@ -38,9 +37,10 @@ from gateway.routes import (
     webhooks,
 )
 from gateway.state import ENGINE, OPENAPI_CACHE, REDIS, ROUTES, SETTINGS, USER_CACHE, WAITER
+from gateway.user_cache import ActiveUserCache
 from gateway.validation import MAX_BODY_BYTES
-from vaultcraft.embedded import ensure_services
-from vaultcraft.settings import Settings
+from runtime.embedded import ensure_services
+from runtime.settings import Settings
 
 ROUTE_TABLES: tuple[RouteTable, ...] = (
     system.routes,

@@ -20,13 +20,14 @@ import bcrypt
 import jwt
 from aiohttp import web
 
+from gateway.hashing import HASHING
 from gateway.responses import Problem
-from gateway.state import ENGINE, HASHING, PRINCIPAL, REQUEST_ID, SETTINGS, USER_CACHE
+from gateway.state import ENGINE, PRINCIPAL, REQUEST_ID, SETTINGS, USER_CACHE
+from gateway.user_cache import ActiveUserCache
 from ledger_core.accounts import Principal
-from ledger_core.accounts import require_admin as require_admin
-from ledger_core.persistence.accounts import active_principal
-from ledger_core.persistence.audit import AuditContext
-from vaultcraft.settings import Settings
+from ledger_core.acting import Acting, AuditContext
+from ledger_core.services.accounts import active_principal
+from runtime.settings import Settings
 
 ALGORITHM = "HS256"
 _UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="vaultcraft"'}
@@ -97,45 +98,6 @@ def verified_claims(settings: Settings, token: str) -> tuple[float, UUID]:
         raise unauthorized("the access token is invalid or expired") from None
 
 
-class ActiveUserCache:
-    """Recently seen active users, so a burst of requests costs one lookup per second.
-
-    A deactivated user is refused at most `ttl_s` after the change. Tokens already
-    verified are remembered until they expire (keyed by the whole token, signature
-    included), so a client reusing its token pays the HMAC check once. When an entry
-    expires, the requests in flight share one lookup instead of each making its own.
-    """
-
-    def __init__(self, ttl_s: float = 1.0, max_size: int = 50_000) -> None:
-        self.ttl_s = ttl_s
-        self.max_size = max_size
-        self._seen: dict[UUID, tuple[float, Principal | None]] = {}
-        self._tokens: dict[str, tuple[float, UUID]] = {}
-        self.lookups: dict[UUID, asyncio.Future[Principal | None]] = {}
-
-    def token(self, token: str) -> UUID | None:
-        hit = self._tokens.get(token)
-        if hit is None or hit[0] <= time.time():
-            return None
-        return hit[1]
-
-    def remember_token(self, token: str, expires_at: float, user_id: UUID) -> None:
-        if len(self._tokens) >= self.max_size:
-            self._tokens.clear()
-        self._tokens[token] = (expires_at, user_id)
-
-    def get(self, user_id: UUID) -> tuple[bool, Principal | None]:
-        hit = self._seen.get(user_id)
-        if hit is None or hit[0] < time.monotonic():
-            return False, None
-        return True, hit[1]
-
-    def put(self, user_id: UUID, principal: Principal | None) -> None:
-        if len(self._seen) >= self.max_size:
-            self._seen.clear()
-        self._seen[user_id] = (time.monotonic() + self.ttl_s, principal)
-
-
 async def authenticate(request: web.Request) -> Principal:
     """The caller of a protected route, from its bearer token, or a 401 problem."""
     header = request.headers.get("Authorization", "")
@@ -166,8 +128,7 @@ async def _look_up_once(
     future: asyncio.Future[Principal | None] = asyncio.get_running_loop().create_future()
     cache.lookups[user_id] = future
     try:
-        async with request.app[ENGINE].connect() as conn:
-            found = await active_principal(conn, user_id)
+        found = await active_principal(request.app[ENGINE], user_id)
         cache.put(user_id, found)
         future.set_result(found)
         return found
@@ -196,13 +157,18 @@ def audit_context(request: web.Request) -> AuditContext:
     )
 
 
+def acting(request: web.Request) -> Acting:
+    """The caller of this request and where it comes from, as use cases take them."""
+    return Acting(principal(request), audit_context(request))
+
+
 __all__ = [
     "ActiveUserCache",
+    "acting",
     "audit_context",
     "authenticate",
     "check_password",
     "hash_password",
     "principal",
-    "require_admin",
     "token_body",
 ]

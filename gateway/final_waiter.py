@@ -26,7 +26,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from ledger_core.persistence.posting import FINAL_CHANNEL
+from ledger_core.channels import FINAL_CHANNEL
 
 log = logging.getLogger("vaultcraft.gateway.waiter")
 

@@ -19,7 +19,6 @@ from typing import TypeVar
 from aiohttp import web
 
 from gateway.responses import Problem
-from gateway.state import HASHING
 
 T = TypeVar("T")
 
@@ -47,6 +46,10 @@ class HashingPool:
                 return await loop.run_in_executor(self.executor, work, *args)
             finally:
                 self._running.release()
+
+
+HASHING: web.AppKey[Hashing] = web.AppKey("hashing")
+"""The bounded bcrypt pools: one for new passwords, one for login checks."""
 
 
 @dataclass(frozen=True)

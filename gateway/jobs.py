@@ -22,8 +22,8 @@ async def send_reconciliation(app: web.Application, run_id: UUID, mode: Mode) ->
     settings = app[SETTINGS]
 
     def send() -> None:
-        from workers.broker import setup_broker
-        from workers.messages import request_reconciliation
+        from messaging.broker import setup_broker
+        from messaging.messages import request_reconciliation
 
         request_reconciliation(setup_broker(settings), mode.value, str(run_id))
 

@@ -23,10 +23,11 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateway.error_statuses import status_of
 from gateway.responses import Problem, problem_response, render_problem
 from gateway.state import REQUEST_ID
 from ledger_core.errors import DomainError
-from vaultcraft import metrics
+from runtime import metrics
 
 log = logging.getLogger("vaultcraft.gateway")
 
@@ -93,7 +94,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         return render_problem(exc)
     except DomainError as exc:
         errors = [] if exc.field is None else [{"field": exc.field, "message": exc.detail}]
-        return problem_response(exc.status, exc.code, exc.detail, errors=errors)
+        return problem_response(status_of(exc), exc.code, exc.detail, errors=errors)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -1,7 +1,7 @@
 """Cursor pagination for every list: `?limit=` (1..200, default 50) and an opaque `?cursor=`.
 
 A cursor carries the `(created_at, id)` of the last row served (see
-`ledger_core.persistence.pages`), so pages stay stable while rows are inserted. It is
+`ledger_core.keyset`), so pages stay stable while rows are inserted. It is
 signed with a key only the server holds (an HMAC key derived from the JWT secret) over
 the list it came from (method, path, organization), so a cursor the server
 did not issue for this list, forged, truncated or carried over from another list, is a
@@ -33,7 +33,7 @@ from pydantic import Field
 from gateway.responses import Problem, json_response
 from gateway.state import PRINCIPAL, SETTINGS
 from gateway.validation import QueryModel
-from ledger_core.persistence.pages import Keyset
+from ledger_core.keyset import Keyset
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200

@@ -18,7 +18,7 @@ from aiohttp import web
 from gateway.access_log import StructuredAccessLogger
 from gateway.app import create_app
 from gateway.protocol_errors import GatewayRunner
-from vaultcraft.settings import Settings
+from runtime.settings import Settings
 
 SHUTDOWN_TIMEOUT_S = 10.0
 

@@ -8,16 +8,15 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger_core.accounts import Principal
-from vaultcraft.settings import Settings
+from runtime.settings import Settings
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from gateway.auth import ActiveUserCache
     from gateway.final_waiter import FinalWaiter
-    from gateway.hashing import Hashing
-    from gateway.registry import RouteSpec
-    from ledger_core.persistence.group_intake import GroupCommitter
+    from gateway.route_spec import RouteSpec
+    from gateway.user_cache import ActiveUserCache
+    from ledger_core.services.transfers import GroupCommitter
 
 SETTINGS = web.AppKey("settings", Settings)
 """Settings with database and Redis URLs resolved (embedded servers started if needed)."""
@@ -43,8 +42,6 @@ COMMITTER: web.AppKey[GroupCommitter] = web.AppKey("intake_committer")
 WAITER: web.AppKey[FinalWaiter] = web.AppKey("final_waiter")
 """Wakes long polls when a transfer becomes final."""
 
-HASHING: web.AppKey[Hashing] = web.AppKey("hashing")
-"""The bounded bcrypt pools: one for new passwords, one for login checks."""
 
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL = web.RequestKey("principal", Principal)

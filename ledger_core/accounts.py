@@ -1,7 +1,7 @@
 """Organizations and their users: the tenants of the ledger and who acts inside them.
 
 Plain values and their public JSON shape. Storage lives in
-`ledger_core.persistence.accounts`; password hashing and tokens live at the edge.
+`ledger_core.persistence.accounts.store`; password hashing and tokens live at the edge.
 """
 
 from __future__ import annotations

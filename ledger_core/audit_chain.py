@@ -9,7 +9,7 @@ or reordering any record breaks the link at that record and every hash after it.
 
 Canonical JSON: keys sorted, no whitespace, UTF-8, timestamps as RFC 3339 UTC with
 microseconds, ids as strings. Pure functions; the sealing and reading live in
-`ledger_core.persistence.audit_chain`.
+`ledger_core.persistence.audit.chain`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ of a head that was published, and a head signed by any other key is refused.
 
 The signed message names the database as well, so heads of several databases sharing
 one Redis never vouch for each other's chains. Pure functions; keys are loaded by
-`vaultcraft.audit_keys` and heads are published and read by `workers.audit_heads`.
+`runtime.audit_keys` and heads are published and read by `workers.audit_heads`.
 """
 
 from __future__ import annotations

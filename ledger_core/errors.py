@@ -1,4 +1,8 @@
-"""Typed domain errors. Each carries the stable `code` clients branch on."""
+"""Typed domain errors. Each carries the stable `code` clients branch on.
+
+No error here knows about HTTP: the gateway alone maps codes to statuses
+(`gateway/error_statuses.py`).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ class DomainError(Exception):
     """A refusal the caller can act on; never a bug."""
 
     code = "invalid_request"
-    status = 422
 
     def __init__(self, detail: str, *, field: str | None = None) -> None:
         super().__init__(detail)
@@ -33,17 +36,14 @@ class SameWallet(DomainError):
 
 class NotFound(DomainError):
     code = "not_found"
-    status = 404
 
 
 class Forbidden(DomainError):
     code = "forbidden"
-    status = 403
 
 
 class Conflict(DomainError):
     code = "conflict"
-    status = 409
 
 
 class EmailTaken(Conflict):

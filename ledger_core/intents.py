@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 from ledger_core.accounts import Principal
@@ -116,6 +117,14 @@ def route_intent(
     return Route(source, destination)
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A transaction row as stored, and whether this request only replayed it."""
+
+    row: Mapping[str, Any]
+    replayed: bool
+
+
 class BatchRefused(DomainError):
     """A batch where some items are refused is refused whole; each refusal is listed."""
 
@@ -124,5 +133,3 @@ class BatchRefused(DomainError):
     def __init__(self, failures: list[tuple[int, DomainError]]) -> None:
         super().__init__(f"{len(failures)} of the transfers were refused; nothing was stored")
         self.failures = failures
-        first = failures[0][1]
-        self.status = first.status if all(f.status == first.status for _, f in failures) else 422

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool, text
 
 from ledger_core.persistence.tables import metadata
-from vaultcraft.settings import to_sqlalchemy_url
+from runtime.settings import to_sqlalchemy_url
 
 MIGRATION_LOCK_ID = 0x5641554C54  # "VAULT": two deploys never migrate at once
 

@@ -16,10 +16,10 @@ import redis
 from sqlalchemy import Engine, create_engine
 
 from gateway.throttle import signup_key
+from runtime.embedded import ensure_services, stop_services
+from runtime.settings import service_url, to_sqlalchemy_url
 from tests.support.databases import create_migrated_database, drop_database
 from tests.support.rabbit import amqp_test_url, private_vhost, unreachable_reason
-from vaultcraft.embedded import ensure_services, stop_services
-from vaultcraft.settings import service_url, to_sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -29,9 +29,9 @@ from typing import Any
 
 import structlog
 
-from vaultcraft.embedded import ensure_services
-from vaultcraft.logs import configure_logging
-from vaultcraft.settings import Settings
+from runtime.embedded import ensure_services
+from runtime.logs import configure_logging
+from runtime.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int | None]
 
@@ -157,7 +157,7 @@ def _gateway(args: argparse.Namespace, settings: Settings) -> int | None:
 
 WORKER_POLL_MS = 1000
 """Longest an idle consumer waits before fetching again. New messages wake it at once
-(`workers.doorbell`); the timeout bounds how long shutdown, delayed retries and a lost
+(`messaging.doorbell`); the timeout bounds how long shutdown, delayed retries and a lost
 wake-up wait."""
 WORKER_SHUTDOWN_MS = 8000
 """Time in-flight messages get on shutdown; below supervise.STOP_WAIT_S."""
@@ -177,7 +177,7 @@ WORKER_SHUTDOWN_MS = 8000
     ),
 )
 def _worker(args: argparse.Namespace, settings: Settings) -> int | None:
-    from workers.metrics_exposition import (
+    from runtime.metrics_exposition import (
         GROUP_ENV,
         enable_multiprocess_metrics,
         multiprocess_dir_for,

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, TextIO
 from pydantic import ValidationError
 from sqlalchemy import Connection, create_engine
 
+from runtime.settings import Settings
 from vaultcraft.progress import ProgressLine
-from vaultcraft.settings import Settings
 
 if TYPE_CHECKING:
     from gateway.schemas.accounts import Signup
@@ -83,28 +83,27 @@ async def _sign_up(
 ) -> tuple[Organization, User, Wallet]:
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from ledger_core.persistence.audit import AuditContext
-    from ledger_core.persistence.onboarding import sign_up
+    from ledger_core.acting import AuditContext
+    from ledger_core.services.accounts import sign_up
 
     engine = create_async_engine(settings.sqlalchemy_url)
     try:
-        async with engine.begin() as conn:
-            return await sign_up(
-                conn,
-                AuditContext(user_agent="vaultcraft create-org"),
-                email=body.email,
-                password_hash=password_hash,
-                full_name=body.full_name,
-                organization_name=body.organization_name,
-                default_currency=body.default_currency,
-            )
+        return await sign_up(
+            engine,
+            AuditContext(user_agent="vaultcraft create-org"),
+            email=body.email,
+            password_hash=password_hash,
+            full_name=body.full_name,
+            organization_name=body.organization_name,
+            default_currency=body.default_currency,
+        )
     finally:
         await engine.dispose()
 
 
 def reconcile(settings: Settings, *, full: bool, out: TextIO = sys.stdout) -> int:
     """Run a reconciliation in this process; 0 when clean, 1 on drift, 2 if the run failed."""
-    from ledger_core.persistence.reconciliation_reports import render_measure
+    from ledger_core.persistence.reconciliation.reports import render_measure
     from ledger_core.reconciliation import Mode
     from workers.reconciliation import reconcile_now
 
@@ -159,7 +158,7 @@ def reconcile(settings: Settings, *, full: bool, out: TextIO = sys.stdout) -> in
 def verify(settings: Settings, *, require_final: bool, out: TextIO = sys.stdout) -> int:
     """Check promises 1-5 of the ledger over the whole database, and every audit chain
     against its signed published head; 1 if anything is broken."""
-    from ledger_core.persistence.invariants import check_invariants
+    from ledger_core.persistence.reconciliation.invariants import check_invariants
 
     engine = create_engine(settings.sqlalchemy_url, pool_size=1)
     try:
@@ -191,9 +190,9 @@ def verify(settings: Settings, *, require_final: bool, out: TextIO = sys.stdout)
 def _verify_audit_chains(settings: Settings, conn: Connection, out: TextIO) -> bool:
     import redis
 
-    from vaultcraft.audit_keys import public_key
+    from messaging.broker import redis_url
+    from runtime.audit_keys import public_key
     from workers.audit_heads import check_anchors
-    from workers.broker import redis_url
 
     with redis.Redis.from_url(redis_url(settings), socket_timeout=10) as client:
         findings, anchored = check_anchors(conn, client, public_key(settings))

@@ -24,8 +24,8 @@ from types import FrameType
 import redis
 import structlog
 
-from vaultcraft.embedded import redis_socket, stop_postgres, stop_redis
-from vaultcraft.settings import Settings
+from runtime.embedded import redis_socket, stop_postgres, stop_redis
+from runtime.settings import Settings
 
 log = structlog.get_logger(__name__)
 

@@ -13,8 +13,8 @@ import sys
 
 from dramatiq.cli import main
 
-from vaultcraft.logs import configure_logging
-from vaultcraft.settings import Settings
+from runtime.logs import configure_logging
+from runtime.settings import Settings
 
 if __name__ == "__main__":
     configure_logging("worker", Settings.from_env())

@@ -7,7 +7,7 @@ there (it replaces the plain-text handler Dramatiq installs).
 
 from __future__ import annotations
 
-from vaultcraft.logs import configure_logging
-from vaultcraft.settings import Settings
+from runtime.logs import configure_logging
+from runtime.settings import Settings
 
 configure_logging("worker", Settings.from_env())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.broker import setup_broker
+from messaging.broker import setup_broker
 
 setup_broker()
 

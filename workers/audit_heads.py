@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import Connection, text
 
 from ledger_core.audit_heads import SignedHead, chain_name, chain_organization, sign_head
-from ledger_core.persistence.audit_chain import hash_at, sealed_chains, verify_chain
+from ledger_core.persistence.audit.chain import hash_at, sealed_chains, verify_chain
 
 HEAD_STREAM = "vaultcraft:audit-heads"
 HEAD_STREAM_MAXLEN = 1_000_000

@@ -1,6 +1,6 @@
 """Seals new audit records into their organization's hash chain, once a second.
 
-A loop in the relay process; see `ledger_core.persistence.audit_chain`. Several relays may
+A loop in the relay process; see `ledger_core.persistence.audit.chain`. Several relays may
 run it: a chain another sealer is working on is skipped until the next round. Each chain
 that grew gets its new head signed and published (`workers.audit_heads`).
 """
@@ -17,17 +17,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import DBAPIError
 
-from ledger_core.persistence.audit_chain import (
+from ledger_core.persistence.audit.chain import (
     SEAL_BATCH,
     chain_head,
     seal_organization,
     unsealed_organizations,
 )
-from vaultcraft.audit_keys import signing_key
-from vaultcraft.settings import Settings
+from messaging.broker import redis_url
+from runtime.audit_keys import signing_key
+from runtime.settings import Settings
 from workers import db
 from workers.audit_heads import database_name, publish_heads, sign_heads
-from workers.broker import redis_url
 
 log = logging.getLogger("vaultcraft.audit")
 

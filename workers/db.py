@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, create_engine
 
-from vaultcraft.embedded import ensure_services
-from vaultcraft.settings import Settings, service_url, to_sqlalchemy_url
+from runtime.embedded import ensure_services
+from runtime.settings import Settings, service_url, to_sqlalchemy_url
 
 _engine: Engine | None = None
 _settings: Settings | None = None

@@ -5,6 +5,8 @@ sends a `post_pending` message for each burst. The broker message is derived fro
 database, never sent by the gateway itself, so an intent committed just before a crash
 still gets posted: on start, and whenever it has heard nothing for a second, the loop also
 looks for PENDING transfers directly (an indexed probe) and kicks the workers if any wait.
+Like every sender, it sends by actor name (`messaging.messages`), never importing the
+posting worker.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ import psycopg
 import redis
 from psycopg import sql
 
-from ledger_core.persistence.intake import PENDING_CHANNEL
-from vaultcraft.settings import to_psycopg_url
+from ledger_core.channels import PENDING_CHANNEL
+from ledger_core.persistence.transfers.pending_probe import pending_waiting
+from messaging.broker import setup_broker
+from messaging.messages import kick_posting
+from runtime.settings import to_psycopg_url
 from workers import db
 
 log = logging.getLogger("vaultcraft.dispatch")
@@ -27,18 +32,9 @@ log = logging.getLogger("vaultcraft.dispatch")
 COALESCE_S = 0.002
 IDLE_PROBE_S = 1.0
 
-PENDING_WAITING = """
-    SELECT EXISTS (
-        SELECT 1 FROM transactions
-        WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => %s)
-    )
-"""
-
 
 def _kick() -> None:
-    from workers.posting import post_pending
-
-    post_pending.send()
+    kick_posting(setup_broker())
 
 
 def _psycopg_url() -> str:
@@ -58,8 +54,7 @@ def listen_once(conn: psycopg.Connection[tuple[object, ...]], stop: threading.Ev
                 pass
             _kick()
             continue
-        row = conn.execute(PENDING_WAITING, (probe_after,)).fetchone()
-        if row is not None and row[0]:
+        if pending_waiting(conn, probe_after):
             log.info("Found PENDING transfers nobody announced; kicking the posting workers.")
             _kick()
         probe_after = IDLE_PROBE_S

@@ -19,7 +19,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from ledger_core.persistence.outbox_relay import ClaimedEvent
+from ledger_core.persistence.events.outbox_relay import ClaimedEvent
 
 EXCHANGE = "vaultcraft.events"
 PERSISTENT = 2

@@ -42,18 +42,18 @@ from psycopg import sql
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import DBAPIError
 
-from ledger_core.persistence.deliveries import dispatch_due_deliveries
-from ledger_core.persistence.outbox_relay import (
+from ledger_core.persistence.events.deliveries import dispatch_due_deliveries
+from ledger_core.persistence.events.outbox_relay import (
     OUTBOX_CHANNEL,
     ClaimedEvent,
     claim_events,
     finish_events,
     outbox_backlog,
 )
-from vaultcraft import metrics
-from vaultcraft.settings import Settings
+from messaging.broker import redis_url, setup_broker
+from runtime import metrics
+from runtime.settings import Settings
 from workers import db
-from workers.broker import redis_url, setup_broker
 from workers.event_exchange import EventExchange
 from workers.webhook_queue import send_attempt
 

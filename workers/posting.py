@@ -15,11 +15,16 @@ from datetime import UTC, datetime
 import dramatiq
 from sqlalchemy.exc import DBAPIError
 
-from ledger_core.persistence.posting import POSTING_ERROR, BatchResult, is_conflict, post_batch
-from ledger_core.persistence.risk import load_policy
-from vaultcraft import metrics
+from ledger_core.persistence.risk.rules import load_policy
+from ledger_core.persistence.transfers.posting import (
+    POSTING_ERROR,
+    BatchResult,
+    is_conflict,
+    post_batch,
+)
+from messaging.broker import POSTING_QUEUE, setup_broker
+from runtime import metrics
 from workers import db
-from workers.broker import POSTING_QUEUE, setup_broker
 
 log = logging.getLogger("vaultcraft.posting")
 BUSY_RETRY_MS = 100

@@ -1,6 +1,6 @@
 """Queue depth read straight from Redis, since Dramatiq does not export it.
 
-(On RabbitMQ the counts come from `workers.rabbit.measure_queue_depths`.)
+(On RabbitMQ the counts come from `messaging.rabbit.measure_queue_depths`.)
 
 Dramatiq's Redis broker (see its `dispatch.lua`) keeps, per queue `q` under the namespace:
 
@@ -23,8 +23,8 @@ from collections.abc import Iterable
 import redis
 from dramatiq.common import dq_name, xq_name
 
-from vaultcraft import metrics
-from workers.broker import QUEUES
+from messaging.broker import QUEUES
+from runtime import metrics
 
 NAMESPACE = "dramatiq"
 

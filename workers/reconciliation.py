@@ -21,14 +21,14 @@ from uuid import UUID
 import dramatiq
 from sqlalchemy import Engine, text
 
-from ledger_core.persistence.ledger_generator import generate_ledger
-from ledger_core.persistence.reconciliation_runs import reconcile
+from ledger_core.persistence.transfers.ledger_generator import generate_ledger
 from ledger_core.reconciliation import Mode, RunOutcome
-from vaultcraft import metrics
-from vaultcraft.settings import Settings
+from ledger_core.services.reconciliation import reconcile
+from messaging.broker import JOBS_QUEUE, setup_broker
+from messaging.messages import kick_posting
+from runtime import metrics
+from runtime.settings import Settings
 from workers import db
-from workers.broker import JOBS_QUEUE, setup_broker
-from workers.messages import kick_posting
 
 log = logging.getLogger("vaultcraft.reconciliation")
 setup_broker()

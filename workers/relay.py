@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 import pika.exceptions
 import redis
 
-from vaultcraft.settings import Settings, is_amqp
+from runtime.settings import Settings, is_amqp
 
 log = logging.getLogger("vaultcraft.relay")
 
@@ -23,7 +23,7 @@ GAUGE_INTERVAL_S = 5.0
 
 def measure_broker(settings: Settings) -> Loop:
     """The gauge loop of `vaultcraft_queue_depth`, for whichever broker is configured."""
-    from workers.broker import QUEUES, broker_url
+    from messaging.broker import QUEUES, broker_url
     from workers.queue_depth import update_queue_depth_metrics
 
     url = broker_url(settings)
@@ -51,7 +51,7 @@ def _redis_measure(url: str) -> Callable[[Iterable[str]], dict[str, int]]:
 def _rabbit_measure(url: str) -> Callable[[Iterable[str]], dict[str, int]]:
     """Counts through a broker of the gauge's own, whose connection is reopened after a
     failure (Dramatiq's broker keeps one per thread)."""
-    from workers import rabbit
+    from messaging import rabbit
 
     broker = rabbit.rabbitmq_broker(url, middleware=[])
 
@@ -79,7 +79,7 @@ def loops(settings: Settings) -> list[tuple[str, Loop]]:
 
 
 def main(settings: Settings) -> None:
-    from workers.metrics_exposition import start_group_metrics
+    from runtime.metrics_exposition import start_group_metrics
 
     start_group_metrics("relay", settings)
     stop = threading.Event()

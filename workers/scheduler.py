@@ -31,23 +31,17 @@ from apscheduler.triggers.interval import IntervalTrigger
 from dramatiq import Broker
 from sqlalchemy import Engine, create_engine, text
 
-from ledger_core.persistence.pipeline_health import OLDEST_PENDING_AGE_SQL
-from vaultcraft.settings import Settings
+from ledger_core.persistence.transfers.pending_probe import pending_waiting_sa
+from ledger_core.persistence.transfers.pipeline_health import OLDEST_PENDING_AGE_SQL
+from messaging.broker import setup_broker
+from messaging.messages import kick_posting, request_reconciliation, request_settlement
+from runtime.settings import Settings
 from workers import db
-from workers.broker import setup_broker
 from workers.job_guard import JobGuard
-from workers.messages import kick_posting, request_reconciliation, request_settlement
 
 log = logging.getLogger("vaultcraft.scheduler")
 
 FULL_RECONCILIATION = CronTrigger(hour=3, minute=15, timezone=UTC)
-
-_ANY_PENDING_IS_STUCK = text("""
-    SELECT EXISTS (
-        SELECT 1 FROM transactions
-        WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => :after)
-    )
-""")
 
 _GAUGES = text(f"""
     SELECT (SELECT count(*) FROM transactions WHERE status = 'PENDING') AS pending,
@@ -59,15 +53,11 @@ _GAUGES = text(f"""
 
 
 def rescue_pending(engine: Engine, broker: Broker, after_s: int) -> bool:
-    """Kick the posting workers if any PENDING transfer waited too long.
-
-    Reads only PENDING rows, through the partial index `ix_transactions_pending_seq`, and
-    stops at the first stuck one: cheap every few seconds, even with a backlog.
-    """
+    """Kick the posting workers if any PENDING transfer waited too long (an indexed probe)."""
     with engine.connect() as conn:
-        stuck = bool(conn.execute(_ANY_PENDING_IS_STUCK, {"after": after_s}).scalar())
+        stuck = pending_waiting_sa(conn, after_s)
     if stuck:
-        from vaultcraft import metrics  # late: see `main`
+        from runtime import metrics  # late: see `main`
 
         kick_posting(broker)
         metrics.pending_rescued_total.inc()
@@ -76,7 +66,7 @@ def rescue_pending(engine: Engine, broker: Broker, after_s: int) -> bool:
 
 
 def refresh_gauges(engine: Engine) -> None:
-    from vaultcraft import metrics  # late: see `main`
+    from runtime import metrics  # late: see `main`
 
     with engine.connect() as conn:
         row = conn.execute(_GAUGES).one()
@@ -143,9 +133,9 @@ def main(settings: Settings | None = None) -> None:
 
     Its gauges are served on `VAULTCRAFT_METRICS_PORT` + 2. The metrics must live in the
     group's directory before anything creates them, so this module imports
-    `vaultcraft.metrics` only inside the jobs, never at load time.
+    `runtime.metrics` only inside the jobs, never at load time.
     """
-    from workers.metrics_exposition import start_group_metrics
+    from runtime.metrics_exposition import start_group_metrics
 
     settings = settings or Settings.from_env()
     start_group_metrics("scheduler", settings)

@@ -16,12 +16,12 @@ from uuid import UUID
 import dramatiq
 from sqlalchemy import Engine
 
-from ledger_core.persistence.settlement import SkippedPair
-from ledger_core.persistence.settlement import run_settlement as settle_all
+from ledger_core.persistence.settlement.settle import SkippedPair
+from ledger_core.services.settlement import settle_pairs
 from ledger_core.settlement import Settlement
-from vaultcraft import metrics
+from messaging.broker import JOBS_QUEUE, setup_broker
+from runtime import metrics
 from workers import db
-from workers.broker import JOBS_QUEUE, setup_broker
 
 log = logging.getLogger("vaultcraft.settlement")
 setup_broker()
@@ -30,9 +30,8 @@ setup_broker()
 def settle_now(engine: Engine, organization_id: UUID | None = None) -> list[Settlement]:
     """Run one settlement pass and report it in logs and metrics."""
     started = time.perf_counter()
-    with engine.connect() as conn:
-        skipped: list[SkippedPair] = []
-        written = settle_all(conn, organization_id, skipped)
+    skipped: list[SkippedPair] = []
+    written = settle_pairs(engine, organization_id, skipped)
     for pair in skipped:
         metrics.settlement_pairs_skipped_total.labels(pair.reason).inc()
     observe(written, time.perf_counter() - started)

@@ -12,7 +12,7 @@ from uuid import UUID
 
 import dramatiq
 
-from workers.broker import WEBHOOKS_QUEUE
+from messaging.broker import WEBHOOKS_QUEUE
 
 DELIVER_ACTOR = "deliver_webhook"
 

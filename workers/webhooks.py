@@ -5,7 +5,7 @@ Runs in the `webhooks` queue, which `vaultcraft run` gives its own worker proces
 only ever hold webhook threads, never posting.
 
 Each message is one attempt of one delivery. The attempt is claimed in a short
-transaction (see `ledger_core.persistence.deliveries`), the POST is made with no lock
+transaction (see `ledger_core.persistence.events.deliveries`), the POST is made with no lock
 held, and the outcome is recorded in a second transaction. A failed attempt schedules the
 next with a delayed message and records when it is due; if that message is lost, the
 relay's `dispatch_due_deliveries` sends it again from PostgreSQL.
@@ -24,7 +24,7 @@ from uuid import UUID
 import dramatiq
 import httpx
 
-from ledger_core.persistence.deliveries import (
+from ledger_core.persistence.events.deliveries import (
     AttemptPlan,
     AttemptResult,
     finish_attempt,
@@ -40,10 +40,10 @@ from ledger_core.webhooks import (
     RetryPolicy,
     sign,
 )
-from vaultcraft import metrics
-from vaultcraft.settings import Settings
+from messaging.broker import WEBHOOKS_QUEUE, setup_broker
+from runtime import metrics
+from runtime.settings import Settings
 from workers import db
-from workers.broker import WEBHOOKS_QUEUE, setup_broker
 from workers.webhook_queue import DELIVER_ACTOR, send_attempt
 
 log = logging.getLogger("vaultcraft.webhooks")

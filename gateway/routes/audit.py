@@ -11,7 +11,7 @@ from gateway.responses import json_response
 from gateway.schemas.audit import AuditLogOut, AuditVerificationOut, ListAuditLogs
 from gateway.schemas.common import Page
 from gateway.state import ENGINE
-from ledger_core.persistence.audit_reads import AuditFilters, list_audit_logs, verify_audit_chain
+from ledger_core.services.audit import AuditFilters, audit_page, verify_chain
 
 routes = RouteTable(tag="Audit")
 
@@ -34,10 +34,9 @@ async def get_audit_logs(request: web.Request, query: ListAuditLogs) -> web.Resp
         since=query.from_,
         until=query.to,
     )
-    async with request.app[ENGINE].connect() as conn:
-        records, next_key = await list_audit_logs(
-            conn, principal(request), filters, after=after, limit=query.limit
-        )
+    records, next_key = await audit_page(
+        request.app[ENGINE], principal(request), filters, after=after, limit=query.limit
+    )
     return page_response(request, records, next_key)
 
 
@@ -50,6 +49,5 @@ async def verify_audit_logs(request: web.Request) -> web.Response:
     and reports the first record whose link does not hold (`first_broken`), or
     `verified: true`. Records not yet sealed are counted in `unsealed_records`.
     """
-    async with request.app[ENGINE].connect() as conn:
-        report = await verify_audit_chain(conn, principal(request))
+    report = await verify_chain(request.app[ENGINE], principal(request))
     return json_response(report.as_json())

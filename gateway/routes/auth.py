@@ -12,21 +12,19 @@ from gateway.auth import (
     principal,
     token_body,
 )
+from gateway.hashing import HASHING
 from gateway.registry import RouteTable
 from gateway.responses import Problem, json_response
 from gateway.schemas.accounts import Login, MeOut, Signup, SignupOut, TokenOut
-from gateway.state import ENGINE, HASHING, REDIS, SETTINGS
+from gateway.state import ENGINE, REDIS, SETTINGS
 from gateway.throttle import (
     check_login_allowed,
     clear_login_failures,
     count_signup,
     record_login_failure,
 )
-from ledger_core.errors import NotFound
-from ledger_core.persistence.accounts import get_organization, get_user, login_facts
-from ledger_core.persistence.audit import audit_insert
-from ledger_core.persistence.onboarding import sign_up
-from vaultcraft import metrics
+from ledger_core.services import accounts
+from runtime import metrics
 
 routes = RouteTable(tag="Auth")
 
@@ -52,16 +50,15 @@ async def signup(request: web.Request, body: Signup) -> web.Response:
     """
     await count_signup(request.app[REDIS], request.remote, request.app[SETTINGS].signup_limit)
     password_hash = await hash_password(request.app, body.password)
-    async with request.app[ENGINE].begin() as conn:
-        org, user, _ = await sign_up(
-            conn,
-            audit_context(request),
-            email=body.email,
-            password_hash=password_hash,
-            full_name=body.full_name,
-            organization_name=body.organization_name,
-            default_currency=body.default_currency,
-        )
+    org, user, _ = await accounts.sign_up(
+        request.app[ENGINE],
+        audit_context(request),
+        email=body.email,
+        password_hash=password_hash,
+        full_name=body.full_name,
+        organization_name=body.organization_name,
+        default_currency=body.default_currency,
+    )
     answer: dict[str, object] = {"user": user.as_json(), "organization": org.as_json()}
     answer.update(token_body(request.app[SETTINGS], user.id, org.id))
     return json_response(answer, status=201)
@@ -77,35 +74,17 @@ async def login(request: web.Request, body: Login) -> web.Response:
     """
     app, address = request.app, request.remote
     await check_login_allowed(app[REDIS], body.email, address)
-    async with app[ENGINE].connect() as conn:
-        facts = await login_facts(conn, body.email)
+    facts = await accounts.login_facts(app[ENGINE], body.email)
     hashed = facts.password_hash if facts is not None else await _dummy(request)
     matches = await check_password(app, body.password, hashed)
     if facts is None or not matches or not facts.is_active:
         reason = "unknown_email" if facts is None else "inactive" if matches else "wrong_password"
         await record_login_failure(app[REDIS], body.email, address)
         metrics.login_failures_total.inc()
-        ctx = audit_context(request).acting(
-            actor_id=None, organization_id=None if facts is None else facts.organization_id
-        )
-        details = {"email": body.email, "reason": reason}
-        if facts is not None:
-            details["user_id"] = str(facts.user_id)
-        async with app[ENGINE].begin() as conn:
-            await conn.execute(
-                audit_insert(ctx, "auth.login_failed", resource_type="user", details=details)
-            )
+        await accounts.record_login(app[ENGINE], audit_context(request), facts, body.email, reason)
         raise Problem(401, "invalid_credentials", "the email or the password is wrong")
     await clear_login_failures(app[REDIS], body.email)
-    ctx = audit_context(request).acting(
-        actor_id=facts.user_id, organization_id=facts.organization_id
-    )
-    async with app[ENGINE].begin() as conn:
-        await conn.execute(
-            audit_insert(
-                ctx, "auth.login_succeeded", resource_type="user", resource_id=facts.user_id
-            )
-        )
+    await accounts.record_login(app[ENGINE], audit_context(request), facts, body.email, None)
     return json_response(token_body(app[SETTINGS], facts.user_id, facts.organization_id))
 
 
@@ -123,12 +102,7 @@ async def _dummy(request: web.Request) -> bytes:
 @routes.get("/auth/me", response=MeOut)
 async def me(request: web.Request) -> web.Response:
     """The caller and their organization"""
-    who = principal(request)
-    async with request.app[ENGINE].connect() as conn:
-        user = await get_user(conn, who.organization_id, who.user_id)
-        org = await get_organization(conn, who.organization_id)
-    if user is None or org is None:
-        raise NotFound("the caller no longer exists")
+    user, org = await accounts.me(request.app[ENGINE], principal(request))
     return json_response(
         {
             "id": str(user.id),

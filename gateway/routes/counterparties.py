@@ -6,18 +6,14 @@ from uuid import UUID
 
 from aiohttp import web
 
-from gateway.auth import audit_context, principal
+from gateway.auth import acting, principal
 from gateway.pagination import page_after, page_response
 from gateway.registry import RouteTable
 from gateway.responses import json_response
 from gateway.schemas.common import Page
 from gateway.schemas.counterparties import AddCounterparty, CounterpartyOut, ListCounterparties
 from gateway.state import ENGINE
-from ledger_core.persistence.counterparties import (
-    add_counterparty,
-    list_counterparties,
-    remove_counterparty,
-)
+from ledger_core.services import counterparties
 
 routes = RouteTable(tag="Counterparties")
 
@@ -38,10 +34,9 @@ async def create_counterparty(request: web.Request, body: AddCounterparty) -> we
     An unknown organization is `404`, an existing link `409 counterparty_exists`, this
     organization itself `422 self_counterparty`.
     """
-    async with request.app[ENGINE].begin() as conn:
-        link = await add_counterparty(
-            conn, principal(request), audit_context(request), body.organization_id
-        )
+    link = await counterparties.add_counterparty(
+        request.app[ENGINE], acting(request), body.organization_id
+    )
     return json_response(link.as_json(), status=201)
 
 
@@ -50,10 +45,9 @@ async def create_counterparty(request: web.Request, body: AddCounterparty) -> we
 )
 async def get_counterparties(request: web.Request, query: ListCounterparties) -> web.Response:
     """List the organizations this one accepts transfers from, newest first (admin)"""
-    async with request.app[ENGINE].connect() as conn:
-        links, next_key = await list_counterparties(
-            conn, principal(request), after=page_after(request, query), limit=query.limit
-        )
+    links, next_key = await counterparties.counterparties_page(
+        request.app[ENGINE], principal(request), after=page_after(request, query), limit=query.limit
+    )
     return page_response(request, [link.as_json() for link in links], next_key)
 
 
@@ -64,6 +58,5 @@ async def delete_counterparty(request: web.Request, organization_id: UUID) -> we
     New transfers from it are refused as if the destination did not exist (`404`).
     Transfers already accepted still post, and open positions still settle.
     """
-    async with request.app[ENGINE].begin() as conn:
-        await remove_counterparty(conn, principal(request), audit_context(request), organization_id)
+    await counterparties.remove_counterparty(request.app[ENGINE], acting(request), organization_id)
     return web.Response(status=204)

@@ -4,7 +4,7 @@ Runs are ledger-wide: one run checks the books of every organization. Scheduled 
 visible to every admin; a run an organization asked for, only to it and to organizations
 it found drift for. Discrepancies always belong to the organization whose books they are
 in, and an admin only ever sees their own organization's
-(`ledger_core.persistence.reconciliation_reports`).
+(`ledger_core.services.reconciliation`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from gateway.auth import audit_context, principal, require_admin
+from gateway.auth import acting, principal
 from gateway.jobs import send_reconciliation
 from gateway.pagination import page_after, page_response
 from gateway.registry import API_PREFIX, RouteTable
@@ -26,8 +26,8 @@ from gateway.schemas.reconciliations import (
     RequestReconciliation,
 )
 from gateway.state import ENGINE
-from ledger_core.persistence.reconciliation_reports import list_runs, request_run, run_report
 from ledger_core.reconciliation import Mode
+from ledger_core.services import reconciliation
 
 routes = RouteTable(tag="Reconciliation")
 
@@ -56,13 +56,12 @@ _TENANCY = (
 )
 async def request_reconciliation(request: web.Request, body: RequestReconciliation) -> web.Response:
     """Run a reconciliation now (admin)"""
-    who = principal(request)
-    require_admin(who)
-    mode = Mode(body.mode)
-    async with request.app[ENGINE].begin() as conn:
-        run = await request_run(conn, who, audit_context(request), mode)
-        # Sent before the commit: if Redis is down, nothing is stored and the answer is 503.
-        await send_reconciliation(request.app, run.id, mode)
+    run = await reconciliation.request_reconciliation(
+        request.app[ENGINE],
+        acting(request),
+        Mode(body.mode),
+        lambda run_id, mode: send_reconciliation(request.app, run_id, mode),
+    )
     location = f"{API_PREFIX}/reconciliations/{run.id}"
     return json_response(run.as_json(), status=202, headers={"Location": location})
 
@@ -76,10 +75,9 @@ async def request_reconciliation(request: web.Request, body: RequestReconciliati
 )
 async def get_reconciliations(request: web.Request, query: ListReconciliations) -> web.Response:
     """List reconciliation runs, newest first (admin)"""
-    async with request.app[ENGINE].connect() as conn:
-        found, next_key = await list_runs(
-            conn, principal(request), after=page_after(request, query), limit=query.limit
-        )
+    found, next_key = await reconciliation.runs_page(
+        request.app[ENGINE], principal(request), after=page_after(request, query), limit=query.limit
+    )
     return page_response(request, [run.as_json() for run in found], next_key)
 
 
@@ -95,6 +93,7 @@ async def get_reconciliations(request: web.Request, query: ListReconciliations) 
 )
 async def get_reconciliation(request: web.Request, reconciliation_id: UUID) -> web.Response:
     """Read a reconciliation run and what it found in your books (admin)"""
-    async with request.app[ENGINE].connect() as conn:
-        run, discrepancies = await run_report(conn, principal(request), reconciliation_id)
+    run, discrepancies = await reconciliation.report(
+        request.app[ENGINE], principal(request), reconciliation_id
+    )
     return json_response(run.as_json() | {"discrepancies": discrepancies})

@@ -6,22 +6,16 @@ from uuid import UUID
 
 from aiohttp import web
 
-from gateway.auth import audit_context, principal
+from gateway.auth import acting, principal
 from gateway.pagination import page_after, page_response
 from gateway.registry import RouteTable
 from gateway.responses import json_response, validation_problem
 from gateway.schemas.common import Page
 from gateway.schemas.risk_rules import CreateRiskRule, ListRiskRules, RiskRuleOut, UpdateRiskRule
 from gateway.state import ENGINE
-from ledger_core.persistence.risk import (
-    RuleDraft,
-    change_rule,
-    create_rule,
-    deactivate_rule,
-    get_rule,
-    list_rules,
-)
 from ledger_core.risk import RuleKind
+from ledger_core.services import risk
+from ledger_core.services.risk import RuleDraft
 
 routes = RouteTable(tag="Risk rules")
 
@@ -47,31 +41,28 @@ async def create_risk_rule(request: web.Request, body: CreateRiskRule) -> web.Re
         max_count=body.max_count,
         window_seconds=body.window_seconds,
     )
-    async with request.app[ENGINE].begin() as conn:
-        rule = await create_rule(conn, principal(request), audit_context(request), draft)
+    rule = await risk.create_rule(request.app[ENGINE], acting(request), draft)
     return json_response(rule.as_json(), status=201)
 
 
 @routes.get("/risk-rules", query=ListRiskRules, response=Page[RiskRuleOut], errors=(403,))
 async def get_risk_rules(request: web.Request, query: ListRiskRules) -> web.Response:
     """List the organization's risk rules, newest first (admin)"""
-    async with request.app[ENGINE].connect() as conn:
-        rules, next_key = await list_rules(
-            conn,
-            principal(request),
-            kind=None if query.kind is None else RuleKind(query.kind),
-            is_active=query.is_active,
-            after=page_after(request, query),
-            limit=query.limit,
-        )
+    rules, next_key = await risk.rules_page(
+        request.app[ENGINE],
+        principal(request),
+        kind=None if query.kind is None else RuleKind(query.kind),
+        is_active=query.is_active,
+        after=page_after(request, query),
+        limit=query.limit,
+    )
     return page_response(request, [r.as_json() for r in rules], next_key)
 
 
 @routes.get("/risk-rules/{rule_id}", response=RiskRuleOut, errors=(403, 404))
 async def get_risk_rule(request: web.Request, rule_id: UUID) -> web.Response:
     """Read a risk rule (admin)"""
-    async with request.app[ENGINE].connect() as conn:
-        rule = await get_rule(conn, principal(request), rule_id)
+    rule = await risk.read_rule(request.app[ENGINE], principal(request), rule_id)
     return json_response(rule.as_json())
 
 
@@ -88,8 +79,7 @@ async def update_risk_rule(
     for name in _NOT_NULL:
         if name in changes and changes[name] is None:
             raise validation_problem(name, f"{name} may not be null")
-    async with request.app[ENGINE].begin() as conn:
-        rule = await change_rule(conn, principal(request), audit_context(request), rule_id, changes)
+    rule = await risk.change_rule(request.app[ENGINE], acting(request), rule_id, changes)
     return json_response(rule.as_json())
 
 
@@ -100,6 +90,5 @@ async def delete_risk_rule(request: web.Request, rule_id: UUID) -> web.Response:
     The rule stops applying at once and stays listed with `is_active: false`. Audited as
     `risk_rule.deleted`.
     """
-    async with request.app[ENGINE].begin() as conn:
-        rule = await deactivate_rule(conn, principal(request), audit_context(request), rule_id)
+    rule = await risk.deactivate_rule(request.app[ENGINE], acting(request), rule_id)
     return json_response(rule.as_json())

@@ -13,21 +13,16 @@ from uuid import UUID
 
 from aiohttp import web
 
-from gateway.auth import audit_context, principal, require_admin
+from gateway.auth import acting, principal
 from gateway.pagination import page_after, page_response
 from gateway.registry import RouteTable
 from gateway.responses import json_response
 from gateway.schemas.common import Page
 from gateway.schemas.settlements import ListSettlements, SettlementOut, SettlementRunOut
 from gateway.state import ENGINE
-from ledger_core.persistence.audit import audit_insert
-from ledger_core.persistence.settlement import run_settlement
-from ledger_core.persistence.settlement_reads import (
-    SettlementFilter,
-    get_settlement,
-    list_settlements,
-)
-from vaultcraft import metrics
+from ledger_core.services import settlement
+from ledger_core.services.settlement import SettlementFilter
+from runtime import metrics
 
 routes = RouteTable(tag="Settlements")
 
@@ -41,20 +36,7 @@ async def run_settlements(request: web.Request) -> web.Response:
     clearing wallets back to zero. The answer lists the settlements written (empty when
     there was nothing to settle). The same job runs on a schedule for every organization.
     """
-    who = principal(request)
-    require_admin(who)
-    engine = request.app[ENGINE]
-    async with engine.begin() as conn:
-        await conn.execute(
-            audit_insert(
-                audit_context(request),
-                "settlement.run_requested",
-                resource_type="organization",
-                resource_id=who.organization_id,
-            )
-        )
-    async with engine.connect() as conn:
-        written = await conn.run_sync(run_settlement, who.organization_id)
+    written = await settlement.settle_now(request.app[ENGINE], acting(request))
     metrics.settlements_total.inc(len(written))
     body = {"status": "COMPLETED", "settlements": [s.as_json() for s in written]}
     return json_response(body, status=202)
@@ -71,10 +53,13 @@ async def get_settlements(request: web.Request, query: ListSettlements) -> web.R
         payer_organization_id=query.payer_organization_id,
         payee_organization_id=query.payee_organization_id,
     )
-    async with request.app[ENGINE].connect() as conn:
-        found, next_key = await list_settlements(
-            conn, principal(request), f, after=page_after(request, query), limit=query.limit
-        )
+    found, next_key = await settlement.settlements_page(
+        request.app[ENGINE],
+        principal(request),
+        f,
+        after=page_after(request, query),
+        limit=query.limit,
+    )
     return page_response(request, [s.as_json() for s in found], next_key)
 
 
@@ -84,6 +69,5 @@ async def read_settlement(request: web.Request, settlement_id: UUID) -> web.Resp
 
     A settlement between two other organizations is `404`.
     """
-    async with request.app[ENGINE].connect() as conn:
-        found = await get_settlement(conn, principal(request), settlement_id)
+    found = await settlement.read_settlement(request.app[ENGINE], principal(request), settlement_id)
     return json_response(found.as_json())

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Coroutine
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from aiohttp import web
 from alembic.config import Config
@@ -24,6 +25,7 @@ from prometheus_client import (
 )
 from pydantic import BaseModel
 from redis.asyncio import Redis
+from runtime.metrics_access import Access, metrics_access
 from sqlalchemy import text
 
 import migrations
@@ -31,9 +33,8 @@ from gateway.auth import unauthorized
 from gateway.registry import RouteTable
 from gateway.responses import Problem, field_error, json_response
 from gateway.state import ENGINE, REDIS, SETTINGS
-from ledger_core.persistence.pipeline_health import OLDEST_PENDING_AGE
-from vaultcraft.metrics_access import Access, metrics_access
-from vaultcraft.settings import is_amqp
+from ledger_core.services.pipeline import oldest_pending_age
+from runtime.settings import is_amqp
 
 routes = RouteTable(tag="Operations")
 
@@ -64,7 +65,6 @@ async def ready(request: web.Request) -> web.Response:
     `VAULTCRAFT_READY_MAX_PENDING_AGE_S`: posting is stalled or behind, which no gateway
     can fix, so taking gateways out of rotation would only add an outage to the stall.
     """
-    failures: list[dict[str, str]] = []
     checks = {
         "postgresql": _check_migrations(request.app),
         "redis": _check_redis(request.app),
@@ -73,15 +73,7 @@ async def ready(request: web.Request) -> web.Response:
     broker_url = request.app[SETTINGS].broker_url
     if broker_url:
         checks["broker"] = _check_broker(broker_url)
-    outcomes = await asyncio.gather(
-        *(asyncio.wait_for(c, CHECK_TIMEOUT_S) for c in checks.values()), return_exceptions=True
-    )
-    for name, outcome in zip(checks, outcomes, strict=True):
-        if isinstance(outcome, BaseException):
-            message = "timed out" if isinstance(outcome, TimeoutError) else type(outcome).__name__
-            failures.append(field_error(name, f"unreachable: {message}"))
-        elif isinstance(outcome, str) and outcome:
-            failures.append(field_error(name, outcome))
+    outcomes, failures = await _run_checks(checks)
     if failures:
         raise Problem(
             503,
@@ -102,6 +94,23 @@ async def ready(request: web.Request) -> web.Response:
     )
 
 
+async def _run_checks(
+    checks: dict[str, Coroutine[Any, Any, object]],
+) -> tuple[list[object], list[dict[str, str]]]:
+    """Every check at once, each under `CHECK_TIMEOUT_S`: the outcomes, and what failed."""
+    outcomes = await asyncio.gather(
+        *(asyncio.wait_for(c, CHECK_TIMEOUT_S) for c in checks.values()), return_exceptions=True
+    )
+    failures: list[dict[str, str]] = []
+    for name, outcome in zip(checks, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            message = "timed out" if isinstance(outcome, TimeoutError) else type(outcome).__name__
+            failures.append(field_error(name, f"unreachable: {message}"))
+        elif isinstance(outcome, str) and outcome:
+            failures.append(field_error(name, outcome))
+    return list(outcomes), failures
+
+
 async def _check_migrations(app: web.Application) -> str:
     """'' when the database is at the migrations' head, else what is wrong."""
     async with app[ENGINE].connect() as conn:
@@ -112,8 +121,7 @@ async def _check_migrations(app: web.Application) -> str:
 
 
 async def _oldest_pending_age(app: web.Application) -> float:
-    async with app[ENGINE].connect() as conn:
-        return float((await conn.execute(OLDEST_PENDING_AGE)).scalar_one())
+    return await oldest_pending_age(app[ENGINE])
 
 
 async def _check_redis(app: web.Application) -> str:
@@ -124,7 +132,7 @@ async def _check_redis(app: web.Application) -> str:
 async def _check_broker(url: str) -> str:
     """`BROKER_URL` names a broker apart from `REDIS_URL`: RabbitMQ, or another Redis."""
     if is_amqp(url):
-        from workers.rabbit import check_reachable
+        from messaging.rabbit import check_reachable
 
         await asyncio.to_thread(check_reachable, url)
         return ""

@@ -23,17 +23,10 @@ from gateway.schemas.transactions import (
     WaitQuery,
 )
 from gateway.state import ENGINE, WAITER
+from ledger_core.keyset import Keyset
 from ledger_core.money import format_amount
-from ledger_core.persistence.pages import Keyset
-from ledger_core.persistence.transfer_reads import (
-    TransactionFilter,
-    get_transaction,
-    list_transactions,
-    transaction_entries,
-    visible_to,
-    wallet_entries,
-)
-from ledger_core.persistence.wallets import visible_wallet
+from ledger_core.services import transfer_reads
+from ledger_core.services.transfer_reads import TransferFilter, visible_to
 from ledger_core.timestamps import rfc3339
 from ledger_core.transfers import FINAL_STATUSES, transaction_view
 
@@ -53,7 +46,7 @@ async def list_all(request: web.Request, query: ListTransactions) -> web.Respons
     """
     who = principal(request)
     after = page_after(request, query)
-    f = TransactionFilter(
+    f = TransferFilter(
         status=query.status,
         wallet_id=query.wallet_id,
         kind=query.kind,
@@ -63,8 +56,7 @@ async def list_all(request: web.Request, query: ListTransactions) -> web.Respons
         if after is None or not isinstance(after.id, UUID)
         else (after.created_at, after.id),
     )
-    async with request.app[ENGINE].connect() as conn:
-        rows = await list_transactions(conn, who, f, query.limit)
+    rows = await transfer_reads.transfers_page(request.app[ENGINE], who, f, query.limit)
     next_key = Keyset(rows[-1]["created_at"], rows[-1]["id"]) if len(rows) == query.limit else None
     return page_response(
         request, [transaction_view(r, who.organization_id) for r in rows], next_key
@@ -114,8 +106,9 @@ async def _wait_final(request: web.Request, transaction_id: UUID, wait_s: float)
 
 
 async def _read(request: web.Request, transaction_id: UUID) -> dict[str, Any]:
-    async with request.app[ENGINE].connect() as conn:
-        return await get_transaction(conn, principal(request), transaction_id)
+    return await transfer_reads.read_transfer(
+        request.app[ENGINE], principal(request), transaction_id
+    )
 
 
 def _entry_view(entry: dict[str, Any]) -> dict[str, Any]:
@@ -138,8 +131,9 @@ def _entry_view(entry: dict[str, Any]) -> dict[str, Any]:
 @routes.get("/transactions/{transaction_id}/ledger", response=EntriesOut, errors=(403, 404))
 async def ledger(request: web.Request, transaction_id: UUID) -> web.Response:
     """A transfer's ledger entries in the caller's books (debits equal credits)"""
-    async with request.app[ENGINE].connect() as conn:
-        entries = await transaction_entries(conn, principal(request), transaction_id)
+    entries = await transfer_reads.ledger_of_transfer(
+        request.app[ENGINE], principal(request), transaction_id
+    )
     return json_response({"data": [_entry_view(e) for e in entries]})
 
 
@@ -149,16 +143,15 @@ async def ledger(request: web.Request, transaction_id: UUID) -> web.Response:
 async def statement(request: web.Request, wallet_id: UUID, query: StatementQuery) -> web.Response:
     """A wallet's statement: its entries with running balances, oldest first"""
     after = page_after(request, query, ids=int)
-    async with request.app[ENGINE].connect() as conn:
-        await visible_wallet(conn, principal(request), wallet_id)
-        entries = await wallet_entries(
-            conn,
-            wallet_id,
-            created_from=query.from_,
-            created_to=query.to,
-            after_id=after.id if after is not None and isinstance(after.id, int) else None,
-            limit=query.limit,
-        )
+    entries = await transfer_reads.statement(
+        request.app[ENGINE],
+        principal(request),
+        wallet_id,
+        created_from=query.from_,
+        created_to=query.to,
+        after_id=after.id if after is not None and isinstance(after.id, int) else None,
+        limit=query.limit,
+    )
     next_key = (
         Keyset(entries[-1]["created_at"], entries[-1]["id"])
         if len(entries) == query.limit

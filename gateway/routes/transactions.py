@@ -14,7 +14,8 @@ from uuid import UUID
 from aiohttp import web
 from structlog.contextvars import bind_contextvars
 
-from gateway.auth import audit_context, principal, require_admin
+from gateway.auth import acting, principal
+from gateway.error_statuses import status_of
 from gateway.registry import API_PREFIX, RouteTable
 from gateway.responses import Problem, field_error, json_response
 from gateway.schemas.transactions import (
@@ -26,14 +27,11 @@ from gateway.schemas.transactions import (
 )
 from gateway.state import COMMITTER, ENGINE
 from ledger_core.errors import DomainError
-from ledger_core.intents import BatchRefused, TransferIntent
+from ledger_core.intents import BatchRefused, Stored, TransferIntent
 from ledger_core.money import parse_amount
-from ledger_core.persistence.audit import audit_insert
-from ledger_core.persistence.intake import Stored, route_all, store_intents
-from ledger_core.persistence.transfer_changes import cancel_transfer, reversal_intent
-from ledger_core.persistence.transfer_reads import get_transaction
-from ledger_core.transfers import transaction_view, transfer_audit_details
-from vaultcraft import metrics
+from ledger_core.services import transfers
+from ledger_core.transfers import transaction_view
+from runtime import metrics
 
 routes = RouteTable(tag="Transfers")
 
@@ -77,6 +75,13 @@ def _intent(body: CreateTransfer | Any, key: str) -> TransferIntent:
     )
 
 
+def count_accepted(stored: Sequence[Stored]) -> None:
+    """Count the transfers this request stored (replays are not counted again)."""
+    for result in stored:
+        if not result.replayed:
+            metrics.transfers_accepted_total.labels(result.row["kind"]).inc()
+
+
 def accepted(request: web.Request, stored: Stored) -> web.Response:
     """`202` with `Location` for a new transfer; `200` and `Idempotent-Replayed` for a replay."""
     row = stored.row
@@ -105,10 +110,9 @@ def accepted(request: web.Request, stored: Stored) -> web.Response:
 )
 async def submit_transfer(request: web.Request, body: CreateTransfer) -> web.Response:
     """Submit a transfer (answers 202 once it is durably PENDING)"""
-    key = idempotency_key(request)
-    stored = await request.app[COMMITTER].submit(
-        principal(request), _intent(body, key), audit_context(request)
-    )
+    intent = _intent(body, idempotency_key(request))
+    stored = await transfers.submit_transfer(request.app[COMMITTER], acting(request), intent)
+    count_accepted([stored])
     return accepted(request, stored)
 
 
@@ -146,7 +150,7 @@ def _refused_batch(exc: BatchRefused) -> Problem:
     ]
     codes = {e.code for _, e in exc.failures}
     code = codes.pop() if len(codes) == 1 else exc.code
-    return Problem(exc.status, code, exc.detail, errors=errors)
+    return Problem(status_of(exc), code, exc.detail, errors=errors)
 
 
 @routes.post(
@@ -163,36 +167,18 @@ def _refused_batch(exc: BatchRefused) -> Problem:
 )
 async def submit_batch(request: web.Request, body: CreateBatch) -> web.Response:
     """Submit a batch of transfers"""
-    who = principal(request)
-    intents = _batch_intents(body)
+    who = acting(request)
     try:
-        async with request.app[ENGINE].begin() as conn:
-            routes_ = await route_all(conn, who, intents)
-            stored = await store_intents(conn, who, intents, routes_, atomic=body.atomic)
-            await _audit_batch(conn, request, stored)
+        stored = await transfers.submit_batch(
+            request.app[ENGINE], who, _batch_intents(body), atomic=body.atomic
+        )
     except BatchRefused as exc:
         raise _refused_batch(exc) from None
-    data = [transaction_view(s.row, who.organization_id) for s in stored]
+    count_accepted(stored)
+    data = [transaction_view(s.row, who.principal.organization_id) for s in stored]
     if all(s.replayed for s in stored):
         return json_response({"data": data}, status=200, headers={"Idempotent-Replayed": "true"})
     return json_response({"data": data}, status=202)
-
-
-async def _audit_batch(conn: Any, request: web.Request, stored: Sequence[Stored]) -> None:
-    new = [s.row for s in stored if not s.replayed]
-    if not new:
-        return
-    await conn.execute(
-        audit_insert(
-            audit_context(request),
-            "transfer.submitted",
-            resource_type="batch",
-            resource_id=new[0]["atomic_group_id"] or new[0]["id"],
-            details={"count": len(new), "transaction_ids": [str(r["id"]) for r in new]},
-        )
-    )
-    for row in new:
-        metrics.transfers_accepted_total.labels(row["kind"]).inc()
 
 
 @routes.post(
@@ -207,20 +193,9 @@ async def _audit_batch(conn: Any, request: web.Request, stored: Sequence[Stored]
 )
 async def cancel(request: web.Request, transaction_id: UUID) -> web.Response:
     """Cancel a pending transfer"""
-    who = principal(request)
-    async with request.app[ENGINE].begin() as conn:
-        found = await get_transaction(conn, who, transaction_id)
-        (row,) = await cancel_transfer(conn, who, found)
-        await conn.execute(
-            audit_insert(
-                audit_context(request),
-                "transfer.cancelled",
-                resource_type="transaction",
-                resource_id=transaction_id,
-                details=transfer_audit_details(row),
-            )
-        )
-    return json_response(transaction_view(row, who.organization_id))
+    who = acting(request)
+    row = await transfers.cancel_transfer(request.app[ENGINE], who, transaction_id)
+    return json_response(transaction_view(row, who.principal.organization_id))
 
 
 @routes.post(
@@ -240,26 +215,10 @@ async def reverse(
     request: web.Request, transaction_id: UUID, body: ReverseTransfer
 ) -> web.Response:
     """Reverse a completed transfer (admin)"""
-    who = principal(request)
-    require_admin(who)
+    who = acting(request)
     key = idempotency_key(request)
-    async with request.app[ENGINE].begin() as conn:
-        found = await get_transaction(conn, who, transaction_id)
-        amount = None if body.amount is None else parse_amount(body.amount, found["currency"])
-        intent = await reversal_intent(conn, who, transaction_id, amount, key)
-        (stored,) = await store_intents(conn, who, [intent], await route_all(conn, who, [intent]))
-        if not stored.replayed:
-            await conn.execute(
-                audit_insert(
-                    audit_context(request),
-                    "transfer.reversed",
-                    resource_type="transaction",
-                    resource_id=transaction_id,
-                    details={
-                        "reversal_id": str(stored.row["id"]),
-                        **transfer_audit_details(stored.row),
-                    },
-                )
-            )
-            metrics.transfers_accepted_total.labels("TRANSFER").inc()
+    stored = await transfers.reverse_transfer(
+        request.app[ENGINE], who, transaction_id, body.amount, key
+    )
+    count_accepted([stored])
     return accepted(request, stored)

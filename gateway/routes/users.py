@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.auth import audit_context, hash_password, principal, require_admin
+from gateway.auth import acting, hash_password, principal
 from gateway.pagination import page_after, page_response
 from gateway.registry import RouteTable
 from gateway.responses import json_response
@@ -12,8 +12,7 @@ from gateway.schemas.accounts import CreateUser, ListUsers, UserOut
 from gateway.schemas.common import Page
 from gateway.state import ENGINE
 from ledger_core.accounts import Role
-from ledger_core.persistence.accounts import list_users
-from ledger_core.persistence.onboarding import add_user
+from ledger_core.services import accounts
 
 routes = RouteTable(tag="Users")
 
@@ -24,29 +23,22 @@ async def create_user(request: web.Request, body: CreateUser) -> web.Response:
 
     An email already registered anywhere, in any case, is `409 email_taken`.
     """
-    who = principal(request)
-    require_admin(who)
-    password_hash = await hash_password(request.app, body.password)
-    async with request.app[ENGINE].begin() as conn:
-        user = await add_user(
-            conn,
-            who,
-            audit_context(request),
-            email=body.email,
-            password_hash=password_hash,
-            full_name=body.full_name,
-            role=Role(body.role),
-        )
+    user = await accounts.add_user(
+        request.app[ENGINE],
+        acting(request),
+        email=body.email,
+        password=body.password,
+        hasher=lambda password: hash_password(request.app, password),
+        full_name=body.full_name,
+        role=Role(body.role),
+    )
     return json_response(user.as_json(), status=201)
 
 
 @routes.get("/users", query=ListUsers, response=Page[UserOut], errors=(403,))
 async def get_users(request: web.Request, query: ListUsers) -> web.Response:
     """List the organization's users, newest first (admin)"""
-    who = principal(request)
-    require_admin(who)
-    async with request.app[ENGINE].connect() as conn:
-        users, next_key = await list_users(
-            conn, who.organization_id, after=page_after(request, query), limit=query.limit
-        )
+    users, next_key = await accounts.users_page(
+        request.app[ENGINE], principal(request), after=page_after(request, query), limit=query.limit
+    )
     return page_response(request, [u.as_json() for u in users], next_key)

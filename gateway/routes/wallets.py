@@ -6,7 +6,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from gateway.auth import audit_context, principal, require_admin
+from gateway.auth import acting, principal
 from gateway.pagination import page_after, page_response
 from gateway.registry import RouteTable
 from gateway.responses import json_response
@@ -19,14 +19,8 @@ from gateway.schemas.wallets import (
     WalletSummaryOut,
 )
 from gateway.state import ENGINE
-from ledger_core.persistence.wallet_summary import summarize
-from ledger_core.persistence.wallets import (
-    WalletFilters,
-    change_wallet_status,
-    list_wallets,
-    open_wallet,
-    visible_wallet,
-)
+from ledger_core.services import wallets as service
+from ledger_core.services.wallets import WalletFilters
 from ledger_core.wallets import WalletStatus, WalletType
 
 routes = RouteTable(tag="Wallets")
@@ -41,16 +35,14 @@ async def create_wallet(request: web.Request, body: CreateWallet) -> web.Respons
     admins only, one per currency (`409 system_wallet_exists`). CLEARING wallets are
     created by the ledger. An unknown currency is `422 invalid_currency`.
     """
-    async with request.app[ENGINE].begin() as conn:
-        wallet = await open_wallet(
-            conn,
-            principal(request),
-            audit_context(request),
-            wallet_type=WalletType(body.type),
-            currency=body.currency,
-            user_id=body.user_id,
-            name=body.name,
-        )
+    wallet = await service.open_wallet(
+        request.app[ENGINE],
+        acting(request),
+        wallet_type=WalletType(body.type),
+        currency=body.currency,
+        user_id=body.user_id,
+        name=body.name,
+    )
     return json_response(wallet.as_json(), status=201)
 
 
@@ -67,10 +59,13 @@ async def get_wallets(request: web.Request, query: ListWallets) -> web.Response:
         currency=query.currency,
         user_id=query.user_id,
     )
-    async with request.app[ENGINE].connect() as conn:
-        wallets, next_key = await list_wallets(
-            conn, principal(request), filters, after=page_after(request, query), limit=query.limit
-        )
+    wallets, next_key = await service.wallets_page(
+        request.app[ENGINE],
+        principal(request),
+        filters,
+        after=page_after(request, query),
+        limit=query.limit,
+    )
     return page_response(request, [w.as_json() for w in wallets], next_key)
 
 
@@ -81,10 +76,7 @@ async def wallet_summary(request: web.Request) -> web.Response:
     Balances by wallet type, wallets by status, and transfer counts and volumes by status
     (transfers the organization sent, and cross-organization transfers it received).
     """
-    who = principal(request)
-    require_admin(who)
-    async with request.app[ENGINE].connect() as conn:
-        summaries = await summarize(conn, who.organization_id)
+    summaries = await service.wallet_summary(request.app[ENGINE], principal(request))
     return json_response({"data": [s.as_json() for s in summaries]})
 
 
@@ -95,8 +87,7 @@ async def get_wallet(request: web.Request, wallet_id: UUID) -> web.Response:
     Another organization's wallet is `404`; a member reading a wallet that is not theirs
     is `403`.
     """
-    async with request.app[ENGINE].connect() as conn:
-        wallet = await visible_wallet(conn, principal(request), wallet_id)
+    wallet = await service.read_wallet(request.app[ENGINE], principal(request), wallet_id)
     return json_response(wallet.as_json())
 
 
@@ -108,8 +99,7 @@ async def update_wallet(request: web.Request, wallet_id: UUID, body: UpdateWalle
     transfer touching the wallet (`409 wallet_not_empty`) and is final
     (`409 invalid_status_transition`). Each change emits a `wallet.status_changed` event.
     """
-    async with request.app[ENGINE].begin() as conn:
-        wallet = await change_wallet_status(
-            conn, principal(request), audit_context(request), wallet_id, WalletStatus(body.status)
-        )
+    wallet = await service.change_wallet_status(
+        request.app[ENGINE], acting(request), wallet_id, WalletStatus(body.status)
+    )
     return json_response(wallet.as_json())

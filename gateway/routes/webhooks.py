@@ -12,7 +12,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from gateway.auth import audit_context, principal, require_admin
+from gateway.auth import acting, principal
 from gateway.pagination import PageQuery, page_after, page_response
 from gateway.registry import RouteTable
 from gateway.responses import json_response
@@ -26,14 +26,8 @@ from gateway.schemas.webhooks import (
     WebhookOut,
 )
 from gateway.state import ENGINE, SETTINGS
-from ledger_core.persistence.webhooks import (
-    DeliveryFilters,
-    create_webhook,
-    delete_webhook,
-    list_deliveries,
-    list_webhooks,
-    redeliver_event,
-)
+from ledger_core.services import webhooks
+from ledger_core.services.webhooks import DeliveryFilters
 from ledger_core.ssrf import WebhookTarget, WebhookUrlNotAllowed, check_addresses, host_and_port
 
 routes = RouteTable(tag="Webhooks")
@@ -65,23 +59,26 @@ async def register_webhook(request: web.Request, body: CreateWebhook) -> web.Res
     the operator allows private targets. At most 20 endpoints per organization
     (`409 too_many_webhooks`). Audited as `webhook.created`.
     """
-    who = principal(request)
-    require_admin(who)
-    await checked_target(body.url, allow_private=request.app[SETTINGS].allow_private_webhooks)
-    async with request.app[ENGINE].begin() as conn:
-        webhook, secret = await create_webhook(
-            conn, who, audit_context(request), url=body.url, events=list(body.events)
-        )
+    allow_private = request.app[SETTINGS].allow_private_webhooks
+    webhook, secret = await webhooks.create_webhook(
+        request.app[ENGINE],
+        acting(request),
+        url=body.url,
+        events=list(body.events),
+        check_url=lambda url: checked_target(url, allow_private=allow_private),
+    )
     return json_response(webhook.as_json(secret=secret), status=201)
 
 
 @routes.get("/webhooks", query=PageQuery, response=Page[WebhookOut], errors=(403,))
 async def get_webhooks(request: web.Request, query: PageQuery) -> web.Response:
     """List webhook endpoints, newest first (admin); secrets are never shown"""
-    async with request.app[ENGINE].connect() as conn:
-        hooks, next_key = await list_webhooks(
-            conn, principal(request), after=page_after(request, query), limit=query.limit
-        )
+    hooks, next_key = await webhooks.webhooks_page(
+        request.app[ENGINE],
+        principal(request),
+        after=page_after(request, query),
+        limit=query.limit,
+    )
     return page_response(request, [h.as_json() for h in hooks], next_key)
 
 
@@ -92,8 +89,7 @@ async def remove_webhook(request: web.Request, webhook_id: UUID) -> web.Response
     Nothing more is sent to it; deliveries still pending end `FAILED`. Its delivery
     history stays readable. Audited as `webhook.deleted`.
     """
-    async with request.app[ENGINE].begin() as conn:
-        await delete_webhook(conn, principal(request), audit_context(request), webhook_id)
+    await webhooks.delete_webhook(request.app[ENGINE], acting(request), webhook_id)
     return web.Response(status=204)
 
 
@@ -112,15 +108,14 @@ async def get_deliveries(
     (`PENDING`, `SUCCEEDED`, `FAILED`) and, while pending, when the next retry is due.
     """
     filters = DeliveryFilters(status=query.status, event_id=query.event_id)
-    async with request.app[ENGINE].connect() as conn:
-        deliveries, next_key = await list_deliveries(
-            conn,
-            principal(request),
-            webhook_id,
-            filters,
-            after=page_after(request, query),
-            limit=query.limit,
-        )
+    deliveries, next_key = await webhooks.deliveries_page(
+        request.app[ENGINE],
+        principal(request),
+        webhook_id,
+        filters,
+        after=page_after(request, query),
+        limit=query.limit,
+    )
     return page_response(request, [d.as_json() for d in deliveries], next_key)
 
 
@@ -132,9 +127,6 @@ async def redeliver(request: web.Request, event_id: UUID) -> web.Response:
     subscribed to the event's type; the event keeps its id. Audited as
     `event.redelivered`.
     """
-    async with request.app[ENGINE].begin() as conn:
-        deliveries = await redeliver_event(
-            conn, principal(request), audit_context(request), event_id
-        )
+    deliveries = await webhooks.redeliver_event(request.app[ENGINE], acting(request), event_id)
     body = {"event_id": str(event_id), "deliveries": [d.as_json() for d in deliveries]}
     return json_response(body, status=202)

@@ -8,23 +8,14 @@ rows it has already returned. The gateway turns a `Keyset` into an opaque cursor
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, TypeVar
-from uuid import UUID
 
 from sqlalchemy import ColumnElement, Executable, Row, Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger_core.keyset import Keyset
+
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Keyset:
-    """Where a page ends: the sort key of its last row."""
-
-    created_at: datetime
-    id: UUID | int
 
 
 def newest_first(

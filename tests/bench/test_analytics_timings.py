@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from bench.scenarios import analytics_timings
-from ledger_core.persistence.analytics import QUERIES
+from ledger_core.persistence.analytics.queries import QUERIES
 
 
 def test_every_analytics_statement_is_timed(database_url: str) -> None:

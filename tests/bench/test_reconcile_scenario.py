@@ -7,8 +7,8 @@ from sqlalchemy import create_engine, text
 
 from bench.scenarios import catch_up_reconciliation, reconcile
 from bench.system import create_database, drop_database, migrate
-from ledger_core.persistence.ledger_generator import generate_ledger
-from vaultcraft.settings import to_sqlalchemy_url
+from ledger_core.persistence.transfers.ledger_generator import generate_ledger
+from runtime.settings import to_sqlalchemy_url
 
 
 def test_full_reconciliation_of_a_generated_ledger_finds_nothing(database_url: str) -> None:

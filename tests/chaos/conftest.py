@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from runtime.embedded import ensure_postgres, stop_postgres
 from tests.support.databases import create_migrated_database, private_postgres_dir
-from vaultcraft.embedded import ensure_postgres, stop_postgres
 
 
 @dataclass(frozen=True)

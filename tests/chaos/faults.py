@@ -17,9 +17,9 @@ from pathlib import Path
 
 import redis
 
+from runtime.embedded import ensure_postgres, stop_postgres
 from tests.chaos.receiver import HookReceiver
 from tests.support.stack import Stack
-from vaultcraft.embedded import ensure_postgres, stop_postgres
 
 KINDS = (
     "kill_worker",  # SIGKILL one worker process (posting or webhooks), start it again

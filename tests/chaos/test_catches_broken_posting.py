@@ -3,7 +3,7 @@
 Threads post many transfers off one hot wallet with `post_batch` against a real
 PostgreSQL, as concurrent workers do. With the real code, the invariant checker and the
 double-posting check find nothing. Each mutation removes one of the defences of
-`ledger_core.persistence.posting` (the wallet row locks; the claim's row locks and the
+`ledger_core.persistence.transfers.posting` (the wallet row locks; the claim's row locks and the
 `status = 'PENDING'` guard; and, last line, the final-state trigger) and the same checks
 must then report what went wrong. Each run gets a database of its own, so the damage
 stays there.
@@ -22,9 +22,9 @@ import coverage
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-import ledger_core.persistence.claim as claim
-import ledger_core.persistence.posting as posting
-from ledger_core.persistence.invariants import Violation, check_invariants
+import ledger_core.persistence.transfers.claim as claim
+import ledger_core.persistence.transfers.posting as posting
+from ledger_core.persistence.reconciliation.invariants import Violation, check_invariants
 from tests.support.databases import create_migrated_database, drop_database
 from tests.support.ledger import Book, create_book, insert_intents
 from tests.support.ledger_checks import double_postings, pending_count

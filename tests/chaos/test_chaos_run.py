@@ -27,7 +27,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine
 
-from ledger_core.persistence.invariants import check_invariants, describe
+from ledger_core.persistence.reconciliation.invariants import check_invariants, describe
 from tests.chaos.conftest import OwnedPostgres
 from tests.chaos.faults import DOWN_S, KINDS, Injector, schedule
 from tests.chaos.receiver import HookReceiver

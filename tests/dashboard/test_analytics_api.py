@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import Engine, text
 
-from ledger_core.persistence.analytics import time_queries
+from ledger_core.persistence.analytics.queries import time_queries
 from ledger_core.persistence.tables import reconciliation_discrepancies, reconciliation_runs
 from tests.risk.support import drain
 from tests.support.api import (
@@ -213,8 +213,8 @@ async def test_a_cancel_through_the_api_path_is_counted(
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from ledger_core.accounts import Principal, Role
-    from ledger_core.persistence.transfer_changes import cancel_transfer as api_cancel
-    from vaultcraft.settings import to_sqlalchemy_url
+    from ledger_core.services.transfers import cancel_found as api_cancel
+    from runtime.settings import to_sqlalchemy_url
 
     admin = await signup(client)
     a = await create_wallet(client, admin.token)

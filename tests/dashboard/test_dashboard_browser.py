@@ -15,12 +15,12 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
+from runtime.settings import Settings
 from tests.dashboard.browser import CHROMIUM_ARGS, ensure_chromium
 from tests.risk.support import drain
 from tests.support.api import API, PASSWORD
 from tests.support.ledger_sql import cancel_transfer, pending_transfer, post_transfer
 from tests.support.live_server import LiveGateway
-from vaultcraft.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"

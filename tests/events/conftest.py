@@ -26,8 +26,8 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import Engine, text
 
 from gateway.app import create_app
+from runtime.settings import Settings
 from tests.support.fixtures import JWT_SECRET, api_settings, client  # noqa: F401
-from vaultcraft.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

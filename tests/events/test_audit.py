@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from ledger_core.persistence.audit import AuditContext, audit_insert
-from ledger_core.persistence.audit_chain import verify_chain
+from ledger_core.persistence.audit.chain import verify_chain
+from ledger_core.persistence.audit.records import AuditContext, audit_insert
 from tests.support.api import (
     API,
     PASSWORD,

@@ -17,7 +17,7 @@ import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, create_engine, text
 
-from ledger_core.persistence.audit_chain import chain_head, seal_organization
+from ledger_core.persistence.audit.chain import chain_head, seal_organization
 from tests.support.databases import fresh_database
 from tests.support.ledger import create_book
 from tests.support.stack import Stack

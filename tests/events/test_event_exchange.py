@@ -14,12 +14,12 @@ import redis
 from pika.adapters.blocking_connection import BlockingChannel
 from sqlalchemy import Engine, create_engine, text
 
+from messaging.broker import setup_broker
+from runtime.ports import free_port
+from runtime.settings import Settings
 from tests.events.conftest import Env, RelayThread
 from tests.events.test_outbox_relay import insert_events, unrelayed
 from tests.support.ledger import create_book
-from vaultcraft.ports import free_port
-from vaultcraft.settings import Settings
-from workers.broker import setup_broker
 from workers.event_exchange import EXCHANGE, EventExchange
 from workers.outbox_relay import OutboxRelay
 

@@ -18,12 +18,12 @@ import pytest
 import redis
 from sqlalchemy import Engine, create_engine, text
 
-from ledger_core.persistence.outbox import WALLET_STATUS_CHANGED, outbox_insert
-from ledger_core.persistence.outbox_relay import claim_events, finish_events
+from ledger_core.persistence.events.outbox import WALLET_STATUS_CHANGED, outbox_insert
+from ledger_core.persistence.events.outbox_relay import claim_events, finish_events
+from messaging.broker import setup_broker
+from runtime.settings import Settings
 from tests.events.conftest import Env, Process, RelayThread
 from tests.support.ledger import Book, create_book
-from vaultcraft.settings import Settings
-from workers.broker import setup_broker
 from workers.outbox_relay import EVENT_STREAM, OutboxRelay
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from runtime.settings import Settings
 from vaultcraft.cli import build_parser
-from vaultcraft.settings import Settings
 from vaultcraft.supervise import PROCESS_TYPES
 from workers.relay import loops
 

@@ -18,8 +18,8 @@ from gateway.schemas.common import Amount, Currency
 from gateway.state import ROUTES
 from gateway.validation import BodyModel
 from ledger_core.money import parse_amount
+from runtime.settings import Settings
 from tests.support.api import API, auth_headers, create_wallet, expect_problem, signup
-from vaultcraft.settings import Settings
 
 pytestmark = pytest.mark.asyncio
 

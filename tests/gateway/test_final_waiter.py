@@ -14,8 +14,8 @@ import psycopg
 from psycopg import sql
 
 from gateway.final_waiter import FinalWaiter
-from ledger_core.persistence.posting import FINAL_CHANNEL
-from vaultcraft.settings import to_psycopg_url
+from ledger_core.channels import FINAL_CHANNEL
+from runtime.settings import to_psycopg_url
 
 
 async def _notify(conninfo: str, ids: Sequence[UUID]) -> None:

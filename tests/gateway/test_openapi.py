@@ -24,10 +24,10 @@ from schemathesis.checks import (
 from gateway.app import create_app
 from gateway.openapi import build_openapi
 from gateway.state import ROUTES
+from runtime.settings import Settings
 from tests.support.api import API, PASSWORD
 from tests.support.fixtures import ADDRESS_PREFIX, JWT_SECRET, SIGNUP_PREFIX
 from tests.support.live_server import LiveGateway
-from vaultcraft.settings import Settings
 
 
 def _document() -> dict[str, Any]:

@@ -10,9 +10,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
+from runtime.ports import free_port
+from runtime.settings import Settings
 from tests.support.api import API, expect_problem
-from vaultcraft.ports import free_port
-from vaultcraft.settings import Settings
 
 Client = Callable[[web.Application], Awaitable[TestClient]]
 

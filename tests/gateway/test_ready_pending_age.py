@@ -11,9 +11,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import create_engine, text
 
 from gateway.app import create_app
+from runtime.settings import Settings
 from tests.support.databases import fresh_database
 from tests.support.ledger import create_book
-from vaultcraft.settings import Settings
 
 pytestmark = pytest.mark.asyncio
 

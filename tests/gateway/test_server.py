@@ -35,7 +35,7 @@ def test_serve_answers_then_stops_on_sigterm(
         "VAULTCRAFT_BCRYPT_ROUNDS": "4",
     }
     code = (
-        "from gateway.server import serve; from vaultcraft.settings import Settings; "
+        "from gateway.server import serve; from runtime.settings import Settings; "
         "serve(Settings.from_env())"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)

@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from runtime.embedded import ensure_postgres, stop_postgres
 from tests.support.databases import private_postgres_dir
-from vaultcraft.embedded import ensure_postgres, stop_postgres
 
 
 def test_stop_then_ensure_starts_the_server_again(test_data_dir: Path) -> None:

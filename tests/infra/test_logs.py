@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from vaultcraft.logs import REDACTED, configure_logging
-from vaultcraft.settings import Settings
+from runtime.logs import REDACTED, configure_logging
+from runtime.settings import Settings
 
 
 @pytest.fixture

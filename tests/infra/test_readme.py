@@ -17,7 +17,7 @@ def _configuration_table() -> set[str]:
 
 
 def test_every_environment_variable_the_settings_read_is_in_the_configuration_table() -> None:
-    source = (ROOT / "vaultcraft" / "settings.py").read_text()
+    source = (ROOT / "runtime" / "settings.py").read_text()
     read = set(re.findall(r"""env(?:\.get\(|, )["']([A-Z0-9_]+)["']""", source))
 
     assert {"DATABASE_URL", "VAULTCRAFT_JWT_SECRET", "VAULTCRAFT_RESCUE_INTERVAL_S"} <= read

@@ -25,8 +25,8 @@ import psycopg
 import pytest
 import redis
 
-from vaultcraft.embedded import ensure_postgres, redis_socket
-from vaultcraft.settings import to_psycopg_url, to_sqlalchemy_url
+from runtime.embedded import ensure_postgres, redis_socket
+from runtime.settings import to_psycopg_url, to_sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESS_MODULES = ("gateway.server", "workers.actors", "workers.relay", "workers.scheduler")

@@ -9,7 +9,7 @@ import pytest
 from supervisor.datatypes import RestartUnconditionally
 from supervisor.options import ServerOptions
 
-from vaultcraft.settings import Settings
+from runtime.settings import Settings
 from vaultcraft.supervise import (
     PROCESS_TYPES,
     STOP_WAIT_S,

@@ -13,10 +13,11 @@ import psycopg
 from sqlalchemy import Engine, NullPool
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from ledger_core.channels import PENDING_CHANNEL
 from ledger_core.intents import TransferIntent
-from ledger_core.persistence.intake import PENDING_CHANNEL, route_all, store_intents
+from ledger_core.persistence.transfers.intake import route_all, store_intents
+from runtime.settings import to_psycopg_url
 from tests.settlement.ledger import CrossLedger, Org
-from vaultcraft.settings import to_psycopg_url
 
 
 def _store(url: str, org: Org, intent: TransferIntent) -> bool:

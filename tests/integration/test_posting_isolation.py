@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from ledger_core.money import MAX_MINOR_UNITS
-from ledger_core.persistence.posting import claim_batch, post_batch
+from ledger_core.persistence.transfers.posting import claim_batch, post_batch
 from tests.support.databases import create_migrated_database, drop_database
 from tests.support.ledger import Book, create_book, insert_intents
 
@@ -191,6 +191,6 @@ def test_a_flooding_tenant_shares_each_batch_with_the_others(scratch: Engine) ->
 
 
 def claim_sql() -> object:
-    from ledger_core.persistence.claim import CLAIM
+    from ledger_core.persistence.transfers.claim import CLAIM
 
     return CLAIM

@@ -7,9 +7,9 @@ import time
 
 import dramatiq
 
-from vaultcraft import metrics
-from vaultcraft.settings import Settings
-from workers.broker import setup_broker
+from messaging.broker import setup_broker
+from runtime import metrics
+from runtime.settings import Settings
 
 broker = setup_broker(Settings.from_env())
 QUEUE = os.environ.get("VAULTCRAFT_OPS_TEST_QUEUE", "ops-test")

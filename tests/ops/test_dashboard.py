@@ -12,7 +12,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from vaultcraft import metrics
+from runtime import metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy/grafana/dashboards/vaultcraft.json"
@@ -57,7 +57,7 @@ def _exprs(dashboard: dict[str, Any]) -> list[str]:
 
 
 def test_every_queried_metric_is_exported(dashboard: dict[str, Any]) -> None:
-    """Each vaultcraft_* name in a PromQL expression is a series vaultcraft.metrics defines."""
+    """Each vaultcraft_* name in a PromQL expression is a series runtime.metrics defines."""
     exported = _exported()
     used = {m.group(1) for expr in _exprs(dashboard) for m in SELECTOR.finditer(expr)}
     assert used, "the dashboard queries no VaultCraft metric"

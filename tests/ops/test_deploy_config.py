@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from workers.metrics_exposition import GROUP_PORT_OFFSETS
+from runtime.metrics_exposition import GROUP_PORT_OFFSETS
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG_RUNNING = {"gateway", "worker", "relay", "scheduler"}
@@ -157,7 +157,7 @@ def test_prometheus_loads_alert_rules_on_metrics_we_export() -> None:
     """
     import re
 
-    from vaultcraft import metrics
+    from runtime import metrics
 
     config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -12,7 +12,7 @@ import pytest
 import redis
 from dramatiq import Message
 
-from workers.doorbell import DoorbellRedisBroker
+from messaging.doorbell import DoorbellRedisBroker
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from gateway.server import SHUTDOWN_TIMEOUT_S
-from ledger_core.persistence.invariants import check_invariants, describe
+from ledger_core.persistence.reconciliation.invariants import check_invariants, describe
 from tests.support.stack import Stack
 from tests.support.stack_api import Tenant, signup
 from vaultcraft.cli import WORKER_SHUTDOWN_MS

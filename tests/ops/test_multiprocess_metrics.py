@@ -16,15 +16,15 @@ import pytest
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 
+from runtime.metrics_exposition import MULTIPROC_ENV, start_metrics_server
 from tests.ops.scraping import Samples, free_port, scrape
-from workers.metrics_exposition import MULTIPROC_ENV, start_metrics_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
 # Run by each child: count events and observe a histogram, as a worker process would.
 CHILD = """
 import sys
-from vaultcraft import metrics
+from runtime import metrics
 count = int(sys.argv[1])
 metrics.events_relayed_total.labels("transfer.completed").inc(count)
 metrics.posting_batch_size.observe(count)
@@ -35,9 +35,9 @@ metrics.outbox_backlog.set(count * 10)
 GROUP = """
 import sys
 from pathlib import Path
-from workers.metrics_exposition import enable_multiprocess_metrics
+from runtime.metrics_exposition import enable_multiprocess_metrics
 enable_multiprocess_metrics(Path(sys.argv[1]))
-from vaultcraft import metrics
+from runtime import metrics
 metrics.pending_rescued_total.inc(int(sys.argv[2]))
 """
 
@@ -106,8 +106,8 @@ def test_enabling_after_metrics_exist_is_refused(tmp_path: Path) -> None:
             """
             import sys
             from pathlib import Path
-            import vaultcraft.metrics
-            from workers.metrics_exposition import enable_multiprocess_metrics
+            import runtime.metrics
+            from runtime.metrics_exposition import enable_multiprocess_metrics
             enable_multiprocess_metrics(Path(sys.argv[1]))
             """,
             str(tmp_path / "late"),
@@ -120,9 +120,9 @@ def test_enabling_after_metrics_exist_is_refused(tmp_path: Path) -> None:
 # How `vaultcraft relay` starts: its metrics first, then the code that counts.
 RELAY = """
 import sys, time
-from workers.metrics_exposition import start_group_metrics
+from runtime.metrics_exposition import start_group_metrics
 server = start_group_metrics("relay")
-from vaultcraft import metrics
+from runtime import metrics
 metrics.events_relayed_total.labels("transfer.completed").inc(9)
 print(server.port, flush=True)
 time.sleep(60)
@@ -149,7 +149,7 @@ def test_relay_serves_its_group_on_the_second_port(tmp_path: Path) -> None:
 WORKER_GROUP = """
 import sys
 from pathlib import Path
-from workers.metrics_exposition import enable_multiprocess_metrics
+from runtime.metrics_exposition import enable_multiprocess_metrics
 enable_multiprocess_metrics(Path(sys.argv[1]))
 from dramatiq.cli import main
 sys.argv = ["dramatiq", "tests.ops.sample_actors", "--processes", "2", "--threads", "1",

@@ -10,7 +10,7 @@ import pytest
 from dramatiq import Message
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-from workers.rabbit import measure_queue_depths, rabbitmq_broker
+from messaging.rabbit import measure_queue_depths, rabbitmq_broker
 
 
 @pytest.fixture

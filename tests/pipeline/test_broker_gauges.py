@@ -6,10 +6,10 @@ import dramatiq
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from messaging.broker import QUEUES
 from tests.support.brokers import client_broker
 from tests.support.ledger_checks import wait_until
 from tests.support.stack import Stack
-from workers.broker import QUEUES
 
 
 def queue_depths(stack: Stack) -> dict[str, float]:

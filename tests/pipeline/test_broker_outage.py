@@ -7,10 +7,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from runtime.ports import free_port
 from tests.support.ledger import create_book
 from tests.support.ledger_sql import cancel_transfer, pending_transfer
 from tests.support.stack import Stack
-from vaultcraft.ports import free_port
 
 FAILED_KICK = "Dispatcher could not reach the broker"
 

@@ -23,6 +23,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
+from runtime.audit_keys import encode_private
 from tests.support.ledger_checks import (
     assert_ledger_sound,
     cents,
@@ -33,7 +34,6 @@ from tests.support.ledger_checks import (
 )
 from tests.support.stack import Stack
 from tests.support.stack_api import Tenant, signup
-from vaultcraft.audit_keys import encode_private
 
 HOST_PROCESSES = ("gateway", "worker", "relay")
 

@@ -15,9 +15,9 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine, create_engine
 
+from runtime.settings import Settings
 from tests.reconciliation.books import Books
 from tests.support.databases import clone_database, create_migrated_database, drop_database
-from vaultcraft.settings import Settings
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +56,7 @@ def settings(fresh_url: str, redis_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 def broker(redis_url: str, tmp_path: Path) -> RedisBroker:
     """The process's Dramatiq broker, on the test Redis, with its queues emptied."""
-    from workers.broker import setup_broker
+    from messaging.broker import setup_broker
 
     broker = setup_broker(Settings(database_url=None, redis_url=redis_url, data_dir=tmp_path))
     redis.Redis.from_url(redis_url).flushdb()

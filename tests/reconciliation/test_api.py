@@ -23,10 +23,10 @@ from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine, text
 
 from gateway.app import create_app
+from runtime.settings import Settings
 from tests.reconciliation.books import Books
 from tests.support.api import API, Account, add_user, create_wallet, expect_problem, signup
 from tests.support.fixtures import JWT_SECRET
-from vaultcraft.settings import Settings
 
 pytestmark = pytest.mark.asyncio
 
@@ -180,7 +180,7 @@ async def test_drift_is_reported_to_its_own_organization_only(
 async def test_scheduled_runs_are_visible_to_every_admin(
     client: TestClient, books: Books, broker: RedisBroker
 ) -> None:
-    from workers.messages import request_reconciliation as schedule_run
+    from messaging.messages import request_reconciliation as schedule_run
 
     # Given two organizations, one with a wallet whose stored balance was raised
     acme, _, _ = await funded_org(client, books)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from ledger_core.persistence.reconciliation import check_ledger
-from ledger_core.persistence.reconciliation_runs import consistent_snapshot
+from ledger_core.persistence.reconciliation.checks import check_ledger
+from ledger_core.persistence.reconciliation.runs import consistent_snapshot
 from ledger_core.reconciliation import Discrepancy, Findings, Kind, Mode
 from tests.reconciliation.books import Books
 from tests.reconciliation.ledgers import Ledger, build_ledger

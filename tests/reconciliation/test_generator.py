@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine, text
 
-from ledger_core.persistence.invariants import check_invariants, describe
-from ledger_core.persistence.ledger_generator import generate_ledger
-from ledger_core.persistence.reconciliation_runs import reconcile
+from ledger_core.persistence.reconciliation.invariants import check_invariants, describe
+from ledger_core.persistence.transfers.ledger_generator import generate_ledger
 from ledger_core.reconciliation import Mode
+from ledger_core.services.reconciliation import reconcile
 from tests.reconciliation.books import Books
 from tests.reconciliation.ledgers import build_ledger
 

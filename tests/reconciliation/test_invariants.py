@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine, text
 
-from ledger_core.persistence.invariants import Violation, check_invariants, describe
+from ledger_core.persistence.reconciliation.invariants import Violation, check_invariants, describe
 from tests.reconciliation.books import Books
 from tests.reconciliation.ledgers import Ledger, build_ledger
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from ledger_core.persistence.reconciliation_runs import reconcile
 from ledger_core.reconciliation import DRIFT_EVENT, Kind, Mode, RunOutcome
+from ledger_core.services.reconciliation import reconcile
 from tests.reconciliation.books import Books
 from tests.reconciliation.ledgers import Ledger, build_ledger
 

@@ -10,10 +10,10 @@ from dramatiq.brokers.redis import RedisBroker
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, text
 
+from runtime.settings import Settings
 from tests.reconciliation.books import Books
 from tests.reconciliation.ledgers import build_ledger
 from tests.reconciliation.queues import queued
-from vaultcraft.settings import Settings
 
 
 def sample(name: str, **labels: str) -> float:
@@ -43,7 +43,7 @@ def jobs_worker(broker: RedisBroker, worker_db: Engine) -> Iterator[Worker]:
 def test_a_drifting_ledger_is_reported_and_stuck_transfers_requeued(
     books: Books, broker: RedisBroker, jobs_worker: Worker, redis_url: str
 ) -> None:
-    from workers.messages import request_reconciliation
+    from messaging.messages import request_reconciliation
 
     # Given drift in Acme's books and a transfer stuck in PENDING for five minutes
     ledger = build_ledger(books)
@@ -88,7 +88,7 @@ def test_a_drifting_ledger_is_reported_and_stuck_transfers_requeued(
 def test_a_clean_ledger_sends_nothing(
     books: Books, broker: RedisBroker, jobs_worker: Worker, redis_url: str
 ) -> None:
-    from workers.messages import request_reconciliation
+    from messaging.messages import request_reconciliation
 
     build_ledger(books)
 

@@ -8,9 +8,9 @@ from uuid import UUID
 
 from sqlalchemy import Engine, text
 
-from ledger_core.persistence.posting import post_batch
-from ledger_core.persistence.risk import load_policy
+from ledger_core.persistence.risk.rules import load_policy
 from ledger_core.persistence.tables import risk_rules, transactions
+from ledger_core.persistence.transfers.posting import post_batch
 from tests.support.ledger import Book
 
 

@@ -21,8 +21,8 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
 from gateway.throttle import signup_key
+from runtime.settings import Settings
 from tests.support.api import API, PASSWORD, expect_problem, signup, unique_email
-from vaultcraft.settings import Settings
 
 pytestmark = pytest.mark.asyncio
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from runtime.metrics_access import Access, metrics_access
 
 from gateway.app import create_app
-from vaultcraft.metrics_access import Access, metrics_access
-from vaultcraft.settings import Settings
-from workers.metrics_exposition import MetricsServer, start_metrics_server
+from runtime.metrics_exposition import MetricsServer, start_metrics_server
+from runtime.settings import Settings
 
 TOKEN = "metrics-" + "t" * 32
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - to be reached on a non-loopback address too

@@ -22,11 +22,11 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient
 from sqlalchemy import Engine
 
+from runtime.settings import Settings
 from tests.security.test_hostile_input import counts
 from tests.security.world import World, build_world
 from tests.support.api import API, expect_problem
 from tests.support.live_server import LiveGateway
-from vaultcraft.settings import Settings
 
 MARKER = "ECHO-ME-7f3a"
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from ledger_core.persistence.posting import post_batch
+from ledger_core.persistence.transfers.posting import post_batch
 from tests.support.ledger import create_book, insert_intents
 
 

@@ -28,9 +28,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import Engine, text
 
 from gateway.app import create_app
+from runtime.settings import Settings
 from tests.support.api import API, Account, create_wallet, expect_problem, signup
 from tests.support.stack import Stack
-from vaultcraft.settings import Settings
 
 pytestmark = pytest.mark.asyncio
 

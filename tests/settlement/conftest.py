@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, create_engine
 
-from ledger_core.persistence.invariants import check_invariants, describe
+from ledger_core.persistence.reconciliation.invariants import check_invariants, describe
 from tests.settlement.ledger import CrossLedger
 from tests.support.databases import clone_database, create_migrated_database, drop_database
 

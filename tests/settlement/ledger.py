@@ -1,8 +1,8 @@
 """Organizations moving money across each other through the real intake and posting paths.
 
-`CrossLedger` stores transfer intents with `ledger_core.persistence.intake` (which opens
+`CrossLedger` stores transfer intents with `ledger_core.persistence.transfers.intake` (which opens
 the CLEARING wallets on first use, exactly as the gateway does) and posts them with
-`ledger_core.persistence.posting.post_batch`, so the positions settlement nets are the
+`ledger_core.persistence.transfers.posting.post_batch`, so the positions settlement nets are the
 ones production builds.
 """
 
@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from ledger_core.accounts import Principal, Role
 from ledger_core.intents import TransferIntent
-from ledger_core.persistence.intake import route_all, store_intents
-from ledger_core.persistence.posting import post_batch
-from ledger_core.persistence.settlement import run_settlement
+from ledger_core.persistence.settlement.settle import run_settlement
+from ledger_core.persistence.transfers.intake import route_all, store_intents
+from ledger_core.persistence.transfers.posting import post_batch
 from ledger_core.settlement import Settlement
 
 

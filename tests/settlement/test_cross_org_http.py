@@ -12,11 +12,11 @@ import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+from runtime.settings import Settings
 from tests.settlement.books_sql import events_of, nonzero_books
 from tests.settlement.conftest import assert_invariants
 from tests.support.stack import Stack
 from tests.support.stack_api import PASSWORD, Tenant, signup
-from vaultcraft.settings import Settings
 
 API = "/api/v1"
 
@@ -232,8 +232,8 @@ def test_the_scheduled_job_settles_in_the_worker(
     http: httpx.Client, tmp_path: Path, redis_url: str
 ) -> None:
     """The message the scheduler sends every minute is handled by the `run_settlement` actor."""
-    from workers.broker import setup_broker
-    from workers.messages import request_settlement
+    from messaging.broker import setup_broker
+    from messaging.messages import request_settlement
 
     a, b = signup(http), signup(http)
     accept(b, a)

@@ -8,7 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import Engine, text
 
-from ledger_core.persistence.settlement import Pair, run_settlement, settle_pair, unsettled_pairs
+from ledger_core.persistence.settlement.settle import (
+    Pair,
+    run_settlement,
+    settle_pair,
+    unsettled_pairs,
+)
 from ledger_core.settlement import Settlement
 from tests.settlement.books_sql import (
     clearing_balance,

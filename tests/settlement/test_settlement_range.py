@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from ledger_core.persistence.settlement import SettlementOutOfRange, SkippedPair, run_settlement
+from ledger_core.persistence.settlement.settle import (
+    SettlementOutOfRange,
+    SkippedPair,
+    run_settlement,
+)
 from tests.settlement.books_sql import clearing_balance
 from tests.settlement.ledger import CrossLedger, linked_pair
 

@@ -6,9 +6,9 @@ import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
-from vaultcraft.settings import is_amqp
-from workers.broker import QUEUES
-from workers.rabbit import rabbitmq_broker
+from messaging.broker import QUEUES
+from messaging.rabbit import rabbitmq_broker
+from runtime.settings import is_amqp
 
 
 def client_broker(url: str) -> dramatiq.Broker:

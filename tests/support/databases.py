@@ -18,7 +18,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
 
-from vaultcraft.settings import to_psycopg_url, to_sqlalchemy_url
+from runtime.settings import to_psycopg_url, to_sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
 from gateway.throttle import address_key, signup_key
-from vaultcraft.settings import Settings
+from runtime.settings import Settings
 
 JWT_SECRET = "test-only-secret-" + "k" * 32
 ADDRESS_PREFIX = address_key("")[: -len("unknown")]

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Engine, text
 
-from ledger_core.persistence.invariants import check_invariants, describe
+from ledger_core.persistence.reconciliation.invariants import check_invariants, describe
 
 FINAL = ("COMPLETED", "FAILED", "CANCELLED")
 

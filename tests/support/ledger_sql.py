@@ -1,7 +1,7 @@
 """Put money on wallets for gateway tests without running workers.
 
 `post_transfer` stores an intent and posts it with the real posting path
-(`ledger_core.persistence.posting.post_batch`), so balances, entries and events are
+(`ledger_core.persistence.transfers.posting.post_batch`), so balances, entries and events are
 exactly what production writes. `pending_transfer` stores just the intent; cancel it
 with `cancel_transfer` when the test is done so no PENDING transfer outlives it.
 """
@@ -14,8 +14,8 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Engine, func, select, update
 
-from ledger_core.persistence.posting import final_statements, post_batch
 from ledger_core.persistence.tables import transactions, wallets
+from ledger_core.persistence.transfers.posting import final_statements, post_batch
 
 
 def post_transfer(engine: Engine, source_id: str, destination_id: str, amount: int) -> UUID:

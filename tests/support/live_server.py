@@ -17,7 +17,7 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.protocol_errors import GatewayRunner
-from vaultcraft.settings import Settings
+from runtime.settings import Settings
 
 
 class LiveGateway:

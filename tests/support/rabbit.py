@@ -18,7 +18,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pika.exceptions
 
-from workers.rabbit import check_reachable
+from messaging.rabbit import check_reachable
 
 DEFAULT_TEST_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}

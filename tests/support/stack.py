@@ -19,8 +19,8 @@ from types import TracebackType
 
 import httpx
 
-from vaultcraft.ports import free_port, free_port_block
-from workers.metrics_exposition import GROUP_PORT_OFFSETS
+from runtime.metrics_exposition import GROUP_PORT_OFFSETS
+from runtime.ports import free_port, free_port_block
 
 JWT_SECRET = "stack-test-secret-" + "s" * 32
 DEFAULT_PROCESSES = ("gateway", "worker", "relay")

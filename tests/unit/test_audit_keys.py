@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from ledger_core.audit_heads import sign_head
-from vaultcraft.audit_keys import encode_private, public_key, signing_key
-from vaultcraft.settings import Settings
+from runtime.audit_keys import encode_private, public_key, signing_key
+from runtime.settings import Settings
 
 
 def settings(tmp_path: Path, **env: str) -> Settings:

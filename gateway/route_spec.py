@@ -1,0 +1,48 @@
+"""What one declared route is: the router, the validator and the OpenAPI document read it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+API_PREFIX = "/api/v1"
+
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """One declared operation: everything the router, the validator and the docs need."""
+
+    method: str
+    path: str
+    """Path relative to `API_PREFIX`, as in the API contract (`/wallets/{wallet_id}`)."""
+    handler: Handler
+    tag: str
+    summary: str
+    description: str = ""
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: Any = None
+    """A pydantic model (or type) for the success body; None for no JSON body."""
+    status: int = 200
+    auth: bool = True
+    errors: tuple[int, ...] = ()
+    content_type: str = "application/json"
+    optional_body: bool = False
+    """With `body=`, a request without a body gets the model's defaults instead of a 422."""
+    aliases: tuple[str, ...] = ()
+    """Extra absolute paths served by the same handler (e.g. `/health` at the root)."""
+    path_params: tuple[str, ...] = field(default=())
+
+    @property
+    def full_path(self) -> str:
+        return API_PREFIX + self.path
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__

@@ -1,0 +1,9 @@
+"""The PostgreSQL NOTIFY channels processes wake each other with."""
+
+from __future__ import annotations
+
+PENDING_CHANNEL = "vaultcraft_pending"
+"""New PENDING transfers were committed: the posting dispatcher listens."""
+
+FINAL_CHANNEL = "vaultcraft_final"
+"""Transfers became final: the gateway's long polls (`?wait=`) listen."""

@@ -1,0 +1,1 @@
+"""Organizations, users and counterparty links."""

@@ -1,0 +1,166 @@
+"""Storage of organizations and users (SQLAlchemy Core, async).
+
+Functions take an open `AsyncConnection` inside the caller's transaction, so a signup's
+organization, admin user, SYSTEM wallet and audit record commit together or not at all.
+Every lookup a tenant can reach is scoped by organization: another tenant's rows are
+simply not found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Row, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger_core.accounts import Organization, Principal, Role, User
+from ledger_core.errors import EmailTaken
+from ledger_core.keyset import Keyset
+from ledger_core.persistence.pages import newest_first, read_page
+from ledger_core.persistence.tables import organizations, users
+
+_USER_COLUMNS = (
+    users.c.id,
+    users.c.organization_id,
+    users.c.email,
+    users.c.full_name,
+    users.c.role,
+    users.c.is_active,
+    users.c.created_at,
+)
+
+
+@dataclass(frozen=True)
+class LoginFacts:
+    """What a login needs to know about an email: whose it is and the hash to check."""
+
+    user_id: UUID
+    organization_id: UUID
+    password_hash: bytes
+    is_active: bool
+
+
+def _user(row: Row[*tuple[Any, ...]]) -> User:
+    return User(
+        id=row.id,
+        organization_id=row.organization_id,
+        email=row.email,
+        full_name=row.full_name,
+        role=Role(row.role),
+        is_active=row.is_active,
+        created_at=row.created_at,
+    )
+
+
+async def create_organization(
+    conn: AsyncConnection, name: str, default_currency: str
+) -> Organization:
+    row = (
+        await conn.execute(
+            organizations.insert()
+            .values(name=name, default_currency=default_currency)
+            .returning(*organizations.c)
+        )
+    ).one()
+    return Organization(row.id, row.name, row.default_currency, row.created_at)
+
+
+async def get_organization(conn: AsyncConnection, organization_id: UUID) -> Organization | None:
+    row = (
+        await conn.execute(select(organizations).where(organizations.c.id == organization_id))
+    ).one_or_none()
+    if row is None:
+        return None
+    return Organization(row.id, row.name, row.default_currency, row.created_at)
+
+
+async def create_user(
+    conn: AsyncConnection,
+    *,
+    organization_id: UUID,
+    email: str,
+    password_hash: bytes,
+    full_name: str,
+    role: Role,
+) -> User:
+    """Insert a user; an email already used (in any case, by any tenant) is `EmailTaken`.
+
+    The unique index on lower(email) is the arbiter, so two signups racing for one address
+    end with one user and one 409, never two users.
+    """
+    if await email_exists(conn, email):
+        raise EmailTaken("this email is already registered", field="email")
+    try:
+        row = (
+            await conn.execute(
+                users.insert()
+                .values(
+                    organization_id=organization_id,
+                    email=email,
+                    password_hash=password_hash,
+                    full_name=full_name,
+                    role=role.value,
+                )
+                .returning(*_USER_COLUMNS)
+            )
+        ).one()
+    except IntegrityError as exc:
+        if "uq_users_email_lower" in str(exc.orig):
+            raise EmailTaken("this email is already registered", field="email") from None
+        raise
+    return _user(row)
+
+
+async def email_exists(conn: AsyncConnection, email: str) -> bool:
+    found = await conn.scalar(select(users.c.id).where(func.lower(users.c.email) == email.lower()))
+    return found is not None
+
+
+async def login_facts(conn: AsyncConnection, email: str) -> LoginFacts | None:
+    row = (
+        await conn.execute(
+            select(
+                users.c.id, users.c.organization_id, users.c.password_hash, users.c.is_active
+            ).where(func.lower(users.c.email) == email.lower())
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return LoginFacts(row.id, row.organization_id, bytes(row.password_hash), row.is_active)
+
+
+async def active_principal(conn: AsyncConnection, user_id: UUID) -> Principal | None:
+    """The user as a caller, with their current role; None once deleted or deactivated."""
+    row = (
+        await conn.execute(
+            select(users.c.organization_id, users.c.role).where(
+                users.c.id == user_id, users.c.is_active.is_(True)
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return Principal(user_id=user_id, organization_id=row.organization_id, role=Role(row.role))
+
+
+async def get_user(conn: AsyncConnection, organization_id: UUID, user_id: UUID) -> User | None:
+    row = (
+        await conn.execute(
+            select(*_USER_COLUMNS).where(
+                users.c.id == user_id, users.c.organization_id == organization_id
+            )
+        )
+    ).one_or_none()
+    return None if row is None else _user(row)
+
+
+async def list_users(
+    conn: AsyncConnection, organization_id: UUID, *, after: Keyset | None, limit: int
+) -> tuple[list[User], Keyset | None]:
+    stmt = select(*_USER_COLUMNS).where(users.c.organization_id == organization_id)
+    stmt = newest_first(stmt, users.c.created_at, users.c.id, after, limit)
+    page, next_key = await read_page(conn, stmt, limit)
+    return [_user(r) for r in page], next_key

@@ -1,0 +1,1 @@
+"""Analytics: rollups written at posting time and the aggregate queries over them."""

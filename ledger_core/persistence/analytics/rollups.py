@@ -1,0 +1,118 @@
+"""Analytics rollups, kept in the same transaction as the state change they count.
+
+Every transfer that reaches a final state passes through
+`ledger_core.persistence.transfers.posting.write_plan` (posting) or `final_statements` (the cancel
+path), which run `rollup_statements` for the final rows: one upsert adds them to
+`transfer_rollups` (per organization, minute and hour, currency, status and failure code)
+and, for completed ones, one more to `wallet_rollups` (per wallet and UTC day). The
+analytics endpoints then sum a few thousand rollup rows instead of scanning millions of
+transfers.
+
+Contention and deadlocks: rows are upserted in key order. `transfer_rollups` rows are
+spread over `SHARDS` by the writer's backend pid, so two posting workers rarely touch the
+same row; a wallet's `wallet_rollups` row is written only by the batch that holds the
+wallet's row lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import TextClause, text
+
+from ledger_core.persistence.arrays import pg_array
+
+SHARDS = 8
+GRAINS = (60, 3600)
+"""Bucket sizes kept, in seconds: minutes for short ranges, hours for days and weeks."""
+EPOCH = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
+"""Buckets are aligned on UTC minutes and hours from this origin (`date_bin`)."""
+
+UPSERT_TRANSFERS = text(f"""
+    INSERT INTO transfer_rollups AS r
+        (organization_id, grain, bucket_start, currency, status, failure_code, shard,
+         transfer_count, volume)
+    SELECT v.org, g.grain, date_bin(make_interval(secs => g.grain), now(), {EPOCH}),
+           v.currency, v.status, v.code, pg_backend_pid() % {SHARDS}, count(*), sum(v.amount)
+    FROM unnest(CAST(:orgs AS uuid[]), CAST(:currencies AS text[]), CAST(:statuses AS text[]),
+                CAST(:codes AS text[]), CAST(:amounts AS bigint[]))
+         AS v(org, currency, status, code, amount)
+    CROSS JOIN (VALUES {", ".join(f"({g})" for g in GRAINS)}) AS g(grain)
+    GROUP BY v.org, g.grain, v.currency, v.status, v.code
+    ORDER BY v.org, g.grain, v.currency, v.status, v.code
+    ON CONFLICT (organization_id, grain, bucket_start, currency, status, failure_code, shard)
+    DO UPDATE SET transfer_count = r.transfer_count + excluded.transfer_count,
+                  volume = r.volume + excluded.volume
+""")
+
+UPSERT_WALLETS = text("""
+    INSERT INTO wallet_rollups AS r
+        (organization_id, day, wallet_id, currency, debit_count, debit_volume, credit_count,
+         credit_volume)
+    SELECT v.org, (now() AT TIME ZONE 'UTC')::date, v.wallet_id, min(v.currency),
+           count(*) FILTER (WHERE v.debit), coalesce(sum(v.amount) FILTER (WHERE v.debit), 0),
+           count(*) FILTER (WHERE NOT v.debit),
+           coalesce(sum(v.amount) FILTER (WHERE NOT v.debit), 0)
+    FROM unnest(CAST(:orgs AS uuid[]), CAST(:wallet_ids AS uuid[]), CAST(:currencies AS text[]),
+                CAST(:debits AS boolean[]), CAST(:amounts AS bigint[]))
+         AS v(org, wallet_id, currency, debit, amount)
+    GROUP BY v.org, v.wallet_id
+    ORDER BY v.org, v.wallet_id
+    ON CONFLICT (organization_id, day, wallet_id)
+    DO UPDATE SET debit_count = r.debit_count + excluded.debit_count,
+                  debit_volume = r.debit_volume + excluded.debit_volume,
+                  credit_count = r.credit_count + excluded.credit_count,
+                  credit_volume = r.credit_volume + excluded.credit_volume
+""")
+
+
+def _sides(m: Any) -> list[Any]:
+    """The organizations a final transfer counts for: the sender, and a cross-org payee."""
+    if m["destination_organization_id"] != m["organization_id"]:
+        return [m["organization_id"], m["destination_organization_id"]]
+    return [m["organization_id"]]
+
+
+def rollup_statements(
+    rows: Sequence[Mapping[str, Any]],
+) -> list[tuple[TextClause, dict[str, str]]]:
+    """The upserts that add transfers which just became final (rows of `transactions`).
+
+    Run them in the transaction that made the change, sync or async alike.
+    """
+    if not rows:
+        return []
+    t: dict[str, list[Any]] = {
+        k: [] for k in ("orgs", "currencies", "statuses", "codes", "amounts")
+    }
+    w: dict[str, list[Any]] = {
+        k: [] for k in ("orgs", "wallet_ids", "currencies", "debits", "amounts")
+    }
+    for m in rows:
+        for org in _sides(m):
+            t["orgs"].append(org)
+            t["currencies"].append(m["currency"])
+            t["statuses"].append(m["status"])
+            t["codes"].append(m["failure_code"] or "")
+            t["amounts"].append(m["amount"])
+        if m["status"] != "COMPLETED":
+            continue
+        legs = (
+            (m["organization_id"], m["source_wallet_id"], True),
+            (m["destination_organization_id"], m["destination_wallet_id"], False),
+        )
+        for org, wallet_id, debit in legs:
+            w["orgs"].append(org)
+            w["wallet_ids"].append(wallet_id)
+            w["currencies"].append(m["currency"])
+            w["debits"].append(debit)
+            w["amounts"].append(m["amount"])
+    statements = [(UPSERT_TRANSFERS, _arrays(t))]
+    if w["orgs"]:
+        statements.append((UPSERT_WALLETS, _arrays(w)))
+    return statements
+
+
+def _arrays(columns: dict[str, list[Any]]) -> dict[str, str]:
+    return {name: pg_array(values) for name, values in columns.items()}

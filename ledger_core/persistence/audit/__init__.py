@@ -1,0 +1,1 @@
+"""The audit trail: records, their hash chain, and reading them."""

@@ -1,0 +1,1 @@
+"""Events: the outbox, its relay, webhook endpoints and their deliveries."""

@@ -1,0 +1,1 @@
+"""Reconciliation: the checks, their runs and reports, and the ledger invariants."""

@@ -1,0 +1,1 @@
+"""Risk rules: storage, and the policy loaded at posting time."""

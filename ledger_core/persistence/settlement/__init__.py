@@ -1,0 +1,1 @@
+"""Settlement of cross-organization positions, and reading settlements."""

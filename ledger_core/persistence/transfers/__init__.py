@@ -1,0 +1,1 @@
+"""Transfers: storing intents (one, grouped, batches), posting, cancelling, reversing, reading."""

@@ -1,0 +1,134 @@
+"""Group commit of transfer intents: many concurrent requests, one database transaction.
+
+Each request hands its intent to the committer and awaits the outcome. A writer task takes
+whatever has queued up while the previous commit was in flight and stores it all with one
+set of statements and one commit, so the cost of a commit is shared by every request in
+the group. A refusal (unknown wallet, reused key) answers only its own request; a database
+failure answers every request of that group with the error, and nothing of it is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ledger_core.accounts import Principal
+from ledger_core.errors import DomainError
+from ledger_core.intents import Stored, TransferIntent
+from ledger_core.persistence.transfers.intake import Item, insert_items, route_each
+
+RETRYABLE = frozenset({"40P01", "40001"})
+
+AfterStore = Callable[[AsyncConnection, Sequence[tuple["Request", Stored]]], Awaitable[None]]
+
+
+@dataclass
+class Request:
+    actor: Principal
+    intent: TransferIntent
+    context: object = None
+    """Opaque to the committer; handed back to `after_store` (e.g. for audit records)."""
+    future: asyncio.Future[Stored] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class GroupCommitter:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        max_group: int = 1000,
+        writers: int = 2,
+        after_store: AfterStore | None = None,
+    ) -> None:
+        self._engine = engine
+        self._max_group = max_group
+        self._writers = writers
+        self._after_store = after_store
+        self._queue: asyncio.Queue[Request] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"intake-{n}") for n in range(self._writers)
+        ]
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop the writers."""
+        await self._queue.join()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def submit(
+        self, actor: Principal, intent: TransferIntent, context: object = None
+    ) -> Stored:
+        request = Request(actor, intent, context)
+        await self._queue.put(request)
+        return await request.future
+
+    async def _run(self) -> None:
+        while True:
+            group = [await self._queue.get()]
+            while len(group) < self._max_group and not self._queue.empty():
+                group.append(self._queue.get_nowait())
+            try:
+                await self._commit_with_retry(group)
+            except Exception as exc:
+                for request in group:
+                    _answer(request, exc)
+            finally:
+                for _ in group:
+                    self._queue.task_done()
+
+    async def _commit_with_retry(self, group: list[Request]) -> None:
+        """Two groups racing on the same keys in different orders can deadlock; PostgreSQL
+        aborts one of them, which is then simply tried again."""
+        for attempt in range(3):
+            try:
+                await self._commit(group)
+                return
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) not in RETRYABLE or attempt == 2:
+                    raise
+
+    async def _commit(self, group: list[Request]) -> None:
+        async with self._engine.begin() as conn:
+            routes = await route_each(conn, [(r.actor, r.intent) for r in group])
+            items: list[Item] = []
+            accepted: list[Request] = []
+            for request, route in zip(group, routes, strict=True):
+                if isinstance(route, DomainError):
+                    _answer(request, route)
+                else:
+                    items.append(Item(request.actor, request.intent, route))
+                    accepted.append(request)
+            if not items:
+                return
+            results = await insert_items(conn, items)
+            stored: list[tuple[Request, Stored]] = []
+            for request, result in zip(accepted, results, strict=True):
+                if isinstance(result, Stored):
+                    stored.append((request, result))
+            if self._after_store is not None and stored:
+                await self._after_store(conn, stored)
+        for request, result in zip(accepted, results, strict=True):
+            _answer(request, result)
+
+
+def _answer(request: Request, outcome: Stored | BaseException) -> None:
+    """Resolve a request once; one whose client went away is simply skipped."""
+    if request.future.done():
+        return
+    if isinstance(outcome, Stored):
+        request.future.set_result(outcome)
+    else:
+        request.future.set_exception(outcome)

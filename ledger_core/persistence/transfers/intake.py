@@ -1,0 +1,307 @@
+"""Durably accept transfer intents as PENDING, exactly once per idempotency key.
+
+Everything here runs inside the caller's database transaction: the intents, their
+clearing wallets and the wake-up for the posting dispatcher commit together or not at all.
+A `202` is answered only after that commit, so an accepted transfer is never lost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+from uuid_utils.compat import uuid7
+
+from ledger_core.accounts import Principal
+from ledger_core.channels import PENDING_CHANNEL
+from ledger_core.errors import DomainError, IdempotencyKeyReused
+from ledger_core.intents import (
+    BatchRefused,
+    Route,
+    Stored,
+    TransferIntent,
+    WalletRef,
+    route_intent,
+)
+from ledger_core.persistence.arrays import pg_array
+
+LOAD_WALLETS = text("""
+    SELECT id, organization_id, user_id, type, currency, status FROM wallets
+    WHERE id = ANY(CAST(:ids AS uuid[]))
+""")
+
+ACCEPTING_ORGS = text("""
+    SELECT c.organization_id, c.counterparty_organization_id FROM counterparties c
+    JOIN unnest(CAST(:payees AS uuid[]), CAST(:payers AS uuid[])) AS p(payee, payer)
+      ON c.organization_id = p.payee AND c.counterparty_organization_id = p.payer
+""")
+
+ENSURE_CLEARING = text("""
+    INSERT INTO wallets (organization_id, type, currency, counterparty_organization_id, name)
+    SELECT v.org, 'CLEARING', v.currency, v.peer, 'Clearing with ' || v.peer
+    FROM unnest(CAST(:orgs AS uuid[]), CAST(:peers AS uuid[]), CAST(:currencies AS text[]))
+         AS v(org, peer, currency)
+    ON CONFLICT (organization_id, counterparty_organization_id, currency)
+        WHERE type = 'CLEARING' DO NOTHING
+""")
+
+FIND_CLEARING = text("""
+    SELECT organization_id, counterparty_organization_id, currency, id FROM wallets
+    WHERE type = 'CLEARING' AND organization_id = ANY(CAST(:orgs AS uuid[]))
+      AND counterparty_organization_id = ANY(CAST(:peers AS uuid[]))
+""")
+
+INSERT_INTENTS = text("""
+    WITH inserted AS (
+    INSERT INTO transactions (
+        id, organization_id, destination_organization_id, idempotency_key, request_hash, kind,
+        source_wallet_id, destination_wallet_id, source_clearing_wallet_id,
+        destination_clearing_wallet_id, amount, currency, description, metadata,
+        reverses_transaction_id, atomic_group_id, atomic_group_size, created_by)
+    SELECT v.id, v.org, v.dest_org, v.key, v.hash, v.kind, v.src, v.dst, v.src_clr, v.dst_clr,
+           v.amount, v.currency, v.description, CAST(v.metadata AS jsonb), v.reverses,
+           v.group_id, v.group_size, v.user_id
+    FROM unnest(
+        CAST(:ids AS uuid[]), CAST(:orgs AS uuid[]), CAST(:users AS uuid[]),
+        CAST(:group_ids AS uuid[]), CAST(:group_sizes AS int[]),
+        CAST(:dest_orgs AS uuid[]), CAST(:keys AS text[]),
+        CAST(:hashes AS text[]), CAST(:kinds AS text[]), CAST(:srcs AS uuid[]),
+        CAST(:dsts AS uuid[]), CAST(:src_clrs AS uuid[]), CAST(:dst_clrs AS uuid[]),
+        CAST(:amounts AS bigint[]), CAST(:currencies AS text[]), CAST(:descriptions AS text[]),
+        CAST(:metadatas AS text[]), CAST(:reverses AS uuid[])
+    ) WITH ORDINALITY AS v(id, org, user_id, group_id, group_size, dest_org, key, hash, kind,
+                           src, dst, src_clr, dst_clr, amount, currency, description, metadata,
+                           reverses, n)
+    ORDER BY v.n
+    ON CONFLICT (organization_id, idempotency_key) DO NOTHING
+    RETURNING *
+    ), woken AS (
+        SELECT pg_notify(:channel, '') AS sent FROM (SELECT 1 FROM inserted LIMIT 1) AS any_new
+    )
+    SELECT inserted.* FROM inserted CROSS JOIN (SELECT count(sent) FROM woken) AS w
+""")
+"""Stores the intents and, if any is new, wakes the posting dispatcher at commit, in one
+round trip. The final SELECT must use the wake-up's column: a CTE nobody reads is never
+run, and PostgreSQL drops a LEFT JOIN whose columns are unused."""
+
+FIND_BY_KEYS = text("""
+    SELECT t.* FROM transactions t
+    JOIN unnest(CAST(:orgs AS uuid[]), CAST(:keys AS text[])) AS k(org, key)
+      ON t.organization_id = k.org AND t.idempotency_key = k.key
+""")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One intent to store, with who asked and where it was routed."""
+
+    actor: Principal
+    intent: TransferIntent
+    route: Route
+    group_id: UUID | None = None
+    group_size: int | None = None
+
+
+async def load_wallet_refs(conn: AsyncConnection, ids: Sequence[UUID]) -> dict[UUID, WalletRef]:
+    rows = await conn.execute(LOAD_WALLETS, {"ids": pg_array(set(ids))})
+    return {r.id: WalletRef(**r._mapping) for r in rows}
+
+
+async def _accepting(
+    conn: AsyncConnection, pairs: set[tuple[UUID, UUID]]
+) -> set[tuple[UUID, UUID]]:
+    """Which (payee org, payer org) pairs are counterparty links."""
+    if not pairs:
+        return set()
+    ordered = sorted(pairs)
+    rows = await conn.execute(
+        ACCEPTING_ORGS, {"payees": [p[0] for p in ordered], "payers": [p[1] for p in ordered]}
+    )
+    return {(r.organization_id, r.counterparty_organization_id) for r in rows}
+
+
+async def route_each(
+    conn: AsyncConnection, requests: Sequence[tuple[Principal, TransferIntent]]
+) -> list[Route | DomainError]:
+    """Check every intent against its wallets; each gets a route or its refusal."""
+    wallets = await load_wallet_refs(
+        conn, [w for _, i in requests for w in (i.source_wallet_id, i.destination_wallet_id)]
+    )
+    pairs = {
+        (wallets[i.destination_wallet_id].organization_id, actor.organization_id)
+        for actor, i in requests
+        if i.destination_wallet_id in wallets
+        and wallets[i.destination_wallet_id].organization_id != actor.organization_id
+    }
+    links = await _accepting(conn, pairs)
+    results: list[Route | DomainError] = []
+    for actor, intent in requests:
+        accepting = frozenset(payee for payee, payer in links if payer == actor.organization_id)
+        try:
+            results.append(route_intent(actor, intent, wallets, accepting))
+        except DomainError as exc:
+            results.append(exc)
+    return results
+
+
+async def route_all(
+    conn: AsyncConnection, actor: Principal, intents: Sequence[TransferIntent]
+) -> list[Route]:
+    """Check every intent of one request; refuse the whole request if any one is refused."""
+    results = await route_each(conn, [(actor, i) for i in intents])
+    failures = [(n, r) for n, r in enumerate(results) if isinstance(r, DomainError)]
+    if failures:
+        if len(intents) == 1:
+            raise failures[0][1]
+        raise BatchRefused(failures)
+    return [r for r in results if isinstance(r, Route)]
+
+
+async def _clearing_wallets(
+    conn: AsyncConnection, routes: Sequence[Route]
+) -> dict[tuple[UUID, UUID, str], UUID]:
+    """Clearing wallets for every cross-org pair, created on first use."""
+    pairs = set()
+    for r in routes:
+        if r.cross_org:
+            payer, payee = r.source.organization_id, r.destination.organization_id
+            pairs.add((payer, payee, r.source.currency))
+            pairs.add((payee, payer, r.source.currency))
+    if not pairs:
+        return {}
+    found = await _find_clearing(conn, pairs)
+    missing = sorted(pairs - found.keys())
+    if missing:
+        # Only for pairs never seen before: an INSERT that meets an existing clearing wallet
+        # would wait for whichever posting or settlement is updating that wallet's balance.
+        params = {
+            "orgs": [p[0] for p in missing],
+            "peers": [p[1] for p in missing],
+            "currencies": [p[2] for p in missing],
+        }
+        await conn.execute(ENSURE_CLEARING, params)
+        found = await _find_clearing(conn, pairs)
+    return found
+
+
+async def _find_clearing(
+    conn: AsyncConnection, pairs: set[tuple[UUID, UUID, str]]
+) -> dict[tuple[UUID, UUID, str], UUID]:
+    params = {"orgs": [p[0] for p in pairs], "peers": [p[1] for p in pairs]}
+    rows = await conn.execute(FIND_CLEARING, params)
+    found = {(r.organization_id, r.counterparty_organization_id, r.currency): r.id for r in rows}
+    return {key: wallet_id for key, wallet_id in found.items() if key in pairs}
+
+
+def _clearing_of(
+    route: Route, clearing: Mapping[tuple[UUID, UUID, str], UUID], payer_side: bool
+) -> UUID | None:
+    if not route.cross_org:
+        return None
+    payer, payee = route.source.organization_id, route.destination.organization_id
+    own, peer = (payer, payee) if payer_side else (payee, payer)
+    return clearing[(own, peer, route.source.currency)]
+
+
+async def insert_items(
+    conn: AsyncConnection, items: Sequence[Item]
+) -> list[Stored | IdempotencyKeyReused]:
+    """Insert intents as PENDING in order; a key already used is a replay or a refusal.
+
+    Two requests racing with one key both reach `ON CONFLICT DO NOTHING`: the second
+    waits for the first to commit, inserts nothing, and finds the first's row by its key.
+    """
+    clearing = await _clearing_wallets(conn, [i.route for i in items])
+    # Time-ordered ids: a new transfer's index entries land on the rightmost pages, which
+    # stay in memory however large the ledger grows.
+    ids = [
+        i.group_id if i.group_id is not None and n == 0 else uuid7() for n, i in enumerate(items)
+    ]
+    params = {
+        "ids": pg_array(ids),
+        "orgs": pg_array(i.actor.organization_id for i in items),
+        "users": pg_array(i.actor.user_id for i in items),
+        "group_ids": pg_array(i.group_id for i in items),
+        "group_sizes": pg_array(i.group_size for i in items),
+        "dest_orgs": pg_array(i.route.destination.organization_id for i in items),
+        "keys": pg_array(i.intent.idempotency_key for i in items),
+        "hashes": pg_array(i.intent.request_hash() for i in items),
+        "kinds": pg_array("CROSS_ORG" if i.route.cross_org else "TRANSFER" for i in items),
+        "srcs": pg_array(i.intent.source_wallet_id for i in items),
+        "dsts": pg_array(i.intent.destination_wallet_id for i in items),
+        "src_clrs": pg_array(_clearing_of(i.route, clearing, True) for i in items),
+        "dst_clrs": pg_array(_clearing_of(i.route, clearing, False) for i in items),
+        "amounts": pg_array(i.intent.amount for i in items),
+        "currencies": pg_array(i.intent.currency for i in items),
+        "descriptions": pg_array(i.intent.description for i in items),
+        "metadatas": pg_array(json.dumps(dict(i.intent.metadata)) for i in items),
+        "reverses": pg_array(i.intent.reverses_transaction_id for i in items),
+        "channel": PENDING_CHANNEL,
+    }
+    rows = await conn.execute(INSERT_INTENTS, params)
+    inserted = {(r.organization_id, r.idempotency_key): dict(r._mapping) for r in rows}
+    claimed: set[tuple[UUID, str]] = set()
+    missing = [
+        (i.actor.organization_id, i.intent.idempotency_key)
+        for i in items
+        if (i.actor.organization_id, i.intent.idempotency_key) not in inserted
+    ]
+    existing: dict[tuple[UUID, str], dict[str, Any]] = {}
+    if missing:
+        found = await conn.execute(
+            FIND_BY_KEYS, {"orgs": [m[0] for m in missing], "keys": [m[1] for m in missing]}
+        )
+        existing = {(r.organization_id, r.idempotency_key): dict(r._mapping) for r in found}
+    results: list[Stored | IdempotencyKeyReused] = []
+    for item in items:
+        key = (item.actor.organization_id, item.intent.idempotency_key)
+        if key in inserted and key not in claimed:
+            claimed.add(key)
+            results.append(Stored(inserted[key], replayed=False))
+            continue
+        row = inserted.get(key) or existing[key]
+        if row["request_hash"] != item.intent.request_hash():
+            results.append(
+                IdempotencyKeyReused(
+                    f"Idempotency-Key {item.intent.idempotency_key!r} was already used"
+                    " with a different request",
+                    field="idempotency_key",
+                )
+            )
+        else:
+            results.append(Stored(row, replayed=True))
+    return results
+
+
+async def store_intents(
+    conn: AsyncConnection,
+    actor: Principal,
+    intents: Sequence[TransferIntent],
+    routes: Sequence[Route],
+    *,
+    atomic: bool = False,
+) -> list[Stored]:
+    """Store one request's intents; any refusal refuses (and, raised, rolls back) them all."""
+    keys = [i.idempotency_key for i in intents]
+    if len(set(keys)) != len(keys):
+        raise IdempotencyKeyReused("the same idempotency key appears twice in this request")
+    group_id = uuid7() if atomic and len(intents) > 1 else None
+    group_size = len(intents) if group_id else None
+    items = [Item(actor, i, r, group_id, group_size) for i, r in zip(intents, routes, strict=True)]
+    results = await insert_items(conn, items)
+    refused = [(n, r) for n, r in enumerate(results) if isinstance(r, IdempotencyKeyReused)]
+    if refused:
+        if len(intents) == 1:
+            raise refused[0][1]
+        raise BatchRefused(list(refused))
+    stored = [r for r in results if isinstance(r, Stored)]
+    if group_id is not None and len({s.replayed for s in stored}) > 1:
+        raise IdempotencyKeyReused(
+            "an atomic batch must be entirely new or an exact replay of an earlier one"
+        )
+    return stored

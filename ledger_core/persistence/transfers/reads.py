@@ -1,0 +1,155 @@
+"""Reading transfers and ledger entries as one organization (and one member) may see them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger_core.persistence.arrays import pg_array
+
+_WITH_USERS = """
+    SELECT t.*, s.user_id AS source_user_id, d.user_id AS destination_user_id
+    FROM transactions t
+    JOIN wallets s ON s.id = t.source_wallet_id
+    JOIN wallets d ON d.id = t.destination_wallet_id
+"""
+"""A transfer with the owners of its two wallets, which decide what a member may see."""
+
+GET_TRANSFER = text(
+    _WITH_USERS
+    + "WHERE t.id = :id AND (t.organization_id = :org OR t.destination_organization_id = :org)"
+)
+
+GET_TRANSFERS = text(_WITH_USERS + "WHERE t.id = ANY(CAST(:ids AS uuid[]))")
+
+
+async def find_transfer(
+    conn: AsyncConnection, organization_id: UUID, transfer_id: UUID
+) -> dict[str, Any] | None:
+    """A transfer the organization is party to (payer or payee), with its wallets' owners."""
+    row = (await conn.execute(GET_TRANSFER, {"id": transfer_id, "org": organization_id})).first()
+    return None if row is None else dict(row._mapping)
+
+
+async def find_transfers_unchecked(
+    conn: AsyncConnection, ids: Sequence[UUID]
+) -> dict[UUID, dict[str, Any]]:
+    """Many transfers by id, for any reader: pass each through `visible_to` before use."""
+    rows = await conn.execute(GET_TRANSFERS, {"ids": pg_array(ids)})
+    return {row.id: dict(row._mapping) for row in rows}
+
+
+@dataclass(frozen=True)
+class TransferFilter:
+    status: str | None = None
+    wallet_id: UUID | None = None
+    kind: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    after: tuple[datetime, UUID] | None = None
+    """Keyset cursor: only rows strictly older than (created_at, id)."""
+
+
+def _conditions(f: TransferFilter, params: dict[str, Any]) -> list[str]:
+    conds = []
+    if f.status:
+        conds.append("t.status = :status")
+        params["status"] = f.status
+    if f.kind:
+        conds.append("t.kind = :kind")
+        params["kind"] = f.kind
+    if f.wallet_id:
+        conds.append("(t.source_wallet_id = :wallet_id OR t.destination_wallet_id = :wallet_id)")
+        params["wallet_id"] = f.wallet_id
+    if f.created_from:
+        conds.append("t.created_at >= :created_from")
+        params["created_from"] = f.created_from
+    if f.created_to:
+        conds.append("t.created_at < :created_to")
+        params["created_to"] = f.created_to
+    if f.after:
+        conds.append("(t.created_at, t.id) < (:after_at, :after_id)")
+        params["after_at"], params["after_id"] = f.after
+    return conds
+
+
+async def list_transfers(
+    conn: AsyncConnection,
+    organization_id: UUID,
+    member_id: UUID | None,
+    f: TransferFilter,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Newest first, keyset-paginated. Two index-ordered scans merged: sent and received.
+
+    With `member_id`, only transfers touching that user's wallets."""
+    params: dict[str, Any] = {"org": organization_id, "limit": limit}
+    conds = _conditions(f, params)
+    if member_id is not None:
+        conds.append(
+            "(t.source_wallet_id IN (SELECT id FROM wallets WHERE user_id = :me)"
+            " OR t.destination_wallet_id IN (SELECT id FROM wallets WHERE user_id = :me))"
+        )
+        params["me"] = member_id
+    extra = "".join(f" AND {c}" for c in conds)
+    sql = f"""
+        (SELECT t.* FROM transactions t WHERE t.organization_id = :org{extra}
+         ORDER BY t.created_at DESC, t.id DESC LIMIT :limit)
+        UNION ALL
+        (SELECT t.* FROM transactions t
+         WHERE t.destination_organization_id = :org AND t.kind = 'CROSS_ORG'
+           AND t.organization_id <> :org{extra}
+         ORDER BY t.created_at DESC, t.id DESC LIMIT :limit)
+        ORDER BY created_at DESC, id DESC LIMIT :limit
+    """
+    rows = await conn.execute(text(sql), params)
+    return [dict(r._mapping) for r in rows]
+
+
+ENTRIES_OF_TRANSFER = text("""
+    SELECT id, transaction_id, wallet_id, direction, amount, currency, balance_after, created_at
+    FROM ledger_entries WHERE transaction_id = :id AND organization_id = :org ORDER BY id
+""")
+
+
+async def transfer_entries(
+    conn: AsyncConnection, organization_id: UUID, transfer_id: UUID
+) -> list[dict[str, Any]]:
+    """The entries of a transfer in one organization's own books."""
+    rows = await conn.execute(ENTRIES_OF_TRANSFER, {"id": transfer_id, "org": organization_id})
+    return [dict(r._mapping) for r in rows]
+
+
+async def wallet_entries(
+    conn: AsyncConnection,
+    wallet_id: UUID,
+    *,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    after_id: int | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """A wallet's statement, oldest first; the caller has already checked it may see the wallet."""
+    conds = ["wallet_id = :wallet_id"]
+    params: dict[str, Any] = {"wallet_id": wallet_id, "limit": limit}
+    if after_id is not None:
+        conds.append("id > :after_id")
+        params["after_id"] = after_id
+    if created_from is not None:
+        conds.append("created_at >= :created_from")
+        params["created_from"] = created_from
+    if created_to is not None:
+        conds.append("created_at < :created_to")
+        params["created_to"] = created_to
+    sql = f"""
+        SELECT id, transaction_id, settlement_id, wallet_id, direction, amount, currency,
+               balance_after, created_at
+        FROM ledger_entries WHERE {" AND ".join(conds)} ORDER BY id LIMIT :limit
+    """
+    return [dict(r._mapping) for r in await conn.execute(text(sql), params)]

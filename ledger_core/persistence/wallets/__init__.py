@@ -1,0 +1,1 @@
+"""Wallets: their rows, status changes and the per-currency summary."""

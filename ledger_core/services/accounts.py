@@ -1,0 +1,163 @@
+"""Organizations and their users: signing up, logging in, adding and listing users.
+
+Password hashing happens before, at the edge; these use cases store what they are given
+and write the audit record of each action alongside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ledger_core.accounts import Organization, Principal, Role, User, require_admin
+from ledger_core.acting import Acting, AuditContext
+from ledger_core.errors import NotFound
+from ledger_core.keyset import Keyset
+from ledger_core.money import exponent
+from ledger_core.persistence.accounts import store
+from ledger_core.persistence.accounts.store import LoginFacts
+from ledger_core.persistence.audit.records import audit_insert
+from ledger_core.persistence.wallets.store import insert_wallet
+from ledger_core.wallets import Wallet, WalletType
+
+
+async def sign_up(
+    engine: AsyncEngine,
+    audit: AuditContext,
+    *,
+    email: str,
+    password_hash: bytes,
+    full_name: str,
+    organization_name: str,
+    default_currency: str,
+) -> tuple[Organization, User, Wallet]:
+    """Create an organization, its first ADMIN and its SYSTEM wallet in its currency."""
+    exponent(default_currency)
+    async with engine.begin() as conn:
+        org = await store.create_organization(conn, organization_name, default_currency)
+        user = await store.create_user(
+            conn,
+            organization_id=org.id,
+            email=email,
+            password_hash=password_hash,
+            full_name=full_name,
+            role=Role.ADMIN,
+        )
+        system = await insert_wallet(
+            conn,
+            organization_id=org.id,
+            user_id=None,
+            wallet_type=WalletType.SYSTEM,
+            currency=default_currency,
+            name="System",
+        )
+        await conn.execute(
+            audit_insert(
+                audit.acting(actor_id=user.id, organization_id=org.id),
+                "auth.signup",
+                resource_type="organization",
+                resource_id=org.id,
+                details={"email": email, "system_wallet_id": str(system.id)},
+            )
+        )
+    return org, user, system
+
+
+async def add_user(
+    engine: AsyncEngine,
+    acting: Acting,
+    *,
+    email: str,
+    password: str,
+    hasher: Callable[[str], Awaitable[bytes]],
+    full_name: str,
+    role: Role,
+) -> User:
+    """An admin adds a user to their own organization (the password is hashed only then)."""
+    require_admin(acting.principal)
+    password_hash = await hasher(password)
+    async with engine.begin() as conn:
+        user = await store.create_user(
+            conn,
+            organization_id=acting.principal.organization_id,
+            email=email,
+            password_hash=password_hash,
+            full_name=full_name,
+            role=role,
+        )
+        await conn.execute(
+            audit_insert(
+                acting.audit,
+                "user.created",
+                resource_type="user",
+                resource_id=user.id,
+                details={"email": email, "role": role.value},
+            )
+        )
+    return user
+
+
+async def users_page(
+    engine: AsyncEngine, principal: Principal, *, after: Keyset | None, limit: int
+) -> tuple[list[User], Keyset | None]:
+    """The organization's users, newest first (admins only)."""
+    require_admin(principal)
+    async with engine.connect() as conn:
+        return await store.list_users(conn, principal.organization_id, after=after, limit=limit)
+
+
+async def active_principal(engine: AsyncEngine, user_id: UUID) -> Principal | None:
+    """The user as a caller, with their current role; None once deleted or deactivated."""
+    async with engine.connect() as conn:
+        return await store.active_principal(conn, user_id)
+
+
+async def login_facts(engine: AsyncEngine, email: str) -> LoginFacts | None:
+    """Whose an email is and the password hash to check, if anyone's."""
+    async with engine.connect() as conn:
+        return await store.login_facts(conn, email)
+
+
+async def record_login(
+    engine: AsyncEngine,
+    audit: AuditContext,
+    facts: LoginFacts | None,
+    email: str,
+    reason: str | None,
+) -> None:
+    """Audit a login: `auth.login_succeeded` without `reason`, else `auth.login_failed`."""
+    if reason is None and facts is not None:
+        ctx = audit.acting(actor_id=facts.user_id, organization_id=facts.organization_id)
+        record = audit_insert(
+            ctx, "auth.login_succeeded", resource_type="user", resource_id=facts.user_id
+        )
+    else:
+        ctx = audit.acting(
+            actor_id=None, organization_id=None if facts is None else facts.organization_id
+        )
+        details = {"email": email, "reason": reason}
+        if facts is not None:
+            details["user_id"] = str(facts.user_id)
+        record = audit_insert(ctx, "auth.login_failed", resource_type="user", details=details)
+    async with engine.begin() as conn:
+        await conn.execute(record)
+
+
+async def own_organization(engine: AsyncEngine, principal: Principal) -> Organization:
+    async with engine.connect() as conn:
+        org = await store.get_organization(conn, principal.organization_id)
+    if org is None:
+        raise NotFound("the organization no longer exists")
+    return org
+
+
+async def me(engine: AsyncEngine, principal: Principal) -> tuple[User, Organization]:
+    """The caller and their organization."""
+    async with engine.connect() as conn:
+        user = await store.get_user(conn, principal.organization_id, principal.user_id)
+        org = await store.get_organization(conn, principal.organization_id)
+    if user is None or org is None:
+        raise NotFound("the caller no longer exists")
+    return user, org

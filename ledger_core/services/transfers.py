@@ -1,0 +1,167 @@
+"""Transfers: submit (one, or a batch, atomic or not), cancel and reverse.
+
+Submitting stores the transfer as PENDING; a posting worker decides its outcome. A
+single transfer goes through the group committer, which batches the writes of many
+concurrent requests into one database transaction: the rules (`route_intent`) still
+decide each one, and `record_submitted` writes their audit records in that transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ledger_core.accounts import Principal, require_admin
+from ledger_core.acting import Acting
+from ledger_core.intents import Stored, TransferIntent
+from ledger_core.money import parse_amount
+from ledger_core.persistence.audit.records import (
+    AuditContext,
+    audit_insert,
+    audit_insert_many,
+    audit_values,
+)
+from ledger_core.persistence.transfers.changes import (
+    cancel_pending,
+    key_used,
+    lock_original,
+    reversed_so_far,
+)
+from ledger_core.persistence.transfers.group_intake import GroupCommitter as GroupCommitter
+from ledger_core.persistence.transfers.group_intake import Request
+from ledger_core.persistence.transfers.intake import route_all, store_intents
+from ledger_core.persistence.transfers.reads import find_transfer
+from ledger_core.transfer_rules import (
+    check_may_cancel,
+    check_reversible,
+    not_cancellable,
+    reversal,
+    reversal_amount,
+    visible_to,
+)
+from ledger_core.transfers import transfer_audit_details
+
+
+def transfer_committer(engine: AsyncEngine) -> GroupCommitter:
+    """The group committer of single transfers, auditing each new one as it stores it."""
+    return GroupCommitter(engine, after_store=record_submitted)
+
+
+async def record_submitted(conn: AsyncConnection, stored: Sequence[tuple[Request, Stored]]) -> None:
+    """One `transfer.submitted` record per new transfer, in the transaction that stores it."""
+    rows = [
+        audit_values(
+            request.context if isinstance(request.context, AuditContext) else AuditContext(),
+            "transfer.submitted",
+            resource_type="transaction",
+            resource_id=result.row["id"],
+            details=transfer_audit_details(result.row),
+        )
+        for request, result in stored
+        if not result.replayed
+    ]
+    if rows:
+        await conn.execute(*audit_insert_many(rows))
+
+
+async def submit_transfer(
+    committer: GroupCommitter, acting: Acting, intent: TransferIntent
+) -> Stored:
+    """Store one transfer as PENDING (or replay it), grouped with concurrent ones."""
+    return await committer.submit(acting.principal, intent, acting.audit)
+
+
+async def submit_batch(
+    engine: AsyncEngine, acting: Acting, intents: Sequence[TransferIntent], *, atomic: bool
+) -> list[Stored]:
+    """Store all of a batch or none of it; `atomic` batches also post all or none."""
+    who = acting.principal
+    async with engine.begin() as conn:
+        routes = await route_all(conn, who, intents)
+        stored = await store_intents(conn, who, intents, routes, atomic=atomic)
+        new = [s.row for s in stored if not s.replayed]
+        if new:
+            await conn.execute(
+                audit_insert(
+                    acting.audit,
+                    "transfer.submitted",
+                    resource_type="batch",
+                    resource_id=new[0]["atomic_group_id"] or new[0]["id"],
+                    details={"count": len(new), "transaction_ids": [str(r["id"]) for r in new]},
+                )
+            )
+    return stored
+
+
+async def cancel_found(
+    conn: AsyncConnection, actor: Principal, found: dict[str, object]
+) -> list[dict[str, object]]:
+    """Cancel a transfer already read (all of its atomic batch) in the caller's transaction."""
+    check_may_cancel(actor, found)
+    rows = await cancel_pending(conn, found)
+    if not rows:
+        raise not_cancellable(found)
+    return rows
+
+
+async def cancel_transfer(
+    engine: AsyncEngine, acting: Acting, transfer_id: UUID
+) -> dict[str, object]:
+    """Cancel a PENDING transfer; `not_cancellable` once a worker has posted or failed it."""
+    async with engine.begin() as conn:
+        found = visible_to(
+            await find_transfer(conn, acting.principal.organization_id, transfer_id),
+            acting.principal,
+        )
+        (row,) = await cancel_found(conn, acting.principal, found)
+        await conn.execute(
+            audit_insert(
+                acting.audit,
+                "transfer.cancelled",
+                resource_type="transaction",
+                resource_id=transfer_id,
+                details=transfer_audit_details(row),
+            )
+        )
+    return row
+
+
+async def reverse_transfer(
+    engine: AsyncEngine, acting: Acting, transfer_id: UUID, amount: str | None, key: str
+) -> Stored:
+    """Store the transfer that reverses (part of) a completed one (admins only).
+
+    The original is locked while the reversal is checked and stored, so racing reversals
+    are serialized and together never exceed it. A replay (same key) is recognised before
+    the amount check.
+    """
+    who = acting.principal
+    require_admin(who)
+    async with engine.begin() as conn:
+        found = visible_to(await find_transfer(conn, who.organization_id, transfer_id), who)
+        asked = None if amount is None else parse_amount(amount, found["currency"])
+        original = check_reversible(await lock_original(conn, who.organization_id, transfer_id))
+        if await key_used(conn, who.organization_id, key):
+            intent = reversal(original, int(original["amount"]), key, asked)
+        else:
+            done = await reversed_so_far(conn, transfer_id)
+            intent = reversal(
+                original, reversal_amount(original["amount"], done, asked), key, asked
+            )
+        (stored,) = await store_intents(conn, who, [intent], await route_all(conn, who, [intent]))
+        if not stored.replayed:
+            await conn.execute(
+                audit_insert(
+                    acting.audit,
+                    "transfer.reversed",
+                    resource_type="transaction",
+                    resource_id=transfer_id,
+                    details={
+                        "reversal_id": str(stored.row["id"]),
+                        **transfer_audit_details(stored.row),
+                    },
+                )
+            )
+    return stored
