@@ -8,7 +8,7 @@ from aiohttp import web
 
 from gateway.auth import principal
 from gateway.csv_export import CHUNK_ROWS, stream_csv, wants_csv
-from gateway.pagination import encode_cursor, page_after
+from gateway.pagination import next_cursor, page_after
 from gateway.registry import RouteTable
 from gateway.responses import json_response
 from gateway.schemas.history import BalanceAtOut, BalanceAtQuery, StatementOut, WalletStatementQuery
@@ -54,7 +54,7 @@ async def wallet_statement(
     """
     if wants_csv(request, query.format):
         return await _statement_csv(request, wallet_id, query)
-    after = page_after(query)
+    after = page_after(request, query, ids=int)
     found = await history.wallet_statement(
         request.app[ENGINE],
         principal(request),
@@ -64,8 +64,7 @@ async def wallet_statement(
         after_id=after.id if after is not None and isinstance(after.id, int) else None,
         limit=query.limit,
     )
-    cursor = None if found.next_key is None else encode_cursor(found.next_key)
-    return json_response(found.as_json() | {"next_cursor": cursor})
+    return json_response(found.as_json() | {"next_cursor": next_cursor(request, found.next_key)})
 
 
 async def _statement_csv(

@@ -28,7 +28,7 @@ from gateway.state import ENGINE, WAITER
 from ledger_core.history import entry_view
 from ledger_core.keyset import Keyset
 from ledger_core.services import transfer_reads
-from ledger_core.services.transfer_reads import TransactionFilter, visible_to
+from ledger_core.services.transfer_reads import TransferFilter, visible_to
 from ledger_core.transfers import FINAL_STATUSES, transaction_view
 
 routes = RouteTable(tag="Transfers")
@@ -69,8 +69,8 @@ async def list_all(request: web.Request, query: ListTransactions) -> web.StreamR
     (header row first, no pages), streamed.
     """
     who = principal(request)
-    after = page_after(query)
-    f = TransactionFilter(
+    after = page_after(request, query)
+    f = TransferFilter(
         status=query.status,
         wallet_id=query.wallet_id,
         kind=query.kind,
@@ -86,10 +86,12 @@ async def list_all(request: web.Request, query: ListTransactions) -> web.StreamR
         return await _transfers_csv(request, f)
     rows = await transfer_reads.transfers_page(request.app[ENGINE], who, f, query.limit)
     next_key = Keyset(rows[-1]["created_at"], rows[-1]["id"]) if len(rows) == query.limit else None
-    return page_response([transaction_view(r, who.organization_id) for r in rows], next_key)
+    return page_response(
+        request, [transaction_view(r, who.organization_id) for r in rows], next_key
+    )
 
 
-async def _transfers_csv(request: web.Request, f: TransactionFilter) -> web.StreamResponse:
+async def _transfers_csv(request: web.Request, f: TransferFilter) -> web.StreamResponse:
     who = principal(request)
 
     def row(transfer: dict[str, Any]) -> list[Any]:
@@ -166,7 +168,7 @@ async def ledger(request: web.Request, transaction_id: UUID) -> web.Response:
 )
 async def statement(request: web.Request, wallet_id: UUID, query: StatementQuery) -> web.Response:
     """A wallet's statement: its entries with running balances, oldest first"""
-    after = page_after(query)
+    after = page_after(request, query, ids=int)
     entries = await transfer_reads.statement(
         request.app[ENGINE],
         principal(request),
@@ -181,4 +183,4 @@ async def statement(request: web.Request, wallet_id: UUID, query: StatementQuery
         if len(entries) == query.limit
         else None
     )
-    return page_response([entry_view(e) for e in entries], next_key)
+    return page_response(request, [entry_view(e) for e in entries], next_key)

@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger_core.accounts import Principal
 from ledger_core.persistence.transfers.reads import (
-    TransactionFilter,
+    TransferFilter,
     find_transfer,
-    get_transactions_unchecked,
-    list_transactions,
-    stream_transactions,
+    find_transfers_unchecked,
+    list_transfers,
+    stream_transfers,
     transfer_entries,
     wallet_entries,
 )
@@ -41,28 +41,28 @@ async def read_rows_unchecked(
     """Many transfers by id, for any reader: pass each through `visible_to` before use."""
     async with engine.connect() as conn:  # one statement: no transaction to begin or end
         await conn.execution_options(isolation_level="AUTOCOMMIT")
-        return await get_transactions_unchecked(conn, ids)
+        return await find_transfers_unchecked(conn, ids)
 
 
 async def transfers_page(
-    engine: AsyncEngine, principal: Principal, filters: TransactionFilter, limit: int
+    engine: AsyncEngine, principal: Principal, filters: TransferFilter, limit: int
 ) -> list[dict[str, Any]]:
     """Newest first: what the organization sent and received; a member's own only."""
     member = None if principal.is_admin else principal.user_id
     async with engine.connect() as conn:
-        return await list_transactions(conn, principal.organization_id, member, filters, limit)
+        return await list_transfers(conn, principal.organization_id, member, filters, limit)
 
 
 @asynccontextmanager
 async def transfers_chunks(
-    engine: AsyncEngine, principal: Principal, filters: TransactionFilter, chunk: int
+    engine: AsyncEngine, principal: Principal, filters: TransferFilter, chunk: int
 ) -> AsyncIterator[AsyncIterator[list[dict[str, Any]]]]:
     """Every transfer `transfers_page` pages through, `chunk` at a time, from a server-side
     cursor of one REPEATABLE READ snapshot: memory stays flat however many there are."""
     member = None if principal.is_admin else principal.user_id
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="REPEATABLE READ")
-        yield stream_transactions(conn, principal.organization_id, member, filters, chunk)
+        yield stream_transfers(conn, principal.organization_id, member, filters, chunk)
 
 
 async def ledger_of_transfer(
@@ -98,7 +98,7 @@ async def statement(
 
 
 __all__ = [
-    "TransactionFilter",
+    "TransferFilter",
     "ledger_of_transfer",
     "read_rows_unchecked",
     "read_transfer",

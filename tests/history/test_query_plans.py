@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from ledger_core.persistence.transfers.ledger_generator import GeneratedLedger, generate_ledger
-from ledger_core.persistence.transfers.reads import TransactionFilter, list_sql
+from ledger_core.persistence.transfers.reads import TransferFilter, list_sql
 from ledger_core.persistence.wallets.history import BALANCE_AT
 from ledger_core.persistence.wallets.store import WalletFilters, wallets_query
 
@@ -69,7 +69,7 @@ def _nodes(plan: str) -> list[dict[str, Any]]:
 def test_metadata_filter_uses_the_gin_index(
     engine: Engine, books: GeneratedLedger, metadata: dict[str, str]
 ) -> None:
-    f = TransactionFilter(metadata=metadata)
+    f = TransferFilter(metadata=metadata)
     sql, params = list_sql(books.organization_ids[0], None, f, 51)
     nodes = _nodes(_plan(engine, sql, params))
     assert any(n.get("Index Name") == "ix_transactions_metadata" for n in nodes), nodes
