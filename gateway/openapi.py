@@ -143,6 +143,8 @@ def _parameters(
         }
         if "description" in schema:
             param["description"] = schema["description"]
+        if schema.get("type") == "object":  # `?metadata[key]=value`
+            param |= {"style": "deepObject", "explode": True}
         params.append(param)
     return params
 

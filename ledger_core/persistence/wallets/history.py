@@ -7,12 +7,15 @@ entry at or before it, one index lookup rather than a sum over its history.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger_core.persistence.transfers.reads import TransferFilter, list_sql
 
 BALANCE_AT = text("""
     SELECT balance_after FROM ledger_entries
@@ -70,3 +73,33 @@ async def range_totals(
         debits=int(sums.debits),
         credits=int(sums.credits),
     )
+
+
+MIDDLE_INSTANT = text("""
+    SELECT coalesce(min(created_at) + (max(created_at) - min(created_at)) / 2, now())
+    FROM ledger_entries WHERE wallet_id = :wallet_id
+""")
+
+
+def time_history_reads(
+    conn: Connection, organization_id: UUID, wallet_id: UUID, tries: int = 5
+) -> dict[str, float]:
+    """Best-of-`tries` milliseconds of a balance at the middle of the wallet's history and
+    of a page of the organization's transfers filtered by a tag none carries (for `bench`)."""
+    at = conn.execute(MIDDLE_INSTANT, {"wallet_id": wallet_id}).scalar_one()
+    tagged, params = list_sql(
+        organization_id, None, TransferFilter(metadata={"bench": "no-such-tag"}), 51
+    )
+    reads = {
+        "balance_at": (BALANCE_AT, {"wallet_id": wallet_id, "at": at}),
+        "metadata_list": (text(tagged), params),
+    }
+    timings: dict[str, float] = {}
+    for name, (stmt, values) in reads.items():
+        best = float("inf")
+        for _ in range(tries):
+            started = time.perf_counter()
+            conn.execute(stmt, values).all()
+            best = min(best, time.perf_counter() - started)
+        timings[name] = round(best * 1000, 3)
+    return timings
