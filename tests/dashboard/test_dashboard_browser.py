@@ -40,21 +40,27 @@ def gateway(api_settings: Settings) -> Iterator[str]:
         yield base_url
 
 
+def _signup(http: httpx.Client, email: str, organization: str) -> tuple[dict[str, str], Any]:
+    """A new organization's admin headers and its SYSTEM wallet."""
+    signed = http.post(
+        "/auth/signup",
+        json={
+            "email": email,
+            "password": PASSWORD,
+            "full_name": "Dana Admin",
+            "organization_name": organization,
+        },
+    ).json()
+    headers = {"Authorization": f"Bearer {signed['access_token']}"}
+    system = http.get("/wallets", params={"type": "SYSTEM"}, headers=headers).json()["data"][0]
+    return headers, system
+
+
 def _ledger(base_url: str, engine: Engine) -> tuple[str, list[Any]]:
     """An organization with real postings: deposits, payments, a limit, failures, a backlog."""
     email = f"dash-{uuid.uuid4().hex[:10]}@example.com"
     with httpx.Client(base_url=base_url + API, timeout=10) as http:
-        signed = http.post(
-            "/auth/signup",
-            json={
-                "email": email,
-                "password": PASSWORD,
-                "full_name": "Dana Admin",
-                "organization_name": "Northwind Payments",
-            },
-        ).json()
-        headers = {"Authorization": f"Bearer {signed['access_token']}"}
-        system = http.get("/wallets", params={"type": "SYSTEM"}, headers=headers).json()["data"][0]
+        headers, system = _signup(http, email, "Northwind Payments")
         names = ["Payroll", "Treasury", "Marketplace", "Refunds", "Ops"]
         wallets = [
             http.post("/wallets", json={"type": "PRIMARY", "name": n}, headers=headers).json()["id"]
@@ -155,17 +161,7 @@ def test_wallet_view_charts_the_balance_and_downloads_the_statement(
 
     email = f"wallet-{uuid.uuid4().hex[:10]}@example.com"
     with httpx.Client(base_url=gateway + API, timeout=10) as http:
-        signed = http.post(
-            "/auth/signup",
-            json={
-                "email": email,
-                "password": PASSWORD,
-                "full_name": "Wes Admin",
-                "organization_name": "Contoso Ledger",
-            },
-        ).json()
-        headers = {"Authorization": f"Bearer {signed['access_token']}"}
-        system = http.get("/wallets", params={"type": "SYSTEM"}, headers=headers).json()["data"][0]
+        headers, system = _signup(http, email, "Contoso Ledger")
         wallet = http.post(
             "/wallets", json={"type": "PRIMARY", "name": "Escrow"}, headers=headers
         ).json()
