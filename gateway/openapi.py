@@ -163,6 +163,8 @@ def _responses(spec: RouteSpec, refs: dict[tuple[Any, str], dict[str, Any]]) -> 
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
     else:
         success["content"] = {spec.content_type: {"schema": {"type": "string"}}}
+    if spec.also_csv:
+        success["content"]["text/csv"] = {"schema": {"type": "string"}}
     responses: dict[str, Any] = {str(spec.status): success}
     for status in sorted(_error_statuses(spec)):
         problem: dict[str, Any] = {

@@ -41,6 +41,7 @@ async def wallet_balance_at(
     query=WalletStatementQuery,
     response=StatementOut,
     errors=(403, 404),
+    also_csv=True,
 )
 async def wallet_statement(
     request: web.Request, wallet_id: UUID, query: WalletStatementQuery
@@ -61,7 +62,7 @@ async def wallet_statement(
         wallet_id,
         start=query.from_,
         end=query.to,
-        after_id=after.id if after is not None and isinstance(after.id, int) else None,
+        after=after,
         limit=query.limit,
     )
     return json_response(found.as_json() | {"next_cursor": next_cursor(request, found.next_key)})

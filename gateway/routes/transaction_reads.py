@@ -58,7 +58,7 @@ TRANSFER_COLUMNS = (
 _TEXT_COLUMNS = frozenset({"reference", "description", "idempotency_key"})
 
 
-@routes.get("/transactions", query=ListTransactions, response=Page[TransactionOut])
+@routes.get("/transactions", query=ListTransactions, response=Page[TransactionOut], also_csv=True)
 async def list_all(request: web.Request, query: ListTransactions) -> web.StreamResponse:
     """List transfers, newest first
 

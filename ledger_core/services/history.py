@@ -14,8 +14,12 @@ from ledger_core.accounts import Principal
 from ledger_core.history import BalanceAt, Statement, check_range
 from ledger_core.keyset import Keyset
 from ledger_core.persistence.pages import split_page
-from ledger_core.persistence.transfers.reads import stream_wallet_entries, wallet_entries
-from ledger_core.persistence.wallets.history import balance_at, range_totals
+from ledger_core.persistence.wallets.history import (
+    balance_at,
+    range_totals,
+    statement_page,
+    stream_statement,
+)
 from ledger_core.services.wallets import visible_wallet
 
 
@@ -36,7 +40,7 @@ async def wallet_statement(
     *,
     start: datetime | None,
     end: datetime | None,
-    after_id: int | None,
+    after: Keyset | None,
     limit: int,
 ) -> Statement:
     """Entries created in `[start, end)` (from the wallet's opening to now by default),
@@ -49,9 +53,7 @@ async def wallet_statement(
         wallet = await visible_wallet(conn, principal, wallet_id)
         start, end = _range(wallet.created_at, start, end)
         totals = await range_totals(conn, wallet_id, start, end)
-        rows = await wallet_entries(
-            conn, wallet_id, created_from=start, created_to=end, after_id=after_id, limit=limit + 1
-        )
+        rows = await statement_page(conn, wallet_id, start, end, after=after, limit=limit + 1)
     entries, next_key = split_page(rows, limit, lambda e: Keyset(e["created_at"], e["id"]))
     return Statement(
         wallet_id=wallet_id,
@@ -87,7 +89,7 @@ async def statement_chunks(
         await conn.execution_options(isolation_level="REPEATABLE READ")
         wallet = await visible_wallet(conn, principal, wallet_id)
         start, end = _range(wallet.created_at, start, end)
-        yield stream_wallet_entries(conn, wallet_id, start, end, chunk)
+        yield stream_statement(conn, wallet_id, start, end, chunk)
 
 
 def _range(

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 
 from ledger_core.persistence.transfers.ledger_generator import GeneratedLedger, generate_ledger
 from ledger_core.persistence.transfers.reads import TransferFilter, list_sql
-from ledger_core.persistence.wallets.history import BALANCE_AT
+from ledger_core.persistence.wallets.history import BALANCE_AT, STATEMENT_PAGE
 from ledger_core.persistence.wallets.store import WalletFilters, wallets_query
 
 
@@ -116,3 +116,21 @@ def test_balance_at_is_one_index_lookup(engine: Engine, books: GeneratedLedger) 
     assert nodes[0]["Node Type"] == "Limit"
     assert nodes[1]["Node Type"] in {"Index Scan", "Index Only Scan"}
     assert nodes[1]["Index Name"] == "ix_ledger_entries_wallet_history"
+
+
+def test_a_statement_page_is_a_range_of_the_history_index(
+    engine: Engine, books: GeneratedLedger
+) -> None:
+    with engine.connect() as conn:
+        wallet_id, last = conn.execute(
+            text(
+                "SELECT wallet_id, max(created_at) FROM ledger_entries WHERE organization_id = :org"
+                " GROUP BY wallet_id ORDER BY count(*) DESC LIMIT 1"
+            ),
+            {"org": books.organization_ids[0]},
+        ).one()
+    params = {"wallet_id": wallet_id, "start": last, "end": datetime.now(UTC),
+              "after_at": last, "after_id": 0, "limit": 51}  # fmt: skip
+    nodes = _nodes(_plan(engine, STATEMENT_PAGE.text, params))
+    used = {n.get("Index Name") for n in nodes} - {None}
+    assert used == {"ix_ledger_entries_wallet_history"}, nodes

@@ -9,10 +9,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.persistence.arrays import pg_array
+from ledger_core.persistence.pages import stream_chunks
 
 _WITH_USERS = """
     SELECT t.*, s.user_id AS source_user_id, d.user_id AS destination_user_id
@@ -147,16 +148,8 @@ async def stream_transfers(
     """Every transfer `list_transfers` would page through, `chunk` rows at a time,
     read through a server-side cursor (the caller's connection is in a transaction)."""
     sql, params = list_sql(organization_id, member_id, f, None)
-    async for rows in _chunks(conn, text(sql), params, chunk):
+    async for rows in stream_chunks(conn, text(sql), params, chunk):
         yield rows
-
-
-async def _chunks(
-    conn: AsyncConnection, stmt: TextClause, params: dict[str, Any], chunk: int
-) -> AsyncIterator[list[dict[str, Any]]]:
-    result = await conn.stream(stmt, params)
-    async for part in result.partitions(chunk):
-        yield [dict(r._mapping) for r in part]
 
 
 ENTRIES_OF_TRANSFER = text("""
@@ -194,23 +187,9 @@ async def wallet_entries(
     if created_to is not None:
         conds.append("created_at < :created_to")
         params["created_to"] = created_to
-    return [dict(r._mapping) for r in await conn.execute(_entries_sql(conds), params)]
-
-
-def _entries_sql(conds: Sequence[str], *, limited: bool = True) -> TextClause:
-    return text(f"""
+    sql = f"""
         SELECT id, transaction_id, settlement_id, wallet_id, direction, amount, currency,
                balance_after, created_at
-        FROM ledger_entries WHERE {" AND ".join(conds)} ORDER BY id{" LIMIT :limit" if limited else ""}
-    """)
-
-
-async def stream_wallet_entries(
-    conn: AsyncConnection, wallet_id: UUID, start: datetime, end: datetime, chunk: int
-) -> AsyncIterator[list[dict[str, Any]]]:
-    """A wallet's entries created in `[start, end)`, oldest first, `chunk` rows at a time,
-    read through a server-side cursor (the caller's connection is in a transaction)."""
-    conds = ["wallet_id = :wallet_id", "created_at >= :start", "created_at < :end"]
-    params = {"wallet_id": wallet_id, "start": start, "end": end}
-    async for rows in _chunks(conn, _entries_sql(conds, limited=False), params, chunk):
-        yield rows
+        FROM ledger_entries WHERE {" AND ".join(conds)} ORDER BY id LIMIT :limit
+    """
+    return [dict(r._mapping) for r in await conn.execute(text(sql), params)]

@@ -8,13 +8,17 @@ entry at or before it, one index lookup rather than a sum over its history.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger_core.keyset import Keyset
+from ledger_core.persistence.pages import stream_chunks
 from ledger_core.persistence.transfers.reads import TransferFilter, list_sql
 
 BALANCE_AT = text("""
@@ -28,6 +32,17 @@ BALANCE_BEFORE = text("""
     WHERE wallet_id = :wallet_id AND created_at < :at
     ORDER BY created_at DESC, id DESC LIMIT 1
 """)
+
+_STATEMENT = """
+    SELECT id, transaction_id, settlement_id, wallet_id, direction, amount, currency,
+           balance_after, created_at
+    FROM ledger_entries
+    WHERE wallet_id = :wallet_id AND created_at >= :start AND created_at < :end
+      AND (created_at, id) > (:after_at, :after_id)
+    ORDER BY created_at, id
+"""
+STATEMENT_PAGE = text(_STATEMENT + " LIMIT :limit")
+STATEMENT_ALL = text(_STATEMENT)
 
 RANGE_TOTALS = text("""
     SELECT coalesce(sum(amount) FILTER (WHERE direction = 'DEBIT'), 0) AS debits,
@@ -46,6 +61,44 @@ class RangeTotals:
     closing: int
     debits: int
     credits: int
+
+
+async def statement_page(
+    conn: AsyncConnection,
+    wallet_id: UUID,
+    start: datetime,
+    end: datetime,
+    *,
+    after: Keyset | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Up to `limit` entries created in `[start, end)`, oldest first, after `after`: a range
+    of `ix_ledger_entries_wallet_history`, however long the wallet's history before it."""
+    rows = await conn.execute(
+        STATEMENT_PAGE, _statement_params(wallet_id, start, end, after) | {"limit": limit}
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+async def stream_statement(
+    conn: AsyncConnection, wallet_id: UUID, start: datetime, end: datetime, chunk: int
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every entry created in `[start, end)`, oldest first, `chunk` at a time."""
+    params = _statement_params(wallet_id, start, end, None)
+    async for rows in stream_chunks(conn, STATEMENT_ALL, params, chunk):
+        yield rows
+
+
+def _statement_params(
+    wallet_id: UUID, start: datetime, end: datetime, after: Keyset | None
+) -> dict[str, Any]:
+    return {
+        "wallet_id": wallet_id,
+        "start": start,
+        "end": end,
+        "after_at": start if after is None else after.created_at,
+        "after_id": 0 if after is None else after.id,
+    }
 
 
 async def balance_at(conn: AsyncConnection, wallet_id: UUID, at: datetime) -> int:
