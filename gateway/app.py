@@ -14,10 +14,13 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.intake import intake_context
+from gateway.key_auth import KeyCache
 from gateway.middlewares import observe, problems, stamp_request_id
+from gateway.rate_limit import RateLimiter, stamp_rate_limit
 from gateway.registry import RouteTable
 from gateway.routes import (
     analytics,
+    api_keys,
     audit,
     auth,
     counterparties,
@@ -34,7 +37,17 @@ from gateway.routes import (
     wallets,
     webhooks,
 )
-from gateway.state import ENGINE, OPENAPI_CACHE, REDIS, ROUTES, SETTINGS, USER_CACHE, WAITER
+from gateway.state import (
+    ENGINE,
+    KEY_CACHE,
+    OPENAPI_CACHE,
+    RATE_LIMITER,
+    REDIS,
+    ROUTES,
+    SETTINGS,
+    USER_CACHE,
+    WAITER,
+)
 from gateway.user_cache import ActiveUserCache
 from gateway.validation import MAX_BODY_BYTES
 from runtime.embedded import ensure_services
@@ -45,6 +58,7 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     docs.routes,
     auth.routes,
     users.routes,
+    api_keys.routes,
     organizations.routes,
     transactions.routes,
     transaction_reads.routes,
@@ -71,12 +85,14 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[ROUTES] = []
     app[USER_CACHE] = ActiveUserCache()
+    app[KEY_CACHE] = KeyCache()
     app[OPENAPI_CACHE] = {}
     for table in ROUTE_TABLES:
         table.register(app)
     docs.add_assets(app)
     dashboard.add_dashboard(app)
     app.on_response_prepare.append(stamp_request_id)
+    app.on_response_prepare.append(stamp_rate_limit)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(intake_context)
@@ -109,5 +125,6 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     assert url is not None  # resolved in create_app
     client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
     app[REDIS] = client
+    app[RATE_LIMITER] = RateLimiter(client)
     yield
     await client.aclose()

@@ -129,6 +129,10 @@ login_failures_total = Counter(
     "Failed logins, including throttled ones.",
     ["reason"],
 )
+rate_limit_fail_open_total = Counter(
+    "vaultcraft_rate_limit_fail_open_total",
+    "Requests let through unlimited because Redis could not be asked.",
+)
 worker_messages_total = Counter(
     "vaultcraft_worker_messages_total",
     "Messages handled by worker processes, by queue, actor and outcome (ok, error, skipped).",
