@@ -14,9 +14,10 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.intake import intake_context
-from gateway.key_auth import KeyCache
+from gateway.key_cache import KeyCache
 from gateway.middlewares import observe, problems, stamp_request_id
-from gateway.rate_limit import RateLimiter, stamp_rate_limit
+from gateway.rate_buckets import RateLimiter
+from gateway.rate_limit import stamp_rate_limit
 from gateway.registry import RouteTable
 from gateway.routes import (
     analytics,

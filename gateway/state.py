@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from gateway.final_waiter import FinalWaiter
-    from gateway.key_auth import KeyCache
-    from gateway.rate_limit import RateLimiter
+    from gateway.key_cache import KeyCache
+    from gateway.rate_buckets import RateLimiter
     from gateway.route_spec import RouteSpec
     from gateway.user_cache import ActiveUserCache
     from ledger_core.services.transfers import GroupCommitter

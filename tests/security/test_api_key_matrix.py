@@ -46,7 +46,9 @@ async def world(client: TestClient, engine: Engine) -> World:
 
 
 async def keys_by_scope(world: World) -> dict[str, str]:
+    """A key per scope; `DELETE /api-keys/{key_id}` is pointed at a key of its own."""
     token = world.ours.account.token
+    world.ours.ids["key_id"] = (await create_api_key(world.client, token, ["admin"]))["id"]
     return {s: (await create_api_key(world.client, token, [s]))["key"] for s in SCOPES}
 
 

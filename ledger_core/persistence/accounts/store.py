@@ -199,6 +199,8 @@ async def update_user(
 ) -> User | None:
     """Apply `changes` (role, is_active) to a user of the organization; None if not theirs."""
     values = {**changes}
+    if not values:
+        return await get_user(conn, organization_id, user_id)
     if "role" in values:
         values["role"] = Role(values["role"]).value
     row = (
