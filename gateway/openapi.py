@@ -22,10 +22,16 @@ _PROBLEM = "application/problem+json"
 _REQUEST_ID_HEADER = {"$ref": "#/components/headers/RequestId"}
 _BEARER_HELP = (
     "A user's access token from `POST /auth/login`, or an API key from `POST /api-keys` "
-    "(`vk_...`). A key acts for its organization within its scopes: each operation's "
-    "`x-api-key-scope` (also listed in its security requirement) is the scope it needs; "
-    "`admin` keys reach every operation. Example: `curl -H 'Authorization: Bearer vk_...' "
-    "https://host/api/v1/wallets`."
+    "(`vk_...`, shown once). A key acts for its organization within its scopes: each "
+    "operation's `x-api-key-scope` (also listed in its security requirement) is the scope "
+    "it needs; `admin` keys reach every operation.\n\n"
+    "Create (admin): `curl -X POST https://host/api/v1/api-keys -H 'Authorization: Bearer "
+    '$TOKEN\' -H \'Content-Type: application/json\' -d \'{"name": "payouts", "scopes": '
+    '["transfers:write"]}\'`\n\n'
+    "Use: `curl -H 'Authorization: Bearer vk_...' https://host/api/v1/transactions`, or in "
+    "Python `httpx.get(url, headers={'Authorization': f'Bearer {key}'})`.\n\n"
+    "Every authenticated answer carries `RateLimit-Limit`, `RateLimit-Remaining` and "
+    "`RateLimit-Reset`; over the limit `429 rate_limited` with `Retry-After`."
 )
 
 _PROBLEM_SCHEMA: dict[str, Any] = {

@@ -33,7 +33,7 @@ async def create_api_key(request: web.Request, body: CreateApiKey) -> web.Respon
         request.app[ENGINE],
         acting(request),
         name=body.name,
-        scopes=list(body.scopes),
+        scopes=[scope.value for scope in body.scopes],
         expires_at=body.expires_at,
         rate_limit=limit,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
@@ -11,20 +10,12 @@ from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from gateway.pagination import PageQuery
 from gateway.schemas.common import Name
 from gateway.validation import BodyModel
-
-ScopeName = Literal[
-    "transfers:read",
-    "transfers:write",
-    "wallets:read",
-    "wallets:write",
-    "webhooks:manage",
-    "admin",
-]
+from ledger_core.api_keys import Scope
 
 
 class CreateApiKey(BodyModel):
     name: Name
-    scopes: list[ScopeName] = Field(min_length=1, max_length=6)
+    scopes: list[Scope] = Field(min_length=1, max_length=6)
     expires_at: AwareDatetime | None = None
     rate_limit_per_s: int | None = Field(
         None, ge=1, le=1_000_000, description="This key's own limit, besides its organization's"
@@ -47,7 +38,7 @@ class ListApiKeys(PageQuery):
 class ApiKeyOut(BaseModel):
     id: UUID
     name: str
-    scopes: list[ScopeName]
+    scopes: list[Scope]
     prefix: str
     created_at: datetime
     expires_at: datetime | None

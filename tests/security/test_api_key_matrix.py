@@ -19,20 +19,14 @@ from sqlalchemy import Engine, text
 
 from gateway.registry import RouteSpec
 from ledger_core import api_keys as key_format
+from ledger_core.api_keys import Scope
 from tests.security.test_isolation_matrix import call, snapshot
 from tests.security.world import Side, World, build_world
 from tests.support.api import API, Account, auth_headers, create_api_key, expect_problem
 
 pytestmark = pytest.mark.asyncio
 
-SCOPES = (
-    "transfers:read",
-    "transfers:write",
-    "wallets:read",
-    "wallets:write",
-    "webhooks:manage",
-    "admin",
-)
+SCOPES = tuple(scope.value for scope in Scope)
 
 
 def key_side(world: World, key: str) -> Side:
