@@ -140,6 +140,8 @@ def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRe
         if spec.auth:
             who = request[PRINCIPAL] = await authenticate(request)
             bind_contextvars(organization_id=str(who.organization_id), user_id=str(who.user_id))
+            if who.key_id is not None:
+                bind_contextvars(api_key_id=str(who.key_id))
             require_scope(who.scopes, spec.scope)
             await enforce_rate_limit(request, who)
         kwargs: dict[str, Any] = {}
