@@ -13,9 +13,11 @@ from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gateway.hashing import hashing_context
 from gateway.intake import intake_context
 from gateway.key_cache import KeyCache
 from gateway.middlewares import observe, problems, stamp_request_id
+from gateway.protocol_errors import stamp_server
 from gateway.rate_buckets import RateLimiter
 from gateway.rate_limit import stamp_rate_limit
 from gateway.registry import RouteTable
@@ -94,9 +96,11 @@ def create_app(settings: Settings) -> web.Application:
     dashboard.add_dashboard(app)
     app.on_response_prepare.append(stamp_request_id)
     app.on_response_prepare.append(stamp_rate_limit)
+    app.on_response_prepare.append(stamp_server)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(intake_context)
+    app.cleanup_ctx.append(hashing_context)
     app.on_shutdown.append(_release_long_polls)
     return app
 

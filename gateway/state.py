@@ -51,6 +51,7 @@ COMMITTER: web.AppKey[GroupCommitter] = web.AppKey("intake_committer")
 WAITER: web.AppKey[FinalWaiter] = web.AppKey("final_waiter")
 """Wakes long polls when a transfer becomes final."""
 
+
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL = web.RequestKey("principal", Principal)
 KEY_RATE_LIMIT = web.RequestKey("api_key_rate_limit", RateLimit)

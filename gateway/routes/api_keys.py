@@ -44,9 +44,9 @@ async def create_api_key(request: web.Request, body: CreateApiKey) -> web.Respon
 async def get_api_keys(request: web.Request, query: ListApiKeys) -> web.Response:
     """List the organization's API keys, newest first, revoked ones included (admin)"""
     keys, next_key = await api_keys.keys_page(
-        request.app[ENGINE], principal(request), after=page_after(query), limit=query.limit
+        request.app[ENGINE], principal(request), after=page_after(request, query), limit=query.limit
     )
-    return page_response([k.as_json() for k in keys], next_key)
+    return page_response(request, [k.as_json() for k in keys], next_key)
 
 
 @routes.delete("/api-keys/{key_id}", status=204, errors=(403, 404))

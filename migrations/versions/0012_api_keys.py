@@ -8,7 +8,7 @@
   they were issued at, and a token of an older version is refused.
 
 Revision ID: 0012_api_keys
-Revises: 0008_roles
+Revises: 0006_isolation
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0012_api_keys"
-down_revision: str | Sequence[str] | None = "0008_roles"
+down_revision: str | Sequence[str] | None = "0006_isolation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
