@@ -13,6 +13,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gateway.credential_listener import credential_listener
 from gateway.hashing import hashing_context
 from gateway.intake import intake_context
 from gateway.key_cache import KeyCache
@@ -100,6 +101,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(intake_context)
+    app.cleanup_ctx.append(credential_listener)
     app.cleanup_ctx.append(hashing_context)
     app.on_shutdown.append(_release_long_polls)
     return app

@@ -2,9 +2,9 @@
 
 A presented key is looked up by its id (the primary key) and its secret compared in
 constant time with the stored SHA-256 (`ledger_core.api_keys.secret_matches`). Answers
-are remembered for `KeyCache.ttl_s` (one second), so a key revoked through any gateway
-process is refused by every other within a second, and at once by the one that revoked
-it. A use is written to `last_used_at` at most once a minute per key.
+are remembered for `KeyCache.ttl_s` (one second); a revocation NOTIFYs every gateway
+process, which forgets them at once (`gateway.credential_listener`), and the second bounds
+what a disconnected listener could miss. A use is written to `last_used_at` at most once a minute per key.
 """
 
 from __future__ import annotations

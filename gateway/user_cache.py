@@ -51,3 +51,6 @@ class ActiveUserCache:
     def forget(self, user_id: UUID) -> None:
         """Drop what is known of a user changed here, so this process sees it at once."""
         self._seen.pop(user_id, None)
+
+    def forget_all(self) -> None:
+        self._seen.clear()

@@ -191,6 +191,7 @@ async def update_user(
         user = await store.update_user(conn, org, user_id, changes)
         if user is None:
             raise NotFound("no such user")
+        await store.notify_credentials_changed(conn, "user", user.id)
         details = {key: getattr(value, "value", value) for key, value in changes.items()}
         await conn.execute(
             audit_insert(
@@ -224,6 +225,7 @@ async def change_password(
     new_hash = await hasher(new_password)
     async with engine.begin() as conn:
         await store.set_password(conn, user_id, new_hash)
+        await store.notify_credentials_changed(conn, "user", user_id)
         await conn.execute(
             audit_insert(
                 acting.audit, "auth.password_changed", resource_type="user", resource_id=user_id

@@ -15,6 +15,7 @@ from ledger_core.api_keys import ApiKey, RateLimit
 from ledger_core.errors import DomainError, NotFound
 from ledger_core.keyset import Keyset
 from ledger_core.persistence.accounts import api_keys as store
+from ledger_core.persistence.accounts.store import notify_credentials_changed
 from ledger_core.persistence.audit.records import audit_insert
 
 
@@ -69,6 +70,7 @@ async def revoke_key(engine: AsyncEngine, acting: Acting, key_id: UUID) -> None:
     async with engine.begin() as conn:
         if not await store.revoke_key(conn, acting.principal.organization_id, key_id):
             raise NotFound("no such API key")
+        await notify_credentials_changed(conn, "key", key_id)
         await conn.execute(
             audit_insert(
                 acting.audit, "api_key.revoked", resource_type="api_key", resource_id=key_id

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.accounts import Organization, Principal, Role, User
+from ledger_core.channels import CREDENTIALS_CHANNEL
 from ledger_core.errors import EmailTaken
 from ledger_core.keyset import Keyset
 from ledger_core.persistence.pages import newest_first, read_page
@@ -225,4 +226,12 @@ async def set_password(conn: AsyncConnection, user_id: UUID, password_hash: byte
         users.update()
         .where(users.c.id == user_id)
         .values(password_hash=password_hash, token_version=users.c.token_version + 1)
+    )
+
+
+async def notify_credentials_changed(conn: AsyncConnection, kind: str, item_id: UUID) -> None:
+    """Tell every gateway, at commit, to forget what it remembers of a user or a key."""
+    await conn.execute(
+        text("SELECT pg_notify(:channel, :payload)"),
+        {"channel": CREDENTIALS_CHANNEL, "payload": f"{kind}:{item_id}"},
     )
