@@ -40,9 +40,11 @@ for i, key in ipairs(KEYS) do
     if allowed == 1 then tokens[i] = tokens[i] - 1 end
     redis.call('HSET', key, 'tokens', tostring(tokens[i]), 'ts', tostring(now))
     redis.call('PEXPIRE', key, math.ceil(burst * 1000 / rate) + 1000)
-    if worst_left == nil or tokens[i] / burst < worst_left then
+    local share = tokens[i] / burst
+    if tokens[i] < 1 then share = -1 end -- an empty bucket is the one to report
+    if worst_left == nil or share < worst_left then
         worst = i
-        worst_left = tokens[i] / burst
+        worst_left = share
     end
 end
 local rate = tonumber(ARGV[2 * worst - 1])
