@@ -4,6 +4,7 @@ and a Redis that stops answering, which lets requests through (fail open) and co
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -11,8 +12,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client import REGISTRY
+from redis.asyncio import Redis
 
 from gateway.app import create_app
+from gateway.rate_buckets import RateLimiter
+from ledger_core.api_keys import RateLimit
 from runtime.embedded import ensure_redis, stop_redis
 from runtime.settings import Settings
 from tests.support.api import API, auth_headers, create_api_key, expect_problem, signup
@@ -80,3 +84,23 @@ async def test_a_stopped_redis_lets_requests_through_and_is_counted(
     assert resp.status == 200, await resp.text()
     assert "RateLimit-Limit" not in resp.headers
     assert fail_opens() == before + 1
+
+
+async def test_a_refusal_reports_the_empty_bucket(redis_url: str) -> None:
+    """A nearly empty small bucket refuses while a big one is barely used: the headers
+    describe the small one (the one the client must wait for)."""
+    small, big = f"test:rate:{uuid.uuid4()}", f"test:rate:{uuid.uuid4()}"
+    client = Redis.from_url(redis_url)
+    try:
+        seconds, micros = await client.time()
+        now_ms = str(seconds * 1000 + micros // 1000)
+        await client.hset(small, mapping={"tokens": "0.9", "ts": now_ms})
+        await client.hset(big, mapping={"tokens": "100", "ts": now_ms})
+        verdict = await RateLimiter(client).take(
+            [(small, RateLimit(1, 1)), (big, RateLimit(1, 20_000))]
+        )
+        assert not verdict.allowed
+        assert (verdict.limit, verdict.remaining, verdict.retry_after_s) == (1, 0, 1)
+    finally:
+        await client.delete(small, big)
+        await client.aclose()
