@@ -24,6 +24,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "too_many_webhooks": 409,
     "counterparty_exists": 409,
     "reference_taken": 409,
+    "insufficient_scope": 403,
+    "last_admin": 409,
 }
 
 

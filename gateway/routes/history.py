@@ -16,7 +16,7 @@ from gateway.state import ENGINE
 from ledger_core.history import ENTRY_COLUMNS, entry_row
 from ledger_core.services import history
 
-routes = RouteTable(tag="Wallets")
+routes = RouteTable(tag="Wallets", read_scope="wallets:read", write_scope="wallets:write")
 
 
 @routes.get(

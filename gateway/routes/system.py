@@ -25,7 +25,6 @@ from prometheus_client import (
 )
 from pydantic import BaseModel
 from redis.asyncio import Redis
-from runtime.metrics_access import Access, metrics_access
 from sqlalchemy import text
 
 import migrations
@@ -34,6 +33,7 @@ from gateway.registry import RouteTable
 from gateway.responses import Problem, field_error, json_response
 from gateway.state import ENGINE, REDIS, SETTINGS
 from ledger_core.services.pipeline import oldest_pending_age
+from runtime.metrics_access import Access, metrics_access
 from runtime.settings import is_amqp
 
 routes = RouteTable(tag="Operations")

@@ -13,7 +13,9 @@ from gateway.validation import QueryModel
 
 
 class BalanceAtQuery(QueryModel):
-    at: AwareDatetime = Field(description="The instant (RFC 3339, with an offset)")
+    at: AwareDatetime | None = Field(
+        None, description="The instant (RFC 3339, with an offset); now when not given"
+    )
 
 
 class BalanceAtOut(BaseModel):

@@ -24,9 +24,11 @@ from ledger_core.services.wallets import visible_wallet
 
 
 async def wallet_balance_at(
-    engine: AsyncEngine, principal: Principal, wallet_id: UUID, at: datetime
+    engine: AsyncEngine, principal: Principal, wallet_id: UUID, at: datetime | None
 ) -> BalanceAt:
-    """The wallet's posted balance as of `at` (entries at exactly `at` included)."""
+    """The wallet's posted balance as of `at` (entries at exactly `at` included; now when
+    not given)."""
+    at = datetime.now(UTC) if at is None else at
     async with engine.connect() as conn:
         wallet = await visible_wallet(conn, principal, wallet_id)
         balance = await balance_at(conn, wallet_id, at)

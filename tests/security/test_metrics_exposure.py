@@ -18,9 +18,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-from runtime.metrics_access import Access, metrics_access
 
 from gateway.app import create_app
+from runtime.metrics_access import Access, metrics_access
 from runtime.metrics_exposition import MetricsServer, start_metrics_server
 from runtime.settings import Settings
 
