@@ -104,7 +104,7 @@ def parse_query(request: web.Request, model: type[Q]) -> Q:
                 f"query parameter {name!r} is given more than once",
                 errors=[field_error(name, "give this parameter once")],
             )
-        if not _clean_text(values[0]):
+        if not (_clean_text(values[0]) and _clean_text(name)):
             raise Problem(
                 422,
                 "validation_error",

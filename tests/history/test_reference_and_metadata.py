@@ -131,6 +131,9 @@ class TestMetadataFilter:
             f"{API}/transactions", params={"meta[x]": "1"}, headers=admin.headers
         )
         await expect_problem(resp, 422, "validation_error")
+        for params in ({"metadata[a\x00]": "1"}, {"metadata[a]": "1\x00"}, {"metadata[]": "1"}):
+            resp = await client.get(f"{API}/transactions", params=params, headers=admin.headers)
+            await expect_problem(resp, 422, "validation_error")
         repeated = [("metadata[order]", "1"), ("metadata[order]", "2")]
         resp = await client.get(f"{API}/transactions", params=repeated, headers=admin.headers)
         await expect_problem(resp, 422, "validation_error")
