@@ -105,9 +105,12 @@ async def _streamed_rows(client: TestClient, admin: Account, path: str) -> tuple
     return lines - 1, peak
 
 
-async def test_100000_rows_stream_in_flat_memory(client: TestClient, engine: Engine) -> None:
+async def test_100000_rows_stream_in_flat_memory(
+    large_client: TestClient, large_engine: Engine
+) -> None:
     """Two wallets trading 100,000 times: each statement and the transfer list are 100,000
     rows, which as Python rows alone would take far more than the bound."""
+    client, engine = large_client, large_engine
     with engine.begin() as conn:
         books = generate_ledger(conn, 200_004, wallets_per_org=2, seed=0.18)
     org = books.organization_ids[0]

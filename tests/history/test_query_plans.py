@@ -17,11 +17,17 @@ from ledger_core.persistence.wallets.history import BALANCE_AT, STATEMENT_PAGE
 from ledger_core.persistence.wallets.store import WalletFilters, wallets_query
 
 
+@pytest.fixture
+def engine(large_engine: Engine) -> Engine:
+    """This module reads the ledger it generated in a database of its own."""
+    return large_engine
+
+
 @pytest.fixture(scope="module")
-def books(engine: Engine) -> Iterator[GeneratedLedger]:
+def books(large_engine: Engine) -> Iterator[GeneratedLedger]:
     """100,000 transfers among 20,000 wallets of one organization; each transfer carries an order number, one in 100 a
     `kind` too, and wallets a desk."""
-    with engine.begin() as conn:
+    with large_engine.begin() as conn:
         books = generate_ledger(conn, 200_000, wallets_per_org=20_000, seed=0.25)
         org = books.organization_ids[0]
         conn.execute(
@@ -40,7 +46,7 @@ def books(engine: Engine) -> Iterator[GeneratedLedger]:
             ),
             {"org": org},
         )
-    with engine.connect() as conn:
+    with large_engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(
             text("ANALYZE transactions, wallets, ledger_entries")
         )
