@@ -74,6 +74,7 @@ class Wallet(TypedDict):
     balance: str
     available_balance: str
     name: str | None
+    metadata: dict[str, str]
     created_at: str
     updated_at: str
 
@@ -109,6 +110,7 @@ class Transaction(TypedDict):
     failure_message: str | None
     description: str | None
     metadata: dict[str, str]
+    reference: str | None
     reverses_transaction_id: str | None
     atomic_group_id: str | None
     created_at: str
@@ -276,3 +278,4 @@ class TransferRequest(TypedDict, total=False):
     currency: str
     description: str
     metadata: dict[str, str]
+    reference: str
