@@ -10,7 +10,15 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient
 from sqlalchemy import Engine
 
-from tests.support.api import API, Account, create_wallet, expect_problem, signup, system_wallet
+from tests.support.api import (
+    API,
+    Account,
+    add_user,
+    create_wallet,
+    expect_problem,
+    signup,
+    system_wallet,
+)
 from tests.support.ledger_sql import post_transfer
 
 pytestmark = pytest.mark.asyncio
@@ -101,3 +109,16 @@ async def test_another_organizations_wallet_is_not_found(client: TestClient, his
         headers=stranger.headers,
     )
     await expect_problem(resp, 404, "not_found")
+
+
+async def test_a_member_reads_only_their_own_wallets_history(
+    client: TestClient, history: Any
+) -> None:
+    admin, wallet_id, _ = history
+    member = await add_user(client, admin.token)
+    own = await create_wallet(client, member.token)
+    for path in (f"/wallets/{wallet_id}/balance", f"/wallets/{wallet_id}/statement"):
+        resp = await client.get(f"{API}{path}", headers=member.headers)
+        await expect_problem(resp, 403, "forbidden")
+    resp = await client.get(f"{API}/wallets/{own['id']}/balance", headers=member.headers)
+    assert resp.status == 200 and (await resp.json())["balance"] == "0.00"
