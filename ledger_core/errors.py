@@ -76,3 +76,11 @@ class ReversalExceedsOriginal(DomainError):
 
 class NotReversible(Conflict):
     code = "not_reversible"
+
+
+class NotHeld(Conflict):
+    code = "not_held"
+
+
+class CaptureExceedsHold(DomainError):
+    code = "capture_exceeds_hold"

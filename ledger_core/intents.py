@@ -29,6 +29,8 @@ class TransferIntent:
     reverses_transaction_id: UUID | None = None
     fingerprint: str | None = None
     """Set when the request is not the transfer itself (a reversal asks for "the rest")."""
+    hold_expires_in_s: int | None = None
+    """Set for a hold: the amount is reserved when posted, and voided after this long."""
 
     def request_hash(self) -> str:
         """A fingerprint of what was asked, to tell a replay from a reused key."""
@@ -45,7 +47,8 @@ class TransferIntent:
                 "reverses": None
                 if self.reverses_transaction_id is None
                 else str(self.reverses_transaction_id),
-            },
+            }
+            | ({} if self.hold_expires_in_s is None else {"hold": self.hold_expires_in_s}),
             sort_keys=True,
             separators=(",", ":"),
         )

@@ -28,10 +28,17 @@ class WalletState:
     currency: str
     status: str
     balance: int
+    held: int = 0
+    overdraft_limit: int = 0
 
     @property
     def may_go_negative(self) -> bool:
         return self.type in MAY_GO_NEGATIVE
+
+    @property
+    def available(self) -> int:
+        """What may still be spent: the balance less open holds, plus any overdraft."""
+        return self.balance - self.held + self.overdraft_limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +56,8 @@ class PendingTransfer:
     source_clearing_wallet_id: UUID | None = None
     destination_clearing_wallet_id: UUID | None = None
     atomic_group_id: UUID | None = None
+    hold_amount: int | None = None
+    """Set for a hold: a HELD outcome reserves the amount on the source, writing no entry."""
 
     def legs(self) -> tuple[tuple[UUID, str], ...]:
         """The wallets this transfer moves, with the direction of each movement.
@@ -92,6 +101,11 @@ class Outcome:
     def completed(self) -> bool:
         return self.status == "COMPLETED"
 
+    @property
+    def succeeded(self) -> bool:
+        """Posted or, for a hold, placed."""
+        return self.status in ("COMPLETED", "HELD")
+
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
@@ -122,6 +136,8 @@ class PostingPlan:
     outcomes: list[Outcome] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)
     balances: dict[UUID, int] = field(default_factory=dict)
+    held: dict[UUID, int] = field(default_factory=dict)
+    """The open holds of every wallet whose balance or holds the batch changed."""
 
     @property
     def completed(self) -> list[Outcome]:
@@ -145,23 +161,33 @@ def check_transfer(
             )
     for wallet_id, direction in transfer.legs():
         wallet = wallets[wallet_id]
-        if direction == DEBIT and not wallet.may_go_negative and wallet.balance < transfer.amount:
+        if direction == DEBIT and not wallet.may_go_negative and wallet.available < transfer.amount:
             return Refusal("insufficient_funds", f"wallet {wallet_id} has insufficient funds")
     return None
 
 
 def _apply(transfer: PendingTransfer, wallets: Mapping[UUID, WalletState]) -> list[Entry]:
+    if transfer.hold_amount is not None:
+        wallets[transfer.source_wallet_id].held += transfer.hold_amount
+        return []
+    return entries_for(transfer, transfer.amount, wallets)
+
+
+def entries_for(
+    transfer: PendingTransfer, amount: int, wallets: Mapping[UUID, WalletState]
+) -> list[Entry]:
+    """Move `amount` along the transfer's legs, returning the entries with running balances."""
     entries = []
     for wallet_id, direction in transfer.legs():
         wallet = wallets[wallet_id]
-        wallet.balance += transfer.amount if direction == CREDIT else -transfer.amount
+        wallet.balance += amount if direction == CREDIT else -amount
         entries.append(
             Entry(
                 transaction_id=transfer.id,
                 wallet_id=wallet_id,
                 organization_id=wallet.organization_id,
                 direction=direction,
-                amount=transfer.amount,
+                amount=amount,
                 currency=transfer.currency,
                 balance_after=wallet.balance,
             )
@@ -209,10 +235,14 @@ def plan_postings(
     and every member fails.
     """
     plan = PostingPlan()
+    holding: set[UUID] = set()
     ordered = sorted(transfers, key=lambda t: t.seq)
     for group in _groups(ordered):
         saved = {
-            wid: wallets[wid].balance for t in group for wid in t.wallet_ids() if wid in wallets
+            wid: (wallets[wid].balance, wallets[wid].held)
+            for t in group
+            for wid in t.wallet_ids()
+            if wid in wallets
         }
         risk_saved = risk.savepoint() if risk is not None else None
         group_entries: list[Entry] = []
@@ -225,16 +255,23 @@ def plan_postings(
             group_entries.extend(entries)
         if refused is None:
             plan.entries.extend(group_entries)
-            plan.outcomes.extend(Outcome(t, "COMPLETED") for t in group)
+            plan.outcomes.extend(Outcome(t, _success(t)) for t in group)
+            holding.update(t.source_wallet_id for t in group if t.hold_amount is not None)
             continue
-        for wallet_id, balance in saved.items():
+        for wallet_id, (balance, held) in saved.items():
             wallets[wallet_id].balance = balance
+            wallets[wallet_id].held = held
         if risk is not None:
             risk.rollback(risk_saved)
         plan.outcomes.extend(_failure(t, refused) for t in group)
-    touched = {entry.wallet_id for entry in plan.entries}
+    touched = {entry.wallet_id for entry in plan.entries} | holding
     plan.balances = {wallet_id: wallets[wallet_id].balance for wallet_id in touched}
+    plan.held = {wallet_id: wallets[wallet_id].held for wallet_id in touched}
     return plan
+
+
+def _success(transfer: PendingTransfer) -> str:
+    return "COMPLETED" if transfer.hold_amount is None else "HELD"
 
 
 def _failure(transfer: PendingTransfer, refused: tuple[PendingTransfer, Refusal]) -> Outcome:

@@ -62,10 +62,13 @@ INSERT_INTENTS = text("""
         id, organization_id, destination_organization_id, idempotency_key, request_hash, kind,
         source_wallet_id, destination_wallet_id, source_clearing_wallet_id,
         destination_clearing_wallet_id, amount, currency, description, metadata,
-        reverses_transaction_id, atomic_group_id, atomic_group_size, created_by)
+        reverses_transaction_id, atomic_group_id, atomic_group_size, created_by, hold_amount,
+        hold_expires_at)
     SELECT v.id, v.org, v.dest_org, v.key, v.hash, v.kind, v.src, v.dst, v.src_clr, v.dst_clr,
            v.amount, v.currency, v.description, CAST(v.metadata AS jsonb), v.reverses,
-           v.group_id, v.group_size, v.user_id
+           v.group_id, v.group_size, v.user_id,
+           CASE WHEN v.hold_s IS NOT NULL THEN v.amount END,
+           now() + make_interval(secs => v.hold_s)
     FROM unnest(
         CAST(:ids AS uuid[]), CAST(:orgs AS uuid[]), CAST(:users AS uuid[]),
         CAST(:group_ids AS uuid[]), CAST(:group_sizes AS int[]),
@@ -73,10 +76,10 @@ INSERT_INTENTS = text("""
         CAST(:hashes AS text[]), CAST(:kinds AS text[]), CAST(:srcs AS uuid[]),
         CAST(:dsts AS uuid[]), CAST(:src_clrs AS uuid[]), CAST(:dst_clrs AS uuid[]),
         CAST(:amounts AS bigint[]), CAST(:currencies AS text[]), CAST(:descriptions AS text[]),
-        CAST(:metadatas AS text[]), CAST(:reverses AS uuid[])
+        CAST(:metadatas AS text[]), CAST(:reverses AS uuid[]), CAST(:hold_secs AS int[])
     ) WITH ORDINALITY AS v(id, org, user_id, group_id, group_size, dest_org, key, hash, kind,
                            src, dst, src_clr, dst_clr, amount, currency, description, metadata,
-                           reverses, n)
+                           reverses, hold_s, n)
     ORDER BY v.n
     ON CONFLICT (organization_id, idempotency_key) DO NOTHING
     RETURNING *
@@ -241,6 +244,7 @@ async def insert_items(
         "descriptions": pg_array(i.intent.description for i in items),
         "metadatas": pg_array(json.dumps(dict(i.intent.metadata)) for i in items),
         "reverses": pg_array(i.intent.reverses_transaction_id for i in items),
+        "hold_secs": pg_array(i.intent.hold_expires_in_s for i in items),
         "channel": PENDING_CHANNEL,
     }
     rows = await conn.execute(INSERT_INTENTS, params)

@@ -60,7 +60,7 @@ CLAIM_GROUP_MEMBERS = text("""
 """)
 
 LOCK_WALLETS = text("""
-    SELECT id, organization_id, type, currency, status, balance FROM wallets
+    SELECT id, organization_id, type, currency, status, balance, held, overdraft_limit FROM wallets
     WHERE id = ANY(CAST(:ids AS uuid[]))
     ORDER BY id
     FOR NO KEY UPDATE
@@ -82,8 +82,9 @@ of the same transfer write nothing, which `write_plan` turns into a rolled-back 
 WRITE_BATCH = text(
     f"""
     WITH balances AS (
-        UPDATE wallets AS w SET balance = v.balance, updated_at = now()
-        FROM unnest(CAST(:wallet_ids AS uuid[]), CAST(:balances AS bigint[])) AS v(id, balance)
+        UPDATE wallets AS w SET balance = v.balance, held = v.held, updated_at = now()
+        FROM unnest(CAST(:wallet_ids AS uuid[]), CAST(:balances AS bigint[]),
+                    CAST(:held AS bigint[])) AS v(id, balance, held)
         WHERE w.id = v.id
         RETURNING 1
     ), entries AS (
@@ -165,7 +166,16 @@ def lock_wallets(conn: Connection, transfers: Sequence[PendingTransfer]) -> dict
     ids = sorted({wallet_id for t in transfers for wallet_id in t.wallet_ids()})
     rows = conn.execute(LOCK_WALLETS, {"ids": pg_array(ids)})
     return {
-        r.id: WalletState(r.id, r.organization_id, r.type, r.currency, r.status, r.balance)
+        r.id: WalletState(
+            r.id,
+            r.organization_id,
+            r.type,
+            r.currency,
+            r.status,
+            r.balance,
+            r.held,
+            r.overdraft_limit,
+        )
         for r in rows
     }
 
@@ -180,7 +190,7 @@ def final_rows(plan: PostingPlan, claimed: Claimed, at: datetime) -> list[dict[s
             failure_code=outcome.failure_code,
             failure_message=outcome.failure_message,
             posted_at=at if outcome.completed else None,
-            failed_at=None if outcome.completed else at,
+            failed_at=None if outcome.succeeded else at,
         )
         rows.append(row)
     return rows
@@ -195,6 +205,7 @@ def write_plan(conn: Connection, plan: PostingPlan, claimed: Claimed, at: dateti
         "at": at,
         "wallet_ids": pg_array(plan.balances),
         "balances": pg_array(plan.balances.values()),
+        "held": pg_array(plan.held[wallet_id] for wallet_id in plan.balances),
         "e_transactions": pg_array(x.transaction_id for x in e),
         "e_wallets": pg_array(x.wallet_id for x in e),
         "e_organizations": pg_array(x.organization_id for x in e),
