@@ -82,9 +82,7 @@ def captured_amount(row: Mapping[str, Any], ending: HoldEnding) -> int | None:
     if ending.amount is None:
         return hold
     if ending.amount > hold:
-        raise CaptureExceedsHold(
-            "a capture takes at most the amount held", field="amount"
-        )
+        raise CaptureExceedsHold("a capture takes at most the amount held", field="amount")
     return ending.amount
 
 

@@ -62,7 +62,11 @@ def _hold_amount(row: Mapping[str, Any]) -> str | None:
     return None if held is None else format_amount(held, row["currency"])
 
 
-def event_type(status: str) -> str:
+def event_type(row: Mapping[str, Any]) -> str:
+    """The event reporting the state a transaction just reached; a captured hold's is
+    `transfer.captured`."""
+    if row["status"] == "COMPLETED" and row.get("hold_amount") is not None:
+        return "transfer.captured"
     return {
         "COMPLETED": "transfer.completed",
         "FAILED": "transfer.failed",
@@ -70,7 +74,7 @@ def event_type(status: str) -> str:
         "HELD": "transfer.held",
         "VOIDED": "transfer.voided",
         "EXPIRED": "transfer.expired",
-    }[status]
+    }[row["status"]]
 
 
 def transfer_audit_details(row: Mapping[str, Any]) -> dict[str, Any]:

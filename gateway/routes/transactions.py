@@ -20,16 +20,19 @@ from gateway.registry import API_PREFIX, RouteTable
 from gateway.responses import Problem, field_error, json_response
 from gateway.schemas.transactions import (
     BatchOut,
+    CaptureHold,
     CreateBatch,
     CreateTransfer,
     ReverseTransfer,
     TransactionOut,
+    VoidHold,
 )
-from gateway.state import COMMITTER, ENGINE
+from gateway.state import COMMITTER, ENGINE, SETTINGS
 from ledger_core.errors import DomainError
+from ledger_core.holds import HoldAction
 from ledger_core.intents import BatchRefused, Stored, TransferIntent
 from ledger_core.money import parse_amount
-from ledger_core.services import transfers
+from ledger_core.services import holds, transfers
 from ledger_core.transfers import transaction_view
 from runtime import metrics
 
@@ -63,7 +66,7 @@ def idempotency_key(request: web.Request) -> str:
     return key
 
 
-def _intent(body: CreateTransfer | Any, key: str) -> TransferIntent:
+def _intent(body: CreateTransfer | Any, key: str, hold_s: int | None = None) -> TransferIntent:
     return TransferIntent(
         idempotency_key=key,
         source_wallet_id=body.source_wallet_id,
@@ -72,7 +75,17 @@ def _intent(body: CreateTransfer | Any, key: str) -> TransferIntent:
         currency=body.currency,
         description=body.description,
         metadata=dict(body.metadata),
+        hold_expires_in_s=hold_s,
     )
+
+
+def _hold_seconds(request: web.Request, body: CreateTransfer) -> int | None:
+    """How long a hold lasts (the server's default unless asked); None for a transfer."""
+    if not body.hold:
+        if body.hold_expires_in_s is not None:
+            raise DomainError("hold_expires_in_s needs hold: true", field="hold_expires_in_s")
+        return None
+    return body.hold_expires_in_s or request.app[SETTINGS].hold_default_expires_s
 
 
 def count_accepted(stored: Sequence[Stored]) -> None:
@@ -104,13 +117,14 @@ def accepted(request: web.Request, stored: Stored) -> web.Response:
         "Checked at once: the body, that both wallets exist and are visible (`404`), that the"
         " caller may debit the source (`403`), one currency on both wallets and the request"
         " (`422 currency_mismatch`), and source ≠ destination (`422 same_wallet`). Funds, wallet"
-        " status and limits are checked when a worker posts it (`FAILED` with a `failure_code`). "
-        + _KEY_DOC
+        " status and limits are checked when a worker posts it (`FAILED` with a `failure_code`)."
+        " With `hold: true` the worker reserves the amount on the source instead (`HELD`, no"
+        " entries) until it is captured, voided or expires after `hold_expires_in_s`. " + _KEY_DOC
     ),
 )
 async def submit_transfer(request: web.Request, body: CreateTransfer) -> web.Response:
     """Submit a transfer (answers 202 once it is durably PENDING)"""
-    intent = _intent(body, idempotency_key(request))
+    intent = _intent(body, idempotency_key(request), _hold_seconds(request, body))
     stored = await transfers.submit_transfer(request.app[COMMITTER], acting(request), intent)
     count_accepted([stored])
     return accepted(request, stored)
@@ -221,4 +235,50 @@ async def reverse(
         request.app[ENGINE], who, transaction_id, body.amount, key
     )
     count_accepted([stored])
+    return accepted(request, stored)
+
+
+_HOLD_DOC = (
+    " Only a `HELD` transfer (a hold the worker has placed) can end, exactly once: otherwise"
+    " `409 not_held`. A capture racing a void or the expiry ends in exactly one of them."
+    " Header `Idempotency-Key` is required: the request that ended the hold, repeated with"
+    " its key, answers `200` with `Idempotent-Replayed: true`."
+)
+
+
+@routes.post(
+    "/transactions/{transaction_id}/capture",
+    body=CaptureHold,
+    response=TransactionOut,
+    status=202,
+    errors=(400, 403, 404, 409),
+    description=(
+        "Post `amount` (default: all of the hold; at most the hold, else"
+        " `422 capture_exceeds_hold`) from the hold's source to its destination and release"
+        " the rest: the transfer ends `COMPLETED` with `amount` the captured amount." + _HOLD_DOC
+    ),
+)
+async def capture(request: web.Request, transaction_id: UUID, body: CaptureHold) -> web.Response:
+    """Capture a hold"""
+    key = idempotency_key(request)
+    stored = await holds.end_one(
+        request.app[ENGINE], acting(request), transaction_id, HoldAction.CAPTURE, key, body.amount
+    )
+    return accepted(request, stored)
+
+
+@routes.post(
+    "/transactions/{transaction_id}/void",
+    body=VoidHold,
+    response=TransactionOut,
+    status=202,
+    errors=(400, 403, 404, 409),
+    description="Release the whole hold without posting: the transfer ends `VOIDED`." + _HOLD_DOC,
+)
+async def void(request: web.Request, transaction_id: UUID, body: VoidHold) -> web.Response:
+    """Void a hold"""
+    key = idempotency_key(request)
+    stored = await holds.end_one(
+        request.app[ENGINE], acting(request), transaction_id, HoldAction.VOID, key
+    )
     return accepted(request, stored)

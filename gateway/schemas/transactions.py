@@ -17,6 +17,7 @@ IdempotencyKey = Annotated[
     StringConstraints(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"),
     Field(description="1-255 printable ASCII characters, unique per organization"),
 ]
+TransferStatus = Literal["PENDING", "HELD", "COMPLETED", "FAILED", "CANCELLED", "VOIDED", "EXPIRED"]
 Description = Annotated[str, StringConstraints(max_length=500)]
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 MetadataValue = Annotated[str, StringConstraints(max_length=500)]
@@ -42,6 +43,24 @@ class _TransferFields(BodyModel):
 
 class CreateTransfer(_TransferFields):
     """`POST /transactions/transfer`; the idempotency key travels in the header."""
+
+    hold: bool = Field(
+        False, description="Reserve the amount on the source (HELD) until captured or voided"
+    )
+    hold_expires_in_s: int | None = Field(
+        None,
+        ge=1,
+        le=30 * 86_400,
+        description="With `hold`: seconds until the hold expires (default from the server)",
+    )
+
+
+class CaptureHold(BodyModel):
+    amount: Amount | None = Field(None, description="At most the amount held; defaults to all")
+
+
+class VoidHold(BodyModel):
+    """`POST /transactions/{id}/void` takes an empty object."""
 
 
 class BatchTransfer(_TransferFields):
@@ -69,7 +88,7 @@ class TransactionOut(BaseModel):
     destination_wallet_id: UUID
     amount: str
     currency: str
-    status: Literal["PENDING", "COMPLETED", "FAILED", "CANCELLED"]
+    status: TransferStatus
     failure_code: str | None
     failure_message: str | None
     description: str | None
@@ -80,6 +99,8 @@ class TransactionOut(BaseModel):
     posted_at: datetime | None
     cancelled_at: datetime | None
     failed_at: datetime | None
+    hold_amount: str | None = Field(description="The amount reserved, for a hold")
+    hold_expires_at: datetime | None = Field(description="When an open hold expires")
 
 
 class BatchOut(BaseModel):
@@ -87,7 +108,7 @@ class BatchOut(BaseModel):
 
 
 class ListTransactions(PageQuery):
-    status: Literal["PENDING", "COMPLETED", "FAILED", "CANCELLED"] | None = None
+    status: TransferStatus | None = None
     wallet_id: UUID | None = None
     kind: Literal["TRANSFER", "CROSS_ORG"] | None = None
     from_: datetime | None = Field(None, alias="from", description="Created at or after (RFC 3339)")

@@ -66,7 +66,9 @@ NEW_STATUSES = (
 
 
 def upgrade() -> None:
-    op.add_column("wallets", sa.Column("held", sa.BigInteger(), server_default=sa.text("0"), nullable=False))
+    op.add_column(
+        "wallets", sa.Column("held", sa.BigInteger(), server_default=sa.text("0"), nullable=False)
+    )
     op.add_column(
         "wallets",
         sa.Column("overdraft_limit", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
@@ -78,7 +80,9 @@ def upgrade() -> None:
         "type IN ('SYSTEM', 'CLEARING') OR balance - held >= -overdraft_limit",
     )
     op.create_check_constraint(op.f("ck_wallets_held_not_negative"), "wallets", "held >= 0")
-    op.create_check_constraint(op.f("ck_wallets_overdraft_not_negative"), "wallets", "overdraft_limit >= 0")
+    op.create_check_constraint(
+        op.f("ck_wallets_overdraft_not_negative"), "wallets", "overdraft_limit >= 0"
+    )
     op.add_column("transactions", sa.Column("hold_amount", sa.BigInteger(), nullable=True))
     op.add_column(
         "transactions", sa.Column("hold_expires_at", sa.DateTime(timezone=True), nullable=True)

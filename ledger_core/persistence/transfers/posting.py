@@ -34,6 +34,7 @@ from ledger_core.persistence.analytics.rollups import rollup_statements
 from ledger_core.persistence.arrays import pg_array
 from ledger_core.persistence.events.outbox import EventRow, event_json, outbox_insert_many
 from ledger_core.posting import (
+    Entry,
     Outcome,
     PendingTransfer,
     PostingPlan,
@@ -79,15 +80,15 @@ FINISH = """
 """Moves claimed transfers to their final state; the PENDING guard makes a second posting
 of the same transfer write nothing, which `write_plan` turns into a rolled-back batch."""
 
-WRITE_BATCH = text(
-    f"""
-    WITH balances AS (
+SET_BALANCES = """
         UPDATE wallets AS w SET balance = v.balance, held = v.held, updated_at = now()
         FROM unnest(CAST(:wallet_ids AS uuid[]), CAST(:balances AS bigint[]),
                     CAST(:held AS bigint[])) AS v(id, balance, held)
         WHERE w.id = v.id
         RETURNING 1
-    ), entries AS (
+"""
+
+INSERT_ENTRIES = """
         INSERT INTO ledger_entries
             (transaction_id, wallet_id, organization_id, direction, amount, currency, balance_after)
         SELECT v.transaction_id, v.wallet_id, v.organization_id, v.direction, v.amount,
@@ -101,6 +102,14 @@ WRITE_BATCH = text(
                                currency, balance_after, n)
         ORDER BY v.n
         RETURNING 1
+"""
+
+WRITE_BATCH = text(
+    f"""
+    WITH balances AS (
+{SET_BALANCES}
+    ), entries AS (
+{INSERT_ENTRIES}
     ), finished AS ({FINISH}
     ), events AS (
         INSERT INTO outbox (organization_id, type, data)
@@ -146,7 +155,7 @@ class Claimed:
     rows: dict[UUID, dict[str, Any]]
 
 
-def _pending(row: Mapping[str, Any]) -> PendingTransfer:
+def pending_of(row: Mapping[str, Any]) -> PendingTransfer:
     return PendingTransfer(**{k: row[k] for k in PendingTransfer.__slots__})
 
 
@@ -159,7 +168,7 @@ def claim_batch(conn: Connection, limit: int) -> Claimed:
             r._asdict() for r in conn.execute(CLAIM_GROUP_MEMBERS, {"groups": pg_array(groups)})
         ]
     rows.sort(key=lambda r: r["seq"])
-    return Claimed([_pending(r) for r in rows], {r["id"]: r for r in rows})
+    return Claimed([pending_of(r) for r in rows], {r["id"]: r for r in rows})
 
 
 def lock_wallets(conn: Connection, transfers: Sequence[PendingTransfer]) -> dict[UUID, WalletState]:
@@ -198,21 +207,13 @@ def final_rows(plan: PostingPlan, claimed: Claimed, at: datetime) -> list[dict[s
 
 def write_plan(conn: Connection, plan: PostingPlan, claimed: Claimed, at: datetime) -> None:
     """Write a decided batch in one statement; refuse it if any transfer was not PENDING."""
-    e, o = plan.entries, plan.outcomes
+    o = plan.outcomes
     final = final_rows(plan, claimed, at)
     events = final_events(final)
     params = {
         "at": at,
-        "wallet_ids": pg_array(plan.balances),
-        "balances": pg_array(plan.balances.values()),
-        "held": pg_array(plan.held[wallet_id] for wallet_id in plan.balances),
-        "e_transactions": pg_array(x.transaction_id for x in e),
-        "e_wallets": pg_array(x.wallet_id for x in e),
-        "e_organizations": pg_array(x.organization_id for x in e),
-        "e_directions": pg_array(x.direction for x in e),
-        "e_amounts": pg_array(x.amount for x in e),
-        "e_currencies": pg_array(x.currency for x in e),
-        "e_balances": pg_array(x.balance_after for x in e),
+        **balance_params(plan.balances, plan.held),
+        **entry_params(plan.entries),
         "ids": pg_array(x.transfer.id for x in o),
         "statuses": pg_array(x.status for x in o),
         "codes": pg_array(x.failure_code for x in o),
@@ -230,11 +231,33 @@ def write_plan(conn: Connection, plan: PostingPlan, claimed: Claimed, at: dateti
         conn.execute(statement, rollup)
 
 
+def balance_params(balances: Mapping[UUID, int], held: Mapping[UUID, int]) -> dict[str, str]:
+    """The parameters of `SET_BALANCES`: each wallet's new balance and open holds."""
+    return {
+        "wallet_ids": pg_array(balances),
+        "balances": pg_array(balances.values()),
+        "held": pg_array(held[wallet_id] for wallet_id in balances),
+    }
+
+
+def entry_params(entries: Sequence[Entry]) -> dict[str, str]:
+    """The parameters of `INSERT_ENTRIES`, in the entries' order."""
+    return {
+        "e_transactions": pg_array(x.transaction_id for x in entries),
+        "e_wallets": pg_array(x.wallet_id for x in entries),
+        "e_organizations": pg_array(x.organization_id for x in entries),
+        "e_directions": pg_array(x.direction for x in entries),
+        "e_amounts": pg_array(x.amount for x in entries),
+        "e_currencies": pg_array(x.currency for x in entries),
+        "e_balances": pg_array(x.balance_after for x in entries),
+    }
+
+
 def final_events(rows: Sequence[Mapping[str, Any]]) -> list[EventRow]:
     """One event per organization involved: a cross-org transfer is reported to both sides."""
     events: list[EventRow] = []
     for row in rows:
-        kind = event_type(row["status"])
+        kind = event_type(row)
         orgs = [row["organization_id"]]
         if row["destination_organization_id"] != row["organization_id"]:
             orgs.append(row["destination_organization_id"])
