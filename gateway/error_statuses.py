@@ -22,6 +22,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_cancellable": 409,
     "not_reversible": 409,
     "not_held": 409,
+    "overdraft_in_use": 409,
     "too_many_webhooks": 409,
     "counterparty_exists": 409,
 }

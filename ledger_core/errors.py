@@ -84,3 +84,7 @@ class NotHeld(Conflict):
 
 class CaptureExceedsHold(DomainError):
     code = "capture_exceeds_hold"
+
+
+class OverdraftInUse(Conflict):
+    code = "overdraft_in_use"
