@@ -20,8 +20,10 @@ What each promise is checked as (`Violation.kind` in brackets):
    `count` the number of wrong entries].
 3. Zero sum. Per organization and currency [`organization_sum_nonzero`] and per currency
    over the ledger [`ledger_sum_nonzero`], wallet balances sum to zero.
-4. No overdraft. No wallet other than SYSTEM or CLEARING is below zero now [`overdraft`],
-   nor ever was after any of its entries [`overdraft_in_history`].
+4. No overdraft. No wallet other than SYSTEM or CLEARING is below minus its overdraft
+   limit now, open holds included [`overdraft`], nor ever was after any of its entries
+   [`overdraft_in_history`, against today's limit]. A wallet's `held` is the sum of its
+   open (HELD) holds [`held_mismatch`].
 5. Exactly-once effect. An idempotency key names one transaction per organization
    [`duplicate_idempotency_key`]; no transaction has two entries on one wallet, the mark
    of a double posting [`posted_twice`]; with `require_final=True` (after a load, once
@@ -142,8 +144,20 @@ _CHECKS: tuple[tuple[int, str, str], ...] = (
         4,
         "overdraft",
         """
-        SELECT organization_id, id, NULL::uuid, NULL::bigint, currency, 0, balance, 1
-        FROM wallets WHERE type NOT IN ('SYSTEM', 'CLEARING') AND balance < 0""",
+        SELECT organization_id, id, NULL::uuid, NULL::bigint, currency, -overdraft_limit,
+               balance - held, 1
+        FROM wallets
+        WHERE type NOT IN ('SYSTEM', 'CLEARING') AND balance - held < -overdraft_limit""",
+    ),
+    (
+        4,
+        "held_mismatch",
+        """
+        SELECT w.organization_id, w.id, NULL::uuid, NULL::bigint, w.currency,
+               coalesce(sum(t.hold_amount), 0)::bigint, w.held, count(t.id)
+        FROM wallets w
+        LEFT JOIN transactions t ON t.source_wallet_id = w.id AND t.status = 'HELD'
+        GROUP BY w.id HAVING coalesce(sum(t.hold_amount), 0) <> w.held""",
     ),
     (
         4,
@@ -152,7 +166,7 @@ _CHECKS: tuple[tuple[int, str, str], ...] = (
         SELECT DISTINCT ON (e.wallet_id) e.organization_id, e.wallet_id, e.transaction_id, e.id,
                e.currency, 0, e.balance_after, count(*) OVER (PARTITION BY e.wallet_id)
         FROM ledger_entries e JOIN wallets w ON w.id = e.wallet_id
-        WHERE w.type NOT IN ('SYSTEM', 'CLEARING') AND e.balance_after < 0
+        WHERE w.type NOT IN ('SYSTEM', 'CLEARING') AND e.balance_after < -w.overdraft_limit
         ORDER BY e.wallet_id, e.id""",
     ),
     (
