@@ -73,7 +73,7 @@ def upgrade() -> None:
         "wallets",
         sa.Column("overdraft_limit", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
     )
-    op.drop_constraint("ck_wallets_no_overdraft", "wallets", type_="check")
+    op.drop_constraint(op.f("ck_wallets_no_overdraft"), "wallets", type_="check")
     op.create_check_constraint(
         op.f("ck_wallets_no_overdraft"),
         "wallets",
@@ -89,7 +89,7 @@ def upgrade() -> None:
     )
     op.add_column("transactions", sa.Column("hold_key", sa.String(255), nullable=True))
     op.add_column("transactions", sa.Column("hold_request_hash", sa.String(64), nullable=True))
-    op.drop_constraint("ck_transactions_status", "transactions", type_="check")
+    op.drop_constraint(op.f("ck_transactions_status"), "transactions", type_="check")
     op.create_check_constraint(op.f("ck_transactions_status"), "transactions", NEW_STATUSES)
     op.create_check_constraint(
         op.f("ck_transactions_hold_shape"),
@@ -110,13 +110,13 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(FINAL_IS_FINAL_BEFORE)
     op.drop_index("ix_transactions_held_expires_at", table_name="transactions")
-    op.drop_constraint("ck_transactions_hold_shape", "transactions", type_="check")
-    op.drop_constraint("ck_transactions_status", "transactions", type_="check")
+    op.drop_constraint(op.f("ck_transactions_hold_shape"), "transactions", type_="check")
+    op.drop_constraint(op.f("ck_transactions_status"), "transactions", type_="check")
     op.create_check_constraint(op.f("ck_transactions_status"), "transactions", OLD_STATUSES)
     for column in ("hold_request_hash", "hold_key", "hold_expires_at", "hold_amount"):
         op.drop_column("transactions", column)
     for name in ("overdraft_not_negative", "held_not_negative", "no_overdraft"):
-        op.drop_constraint(f"ck_wallets_{name}", "wallets", type_="check")
+        op.drop_constraint(op.f(f"ck_wallets_{name}"), "wallets", type_="check")
     op.create_check_constraint(
         op.f("ck_wallets_no_overdraft"), "wallets", "type IN ('SYSTEM', 'CLEARING') OR balance >= 0"
     )
