@@ -88,3 +88,7 @@ class CaptureExceedsHold(DomainError):
 
 class OverdraftInUse(Conflict):
     code = "overdraft_in_use"
+
+
+class CrossOrgLeg(DomainError):
+    code = "cross_org_leg"

@@ -9,7 +9,7 @@ returns what to write: entries with running balances, final balances and outcome
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
@@ -42,6 +42,16 @@ class WalletState:
 
 
 @dataclass(frozen=True, slots=True)
+class Leg:
+    """One posting of a multi-leg transaction: a wallet pays a wallet, in its currency."""
+
+    source_wallet_id: UUID
+    destination_wallet_id: UUID
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
 class PendingTransfer:
     id: UUID
     seq: int
@@ -58,6 +68,24 @@ class PendingTransfer:
     atomic_group_id: UUID | None = None
     hold_amount: int | None = None
     """Set for a hold: a HELD outcome reserves the amount on the source, writing no entry."""
+    postings: tuple[Leg, ...] | None = None
+    """Set for a multi-leg transaction: every leg posts, in order, or none does."""
+
+    def units(self) -> tuple[PendingTransfer, ...]:
+        """What the rules decide one by one: the transfer itself, or each of its legs."""
+        if self.postings is None:
+            return (self,)
+        return tuple(
+            replace(
+                self,
+                source_wallet_id=leg.source_wallet_id,
+                destination_wallet_id=leg.destination_wallet_id,
+                amount=leg.amount,
+                currency=leg.currency,
+                postings=None,
+            )
+            for leg in self.postings
+        )
 
     def legs(self) -> tuple[tuple[UUID, str], ...]:
         """The wallets this transfer moves, with the direction of each movement.
@@ -66,6 +94,8 @@ class PendingTransfer:
         wallet against its clearing wallet for the payee, and the payee's clearing wallet for
         the payer against the payee's wallet.
         """
+        if self.postings is not None:
+            return tuple(pair for unit in self.units() for pair in unit.legs())
         if self.source_clearing_wallet_id is None or self.destination_clearing_wallet_id is None:
             return ((self.source_wallet_id, DEBIT), (self.destination_wallet_id, CREDIT))
         return (
@@ -208,6 +238,25 @@ def _try_post(
     return None, _apply(transfer, wallets)
 
 
+def _post_units(
+    transfer: PendingTransfer,
+    wallets: Mapping[UUID, WalletState],
+    risk: RiskPolicy | None,
+    entries: list[Entry],
+) -> Refusal | None:
+    """Post a transfer, or each leg of a multi-leg one in turn (a leg sees the balances the
+    earlier ones left); the first refusal names its leg. The caller rolls back on refusal."""
+    units = transfer.units()
+    for n, unit in enumerate(units, start=1):
+        refusal, written = _try_post(unit, wallets, risk)
+        if refusal is not None:
+            if transfer.postings is None:
+                return refusal
+            return Refusal(refusal.code, f"posting {n} of {len(units)}: {refusal.message}")
+        entries.extend(written)
+    return None
+
+
 def _groups(transfers: Sequence[PendingTransfer]) -> Iterable[list[PendingTransfer]]:
     """Single transfers alone; members of one atomic batch together, at their first place."""
     seen: dict[UUID, list[PendingTransfer]] = {}
@@ -248,11 +297,10 @@ def plan_postings(
         group_entries: list[Entry] = []
         refused: tuple[PendingTransfer, Refusal] | None = None
         for transfer in group:
-            refusal, entries = _try_post(transfer, wallets, risk)
+            refusal = _post_units(transfer, wallets, risk, group_entries)
             if refusal is not None:
                 refused = (transfer, refusal)
                 break
-            group_entries.extend(entries)
         if refused is None:
             plan.entries.extend(group_entries)
             plan.outcomes.extend(Outcome(t, _success(t)) for t in group)

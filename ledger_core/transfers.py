@@ -54,7 +54,14 @@ def transaction_view(
         "failed_at": rfc3339(row["failed_at"]),
         "hold_amount": _hold_amount(row),
         "hold_expires_at": rfc3339(row.get("hold_expires_at")),
+        "postings": _postings(row.get("postings")),
     }
+
+
+def _postings(stored: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    if stored is None:
+        return None
+    return [dict(leg, amount=format_amount(leg["amount"], leg["currency"])) for leg in stored]
 
 
 def _hold_amount(row: Mapping[str, Any]) -> str | None:

@@ -7,8 +7,8 @@ by a worker; poll `GET /transactions/{id}` (optionally with `?wait=`) for the ou
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 from uuid import UUID
 
 from aiohttp import web
@@ -22,6 +22,7 @@ from gateway.schemas.transactions import (
     BatchOut,
     CaptureHold,
     CreateBatch,
+    CreateMulti,
     CreateTransfer,
     ReverseTransfer,
     TransactionOut,
@@ -32,11 +33,13 @@ from ledger_core.errors import DomainError
 from ledger_core.holds import HoldAction
 from ledger_core.intents import BatchRefused, Stored, TransferIntent
 from ledger_core.money import parse_amount
+from ledger_core.posting import Leg
 from ledger_core.services import holds, transfers
 from ledger_core.transfers import transaction_view
 from runtime import metrics
 
 routes = RouteTable(tag="Transfers")
+T = TypeVar("T")
 
 _KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
 _SUBMIT_ERRORS = (400, 403, 404)
@@ -143,23 +146,52 @@ async def submit_wallet_transfer(request: web.Request, body: CreateTransfer) -> 
     return await submit_transfer(request, body)
 
 
-def _batch_intents(body: CreateBatch) -> list[TransferIntent]:
-    intents, errors = [], []
-    for n, item in enumerate(body.transfers):
+def _each(items: Sequence[Any], prefix: str, make: Callable[[Any], T]) -> list[T]:
+    """`make` of every item; the amounts refused are listed by position, storing nothing."""
+    made, errors = [], []
+    for n, item in enumerate(items):
         try:
-            intents.append(_intent(item, item.idempotency_key))
+            made.append(make(item))
         except DomainError as exc:
-            errors.append(field_error(f"transfers[{n}].{exc.field or 'amount'}", exc.detail))
+            errors.append(field_error(f"{prefix}[{n}].{exc.field or 'amount'}", exc.detail))
     if errors:
         raise Problem(
             422, "invalid_amount", "some amounts are not valid; nothing was stored", errors=errors
         )
-    return intents
+    return made
 
 
-def _refused_batch(exc: BatchRefused) -> Problem:
+def _batch_intents(body: CreateBatch) -> list[TransferIntent]:
+    return _each(body.transfers, "transfers", lambda item: _intent(item, item.idempotency_key))
+
+
+def _multi_intent(body: CreateMulti, key: str) -> TransferIntent:
+    legs = _each(
+        body.postings,
+        "postings",
+        lambda p: Leg(
+            p.source_wallet_id,
+            p.destination_wallet_id,
+            parse_amount(p.amount, p.currency),
+            p.currency,
+        ),
+    )
+    first = legs[0]
+    return TransferIntent(
+        key,
+        first.source_wallet_id,
+        first.destination_wallet_id,
+        first.amount,
+        first.currency,
+        body.description,
+        dict(body.metadata),
+        postings=tuple(legs),
+    )
+
+
+def _refused_batch(exc: BatchRefused, prefix: str = "transfers") -> Problem:
     errors = [
-        field_error(f"transfers[{n}].{e.field or ''}".rstrip("."), f"{e.code}: {e.detail}")
+        field_error(f"{prefix}[{n}].{e.field or ''}".rstrip("."), f"{e.code}: {e.detail}")
         for n, e in exc.failures
     ]
     codes = {e.code for _, e in exc.failures}
@@ -193,6 +225,31 @@ async def submit_batch(request: web.Request, body: CreateBatch) -> web.Response:
     if all(s.replayed for s in stored):
         return json_response({"data": data}, status=200, headers={"Idempotent-Replayed": "true"})
     return json_response({"data": data}, status=202)
+
+
+@routes.post(
+    "/transactions",
+    body=CreateMulti,
+    response=TransactionOut,
+    status=202,
+    errors=_SUBMIT_ERRORS,
+    description=(
+        "One transaction (`kind: MULTI`) of 1-100 legs, each checked like a transfer (a refused"
+        " leg refuses the request, listed as `postings[n]`); legs may use several currencies,"
+        " each balanced on its own. A worker posts every leg in order or none: one leg short of"
+        " funds fails the whole transaction (`insufficient_funds`, `failure_message` names the"
+        " leg). Legs stay inside the organization (`422 cross_org_leg`). " + _KEY_DOC
+    ),
+)
+async def submit_multi(request: web.Request, body: CreateMulti) -> web.Response:
+    """Submit a multi-leg transaction"""
+    intent = _multi_intent(body, idempotency_key(request))
+    try:
+        stored = await transfers.submit_multi(request.app[ENGINE], acting(request), intent)
+    except BatchRefused as exc:
+        raise _refused_batch(exc, "postings") from None
+    count_accepted([stored])
+    return accepted(request, stored)
 
 
 @routes.post(

@@ -23,11 +23,7 @@ MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 MetadataValue = Annotated[str, StringConstraints(max_length=500)]
 
 
-class _TransferFields(BodyModel):
-    source_wallet_id: UUID
-    destination_wallet_id: UUID
-    amount: Amount
-    currency: Currency
+class _Annotations(BodyModel):
     description: Description | None = None
     metadata: dict[MetadataKey, MetadataValue] = Field(
         default_factory=dict, description="At most 50 string keys with string values"
@@ -39,6 +35,33 @@ class _TransferFields(BodyModel):
         if len(value) > 50:
             raise ValueError("metadata holds at most 50 keys")
         return value
+
+
+class _TransferFields(_Annotations):
+    source_wallet_id: UUID
+    destination_wallet_id: UUID
+    amount: Amount
+    currency: Currency
+
+
+class PostingIn(BodyModel):
+    source_wallet_id: UUID
+    destination_wallet_id: UUID
+    amount: Amount
+    currency: Currency
+
+
+class CreateMulti(_Annotations):
+    """`POST /transactions`: legs that post all together or not at all."""
+
+    postings: list[PostingIn] = Field(min_length=1, max_length=100)
+
+
+class PostingOut(BaseModel):
+    source_wallet_id: UUID
+    destination_wallet_id: UUID
+    amount: str
+    currency: str
 
 
 class CreateTransfer(_TransferFields):
@@ -81,7 +104,7 @@ class TransactionOut(BaseModel):
     organization_id: UUID
     destination_organization_id: UUID
     idempotency_key: str | None
-    kind: Literal["TRANSFER", "CROSS_ORG"]
+    kind: Literal["TRANSFER", "CROSS_ORG", "MULTI"]
     source_wallet_id: UUID | None = Field(
         description="Hidden from the payee of a cross-org transfer"
     )
@@ -101,6 +124,10 @@ class TransactionOut(BaseModel):
     failed_at: datetime | None
     hold_amount: str | None = Field(description="The amount reserved, for a hold")
     hold_expires_at: datetime | None = Field(description="When an open hold expires")
+    postings: list[PostingOut] | None = Field(
+        description="The legs of a MULTI transaction (its wallets, amount and currency are"
+        " those of the first leg)"
+    )
 
 
 class BatchOut(BaseModel):
@@ -110,7 +137,7 @@ class BatchOut(BaseModel):
 class ListTransactions(PageQuery):
     status: TransferStatus | None = None
     wallet_id: UUID | None = None
-    kind: Literal["TRANSFER", "CROSS_ORG"] | None = None
+    kind: Literal["TRANSFER", "CROSS_ORG", "MULTI"] | None = None
     from_: datetime | None = Field(None, alias="from", description="Created at or after (RFC 3339)")
     to: datetime | None = Field(None, description="Created before (RFC 3339)")
 

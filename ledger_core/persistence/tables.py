@@ -188,9 +188,11 @@ transactions = Table(
     Column("hold_expires_at", DateTime(timezone=True), nullable=True),
     Column("hold_key", String(255), nullable=True),
     Column("hold_request_hash", String(64), nullable=True),
+    Column("postings", JSONB, nullable=True),
     UniqueConstraint("organization_id", "idempotency_key"),
     CheckConstraint("amount > 0", name="positive_amount"),
-    CheckConstraint("kind IN ('TRANSFER', 'CROSS_ORG')", name="kind"),
+    CheckConstraint("kind IN ('TRANSFER', 'CROSS_ORG', 'MULTI')", name="kind"),
+    CheckConstraint("(kind = 'MULTI') = (postings IS NOT NULL)", name="multi_postings"),
     CheckConstraint(
         "status IN ('PENDING', 'HELD', 'COMPLETED', 'FAILED', 'CANCELLED', 'VOIDED', 'EXPIRED')",
         name="status",

@@ -1,4 +1,4 @@
-"""holds: reserved funds on wallets, HELD transfers and their endings, overdraft limits
+"""holds: reserved funds, HELD transfers and their endings, overdraft limits, multi-leg
 
 - `wallets.held`: the sum of the wallet's open holds (HELD transfers out of it), kept by
   the posting workers beside `balance`; `wallets.overdraft_limit`: how far below zero the
@@ -11,6 +11,9 @@
   the hold, so that request can be replayed.
 - The final-state trigger lets a HELD transaction end once (COMPLETED, VOIDED, EXPIRED).
 - A partial index finds the overdue holds the scheduler expires.
+- Multi-leg transactions: kind `MULTI`, with their legs in `postings` (a JSON array of
+  `{source_wallet_id, destination_wallet_id, amount, currency}`, amounts in minor units);
+  the row's wallets, amount and currency are those of the first leg.
 
 Revision ID: 0010_holds
 Revises: 0008_roles
@@ -22,6 +25,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
 
 revision: str = "0010_holds"
 down_revision: str | Sequence[str] | None = "0008_roles"
@@ -104,11 +108,27 @@ def upgrade() -> None:
         ["hold_expires_at"],
         postgresql_where=sa.text("status = 'HELD'"),
     )
+    op.add_column("transactions", sa.Column("postings", JSONB(), nullable=True))
+    op.drop_constraint(op.f("ck_transactions_kind"), "transactions", type_="check")
+    op.create_check_constraint(
+        op.f("ck_transactions_kind"), "transactions", "kind IN ('TRANSFER', 'CROSS_ORG', 'MULTI')"
+    )
+    op.create_check_constraint(
+        op.f("ck_transactions_multi_postings"),
+        "transactions",
+        "(kind = 'MULTI') = (postings IS NOT NULL)",
+    )
     op.execute(FINAL_IS_FINAL)
 
 
 def downgrade() -> None:
     op.execute(FINAL_IS_FINAL_BEFORE)
+    op.drop_constraint(op.f("ck_transactions_multi_postings"), "transactions", type_="check")
+    op.drop_constraint(op.f("ck_transactions_kind"), "transactions", type_="check")
+    op.create_check_constraint(
+        op.f("ck_transactions_kind"), "transactions", "kind IN ('TRANSFER', 'CROSS_ORG')"
+    )
+    op.drop_column("transactions", "postings")
     op.drop_index("ix_transactions_held_expires_at", table_name="transactions")
     op.drop_constraint(op.f("ck_transactions_hold_shape"), "transactions", type_="check")
     op.drop_constraint(op.f("ck_transactions_status"), "transactions", type_="check")

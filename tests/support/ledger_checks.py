@@ -19,13 +19,14 @@ from ledger_core.persistence.reconciliation.invariants import check_invariants, 
 FINAL = ("COMPLETED", "FAILED", "CANCELLED", "VOIDED", "EXPIRED")
 
 _ENTRIES_PER_POSTING = text("""
-    SELECT t.id, count(e.id) AS entries,
-           CASE WHEN t.destination_organization_id <> t.organization_id THEN 4 ELSE 2 END
-    FROM transactions t LEFT JOIN ledger_entries e ON e.transaction_id = t.id
-    WHERE t.status = 'COMPLETED'
-    GROUP BY t.id
-    HAVING count(e.id) <> CASE WHEN t.destination_organization_id <> t.organization_id
-                               THEN 4 ELSE 2 END
+    SELECT t.id, count(e.id) AS entries, t.expected
+    FROM (SELECT id, CASE WHEN postings IS NOT NULL THEN 2 * jsonb_array_length(postings)
+                          WHEN destination_organization_id <> organization_id THEN 4
+                          ELSE 2 END AS expected
+          FROM transactions WHERE status = 'COMPLETED') t
+    LEFT JOIN ledger_entries e ON e.transaction_id = t.id
+    GROUP BY t.id, t.expected
+    HAVING count(e.id) <> t.expected
 """)
 
 _EVENTS_PER_STATE_CHANGE = text("""

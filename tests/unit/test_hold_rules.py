@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from ledger_core.errors import CaptureExceedsHold, NotHeld
 from ledger_core.holds import HoldAction, HoldEnding, captured_amount, end_hold, is_replay
-from ledger_core.posting import PendingTransfer, WalletState, plan_postings
+from ledger_core.posting import Leg, PendingTransfer, WalletState, plan_postings
 
 ORG = uuid.UUID(int=1)
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -141,3 +141,52 @@ def test_capture_takes_at_most_the_hold_and_only_a_held_transfer_ends() -> None:
         is_replay(ended, HoldEnding(HoldAction.VOID, None, "other"))
     with pytest.raises(NotHeld):
         is_replay(ended, replace(void, action=HoldAction.CAPTURE))
+
+
+@st.composite
+def multi_scenarios(
+    draw: st.DrawFn,
+) -> tuple[dict[uuid.UUID, WalletState], list[PendingTransfer]]:
+    wallets, transfers = draw(scenarios())
+    ids = list(wallets)
+    for seq in range(100, 100 + draw(st.integers(min_value=1, max_value=8))):
+        legs = []
+        for _ in range(draw(st.integers(min_value=1, max_value=4))):
+            src, dst = draw(st.permutations(ids))[:2]
+            legs.append(Leg(src, dst, draw(st.integers(min_value=1, max_value=600)), "USD"))
+        first = legs[0]
+        multi = replace(
+            _transfer(seq, first.source_wallet_id, first.destination_wallet_id, 1, hold=False),
+            kind="MULTI",
+            amount=first.amount,
+            postings=tuple(legs),
+        )
+        transfers.insert(draw(st.integers(0, len(transfers))), replace(multi, seq=seq))
+    return wallets, sorted(transfers, key=lambda t: t.seq)
+
+
+@settings(max_examples=300, deadline=None)
+@given(multi_scenarios())
+def test_multi_leg_transactions_post_whole_or_not_at_all(
+    scenario: tuple[dict[uuid.UUID, WalletState], list[PendingTransfer]],
+) -> None:
+    wallets, transfers = scenario
+    total = sum(w.balance for w in wallets.values())
+    plan = plan_postings(transfers, wallets)
+    assert sum(w.balance for w in wallets.values()) == total
+    for wallet in wallets.values():
+        if not wallet.may_go_negative:
+            assert wallet.balance - wallet.held >= -wallet.overdraft_limit
+    for outcome in plan.outcomes:
+        transfer = outcome.transfer
+        if transfer.postings is None:
+            continue
+        entries = [e for e in plan.entries if e.transaction_id == transfer.id]
+        if outcome.status == "COMPLETED":
+            assert len(entries) == 2 * len(transfer.postings)
+            debits = sum(e.amount for e in entries if e.direction == "DEBIT")
+            assert debits == sum(leg.amount for leg in transfer.postings)
+        else:
+            assert entries == []
+            assert outcome.failure_message is not None
+            assert outcome.failure_message.startswith("posting ")

@@ -25,8 +25,9 @@ What each promise is checked as (`Violation.kind` in brackets):
    [`overdraft_in_history`, against today's limit]. A wallet's `held` is the sum of its
    open (HELD) holds [`held_mismatch`].
 5. Exactly-once effect. An idempotency key names one transaction per organization
-   [`duplicate_idempotency_key`]; no transaction has two entries on one wallet, the mark
-   of a double posting [`posted_twice`]; with `require_final=True` (after a load, once
+   [`duplicate_idempotency_key`]; no transaction has more entries on one wallet than it
+   has legs touching that wallet (one, but for multi-leg transactions), the mark of a
+   double posting [`posted_twice`]; with `require_final=True` (after a load, once
    faults have healed), no transaction is still PENDING [`not_final`].
 
 Call it on a connection outside a transaction and it reads one REPEATABLE READ, READ ONLY
@@ -181,10 +182,20 @@ _CHECKS: tuple[tuple[int, str, str], ...] = (
         5,
         "posted_twice",
         """
-        SELECT min(organization_id::text)::uuid, wallet_id, transaction_id, min(id),
-               min(currency), 1, count(*), count(*)
-        FROM ledger_entries WHERE transaction_id IS NOT NULL
-        GROUP BY transaction_id, wallet_id HAVING count(*) > 1""",
+        SELECT d.org, d.wallet_id, d.transaction_id, d.first_id, d.currency,
+               greatest(l.legs, 1), d.n, d.n
+        FROM (
+            SELECT min(organization_id::text)::uuid AS org, wallet_id, transaction_id,
+                   min(id) AS first_id, min(currency) AS currency, count(*) AS n
+            FROM ledger_entries WHERE transaction_id IS NOT NULL
+            GROUP BY transaction_id, wallet_id HAVING count(*) > 1) d
+        JOIN transactions t ON t.id = d.transaction_id
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS legs
+            FROM jsonb_array_elements(coalesce(t.postings, '[]'::jsonb)) AS p(leg)
+            WHERE d.wallet_id IN (CAST(p.leg ->> 'source_wallet_id' AS uuid),
+                                  CAST(p.leg ->> 'destination_wallet_id' AS uuid))) l
+        WHERE d.n > greatest(l.legs, 1)""",
     ),
 )
 

@@ -35,6 +35,7 @@ from ledger_core.persistence.arrays import pg_array
 from ledger_core.persistence.events.outbox import EventRow, event_json, outbox_insert_many
 from ledger_core.posting import (
     Entry,
+    Leg,
     Outcome,
     PendingTransfer,
     PostingPlan,
@@ -156,7 +157,23 @@ class Claimed:
 
 
 def pending_of(row: Mapping[str, Any]) -> PendingTransfer:
-    return PendingTransfer(**{k: row[k] for k in PendingTransfer.__slots__})
+    values = {k: row[k] for k in PendingTransfer.__slots__}
+    if values["postings"] is not None:
+        values["postings"] = legs_of(values["postings"])
+    return PendingTransfer(**values)
+
+
+def legs_of(stored: Sequence[Mapping[str, Any]]) -> tuple[Leg, ...]:
+    """The legs of a multi-leg transaction as `transactions.postings` stores them."""
+    return tuple(
+        Leg(
+            UUID(leg["source_wallet_id"]),
+            UUID(leg["destination_wallet_id"]),
+            int(leg["amount"]),
+            leg["currency"],
+        )
+        for leg in stored
+    )
 
 
 def claim_batch(conn: Connection, limit: int) -> Claimed:
