@@ -39,6 +39,6 @@ async def create_user(request: web.Request, body: CreateUser) -> web.Response:
 async def get_users(request: web.Request, query: ListUsers) -> web.Response:
     """List the organization's users, newest first (admin)"""
     users, next_key = await accounts.users_page(
-        request.app[ENGINE], principal(request), after=page_after(query), limit=query.limit
+        request.app[ENGINE], principal(request), after=page_after(request, query), limit=query.limit
     )
-    return page_response([u.as_json() for u in users], next_key)
+    return page_response(request, [u.as_json() for u in users], next_key)

@@ -28,8 +28,9 @@ from ledger_core.holds import (
 from ledger_core.intents import Stored
 from ledger_core.money import parse_amount
 from ledger_core.persistence.audit.records import audit_insert
+from ledger_core.persistence.transfers.claim import pending_of
 from ledger_core.persistence.transfers.holds import Ending, lock_hold, lock_overdue, write_endings
-from ledger_core.persistence.transfers.posting import lock_wallets, pending_of
+from ledger_core.persistence.transfers.posting import lock_wallets
 from ledger_core.posting import Entry
 from ledger_core.transfer_rules import check_may_cancel
 from ledger_core.transfers import transfer_audit_details
