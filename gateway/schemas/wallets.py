@@ -14,7 +14,9 @@ from gateway.validation import BodyModel
 
 WalletTypeName = Literal["PRIMARY", "BONUS", "SYSTEM", "CLEARING"]
 WalletStatusName = Literal["ACTIVE", "LOCKED", "CLOSED"]
-TransferStatusName = Literal["PENDING", "COMPLETED", "FAILED", "CANCELLED"]
+TransferStatusName = Literal[
+    "PENDING", "HELD", "COMPLETED", "FAILED", "CANCELLED", "VOIDED", "EXPIRED"
+]
 
 
 class CreateWallet(BodyModel):

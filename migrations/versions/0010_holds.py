@@ -32,15 +32,20 @@ down_revision: str | Sequence[str] | None = "0006_isolation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-FINAL_IS_FINAL = """
+HELD_ENDS = """
+        IF OLD.status = 'HELD' AND NEW.status IN ('COMPLETED', 'VOIDED', 'EXPIRED') THEN
+            RETURN NEW;
+        END IF;"""
+
+
+def _final_is_final(held_ends: str) -> str:
+    """The final-state trigger function; with `HELD_ENDS`, a hold may end once."""
+    return f"""
     CREATE OR REPLACE FUNCTION vaultcraft_final_is_final() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF TG_OP = 'DELETE' THEN
             RAISE EXCEPTION 'transactions are never deleted' USING ERRCODE = 'insufficient_privilege';
-        END IF;
-        IF OLD.status = 'HELD' AND NEW.status IN ('COMPLETED', 'VOIDED', 'EXPIRED') THEN
-            RETURN NEW;
-        END IF;
+        END IF;{held_ends}
         IF OLD.status <> 'PENDING' THEN
             RAISE EXCEPTION 'transaction % is % and final', OLD.id, OLD.status
                 USING ERRCODE = 'insufficient_privilege';
@@ -49,19 +54,6 @@ FINAL_IS_FINAL = """
     END $$
 """
 
-FINAL_IS_FINAL_BEFORE = """
-    CREATE OR REPLACE FUNCTION vaultcraft_final_is_final() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        IF TG_OP = 'DELETE' THEN
-            RAISE EXCEPTION 'transactions are never deleted' USING ERRCODE = 'insufficient_privilege';
-        END IF;
-        IF OLD.status <> 'PENDING' THEN
-            RAISE EXCEPTION 'transaction % is % and final', OLD.id, OLD.status
-                USING ERRCODE = 'insufficient_privilege';
-        END IF;
-        RETURN NEW;
-    END $$
-"""
 
 OLD_STATUSES = "status IN ('PENDING', 'COMPLETED', 'FAILED', 'CANCELLED')"
 NEW_STATUSES = (
@@ -118,11 +110,11 @@ def upgrade() -> None:
         "transactions",
         "(kind = 'MULTI') = (postings IS NOT NULL)",
     )
-    op.execute(FINAL_IS_FINAL)
+    op.execute(_final_is_final(HELD_ENDS))
 
 
 def downgrade() -> None:
-    op.execute(FINAL_IS_FINAL_BEFORE)
+    op.execute(_final_is_final(""))
     op.drop_constraint(op.f("ck_transactions_multi_postings"), "transactions", type_="check")
     op.drop_constraint(op.f("ck_transactions_kind"), "transactions", type_="check")
     op.create_check_constraint(

@@ -122,6 +122,8 @@ def test_a_void_releases_everything_and_writes_no_entry(http: httpx.Client, engi
     assert (t.balance(a), _wallet(t, a)["held"], t.balance(b)) == ("30.00", "0.00", "0.00")
     capture = _end(t, placed["id"], "capture", {})
     assert (capture.status_code, capture.json()["code"]) == (409, "not_held")
+    (usd,) = t.get("/api/v1/wallets/summary").json()["data"]
+    assert usd["transfers_by_status"]["VOIDED"] == {"count": 1, "volume": "30.00"}
     assert_ledger_sound(engine)
 
 

@@ -42,6 +42,12 @@ def _wallet(n: int, balance: int, overdraft: int = 0, kind: str = "PRIMARY") -> 
     return WalletState(uuid.UUID(int=n), ORG, kind, "USD", "ACTIVE", balance, 0, overdraft)
 
 
+def _assert_within_limits(wallets: dict[uuid.UUID, WalletState]) -> None:
+    for wallet in wallets.values():
+        if not wallet.may_go_negative:
+            assert wallet.balance - wallet.held >= -wallet.overdraft_limit
+
+
 @st.composite
 def scenarios(draw: st.DrawFn) -> tuple[dict[uuid.UUID, WalletState], list[PendingTransfer]]:
     n = draw(st.integers(min_value=2, max_value=5))
@@ -69,9 +75,7 @@ def test_holds_and_transfers_never_spend_past_the_overdraft_limit(
     total = sum(w.balance for w in wallets.values())
     plan = plan_postings(transfers, wallets)
     assert sum(w.balance for w in wallets.values()) == total
-    for wallet in wallets.values():
-        if not wallet.may_go_negative:
-            assert wallet.balance - wallet.held >= -wallet.overdraft_limit
+    _assert_within_limits(wallets)
     held = {o.transfer.id for o in plan.outcomes if o.status == "HELD"}
     for wallet in wallets.values():
         expected = sum(
@@ -174,9 +178,7 @@ def test_multi_leg_transactions_post_whole_or_not_at_all(
     total = sum(w.balance for w in wallets.values())
     plan = plan_postings(transfers, wallets)
     assert sum(w.balance for w in wallets.values()) == total
-    for wallet in wallets.values():
-        if not wallet.may_go_negative:
-            assert wallet.balance - wallet.held >= -wallet.overdraft_limit
+    _assert_within_limits(wallets)
     for outcome in plan.outcomes:
         transfer = outcome.transfer
         if transfer.postings is None:

@@ -81,6 +81,7 @@ def rollup_statements(
 
     Run them in the transaction that made the change, sync or async alike.
     """
+    rows = [m for m in rows if m["status"] != "HELD"]  # counted when the hold ends
     if not rows:
         return []
     t: dict[str, list[Any]] = {
