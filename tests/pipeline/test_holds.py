@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from tests.support.ledger_checks import assert_ledger_sound, double_postings
 from tests.support.stack import Stack
@@ -80,6 +80,12 @@ def test_a_hold_reserves_and_a_full_capture_posts_it(http: httpx.Client, engine:
     again = _end(t, placed["id"], "capture", {})
     assert (again.status_code, again.json()["code"]) == (409, "not_held")
     assert (t.balance(a), t.balance(b), _wallet(t, a)["held"]) == ("60.00", "40.00", "0.00")
+    with engine.connect() as conn:
+        events = conn.execute(
+            text("SELECT type FROM outbox WHERE data ->> 'id' = :id ORDER BY id"),
+            {"id": placed["id"]},
+        ).scalars()
+        assert list(events) == ["transfer.held", "transfer.captured"]
     ledger = t.get(f"/api/v1/transactions/{placed['id']}/ledger").json()["data"]
     assert sorted((e["direction"], e["amount"]) for e in ledger) == [
         ("CREDIT", "40.00"),
@@ -118,6 +124,12 @@ def test_a_void_releases_everything_and_writes_no_entry(http: httpx.Client, engi
     assert (spend["status"], spend["failure_code"]) == ("FAILED", "insufficient_funds")
     voided = _end(t, placed["id"], "void", {})
     assert voided.status_code == 202 and voided.json()["status"] == "VOIDED"
+    with engine.connect() as conn:
+        actions = conn.execute(
+            text("SELECT action FROM audit_logs WHERE resource_id = :id ORDER BY id"),
+            {"id": placed["id"]},
+        ).scalars()
+        assert list(actions) == ["transfer.submitted", "transfer.voided"]
     assert t.get(f"/api/v1/transactions/{placed['id']}/ledger").json()["data"] == []
     assert (t.balance(a), _wallet(t, a)["held"], t.balance(b)) == ("30.00", "0.00", "0.00")
     capture = _end(t, placed["id"], "capture", {})
