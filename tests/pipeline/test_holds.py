@@ -270,3 +270,27 @@ def test_hold_requests_are_checked_before_storing(http: httpx.Client) -> None:
     assert missing_key.status_code == 400
     unknown = _end(t, str(uuid.uuid4()), "void", {})
     assert unknown.status_code == 404
+
+
+def test_a_cross_org_hold_captures_through_the_clearing_wallets(
+    http: httpx.Client, engine: Engine
+) -> None:
+    payer, payee = signup(http), signup(http)
+    linked = payee.post("/api/v1/counterparties", {"organization_id": payer.organization_id})
+    assert linked.status_code == 201, linked.text
+    a, b = payer.wallet(), payee.wallet()
+    payer.deposit(a, "50.00")
+    placed = _placed(payer, a, b, "20.00")
+    assert placed["kind"] == "CROSS_ORG"
+    captured = _end(payer, placed["id"], "capture", {"amount": "15.00"})
+    assert captured.status_code == 202, captured.text
+    assert (payer.balance(a), payee.balance(b)) == ("35.00", "15.00")
+    ledger = payer.get(f"/api/v1/transactions/{placed['id']}/ledger").json()["data"]
+    assert sorted((e["direction"], e["amount"]) for e in ledger) == [  # the payer's books
+        ("CREDIT", "15.00"),
+        ("DEBIT", "15.00"),
+    ]
+    assert _wallet(payer, a)["held"] == "0.00"
+    payee_side = _end(payee, placed["id"], "void", {})
+    assert payee_side.status_code == 404  # only the payer ends a hold
+    assert_ledger_sound(engine)
