@@ -38,6 +38,8 @@ class RouteSpec:
     aliases: tuple[str, ...] = ()
     """Extra absolute paths served by the same handler (e.g. `/health` at the root)."""
     path_params: tuple[str, ...] = field(default=())
+    scope: str = "admin"
+    """The API key scope this route needs (users are limited by their role instead)."""
 
     @property
     def full_path(self) -> str:

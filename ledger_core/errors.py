@@ -92,3 +92,15 @@ class OverdraftInUse(Conflict):
 
 class CrossOrgLeg(DomainError):
     code = "cross_org_leg"
+
+
+class InsufficientScope(DomainError):
+    code = "insufficient_scope"
+
+
+class LastAdmin(Conflict):
+    code = "last_admin"
+
+
+class WrongPassword(DomainError):
+    code = "wrong_password"

@@ -38,7 +38,7 @@ from ledger_core.services import holds, transfers
 from ledger_core.transfers import transaction_view
 from runtime import metrics
 
-routes = RouteTable(tag="Transfers")
+routes = RouteTable(tag="Transfers", read_scope="transfers:read", write_scope="transfers:write")
 T = TypeVar("T")
 
 _KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from aiohttp import web
 
 from gateway.auth import acting, hash_password, principal
 from gateway.pagination import page_after, page_response
 from gateway.registry import RouteTable
 from gateway.responses import json_response
-from gateway.schemas.accounts import CreateUser, ListUsers, UserOut
+from gateway.schemas.accounts import CreateUser, ListUsers, UpdateUser, UserOut
 from gateway.schemas.common import Page
-from gateway.state import ENGINE
+from gateway.state import ENGINE, USER_CACHE
 from ledger_core.accounts import Role
 from ledger_core.services import accounts
 
@@ -42,3 +44,21 @@ async def get_users(request: web.Request, query: ListUsers) -> web.Response:
         request.app[ENGINE], principal(request), after=page_after(request, query), limit=query.limit
     )
     return page_response(request, [u.as_json() for u in users], next_key)
+
+
+@routes.patch("/users/{user_id}", body=UpdateUser, response=UserOut, errors=(403, 404, 409))
+async def update_user(request: web.Request, user_id: UUID, body: UpdateUser) -> web.Response:
+    """Change a user's role or deactivate them (admin)
+
+    A deactivated user's tokens stop working at once. The organization's last active
+    admin cannot be demoted or deactivated: `409 last_admin`.
+    """
+    user = await accounts.update_user(
+        request.app[ENGINE],
+        acting(request),
+        user_id,
+        role=None if body.role is None else Role(body.role),
+        is_active=body.is_active,
+    )
+    request.app[USER_CACHE].forget(user_id)
+    return json_response(user.as_json())

@@ -16,7 +16,7 @@
   the row's wallets, amount and currency are those of the first leg.
 
 Revision ID: 0010_holds
-Revises: 0006_isolation
+Revises: 0012_api_keys
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision: str = "0010_holds"
-down_revision: str | Sequence[str] | None = "0006_isolation"
+down_revision: str | Sequence[str] | None = "0012_api_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
