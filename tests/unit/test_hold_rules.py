@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from ledger_core.errors import CaptureExceedsHold, NotHeld
 from ledger_core.holds import HoldAction, HoldEnding, captured_amount, end_hold, is_replay
-from ledger_core.posting import Leg, PendingTransfer, WalletState, plan_postings
+from ledger_core.posting import Leg, PendingTransfer, PostingPlan, WalletState, plan_postings
 
 ORG = uuid.UUID(int=1)
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -48,6 +48,17 @@ def _assert_within_limits(wallets: dict[uuid.UUID, WalletState]) -> None:
             assert wallet.balance - wallet.held >= -wallet.overdraft_limit
 
 
+def _plan_conserving(
+    wallets: dict[uuid.UUID, WalletState], transfers: list[PendingTransfer]
+) -> PostingPlan:
+    """Plan the batch and check it moved money without creating any or breaking a limit."""
+    total = sum(w.balance for w in wallets.values())
+    plan = plan_postings(transfers, wallets)
+    assert sum(w.balance for w in wallets.values()) == total
+    _assert_within_limits(wallets)
+    return plan
+
+
 @st.composite
 def scenarios(draw: st.DrawFn) -> tuple[dict[uuid.UUID, WalletState], list[PendingTransfer]]:
     n = draw(st.integers(min_value=2, max_value=5))
@@ -72,10 +83,7 @@ def test_holds_and_transfers_never_spend_past_the_overdraft_limit(
     scenario: tuple[dict[uuid.UUID, WalletState], list[PendingTransfer]],
 ) -> None:
     wallets, transfers = scenario
-    total = sum(w.balance for w in wallets.values())
-    plan = plan_postings(transfers, wallets)
-    assert sum(w.balance for w in wallets.values()) == total
-    _assert_within_limits(wallets)
+    plan = _plan_conserving(wallets, transfers)
     held = {o.transfer.id for o in plan.outcomes if o.status == "HELD"}
     for wallet in wallets.values():
         expected = sum(
@@ -175,10 +183,7 @@ def test_multi_leg_transactions_post_whole_or_not_at_all(
     scenario: tuple[dict[uuid.UUID, WalletState], list[PendingTransfer]],
 ) -> None:
     wallets, transfers = scenario
-    total = sum(w.balance for w in wallets.values())
-    plan = plan_postings(transfers, wallets)
-    assert sum(w.balance for w in wallets.values()) == total
-    _assert_within_limits(wallets)
+    plan = _plan_conserving(wallets, transfers)
     for outcome in plan.outcomes:
         transfer = outcome.transfer
         if transfer.postings is None:
