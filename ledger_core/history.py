@@ -66,7 +66,7 @@ class BalanceAt:
     at: datetime
     balance: int
     held: int = 0
-    """Nothing holds money apart from PENDING transfers yet, which are not posted."""
+    """Reserved by open holds (known for now and later only)."""
 
     def as_json(self) -> dict[str, Any]:
         return {

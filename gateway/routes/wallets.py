@@ -95,12 +95,14 @@ async def get_wallet(request: web.Request, wallet_id: UUID) -> web.Response:
 
 @routes.patch("/wallets/{wallet_id}", body=UpdateWallet, response=WalletOut, errors=(403, 404, 409))
 async def update_wallet(request: web.Request, wallet_id: UUID, body: UpdateWallet) -> web.Response:
-    """Lock, unlock or close a wallet, or replace its metadata (admin)
+    """Lock, unlock or close a wallet, set its overdraft limit or replace its metadata (admin)
 
-    `metadata` replaces the wallet's metadata whole. ACTIVE and LOCKED go back and
-    forth. CLOSED needs a zero balance and no PENDING transfer touching the wallet
-    (`409 wallet_not_empty`) and is final (`409 invalid_status_transition`). Each status
-    change emits a `wallet.status_changed` event.
+    ACTIVE and LOCKED go back and forth. CLOSED needs a zero balance and no PENDING
+    transfer or open hold touching the wallet (`409 wallet_not_empty`) and is final
+    (`409 invalid_status_transition`). Each change emits a `wallet.status_changed` event.
+    `overdraft_limit` lets a PRIMARY or BONUS wallet go down to minus that amount; a limit
+    below what it already uses is `409 overdraft_in_use`. `metadata` replaces the
+    wallet's metadata whole.
     """
     wallet = await service.update_wallet(
         request.app[ENGINE],
@@ -108,5 +110,6 @@ async def update_wallet(request: web.Request, wallet_id: UUID, body: UpdateWalle
         wallet_id,
         status=None if body.status is None else WalletStatus(body.status),
         metadata=body.metadata,
+        overdraft_limit=body.overdraft_limit,
     )
     return json_response(wallet.as_json())

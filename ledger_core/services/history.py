@@ -27,12 +27,17 @@ async def wallet_balance_at(
     engine: AsyncEngine, principal: Principal, wallet_id: UUID, at: datetime | None
 ) -> BalanceAt:
     """The wallet's posted balance as of `at` (entries at exactly `at` included; now when
-    not given)."""
-    at = datetime.now(UTC) if at is None else at
+    not given), and what its open holds reserve when `at` is now or later (holds keep no
+    history of their own yet, so a past instant reports none)."""
+    now = datetime.now(UTC)
+    at = now if at is None else at
     async with engine.connect() as conn:
         wallet = await visible_wallet(conn, principal, wallet_id)
         balance = await balance_at(conn, wallet_id, at)
-    return BalanceAt(wallet_id=wallet_id, currency=wallet.currency, at=at, balance=balance)
+    held = wallet.held if at >= now else 0
+    return BalanceAt(
+        wallet_id=wallet_id, currency=wallet.currency, at=at, balance=balance, held=held
+    )
 
 
 async def wallet_statement(

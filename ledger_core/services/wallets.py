@@ -20,6 +20,7 @@ from ledger_core.persistence.wallets.store import (
     has_pending_transfer,
     insert_wallet,
     list_wallets,
+    set_overdraft_limit,
     set_wallet_metadata,
     set_wallet_status,
 )
@@ -31,6 +32,7 @@ from ledger_core.wallets import (
     WalletType,
     check_may_act,
     check_status_change,
+    parse_overdraft_limit,
     wallet_owner,
 )
 
@@ -129,37 +131,47 @@ async def update_wallet(
     wallet_id: UUID,
     *,
     status: WalletStatus | None,
-    metadata: Mapping[str, str] | None,
+    metadata: Mapping[str, str] | None = None,
+    overdraft_limit: str | None = None,
 ) -> Wallet:
-    """Change a wallet's status and/or replace its metadata, in one unit of work (admin)."""
-    require_admin(acting.principal)
-    async with engine.begin() as conn:
-        wallet = await visible_wallet(conn, acting.principal, wallet_id, for_update=True)
-        if metadata is not None and dict(metadata) != dict(wallet.metadata):
-            wallet = await set_wallet_metadata(conn, wallet, metadata)
-            await conn.execute(
-                audit_insert(
-                    acting.audit,
-                    "wallet.metadata_changed",
-                    resource_type="wallet",
-                    resource_id=wallet_id,
-                    details={"metadata": dict(metadata)},
-                )
-            )
-        if status is not None:
-            wallet = await _change_status(conn, acting, wallet, status)
-    return wallet
-
-
-async def _change_status(
-    conn: AsyncConnection, acting: Acting, wallet: Wallet, target: WalletStatus
-) -> Wallet:
-    """Move a locked wallet to `target`, with its event and audit record.
+    """Replace a wallet's metadata, set its overdraft limit and/or move it to `status`,
+    under its row lock, in one unit of work, with the event and audit records (admin).
 
     The lock orders this change against postings (which lock the same row), so a wallet
     never closes while a posting moves its balance. A transfer submitted after the check
     still meets the closed wallet in the worker, which fails it as `wallet_not_active`.
     """
+    require_admin(acting.principal)
+    async with engine.begin() as conn:
+        wallet = await visible_wallet(conn, acting.principal, wallet_id, for_update=True)
+        if metadata is not None and dict(metadata) != dict(wallet.metadata):
+            wallet = await _set_metadata(conn, acting, wallet, metadata)
+        if overdraft_limit is not None:
+            wallet = await _set_limit(conn, acting, wallet, overdraft_limit)
+        if status is not None:
+            wallet = await _change_status(conn, acting, wallet, status)
+    return wallet
+
+
+async def _set_metadata(
+    conn: AsyncConnection, acting: Acting, wallet: Wallet, metadata: Mapping[str, str]
+) -> Wallet:
+    changed = await set_wallet_metadata(conn, wallet, metadata)
+    await conn.execute(
+        audit_insert(
+            acting.audit,
+            "wallet.metadata_changed",
+            resource_type="wallet",
+            resource_id=wallet.id,
+            details={"metadata": dict(metadata)},
+        )
+    )
+    return changed
+
+
+async def _change_status(
+    conn: AsyncConnection, acting: Acting, wallet: Wallet, target: WalletStatus
+) -> Wallet:
     pending = target is WalletStatus.CLOSED and await has_pending_transfer(conn, wallet.id)
     if not check_status_change(wallet, target, has_pending=pending):
         return wallet
@@ -171,6 +183,23 @@ async def _change_status(
             resource_type="wallet",
             resource_id=wallet.id,
             details={"from": wallet.status.value, "to": target.value},
+        )
+    )
+    return changed
+
+
+async def _set_limit(conn: AsyncConnection, acting: Acting, wallet: Wallet, asked: str) -> Wallet:
+    limit = parse_overdraft_limit(wallet, asked)
+    if limit == wallet.overdraft_limit:
+        return wallet
+    changed = await set_overdraft_limit(conn, wallet, limit)
+    await conn.execute(
+        audit_insert(
+            acting.audit,
+            "wallet.overdraft_limit_changed",
+            resource_type="wallet",
+            resource_id=wallet.id,
+            details={"from": wallet.overdraft_limit, "to": limit},
         )
     )
     return changed

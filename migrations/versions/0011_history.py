@@ -8,7 +8,7 @@
 - `transactions.reference`: optional, unique per organization when given.
 
 Revision ID: 0011_history
-Revises: 0012_api_keys
+Revises: 0010_holds
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision: str = "0011_history"
-down_revision: str | Sequence[str] | None = "0012_api_keys"
+down_revision: str | Sequence[str] | None = "0010_holds"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

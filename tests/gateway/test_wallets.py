@@ -32,6 +32,8 @@ WALLET_FIELDS = {
     "status",
     "balance",
     "available_balance",
+    "held",
+    "overdraft_limit",
     "name",
     "metadata",
     "created_at",
