@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient
 from sqlalchemy import Engine
 
+from tests.risk.support import drain
 from tests.support.api import (
     API,
     Account,
@@ -122,3 +124,32 @@ async def test_a_member_reads_only_their_own_wallets_history(
         await expect_problem(resp, 403, "forbidden")
     resp = await client.get(f"{API}/wallets/{own['id']}/balance", headers=member.headers)
     assert resp.status == 200 and (await resp.json())["balance"] == "0.00"
+
+
+async def test_held_is_what_open_holds_reserve_now(
+    client: TestClient, engine: Engine, history: Any
+) -> None:
+    admin, wallet_id, (first, _, _) = history
+    system = await system_wallet(client, admin.token)
+    resp = await client.post(
+        f"{API}/transactions/transfer",
+        json={
+            "source_wallet_id": wallet_id,
+            "destination_wallet_id": system["id"],
+            "amount": "1.25",
+            "currency": "INR",
+            "hold": True,
+        },
+        headers=admin.headers | {"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert resp.status == 202, await resp.text()
+    drain(engine)
+    resp = await client.get(f"{API}/wallets/{wallet_id}/balance", headers=admin.headers)
+    body = await resp.json()
+    assert (body["balance"], body["held"]) == ("3.00", "1.25")
+    resp = await client.get(
+        f"{API}/wallets/{wallet_id}/balance",
+        params={"at": first.isoformat()},
+        headers=admin.headers,
+    )
+    assert (await resp.json())["held"] == "0.00"
