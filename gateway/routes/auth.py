@@ -12,7 +12,7 @@ from gateway.auth import (
     token_body,
 )
 from gateway.registry import RouteTable
-from gateway.responses import Problem, json_response
+from gateway.responses import Problem, created, json_response
 from gateway.schemas.accounts import Login, MeOut, Signup, SignupOut, TokenOut
 from gateway.state import ENGINE, REDIS, SETTINGS
 from gateway.throttle import check_login_allowed, clear_login_failures, record_login_failure
@@ -31,6 +31,7 @@ _dummy_hash: dict[int, bytes] = {}
     status=201,
     auth=False,
     errors=(409,),
+    created_path="/auth/me",
 )
 async def signup(request: web.Request, body: Signup) -> web.Response:
     """Create an organization and its first admin
@@ -50,7 +51,7 @@ async def signup(request: web.Request, body: Signup) -> web.Response:
     )
     answer: dict[str, object] = {"user": user.as_json(), "organization": org.as_json()}
     answer.update(token_body(request.app[SETTINGS], user.id, org.id))
-    return json_response(answer, status=201)
+    return created(answer, "/auth/me")
 
 
 @routes.post("/auth/login", body=Login, response=TokenOut, auth=False, errors=(401, 429))
@@ -87,7 +88,11 @@ async def _dummy(request: web.Request) -> bytes:
 
 @routes.get("/auth/me", response=MeOut)
 async def me(request: web.Request) -> web.Response:
-    """The caller and their organization"""
+    """The caller and their organization
+
+    Who the bearer token belongs to: the user (as in `GET /users`) and their organization.
+    Use it to learn your role and organization id after login.
+    """
     user, org = await accounts.me(request.app[ENGINE], principal(request))
     return json_response(
         {

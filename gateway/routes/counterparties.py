@@ -44,7 +44,11 @@ async def create_counterparty(request: web.Request, body: AddCounterparty) -> we
     "/counterparties", query=ListCounterparties, response=Page[CounterpartyOut], errors=(403,)
 )
 async def get_counterparties(request: web.Request, query: ListCounterparties) -> web.Response:
-    """List the organizations this one accepts transfers from, newest first (admin)"""
+    """List the organizations this one accepts transfers from, newest first (admin)
+
+    Each link lets the other organization send cross-organization transfers to this
+    organization's wallets. Links are one-directional.
+    """
     links, next_key = await counterparties.counterparties_page(
         request.app[ENGINE], principal(request), after=page_after(query), limit=query.limit
     )

@@ -48,13 +48,22 @@ class ReadyOut(BaseModel):
 
 @routes.get("/health", response=HealthOut, auth=False, aliases=("/health",))
 async def health(request: web.Request) -> web.Response:
-    """Liveness: the process answers; touches no dependency"""
+    """Liveness: the process answers; touches no dependency
+
+    Always `200 {"status": "ok"}` while the process runs; for a load balancer's liveness
+    probe. Also served at `/health`.
+    """
     return json_response({"status": "ok"})
 
 
 @routes.get("/ready", response=ReadyOut, auth=False, errors=(503,), aliases=("/ready",))
 async def ready(request: web.Request) -> web.Response:
-    """Readiness: PostgreSQL, Redis and the broker answer and the schema is at the latest migration"""
+    """Readiness: PostgreSQL, Redis and the broker answer and the schema is at the latest migration
+
+    `200` with each check when all pass; `503 not_ready` naming the failing checks
+    otherwise, so a load balancer sends no traffic to a gateway that cannot serve it. Also
+    served at `/ready`.
+    """
     failures: list[dict[str, str]] = []
     checks = {
         "postgresql": _check_migrations(request.app),
@@ -126,7 +135,11 @@ def migration_heads() -> frozenset[str]:
     aliases=("/metrics",),
 )
 async def prometheus_metrics(request: web.Request) -> web.Response:
-    """Prometheus metrics in the text exposition format"""
+    """Prometheus metrics in the text exposition format
+
+    Counters and histograms of the gateway (and of the process group, in multi-process mode)
+    for a Prometheus scraper.
+    """
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

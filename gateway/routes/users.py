@@ -37,7 +37,10 @@ async def create_user(request: web.Request, body: CreateUser) -> web.Response:
 
 @routes.get("/users", query=ListUsers, response=Page[UserOut], errors=(403,))
 async def get_users(request: web.Request, query: ListUsers) -> web.Response:
-    """List the organization's users, newest first (admin)"""
+    """List the organization's users, newest first (admin)
+
+    Members may not list users (`403`). Paginated: pass `next_cursor` as `?cursor=`.
+    """
     users, next_key = await accounts.users_page(
         request.app[ENGINE], principal(request), after=page_after(query), limit=query.limit
     )

@@ -81,7 +81,11 @@ async def register_webhook(request: web.Request, body: CreateWebhook) -> web.Res
 
 @routes.get("/webhooks", query=PageQuery, response=Page[WebhookOut], errors=(403,))
 async def get_webhooks(request: web.Request, query: PageQuery) -> web.Response:
-    """List webhook endpoints, newest first (admin); secrets are never shown"""
+    """List webhook endpoints, newest first (admin); secrets are never shown
+
+    Each endpoint's URL, subscribed events and whether it is active. The signing secret was
+    shown once, when the endpoint was registered.
+    """
     hooks, next_key = await webhooks.webhooks_page(
         request.app[ENGINE], principal(request), after=uuid_page_after(query), limit=query.limit
     )

@@ -98,6 +98,7 @@ def test_operations_declare_security_params_and_problems() -> None:
             "name": "wallet_id",
             "in": "path",
             "required": True,
+            "description": "The wallet it concerns",
             "schema": {"type": "string", "format": "uuid"},
         }
     ]
