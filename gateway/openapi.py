@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from gateway.examples import BODY_EXAMPLES
 from gateway.field_docs import FIELD_DOCS
 from gateway.registry import RouteSpec
 from gateway.route_spec import HeaderParam
@@ -132,9 +133,12 @@ def _operation(
     if spec.deprecated:
         operation["deprecated"] = True
     if spec.body is not None:
+        media: dict[str, Any] = {"schema": refs[(spec.body, "validation")]}
+        if spec.body.__name__ in BODY_EXAMPLES:
+            media["example"] = BODY_EXAMPLES[spec.body.__name__]
         operation["requestBody"] = {
             "required": not spec.optional_body,
-            "content": {"application/json": {"schema": refs[(spec.body, "validation")]}},
+            "content": {"application/json": media},
         }
     return operation
 

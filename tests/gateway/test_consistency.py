@@ -1,0 +1,64 @@
+"""One style across the API: field paths in problems, `Location` on creations."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.support.api import API, create_wallet, expect_problem, signup, system_wallet
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_batch_items_are_named_alike_by_the_body_check_and_the_amount_check(
+    client: TestClient,
+) -> None:
+    admin = await signup(client)
+    source = await system_wallet(client, admin.token)
+    target = await create_wallet(client, admin.token)
+    item = {
+        "source_wallet_id": source["id"],
+        "destination_wallet_id": target["id"],
+        "amount": "1.00",
+        "currency": "INR",
+    }
+    shape = [{**item, "idempotency_key": "a"}, {**item, "idempotency_key": "b", "currency": "X"}]
+    places = [{**item, "idempotency_key": "c"}, {**item, "idempotency_key": "d", "amount": "1.001"}]
+    resp = await client.post(
+        f"{API}/transactions/batch", json={"transfers": shape}, headers=admin.headers
+    )
+    by_shape = await expect_problem(resp, 422, "invalid_currency")
+    resp = await client.post(
+        f"{API}/transactions/batch", json={"transfers": places}, headers=admin.headers
+    )
+    by_places = await expect_problem(resp, 422, "invalid_amount")
+    assert [e["field"] for e in by_shape["errors"]] == ["transfers[1].currency"]
+    assert [e["field"] for e in by_places["errors"]] == ["transfers[1].amount"]
+
+
+async def test_every_creation_says_where_to_read_it(client: TestClient) -> None:
+    admin = await signup(client)
+    resp = await client.post(f"{API}/wallets", json={"type": "BONUS"}, headers=admin.headers)
+    assert resp.status == 201
+    assert resp.headers["Location"] == f"{API}/wallets/{(await resp.json())['id']}"
+    resp = await client.post(
+        f"{API}/risk-rules",
+        json={"kind": "MAX_AMOUNT", "currency": "INR", "max_amount": "100.00"},
+        headers=admin.headers,
+    )
+    assert resp.status == 201
+    location = resp.headers["Location"]
+    assert location == f"{API}/risk-rules/{(await resp.json())['id']}"
+    assert (await client.get(location, headers=admin.headers)).status == 200
+    resp = await client.post(
+        f"{API}/auth/signup",
+        json={
+            "email": f"loc-{uuid.uuid4().hex}@example.com",
+            "password": "long enough secret",
+            "full_name": "Lo Cation",
+            "organization_name": "Location Ltd",
+        },
+    )
+    assert resp.status == 201 and resp.headers["Location"] == f"{API}/auth/me"
