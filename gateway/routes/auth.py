@@ -90,16 +90,9 @@ async def _dummy(request: web.Request) -> bytes:
 async def me(request: web.Request) -> web.Response:
     """The caller and their organization
 
-    Who the bearer token belongs to: the user (as in `GET /users`) and their organization.
+    Who the bearer token belongs to: the user, with the same fields as in `GET /users`, and
+    their organization.
     Use it to learn your role and organization id after login.
     """
     user, org = await accounts.me(request.app[ENGINE], principal(request))
-    return json_response(
-        {
-            "id": str(user.id),
-            "email": user.email,
-            "full_name": user.full_name,
-            "role": user.role.value,
-            "organization": {"id": str(org.id), "name": org.name},
-        }
-    )
+    return json_response({**user.as_json(), "organization": {"id": str(org.id), "name": org.name}})
