@@ -149,7 +149,7 @@ FIELD_DOCS: dict[str, str] = {
     "url": "The https endpoint events are POSTed to",
     "events": "Event types delivered, such as `transfer.completed`",
     "event_type": "The event's type, such as `transfer.completed`",
-    "origin": "`event`: the first delivery; `redelivery`: asked for by an admin",
+    "origin": "`RELAY`: the first delivery; `REDELIVERY`: asked for by an admin",
     "last_status_code": "HTTP status of the last attempt, if it got an answer",
     "last_error": "Why the last attempt failed, if it did",
 }

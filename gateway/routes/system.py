@@ -60,7 +60,7 @@ async def health(request: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     """Readiness: PostgreSQL, Redis and the broker answer and the schema is at the latest migration
 
-    `200` with each check when all pass; `503 not_ready` naming the failing checks
+    `200` with each check when all pass; `503 service_unavailable` naming the failing checks
     otherwise, so a load balancer sends no traffic to a gateway that cannot serve it. Also
     served at `/ready`.
     """
