@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_validator
 
 from gateway.pagination import PageQuery
 from gateway.schemas.common import Amount, Currency
@@ -90,8 +90,10 @@ class ListTransactions(PageQuery):
     status: Literal["PENDING", "COMPLETED", "FAILED", "CANCELLED"] | None = None
     wallet_id: UUID | None = None
     kind: Literal["TRANSFER", "CROSS_ORG"] | None = None
-    from_: datetime | None = Field(None, alias="from", description="Created at or after (RFC 3339)")
-    to: datetime | None = Field(None, description="Created before (RFC 3339)")
+    from_: AwareDatetime | None = Field(
+        None, alias="from", description="Created at or after (RFC 3339 with offset)"
+    )
+    to: AwareDatetime | None = Field(None, description="Created before (RFC 3339 with offset)")
 
 
 class WaitQuery(QueryModel):
@@ -117,5 +119,7 @@ class EntriesOut(BaseModel):
 
 
 class StatementQuery(PageQuery):
-    from_: datetime | None = Field(None, alias="from", description="Entries at or after (RFC 3339)")
-    to: datetime | None = Field(None, description="Entries before (RFC 3339)")
+    from_: AwareDatetime | None = Field(
+        None, alias="from", description="Entries at or after (RFC 3339 with offset)"
+    )
+    to: AwareDatetime | None = Field(None, description="Entries before (RFC 3339 with offset)")

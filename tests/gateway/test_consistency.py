@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -62,3 +63,27 @@ async def test_every_creation_says_where_to_read_it(client: TestClient) -> None:
         },
     )
     assert resp.status == 201 and resp.headers["Location"] == f"{API}/auth/me"
+
+
+async def test_every_time_filter_needs_an_offset(client: TestClient) -> None:
+    """One rule for `from`/`to`: RFC 3339 with an offset everywhere, never a local time."""
+    admin = await signup(client)
+    wallet = await create_wallet(client, admin.token)
+    paths = (
+        "/transactions",
+        f"/wallets/{wallet['id']}/entries",
+        "/audit-logs",
+        "/analytics/volume",
+    )
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    codes = set()
+    for path in paths:
+        naive = await client.get(f"{API}{path}", params={"from": yesterday}, headers=admin.headers)
+        problem = await expect_problem(naive, 422, "validation_error")
+        assert [e["field"] for e in problem["errors"]] == ["from"], path
+        codes.add(problem["code"])
+        aware = await client.get(
+            f"{API}{path}", params={"from": yesterday + "+05:30"}, headers=admin.headers
+        )
+        assert aware.status == 200, (path, await aware.text())
+    assert codes == {"validation_error"}
