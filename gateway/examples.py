@@ -52,6 +52,7 @@ BODY_EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "UpdateRiskRule": {"max_amount": "75000.00"},
     "RequestReconciliation": {"mode": "INCREMENTAL"},
+    "UpdateWebhook": {"events": ["transfer.completed"], "is_active": True},
     "CreateWebhook": {
         "url": "https://hooks.example.com/vaultcraft",
         "events": ["transfer.completed", "transfer.failed"],

@@ -22,6 +22,7 @@ from gateway.schemas.webhooks import (
     DeliveryOut,
     ListDeliveries,
     RedeliveryOut,
+    UpdateWebhook,
     WebhookCreatedOut,
     WebhookOut,
 )
@@ -90,6 +91,29 @@ async def get_webhooks(request: web.Request, query: PageQuery) -> web.Response:
         request.app[ENGINE], principal(request), after=uuid_page_after(query), limit=query.limit
     )
     return page_response([h.as_json() for h in hooks], next_key)
+
+
+@routes.patch(
+    "/webhooks/{webhook_id}", body=UpdateWebhook, response=WebhookOut, errors=(403, 404, 409)
+)
+async def update_webhook(
+    request: web.Request, webhook_id: UUID, body: UpdateWebhook
+) -> web.Response:
+    """Change a webhook endpoint's URL, events or whether it is active (admin)
+
+    Give only what changes; the signing secret stays. A new URL is checked as at
+    registration (`422 webhook_url_not_allowed`); resuming an endpoint counts toward the
+    limit of 20 (`409 too_many_webhooks`). Audited as `webhook.updated`.
+    """
+    allow_private = request.app[SETTINGS].allow_private_webhooks
+    webhook = await webhooks.update_webhook(
+        request.app[ENGINE],
+        acting(request),
+        webhook_id,
+        body.model_dump(exclude_unset=True),
+        check_url=lambda url: checked_target(url, allow_private=allow_private),
+    )
+    return json_response(webhook.as_json())
 
 
 @routes.delete("/webhooks/{webhook_id}", status=204, errors=(403, 404))

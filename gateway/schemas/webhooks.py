@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
 from gateway.pagination import PageQuery
@@ -41,9 +41,33 @@ class CreateWebhook(BodyModel):
         description="https URL of a public endpoint (http and private addresses only when "
         "the operator sets VAULTCRAFT_ALLOW_PRIVATE_WEBHOOKS=1)"
     )
-    events: Annotated[list[EventTypeName], AfterValidator(_distinct)] = Field(
+    events: EventTypes = Field(
         min_length=1, max_length=6, description="Event types to send to this endpoint"
     )
+
+
+EventTypes = Annotated[list[EventTypeName], AfterValidator(_distinct)]
+
+
+class UpdateWebhook(BodyModel):
+    """Give only what changes (absent fields stay; `null` is refused); the secret stays."""
+
+    url: WebhookUrl | None = Field(None, description="A new endpoint URL, checked as at creation")
+    events: EventTypes | None = Field(
+        None, min_length=1, max_length=6, description="The event types to send from now on"
+    )
+    is_active: bool | None = Field(
+        None, description="`false` pauses deliveries to the endpoint; `true` resumes them"
+    )
+
+    @field_validator("url", "events", "is_active", mode="before")
+    @classmethod
+    def _absent_not_null(cls, value: object) -> object:
+        if value is None:
+            raise PydanticCustomError(
+                "null_value", "leave the field out to keep it; null is refused"
+            )
+        return value
 
 
 class WebhookOut(BaseModel):

@@ -6,6 +6,7 @@ All admin only. The URL is checked (`ledger_core.ssrf`) before it is registered.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -37,6 +38,21 @@ async def create_webhook(
         return await store.create_webhook(
             conn, acting.principal, acting.audit, url=url, events=events
         )
+
+
+async def update_webhook(
+    engine: AsyncEngine,
+    acting: Acting,
+    webhook_id: UUID,
+    changes: dict[str, Any],
+    check_url: Callable[[str], Awaitable[object]],
+) -> Webhook:
+    """Change an endpoint's `url`, `events` or `is_active`; a new URL is checked first."""
+    require_admin(acting.principal)
+    if "url" in changes:
+        await check_url(changes["url"])
+    async with engine.begin() as conn:
+        return await store.update_webhook(conn, acting.principal, acting.audit, webhook_id, changes)
 
 
 async def webhooks_page(
@@ -82,5 +98,6 @@ __all__ = [
     "delete_webhook",
     "deliveries_page",
     "redeliver_event",
+    "update_webhook",
     "webhooks_page",
 ]
