@@ -62,6 +62,14 @@ def page_after(query: PageQuery) -> Keyset | None:
     return None if query.cursor is None else decode_cursor(query.cursor)
 
 
+def int_page_after(query: PageQuery) -> Keyset | None:
+    """The cursor of a list ordered by integer ids; a cursor of another list is a 422."""
+    after = page_after(query)
+    if after is not None and not isinstance(after.id, int):
+        raise validation_problem("cursor", "not a cursor returned by this list")
+    return after
+
+
 def page_response(data: list[Any], next_key: Keyset | None) -> web.Response:
     next_cursor = None if next_key is None else encode_cursor(next_key)
     return json_response({"data": data, "next_cursor": next_cursor})

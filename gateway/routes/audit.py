@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.auth import principal
-from gateway.pagination import page_after, page_response
+from gateway.pagination import int_page_after, page_response
 from gateway.registry import RouteTable
-from gateway.responses import json_response, validation_problem
+from gateway.responses import json_response
 from gateway.schemas.audit import AuditLogOut, AuditVerificationOut, ListAuditLogs
 from gateway.schemas.common import Page
 from gateway.state import ENGINE
@@ -26,9 +26,7 @@ async def get_audit_logs(request: web.Request, query: ListAuditLogs) -> web.Resp
     `actor_id`, `resource_id`, and `from` (inclusive) / `to` (exclusive) on the time.
     Records are append-only: the database refuses to change or delete them.
     """
-    after = page_after(query)
-    if after is not None and not isinstance(after.id, int):
-        raise validation_problem("cursor", "not a cursor returned by this list")
+    after = int_page_after(query)
     filters = AuditFilters(
         action=query.action,
         actor_id=query.actor_id,

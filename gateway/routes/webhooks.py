@@ -13,14 +13,16 @@ from uuid import UUID
 from aiohttp import web
 
 from gateway.auth import acting, principal
-from gateway.pagination import PageQuery, page_after, page_response
+from gateway.pagination import PageQuery, int_page_after, page_after, page_response
 from gateway.registry import RouteTable
 from gateway.responses import json_response, validation_problem
 from gateway.schemas.common import Page
 from gateway.schemas.webhooks import (
     CreateWebhook,
     DeliveryOut,
+    EventOut,
     ListDeliveries,
+    ListEvents,
     RedeliveryOut,
     UpdateWebhook,
     WebhookCreatedOut,
@@ -29,7 +31,7 @@ from gateway.schemas.webhooks import (
 from gateway.state import ENGINE, SETTINGS
 from ledger_core.keyset import Keyset
 from ledger_core.services import webhooks
-from ledger_core.services.webhooks import DeliveryFilters
+from ledger_core.services.webhooks import DeliveryFilters, EventFilters
 from ledger_core.ssrf import WebhookTarget, WebhookUrlNotAllowed, check_addresses, host_and_port
 
 routes = RouteTable(tag="Webhooks")
@@ -151,6 +153,25 @@ async def get_deliveries(
         limit=query.limit,
     )
     return page_response([d.as_json() for d in deliveries], next_key)
+
+
+@routes.get("/events", query=ListEvents, response=Page[EventOut], errors=(403,))
+async def get_events(request: web.Request, query: ListEvents) -> web.Response:
+    """List the organization's events, newest first (admin)
+
+    Every event the ledger recorded for this organization (whether or not an endpoint
+    subscribes to it), with the body webhooks receive. Find an event to redeliver by
+    `type` and by `resource_id`, the transfer (or wallet, settlement, run) it is about.
+    """
+    filters = EventFilters(type=query.type, resource_id=query.resource_id)
+    events, next_key = await webhooks.events_page(
+        request.app[ENGINE],
+        principal(request),
+        filters,
+        after=int_page_after(query),
+        limit=query.limit,
+    )
+    return page_response(events, next_key)
 
 
 @routes.post("/events/{event_id}/redeliver", response=RedeliveryOut, status=202, errors=(403, 404))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
@@ -83,6 +83,21 @@ class WebhookCreatedOut(WebhookOut):
     secret: str = Field(
         description="Signing secret for VaultCraft-Signature; shown only in this response"
     )
+
+
+class ListEvents(PageQuery):
+    type: EventTypeName | None = None
+    resource_id: UUID | None = Field(
+        None, description="Only events about this transfer, wallet, settlement or run"
+    )
+
+
+class EventOut(BaseModel):
+    id: UUID = Field(description="The event's id: `POST /events/{id}/redeliver` sends it again")
+    type: EventTypeName
+    created_at: datetime
+    organization_id: UUID
+    data: dict[str, Any] = Field(description="The resource as the API shows it, at the event")
 
 
 class ListDeliveries(PageQuery):

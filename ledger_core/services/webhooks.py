@@ -15,6 +15,7 @@ from ledger_core.accounts import Principal, require_admin
 from ledger_core.acting import Acting
 from ledger_core.keyset import Keyset
 from ledger_core.persistence.events import webhooks as store
+from ledger_core.persistence.events.event_reads import EventFilters, list_events
 from ledger_core.persistence.events.webhooks import DeliveryFilters
 from ledger_core.webhooks import Delivery, Webhook
 
@@ -85,6 +86,20 @@ async def deliveries_page(
         )
 
 
+async def events_page(
+    engine: AsyncEngine,
+    principal: Principal,
+    filters: EventFilters,
+    *,
+    after: Keyset | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], Keyset | None]:
+    """The organization's events, newest first, as webhooks deliver them (admin)."""
+    require_admin(principal)
+    async with engine.connect() as conn:
+        return await list_events(conn, principal, filters, after=after, limit=limit)
+
+
 async def redeliver_event(engine: AsyncEngine, acting: Acting, event_id: UUID) -> list[Delivery]:
     """Fresh deliveries of an event to every active endpoint subscribed to its type."""
     require_admin(acting.principal)
@@ -94,9 +109,11 @@ async def redeliver_event(engine: AsyncEngine, acting: Acting, event_id: UUID) -
 
 __all__ = [
     "DeliveryFilters",
+    "EventFilters",
     "create_webhook",
     "delete_webhook",
     "deliveries_page",
+    "events_page",
     "redeliver_event",
     "update_webhook",
     "webhooks_page",

@@ -87,6 +87,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "CreateWallet": {"type": "PRIMARY", "currency": CURRENCY, "user_id": "{user_id}"},
     "UpdateWallet": {"status": "ACTIVE"},
     "CreateWebhook": {"url": "https://hooks.example.com/x", "events": ["transfer.completed"]},
+    "UpdateWebhook": {"events": ["transfer.failed"]},
     "CreateRiskRule": {"kind": "MAX_AMOUNT", "max_amount": "10.00", "wallet_id": "{wallet_id}"},
     "UpdateRiskRule": {"max_amount": "20.00"},
     # Names the side's own organization: refused as `self_counterparty`, so nothing is written.
