@@ -29,8 +29,11 @@ typecheck: $(STAMP)
 audit: $(STAMP)
 	$(BIN)/python .ci/audit_dependencies.py
 
+# Coverage (subprocesses included) with the floor of [tool.coverage.report] fail_under;
+# a partial run (`make pytest PYTEST_ARGS=...`) can skip it with COVERAGE=.
+COVERAGE ?= --cov --cov-report=term
 pytest: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(COVERAGE) $(PYTEST_ARGS)
 
 # The chaos run for longer (seconds); replay one with VAULTCRAFT_CHAOS_SEED=<seed>.
 VAULTCRAFT_CHAOS_SECONDS ?= 600

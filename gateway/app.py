@@ -13,8 +13,10 @@ from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gateway.hashing import hashing_context
 from gateway.intake import intake_context
 from gateway.middlewares import observe, problems, stamp_request_id
+from gateway.protocol_errors import stamp_server
 from gateway.registry import RouteTable
 from gateway.routes import (
     analytics,
@@ -77,9 +79,11 @@ def create_app(settings: Settings) -> web.Application:
     docs.add_assets(app)
     dashboard.add_dashboard(app)
     app.on_response_prepare.append(stamp_request_id)
+    app.on_response_prepare.append(stamp_server)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(intake_context)
+    app.cleanup_ctx.append(hashing_context)
     app.on_shutdown.append(_release_long_polls)
     return app
 

@@ -1,10 +1,11 @@
 """Who is calling: passwords, access tokens, and the request's principal.
 
 Passwords are hashed with bcrypt over base64(SHA-256(password)), so every character
-counts (bcrypt alone ignores bytes past 72), in a thread so the event loop never waits
-on it. Tokens are HS256 JWTs with `sub`, `iat` and `exp` required and the algorithm
-pinned, so `alg: none` and key-confusion tokens are refused. A token is only as good as
-its user: each request checks the user is still active (cached about a second).
+counts (bcrypt alone ignores bytes past 72), on the bounded pools of `gateway.hashing`
+so the event loop never waits on it and signups cannot crowd out logins. Tokens are
+HS256 JWTs with `sub`, `iat` and `exp` required and the algorithm pinned, so `alg: none`
+and key-confusion tokens are refused. A token is only as good as its user: each request
+checks the user is still active (cached about a second).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import bcrypt
 import jwt
 from aiohttp import web
 
+from gateway.hashing import HASHING
 from gateway.responses import Problem
 from gateway.state import ENGINE, PRINCIPAL, REQUEST_ID, SETTINGS, USER_CACHE
 from gateway.user_cache import ActiveUserCache
@@ -47,14 +49,14 @@ def check_password_sync(password: str, hashed: bytes) -> bool:
 
 
 async def hash_password(app: web.Application, password: str) -> bytes:
-    loop = asyncio.get_running_loop()
+    """A hash of a password being set, on the new-password pool."""
     rounds = app[SETTINGS].bcrypt_rounds
-    return await loop.run_in_executor(None, hash_password_sync, password, rounds)
+    return await app[HASHING].new_passwords.run(hash_password_sync, password, rounds)
 
 
-async def check_password(password: str, hashed: bytes) -> bool:
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, check_password_sync, password, hashed)
+async def check_password(app: web.Application, password: str, hashed: bytes) -> bool:
+    """Whether a login's password matches, on the login pool."""
+    return await app[HASHING].logins.run(check_password_sync, password, hashed)
 
 
 def issue_token(settings: Settings, user_id: UUID, organization_id: UUID) -> str:

@@ -254,6 +254,8 @@ def _error_statuses(spec: RouteSpec) -> set[int]:
         statuses.add(422)
     if spec.body is not None:
         statuses.update((413, 415))
+    if spec.query is not None and "cursor" in spec.query.model_fields:
+        statuses.add(400)  # invalid_cursor
     if spec.auth or spec.body is not None:
         statuses.add(503)
     return statuses

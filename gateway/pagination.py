@@ -1,19 +1,28 @@
 """Cursor pagination for every list: `?limit=` (1..200, default 50) and an opaque `?cursor=`.
 
-A cursor encodes the `(created_at, id)` of the last row served (see
-`ledger_core.keyset`), so pages stay stable while rows are inserted. Use::
+A cursor carries the `(created_at, id)` of the last row served (see
+`ledger_core.keyset`), so pages stay stable while rows are inserted. It is
+signed with a key only the server holds (an HMAC key derived from the JWT secret) over
+the list it came from (method, path, organization), so a cursor the server
+did not issue for this list, forged, truncated or carried over from another list, is a
+`400 invalid_cursor` before any of it reaches SQL. Use::
 
     class ListThings(PageQuery):
         status: ThingStatus | None = None
 
-    rows, next_key = await list_things(conn, ..., after=page_after(query), limit=query.limit)
-    return page_response([row.as_json() for row in rows], next_key)
+    rows, next_key = await list_things(
+        conn, ..., after=page_after(request, query), limit=query.limit
+    )
+    return page_response(request, [row.as_json() for row in rows], next_key)
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
+import re
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -21,55 +30,112 @@ from uuid import UUID
 from aiohttp import web
 from pydantic import Field
 
-from gateway.responses import json_response, validation_problem
+from gateway.responses import Problem, json_response
+from gateway.state import PRINCIPAL, SETTINGS
 from gateway.validation import QueryModel
 from ledger_core.keyset import Keyset
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+MAX_CURSOR_CHARS = 200
+_KEY_LABEL = b"vaultcraft/list-cursor/v1"
+_MAC_BYTES = 16
+_INT_IDS = range(-(2**63), 2**63)
+"""The ids of integer-keyed lists are PostgreSQL bigints."""
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class PageQuery(QueryModel):
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Page size")
-    cursor: str | None = Field(
-        None, max_length=200, description="`next_cursor` of the previous page"
-    )
+    cursor: str | None = Field(None, description="`next_cursor` of the previous page")
 
 
-def encode_cursor(key: Keyset) -> str:
-    kind = "u" if isinstance(key.id, UUID) else "i"
-    raw = f"{key.created_at.isoformat()}|{kind}|{key.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def cursor_key(jwt_secret: str) -> bytes:
+    """The cursor signing key: the JWT secret under a label of its own, never the key itself."""
+    return hmac.new(jwt_secret.encode("utf-8"), _KEY_LABEL, hashlib.sha256).digest()
 
 
-def decode_cursor(cursor: str) -> Keyset:
-    """The keyset a cursor stands for; anything not made by `encode_cursor` is a 422."""
+def list_binding(request: web.Request) -> str:
+    """What a cursor is valid for: this method on this path (one wallet's statement is not
+    another's), for this organization."""
+    who = request.get(PRINCIPAL)
+    organization = "" if who is None else str(who.organization_id)
+    return f"{request.method} {request.path} {organization}"
+
+
+def encode_cursor(key: bytes, binding: str, keyset: Keyset) -> str:
+    kind = "u" if isinstance(keyset.id, UUID) else "i"
+    payload = f"{keyset.created_at.isoformat()}|{kind}|{keyset.id}".encode()
+    return f"{_b64(payload)}.{_b64(_mac(key, binding, payload))}"
+
+
+def decode_cursor(
+    key: bytes, binding: str, cursor: str, ids: type[UUID] | type[int] = UUID
+) -> Keyset:
+    """The keyset of a cursor this server issued for `binding`, else `400 invalid_cursor`.
+
+    `ids` is the type of the list's row ids; a cursor naming another type is refused too.
+    """
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        moment, kind, ident = raw.split("|")
-        created_at = datetime.fromisoformat(moment)
-        if created_at.tzinfo is None:
-            raise ValueError("naive timestamp")
-        key_id: UUID | int = UUID(ident) if kind == "u" else int(ident)
-        if kind not in {"u", "i"}:
-            raise ValueError("unknown id kind")
-    except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise validation_problem("cursor", "not a cursor returned by this list") from None
-    return Keyset(created_at, key_id)
+        if len(cursor) > MAX_CURSOR_CHARS:
+            raise ValueError("too long")
+        encoded, signature = cursor.split(".")
+        payload = _unb64(encoded)
+        if not hmac.compare_digest(_unb64(signature), _mac(key, binding, payload)):
+            raise ValueError("not signed by this server for this list")
+        return _keyset(payload.decode("ascii"), ids)
+    except (ValueError, UnicodeError, binascii.Error):
+        raise Problem(
+            400,
+            "invalid_cursor",
+            "the cursor was not issued by this list; pass next_cursor back unchanged",
+            errors=[{"field": "cursor", "message": "not a cursor returned by this list"}],
+        ) from None
 
 
-def page_after(query: PageQuery) -> Keyset | None:
-    return None if query.cursor is None else decode_cursor(query.cursor)
+def page_after(
+    request: web.Request, query: PageQuery, ids: type[UUID] | type[int] = UUID
+) -> Keyset | None:
+    """Where the requested page starts: after the cursor's row, or at the newest row."""
+    if query.cursor is None:
+        return None
+    return decode_cursor(_request_key(request), list_binding(request), query.cursor, ids)
 
 
-def int_page_after(query: PageQuery) -> Keyset | None:
-    """The cursor of a list ordered by integer ids; a cursor of another list is a 422."""
-    after = page_after(query)
-    if after is not None and not isinstance(after.id, int):
-        raise validation_problem("cursor", "not a cursor returned by this list")
-    return after
-
-
-def page_response(data: list[Any], next_key: Keyset | None) -> web.Response:
-    next_cursor = None if next_key is None else encode_cursor(next_key)
+def page_response(request: web.Request, data: list[Any], next_key: Keyset | None) -> web.Response:
+    next_cursor = None
+    if next_key is not None:
+        next_cursor = encode_cursor(_request_key(request), list_binding(request), next_key)
     return json_response({"data": data, "next_cursor": next_cursor})
+
+
+def _keyset(text: str, ids: type[UUID] | type[int]) -> Keyset:
+    """Each field checked again although signed: a leaked key must still not reach SQL raw."""
+    moment, kind, ident = text.split("|")
+    created_at = datetime.fromisoformat(moment)
+    if created_at.tzinfo is None:
+        raise ValueError("naive timestamp")
+    if kind == "u" and ids is UUID:
+        return Keyset(created_at, UUID(ident))
+    if kind == "i" and ids is int and ident.lstrip("-").isdigit() and int(ident) in _INT_IDS:
+        return Keyset(created_at, int(ident))
+    raise ValueError("unknown id")
+
+
+def _request_key(request: web.Request) -> bytes:
+    return cursor_key(request.app[SETTINGS].jwt_secret)
+
+
+def _mac(key: bytes, binding: str, payload: bytes) -> bytes:
+    message = binding.encode("utf-8") + b"\n" + payload
+    return hmac.new(key, message, hashlib.sha256).digest()[:_MAC_BYTES]
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    if not _BASE64URL.fullmatch(text):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -42,5 +42,6 @@ COMMITTER: web.AppKey[GroupCommitter] = web.AppKey("intake_committer")
 WAITER: web.AppKey[FinalWaiter] = web.AppKey("final_waiter")
 """Wakes long polls when a transfer becomes final."""
 
+
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -1,14 +1,18 @@
 """Turning untrusted request input into validated pydantic models, or a 4xx problem.
 
 Bodies are strict: JSON types must match exactly (a float or a number is never an
-`amount`), unknown fields are refused, and every failure is a `422` listing each bad
-field. Query strings are coerced from text (`?limit=20`) but unknown or repeated
-parameters are refused too. Routes declare their models in `gateway.registry`, which
-calls these helpers; handlers receive the parsed models.
+`amount`), unknown fields and repeated keys are refused, and every failure is a `422`
+listing each bad field. A body must be JSON in UTF-8 (no other `charset`, else `415`),
+and a write that declares no body takes none (or `{}`). Query strings are coerced from
+text (`?limit=20`) but unknown or repeated parameters are refused too. Routes declare
+their models in `gateway.registry`, which calls these helpers; handlers receive the
+parsed models.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -37,6 +41,10 @@ class BodyModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+class NoBody(BodyModel):
+    """The body of a write that takes none: `{}` at most, any field in it is unknown."""
+
+
 class QueryModel(BaseModel):
     """Base of every query-string model: values coerced from text, unknown names refused."""
 
@@ -52,6 +60,8 @@ async def parse_body(request: web.Request, model: type[B]) -> B:
     content_type = request.headers.get("Content-Type")
     if content_type is not None and not _is_json(request.content_type):
         raise Problem(415, "unsupported_media_type", "send the body as application/json")
+    if content_type is not None and (request.charset or "utf-8").lower() not in _UTF8:
+        raise Problem(415, "unsupported_media_type", "send the body as JSON in UTF-8")
     raw = await request.read()
     if not raw.strip():
         raise Problem(
@@ -68,9 +78,12 @@ async def parse_body(request: web.Request, model: type[B]) -> B:
             errors=[field_error("body", "NUL characters are not allowed")],
         )
     try:
-        return model.model_validate_json(raw)
+        parsed = model.model_validate_json(raw)
     except ValidationError as exc:
         raise _problem(exc) from None
+    if len(_KEY_TOKEN.findall(raw)) != _keys_in(parsed):
+        _refuse_repeated_keys(raw)
+    return parsed
 
 
 def parse_query(request: web.Request, model: type[Q]) -> Q:
@@ -97,6 +110,48 @@ def parse_query(request: web.Request, model: type[Q]) -> Q:
         return model.model_validate(data)
     except ValidationError as exc:
         raise _problem(exc) from None
+
+
+_UTF8 = {"utf-8", "utf8"}
+_KEY_TOKEN = re.compile(rb'"\s*:')
+"""Where a key can end: every key does, and only strings containing `":` add more."""
+
+
+def _keys_in(value: Any) -> int:
+    """The distinct keys a parsed body had: the fields set on each model, the keys of dicts."""
+    if isinstance(value, BaseModel):
+        keys = len(value.model_fields_set)
+        inner: Any = [getattr(value, name) for name in value.model_fields_set]
+    elif isinstance(value, dict):
+        keys, inner = len(value), value.values()
+    else:
+        keys, inner = 0, value
+    return keys + sum(_keys_in(item) for item in inner if isinstance(item, _NESTED))
+
+
+_NESTED = (BaseModel, dict, list, tuple)
+
+
+def _refuse_repeated_keys(raw: bytes) -> None:
+    """The exact check, for the rare body whose key count does not settle it at a glance.
+
+    A body that repeats a key would otherwise be read with its last value, silently.
+    """
+
+    def distinct(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in found:
+                raise Problem(
+                    422,
+                    "duplicate_key",
+                    f"the key {key!r} is given more than once",
+                    errors=[field_error(key, "given more than once")],
+                )
+            found[key] = value
+        return found
+
+    json.loads(raw, object_pairs_hook=distinct)
 
 
 def _is_json(content_type: str) -> bool:

@@ -14,10 +14,14 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from ledger_core.money import MAX_MINOR_UNITS
 from ledger_core.wallets import MAY_GO_NEGATIVE, WalletStatus
 
 CREDIT = "CREDIT"
 DEBIT = "DEBIT"
+MIN_MINOR_UNITS = -(2**63)
+"""Balances are stored in signed 64-bit columns: a result outside this range cannot be
+written, and a transfer that would produce one fails instead of failing its whole batch."""
 
 
 @dataclass(slots=True)
@@ -147,6 +151,26 @@ def check_transfer(
         wallet = wallets[wallet_id]
         if direction == DEBIT and not wallet.may_go_negative and wallet.balance < transfer.amount:
             return Refusal("insufficient_funds", f"wallet {wallet_id} has insufficient funds")
+    return _check_range(transfer, wallets)
+
+
+def fits_int64(value: int) -> bool:
+    return MIN_MINOR_UNITS <= value <= MAX_MINOR_UNITS
+
+
+def _check_range(transfer: PendingTransfer, wallets: Mapping[UUID, WalletState]) -> Refusal | None:
+    """Every balance (and so every running balance) the transfer leaves must fit 64 bits."""
+    if not fits_int64(transfer.amount):
+        return Refusal("amount_out_of_range", "the amount does not fit the ledger's range")
+    after: dict[UUID, int] = {}
+    for wallet_id, direction in transfer.legs():
+        before = after.get(wallet_id, wallets[wallet_id].balance)
+        after[wallet_id] = before + (transfer.amount if direction == CREDIT else -transfer.amount)
+        if not fits_int64(after[wallet_id]):
+            return Refusal(
+                "amount_out_of_range",
+                f"wallet {wallet_id}'s balance would leave the ledger's 64-bit range",
+            )
     return None
 
 
@@ -182,7 +206,7 @@ def _try_post(
     return None, _apply(transfer, wallets)
 
 
-def _groups(transfers: Sequence[PendingTransfer]) -> Iterable[list[PendingTransfer]]:
+def group_units(transfers: Sequence[PendingTransfer]) -> Iterable[list[PendingTransfer]]:
     """Single transfers alone; members of one atomic batch together, at their first place."""
     seen: dict[UUID, list[PendingTransfer]] = {}
     order: list[list[PendingTransfer]] = []
@@ -210,7 +234,7 @@ def plan_postings(
     """
     plan = PostingPlan()
     ordered = sorted(transfers, key=lambda t: t.seq)
-    for group in _groups(ordered):
+    for group in group_units(ordered):
         saved = {
             wid: wallets[wid].balance for t in group for wid in t.wallet_ids() if wid in wallets
         }

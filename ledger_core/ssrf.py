@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
@@ -63,6 +64,9 @@ class WebhookTarget:
 
 def parse_webhook_url(url: str, *, allow_private: bool) -> SplitResult:
     """The URL's parts if its form is acceptable (scheme, host, no credentials)."""
+    if any(char.isspace() or unicodedata.category(char) == "Cc" for char in url):
+        # Checked before urlsplit, which silently drops tabs and line breaks.
+        raise _refuse("the URL may not contain spaces or control characters")
     try:
         parts = urlsplit(url)
         port = parts.port

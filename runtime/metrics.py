@@ -1,8 +1,10 @@
 """Every Prometheus metric VaultCraft exports, defined once so names never drift.
 
 Names follow Prometheus conventions: `_total` for counters, `_seconds` for durations,
-base units everywhere. Worker processes run prometheus-client in multiprocess mode
-(`PROMETHEUS_MULTIPROC_DIR`), so gauges declare how they aggregate across processes.
+base units everywhere. No label names a tenant, a user, a currency or why a login failed,
+and no series sums money: the metrics are for operators, not a side door into the books.
+Worker processes run prometheus-client in multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`),
+so gauges declare how they aggregate across processes.
 """
 
 from __future__ import annotations
@@ -84,6 +86,20 @@ pending_transfers = Gauge(
     "Transfers accepted and not yet final.",
     multiprocess_mode="max",
 )
+oldest_pending_age_seconds = Gauge(
+    "vaultcraft_oldest_pending_age_seconds",
+    "Age of the oldest PENDING transfer (0 when none waits): a stalled pipeline grows it.",
+    multiprocess_mode="max",
+)
+posting_unwritable_total = Counter(
+    "vaultcraft_posting_unwritable_total",
+    "Transfers the database refused to write, failed alone as posting_error.",
+)
+settlement_pairs_skipped_total = Counter(
+    "vaultcraft_settlement_pairs_skipped_total",
+    "Pairs a settlement run skipped (clearing drift, or totals past the 64-bit range).",
+    ["reason"],
+)
 pending_rescued_total = Counter(
     "vaultcraft_pending_rescued_total",
     "Times PENDING transfers older than the rescue window were re-enqueued.",
@@ -111,23 +127,11 @@ reconciliation_duration_seconds = Histogram(
 )
 settlements_total = Counter(
     "vaultcraft_settlements_total",
-    "Settlements written.",
-    ["currency"],
-)
-settlement_net_amount_minor_total = Counter(
-    "vaultcraft_settlement_net_amount_minor_total",
-    "Net amount settled between organizations, in minor units of the currency.",
-    ["currency"],
-)
-settlement_gross_amount_minor_total = Counter(
-    "vaultcraft_settlement_gross_amount_minor_total",
-    "Gross cross-organization amount settled, in minor units of the currency.",
-    ["currency"],
+    "Settlements written (no amounts or currencies: those are other organizations' books).",
 )
 login_failures_total = Counter(
     "vaultcraft_login_failures_total",
-    "Failed logins, including throttled ones.",
-    ["reason"],
+    "Failed logins (no reason: which emails exist is not for scrapers to learn).",
 )
 worker_messages_total = Counter(
     "vaultcraft_worker_messages_total",

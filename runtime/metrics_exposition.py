@@ -31,9 +31,10 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.common import q_name
 from dramatiq.middleware import Middleware
-from prometheus_client import CollectorRegistry, start_http_server, values
+from prometheus_client import CollectorRegistry, values
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from runtime.metrics_http import serve_metrics
 from runtime.settings import Settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -102,15 +103,16 @@ class MetricsServer:
 
 
 def start_metrics_server(
-    port: int, *, multiprocess_dir: Path, host: str = "127.0.0.1"
+    port: int, *, multiprocess_dir: Path, host: str = "127.0.0.1", token: str = ""
 ) -> MetricsServer:
     """Serve the summed metrics of every process writing to `multiprocess_dir`.
 
-    Runs on a daemon thread and answers any path (Prometheus scrapes `/metrics`).
+    Runs on a daemon thread and answers any path (Prometheus scrapes `/metrics`), to the
+    clients `runtime.metrics_access` allows with `token` (VAULTCRAFT_METRICS_TOKEN).
     """
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(multiprocess_dir))  # type: ignore[no-untyped-call]
-    httpd, thread = start_http_server(port, addr=host, registry=registry)
+    httpd, thread = serve_metrics(port, host, registry, token)
     logger.info("Serving metrics of %s on %s:%d.", multiprocess_dir, host, httpd.server_port)
     return MetricsServer(httpd=httpd, thread=thread)
 
@@ -127,7 +129,9 @@ def start_group_metrics(group: str, settings: Settings | None = None) -> Metrics
     directory = enable_multiprocess_metrics(multiprocess_dir_for(settings, group))
     port = metrics_port_for(settings, group)
     try:
-        return start_metrics_server(port, multiprocess_dir=directory, host=settings.http_host)
+        return start_metrics_server(
+            port, multiprocess_dir=directory, host=settings.http_host, token=settings.metrics_token
+        )
     except OSError as exc:
         logger.error(
             "Cannot serve the %s metrics on %s:%d (%s); carrying on without them.",
@@ -153,7 +157,10 @@ def serve_worker_metrics() -> int:
     port = metrics_port_for(settings, os.environ.get(GROUP_ENV, "worker"))
     try:
         server = start_metrics_server(
-            port, multiprocess_dir=Path(directory), host=settings.http_host
+            port,
+            multiprocess_dir=Path(directory),
+            host=settings.http_host,
+            token=settings.metrics_token,
         )
     except OSError as exc:
         # Only this fork ends: Dramatiq keeps the worker processes running without it.

@@ -48,9 +48,11 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     metrics_port: int = 9191
+    metrics_token: str = field(default="", repr=False)
     jwt_secret: str = field(default="", repr=False)
     token_ttl_s: int = 3600
     pending_rescue_after_s: int = 30
+    ready_max_pending_age_s: int = 60
     allow_private_webhooks: bool = False
     posting_batch_size: int = 1000
     posting_concurrency: int = 2
@@ -59,6 +61,7 @@ class Settings:
     rescue_interval_s: int = 5
     log_format: str = "auto"
     bcrypt_rounds: int = 12  # cost of password hashes; tests lower it to 4
+    signup_limit: int = 10  # signups per client address per 15 minutes
     webhook_timeout_ms: int = 5000
     webhook_max_attempts: int = 10
     webhook_backoff_base_ms: int = 10_000
@@ -84,9 +87,13 @@ class Settings:
             http_host=env.get("VAULTCRAFT_HTTP_HOST") or "127.0.0.1",
             http_port=_int(env, "VAULTCRAFT_HTTP_PORT", 8000),
             metrics_port=_int(env, "VAULTCRAFT_METRICS_PORT", 9191),
+            metrics_token=env.get("VAULTCRAFT_METRICS_TOKEN") or "",
             jwt_secret=env.get("VAULTCRAFT_JWT_SECRET") or _stored_secret(data_dir),
             token_ttl_s=_int(env, "VAULTCRAFT_TOKEN_TTL_S", 3600),
             pending_rescue_after_s=_int(env, "VAULTCRAFT_PENDING_RESCUE_AFTER_S", 30),
+            ready_max_pending_age_s=_int_between(
+                env, "VAULTCRAFT_READY_MAX_PENDING_AGE_S", 60, 1, 86_400
+            ),
             allow_private_webhooks=_flag(env.get("VAULTCRAFT_ALLOW_PRIVATE_WEBHOOKS")),
             posting_batch_size=_int(env, "VAULTCRAFT_POSTING_BATCH_SIZE", 1000),
             posting_concurrency=_int_between(env, "VAULTCRAFT_POSTING_CONCURRENCY", 2, 1, 64),
@@ -95,6 +102,7 @@ class Settings:
             rescue_interval_s=_int(env, "VAULTCRAFT_RESCUE_INTERVAL_S", 5),
             log_format=env.get("VAULTCRAFT_LOG_FORMAT") or "auto",
             bcrypt_rounds=_int_between(env, "VAULTCRAFT_BCRYPT_ROUNDS", 12, 4, 31),
+            signup_limit=_int_between(env, "VAULTCRAFT_SIGNUP_LIMIT", 10, 1, 1_000_000),
             webhook_timeout_ms=_int_between(env, "VAULTCRAFT_WEBHOOK_TIMEOUT_MS", 5000, 1, 60_000),
             webhook_max_attempts=_int_between(env, "VAULTCRAFT_WEBHOOK_MAX_ATTEMPTS", 10, 8, 50),
             webhook_backoff_base_ms=_int_between(

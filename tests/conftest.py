@@ -15,6 +15,7 @@ import pytest
 import redis
 from sqlalchemy import Engine, create_engine
 
+from gateway.throttle import signup_key
 from runtime.embedded import ensure_services, stop_services
 from runtime.settings import service_url, to_sqlalchemy_url
 from tests.support.databases import create_migrated_database, drop_database
@@ -82,3 +83,15 @@ def service_engine(database_url: str) -> Iterator[Engine]:
     eng = create_engine(to_sqlalchemy_url(service_url(database_url)), pool_size=2)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _forget_signups(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test signs up from 127.0.0.1: none inherits another's count against the
+    signup throttle. Only for tests that use Redis at all."""
+    yield
+    if "redis_url" in request.fixturenames:
+        prefix = signup_key("")[: -len("unknown")]
+        with redis.Redis.from_url(request.getfixturevalue("redis_url")) as conn:
+            for key in conn.scan_iter(f"{prefix}*"):
+                conn.delete(key)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import json
 import os
 import shlex
@@ -81,10 +82,16 @@ def command(
     return register
 
 
+def installed_version() -> str:
+    """The version of the installed `vaultcraft` distribution (pyproject.toml's)."""
+    return importlib.metadata.version("vaultcraft")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vaultcraft", description="VaultCraft: multi-tenant money movement and ledger."
     )
+    parser.add_argument("--version", action="version", version=f"vaultcraft {installed_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for cmd in COMMANDS.values():
         sub = subparsers.add_parser(cmd.name, help=cmd.help, description=cmd.help)

@@ -144,7 +144,7 @@ def _escape(value: str) -> str:
     return value.replace("%", "%%")
 
 
-SECRET_MARKS = ("SECRET", "SIGNING_KEY", "SERVICE_DATABASE_URL")
+SECRET_MARKS = ("SECRET", "SIGNING_KEY", "SERVICE_DATABASE_URL", "METRICS_TOKEN")
 """Settings whose values are secrets (a password may be in the service URL)."""
 
 

@@ -6,7 +6,8 @@
 - PENDING rescue every `VAULTCRAFT_RESCUE_INTERVAL_S` (5 s): if any waiting transfer
   is older than `VAULTCRAFT_PENDING_RESCUE_AFTER_S`, the posting workers are
   kicked. This is how work lost with a broker restart is found again from PostgreSQL;
-- gauges (pending transfers, outbox backlog and age) refreshed at the rescue interval.
+- gauges (pending transfers and the oldest one's age, outbox backlog and age)
+  refreshed at the rescue interval.
 
 Several schedulers may run; each job runs in only one of them (see `job_guard`).
 Requests to the `jobs` queue expire after one interval, so a worker coming back from an
@@ -31,6 +32,7 @@ from dramatiq import Broker
 from sqlalchemy import Engine, create_engine, text
 
 from ledger_core.persistence.transfers.pending_probe import pending_waiting_sa
+from ledger_core.persistence.transfers.pipeline_health import OLDEST_PENDING_AGE_SQL
 from messaging.broker import setup_broker
 from messaging.messages import kick_posting, request_reconciliation, request_settlement
 from runtime.settings import Settings
@@ -41,8 +43,9 @@ log = logging.getLogger("vaultcraft.scheduler")
 
 FULL_RECONCILIATION = CronTrigger(hour=3, minute=15, timezone=UTC)
 
-_GAUGES = text("""
+_GAUGES = text(f"""
     SELECT (SELECT count(*) FROM transactions WHERE status = 'PENDING') AS pending,
+           ({OLDEST_PENDING_AGE_SQL}) AS oldest_pending_age,
            (SELECT count(*) FROM outbox WHERE relayed_at IS NULL) AS backlog,
            (SELECT extract(epoch FROM now() - created_at) FROM outbox
             WHERE relayed_at IS NULL ORDER BY id LIMIT 1) AS oldest_age
@@ -68,6 +71,7 @@ def refresh_gauges(engine: Engine) -> None:
     with engine.connect() as conn:
         row = conn.execute(_GAUGES).one()
     metrics.pending_transfers.set(row.pending)
+    metrics.oldest_pending_age_seconds.set(float(row.oldest_pending_age))
     metrics.outbox_backlog.set(row.backlog)
     metrics.outbox_oldest_unsent_age_seconds.set(float(row.oldest_age or 0))
 

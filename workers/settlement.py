@@ -16,6 +16,7 @@ from uuid import UUID
 import dramatiq
 from sqlalchemy import Engine
 
+from ledger_core.persistence.settlement.settle import SkippedPair
 from ledger_core.services.settlement import settle_pairs
 from ledger_core.settlement import Settlement
 from messaging.broker import JOBS_QUEUE, setup_broker
@@ -29,18 +30,16 @@ setup_broker()
 def settle_now(engine: Engine, organization_id: UUID | None = None) -> list[Settlement]:
     """Run one settlement pass and report it in logs and metrics."""
     started = time.perf_counter()
-    written = settle_pairs(engine, organization_id)
+    skipped: list[SkippedPair] = []
+    written = settle_pairs(engine, organization_id, skipped)
+    for pair in skipped:
+        metrics.settlement_pairs_skipped_total.labels(pair.reason).inc()
     observe(written, time.perf_counter() - started)
     return written
 
 
 def observe(written: Sequence[Settlement], elapsed_s: float) -> None:
-    for s in written:
-        metrics.settlements_total.labels(s.currency).inc()
-        metrics.settlement_net_amount_minor_total.labels(s.currency).inc(s.net_amount)
-        metrics.settlement_gross_amount_minor_total.labels(s.currency).inc(
-            s.gross_payer_to_payee + s.gross_payee_to_payer
-        )
+    metrics.settlements_total.inc(len(written))
     if written:
         log.info(
             "Settlement wrote %d settlements over %d transfers in %.1f ms.",

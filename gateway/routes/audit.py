@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.auth import principal
-from gateway.pagination import int_page_after, page_response
+from gateway.pagination import page_after, page_response
 from gateway.registry import RouteTable
 from gateway.responses import json_response
 from gateway.schemas.audit import AuditLogOut, AuditVerificationOut, ListAuditLogs
@@ -26,7 +26,7 @@ async def get_audit_logs(request: web.Request, query: ListAuditLogs) -> web.Resp
     `actor_id`, `resource_id`, and `from` (inclusive) / `to` (exclusive) on the time.
     Records are append-only: the database refuses to change or delete them.
     """
-    after = int_page_after(query)
+    after = page_after(request, query, ids=int)
     filters = AuditFilters(
         action=query.action,
         actor_id=query.actor_id,
@@ -37,7 +37,7 @@ async def get_audit_logs(request: web.Request, query: ListAuditLogs) -> web.Resp
     records, next_key = await audit_page(
         request.app[ENGINE], principal(request), filters, after=after, limit=query.limit
     )
-    return page_response(records, next_key)
+    return page_response(request, records, next_key)
 
 
 @routes.get("/audit-logs/verify", response=AuditVerificationOut, errors=(403,))

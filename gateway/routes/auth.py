@@ -8,14 +8,21 @@ from gateway.auth import (
     audit_context,
     check_password,
     hash_password,
+    hash_password_sync,
     principal,
     token_body,
 )
+from gateway.hashing import HASHING
 from gateway.registry import RouteTable
 from gateway.responses import Problem, created, json_response
 from gateway.schemas.accounts import Login, MeOut, Signup, SignupOut, TokenOut
 from gateway.state import ENGINE, REDIS, SETTINGS
-from gateway.throttle import check_login_allowed, clear_login_failures, record_login_failure
+from gateway.throttle import (
+    check_login_allowed,
+    clear_login_failures,
+    count_signup,
+    record_login_failure,
+)
 from ledger_core.services import accounts
 from runtime import metrics
 
@@ -30,15 +37,19 @@ _dummy_hash: dict[int, bytes] = {}
     response=SignupOut,
     status=201,
     auth=False,
-    errors=(409,),
+    errors=(409, 429),
     created_path="/auth/me",
 )
 async def signup(request: web.Request, body: Signup) -> web.Response:
     """Create an organization and its first admin
 
     Also creates the organization's SYSTEM wallet in `default_currency` (default INR).
-    An email already registered, in any case, is `409 email_taken`.
+    An email already registered, in any case, is `409 email_taken`. Passwords are 10 to
+    128 characters. Signups from one client address are limited
+    (`VAULTCRAFT_SIGNUP_LIMIT` per 15 minutes); beyond that, `429 too_many_attempts`
+    with `Retry-After`.
     """
+    await count_signup(request.app[REDIS], request.remote, request.app[SETTINGS].signup_limit)
     password_hash = await hash_password(request.app, body.password)
     org, user, _ = await accounts.sign_up(
         request.app[ENGINE],
@@ -66,11 +77,11 @@ async def login(request: web.Request, body: Login) -> web.Response:
     await check_login_allowed(app[REDIS], body.email, address)
     facts = await accounts.login_facts(app[ENGINE], body.email)
     hashed = facts.password_hash if facts is not None else await _dummy(request)
-    matches = await check_password(body.password, hashed)
+    matches = await check_password(app, body.password, hashed)
     if facts is None or not matches or not facts.is_active:
         reason = "unknown_email" if facts is None else "inactive" if matches else "wrong_password"
         await record_login_failure(app[REDIS], body.email, address)
-        metrics.login_failures_total.labels(reason).inc()
+        metrics.login_failures_total.inc()
         await accounts.record_login(app[ENGINE], audit_context(request), facts, body.email, reason)
         raise Problem(401, "invalid_credentials", "the email or the password is wrong")
     await clear_login_failures(app[REDIS], body.email)
@@ -82,7 +93,10 @@ async def _dummy(request: web.Request) -> bytes:
     """A hash to check unknown emails against, so they cost as much time as known ones."""
     rounds = request.app[SETTINGS].bcrypt_rounds
     if rounds not in _dummy_hash:
-        _dummy_hash[rounds] = await hash_password(request.app, "not a password of anyone")
+        dummy = "not a password of anyone"
+        _dummy_hash[rounds] = await request.app[HASHING].logins.run(
+            hash_password_sync, dummy, rounds
+        )
     return _dummy_hash[rounds]
 
 

@@ -50,9 +50,9 @@ async def get_counterparties(request: web.Request, query: ListCounterparties) ->
     organization's wallets. Links are one-directional.
     """
     links, next_key = await counterparties.counterparties_page(
-        request.app[ENGINE], principal(request), after=page_after(query), limit=query.limit
+        request.app[ENGINE], principal(request), after=page_after(request, query), limit=query.limit
     )
-    return page_response([link.as_json() for link in links], next_key)
+    return page_response(request, [link.as_json() for link in links], next_key)
 
 
 @routes.delete("/counterparties/{organization_id}", status=204, errors=(403, 404))

@@ -77,9 +77,9 @@ async def request_reconciliation(request: web.Request, body: RequestReconciliati
 async def get_reconciliations(request: web.Request, query: ListReconciliations) -> web.Response:
     """List reconciliation runs, newest first (admin)"""
     found, next_key = await reconciliation.runs_page(
-        request.app[ENGINE], principal(request), after=page_after(query), limit=query.limit
+        request.app[ENGINE], principal(request), after=page_after(request, query), limit=query.limit
     )
-    return page_response([run.as_json() for run in found], next_key)
+    return page_response(request, [run.as_json() for run in found], next_key)
 
 
 @routes.get(

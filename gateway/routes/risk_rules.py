@@ -61,10 +61,10 @@ async def get_risk_rules(request: web.Request, query: ListRiskRules) -> web.Resp
         principal(request),
         kind=None if query.kind is None else RuleKind(query.kind),
         is_active=query.is_active,
-        after=page_after(query),
+        after=page_after(request, query),
         limit=query.limit,
     )
-    return page_response([r.as_json() for r in rules], next_key)
+    return page_response(request, [r.as_json() for r in rules], next_key)
 
 
 @routes.get("/risk-rules/{rule_id}", response=RiskRuleOut, errors=(403, 404))

@@ -9,7 +9,6 @@ and currency) and safe to race with the scheduled run, which settles every pair 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from uuid import UUID
 
 from aiohttp import web
@@ -23,7 +22,6 @@ from gateway.schemas.settlements import ListSettlements, SettlementOut, Settleme
 from gateway.state import ENGINE
 from ledger_core.services import settlement
 from ledger_core.services.settlement import SettlementFilter
-from ledger_core.settlement import Settlement
 from runtime import metrics
 
 routes = RouteTable(tag="Settlements")
@@ -39,7 +37,7 @@ async def run_settlements(request: web.Request) -> web.Response:
     there was nothing to settle). The same job runs on a schedule for every organization.
     """
     written = await settlement.settle_now(request.app[ENGINE], acting(request))
-    record_metrics(written)
+    metrics.settlements_total.inc(len(written))
     body = {"status": "COMPLETED", "settlements": [s.as_json() for s in written]}
     return json_response(body, status=202)
 
@@ -56,9 +54,13 @@ async def get_settlements(request: web.Request, query: ListSettlements) -> web.R
         payee_organization_id=query.payee_organization_id,
     )
     found, next_key = await settlement.settlements_page(
-        request.app[ENGINE], principal(request), f, after=page_after(query), limit=query.limit
+        request.app[ENGINE],
+        principal(request),
+        f,
+        after=page_after(request, query),
+        limit=query.limit,
     )
-    return page_response([s.as_json() for s in found], next_key)
+    return page_response(request, [s.as_json() for s in found], next_key)
 
 
 @routes.get("/settlements/{settlement_id}", response=SettlementOut, errors=(403, 404))
@@ -69,12 +71,3 @@ async def read_settlement(request: web.Request, settlement_id: UUID) -> web.Resp
     """
     found = await settlement.read_settlement(request.app[ENGINE], principal(request), settlement_id)
     return json_response(found.as_json())
-
-
-def record_metrics(written: Sequence[Settlement]) -> None:
-    for s in written:
-        metrics.settlements_total.labels(s.currency).inc()
-        metrics.settlement_net_amount_minor_total.labels(s.currency).inc(s.net_amount)
-        metrics.settlement_gross_amount_minor_total.labels(s.currency).inc(
-            s.gross_payer_to_payee + s.gross_payee_to_payer
-        )

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Coroutine
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from aiohttp import web
 from alembic.config import Config
@@ -27,9 +28,12 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 import migrations
+from gateway.auth import unauthorized
 from gateway.registry import RouteTable
 from gateway.responses import Problem, field_error, json_response
 from gateway.state import ENGINE, REDIS, SETTINGS
+from ledger_core.services.pipeline import oldest_pending_age
+from runtime.metrics_access import Access, metrics_access
 from runtime.settings import is_amqp
 
 routes = RouteTable(tag="Operations")
@@ -42,8 +46,9 @@ class HealthOut(BaseModel):
 
 
 class ReadyOut(BaseModel):
-    status: Literal["ready"]
+    status: Literal["ready", "degraded"]
     checks: dict[str, str]
+    oldest_pending_age_s: float
 
 
 @routes.get("/health", response=HealthOut, auth=False, aliases=("/health",))
@@ -58,29 +63,23 @@ async def health(request: web.Request) -> web.Response:
 
 @routes.get("/ready", response=ReadyOut, auth=False, errors=(503,), aliases=("/ready",))
 async def ready(request: web.Request) -> web.Response:
-    """Readiness: PostgreSQL, Redis and the broker answer and the schema is at the latest migration
+    """Readiness: PostgreSQL, Redis and the broker answer and the schema is at the latest migration.
 
     `200` with each check when all pass; `503 service_unavailable` naming the failing checks
     otherwise, so a load balancer sends no traffic to a gateway that cannot serve it. Also
-    served at `/ready`.
+    served at `/ready`. `degraded` (still 200) when the oldest PENDING transfer has waited
+    longer than `VAULTCRAFT_READY_MAX_PENDING_AGE_S`: posting is stalled or behind, which no
+    gateway can fix, so taking gateways out of rotation would only add an outage to the stall.
     """
-    failures: list[dict[str, str]] = []
     checks = {
         "postgresql": _check_migrations(request.app),
         "redis": _check_redis(request.app),
+        "posting": _oldest_pending_age(request.app),
     }
     broker_url = request.app[SETTINGS].broker_url
     if broker_url:
         checks["broker"] = _check_broker(broker_url)
-    outcomes = await asyncio.gather(
-        *(asyncio.wait_for(c, CHECK_TIMEOUT_S) for c in checks.values()), return_exceptions=True
-    )
-    for name, outcome in zip(checks, outcomes, strict=True):
-        if isinstance(outcome, BaseException):
-            message = "timed out" if isinstance(outcome, TimeoutError) else type(outcome).__name__
-            failures.append(field_error(name, f"unreachable: {message}"))
-        elif outcome:
-            failures.append(field_error(name, outcome))
+    outcomes, failures = await _run_checks(checks)
     if failures:
         raise Problem(
             503,
@@ -89,7 +88,33 @@ async def ready(request: web.Request) -> web.Response:
             errors=failures,
             headers={"Retry-After": "1"},
         )
-    return json_response({"status": "ready", "checks": dict.fromkeys(checks, "ok")})
+    waited = next(o for o in outcomes if isinstance(o, float))
+    stalled = waited > request.app[SETTINGS].ready_max_pending_age_s
+    return json_response(
+        {
+            "status": "degraded" if stalled else "ready",
+            "checks": dict.fromkeys(checks, "ok")
+            | {"posting": f"oldest pending transfer waited {waited:.0f} s" if stalled else "ok"},
+            "oldest_pending_age_s": round(waited, 3),
+        }
+    )
+
+
+async def _run_checks(
+    checks: dict[str, Coroutine[Any, Any, object]],
+) -> tuple[list[object], list[dict[str, str]]]:
+    """Every check at once, each under `CHECK_TIMEOUT_S`: the outcomes, and what failed."""
+    outcomes = await asyncio.gather(
+        *(asyncio.wait_for(c, CHECK_TIMEOUT_S) for c in checks.values()), return_exceptions=True
+    )
+    failures: list[dict[str, str]] = []
+    for name, outcome in zip(checks, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            message = "timed out" if isinstance(outcome, TimeoutError) else type(outcome).__name__
+            failures.append(field_error(name, f"unreachable: {message}"))
+        elif isinstance(outcome, str) and outcome:
+            failures.append(field_error(name, outcome))
+    return list(outcomes), failures
 
 
 async def _check_migrations(app: web.Application) -> str:
@@ -99,6 +124,10 @@ async def _check_migrations(app: web.Application) -> str:
         current = {row[0] for row in rows}
     heads = migration_heads()
     return "" if current == heads else f"schema at {sorted(current)}, code expects {sorted(heads)}"
+
+
+async def _oldest_pending_age(app: web.Application) -> float:
+    return await oldest_pending_age(app[ENGINE])
 
 
 async def _check_redis(app: web.Application) -> str:
@@ -133,13 +162,23 @@ def migration_heads() -> frozenset[str]:
     auth=False,
     content_type="text/plain",
     aliases=("/metrics",),
+    errors=(401, 404),
 )
 async def prometheus_metrics(request: web.Request) -> web.Response:
-    """Prometheus metrics in the text exposition format
+    """Prometheus metrics in the text exposition format (operators)
 
-    Counters and histograms of the gateway (and of the process group, in multi-process mode)
-    for a Prometheus scraper.
+    With `VAULTCRAFT_METRICS_TOKEN` set, send `Authorization: Bearer <token>` (else `401`);
+    without it, only loopback clients are answered and others get `404`.
     """
+    access = metrics_access(
+        request.app[SETTINGS].metrics_token,
+        request.headers.get("Authorization"),
+        request.remote,
+    )
+    if access is Access.UNAUTHORIZED:
+        raise unauthorized("metrics need the operators' bearer token")
+    if access is Access.HIDDEN:
+        raise Problem(404, "not_found", "no such route")
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -26,7 +26,7 @@ from gateway.state import ENGINE, WAITER
 from ledger_core.keyset import Keyset
 from ledger_core.money import format_amount
 from ledger_core.services import transfer_reads
-from ledger_core.services.transfer_reads import TransactionFilter, visible_to
+from ledger_core.services.transfer_reads import TransferFilter, visible_to
 from ledger_core.timestamps import rfc3339
 from ledger_core.transfers import FINAL_STATUSES, transaction_view
 
@@ -45,8 +45,8 @@ async def list_all(request: web.Request, query: ListTransactions) -> web.Respons
     `from` / `to` (creation time).
     """
     who = principal(request)
-    after = page_after(query)
-    f = TransactionFilter(
+    after = page_after(request, query)
+    f = TransferFilter(
         status=query.status,
         wallet_id=query.wallet_id,
         kind=query.kind,
@@ -58,7 +58,9 @@ async def list_all(request: web.Request, query: ListTransactions) -> web.Respons
     )
     rows = await transfer_reads.transfers_page(request.app[ENGINE], who, f, query.limit)
     next_key = Keyset(rows[-1]["created_at"], rows[-1]["id"]) if len(rows) == query.limit else None
-    return page_response([transaction_view(r, who.organization_id) for r in rows], next_key)
+    return page_response(
+        request, [transaction_view(r, who.organization_id) for r in rows], next_key
+    )
 
 
 @routes.get(
@@ -156,7 +158,7 @@ async def statement(request: web.Request, wallet_id: UUID, query: StatementQuery
     `balance_after` is the wallet's balance. Members read only their own wallets (`403`).
     Filter with `from`/`to` (RFC 3339 with a time zone).
     """
-    after = page_after(query)
+    after = page_after(request, query, ids=int)
     entries = await transfer_reads.statement(
         request.app[ENGINE],
         principal(request),
@@ -171,4 +173,4 @@ async def statement(request: web.Request, wallet_id: UUID, query: StatementQuery
         if len(entries) == query.limit
         else None
     )
-    return page_response([_entry_view(e) for e in entries], next_key)
+    return page_response(request, [_entry_view(e) for e in entries], next_key)

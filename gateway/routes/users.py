@@ -42,6 +42,6 @@ async def get_users(request: web.Request, query: ListUsers) -> web.Response:
     Members may not list users (`403`). Paginated: pass `next_cursor` as `?cursor=`.
     """
     users, next_key = await accounts.users_page(
-        request.app[ENGINE], principal(request), after=page_after(query), limit=query.limit
+        request.app[ENGINE], principal(request), after=page_after(request, query), limit=query.limit
     )
-    return page_response([u.as_json() for u in users], next_key)
+    return page_response(request, [u.as_json() for u in users], next_key)

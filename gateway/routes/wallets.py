@@ -67,9 +67,13 @@ async def get_wallets(request: web.Request, query: ListWallets) -> web.Response:
         user_id=query.user_id,
     )
     wallets, next_key = await service.wallets_page(
-        request.app[ENGINE], principal(request), filters, after=page_after(query), limit=query.limit
+        request.app[ENGINE],
+        principal(request),
+        filters,
+        after=page_after(request, query),
+        limit=query.limit,
     )
-    return page_response([w.as_json() for w in wallets], next_key)
+    return page_response(request, [w.as_json() for w in wallets], next_key)
 
 
 @routes.get("/wallets/summary", response=WalletSummaryOut, errors=(403,))

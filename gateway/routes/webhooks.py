@@ -13,9 +13,9 @@ from uuid import UUID
 from aiohttp import web
 
 from gateway.auth import acting, principal
-from gateway.pagination import PageQuery, int_page_after, page_after, page_response
+from gateway.pagination import PageQuery, page_after, page_response
 from gateway.registry import RouteTable
-from gateway.responses import json_response, validation_problem
+from gateway.responses import json_response
 from gateway.schemas.common import Page
 from gateway.schemas.webhooks import (
     CreateWebhook,
@@ -29,7 +29,6 @@ from gateway.schemas.webhooks import (
     WebhookOut,
 )
 from gateway.state import ENGINE, SETTINGS
-from ledger_core.keyset import Keyset
 from ledger_core.services import webhooks
 from ledger_core.services.webhooks import DeliveryFilters, EventFilters
 from ledger_core.ssrf import WebhookTarget, WebhookUrlNotAllowed, check_addresses, host_and_port
@@ -37,14 +36,6 @@ from ledger_core.ssrf import WebhookTarget, WebhookUrlNotAllowed, check_addresse
 routes = RouteTable(tag="Webhooks")
 
 RESOLVE_TIMEOUT_S = 5.0
-
-
-def uuid_page_after(query: PageQuery) -> Keyset | None:
-    """The cursor of a list ordered by UUID ids; a cursor of another list is a 422."""
-    after = page_after(query)
-    if after is not None and not isinstance(after.id, UUID):
-        raise validation_problem("cursor", "not a cursor returned by this list")
-    return after
 
 
 async def checked_target(url: str, *, allow_private: bool) -> WebhookTarget:
@@ -90,9 +81,12 @@ async def get_webhooks(request: web.Request, query: PageQuery) -> web.Response:
     shown once, when the endpoint was registered.
     """
     hooks, next_key = await webhooks.webhooks_page(
-        request.app[ENGINE], principal(request), after=uuid_page_after(query), limit=query.limit
+        request.app[ENGINE],
+        principal(request),
+        after=page_after(request, query),
+        limit=query.limit,
     )
-    return page_response([h.as_json() for h in hooks], next_key)
+    return page_response(request, [h.as_json() for h in hooks], next_key)
 
 
 @routes.patch(
@@ -149,10 +143,10 @@ async def get_deliveries(
         principal(request),
         webhook_id,
         filters,
-        after=uuid_page_after(query),
+        after=page_after(request, query),
         limit=query.limit,
     )
-    return page_response([d.as_json() for d in deliveries], next_key)
+    return page_response(request, [d.as_json() for d in deliveries], next_key)
 
 
 @routes.get("/events", query=ListEvents, response=Page[EventOut], errors=(403,))
@@ -168,10 +162,10 @@ async def get_events(request: web.Request, query: ListEvents) -> web.Response:
         request.app[ENGINE],
         principal(request),
         filters,
-        after=int_page_after(query),
+        after=page_after(request, query, ids=int),
         limit=query.limit,
     )
-    return page_response(events, next_key)
+    return page_response(request, events, next_key)
 
 
 @routes.post("/events/{event_id}/redeliver", response=RedeliveryOut, status=202, errors=(403, 404))

@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from gateway.pagination import PageQuery
-from gateway.schemas.common import Currency, Email, LoginEmail, Name, Password
+from gateway.schemas.common import Currency, Email, LoginEmail, Name, NewPassword, Password
 from gateway.validation import BodyModel
 
 RoleName = Literal["ADMIN", "MEMBER"]
@@ -17,7 +17,7 @@ RoleName = Literal["ADMIN", "MEMBER"]
 
 class Signup(BodyModel):
     email: Email
-    password: Password
+    password: NewPassword
     full_name: Name
     organization_name: Name
     default_currency: Currency = "INR"
@@ -30,7 +30,7 @@ class Login(BodyModel):
 
 class CreateUser(BodyModel):
     email: Email
-    password: Password
+    password: NewPassword
     full_name: Name
     role: RoleName
 

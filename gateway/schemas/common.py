@@ -47,8 +47,12 @@ Email = Annotated[
     Field(examples=["ada@example.com"]),
 ]
 LoginEmail = Annotated[str, StringConstraints(min_length=1, max_length=320)]
+MAX_PASSWORD_CHARS = 128
 Password = Annotated[str, StringConstraints(min_length=10, max_length=1024)]
-"""At least 10 characters; hashed with bcrypt over its SHA-256, so length is no limit."""
+"""A password to check at login: as long as any password ever set (1024 before the cap)."""
+NewPassword = Annotated[str, StringConstraints(min_length=10, max_length=MAX_PASSWORD_CHARS)]
+"""10 to 128 characters. bcrypt alone reads only the first 72 bytes; it is given the
+SHA-256 of the password, so every character counts. The cap bounds the work per request."""
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Currency = Annotated[

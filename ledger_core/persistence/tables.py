@@ -190,6 +190,12 @@ transactions = Table(
     ),
     Index("ix_transactions_pending_seq", "seq", postgresql_where=text("status = 'PENDING'")),
     Index(
+        "ix_transactions_pending_org_seq",
+        "organization_id",
+        "seq",
+        postgresql_where=text("status = 'PENDING'"),
+    ),
+    Index(
         "ix_transactions_pending_source_wallet_id",
         "source_wallet_id",
         postgresql_where=text("status = 'PENDING'"),

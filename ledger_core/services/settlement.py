@@ -16,7 +16,7 @@ from ledger_core.persistence.settlement.reads import (
     get_settlement,
     list_settlements,
 )
-from ledger_core.persistence.settlement.settle import run_settlement
+from ledger_core.persistence.settlement.settle import SkippedPair, run_settlement
 from ledger_core.settlement import Settlement
 
 
@@ -41,14 +41,18 @@ async def settle_now(engine: AsyncEngine, acting: Acting) -> list[Settlement]:
         return await conn.run_sync(run_settlement, who.organization_id)
 
 
-def settle_pairs(engine: Engine, organization_id: UUID | None = None) -> list[Settlement]:
+def settle_pairs(
+    engine: Engine,
+    organization_id: UUID | None = None,
+    skipped: list[SkippedPair] | None = None,
+) -> list[Settlement]:
     """Settle every pair (or every pair of `organization_id`), each in its own transaction.
 
     What the scheduled job and `vaultcraft settle` run; a duplicate or concurrent run only
-    finds less (or nothing) to do.
+    finds less (or nothing) to do. Pairs that could not be settled are added to `skipped`.
     """
     with engine.connect() as conn:
-        return run_settlement(conn, organization_id)
+        return run_settlement(conn, organization_id, skipped)
 
 
 async def settlements_page(

@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger_core.accounts import Principal
 from ledger_core.persistence.transfers.reads import (
-    TransactionFilter,
+    TransferFilter,
     find_transfer,
-    get_transactions_unchecked,
-    list_transactions,
+    find_transfers_unchecked,
+    list_transfers,
     transfer_entries,
     wallet_entries,
 )
@@ -39,16 +39,16 @@ async def read_rows_unchecked(
     """Many transfers by id, for any reader: pass each through `visible_to` before use."""
     async with engine.connect() as conn:  # one statement: no transaction to begin or end
         await conn.execution_options(isolation_level="AUTOCOMMIT")
-        return await get_transactions_unchecked(conn, ids)
+        return await find_transfers_unchecked(conn, ids)
 
 
 async def transfers_page(
-    engine: AsyncEngine, principal: Principal, filters: TransactionFilter, limit: int
+    engine: AsyncEngine, principal: Principal, filters: TransferFilter, limit: int
 ) -> list[dict[str, Any]]:
     """Newest first: what the organization sent and received; a member's own only."""
     member = None if principal.is_admin else principal.user_id
     async with engine.connect() as conn:
-        return await list_transactions(conn, principal.organization_id, member, filters, limit)
+        return await list_transfers(conn, principal.organization_id, member, filters, limit)
 
 
 async def ledger_of_transfer(
@@ -84,7 +84,7 @@ async def statement(
 
 
 __all__ = [
-    "TransactionFilter",
+    "TransferFilter",
     "ledger_of_transfer",
     "read_rows_unchecked",
     "read_transfer",

@@ -18,9 +18,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import coverage
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+import ledger_core.persistence.transfers.claim as claim
 import ledger_core.persistence.transfers.posting as posting
 from ledger_core.persistence.reconciliation.invariants import Violation, check_invariants
 from tests.support.databases import create_migrated_database, drop_database
@@ -42,6 +44,19 @@ def scratch(service_urls: tuple[str, str]) -> Iterator[Engine]:
     yield engine
     engine.dispose()
     drop_database(url)
+
+
+@pytest.fixture(autouse=True)
+def untraced() -> Iterator[None]:
+    """Pause coverage (on in `make test`) for these tests: its tracer slows the threads so
+    much that the interleavings a mutation needs become rare and the checks see other
+    damage than the one asserted. Measuring deliberately broken code has no value anyway."""
+    measuring = coverage.Coverage.current()
+    if measuring is not None:
+        measuring.stop()
+    yield
+    if measuring is not None:
+        measuring.start()
 
 
 @pytest.fixture(autouse=True)
@@ -104,12 +119,14 @@ def verdict(engine: Engine) -> tuple[list[Violation], list[str]]:
 
 
 def mutate(monkeypatch: pytest.MonkeyPatch, name: str, remove: str) -> None:
-    """Replace the statement `posting.<name>` by itself without what `remove` matches."""
-    original = getattr(posting, name)
+    """Replace the statement `<name>` of the posting (or claim) module by itself without what
+    `remove` matches."""
+    module = claim if hasattr(claim, name) else posting
+    original = getattr(module, name)
     sql = str(original)
     mutated = re.sub(remove, "", sql)
     assert mutated != sql, f"{name} no longer matches {remove!r}; update this mutation"
-    monkeypatch.setattr(posting, name, mutated if isinstance(original, str) else text(mutated))
+    monkeypatch.setattr(module, name, mutated if isinstance(original, str) else text(mutated))
 
 
 def test_the_real_posting_code_passes_every_check(scratch: Engine) -> None:
@@ -163,5 +180,8 @@ def test_without_any_guard_against_reposting_the_checks_see_double_postings(
     mutate(monkeypatch, "WRITE_BATCH", PENDING_GUARD)
     post_concurrently(scratch)
     violations, doubled = verdict(scratch)
-    assert "posted_twice" in {v.kind for v in violations}, violations[:5]
+    # A second posting either completes the transfer again or, its balances spent by the
+    # first, overwrites COMPLETED with FAILED and leaves the first posting's entries behind.
+    kinds = {v.kind for v in violations}
+    assert kinds & {"posted_twice", "entries_without_posting"}, violations[:5]
     assert any("transfer events" in d for d in doubled), doubled[:5]

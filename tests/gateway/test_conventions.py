@@ -125,7 +125,10 @@ class TestProblems:
                 assert (await resp.json())["name"] == text.strip()
             for params in ({"currency": text}, {"user_id": text}, {"type": text}, {"cursor": text}):
                 resp = await client.get(f"{API}/wallets", params=params, headers=account.headers)
-                assert resp.status == 422, (params, await resp.text())
+                assert resp.status in ((400, 422) if "cursor" in params else (422,)), (
+                    params,
+                    await resp.text(),
+                )
             resp = await client.post(
                 f"{API}/auth/login", json={"email": text + "@x.io", "password": text * 4}
             )

@@ -26,7 +26,7 @@ from gateway.openapi import build_openapi
 from gateway.state import ROUTES
 from runtime.settings import Settings
 from tests.support.api import API, PASSWORD
-from tests.support.fixtures import ADDRESS_PREFIX, JWT_SECRET
+from tests.support.fixtures import ADDRESS_PREFIX, JWT_SECRET, SIGNUP_PREFIX
 from tests.support.live_server import LiveGateway
 
 
@@ -148,8 +148,9 @@ def live(
         assert resp.status_code == 201, resp.text
         yield base_url, {"Authorization": f"Bearer {resp.json()['access_token']}"}
     with redis.Redis.from_url(redis_url) as conn:
-        for key in conn.scan_iter(f"{ADDRESS_PREFIX}*"):
-            conn.delete(key)
+        for prefix in (ADDRESS_PREFIX, SIGNUP_PREFIX):
+            for key in conn.scan_iter(f"{prefix}*"):
+                conn.delete(key)
 
 
 schema = schemathesis.openapi.from_dict(DOCUMENT)

@@ -198,12 +198,16 @@ class TestRead:
             {"limit": "0"},
             {"limit": "201"},
             {"limit": "ten"},
+        ):
+            resp = await client.get(f"{API}/wallets", params=params, headers=admin.headers)
+            await expect_problem(resp, 422, "validation_error")
+        for params in (
             {"cursor": "garbage!"},
             {"cursor": "MjAyNnxxfDE"},
             {"limit": "2", "cursor": "a" * 300},
         ):
             resp = await client.get(f"{API}/wallets", params=params, headers=admin.headers)
-            await expect_problem(resp, 422, "validation_error")
+            await expect_problem(resp, 400, "invalid_cursor")
 
     async def test_available_balance_subtracts_pending_outgoing(
         self, client: TestClient, engine: Engine, pending: list[UUID]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -31,6 +32,18 @@ COMMANDS = (
 def vaultcraft_argv() -> list[str]:
     script = Path(sys.executable).parent / "vaultcraft"
     return [str(script)] if script.exists() else [sys.executable, "-m", "vaultcraft.cli"]
+
+
+def test_version_is_the_installed_distributions() -> None:
+    """`vaultcraft --version` prints the version pyproject.toml gives the package."""
+    declared = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert declared is not None
+
+    result = subprocess.run(
+        [*vaultcraft_argv(), "--version"], capture_output=True, text=True, check=True
+    )
+
+    assert result.stdout.strip() == f"vaultcraft {declared.group(1)}"
 
 
 def test_help_lists_every_command() -> None:

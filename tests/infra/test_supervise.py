@@ -106,6 +106,7 @@ def test_program_environment_carries_urls_and_settings_but_no_secrets(tmp_path: 
         "VAULTCRAFT_JWT_SECRET": "k" * 40,
         "VAULTCRAFT_AUDIT_SIGNING_KEY": "a" * 44,
         "VAULTCRAFT_SERVICE_DATABASE_URL": "postgresql://vaultcraft_service:pw@db/x",
+        "VAULTCRAFT_METRICS_TOKEN": "m" * 32,
         "HOME": "/r",
     }
 
@@ -117,4 +118,5 @@ def test_program_environment_carries_urls_and_settings_but_no_secrets(tmp_path: 
     assert "VAULTCRAFT_JWT_SECRET" not in env
     assert "VAULTCRAFT_AUDIT_SIGNING_KEY" not in env
     assert "VAULTCRAFT_SERVICE_DATABASE_URL" not in env
+    assert "VAULTCRAFT_METRICS_TOKEN" not in env
     assert "HOME" not in env

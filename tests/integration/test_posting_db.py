@@ -18,7 +18,7 @@ def _drain(engine: Engine, limit: int) -> int:
         with engine.begin() as conn:
             result = post_batch(conn, limit)
         posted += result.claimed
-        if result.claimed == 0:
+        if result.claimed == 0 and not result.more:  # `more`: left for a batch holding wallets
             return posted
 
 

@@ -17,7 +17,7 @@ import psycopg
 
 from runtime.settings import to_psycopg_url
 
-MIGRATION = Path(__file__).resolve().parents[2] / "migrations/versions/0008_service_role.py"
+MIGRATION = Path(__file__).resolve().parents[2] / "migrations/versions/0007_service_role.py"
 
 
 def _create_role_statement(name: str) -> str:

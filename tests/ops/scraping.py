@@ -16,15 +16,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def scrape(port: int) -> Samples:
+def scrape(port: int, token: str | None = None) -> Samples:
     """Every sample at http://127.0.0.1:port/metrics, keyed by name and sorted labels."""
-    return scrape_url(f"http://127.0.0.1:{port}/metrics")
+    return scrape_url(f"http://127.0.0.1:{port}/metrics", token)
 
 
-def scrape_url(url: str) -> Samples:
+def scrape_url(url: str, token: str | None = None) -> Samples:
+    """Every sample at `url`, sending `token` as the bearer token when given."""
     if not url.startswith("http://"):
         raise ValueError(f"not a local exposition URL: {url}")
-    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - http only, checked above
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - http only, checked above
+    with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - http only, checked above
         text = resp.read().decode()
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value

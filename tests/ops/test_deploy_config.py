@@ -19,7 +19,11 @@ LONG_RUNNING = {"gateway", "worker", "relay", "scheduler"}
 @pytest.fixture(scope="module")
 def compose(compose_cli: list[str]) -> dict[str, Any]:
     """The Compose file as the Compose CLI resolves it (anchors merged, variables filled)."""
-    env = {**os.environ, "VAULTCRAFT_JWT_SECRET": "test-secret-" + "x" * 32}
+    env = {
+        **os.environ,
+        "VAULTCRAFT_JWT_SECRET": "test-secret-" + "x" * 32,
+        "VAULTCRAFT_METRICS_TOKEN": "test-metrics-" + "x" * 32,
+    }
     result = subprocess.run(
         [*compose_cli, "-f", str(ROOT / "docker-compose.yml"), "config"],
         capture_output=True,
@@ -144,3 +148,38 @@ def test_image_runs_the_gateway_as_a_non_root_user() -> None:
     assert lines[[i for i, line in enumerate(lines) if line.startswith("CMD ")][-1]] == (
         'CMD ["vaultcraft", "gateway"]'
     )
+
+
+def test_prometheus_loads_alert_rules_on_metrics_we_export() -> None:
+    """The rule files are mounted next to the config, and every alert reads a real metric.
+
+    Reads docker-compose.yml as written (no Compose CLI needed): its mounts are plain.
+    """
+    import re
+
+    from runtime import metrics
+
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    mounts = {
+        target: str(ROOT / source)
+        for target, source in map(_mount, compose["services"]["prometheus"]["volumes"])
+    }
+    exported = {
+        name
+        for value in vars(metrics).values()
+        for name in [getattr(value, "_name", None)]
+        if isinstance(name, str)
+    }
+    alerts = {}
+    for rule_file in config["rule_files"]:
+        assert Path(mounts[f"/etc/prometheus/{rule_file}"]).resolve() == (
+            ROOT / "deploy/prometheus" / rule_file
+        )
+        rules = yaml.safe_load((ROOT / "deploy/prometheus" / rule_file).read_text())
+        for group in rules["groups"]:
+            alerts |= {rule["alert"]: rule["expr"] for rule in group["rules"]}
+    assert "VaultCraftPostingStalled" in alerts
+    for alert, expr in alerts.items():
+        used = {m.removesuffix("_total") for m in re.findall(r"vaultcraft_[a-z_]+", expr)}
+        assert used <= exported, f"{alert} reads metrics nobody exports: {used - exported}"

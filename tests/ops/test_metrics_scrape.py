@@ -7,6 +7,7 @@ count can be compared with exactly what the test did.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,8 @@ from tests.support.stack import Stack
 from tests.support.stack_api import Tenant, signup
 
 TRANSFER_ROUTE = "/api/v1/transactions/transfer"
+TOKEN = "ops-metrics-" + "m" * 32
+"""The stack runs with VAULTCRAFT_METRICS_TOKEN set, as a deployment scraped from afar does."""
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +35,7 @@ def stack(
         "VAULTCRAFT_RESCUE_INTERVAL_S": "1",  # the scheduler refreshes its gauges every second
         "VAULTCRAFT_RECONCILE_INTERVAL_S": "3600",
         "VAULTCRAFT_SETTLE_INTERVAL_S": "3600",
+        "VAULTCRAFT_METRICS_TOKEN": TOKEN,
     }
     with Stack(own_database, redis_url, data_dir, scheduler=True, extra_env=env) as running:
         yield running
@@ -79,7 +83,7 @@ def test_each_process_reports_what_the_traffic_did(stack: Stack) -> None:
         assert (final["status"], final["failure_code"]) == ("FAILED", "insufficient_funds")
 
     # Then the gateway counts five accepted transfers, each answered 202
-    gateway = scrape_url(stack.base_url + "/metrics")
+    gateway = scrape_url(stack.base_url + "/metrics", TOKEN)
     assert (
         gateway[
             (
@@ -102,7 +106,7 @@ def test_each_process_reports_what_the_traffic_did(stack: Stack) -> None:
 
     # and the worker group posted four and failed one, in batches that add up to five
     worker = eventually(
-        lambda: scrape(stack.metrics_port("worker")),
+        lambda: scrape(stack.metrics_port("worker"), TOKEN),
         lambda: {
             ("vaultcraft_transfers_finished_total", labels(status="COMPLETED", failure_code="")): 4,
             (
@@ -125,7 +129,7 @@ def test_each_process_reports_what_the_traffic_did(stack: Stack) -> None:
     assert handled >= batches
 
     # and the relay measures the broker's queues
-    relay = scrape(stack.metrics_port("relay"))
+    relay = scrape(stack.metrics_port("relay"), TOKEN)
     for queue in ("posting", "posting.DQ", "posting.XQ", "webhooks", "jobs"):
         assert ("vaultcraft_queue_depth", labels(queue=queue)) in relay, queue
 
@@ -152,7 +156,7 @@ def test_the_scheduler_gauges_follow_the_database(stack: Stack, own_database: st
             waiting = [t.transfer(alice, bob, "1.00").json()["id"] for _ in range(2)]
 
             # Then the scheduler's gauges show them, and the outbox as it stands
-            read = lambda: scrape(stack.metrics_port("scheduler"))  # noqa: E731
+            read = lambda: scrape(stack.metrics_port("scheduler"), TOKEN)  # noqa: E731
             eventually(read, lambda: {("vaultcraft_pending_transfers", ()): 2})
             eventually(read, lambda: {("vaultcraft_outbox_backlog", ()): backlog()})
             assert read()[("vaultcraft_outbox_oldest_unsent_age_seconds", ())] >= 0
@@ -165,6 +169,47 @@ def test_the_scheduler_gauges_follow_the_database(stack: Stack, own_database: st
             eventually(read, lambda: {("vaultcraft_outbox_backlog", ()): backlog()})
     finally:
         engine.dispose()
+
+
+FORBIDDEN_LABELS = {"organization", "organization_id", "org", "tenant", "user", "user_id"}
+FORBIDDEN_LABELS |= {"email", "reason", "currency", "wallet", "wallet_id", "account"}
+IDENTIFYING_VALUE = re.compile(r"@|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def test_no_series_names_a_tenant_a_user_or_money(stack: Stack) -> None:
+    """After logins that fail both ways and a settlement between two organizations, no
+    series of any process has a label that identifies or enumerates, nor sums money."""
+    with httpx.Client(base_url=stack.base_url, timeout=40) as http:
+        payer, payee = signup(http), signup(http)
+        known = payer.get("/api/v1/auth/me").json()["email"]
+        for email, password in (("nobody@example.com", "x" * 12), (known, "y" * 12)):
+            resp = http.post("/api/v1/auth/login", json={"email": email, "password": password})
+            assert resp.status_code == 401
+        linked = payee.post("/api/v1/counterparties", {"organization_id": payer.organization_id})
+        assert linked.status_code == 201, linked.text
+        source, destination = payer.wallet(), payee.wallet()
+        payer.deposit(source, "5.00")
+        paid = payer.transfer(source, destination, "2.00")
+        assert payer.wait_final(paid.json()["id"])["status"] == "COMPLETED"
+        settled = payer.post("/api/v1/settlements/run")
+        assert settled.status_code == 202 and settled.json()["settlements"], settled.text
+
+        for url in (stack.base_url + "/metrics", stack.base_url + "/api/v1/metrics"):
+            assert http.get(url).status_code == 401  # the stack runs with a token
+    scrapes = {"gateway": scrape_url(stack.base_url + "/metrics", TOKEN)}
+    for group in ("worker", "relay", "scheduler"):
+        scrapes[group] = scrape(stack.metrics_port(group), TOKEN)
+    assert scrapes["gateway"][("vaultcraft_login_failures_total", ())] >= 2
+    assert scrapes["gateway"][("vaultcraft_settlements_total", ())] >= 1
+    wrong = [
+        f"{process}: {name}{dict(pairs)}"
+        for process, samples in scrapes.items()
+        for name, pairs in samples
+        if "amount" in name
+        or FORBIDDEN_LABELS & {label for label, _ in pairs}
+        or any(IDENTIFYING_VALUE.search(value) for _, value in pairs)
+    ]
+    assert wrong == []
 
 
 def test_a_taken_metrics_port_is_logged_and_the_work_goes_on(

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import Engine
 
 from tests.support.stack import Stack
 
@@ -42,3 +43,23 @@ def stack(
 def http(stack: Stack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stack.base_url, timeout=40) as client:
         yield client
+
+
+@pytest.fixture
+def poisoned_amount(engine: Engine) -> Iterator[str]:
+    """Entries of 42.42 are refused by a trigger, as a bug in the write path would refuse them."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("""
+            CREATE FUNCTION refuse_4242() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.amount = 4242 THEN RAISE EXCEPTION 'simulated write bug'; END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER refuse_4242 BEFORE INSERT ON ledger_entries
+                FOR EACH ROW EXECUTE FUNCTION refuse_4242();
+        """)
+    yield "42.42"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "DROP TRIGGER refuse_4242 ON ledger_entries; DROP FUNCTION refuse_4242();"
+        )

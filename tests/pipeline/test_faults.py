@@ -30,6 +30,10 @@ from tests.support.rabbit import can_manage, close_connections
 from tests.support.stack import Stack
 from tests.support.stack_api import Tenant, signup
 
+LOADED_P99_S = 1.0
+"""Submit-to-posted p99 allowed while 16 clients load the shared test machine (the 100 ms
+target of spec/performance.md is measured by the benchmark on a quiet one)."""
+
 
 def submit_many(
     t: Tenant, moves: list[tuple[str, str, str]], clients: int = 16
@@ -253,3 +257,50 @@ def test_concurrent_duplicate_idempotency_keys_create_one_transfer(
             ).scalar_one()
             == 1
         )
+
+
+def test_a_poisoned_transfer_in_a_loaded_run_of_several_tenants_fails_alone(
+    http: httpx.Client, engine: Engine, poisoned_amount: str
+) -> None:
+    """Three tenants submit concurrently; the database refuses one transfer in the middle.
+
+    It alone ends FAILED (posting_error); every other transfer posts within the latency
+    bound of this machine and the invariants hold.
+    """
+    tenants = [signup(http) for _ in range(3)]
+    books = []
+    for t in tenants:
+        a, b = t.wallet(), t.wallet()
+        t.deposit(a, "1000.00")
+        books.append((t, a, b))
+    rng = random.Random(14)
+    jobs = [(t, (a, b, f"{rng.randint(1, 9)}.00")) for t, a, b in books for _ in range(120)]
+    rng.shuffle(jobs)
+    poisoned_at = len(jobs) // 2
+    t, (a, b, _) = jobs[poisoned_at]
+    jobs[poisoned_at] = (t, (a, b, poisoned_amount))
+
+    def submit(job: tuple[Tenant, tuple[str, str, str]]) -> tuple[Tenant, str]:
+        tenant, move = job
+        resp = tenant.transfer(*move)
+        assert resp.status_code == 202, resp.text
+        return tenant, str(resp.json()["id"])
+
+    with ThreadPoolExecutor(16) as pool:
+        accepted = list(pool.map(submit, jobs))
+    finals = [tenant.wait_final(tx) for tenant, tx in accepted]
+
+    poisoned = finals.pop(poisoned_at)
+    assert (poisoned["status"], poisoned["failure_code"]) == ("FAILED", "posting_error")
+    assert {f["status"] for f in finals} == {"COMPLETED"}
+    with engine.connect() as conn:
+        p99 = conn.execute(
+            text(
+                "SELECT percentile_cont(0.99) WITHIN GROUP"
+                " (ORDER BY extract(epoch FROM posted_at - created_at))"
+                " FROM transactions WHERE id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": [f["id"] for f in finals]},
+        ).scalar_one()
+    assert p99 < LOADED_P99_S, p99
+    assert_ledger_sound(engine)

@@ -149,6 +149,21 @@ def test_gauges_show_pending_transfers_and_the_outbox_backlog(db: Engine, ledger
     assert REGISTRY.get_sample_value("vaultcraft_pending_transfers") == 1
     assert REGISTRY.get_sample_value("vaultcraft_outbox_backlog") == 2
     assert 89 <= (REGISTRY.get_sample_value("vaultcraft_outbox_oldest_unsent_age_seconds") or 0)
+    assert (REGISTRY.get_sample_value("vaultcraft_oldest_pending_age_seconds") or 0) < 60
+
+
+def test_the_oldest_pending_age_gauge_shows_a_stalled_transfer(
+    db: Engine, ledger: Ledger, books: Books
+) -> None:
+    """A transfer left PENDING for 10 minutes: the gauge shows its age, not the newest one's."""
+    from workers.scheduler import refresh_gauges
+
+    books.unposted(ledger.alice, ledger.bob, 5, "PENDING", age_s=600)
+    books.unposted(ledger.alice, ledger.bob, 5, "PENDING")
+
+    refresh_gauges(db)
+
+    assert 599 <= (REGISTRY.get_sample_value("vaultcraft_oldest_pending_age_seconds") or 0) < 700
 
 
 def start_scheduler(fresh_url: str, redis_url: str, data_dir: Path) -> subprocess.Popen[str]:

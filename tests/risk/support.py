@@ -64,9 +64,9 @@ def drain(engine: Engine, limit: int = 1000) -> int:
     posted = 0
     while True:
         with engine.begin() as conn:
-            claimed = post_batch(conn, limit, load_policy).claimed
-        posted += claimed
-        if claimed == 0:
+            result = post_batch(conn, limit, load_policy)
+        posted += result.claimed
+        if result.claimed == 0 and not result.more:  # `more`: wallets busy, again
             return posted
 
 

@@ -116,8 +116,9 @@ class CrossLedger:
     def post_all(self) -> None:
         while True:
             with self.engine.begin() as conn:
-                if post_batch(conn, 500).claimed == 0:
-                    return
+                result = post_batch(conn, 500)
+            if result.claimed == 0 and not result.more:  # `more`: wallets busy, again
+                return
 
     def transfer(self, actor: Org, source: UUID, destination: UUID, amount: int) -> UUID:
         """Submit and post one transfer; it must complete."""

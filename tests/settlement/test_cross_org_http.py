@@ -273,4 +273,4 @@ def test_settlement_lists_page_newest_first(http: httpx.Client) -> None:
     assert [s["id"] for s in first["data"] + second["data"]] == ids[::-1]
     assert second["next_cursor"] is None
     bad = b.get(f"{API}/settlements", params={"cursor": "garbage"})
-    assert bad.status_code == 422
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid_cursor"

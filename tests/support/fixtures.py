@@ -17,11 +17,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
-from gateway.throttle import address_key
+from gateway.throttle import address_key, signup_key
 from runtime.settings import Settings
 
 JWT_SECRET = "test-only-secret-" + "k" * 32
 ADDRESS_PREFIX = address_key("")[: -len("unknown")]
+SIGNUP_PREFIX = signup_key("")[: -len("unknown")]
 
 
 @pytest.fixture
@@ -34,6 +35,8 @@ def api_settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
             "VAULTCRAFT_DATA_DIR": str(tmp_path),
             "VAULTCRAFT_JWT_SECRET": JWT_SECRET,
             "VAULTCRAFT_BCRYPT_ROUNDS": "4",
+            # Every test signs up from 127.0.0.1; the throttle's own tests set a real limit.
+            "VAULTCRAFT_SIGNUP_LIMIT": "100000",
         }
     )
 
@@ -46,10 +49,11 @@ async def client(
 ) -> AsyncIterator[TestClient]:
     """An HTTP client talking to a freshly started gateway on a free local port.
 
-    Failed logins from the test client's address are forgotten after each test, so
-    one test's failures never throttle the next.
+    Failed logins and signups from the test client's address are forgotten after each
+    test, so one test's attempts never throttle the next.
     """
     yield await aiohttp_client(create_app(api_settings))
     with redis.Redis.from_url(redis_url) as conn:
-        for key in conn.scan_iter(f"{ADDRESS_PREFIX}*"):
-            conn.delete(key)
+        for prefix in (ADDRESS_PREFIX, SIGNUP_PREFIX):
+            for key in conn.scan_iter(f"{prefix}*"):
+                conn.delete(key)

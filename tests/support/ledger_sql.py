@@ -23,8 +23,9 @@ def post_transfer(engine: Engine, source_id: str, destination_id: str, amount: i
     tx_id = pending_transfer(engine, source_id, destination_id, amount)
     while True:
         with engine.begin() as conn:
-            if post_batch(conn, 1000).claimed == 0:
-                break
+            result = post_batch(conn, 1000)
+        if result.claimed == 0 and not result.more:  # `more`: wallets busy, again
+            break
     with engine.connect() as conn:
         status = conn.scalar(select(transactions.c.status).where(transactions.c.id == tx_id))
     assert status == "COMPLETED", f"funding transfer ended {status}"

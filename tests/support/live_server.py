@@ -1,5 +1,6 @@
 """The gateway on a real port in a background thread, for clients that are not asyncio
-(schemathesis, requests, load tools). Use as a context manager::
+(schemathesis, requests, load tools, raw sockets), served as `vaultcraft gateway` serves
+it (`GatewayRunner`). Use as a context manager::
 
     with LiveGateway(settings) as base_url:
         requests.get(base_url + "/api/v1/health")
@@ -15,6 +16,7 @@ from types import TracebackType
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.protocol_errors import GatewayRunner
 from runtime.settings import Settings
 
 
@@ -23,7 +25,7 @@ class LiveGateway:
         self.settings = settings
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
+        self._runner: GatewayRunner | None = None
 
     def __enter__(self) -> str:
         self._thread.start()
@@ -34,7 +36,7 @@ class LiveGateway:
         return f"http://127.0.0.1:{port}"
 
     async def _start(self, port: int) -> None:
-        self._runner = web.AppRunner(create_app(self.settings), shutdown_timeout=5)
+        self._runner = GatewayRunner(create_app(self.settings), shutdown_timeout=5)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", port).start()
 

@@ -77,6 +77,7 @@ class Stack:
             "VAULTCRAFT_METRICS_PORT": str(metrics_port),
             "VAULTCRAFT_JWT_SECRET": JWT_SECRET,
             "VAULTCRAFT_BCRYPT_ROUNDS": "4",
+            "VAULTCRAFT_SIGNUP_LIMIT": "100000",  # every tenant signs up from 127.0.0.1
             "VAULTCRAFT_LOG_FORMAT": "json",
             **(extra_env or {}),
         }

@@ -42,7 +42,7 @@ from sqlalchemy import Connection, text
 
 from ledger_core.persistence.events.outbox import SETTLEMENT_COMPLETED, outbox_insert
 from ledger_core.persistence.tables import settlements
-from ledger_core.posting import CREDIT
+from ledger_core.posting import CREDIT, fits_int64
 from ledger_core.settlement import (
     CrossOrgTransfer,
     Netting,
@@ -109,11 +109,29 @@ INSERT_ENTRIES = text("""
 UPDATE_BALANCE = text("UPDATE wallets SET balance = :balance, updated_at = now() WHERE id = :id")
 
 
-class ClearingMismatch(RuntimeError):
+class SkippedPair(RuntimeError):
+    """A pair that cannot be settled now: nothing is written for it, the run goes on."""
+
+    reason = "skipped"
+
+
+class ClearingMismatch(SkippedPair):
     """The clearing wallets do not hold what the unsettled transfers put there: ledger drift.
 
     Nothing is written for the pair; reconciliation reports the drift.
     """
+
+    reason = "clearing_mismatch"
+
+
+class SettlementOutOfRange(SkippedPair):
+    """A gross total or a SYSTEM balance of the settlement would not fit 64 bits.
+
+    The pair stays unsettled (its transfers are already posted; the positions remain in
+    the clearing wallets) until an operator settles it in smaller parts.
+    """
+
+    reason = "amount_out_of_range"
 
 
 @dataclass(frozen=True)
@@ -139,12 +157,17 @@ def unsettled_pairs(conn: Connection, organization_id: UUID | None = None) -> li
     return [Pair(r.org_a, r.org_b, r.currency) for r in rows]
 
 
-def run_settlement(conn: Connection, organization_id: UUID | None = None) -> list[Settlement]:
+def run_settlement(
+    conn: Connection,
+    organization_id: UUID | None = None,
+    skipped: list[SkippedPair] | None = None,
+) -> list[Settlement]:
     """Settle every pair (or every pair of `organization_id`), each in its own transaction.
 
     `conn` must not be in a transaction. A pair whose clearing wallets disagree with its
-    transfers is logged and skipped; the others still settle. Safe to run twice or
-    concurrently: a run that finds nothing left writes nothing.
+    transfers, or whose totals would leave the 64-bit range, is logged, added to `skipped`
+    and left alone; the others still settle. Safe to run twice or concurrently: a run that
+    finds nothing left writes nothing.
     """
     with conn.begin():
         pairs = unsettled_pairs(conn, organization_id)
@@ -153,8 +176,10 @@ def run_settlement(conn: Connection, organization_id: UUID | None = None) -> lis
         try:
             with conn.begin():
                 settlement = settle_pair(conn, pair)
-        except ClearingMismatch as exc:
-            log.error("Settlement of %s skipped: %s", pair, exc)
+        except SkippedPair as exc:
+            log.error("Settlement of %s skipped (%s): %s.", pair, exc.reason, exc)
+            if skipped is not None:
+                skipped.append(exc)
             continue
         if settlement is not None:
             written.append(settlement)
@@ -176,6 +201,7 @@ def settle_pair(conn: Connection, pair: Pair) -> Settlement | None:
     netting = net_transfers(pair.org_a, pair.org_b, transfers)
     wallets = _pair_wallets(locked, netting)
     _check_clearing(locked, wallets, netting)
+    _check_range(locked, wallets, netting)
     settlement = _insert_settlement(conn, pair.currency, netting)
     conn.execute(INSERT_ITEMS, {"settlement_id": settlement.id, "ids": [t.id for t in transfers]})
     _post_entries(conn, settlement, locked, settlement_legs(netting, wallets))
@@ -223,6 +249,23 @@ def _check_clearing(locked: dict[UUID, _Locked], wallets: PairWallets, netting: 
             raise ClearingMismatch(
                 f"clearing wallet {wallet_id} holds {actual}, its unsettled transfers {expected}"
             )
+
+
+def _check_range(locked: dict[UUID, _Locked], wallets: PairWallets, netting: Netting) -> None:
+    """The gross totals (bigint columns) and both SYSTEM balances after it must fit 64 bits."""
+    payer_system = locked[wallets.payer_system].balance + netting.net_amount
+    payee_system = locked[wallets.payee_system].balance - netting.net_amount
+    values = (
+        netting.gross_payer_to_payee,
+        netting.gross_payee_to_payer,
+        payer_system,
+        payee_system,
+    )
+    if not all(fits_int64(v) for v in values):
+        raise SettlementOutOfRange(
+            f"{netting.transfer_count} transfers between {netting.payer_organization_id} and "
+            f"{netting.payee_organization_id} would take a total past the ledger's 64-bit range"
+        )
 
 
 def _insert_settlement(conn: Connection, currency: str, netting: Netting) -> Settlement:

@@ -2,62 +2,58 @@
 
 One database transaction per batch:
 
-1. claim PENDING transfers in submission order with `FOR NO KEY UPDATE SKIP LOCKED`, so
-   concurrent workers take disjoint batches and a transfer is never posted twice (a
-   transfer is moved out of PENDING only here, under its row lock, and the final-state
-   trigger refuses any later change);
-2. lock every wallet the batch touches with `FOR NO KEY UPDATE`, sorted by id, so concurrent
-   batches always lock in one global order and cannot deadlock;
+1. claim PENDING transfers, an equal share per organization, with `FOR NO KEY UPDATE SKIP
+   LOCKED` (`ledger_core.persistence.transfers.claim`), so concurrent workers take disjoint batches
+   and a transfer is never posted twice (a transfer is moved out of PENDING only here,
+   under its row lock, and the final-state trigger refuses any later change);
+2. keep the transfers whose wallets no other batch holds (`free_subset`), then lock every
+   wallet they touch with `FOR NO KEY UPDATE`, sorted by id, so concurrent batches always
+   lock in one global order and cannot deadlock;
 3. decide each transfer with `ledger_core.posting.plan_postings`;
-4. write balances, entries, final states and outbox events with one statement each.
+4. write balances, entries, final states and outbox events with one statement each, under
+   a savepoint: if the database refuses, `post_isolated` splits the batch until only the
+   transfers that cannot be written fail (`posting_error`).
 
 `NO KEY UPDATE` rather than `UPDATE`: it still excludes every other writer of the row, but
 not the `KEY SHARE` locks that foreign-key checks take. The gateway stores new intents that
 reference these wallets while a batch is posting; with `FOR UPDATE` the two could deadlock.
-
-Members of an atomic batch are claimed through their leader (the member whose id is the
-batch id), so a batch is always posted whole by one worker.
 """
 
 from __future__ import annotations
 
+import logging
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, TextClause, text
+from sqlalchemy.exc import DBAPIError
 
 from ledger_core.channels import FINAL_CHANNEL
 from ledger_core.persistence.analytics.rollups import rollup_statements
 from ledger_core.persistence.arrays import pg_array
 from ledger_core.persistence.events.outbox import EventRow, event_json, outbox_insert_many
+from ledger_core.persistence.transfers.claim import Claimed, claim_batch
 from ledger_core.posting import (
     Outcome,
     PendingTransfer,
     PostingPlan,
     RiskPolicy,
     WalletState,
+    group_units,
     plan_postings,
 )
 from ledger_core.transfers import event_type, transaction_view
 
-CLAIM = text("""
-    SELECT * FROM transactions
-    WHERE status = 'PENDING' AND (atomic_group_id IS NULL OR atomic_group_id = id)
-    ORDER BY seq
-    LIMIT :limit
-    FOR NO KEY UPDATE SKIP LOCKED
-""")
+log = logging.getLogger("vaultcraft.posting")
 
-CLAIM_GROUP_MEMBERS = text("""
-    SELECT * FROM transactions
-    WHERE atomic_group_id = ANY(CAST(:groups AS uuid[])) AND id <> atomic_group_id
-      AND status = 'PENDING'
-    ORDER BY seq
-    FOR NO KEY UPDATE
-""")
+POSTING_ERROR = "posting_error"
+"""Failure code of a transfer the database refused to write (see `post_isolated`)."""
+
 
 LOCK_WALLETS = text("""
     SELECT id, organization_id, type, currency, status, balance FROM wallets
@@ -118,6 +114,7 @@ WRITE_BATCH = text(
 (built once: a statement text made per call would be compiled again at every batch)."""
 
 POSTING_LOCK_CLASS = 0x706F7374  # "post"
+TRY_POSTING_SLOT = text("SELECT pg_try_advisory_xact_lock(:lock_class, :slot)")
 TAKE_POSTING_SLOT = text(
     "SELECT pg_advisory_xact_lock(:lock_class, CAST(floor(random() * :slots) AS int))"
 )
@@ -131,34 +128,13 @@ class BatchResult:
     claimed: int
     outcomes: Sequence[Outcome]
     finished_at: datetime | None
+    more: bool = False
+    """The claim came back full, or left transfers for a batch holding their wallets: more
+    may be waiting, claim again (with nothing posted: soon, not at once)."""
 
     @property
     def completed(self) -> int:
         return sum(1 for o in self.outcomes if o.completed)
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """Locked waiting transfers, as the posting rules see them and as stored."""
-
-    transfers: list[PendingTransfer]
-    rows: dict[UUID, dict[str, Any]]
-
-
-def _pending(row: Mapping[str, Any]) -> PendingTransfer:
-    return PendingTransfer(**{k: row[k] for k in PendingTransfer.__slots__})
-
-
-def claim_batch(conn: Connection, limit: int) -> Claimed:
-    """Lock up to `limit` waiting transfers (whole atomic batches) in submission order."""
-    rows = [r._asdict() for r in conn.execute(CLAIM, {"limit": limit})]
-    groups = [r["atomic_group_id"] for r in rows if r["atomic_group_id"] is not None]
-    if groups:
-        rows += [
-            r._asdict() for r in conn.execute(CLAIM_GROUP_MEMBERS, {"groups": pg_array(groups)})
-        ]
-    rows.sort(key=lambda r: r["seq"])
-    return Claimed([_pending(r) for r in rows], {r["id"]: r for r in rows})
 
 
 def lock_wallets(conn: Connection, transfers: Sequence[PendingTransfer]) -> dict[UUID, WalletState]:
@@ -266,15 +242,151 @@ def post_batch(
     wait their turn, and each then claims everything that arrived meanwhile. Under load
     batches therefore grow by themselves (like the intake's group commit) instead of many
     small batches contending for the same wallets; an idle system posts at once.
+
+    `claimed` 0 with `more` means every claimed transfer waits on wallets another
+    transaction holds: nothing was posted, try again shortly. Only `claimed` 0 without
+    `more` says nothing is waiting.
     """
     if slots is not None:
-        conn.execute(TAKE_POSTING_SLOT, {"lock_class": POSTING_LOCK_CLASS, "slots": slots})
+        take_posting_slot(conn, slots)
     claimed = claim_batch(conn, limit)
     if not claimed.transfers:
         return BatchResult(claimed=0, outcomes=(), finished_at=None)
+    ready = free_subset(conn, claimed)
+    if not ready.transfers:
+        return BatchResult(claimed=0, outcomes=(), finished_at=None, more=True)
+    at = datetime.now(UTC)
+    outcomes = post_isolated(conn, ready, policy, at)
+    deferred = len(ready.transfers) < len(claimed.transfers)
+    return BatchResult(len(ready.transfers), outcomes, at, claimed.more or deferred)
+
+
+def take_posting_slot(conn: Connection, slots: int) -> None:
+    """Take a free posting slot if there is one, else wait for one picked at random.
+
+    Waiting on a random slot while another is free would hold a transfer (perhaps another
+    tenant's, see `free_subset`) behind a whole batch for nothing.
+    """
+    first = random.randrange(slots)
+    for n in range(slots):
+        slot = (first + n) % slots
+        if conn.execute(
+            TRY_POSTING_SLOT, {"lock_class": POSTING_LOCK_CLASS, "slot": slot}
+        ).scalar():
+            return
+    conn.execute(TAKE_POSTING_SLOT, {"lock_class": POSTING_LOCK_CLASS, "slots": slots})
+
+
+@lru_cache(maxsize=4)
+def _skipping_locked(statement: TextClause) -> TextClause:
+    return text(str(statement).replace("FOR NO KEY UPDATE", "FOR NO KEY UPDATE SKIP LOCKED"))
+
+
+def free_subset(conn: Connection, claimed: Claimed) -> Claimed:
+    """The claimed transfers whose wallets no other batch holds, with those wallets locked.
+
+    A batch busy with one tenant's hot wallets would otherwise hold up every other
+    transfer claimed with them until it commits. Transfers left out stay PENDING (their
+    row locks end with this transaction) and the worker claims again at once. When every
+    claimed transfer waits on a busy wallet, nothing is kept: the batch holding those
+    wallets claims again when it commits (its claim was full), so waiting here would only
+    hold a posting slot that another tenant's transfer may need.
+    """
+    ids = sorted({wallet_id for t in claimed.transfers for wallet_id in t.wallet_ids()})
+    probe = conn.begin_nested()
+    rows = conn.execute(_skipping_locked(LOCK_WALLETS), {"ids": pg_array(ids)})
+    free = {r.id for r in rows}
+    waiting = [t for t in claimed.transfers if not free.issuperset(t.wallet_ids())]
+    blocked_groups = {t.atomic_group_id for t in waiting if t.atomic_group_id is not None}
+    ready = [
+        t
+        for t in claimed.transfers
+        if free.issuperset(t.wallet_ids()) and t.atomic_group_id not in blocked_groups
+    ]
+    if ready:
+        probe.commit()
+    else:
+        probe.rollback()
+    return claimed.subset(ready)
+
+
+def post_claimed(
+    conn: Connection, claimed: Claimed, policy: PolicyLoader | None, at: datetime
+) -> list[Outcome]:
+    """Lock the wallets of claimed transfers, decide them and write the result."""
     wallets = lock_wallets(conn, claimed.transfers)
     risk = policy(conn, claimed.transfers, wallets) if policy is not None else None
     plan = plan_postings(claimed.transfers, wallets, risk)
-    at = datetime.now(UTC)
     write_plan(conn, plan, claimed, at)
-    return BatchResult(claimed=len(claimed.transfers), outcomes=plan.outcomes, finished_at=at)
+    return plan.outcomes
+
+
+def post_isolated(
+    conn: Connection, claimed: Claimed, policy: PolicyLoader | None, at: datetime
+) -> list[Outcome]:
+    """Post claimed transfers; should the write fail, fail only the transfers that break it.
+
+    Each attempt runs under a savepoint (a transaction nested in the batch's, keeping the
+    claim's row locks and the wallets locked in id order). A failure other than a conflict
+    or a lost connection splits the transfers in halves (an atomic batch stays whole),
+    each posted on its own, recursively; a single transfer or atomic batch that still
+    cannot be written ends FAILED as `posting_error`. One broken transfer costs
+    about 2·log2(batch) attempts once, and never holds up the queue again.
+    """
+    try:
+        with conn.begin_nested():
+            return post_claimed(conn, claimed, policy, at)
+    except Exception as exc:
+        if is_conflict(exc):
+            raise
+        units = list(group_units(claimed.transfers))
+        if len(units) == 1:
+            return fail_unwritable(conn, claimed, at, exc)
+    half = len(units) // 2
+    first = [t for unit in units[:half] for t in unit]
+    second = [t for unit in units[half:] for t in unit]
+    return post_isolated(conn, claimed.subset(first), policy, at) + post_isolated(
+        conn, claimed.subset(second), policy, at
+    )
+
+
+def fail_unwritable(
+    conn: Connection, claimed: Claimed, at: datetime, error: Exception
+) -> list[Outcome]:
+    """End a transfer (or atomic batch) that cannot be written as FAILED, with its event."""
+    plan = PostingPlan(
+        outcomes=[
+            Outcome(t, "FAILED", POSTING_ERROR, "the ledger could not write this transfer")
+            for t in claimed.transfers
+        ]
+    )
+    with conn.begin_nested():
+        write_plan(conn, plan, claimed, at)
+    cause = getattr(error, "orig", None) or error  # the database's words, not the statement
+    for transfer in claimed.transfers:
+        log.error(
+            "Transfer %s of organization %s could not be written and ends FAILED "
+            "(posting_error): %s.",
+            transfer.id,
+            transfer.organization_id,
+            str(cause).strip().rstrip("."),
+            extra={
+                "transaction_id": str(transfer.id),
+                "organization_id": str(transfer.organization_id),
+                "failure_code": POSTING_ERROR,
+            },
+        )
+    return plan.outcomes
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A lost connection or a serialization, deadlock or lock-timeout conflict: retry the
+    whole batch later rather than blame one transfer."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    return (
+        exc.connection_invalidated
+        or sqlstate in {"40001", "40P01", "55P03"}
+        or sqlstate.startswith("08")
+    )

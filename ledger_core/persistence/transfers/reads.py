@@ -19,34 +19,34 @@ _WITH_USERS = """
     JOIN wallets s ON s.id = t.source_wallet_id
     JOIN wallets d ON d.id = t.destination_wallet_id
 """
-"""A transaction with the owners of its two wallets, which decide what a member may see."""
+"""A transfer with the owners of its two wallets, which decide what a member may see."""
 
-GET_TRANSACTION = text(
+GET_TRANSFER = text(
     _WITH_USERS
     + "WHERE t.id = :id AND (t.organization_id = :org OR t.destination_organization_id = :org)"
 )
 
-GET_TRANSACTIONS = text(_WITH_USERS + "WHERE t.id = ANY(CAST(:ids AS uuid[]))")
+GET_TRANSFERS = text(_WITH_USERS + "WHERE t.id = ANY(CAST(:ids AS uuid[]))")
 
 
 async def find_transfer(
     conn: AsyncConnection, organization_id: UUID, transfer_id: UUID
 ) -> dict[str, Any] | None:
     """A transfer the organization is party to (payer or payee), with its wallets' owners."""
-    row = (await conn.execute(GET_TRANSACTION, {"id": transfer_id, "org": organization_id})).first()
+    row = (await conn.execute(GET_TRANSFER, {"id": transfer_id, "org": organization_id})).first()
     return None if row is None else dict(row._mapping)
 
 
-async def get_transactions_unchecked(
+async def find_transfers_unchecked(
     conn: AsyncConnection, ids: Sequence[UUID]
 ) -> dict[UUID, dict[str, Any]]:
-    """Many transactions by id, for any reader: pass each through `visible_to` before use."""
-    rows = await conn.execute(GET_TRANSACTIONS, {"ids": pg_array(ids)})
+    """Many transfers by id, for any reader: pass each through `visible_to` before use."""
+    rows = await conn.execute(GET_TRANSFERS, {"ids": pg_array(ids)})
     return {row.id: dict(row._mapping) for row in rows}
 
 
 @dataclass(frozen=True)
-class TransactionFilter:
+class TransferFilter:
     status: str | None = None
     wallet_id: UUID | None = None
     kind: str | None = None
@@ -56,7 +56,7 @@ class TransactionFilter:
     """Keyset cursor: only rows strictly older than (created_at, id)."""
 
 
-def _conditions(f: TransactionFilter, params: dict[str, Any]) -> list[str]:
+def _conditions(f: TransferFilter, params: dict[str, Any]) -> list[str]:
     conds = []
     if f.status:
         conds.append("t.status = :status")
@@ -79,11 +79,11 @@ def _conditions(f: TransactionFilter, params: dict[str, Any]) -> list[str]:
     return conds
 
 
-async def list_transactions(
+async def list_transfers(
     conn: AsyncConnection,
     organization_id: UUID,
     member_id: UUID | None,
-    f: TransactionFilter,
+    f: TransferFilter,
     limit: int,
 ) -> list[dict[str, Any]]:
     """Newest first, keyset-paginated. Two index-ordered scans merged: sent and received.
@@ -112,7 +112,7 @@ async def list_transactions(
     return [dict(r._mapping) for r in rows]
 
 
-ENTRIES_OF_TRANSACTION = text("""
+ENTRIES_OF_TRANSFER = text("""
     SELECT id, transaction_id, wallet_id, direction, amount, currency, balance_after, created_at
     FROM ledger_entries WHERE transaction_id = :id AND organization_id = :org ORDER BY id
 """)
@@ -122,7 +122,7 @@ async def transfer_entries(
     conn: AsyncConnection, organization_id: UUID, transfer_id: UUID
 ) -> list[dict[str, Any]]:
     """The entries of a transfer in one organization's own books."""
-    rows = await conn.execute(ENTRIES_OF_TRANSACTION, {"id": transfer_id, "org": organization_id})
+    rows = await conn.execute(ENTRIES_OF_TRANSFER, {"id": transfer_id, "org": organization_id})
     return [dict(r._mapping) for r in rows]
 
 

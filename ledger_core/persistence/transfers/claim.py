@@ -1,0 +1,107 @@
+"""Claiming waiting transfers for a posting batch, fairly across organizations.
+
+The claim locks PENDING transfers with `FOR NO KEY UPDATE SKIP LOCKED`, so concurrent
+workers take disjoint batches and a transfer is never posted twice. Members of an atomic
+batch are claimed through their leader (the member whose id is the batch id), so a batch
+is always posted whole by one worker.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, text
+
+from ledger_core.persistence.arrays import pg_array
+from ledger_core.posting import PendingTransfer
+
+CLAIM = text("""
+    WITH RECURSIVE orgs AS (
+        (SELECT organization_id FROM transactions WHERE status = 'PENDING'
+         ORDER BY organization_id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT t.organization_id FROM transactions AS t
+                WHERE t.status = 'PENDING' AND t.organization_id > orgs.organization_id
+                ORDER BY t.organization_id LIMIT 1)
+        FROM orgs WHERE orgs.organization_id IS NOT NULL
+    ), waiting AS (
+        SELECT organization_id FROM orgs WHERE organization_id IS NOT NULL
+    ), quota AS (
+        SELECT CASE WHEN count(*) <= 1 THEN :limit
+                    ELSE CAST(least(:share, ceil(CAST(:limit AS numeric) / count(*))) AS int)
+               END AS n
+        FROM waiting
+    )
+    SELECT c.*, quota.n AS claim_quota
+    FROM waiting CROSS JOIN quota CROSS JOIN LATERAL (
+        SELECT * FROM transactions AS t
+        WHERE t.organization_id >= waiting.organization_id
+          AND t.organization_id <= waiting.organization_id AND t.status = 'PENDING'
+          AND (t.atomic_group_id IS NULL OR t.atomic_group_id = t.id)
+        ORDER BY t.organization_id, t.seq
+        LIMIT quota.n
+        FOR NO KEY UPDATE SKIP LOCKED
+    ) AS c
+    LIMIT :limit
+""")
+"""Fair claim: while several organizations have transfers waiting, each gets an equal
+share of the batch, at most `FAIR_SHARE`, in submission order; a lone organization gets
+the whole batch. The organizations are found by a skip scan of
+`ix_transactions_pending_org_seq` (one index probe per organization, however many rows
+wait), and each share is one short range of the same index. So a tenant with 100,000
+waiting transfers neither fills every batch nor makes another tenant's batch as slow as
+a full one.
+
+Each share is read with `organization_id` between itself and itself rather than equal to
+it: with an equality the planner may walk `ix_transactions_pending_seq` and filter by
+organization, which reads the whole backlog of a flooding tenant to find a quiet one's
+transfer; the range leaves `ix_transactions_pending_org_seq` as the only ordered path
+(about 8 ms for 100,000 waiting transfers over three organizations, against 60-100 ms)."""
+
+FAIR_SHARE = 100
+"""Most transfers one organization puts in a batch shared with others: a shared batch
+stays short, so the others' transfers commit within the latency target."""
+
+CLAIM_GROUP_MEMBERS = text("""
+    SELECT * FROM transactions
+    WHERE atomic_group_id = ANY(CAST(:groups AS uuid[])) AND id <> atomic_group_id
+      AND status = 'PENDING'
+    ORDER BY seq
+    FOR NO KEY UPDATE
+""")
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """Locked waiting transfers, as the posting rules see them and as stored."""
+
+    transfers: list[PendingTransfer]
+    rows: dict[UUID, dict[str, Any]]
+    more: bool = False
+
+    def subset(self, transfers: list[PendingTransfer]) -> Claimed:
+        return Claimed(transfers, {t.id: self.rows[t.id] for t in transfers})
+
+
+def _pending(row: Mapping[str, Any]) -> PendingTransfer:
+    return PendingTransfer(**{k: row[k] for k in PendingTransfer.__slots__})
+
+
+def claim_batch(conn: Connection, limit: int) -> Claimed:
+    """Lock up to `limit` waiting transfers (whole atomic batches), shared fairly among
+    organizations, in submission order within each."""
+    rows = [r._asdict() for r in conn.execute(CLAIM, {"limit": limit, "share": FAIR_SHARE})]
+    quota = min((r.pop("claim_quota") for r in rows), default=limit)
+    shares = Counter(r["organization_id"] for r in rows)
+    more = len(rows) >= limit or any(n >= quota for n in shares.values())
+    groups = [r["atomic_group_id"] for r in rows if r["atomic_group_id"] is not None]
+    if groups:
+        rows += [
+            r._asdict() for r in conn.execute(CLAIM_GROUP_MEMBERS, {"groups": pg_array(groups)})
+        ]
+    rows.sort(key=lambda r: r["seq"])
+    return Claimed([_pending(r) for r in rows], {r["id"]: r for r in rows}, more)

@@ -1,0 +1,196 @@
+"""One tenant never stalls another: unwritable transfers fail alone, claims are fair.
+
+Against a real PostgreSQL. Transfers that break the write are made with a trigger that
+refuses one amount, in a database of the test's own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Connection, Engine, create_engine, text
+
+from ledger_core.money import MAX_MINOR_UNITS
+from ledger_core.persistence.transfers.posting import claim_batch, post_batch
+from tests.support.databases import create_migrated_database, drop_database
+from tests.support.ledger import Book, create_book, insert_intents
+
+POISON = 4242
+REFUSE_POISON = """
+CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.amount = 4242 THEN
+        RAISE EXCEPTION 'simulated bug: amount 4242 cannot be written';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_poison BEFORE INSERT ON ledger_entries
+    FOR EACH ROW EXECUTE FUNCTION refuse_poison();
+"""
+
+
+@pytest.fixture
+def scratch(service_urls: tuple[str, str]) -> Iterator[Engine]:
+    """A database of this test's own, with a trigger that refuses entries of 42.42."""
+    url = create_migrated_database(service_urls[0], prefix="vaultcraft_isolation")
+    engine = create_engine(url, pool_size=2)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(REFUSE_POISON)
+    yield engine
+    engine.dispose()
+    drop_database(url)
+
+
+def _states(conn: Connection, ids: list[uuid.UUID]) -> list[tuple[str, str | None]]:
+    rows = conn.execute(
+        text("SELECT id, status, failure_code FROM transactions WHERE id = ANY(:ids)"),
+        {"ids": ids},
+    )
+    by_id = {r.id: (r.status, r.failure_code) for r in rows}
+    return [by_id[i] for i in ids]
+
+
+def _drain(engine: Engine) -> int:
+    batches = 0
+    while True:
+        with engine.begin() as conn:
+            result = post_batch(conn, 1000)
+        if result.claimed == 0 and not result.more:
+            return batches
+        batches += 1
+
+
+def test_a_transfer_that_cannot_be_written_fails_alone(scratch: Engine) -> None:
+    """The database refuses one transfer's entries: it alone fails, the rest of its batch posts."""
+    book = create_book(scratch, 3)
+    a, b, c = book.wallet_ids
+    moves = [(book.system_wallet_id, w, 100 + n) for n, w in enumerate([a, b, c] * 5)]
+    moves.insert(7, (book.system_wallet_id, b, POISON))
+    with scratch.begin() as conn:
+        ids = insert_intents(conn, book, moves)
+
+    assert _drain(scratch) == 1
+
+    with scratch.connect() as conn:
+        states = _states(conn, ids)
+        events = conn.execute(
+            text(
+                "SELECT count(*) FROM outbox WHERE data->>'id' = :id AND type = 'transfer.failed'"
+            ),
+            {"id": str(ids[7])},
+        ).scalar_one()
+    assert states[7] == ("FAILED", "posting_error")
+    assert states[:7] + states[8:] == [("COMPLETED", None)] * 15
+    assert events == 1
+
+
+def test_an_atomic_batch_with_an_unwritable_member_fails_whole(scratch: Engine) -> None:
+    """Bisection keeps an atomic batch together: all its members fail, the others post."""
+    book = create_book(scratch, 2)
+    a, b = book.wallet_ids
+    with scratch.begin() as conn:
+        ids = insert_intents(
+            conn,
+            book,
+            [
+                (book.system_wallet_id, a, 5),
+                (book.system_wallet_id, b, POISON),
+                (book.system_wallet_id, a, 6),
+                (book.system_wallet_id, b, 7),
+            ],
+        )
+        conn.execute(
+            text("UPDATE transactions SET atomic_group_id = :g WHERE id = ANY(:ids)"),
+            {"g": ids[1], "ids": ids[1:3]},
+        )
+
+    _drain(scratch)
+
+    with scratch.connect() as conn:
+        assert _states(conn, ids) == [
+            ("COMPLETED", None),
+            ("FAILED", "posting_error"),
+            ("FAILED", "posting_error"),
+            ("COMPLETED", None),
+        ]
+
+
+def test_two_maximal_deposits_from_system_fail_the_second_and_nothing_waits(
+    engine: Engine,
+) -> None:
+    """The reported attack: the second deposit fails amount_out_of_range, another tenant posts."""
+    attacker, other = create_book(engine, 2), create_book(engine, 1)
+    a, b = attacker.wallet_ids
+    with engine.begin() as conn:
+        first, second = insert_intents(
+            conn,
+            attacker,
+            [
+                (attacker.system_wallet_id, a, MAX_MINOR_UNITS),
+                (attacker.system_wallet_id, b, MAX_MINOR_UNITS),
+            ],
+        )
+        (victim,) = insert_intents(conn, other, [(other.system_wallet_id, other.wallet_ids[0], 1)])
+
+    with engine.begin() as conn:
+        result = post_batch(conn, 1000)
+
+    assert result.claimed == 3
+    with engine.connect() as conn:
+        assert _states(conn, [first, second, victim]) == [
+            ("COMPLETED", None),
+            ("FAILED", "amount_out_of_range"),
+            ("COMPLETED", None),
+        ]
+
+
+def _flood(conn: Connection, book: Book, count: int) -> None:
+    """`count` PENDING transfers of one organization, written in one statement."""
+    conn.execute(
+        text("""
+        INSERT INTO transactions (organization_id, destination_organization_id, idempotency_key,
+            request_hash, kind, source_wallet_id, destination_wallet_id, amount, currency, metadata)
+        SELECT :o, :o, 'flood-' || n, 'h', 'TRANSFER', :s, :d, 1, :c, '{}'
+        FROM generate_series(1, :count) AS n
+        """),
+        {
+            "o": book.organization_id,
+            "s": book.system_wallet_id,
+            "d": book.wallet_ids[0],
+            "c": book.currency,
+            "count": count,
+        },
+    )
+
+
+def test_a_flooding_tenant_shares_each_batch_with_the_others(scratch: Engine) -> None:
+    """20,000 waiting transfers of one tenant: the next batch still takes the other's one."""
+    flooder, quiet = create_book(scratch, 1), create_book(scratch, 1)
+    with scratch.begin() as conn:
+        _flood(conn, flooder, 20_000)
+        (waiting,) = insert_intents(conn, quiet, [(quiet.system_wallet_id, quiet.wallet_ids[0], 3)])
+        conn.execute(text("ANALYZE transactions"))
+
+    with scratch.begin() as conn:
+        claimed = claim_batch(conn, 1000)
+        plan = "\n".join(
+            conn.execute(
+                text("EXPLAIN (ANALYZE, COSTS OFF) " + str(claim_sql())),
+                {"limit": 1000, "share": 100},
+            ).scalars()
+        )
+
+    assert waiting in claimed.rows
+    assert len(claimed.transfers) == 101  # a shared batch: 100 of the flood, 1 of the other
+    assert claimed.more
+    assert "ix_transactions_pending_org_seq" in plan
+    assert "Seq Scan on transactions" not in plan
+    assert "ix_transactions_pending_seq" not in plan  # would read the flood to find the other
+
+
+def claim_sql() -> object:
+    from ledger_core.persistence.transfers.claim import CLAIM
+
+    return CLAIM

@@ -1,0 +1,123 @@
+"""Transfers: submit (with idempotency keys), batches, reads, the long poll, cancel, reverse."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, cast
+
+from vaultcraft.client.base import ClientBase
+from vaultcraft.client.errors import TransferNotFinal
+from vaultcraft.client.money import Amount, amount_text
+from vaultcraft.client.types import FINAL_STATUSES, Entry, Page, Transaction, TransferRequest
+
+MAX_WAIT_S = 30  # the longest `?wait=` the server holds a request
+WAIT_SLACK_S = 10.0  # read timeout beyond the server's hold
+
+
+def new_idempotency_key() -> str:
+    return str(uuid.uuid4())
+
+
+class TransfersMixin(ClientBase):
+    def transfer(
+        self,
+        source_wallet_id: str,
+        destination_wallet_id: str,
+        amount: Amount,
+        currency: str,
+        *,
+        description: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Transaction:
+        """Submit a transfer; answers once it is durably `PENDING` (or as it is now, on a
+        replay of the same key). Pass your own key to make retries across restarts safe."""
+        body: dict[str, Any] = {
+            "source_wallet_id": source_wallet_id,
+            "destination_wallet_id": destination_wallet_id,
+            "amount": amount_text(amount),
+            "currency": currency,
+        }
+        if description is not None:
+            body["description"] = description
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        key = idempotency_key or new_idempotency_key()
+        return cast(
+            Transaction,
+            self._call("POST", "/transactions/transfer", json=body, idempotency_key=key),
+        )
+
+    def transfer_batch(
+        self, transfers: Sequence[TransferRequest], *, atomic: bool = False
+    ) -> list[Transaction]:
+        """Up to 1,000 transfers stored together, in order; each gets a key if it has none.
+
+        The keys are fixed before the first attempt, so a retried batch is a replay.
+        """
+        items = []
+        for transfer in transfers:
+            item: dict[str, Any] = {"idempotency_key": new_idempotency_key(), **transfer}
+            item["amount"] = amount_text(item["amount"])
+            items.append(item)
+        body = {"transfers": items, "atomic": atomic}
+        answer = self._call("POST", "/transactions/batch", json=body, replayable=True)
+        return cast(list[Transaction], answer["data"])
+
+    def transaction(self, transaction_id: str, *, wait_s: int = 0) -> Transaction:
+        """Read a transfer; with `wait_s` (≤ 30) the server holds the answer until it is
+        final or the time is up."""
+        params = {"wait": wait_s} if wait_s else None
+        timeout = wait_s + WAIT_SLACK_S if wait_s else None
+        path = f"/transactions/{transaction_id}"
+        return cast(Transaction, self._call("GET", path, params=params, timeout=timeout))
+
+    def wait_final(self, transaction_id: str, timeout_s: float = 30.0) -> Transaction:
+        """The transfer once it is `COMPLETED`, `FAILED` or `CANCELLED`.
+
+        Long-polls the server (`?wait=`) in holds of at most 30 s; raises
+        `TransferNotFinal` (carrying the last read) if it is still pending at `timeout_s`.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            wait = max(0, min(MAX_WAIT_S, math.ceil(remaining)))
+            current = self.transaction(transaction_id, wait_s=wait)
+            if current["status"] in FINAL_STATUSES:
+                return current
+            if time.monotonic() >= deadline:
+                raise TransferNotFinal(cast(dict[str, Any], current))
+
+    def list_transactions(
+        self, *, limit: int | None = None, cursor: str | None = None, **filters: str
+    ) -> Page[Transaction]:
+        """Newest first. Filters: `status`, `wallet_id`, `kind`, `from`, `to`."""
+        return cast(Page[Transaction], self._page("/transactions", limit, cursor, filters))
+
+    def iter_transactions(self, **filters: str) -> Iterator[Transaction]:
+        return self._iter("/transactions", filters)
+
+    def ledger(self, transaction_id: str) -> list[Entry]:
+        """The transfer's entries in the caller's books; debits equal credits."""
+        answer = self._call("GET", f"/transactions/{transaction_id}/ledger")
+        return cast(list[Entry], answer["data"])
+
+    def cancel(self, transaction_id: str) -> Transaction:
+        """Cancel a `PENDING` transfer; `ApiError` `not_cancellable` once it was posted."""
+        return cast(Transaction, self._call("POST", f"/transactions/{transaction_id}/cancel"))
+
+    def reverse(
+        self,
+        transaction_id: str,
+        amount: Amount | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Transaction:
+        """A new transfer back from destination to source, of `amount` or all that remains."""
+        body = {} if amount is None else {"amount": amount_text(amount)}
+        key = idempotency_key or new_idempotency_key()
+        path = f"/transactions/{transaction_id}/reverse"
+        return cast(Transaction, self._call("POST", path, json=body, idempotency_key=key))
