@@ -102,6 +102,7 @@ FIELD_DOCS: dict[str, str] = {
     "bucket": "Start of the time bucket" + _TIME,
     "window_seconds": "Length of the sliding window the limit counts over",
     "oldest_age_s": "Age of the oldest one, in seconds",
+    "oldest_pending_age_s": "How long the oldest PENDING transfer has waited, in seconds",
     "duration_ms": "How long it took, in milliseconds",
     # counts
     "count": "How many transfers",
