@@ -10,18 +10,16 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from gateway.app import create_app
 from gateway.examples import BODY_EXAMPLES
 from gateway.route_spec import RouteSpec
 from gateway.state import ROUTES
 from runtime.settings import Settings
-from tests.gateway.test_openapi import DOCUMENT
+from tests.gateway.test_openapi import DOCUMENT, offline_app
 from tests.support.api import API, PASSWORD
 from tests.support.fixtures import JWT_SECRET
 from tests.support.live_server import LiveGateway
@@ -106,15 +104,7 @@ def test_idempotent_operations_declare_the_header_and_the_replay() -> None:
 
 
 def _document_specs() -> list[RouteSpec]:
-    app = create_app(
-        Settings(
-            database_url="postgresql://unused@127.0.0.1/unused",
-            redis_url="redis://127.0.0.1:1/0",
-            data_dir=Path("/nonexistent"),
-            jwt_secret="unused",
-        )
-    )
-    return list(app[ROUTES])
+    return list(offline_app()[ROUTES])
 
 
 @pytest.fixture(scope="module")
