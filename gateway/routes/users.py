@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from aiohttp import web
 
 from gateway.auth import acting, hash_password, principal
 from gateway.pagination import page_after, page_response
 from gateway.registry import RouteTable
-from gateway.responses import json_response
+from gateway.responses import created, json_response
 from gateway.schemas.accounts import CreateUser, ListUsers, UserOut
 from gateway.schemas.common import Page
 from gateway.state import ENGINE
@@ -17,7 +19,14 @@ from ledger_core.services import accounts
 routes = RouteTable(tag="Users")
 
 
-@routes.post("/users", body=CreateUser, response=UserOut, status=201, errors=(403, 409))
+@routes.post(
+    "/users",
+    body=CreateUser,
+    response=UserOut,
+    status=201,
+    errors=(403, 409),
+    created_path="/users/{user_id}",
+)
 async def create_user(request: web.Request, body: CreateUser) -> web.Response:
     """Add a user to the caller's organization (admin)
 
@@ -32,7 +41,7 @@ async def create_user(request: web.Request, body: CreateUser) -> web.Response:
         full_name=body.full_name,
         role=Role(body.role),
     )
-    return json_response(user.as_json(), status=201)
+    return created(user.as_json(), f"/users/{user.id}")
 
 
 @routes.get("/users", query=ListUsers, response=Page[UserOut], errors=(403,))
@@ -45,3 +54,13 @@ async def get_users(request: web.Request, query: ListUsers) -> web.Response:
         request.app[ENGINE], principal(request), after=page_after(request, query), limit=query.limit
     )
     return page_response(request, [u.as_json() for u in users], next_key)
+
+
+@routes.get("/users/{user_id}", response=UserOut, errors=(403, 404))
+async def get_user(request: web.Request, user_id: UUID) -> web.Response:
+    """Read a user of the organization (admin, or the user themselves)
+
+    The same fields as in `GET /users`. A user of another organization is `404`.
+    """
+    user = await accounts.read_user(request.app[ENGINE], principal(request), user_id)
+    return json_response(user.as_json())

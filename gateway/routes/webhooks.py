@@ -15,7 +15,7 @@ from aiohttp import web
 from gateway.auth import acting, principal
 from gateway.pagination import PageQuery, page_after, page_response
 from gateway.registry import RouteTable
-from gateway.responses import json_response
+from gateway.responses import created, json_response
 from gateway.schemas.common import Page
 from gateway.schemas.webhooks import (
     CreateWebhook,
@@ -52,7 +52,12 @@ async def checked_target(url: str, *, allow_private: bool) -> WebhookTarget:
 
 
 @routes.post(
-    "/webhooks", body=CreateWebhook, response=WebhookCreatedOut, status=201, errors=(403, 409)
+    "/webhooks",
+    body=CreateWebhook,
+    response=WebhookCreatedOut,
+    status=201,
+    errors=(403, 409),
+    created_path="/webhooks/{webhook_id}",
 )
 async def register_webhook(request: web.Request, body: CreateWebhook) -> web.Response:
     """Register a webhook endpoint (admin)
@@ -70,7 +75,7 @@ async def register_webhook(request: web.Request, body: CreateWebhook) -> web.Res
         events=list(body.events),
         check_url=lambda url: checked_target(url, allow_private=allow_private),
     )
-    return json_response(webhook.as_json(secret=secret), status=201)
+    return created(webhook.as_json(secret=secret), f"/webhooks/{webhook.id}")
 
 
 @routes.get("/webhooks", query=PageQuery, response=Page[WebhookOut], errors=(403,))
@@ -87,6 +92,16 @@ async def get_webhooks(request: web.Request, query: PageQuery) -> web.Response:
         limit=query.limit,
     )
     return page_response(request, [h.as_json() for h in hooks], next_key)
+
+
+@routes.get("/webhooks/{webhook_id}", response=WebhookOut, errors=(403, 404))
+async def get_webhook(request: web.Request, webhook_id: UUID) -> web.Response:
+    """Read a webhook endpoint (admin); its secret is never shown
+
+    A deleted endpoint, or another organization's, is `404`.
+    """
+    webhook = await webhooks.read_webhook(request.app[ENGINE], principal(request), webhook_id)
+    return json_response(webhook.as_json())
 
 
 @routes.patch(

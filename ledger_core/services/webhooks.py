@@ -41,6 +41,12 @@ async def create_webhook(
         )
 
 
+async def read_webhook(engine: AsyncEngine, principal: Principal, webhook_id: UUID) -> Webhook:
+    require_admin(principal)
+    async with engine.connect() as conn:
+        return await store.read_webhook(conn, principal, webhook_id)
+
+
 async def update_webhook(
     engine: AsyncEngine,
     acting: Acting,
@@ -114,6 +120,7 @@ __all__ = [
     "delete_webhook",
     "deliveries_page",
     "events_page",
+    "read_webhook",
     "redeliver_event",
     "update_webhook",
     "webhooks_page",

@@ -15,8 +15,16 @@ pytestmark = pytest.mark.asyncio
 
 async def test_an_admin_changes_events_and_pauses_an_endpoint(hooks_client: TestClient) -> None:
     admin = await signup(hooks_client)
-    hook = await register(hooks_client, admin.headers, "http://127.0.0.1:9/hook")
+    resp = await hooks_client.post(
+        f"{API}/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "events": EVENTS},
+        headers=admin.headers,
+    )
+    hook = await resp.json()
     path = f"{API}/webhooks/{hook['id']}"
+    assert resp.headers["Location"] == path
+    read = await (await hooks_client.get(path, headers=admin.headers)).json()
+    assert read == {k: v for k, v in hook.items() if k != "secret"}
 
     resp = await hooks_client.patch(
         path, json={"events": ["transfer.failed"], "is_active": False}, headers=admin.headers

@@ -54,6 +54,35 @@ async def test_every_creation_says_where_to_read_it(client: TestClient) -> None:
     assert location == f"{API}/risk-rules/{(await resp.json())['id']}"
     assert (await client.get(location, headers=admin.headers)).status == 200
     resp = await client.post(
+        f"{API}/users",
+        json={
+            "email": f"loc-{uuid.uuid4().hex}@example.com",
+            "password": "long enough secret",
+            "full_name": "Mem Ber",
+            "role": "MEMBER",
+        },
+        headers=admin.headers,
+    )
+    assert resp.status == 201
+    user_location = resp.headers["Location"]
+    assert user_location == f"{API}/users/{(await resp.json())['id']}"
+    read = await client.get(user_location, headers=admin.headers)
+    assert await read.json() == await resp.json()
+    other = await signup(client)
+    resp = await client.post(
+        f"{API}/counterparties", json={"organization_id": other.org["id"]}, headers=admin.headers
+    )
+    assert resp.status == 201
+    assert resp.headers["Location"] == f"{API}/counterparties/{other.org['id']}"
+    read = await client.get(resp.headers["Location"], headers=admin.headers)
+    assert await read.json() == await resp.json()
+    await expect_problem(
+        await client.get(f"{API}/counterparties/{admin.org['id']}", headers=admin.headers),
+        404,
+        "not_found",
+    )
+    await expect_problem(await client.get(user_location, headers=other.headers), 404, "not_found")
+    resp = await client.post(
         f"{API}/auth/signup",
         json={
             "email": f"loc-{uuid.uuid4().hex}@example.com",

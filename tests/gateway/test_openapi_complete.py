@@ -103,6 +103,15 @@ def test_idempotent_operations_declare_the_header_and_the_replay() -> None:
     assert reverse["requestBody"]["required"] is False
 
 
+def test_every_creation_declares_where_to_read_what_it_created() -> None:
+    created = {op: o["responses"]["201"] for op, o in OPERATIONS if "201" in o["responses"]}
+    assert len(created) >= 6
+    assert [op for op, r in created.items() if "Location" not in r["headers"]] == []
+    for spec in _document_specs():
+        if spec.created_path:
+            assert API + spec.created_path in DOCUMENT["paths"], spec.created_path
+
+
 def _document_specs() -> list[RouteSpec]:
     return list(offline_app()[ROUTES])
 

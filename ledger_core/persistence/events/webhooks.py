@@ -146,6 +146,21 @@ async def update_webhook(
     return _webhook(row)
 
 
+async def read_webhook(conn: AsyncConnection, principal: Principal, webhook_id: UUID) -> Webhook:
+    row = (
+        await conn.execute(
+            select(webhooks).where(
+                webhooks.c.id == webhook_id,
+                webhooks.c.organization_id == principal.organization_id,
+                webhooks.c.deleted_at.is_(None),
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound("no such webhook")
+    return _webhook(row)
+
+
 async def list_webhooks(
     conn: AsyncConnection, principal: Principal, *, after: Keyset | None, limit: int
 ) -> tuple[list[Webhook], Keyset | None]:
