@@ -13,13 +13,18 @@ from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gateway.credential_listener import credential_listener
 from gateway.hashing import hashing_context
 from gateway.intake import intake_context
+from gateway.key_cache import KeyCache
 from gateway.middlewares import observe, problems, stamp_request_id
 from gateway.protocol_errors import stamp_server
+from gateway.rate_buckets import RateLimiter
+from gateway.rate_limit import stamp_rate_limit
 from gateway.registry import RouteTable
 from gateway.routes import (
     analytics,
+    api_keys,
     audit,
     auth,
     counterparties,
@@ -36,7 +41,17 @@ from gateway.routes import (
     wallets,
     webhooks,
 )
-from gateway.state import ENGINE, OPENAPI_CACHE, REDIS, ROUTES, SETTINGS, USER_CACHE, WAITER
+from gateway.state import (
+    ENGINE,
+    KEY_CACHE,
+    OPENAPI_CACHE,
+    RATE_LIMITER,
+    REDIS,
+    ROUTES,
+    SETTINGS,
+    USER_CACHE,
+    WAITER,
+)
 from gateway.user_cache import ActiveUserCache
 from gateway.validation import MAX_BODY_BYTES
 from runtime.embedded import ensure_services
@@ -47,6 +62,7 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     docs.routes,
     auth.routes,
     users.routes,
+    api_keys.routes,
     organizations.routes,
     transactions.routes,
     transaction_reads.routes,
@@ -73,16 +89,19 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[ROUTES] = []
     app[USER_CACHE] = ActiveUserCache()
+    app[KEY_CACHE] = KeyCache()
     app[OPENAPI_CACHE] = {}
     for table in ROUTE_TABLES:
         table.register(app)
     docs.add_assets(app)
     dashboard.add_dashboard(app)
     app.on_response_prepare.append(stamp_request_id)
+    app.on_response_prepare.append(stamp_rate_limit)
     app.on_response_prepare.append(stamp_server)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(intake_context)
+    app.cleanup_ctx.append(credential_listener)
     app.cleanup_ctx.append(hashing_context)
     app.on_shutdown.append(_release_long_polls)
     return app
@@ -113,5 +132,6 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     assert url is not None  # resolved in create_app
     client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
     app[REDIS] = client
+    app[RATE_LIMITER] = RateLimiter(client)
     yield
     await client.aclose()

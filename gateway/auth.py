@@ -21,16 +21,17 @@ import jwt
 from aiohttp import web
 
 from gateway.hashing import HASHING
-from gateway.responses import Problem
+from gateway.key_auth import authenticate_key
+from gateway.responses import unauthorized
 from gateway.state import ENGINE, PRINCIPAL, REQUEST_ID, SETTINGS, USER_CACHE
 from gateway.user_cache import ActiveUserCache
 from ledger_core.accounts import Principal
 from ledger_core.acting import Acting, AuditContext
+from ledger_core.api_keys import KEY_PREFIX
 from ledger_core.services.accounts import active_principal
 from runtime.settings import Settings
 
 ALGORITHM = "HS256"
-_UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="vaultcraft"'}
 
 
 def _prehash(password: str) -> bytes:
@@ -59,33 +60,37 @@ async def check_password(app: web.Application, password: str, hashed: bytes) -> 
     return await app[HASHING].logins.run(check_password_sync, password, hashed)
 
 
-def issue_token(settings: Settings, user_id: UUID, organization_id: UUID) -> str:
-    """A token for a user; their role is read afresh on every request, never trusted here."""
+def issue_token(
+    settings: Settings, user_id: UUID, organization_id: UUID, token_version: int = 0
+) -> str:
+    """A token for a user; their role is read afresh on every request, never trusted here.
+
+    `ver` is the user's token version: a password change raises it, retiring this token.
+    """
     now = int(time.time())
     claims = {
         "sub": str(user_id),
         "org": str(organization_id),
+        "ver": token_version,
         "iat": now,
         "exp": now + settings.token_ttl_s,
     }
     return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM)
 
 
-def token_body(settings: Settings, user_id: UUID, organization_id: UUID) -> dict[str, object]:
+def token_body(
+    settings: Settings, user_id: UUID, organization_id: UUID, token_version: int = 0
+) -> dict[str, object]:
     """The `{access_token, token_type, expires_in}` answer of signup and login."""
     return {
-        "access_token": issue_token(settings, user_id, organization_id),
+        "access_token": issue_token(settings, user_id, organization_id, token_version),
         "token_type": "bearer",
         "expires_in": settings.token_ttl_s,
     }
 
 
-def unauthorized(detail: str) -> Problem:
-    return Problem(401, "unauthorized", detail, headers=_UNAUTHORIZED_HEADERS)
-
-
-def verified_claims(settings: Settings, token: str) -> tuple[float, UUID]:
-    """The expiry and user id of a valid token; any doubt about the token is a 401."""
+def verified_claims(settings: Settings, token: str) -> tuple[float, UUID, int]:
+    """The expiry, user id and token version of a valid token; any doubt is a 401."""
     try:
         claims = jwt.decode(
             token,
@@ -93,28 +98,34 @@ def verified_claims(settings: Settings, token: str) -> tuple[float, UUID]:
             algorithms=[ALGORITHM],
             options={"require": ["exp", "iat", "sub"]},
         )
-        return float(claims["exp"]), UUID(str(claims["sub"]))
+        return float(claims["exp"]), UUID(str(claims["sub"])), int(claims.get("ver", 0))
     except (jwt.InvalidTokenError, ValueError, TypeError):
         raise unauthorized("the access token is invalid or expired") from None
 
 
 async def authenticate(request: web.Request) -> Principal:
-    """The caller of a protected route, from its bearer token, or a 401 problem."""
+    """The caller of a protected route, from its bearer token or API key, or a 401 problem."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise unauthorized("send Authorization: Bearer <access token>")
+        raise unauthorized("send Authorization: Bearer <access token or API key>")
     token = token.strip()
+    if token.startswith(KEY_PREFIX):
+        return await authenticate_key(request, token)
     cache = request.app[USER_CACHE]
-    user_id = cache.token(token)
-    if user_id is None:
-        expires_at, user_id = verified_claims(request.app[SETTINGS], token)
-        cache.remember_token(token, expires_at, user_id)
+    known_token = cache.token(token)
+    if known_token is None:
+        expires_at, user_id, version = verified_claims(request.app[SETTINGS], token)
+        cache.remember_token(token, expires_at, user_id, version)
+    else:
+        user_id, version = known_token
     known, found = cache.get(user_id)
     if not known:
         found = await _look_up_once(request, cache, user_id)
     if found is None:
         raise unauthorized("the access token's user no longer exists or is deactivated")
+    if found.token_version != version:
+        raise unauthorized("the access token was issued before the password changed")
     return found
 
 
@@ -148,12 +159,14 @@ def principal(request: web.Request) -> Principal:
 def audit_context(request: web.Request) -> AuditContext:
     """Where this request comes from, attributed to its caller when there is one."""
     who = request.get(PRINCIPAL)
+    key_id = None if who is None else who.key_id
     return AuditContext(
         client_address=request.remote,
         user_agent=request.headers.get("User-Agent"),
         request_id=request.get(REQUEST_ID),
-        actor_id=None if who is None else who.user_id,
+        actor_id=None if who is None else key_id or who.user_id,
         organization_id=None if who is None else who.organization_id,
+        actor_type="user" if key_id is None else "api_key",
     )
 
 
@@ -171,4 +184,5 @@ __all__ = [
     "hash_password",
     "principal",
     "token_body",
+    "unauthorized",
 ]

@@ -23,6 +23,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_reversible": 409,
     "too_many_webhooks": 409,
     "counterparty_exists": 409,
+    "insufficient_scope": 403,
+    "last_admin": 409,
 }
 
 

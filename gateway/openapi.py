@@ -23,6 +23,19 @@ _REF = "#/components/schemas/{model}"
 _PROBLEM = "application/problem+json"
 
 _REQUEST_ID_HEADER = {"$ref": "#/components/headers/RequestId"}
+_BEARER_HELP = (
+    "A user's access token from `POST /auth/login`, or an API key from `POST /api-keys` "
+    "(`vk_...`, shown once). A key acts for its organization within its scopes: each "
+    "operation's `x-api-key-scope` (also listed in its security requirement) is the scope "
+    "it needs; `admin` keys reach every operation.\n\n"
+    "Create (admin): `curl -X POST https://host/api/v1/api-keys -H 'Authorization: Bearer "
+    '$TOKEN\' -H \'Content-Type: application/json\' -d \'{"name": "payouts", "scopes": '
+    '["transfers:write"]}\'`\n\n'
+    "Use: `curl -H 'Authorization: Bearer vk_...' https://host/api/v1/transactions`, or in "
+    "Python `httpx.get(url, headers={'Authorization': f'Bearer {key}'})`.\n\n"
+    "Every authenticated answer carries `RateLimit-Limit`, `RateLimit-Remaining` and "
+    "`RateLimit-Reset`; over the limit `429 rate_limited` with `Retry-After`."
+)
 
 _PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -88,7 +101,12 @@ def build_openapi(specs: list[RouteSpec]) -> dict[str, Any]:
                 }
             },
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT or API key (vk_...)",
+                    "description": _BEARER_HELP,
+                }
             },
         },
     }
@@ -124,10 +142,12 @@ def _operation(
         "operationId": spec.operation_id,
         "summary": spec.summary,
         "tags": [spec.tag],
-        "security": [{"bearerAuth": []}] if spec.auth else [],
+        "security": [{"bearerAuth": [spec.scope]}] if spec.auth else [],
         "parameters": _parameters(spec, schemas, refs),
         "responses": _responses(spec, refs),
     }
+    if spec.auth:
+        operation["x-api-key-scope"] = spec.scope
     if spec.description:
         operation["description"] = spec.description
     if spec.deprecated:
@@ -249,7 +269,7 @@ def _replay_response(success: dict[str, Any]) -> dict[str, Any]:
 def _error_statuses(spec: RouteSpec) -> set[int]:
     statuses = set(spec.errors)
     if spec.auth:
-        statuses.add(401)
+        statuses.update((401, 403, 429))
     if spec.body is not None or spec.query is not None or spec.path_params:
         statuses.add(422)
     if spec.body is not None:

@@ -50,26 +50,35 @@ from aiohttp import web
 from structlog.contextvars import bind_contextvars
 
 from gateway.auth import authenticate
+from gateway.rate_limit import enforce_rate_limit
 from gateway.responses import Problem, field_error
 from gateway.route_spec import API_PREFIX as API_PREFIX
 from gateway.route_spec import Handler as Handler
 from gateway.route_spec import RouteSpec as RouteSpec
 from gateway.state import PRINCIPAL, ROUTES
 from gateway.validation import NoBody, parse_body, parse_query
+from ledger_core.api_keys import require_scope
 
 _PATH_PARAM = re.compile(r"{(\w+)}")
 
 
 class RouteTable:
-    """The routes of one API area, declared with `get`/`post`/`patch`/`delete`/`put`."""
+    """The routes of one API area, declared with `get`/`post`/`patch`/`delete`/`put`.
 
-    def __init__(self, tag: str) -> None:
+    `read_scope` (GET) and `write_scope` (other methods) are the API key scopes its routes
+    need unless a route says `scope=`; an area that names none is for `admin` keys.
+    """
+
+    def __init__(self, tag: str, read_scope: str = "admin", write_scope: str = "admin") -> None:
         self.tag = tag
+        self.read_scope = read_scope
+        self.write_scope = write_scope
         self.specs: list[RouteSpec] = []
 
     def route(self, method: str, path: str, **options: Any) -> Callable[[Handler], Handler]:
         def declare(handler: Handler) -> Handler:
             doc = (inspect.getdoc(handler) or handler.__name__).split("\n", 1)
+            default_scope = self.read_scope if method == "GET" else self.write_scope
             spec = RouteSpec(
                 method=method,
                 path=path,
@@ -78,6 +87,7 @@ class RouteTable:
                 summary=options.pop("summary", doc[0]),
                 description=options.pop("description", doc[1].strip() if len(doc) > 1 else ""),
                 path_params=tuple(_PATH_PARAM.findall(path)),
+                scope=options.pop("scope", default_scope),
                 **options,
             )
             _check_signature(spec)
@@ -130,6 +140,10 @@ def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRe
         if spec.auth:
             who = request[PRINCIPAL] = await authenticate(request)
             bind_contextvars(organization_id=str(who.organization_id), user_id=str(who.user_id))
+            if who.key_id is not None:
+                bind_contextvars(api_key_id=str(who.key_id))
+            require_scope(who.scopes, spec.scope)
+            await enforce_rate_limit(request, who)
         kwargs: dict[str, Any] = {}
         for name in spec.path_params:
             kwargs[name] = _uuid_param(name, request.match_info[name])

@@ -88,6 +88,13 @@ def problem_response(
     return response
 
 
+_UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="vaultcraft"'}
+
+
+def unauthorized(detail: str) -> Problem:
+    return Problem(401, "unauthorized", detail, headers=_UNAUTHORIZED_HEADERS)
+
+
 def render_problem(problem: Problem) -> web.Response:
     return problem_response(
         problem.status,

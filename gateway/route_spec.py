@@ -56,6 +56,8 @@ class RouteSpec:
     """Kept for the contract; the description names the operation to use instead."""
     created_path: str = ""
     """For a 201/202: the path template its `Location` header points to."""
+    scope: str = "admin"
+    """The API key scope this route needs (users are limited by their role instead)."""
 
     @property
     def full_path(self) -> str:

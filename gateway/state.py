@@ -8,12 +8,15 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger_core.accounts import Principal
+from ledger_core.api_keys import RateLimit
 from runtime.settings import Settings
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from gateway.final_waiter import FinalWaiter
+    from gateway.key_cache import KeyCache
+    from gateway.rate_buckets import RateLimiter
     from gateway.route_spec import RouteSpec
     from gateway.user_cache import ActiveUserCache
     from ledger_core.services.transfers import GroupCommitter
@@ -33,6 +36,12 @@ ROUTES: web.AppKey[list[RouteSpec]] = web.AppKey("routes")
 USER_CACHE: web.AppKey[ActiveUserCache] = web.AppKey("active_user_cache")
 """Recent answers to "is this token's user still active, and with which role?"."""
 
+KEY_CACHE: web.AppKey[KeyCache] = web.AppKey("api_key_cache")
+"""Recent answers to "which organization and scopes does this API key have?"."""
+
+RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
+"""The token buckets in Redis shared by every gateway process."""
+
 OPENAPI_CACHE: web.AppKey[dict[str, Any]] = web.AppKey("openapi_cache")
 """The OpenAPI document, built on first request."""
 
@@ -45,3 +54,7 @@ WAITER: web.AppKey[FinalWaiter] = web.AppKey("final_waiter")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL = web.RequestKey("principal", Principal)
+KEY_RATE_LIMIT = web.RequestKey("api_key_rate_limit", RateLimit)
+"""The calling API key's own rate limit, when it was created with one."""
+RATE_HEADERS: web.RequestKey[dict[str, str]] = web.RequestKey("rate_limit_headers")
+"""`RateLimit-*` headers for the response of an authenticated request."""

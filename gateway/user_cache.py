@@ -22,19 +22,20 @@ class ActiveUserCache:
         self.ttl_s = ttl_s
         self.max_size = max_size
         self._seen: dict[UUID, tuple[float, Principal | None]] = {}
-        self._tokens: dict[str, tuple[float, UUID]] = {}
+        self._tokens: dict[str, tuple[float, UUID, int]] = {}
         self.lookups: dict[UUID, asyncio.Future[Principal | None]] = {}
 
-    def token(self, token: str) -> UUID | None:
+    def token(self, token: str) -> tuple[UUID, int] | None:
+        """The user id and token version of a token verified before, until it expires."""
         hit = self._tokens.get(token)
         if hit is None or hit[0] <= time.time():
             return None
-        return hit[1]
+        return hit[1], hit[2]
 
-    def remember_token(self, token: str, expires_at: float, user_id: UUID) -> None:
+    def remember_token(self, token: str, expires_at: float, user_id: UUID, version: int) -> None:
         if len(self._tokens) >= self.max_size:
             self._tokens.clear()
-        self._tokens[token] = (expires_at, user_id)
+        self._tokens[token] = (expires_at, user_id, version)
 
     def get(self, user_id: UUID) -> tuple[bool, Principal | None]:
         hit = self._seen.get(user_id)
@@ -46,3 +47,10 @@ class ActiveUserCache:
         if len(self._seen) >= self.max_size:
             self._seen.clear()
         self._seen[user_id] = (time.monotonic() + self.ttl_s, principal)
+
+    def forget(self, user_id: UUID) -> None:
+        """Drop what is known of a user changed here, so this process sees it at once."""
+        self._seen.pop(user_id, None)
+
+    def forget_all(self) -> None:
+        self._seen.clear()

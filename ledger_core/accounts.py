@@ -62,11 +62,18 @@ class User:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: an active user of one organization, with the role they hold now."""
+    """Who is calling: an active user of one organization, with the role they hold now,
+    or an API key of the organization (an admin limited by its scopes)."""
 
     user_id: UUID
     organization_id: UUID
     role: Role
+    token_version: int = 0
+    """The user's credential generation: tokens of an older one are refused."""
+    key_id: UUID | None = None
+    """Set when an API key calls: it acts for its organization, `user_id` is its creator."""
+    scopes: frozenset[str] | None = None
+    """An API key's scopes; None for a user, whom only the role limits."""
 
     @property
     def is_admin(self) -> bool:

@@ -18,10 +18,14 @@ class AuditContext:
     request_id: str | None = None
     actor_id: UUID | None = None
     organization_id: UUID | None = None
+    actor_type: str = "user"
+    """`user`, or `api_key` when `actor_id` is the id of the API key that acted."""
 
     def acting(self, *, actor_id: UUID | None, organization_id: UUID | None) -> AuditContext:
         """The same request, attributed to a user and organization learned along the way."""
-        return dataclasses.replace(self, actor_id=actor_id, organization_id=organization_id)
+        return dataclasses.replace(
+            self, actor_id=actor_id, organization_id=organization_id, actor_type="user"
+        )
 
 
 @dataclass(frozen=True)

@@ -7,3 +7,7 @@ PENDING_CHANNEL = "vaultcraft_pending"
 
 FINAL_CHANNEL = "vaultcraft_final"
 """Transfers became final: the gateway's long polls (`?wait=`) listen."""
+
+CREDENTIALS_CHANNEL = "vaultcraft_credentials"
+"""A user's role, activity or password, or an API key, changed: every gateway forgets
+what it remembered of them (payload `user:<id>` or `key:<id>`)."""

@@ -76,3 +76,15 @@ class ReversalExceedsOriginal(DomainError):
 
 class NotReversible(Conflict):
     code = "not_reversible"
+
+
+class InsufficientScope(DomainError):
+    code = "insufficient_scope"
+
+
+class LastAdmin(Conflict):
+    code = "last_admin"
+
+
+class WrongPassword(DomainError):
+    code = "wrong_password"

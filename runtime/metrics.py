@@ -133,6 +133,10 @@ login_failures_total = Counter(
     "vaultcraft_login_failures_total",
     "Failed logins (no reason: which emails exist is not for scrapers to learn).",
 )
+rate_limit_fail_open_total = Counter(
+    "vaultcraft_rate_limit_fail_open_total",
+    "Requests let through unlimited because Redis could not be asked.",
+)
 worker_messages_total = Counter(
     "vaultcraft_worker_messages_total",
     "Messages handled by worker processes, by queue, actor and outcome (ok, error, skipped).",

@@ -51,6 +51,8 @@ class Settings:
     metrics_token: str = field(default="", repr=False)
     jwt_secret: str = field(default="", repr=False)
     token_ttl_s: int = 3600
+    rate_limit_per_s: int = 10_000  # per organization; 0 turns rate limiting off
+    rate_limit_burst: int = 20_000
     pending_rescue_after_s: int = 30
     ready_max_pending_age_s: int = 60
     allow_private_webhooks: bool = False
@@ -90,6 +92,10 @@ class Settings:
             metrics_token=env.get("VAULTCRAFT_METRICS_TOKEN") or "",
             jwt_secret=env.get("VAULTCRAFT_JWT_SECRET") or _stored_secret(data_dir),
             token_ttl_s=_int(env, "VAULTCRAFT_TOKEN_TTL_S", 3600),
+            rate_limit_per_s=_int_between(env, "VAULTCRAFT_RATE_LIMIT_PER_S", 10_000, 0, 1_000_000),
+            rate_limit_burst=_int_between(
+                env, "VAULTCRAFT_RATE_LIMIT_BURST", 20_000, 1, 10_000_000
+            ),
             pending_rescue_after_s=_int(env, "VAULTCRAFT_PENDING_RESCUE_AFTER_S", 30),
             ready_max_pending_age_s=_int_between(
                 env, "VAULTCRAFT_READY_MAX_PENDING_AGE_S", 60, 1, 86_400

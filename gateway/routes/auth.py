@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.auth import (
+    acting,
     audit_context,
     check_password,
     hash_password,
@@ -15,8 +16,8 @@ from gateway.auth import (
 from gateway.hashing import HASHING
 from gateway.registry import RouteTable
 from gateway.responses import Problem, created, json_response
-from gateway.schemas.accounts import Login, MeOut, Signup, SignupOut, TokenOut
-from gateway.state import ENGINE, REDIS, SETTINGS
+from gateway.schemas.accounts import ChangePassword, Login, MeOut, Signup, SignupOut, TokenOut
+from gateway.state import ENGINE, REDIS, SETTINGS, USER_CACHE
 from gateway.throttle import (
     check_login_allowed,
     clear_login_failures,
@@ -86,7 +87,9 @@ async def login(request: web.Request, body: Login) -> web.Response:
         raise Problem(401, "invalid_credentials", "the email or the password is wrong")
     await clear_login_failures(app[REDIS], body.email)
     await accounts.record_login(app[ENGINE], audit_context(request), facts, body.email, None)
-    return json_response(token_body(app[SETTINGS], facts.user_id, facts.organization_id))
+    return json_response(
+        token_body(app[SETTINGS], facts.user_id, facts.organization_id, facts.token_version)
+    )
 
 
 async def _dummy(request: web.Request) -> bytes:
@@ -110,3 +113,23 @@ async def me(request: web.Request) -> web.Response:
     """
     user, org = await accounts.me(request.app[ENGINE], principal(request))
     return json_response({**user.as_json(), "organization": {"id": str(org.id), "name": org.name}})
+
+
+@routes.post("/auth/password", body=ChangePassword, status=204, errors=(403,))
+async def change_password(request: web.Request, body: ChangePassword) -> web.Response:
+    """Change the caller's password
+
+    Every access token issued before stops working, this request's included: log in
+    again. A wrong `current_password` is `422 wrong_password`.
+    """
+    who = acting(request)
+    await accounts.change_password(
+        request.app[ENGINE],
+        who,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        checker=lambda password, hashed: check_password(request.app, password, hashed),
+        hasher=lambda password: hash_password(request.app, password),
+    )
+    request.app[USER_CACHE].forget(who.principal.user_id)
+    return web.Response(status=204)

@@ -30,7 +30,7 @@ from ledger_core.services.transfer_reads import TransferFilter, visible_to
 from ledger_core.timestamps import rfc3339
 from ledger_core.transfers import FINAL_STATUSES, transaction_view
 
-routes = RouteTable(tag="Transfers")
+routes = RouteTable(tag="Transfers", read_scope="transfers:read", write_scope="transfers:write")
 
 RECHECK_S = 5.0
 """A safety net only: the listener wakes every waiter whenever it (re)connects."""
@@ -149,7 +149,11 @@ async def ledger(request: web.Request, transaction_id: UUID) -> web.Response:
 
 
 @routes.get(
-    "/wallets/{wallet_id}/entries", query=StatementQuery, response=Page[EntryOut], errors=(403, 404)
+    "/wallets/{wallet_id}/entries",
+    query=StatementQuery,
+    response=Page[EntryOut],
+    errors=(403, 404),
+    scope="wallets:read",
 )
 async def statement(request: web.Request, wallet_id: UUID, query: StatementQuery) -> web.Response:
     """A wallet's statement: its entries with running balances, oldest first

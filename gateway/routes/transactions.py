@@ -34,7 +34,7 @@ from ledger_core.services import transfers
 from ledger_core.transfers import transaction_view
 from runtime import metrics
 
-routes = RouteTable(tag="Transfers")
+routes = RouteTable(tag="Transfers", read_scope="transfers:read", write_scope="transfers:write")
 
 _KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
 _SUBMIT_ERRORS = (400, 403, 404)

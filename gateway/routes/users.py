@@ -10,9 +10,9 @@ from gateway.auth import acting, hash_password, principal
 from gateway.pagination import page_after, page_response
 from gateway.registry import RouteTable
 from gateway.responses import created, json_response
-from gateway.schemas.accounts import CreateUser, ListUsers, UserOut
+from gateway.schemas.accounts import CreateUser, ListUsers, UpdateUser, UserOut
 from gateway.schemas.common import Page
-from gateway.state import ENGINE
+from gateway.state import ENGINE, USER_CACHE
 from ledger_core.accounts import Role
 from ledger_core.services import accounts
 
@@ -63,4 +63,22 @@ async def get_user(request: web.Request, user_id: UUID) -> web.Response:
     The same fields as in `GET /users`. A user of another organization is `404`.
     """
     user = await accounts.read_user(request.app[ENGINE], principal(request), user_id)
+    return json_response(user.as_json())
+
+
+@routes.patch("/users/{user_id}", body=UpdateUser, response=UserOut, errors=(403, 404, 409))
+async def update_user(request: web.Request, user_id: UUID, body: UpdateUser) -> web.Response:
+    """Change a user's role or deactivate them (admin)
+
+    A deactivated user's tokens stop working at once. The organization's last active
+    admin cannot be demoted or deactivated: `409 last_admin`.
+    """
+    user = await accounts.update_user(
+        request.app[ENGINE],
+        acting(request),
+        user_id,
+        role=None if body.role is None else Role(body.role),
+        is_active=body.is_active,
+    )
+    request.app[USER_CACHE].forget(user_id)
     return json_response(user.as_json())

@@ -23,7 +23,7 @@ from ledger_core.services import wallets as service
 from ledger_core.services.wallets import WalletFilters
 from ledger_core.wallets import WalletStatus, WalletType
 
-routes = RouteTable(tag="Wallets")
+routes = RouteTable(tag="Wallets", read_scope="wallets:read", write_scope="wallets:write")
 
 
 @routes.post(

@@ -33,7 +33,7 @@ from ledger_core.services import webhooks
 from ledger_core.services.webhooks import DeliveryFilters, EventFilters
 from ledger_core.ssrf import WebhookTarget, WebhookUrlNotAllowed, check_addresses, host_and_port
 
-routes = RouteTable(tag="Webhooks")
+routes = RouteTable(tag="Webhooks", read_scope="webhooks:manage", write_scope="webhooks:manage")
 
 RESOLVE_TIMEOUT_S = 5.0
 

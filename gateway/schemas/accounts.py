@@ -39,6 +39,16 @@ class ListUsers(PageQuery):
     pass
 
 
+class UpdateUser(BodyModel):
+    role: RoleName | None = None
+    is_active: bool | None = None
+
+
+class ChangePassword(BodyModel):
+    current_password: Password
+    new_password: NewPassword
+
+
 class OrganizationOut(BaseModel):
     id: UUID
     name: str

@@ -71,6 +71,7 @@ users = Table(
     Column("role", String(10), nullable=False),
     Column("is_active", Boolean, nullable=False, server_default=text("true")),
     _created_at(),
+    Column("token_version", Integer, nullable=False, server_default=text("0")),
     CheckConstraint("role IN ('ADMIN', 'MEMBER')", name="role"),
     Index("uq_users_email_lower", func.lower(text("email")), unique=True),
     Index("ix_users_organization_id_created_at", "organization_id", "created_at"),
@@ -496,3 +497,23 @@ wallet_rollups = Table(
 )
 """Completed transfers per wallet and UTC day, for "top wallets by volume". Only the
 posting batch holding the wallet's row lock writes a wallet's row, so it never contends."""
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    _uuid_pk(),
+    Column("organization_id", UUID(as_uuid=True), ForeignKey("organizations.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("scopes", JSONB, nullable=False),
+    Column("secret_hash", LargeBinary, nullable=False),
+    Column("created_by", UUID(as_uuid=True), ForeignKey("users.id"), nullable=False),
+    Column("rate_limit_per_s", Integer, nullable=True),
+    Column("rate_limit_burst", Integer, nullable=True),
+    _created_at(),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("octet_length(secret_hash) = 32", name="secret_hash_sha256"),
+    CheckConstraint("jsonb_typeof(scopes) = 'array'", name="scopes_array"),
+    Index("ix_api_keys_organization_id_created_at", "organization_id", "created_at"),
+)

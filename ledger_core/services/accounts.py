@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger_core.accounts import Organization, Principal, Role, User, require_admin
 from ledger_core.acting import Acting, AuditContext
-from ledger_core.errors import NotFound
+from ledger_core.errors import Forbidden, LastAdmin, NotFound, WrongPassword
 from ledger_core.keyset import Keyset
 from ledger_core.money import exponent
 from ledger_core.persistence.accounts import store
@@ -172,3 +172,73 @@ async def me(engine: AsyncEngine, principal: Principal) -> tuple[User, Organizat
     if user is None or org is None:
         raise NotFound("the caller no longer exists")
     return user, org
+
+
+async def update_user(
+    engine: AsyncEngine,
+    acting: Acting,
+    user_id: UUID,
+    *,
+    role: Role | None,
+    is_active: bool | None,
+) -> User:
+    """An admin changes a user's role or deactivates them; the last active admin stays.
+
+    The organization's active admins are locked first, so two admins demoting each other
+    at once end with one of them refused (`last_admin`), never with no admin.
+    """
+    require_admin(acting.principal)
+    org = acting.principal.organization_id
+    changes: dict[str, object] = {}
+    if role is not None:
+        changes["role"] = role
+    if is_active is not None:
+        changes["is_active"] = is_active
+    async with engine.begin() as conn:
+        admins = await store.lock_active_admins(conn, org)
+        loses_admin = role is Role.MEMBER or is_active is False
+        if loses_admin and admins == [user_id]:
+            raise LastAdmin("the organization's last active admin cannot be demoted or deactivated")
+        user = await store.update_user(conn, org, user_id, changes)
+        if user is None:
+            raise NotFound("no such user")
+        await store.notify_credentials_changed(conn, "user", user.id)
+        details = {key: getattr(value, "value", value) for key, value in changes.items()}
+        await conn.execute(
+            audit_insert(
+                acting.audit,
+                "user.updated",
+                resource_type="user",
+                resource_id=user.id,
+                details=details,
+            )
+        )
+    return user
+
+
+async def change_password(
+    engine: AsyncEngine,
+    acting: Acting,
+    *,
+    current_password: str,
+    new_password: str,
+    checker: Callable[[str, bytes], Awaitable[bool]],
+    hasher: Callable[[str], Awaitable[bytes]],
+) -> None:
+    """A user changes their own password; every token issued before stops working."""
+    if acting.principal.key_id is not None:
+        raise Forbidden("an API key has no password to change")
+    user_id = acting.principal.user_id
+    async with engine.connect() as conn:
+        stored = await store.password_hash_of(conn, user_id)
+    if stored is None or not await checker(current_password, stored):
+        raise WrongPassword("the current password is wrong", field="current_password")
+    new_hash = await hasher(new_password)
+    async with engine.begin() as conn:
+        await store.set_password(conn, user_id, new_hash)
+        await store.notify_credentials_changed(conn, "user", user_id)
+        await conn.execute(
+            audit_insert(
+                acting.audit, "auth.password_changed", resource_type="user", resource_id=user_id
+            )
+        )

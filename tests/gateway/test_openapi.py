@@ -95,9 +95,11 @@ async def test_every_route_is_documented(client: TestClient) -> None:
 
 def test_operations_declare_security_params_and_problems() -> None:
     scheme = DOCUMENT["components"]["securitySchemes"]["bearerAuth"]
-    assert scheme == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    assert {k: scheme[k] for k in ("type", "scheme")} == {"type": "http", "scheme": "bearer"}
+    assert "POST /api-keys" in scheme["description"]
     wallet = DOCUMENT["paths"][f"{API}/wallets/{{wallet_id}}"]
-    assert wallet["get"]["security"] == [{"bearerAuth": []}]
+    assert wallet["get"]["security"] == [{"bearerAuth": ["wallets:read"]}]
+    assert wallet["get"]["x-api-key-scope"] == "wallets:read"
     assert wallet["get"]["parameters"] == [
         {
             "name": "wallet_id",

@@ -56,6 +56,14 @@ PARAM_ROWS: dict[str, tuple[str, str, str, str]] = {
         " gross_payer_to_payee, gross_payee_to_payer, net_amount, transfer_count)"
         " VALUES (:org, :org, 'USD', 0, 0, 0, 0)",
     ),
+    "key_id": (
+        "api_keys",
+        "id",
+        "organization_id",
+        "INSERT INTO api_keys (organization_id, name, scopes, secret_hash, created_by)"
+        " SELECT :org, 'world key', '[\"admin\"]', sha256('x'::bytea), id FROM users"
+        " WHERE organization_id = :org LIMIT 1",
+    ),
     "rule_id": (
         "risk_rules",
         "id",
@@ -93,6 +101,10 @@ BODIES: dict[str, dict[str, Any]] = {
     # Names the side's own organization: refused as `self_counterparty`, so nothing is written.
     "AddCounterparty": {"organization_id": "{organization_id}"},
     "RequestReconciliation": {"mode": "INCREMENTAL"},
+    "CreateApiKey": {"name": "matrix key", "scopes": ["wallets:read"]},
+    "UpdateUser": {"is_active": True},
+    # A wrong current password: refused as `wrong_password`, so no token is retired.
+    "ChangePassword": {"current_password": "not the password", "new_password": PASSWORD + "!"},
 }
 
 ID_FIELDS = ("wallet_id", "destination_wallet_id", "user_id", "transaction_id")

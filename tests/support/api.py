@@ -112,6 +112,15 @@ async def system_wallet(
     return dict(data["data"][0])
 
 
+async def create_api_key(
+    client: TestClient, admin_token: str, scopes: list[str], **body: Any
+) -> dict[str, Any]:
+    """An admin creates an API key; its JSON, with the whole key in `key`."""
+    body = {"name": "test key", "scopes": scopes, **body}
+    resp = await client.post(f"{API}/api-keys", json=body, headers=auth_headers(admin_token))
+    return await _expect(resp, 201)
+
+
 async def expect_problem(resp: ClientResponse, status: int, code: str) -> dict[str, Any]:
     """Assert `resp` is an RFC 9457 problem with this status and code; return its body."""
     text = await resp.text()

@@ -50,6 +50,8 @@ def bad_authorizations(secret: str, user_id: str, good_token: str) -> dict[str, 
             good_token[:-3] + ("abc" if good_token[-3:] != "abc" else "xyz")
         ),
         "tampered claims": bearer(_tampered(good_token, str(uuid.uuid4()))),
+        "malformed API key": bearer("vk_not-a-key"),
+        "unknown API key": bearer("vk_" + uuid.uuid4().hex + "A" * 43),
     }
 
 

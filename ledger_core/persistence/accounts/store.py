@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.accounts import Organization, Principal, Role, User
+from ledger_core.channels import CREDENTIALS_CHANNEL
 from ledger_core.errors import EmailTaken
 from ledger_core.keyset import Keyset
 from ledger_core.persistence.pages import newest_first, read_page
@@ -41,6 +42,7 @@ class LoginFacts:
     organization_id: UUID
     password_hash: bytes
     is_active: bool
+    token_version: int = 0
 
 
 def _user(row: Row[*tuple[Any, ...]]) -> User:
@@ -123,27 +125,38 @@ async def login_facts(conn: AsyncConnection, email: str) -> LoginFacts | None:
     row = (
         await conn.execute(
             select(
-                users.c.id, users.c.organization_id, users.c.password_hash, users.c.is_active
+                users.c.id,
+                users.c.organization_id,
+                users.c.password_hash,
+                users.c.is_active,
+                users.c.token_version,
             ).where(func.lower(users.c.email) == email.lower())
         )
     ).one_or_none()
     if row is None:
         return None
-    return LoginFacts(row.id, row.organization_id, bytes(row.password_hash), row.is_active)
+    return LoginFacts(
+        row.id, row.organization_id, bytes(row.password_hash), row.is_active, row.token_version
+    )
 
 
 async def active_principal(conn: AsyncConnection, user_id: UUID) -> Principal | None:
     """The user as a caller, with their current role; None once deleted or deactivated."""
     row = (
         await conn.execute(
-            select(users.c.organization_id, users.c.role).where(
+            select(users.c.organization_id, users.c.role, users.c.token_version).where(
                 users.c.id == user_id, users.c.is_active.is_(True)
             )
         )
     ).one_or_none()
     if row is None:
         return None
-    return Principal(user_id=user_id, organization_id=row.organization_id, role=Role(row.role))
+    return Principal(
+        user_id=user_id,
+        organization_id=row.organization_id,
+        role=Role(row.role),
+        token_version=row.token_version,
+    )
 
 
 async def get_user(conn: AsyncConnection, organization_id: UUID, user_id: UUID) -> User | None:
@@ -164,3 +177,61 @@ async def list_users(
     stmt = newest_first(stmt, users.c.created_at, users.c.id, after, limit)
     page, next_key = await read_page(conn, stmt, limit)
     return [_user(r) for r in page], next_key
+
+
+async def lock_active_admins(conn: AsyncConnection, organization_id: UUID) -> list[UUID]:
+    """Lock the organization's active admins (in id order), so that two changes racing to
+    remove the last one are decided one after the other."""
+    rows = await conn.execute(
+        select(users.c.id)
+        .where(
+            users.c.organization_id == organization_id,
+            users.c.role == Role.ADMIN.value,
+            users.c.is_active.is_(True),
+        )
+        .order_by(users.c.id)
+        .with_for_update()
+    )
+    return [row.id for row in rows]
+
+
+async def update_user(
+    conn: AsyncConnection, organization_id: UUID, user_id: UUID, changes: dict[str, Any]
+) -> User | None:
+    """Apply `changes` (role, is_active) to a user of the organization; None if not theirs."""
+    values = {**changes}
+    if not values:
+        return await get_user(conn, organization_id, user_id)
+    if "role" in values:
+        values["role"] = Role(values["role"]).value
+    row = (
+        await conn.execute(
+            users.update()
+            .where(users.c.id == user_id, users.c.organization_id == organization_id)
+            .values(**values)
+            .returning(*_USER_COLUMNS)
+        )
+    ).one_or_none()
+    return None if row is None else _user(row)
+
+
+async def password_hash_of(conn: AsyncConnection, user_id: UUID) -> bytes | None:
+    found = await conn.scalar(select(users.c.password_hash).where(users.c.id == user_id))
+    return None if found is None else bytes(found)
+
+
+async def set_password(conn: AsyncConnection, user_id: UUID, password_hash: bytes) -> None:
+    """Store a new password hash and retire every token issued before it."""
+    await conn.execute(
+        users.update()
+        .where(users.c.id == user_id)
+        .values(password_hash=password_hash, token_version=users.c.token_version + 1)
+    )
+
+
+async def notify_credentials_changed(conn: AsyncConnection, kind: str, item_id: UUID) -> None:
+    """Tell every gateway, at commit, to forget what it remembers of a user or a key."""
+    await conn.execute(
+        text("SELECT pg_notify(:channel, :payload)"),
+        {"channel": CREDENTIALS_CHANNEL, "payload": f"{kind}:{item_id}"},
+    )

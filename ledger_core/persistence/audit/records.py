@@ -49,6 +49,8 @@ def audit_values(
     leaked = [key for key in safe if any(word in key.lower() for word in _SECRET_WORDS)]
     if leaked:
         raise ValueError(f"audit details may not carry secrets: {leaked}")
+    if ctx.actor_type != "user":
+        safe["actor_type"] = ctx.actor_type
     return dict(
         organization_id=ctx.organization_id,
         actor_id=ctx.actor_id,

