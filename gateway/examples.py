@@ -35,6 +35,16 @@ BODY_EXAMPLES: dict[str, dict[str, Any]] = {
         "full_name": "Grace Hopper",
         "role": "MEMBER",
     },
+    "UpdateUser": {"role": "ADMIN"},
+    "ChangePassword": {
+        "current_password": "correct horse battery",
+        "new_password": "a longer passphrase now",
+    },
+    "CreateApiKey": {
+        "name": "Payouts service",
+        "scopes": ["transfers:write", "wallets:read"],
+        "rate_limit_per_s": 50,
+    },
     "CreateWallet": {"type": "PRIMARY", "currency": "INR", "name": "Spending"},
     "UpdateWallet": {"status": "LOCKED"},
     "CreateTransfer": _TRANSFER,

@@ -50,6 +50,17 @@ FIELD_DOCS: dict[str, str] = {
     "user": "The user",
     "organization": "The organization",
     "access_token": "Bearer token for the `Authorization` header",
+    "current_password": "The password in use now",
+    "new_password": "The new password, at least 10 characters",
+    "scopes": "What an API key may do: `transfers:read`, `transfers:write`, `wallets:read`,"
+    " `wallets:write`, `webhooks:manage`, or `admin` for everything",
+    "prefix": "The first characters of the key, to recognise it",
+    "expires_at": "When the key stops working; null for never" + _TIME,
+    "last_used_at": "When the key was last used (to the minute)" + _TIME,
+    "revoked_at": "When the key was revoked; null while it works" + _TIME,
+    "rate_limit_per_s": "Requests per second this key may make, besides its organization's"
+    " limit; null for none of its own",
+    "rate_limit_burst": "Requests the key may make at once before `rate_limit_per_s` applies",
     "token_type": "Always `bearer`",
     "expires_in": "Seconds until the token expires",
     # money
