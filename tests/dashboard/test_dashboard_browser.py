@@ -26,6 +26,17 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 
 
+_OVERFLOW = """() => {
+    const edge = document.documentElement.clientWidth;
+    return [...document.querySelectorAll('.card, canvas, table')]
+        .filter((el) => el.offsetParent !== null)
+        .filter((el) => el.getBoundingClientRect().right > edge + 0.5
+            || el.scrollWidth > el.clientWidth + 1)
+        .map((el) => el.id || el.className || el.tagName);
+}"""
+"""Visible cards, charts and tables that stick out of the page or are clipped inside."""
+
+
 @pytest.fixture(scope="module")
 def chromium() -> str:
     return ensure_chromium()
@@ -117,12 +128,19 @@ def test_dashboard_signs_in_and_charts_real_transfers(
             backlog = page.text_content("#kpi-backlog")
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            overflow = {}
+            for width in (1280, 1440):
+                page.set_viewport_size({"width": width, "height": 1000})
+                page.wait_for_timeout(400)  # charts resize on the next frame
+                overflow[width] = page.evaluate(_OVERFLOW)
+                page.screenshot(path=str(ARTIFACTS / f"dashboard-{width}.png"), full_page=True)
             browser.close()
     finally:
         for tx_id in waiting:
             cancel_transfer(engine, tx_id)
 
     assert not outside, f"the page reached outside the gateway: {outside}"
+    assert overflow == {1280: [], 1440: []}, "cards cut off at the right edge"
     assert org_name == "Northwind Payments"
     assert backlog == "3"
     assert canvases == 6
