@@ -37,6 +37,23 @@ _OVERFLOW = """() => {
 """Visible cards, charts and tables that stick out of the page or are clipped inside."""
 
 
+def _explore_and_cancel(page: Any) -> tuple[int, tuple[str, str], list[str]]:
+    """In the explorer: list PENDING transfers, open one, cancel it, read its events."""
+    page.select_option("#explore-status", "PENDING")
+    page.click("#explore-search")
+    page.wait_for_selector("#explore-results tbody tr")
+    rows = page.locator("#explore-results tbody tr").count()
+    page.locator("#explore-results tbody tr").first.click()
+    page.wait_for_selector("#detail-title[data-status]")
+    before = page.get_attribute("#detail-title", "data-status") or ""
+    page.click("#detail-cancel")
+    page.wait_for_selector("#detail-title[data-status='CANCELLED']")
+    after = page.get_attribute("#detail-title", "data-status") or ""
+    events = page.locator("#detail-events li").all_text_contents()
+    page.locator(".explorer").screenshot(path=str(ARTIFACTS / "dashboard-explorer.png"))
+    return rows, (before, after), events
+
+
 @pytest.fixture(scope="module")
 def chromium() -> str:
     return ensure_chromium()
@@ -134,6 +151,7 @@ def test_dashboard_signs_in_and_charts_real_transfers(
                 page.wait_for_timeout(400)  # charts resize on the next frame
                 overflow[width] = page.evaluate(_OVERFLOW)
                 page.screenshot(path=str(ARTIFACTS / f"dashboard-{width}.png"), full_page=True)
+            explored = _explore_and_cancel(page)
             browser.close()
     finally:
         for tx_id in waiting:
@@ -141,6 +159,10 @@ def test_dashboard_signs_in_and_charts_real_transfers(
 
     assert not outside, f"the page reached outside the gateway: {outside}"
     assert overflow == {1280: [], 1440: []}, "cards cut off at the right edge"
+    pending_rows, statuses_after, events = explored
+    assert pending_rows == len(waiting) == 3
+    assert statuses_after == ("PENDING", "CANCELLED")
+    assert any("transfer.cancelled" in line for line in events), events
     assert org_name == "Northwind Payments"
     assert backlog == "3"
     assert canvases == 6

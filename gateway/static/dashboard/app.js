@@ -29,6 +29,7 @@
     if (!resp.ok) throw new Error(body.detail || `${resp.status} ${resp.statusText}`);
     return body;
   }
+  window.dashboardApi = api; // the transfers explorer (explorer.js) signs in through it
 
   // ---- sign in / out -------------------------------------------------------------
 
