@@ -42,7 +42,7 @@ async def list_all(request: web.Request, query: ListTransactions) -> web.Respons
 
     Transfers the organization sent, and cross-organization transfers it received. A member
     sees only transfers touching their own wallets. Filters: `status`, `wallet_id`, `kind`,
-    `from` / `to` (creation time).
+    `idempotency_key` (of transfers the organization sent), `from` / `to` (creation time).
     """
     who = principal(request)
     after = page_after(request, query)
@@ -52,6 +52,7 @@ async def list_all(request: web.Request, query: ListTransactions) -> web.Respons
         kind=query.kind,
         created_from=query.from_,
         created_to=query.to,
+        idempotency_key=query.idempotency_key,
         after=None
         if after is None or not isinstance(after.id, UUID)
         else (after.created_at, after.id),

@@ -90,6 +90,9 @@ class ListTransactions(PageQuery):
     status: Literal["PENDING", "COMPLETED", "FAILED", "CANCELLED"] | None = None
     wallet_id: UUID | None = None
     kind: Literal["TRANSFER", "CROSS_ORG"] | None = None
+    idempotency_key: IdempotencyKey | None = Field(
+        None, description="The key your organization submitted the transfer with"
+    )
     from_: AwareDatetime | None = Field(
         None, alias="from", description="Created at or after (RFC 3339 with offset)"
     )

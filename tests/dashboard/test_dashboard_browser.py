@@ -50,6 +50,12 @@ def _explore_and_cancel(page: Any) -> tuple[int, tuple[str, str], list[str]]:
     page.wait_for_selector("#detail-title[data-status='CANCELLED']")
     after = page.get_attribute("#detail-title", "data-status") or ""
     events = page.locator("#detail-events li").all_text_contents()
+    key = page.locator("#explore-results tbody tr").first.locator("td").nth(2).inner_text()
+    page.select_option("#explore-status", "")
+    page.fill("#explore-key", key)
+    page.click("#explore-search")
+    page.wait_for_selector("#explore-results tbody tr:only-child")
+    assert page.locator("#explore-results tbody tr td").nth(2).inner_text() == key
     page.locator(".explorer").screenshot(path=str(ARTIFACTS / "dashboard-explorer.png"))
     return rows, (before, after), events
 

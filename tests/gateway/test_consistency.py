@@ -116,3 +116,38 @@ async def test_every_time_filter_needs_an_offset(client: TestClient) -> None:
         )
         assert aware.status == 200, (path, await aware.text())
     assert codes == {"validation_error"}
+
+
+async def test_transfers_are_found_by_the_idempotency_key_they_were_sent_with(
+    client: TestClient,
+) -> None:
+    admin = await signup(client)
+    rival = await signup(client)
+    source = await system_wallet(client, admin.token)
+    target = await create_wallet(client, admin.token)
+    body = {
+        "source_wallet_id": source["id"],
+        "destination_wallet_id": target["id"],
+        "amount": "2.00",
+        "currency": "INR",
+    }
+    sent = {}
+    for key in ("order-1", "order-2"):
+        resp = await client.post(
+            f"{API}/transactions/transfer",
+            json=body,
+            headers={**admin.headers, "Idempotency-Key": key},
+        )
+        assert resp.status == 202
+        sent[key] = (await resp.json())["id"]
+
+    async def found(headers: dict[str, str], key: str) -> list[str]:
+        resp = await client.get(
+            f"{API}/transactions", params={"idempotency_key": key}, headers=headers
+        )
+        assert resp.status == 200
+        return [t["id"] for t in (await resp.json())["data"]]
+
+    assert await found(admin.headers, "order-1") == [sent["order-1"]]
+    assert await found(admin.headers, "order-3") == []
+    assert await found(rival.headers, "order-1") == []

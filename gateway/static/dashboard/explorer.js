@@ -1,4 +1,4 @@
-// Transfers explorer: find transfers by id, status, wallet or day; open one to see its
+// Transfers explorer: find transfers by id, idempotency key, status, wallet or day; open one to see its
 // entries and events; cancel it while PENDING. Uses the dashboard's signed-in `api`.
 // Everything from the API is shown through textContent, never as HTML.
 "use strict";
@@ -17,6 +17,7 @@
     const params = new URLSearchParams({ limit: "20" });
     if ($("explore-status").value) params.set("status", $("explore-status").value);
     if ($("explore-wallet").value.trim()) params.set("wallet_id", $("explore-wallet").value.trim());
+    if ($("explore-key").value.trim()) params.set("idempotency_key", $("explore-key").value.trim());
     if ($("explore-day").value) {
       const day = new Date(`${$("explore-day").value}T00:00:00Z`);
       params.set("from", day.toISOString());
