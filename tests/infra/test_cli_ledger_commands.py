@@ -80,3 +80,27 @@ def test_importing_the_embedded_servers_does_not_warn(tmp_path: Path) -> None:
     )
     assert result.stderr == ""
     assert result.stdout.strip().endswith("pginstall/bin")
+
+
+def test_verify_stops_the_embedded_servers_it_had_to_start(tmp_path: Path) -> None:
+    """A data dir whose servers are stopped: verify starts them to read, and stops them."""
+    from runtime.embedded import ensure_services, postgres_running, redis_running, stop_services
+
+    ensure_services(tmp_path, None, None)  # an embedded database exists in the data dir
+    stop_services(tmp_path, None, None)
+    assert not postgres_running(tmp_path) and not redis_running(tmp_path)
+    try:
+        result = subprocess.run(
+            [*vaultcraft_argv(), "verify"],
+            cwd=tmp_path,
+            env=_env(VAULTCRAFT_DATA_DIR=str(tmp_path)),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode != NO_DATABASE, result.stderr
+        assert not postgres_running(tmp_path), result.stderr[-2000:]
+        assert not redis_running(tmp_path)
+    finally:
+        stop_services(tmp_path, None, None)
