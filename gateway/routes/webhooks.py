@@ -27,8 +27,10 @@ from gateway.schemas.webhooks import (
     UpdateWebhook,
     WebhookCreatedOut,
     WebhookOut,
+    WebhookTestOut,
 )
 from gateway.state import ENGINE, SETTINGS
+from gateway.webhook_ping import ping
 from ledger_core.services import webhooks
 from ledger_core.services.webhooks import DeliveryFilters, EventFilters
 from ledger_core.ssrf import WebhookTarget, WebhookUrlNotAllowed, check_addresses, host_and_port
@@ -125,6 +127,22 @@ async def update_webhook(
         check_url=lambda url: checked_target(url, allow_private=allow_private),
     )
     return json_response(webhook.as_json())
+
+
+@routes.post("/webhooks/{webhook_id}/test", response=WebhookTestOut, errors=(403, 404))
+async def send_test_event(request: web.Request, webhook_id: UUID) -> web.Response:
+    """Send a signed test event to a webhook endpoint now (admin)
+
+    One `webhook.test` event, signed with the endpoint's secret exactly like real events,
+    sent at once (5 s timeout, no retries, not stored). The answer says what the endpoint
+    did; a failing endpoint is still a `200` here. Audited as `webhook.tested`.
+    """
+    webhook, secret = await webhooks.webhook_for_test(
+        request.app[ENGINE], acting(request), webhook_id
+    )
+    allow_private = request.app[SETTINGS].allow_private_webhooks
+    target = await checked_target(webhook.url, allow_private=allow_private)
+    return json_response(await ping(webhook, secret, target))
 
 
 @routes.delete("/webhooks/{webhook_id}", status=204, errors=(403, 404))

@@ -85,6 +85,14 @@ class WebhookCreatedOut(WebhookOut):
     )
 
 
+class WebhookTestOut(BaseModel):
+    event_id: UUID = Field(description="Id of the test event sent (it is not stored)")
+    succeeded: bool = Field(description="The endpoint answered 2xx")
+    status_code: int | None = Field(description="The endpoint's HTTP status, if it answered")
+    error: str | None = Field(description="Why it did not succeed, if it did not")
+    duration_ms: int
+
+
 class ListEvents(PageQuery):
     type: EventTypeName | None = None
     resource_id: UUID | None = Field(

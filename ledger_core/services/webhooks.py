@@ -47,6 +47,15 @@ async def read_webhook(engine: AsyncEngine, principal: Principal, webhook_id: UU
         return await store.read_webhook(conn, principal, webhook_id)
 
 
+async def webhook_for_test(
+    engine: AsyncEngine, acting: Acting, webhook_id: UUID
+) -> tuple[Webhook, str]:
+    """An endpoint and its secret, to send it a signed test event now (admin)."""
+    require_admin(acting.principal)
+    async with engine.begin() as conn:
+        return await store.webhook_for_test(conn, acting.principal, acting.audit, webhook_id)
+
+
 async def update_webhook(
     engine: AsyncEngine,
     acting: Acting,
@@ -123,5 +132,6 @@ __all__ = [
     "read_webhook",
     "redeliver_event",
     "update_webhook",
+    "webhook_for_test",
     "webhooks_page",
 ]

@@ -161,6 +161,27 @@ async def read_webhook(conn: AsyncConnection, principal: Principal, webhook_id: 
     return _webhook(row)
 
 
+async def webhook_for_test(
+    conn: AsyncConnection, principal: Principal, audit: AuditContext, webhook_id: UUID
+) -> tuple[Webhook, str]:
+    """The endpoint and its signing secret, to send it a test event; audited."""
+    row = (
+        await conn.execute(
+            select(webhooks).where(
+                webhooks.c.id == webhook_id,
+                webhooks.c.organization_id == principal.organization_id,
+                webhooks.c.deleted_at.is_(None),
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound("no such webhook")
+    await conn.execute(
+        audit_insert(audit, "webhook.tested", resource_type="webhook", resource_id=webhook_id)
+    )
+    return _webhook(row), str(row.secret)
+
+
 async def list_webhooks(
     conn: AsyncConnection, principal: Principal, *, after: Keyset | None, limit: int
 ) -> tuple[list[Webhook], Keyset | None]:
