@@ -21,6 +21,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_status_transition": 409,
     "not_cancellable": 409,
     "not_reversible": 409,
+    "not_held": 409,
+    "overdraft_in_use": 409,
     "too_many_webhooks": 409,
     "counterparty_exists": 409,
     "insufficient_scope": 403,

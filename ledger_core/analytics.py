@@ -24,7 +24,7 @@ BUCKETS: Mapping[str, timedelta] = {
     "hour": timedelta(hours=1),
     "day": timedelta(days=1),
 }
-STATUSES = ("COMPLETED", "FAILED", "CANCELLED")
+STATUSES = ("COMPLETED", "FAILED", "CANCELLED", "VOIDED", "EXPIRED")
 
 
 class InvalidRange(DomainError):

@@ -78,6 +78,22 @@ class NotReversible(Conflict):
     code = "not_reversible"
 
 
+class NotHeld(Conflict):
+    code = "not_held"
+
+
+class CaptureExceedsHold(DomainError):
+    code = "capture_exceeds_hold"
+
+
+class OverdraftInUse(Conflict):
+    code = "overdraft_in_use"
+
+
+class CrossOrgLeg(DomainError):
+    code = "cross_org_leg"
+
+
 class InsufficientScope(DomainError):
     code = "insufficient_scope"
 

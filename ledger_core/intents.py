@@ -15,6 +15,7 @@ from uuid import UUID
 
 from ledger_core.accounts import Principal
 from ledger_core.errors import CurrencyMismatch, DomainError, Forbidden, NotFound, SameWallet
+from ledger_core.posting import Leg
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,39 @@ class TransferIntent:
     reverses_transaction_id: UUID | None = None
     fingerprint: str | None = None
     """Set when the request is not the transfer itself (a reversal asks for "the rest")."""
+    hold_expires_in_s: int | None = None
+    """Set for a hold: the amount is reserved when posted, and voided after this long."""
+    postings: tuple[Leg, ...] | None = None
+    """Set for a multi-leg transaction; the other fields then describe its first leg."""
+
+    def legs(self) -> list[TransferIntent]:
+        """Each leg as a transfer intent, to be checked like one."""
+        return [
+            TransferIntent(
+                self.idempotency_key,
+                leg.source_wallet_id,
+                leg.destination_wallet_id,
+                leg.amount,
+                leg.currency,
+            )
+            for leg in self.postings or ()
+        ]
+
+    def postings_json(self) -> str | None:
+        """The legs as `transactions.postings` stores them (minor units)."""
+        if self.postings is None:
+            return None
+        return json.dumps(
+            [
+                {
+                    "source_wallet_id": str(leg.source_wallet_id),
+                    "destination_wallet_id": str(leg.destination_wallet_id),
+                    "amount": leg.amount,
+                    "currency": leg.currency,
+                }
+                for leg in self.postings
+            ]
+        )
 
     def request_hash(self) -> str:
         """A fingerprint of what was asked, to tell a replay from a reused key."""
@@ -45,7 +79,9 @@ class TransferIntent:
                 "reverses": None
                 if self.reverses_transaction_id is None
                 else str(self.reverses_transaction_id),
-            },
+            }
+            | ({} if self.hold_expires_in_s is None else {"hold": self.hold_expires_in_s})
+            | ({} if self.postings is None else {"postings": self.postings_json()}),
             sort_keys=True,
             separators=(",", ":"),
         )

@@ -9,7 +9,7 @@ returns what to write: entries with running balances, final balances and outcome
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
@@ -32,10 +32,27 @@ class WalletState:
     currency: str
     status: str
     balance: int
+    held: int = 0
+    overdraft_limit: int = 0
 
     @property
     def may_go_negative(self) -> bool:
         return self.type in MAY_GO_NEGATIVE
+
+    @property
+    def available(self) -> int:
+        """What may still be spent: the balance less open holds, plus any overdraft."""
+        return self.balance - self.held + self.overdraft_limit
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One posting of a multi-leg transaction: a wallet pays a wallet, in its currency."""
+
+    source_wallet_id: UUID
+    destination_wallet_id: UUID
+    amount: int
+    currency: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +70,26 @@ class PendingTransfer:
     source_clearing_wallet_id: UUID | None = None
     destination_clearing_wallet_id: UUID | None = None
     atomic_group_id: UUID | None = None
+    hold_amount: int | None = None
+    """Set for a hold: a HELD outcome reserves the amount on the source, writing no entry."""
+    postings: tuple[Leg, ...] | None = None
+    """Set for a multi-leg transaction: every leg posts, in order, or none does."""
+
+    def units(self) -> tuple[PendingTransfer, ...]:
+        """What the rules decide one by one: the transfer itself, or each of its legs."""
+        if self.postings is None:
+            return (self,)
+        return tuple(
+            replace(
+                self,
+                source_wallet_id=leg.source_wallet_id,
+                destination_wallet_id=leg.destination_wallet_id,
+                amount=leg.amount,
+                currency=leg.currency,
+                postings=None,
+            )
+            for leg in self.postings
+        )
 
     def legs(self) -> tuple[tuple[UUID, str], ...]:
         """The wallets this transfer moves, with the direction of each movement.
@@ -61,6 +98,8 @@ class PendingTransfer:
         wallet against its clearing wallet for the payee, and the payee's clearing wallet for
         the payer against the payee's wallet.
         """
+        if self.postings is not None:
+            return tuple(pair for unit in self.units() for pair in unit.legs())
         if self.source_clearing_wallet_id is None or self.destination_clearing_wallet_id is None:
             return ((self.source_wallet_id, DEBIT), (self.destination_wallet_id, CREDIT))
         return (
@@ -96,6 +135,11 @@ class Outcome:
     def completed(self) -> bool:
         return self.status == "COMPLETED"
 
+    @property
+    def succeeded(self) -> bool:
+        """Posted or, for a hold, placed."""
+        return self.status in ("COMPLETED", "HELD")
+
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
@@ -126,6 +170,8 @@ class PostingPlan:
     outcomes: list[Outcome] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)
     balances: dict[UUID, int] = field(default_factory=dict)
+    held: dict[UUID, int] = field(default_factory=dict)
+    """The open holds of every wallet whose balance or holds the batch changed."""
 
     @property
     def completed(self) -> list[Outcome]:
@@ -149,7 +195,7 @@ def check_transfer(
             )
     for wallet_id, direction in transfer.legs():
         wallet = wallets[wallet_id]
-        if direction == DEBIT and not wallet.may_go_negative and wallet.balance < transfer.amount:
+        if direction == DEBIT and not wallet.may_go_negative and wallet.available < transfer.amount:
             return Refusal("insufficient_funds", f"wallet {wallet_id} has insufficient funds")
     return _check_range(transfer, wallets)
 
@@ -175,17 +221,27 @@ def _check_range(transfer: PendingTransfer, wallets: Mapping[UUID, WalletState])
 
 
 def _apply(transfer: PendingTransfer, wallets: Mapping[UUID, WalletState]) -> list[Entry]:
+    if transfer.hold_amount is not None:
+        wallets[transfer.source_wallet_id].held += transfer.hold_amount
+        return []
+    return entries_for(transfer, transfer.amount, wallets)
+
+
+def entries_for(
+    transfer: PendingTransfer, amount: int, wallets: Mapping[UUID, WalletState]
+) -> list[Entry]:
+    """Move `amount` along the transfer's legs, returning the entries with running balances."""
     entries = []
     for wallet_id, direction in transfer.legs():
         wallet = wallets[wallet_id]
-        wallet.balance += transfer.amount if direction == CREDIT else -transfer.amount
+        wallet.balance += amount if direction == CREDIT else -amount
         entries.append(
             Entry(
                 transaction_id=transfer.id,
                 wallet_id=wallet_id,
                 organization_id=wallet.organization_id,
                 direction=direction,
-                amount=transfer.amount,
+                amount=amount,
                 currency=transfer.currency,
                 balance_after=wallet.balance,
             )
@@ -204,6 +260,25 @@ def _try_post(
     if risk is not None:
         risk.record(transfer)
     return None, _apply(transfer, wallets)
+
+
+def _post_units(
+    transfer: PendingTransfer,
+    wallets: Mapping[UUID, WalletState],
+    risk: RiskPolicy | None,
+    entries: list[Entry],
+) -> Refusal | None:
+    """Post a transfer, or each leg of a multi-leg one in turn (a leg sees the balances the
+    earlier ones left); the first refusal names its leg. The caller rolls back on refusal."""
+    units = transfer.units()
+    for n, unit in enumerate(units, start=1):
+        refusal, written = _try_post(unit, wallets, risk)
+        if refusal is not None:
+            if transfer.postings is None:
+                return refusal
+            return Refusal(refusal.code, f"posting {n} of {len(units)}: {refusal.message}")
+        entries.extend(written)
+    return None
 
 
 def group_units(transfers: Sequence[PendingTransfer]) -> Iterable[list[PendingTransfer]]:
@@ -233,32 +308,42 @@ def plan_postings(
     and every member fails.
     """
     plan = PostingPlan()
+    holding: set[UUID] = set()
     ordered = sorted(transfers, key=lambda t: t.seq)
     for group in group_units(ordered):
         saved = {
-            wid: wallets[wid].balance for t in group for wid in t.wallet_ids() if wid in wallets
+            wid: (wallets[wid].balance, wallets[wid].held)
+            for t in group
+            for wid in t.wallet_ids()
+            if wid in wallets
         }
         risk_saved = risk.savepoint() if risk is not None else None
         group_entries: list[Entry] = []
         refused: tuple[PendingTransfer, Refusal] | None = None
         for transfer in group:
-            refusal, entries = _try_post(transfer, wallets, risk)
+            refusal = _post_units(transfer, wallets, risk, group_entries)
             if refusal is not None:
                 refused = (transfer, refusal)
                 break
-            group_entries.extend(entries)
         if refused is None:
             plan.entries.extend(group_entries)
-            plan.outcomes.extend(Outcome(t, "COMPLETED") for t in group)
+            plan.outcomes.extend(Outcome(t, _success(t)) for t in group)
+            holding.update(t.source_wallet_id for t in group if t.hold_amount is not None)
             continue
-        for wallet_id, balance in saved.items():
+        for wallet_id, (balance, held) in saved.items():
             wallets[wallet_id].balance = balance
+            wallets[wallet_id].held = held
         if risk is not None:
             risk.rollback(risk_saved)
         plan.outcomes.extend(_failure(t, refused) for t in group)
-    touched = {entry.wallet_id for entry in plan.entries}
+    touched = {entry.wallet_id for entry in plan.entries} | holding
     plan.balances = {wallet_id: wallets[wallet_id].balance for wallet_id in touched}
+    plan.held = {wallet_id: wallets[wallet_id].held for wallet_id in touched}
     return plan
+
+
+def _success(transfer: PendingTransfer) -> str:
+    return "COMPLETED" if transfer.hold_amount is None else "HELD"
 
 
 def _failure(transfer: PendingTransfer, refused: tuple[PendingTransfer, Refusal]) -> Outcome:

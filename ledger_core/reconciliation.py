@@ -65,7 +65,11 @@ class Kind(StrEnum):
     """All wallets in one currency do not sum to zero. expected: 0. Always accompanied by
     an organization_sum_nonzero, since the ledger's sum is the sum of its organizations'."""
     OVERDRAFT = "overdraft"
-    """A wallet other than SYSTEM or CLEARING is below zero. expected: 0; actual: balance."""
+    """A wallet other than SYSTEM or CLEARING is below minus its overdraft limit, open holds
+    counted. expected: -overdraft_limit; actual: balance - held."""
+    HELD_MISMATCH = "held_mismatch"
+    """A wallet's `held` is not the sum of its open (HELD) holds. expected: that sum;
+    actual: held."""
     STUCK_PENDING = "stuck_pending"
     """Transfers of an organization waited in PENDING past the rescue window; they were
     re-enqueued. transaction_id: the oldest; expected: 0 transfers; actual: how many."""

@@ -8,7 +8,7 @@ from typing import Any
 from ledger_core.money import format_amount
 from ledger_core.wallets import WalletStatus, WalletType
 
-TRANSFER_STATUSES = ("PENDING", "COMPLETED", "FAILED", "CANCELLED")
+TRANSFER_STATUSES = ("PENDING", "HELD", "COMPLETED", "FAILED", "CANCELLED", "VOIDED", "EXPIRED")
 
 
 @dataclass

@@ -9,7 +9,9 @@ from uuid import UUID
 from ledger_core.money import format_amount
 from ledger_core.timestamps import rfc3339_or_none as rfc3339
 
-FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "VOIDED", "EXPIRED"})
+DECIDED_STATUSES = FINAL_STATUSES | {"HELD"}
+"""Where a long poll stops waiting: final, or a hold in place."""
 
 
 def _str(value: UUID | None) -> str | None:
@@ -50,15 +52,36 @@ def transaction_view(
         "posted_at": rfc3339(row["posted_at"]),
         "cancelled_at": rfc3339(row["cancelled_at"]),
         "failed_at": rfc3339(row["failed_at"]),
+        "hold_amount": _hold_amount(row),
+        "hold_expires_at": rfc3339(row.get("hold_expires_at")),
+        "postings": _postings(row.get("postings")),
     }
 
 
-def event_type(status: str) -> str:
+def _postings(stored: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    if stored is None:
+        return None
+    return [dict(leg, amount=format_amount(leg["amount"], leg["currency"])) for leg in stored]
+
+
+def _hold_amount(row: Mapping[str, Any]) -> str | None:
+    held = row.get("hold_amount")
+    return None if held is None else format_amount(held, row["currency"])
+
+
+def event_type(row: Mapping[str, Any]) -> str:
+    """The event reporting the state a transaction just reached; a captured hold's is
+    `transfer.captured`."""
+    if row["status"] == "COMPLETED" and row.get("hold_amount") is not None:
+        return "transfer.captured"
     return {
         "COMPLETED": "transfer.completed",
         "FAILED": "transfer.failed",
         "CANCELLED": "transfer.cancelled",
-    }[status]
+        "HELD": "transfer.held",
+        "VOIDED": "transfer.voided",
+        "EXPIRED": "transfer.expired",
+    }[row["status"]]
 
 
 def transfer_audit_details(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ under a row lock and ask these rules what is allowed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -17,9 +18,10 @@ from ledger_core.errors import (
     DomainError,
     Forbidden,
     InvalidStatusTransition,
+    OverdraftInUse,
     WalletNotEmpty,
 )
-from ledger_core.money import format_amount
+from ledger_core.money import format_amount, parse_amount
 from ledger_core.timestamps import rfc3339
 
 
@@ -61,10 +63,16 @@ class Wallet:
     name: str | None
     created_at: datetime
     updated_at: datetime
+    held: int = 0
+    """Minor units reserved by this wallet's open holds."""
+    overdraft_limit: int = 0
+    """How far below zero the wallet may go (0: not at all)."""
 
     @property
     def available_balance(self) -> int:
-        return self.balance - self.pending_out
+        """What may still be spent: less PENDING outgoing transfers and open holds, plus the
+        overdraft limit."""
+        return self.balance - self.pending_out - self.held + self.overdraft_limit
 
     def as_json(self) -> dict[str, Any]:
         """The wallet as the API and its events show it; money as decimal strings."""
@@ -77,6 +85,8 @@ class Wallet:
             "status": self.status.value,
             "balance": format_amount(self.balance, self.currency),
             "available_balance": format_amount(self.available_balance, self.currency),
+            "held": format_amount(self.held, self.currency),
+            "overdraft_limit": format_amount(self.overdraft_limit, self.currency),
             "name": self.name,
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
@@ -129,9 +139,34 @@ def check_status_change(wallet: Wallet, target: WalletStatus, *, has_pending: bo
         raise InvalidStatusTransition("CLEARING wallets are managed by the ledger")
     if wallet.status is WalletStatus.CLOSED:
         raise InvalidStatusTransition("a CLOSED wallet cannot be reopened")
-    if target is WalletStatus.CLOSED and (wallet.balance != 0 or has_pending):
+    if target is WalletStatus.CLOSED and (wallet.balance != 0 or wallet.held != 0 or has_pending):
         raise WalletNotEmpty(
-            "a wallet closes only at zero balance and with no pending transfer",
+            "a wallet closes only at zero balance and with no pending transfer or open hold",
             field="status",
         )
     return True
+
+
+_ZERO_RE = re.compile(r"0+(\.0+)?")
+
+
+def parse_overdraft_limit(wallet: Wallet, value: str) -> int:
+    """The overdraft limit asked for `wallet`, in minor units, or why it cannot have it.
+
+    SYSTEM and CLEARING wallets may go negative already; a limit below what the wallet
+    already spends past zero (with its open holds) is `overdraft_in_use`.
+    """
+    if may_go_negative(wallet.type):
+        raise DomainError(
+            f"{wallet.type.value} wallets have no overdraft limit", field="overdraft_limit"
+        )
+    limit = (
+        0
+        if _ZERO_RE.fullmatch(value)
+        else parse_amount(value, wallet.currency, field="overdraft_limit")
+    )
+    if wallet.balance - wallet.held < -limit:
+        raise OverdraftInUse(
+            "the wallet already uses more overdraft than that", field="overdraft_limit"
+        )
+    return limit

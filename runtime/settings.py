@@ -61,6 +61,7 @@ class Settings:
     reconcile_interval_s: int = 60
     settle_interval_s: int = 60
     rescue_interval_s: int = 5
+    hold_default_expires_s: int = 7 * 86_400
     log_format: str = "auto"
     bcrypt_rounds: int = 12  # cost of password hashes; tests lower it to 4
     signup_limit: int = 10  # signups per client address per 15 minutes
@@ -106,6 +107,9 @@ class Settings:
             reconcile_interval_s=_int(env, "VAULTCRAFT_RECONCILE_INTERVAL_S", 60),
             settle_interval_s=_int(env, "VAULTCRAFT_SETTLE_INTERVAL_S", 60),
             rescue_interval_s=_int(env, "VAULTCRAFT_RESCUE_INTERVAL_S", 5),
+            hold_default_expires_s=_int_between(
+                env, "VAULTCRAFT_HOLD_DEFAULT_EXPIRES_S", 7 * 86_400, 1, 30 * 86_400
+            ),
             log_format=env.get("VAULTCRAFT_LOG_FORMAT") or "auto",
             bcrypt_rounds=_int_between(env, "VAULTCRAFT_BCRYPT_ROUNDS", 12, 4, 31),
             signup_limit=_int_between(env, "VAULTCRAFT_SIGNUP_LIMIT", 10, 1, 1_000_000),

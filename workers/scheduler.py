@@ -7,7 +7,8 @@
   is older than `VAULTCRAFT_PENDING_RESCUE_AFTER_S`, the posting workers are
   kicked. This is how work lost with a broker restart is found again from PostgreSQL;
 - gauges (pending transfers and the oldest one's age, outbox backlog and age)
-  refreshed at the rescue interval.
+  refreshed at the rescue interval;
+- hold expiry at the rescue interval: HELD transfers past `hold_expires_at` end EXPIRED.
 
 Several schedulers may run; each job runs in only one of them (see `job_guard`).
 Requests to the `jobs` queue expire after one interval, so a worker coming back from an
@@ -33,6 +34,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from ledger_core.persistence.transfers.pending_probe import pending_waiting_sa
 from ledger_core.persistence.transfers.pipeline_health import OLDEST_PENDING_AGE_SQL
+from ledger_core.services.holds import EXPIRE_BATCH, expire_overdue
 from messaging.broker import setup_broker
 from messaging.messages import kick_posting, request_reconciliation, request_settlement
 from runtime.settings import Settings
@@ -63,6 +65,18 @@ def rescue_pending(engine: Engine, broker: Broker, after_s: int) -> bool:
         metrics.pending_rescued_total.inc()
         log.warning("Transfers have waited in PENDING over %d s; posting workers kicked.", after_s)
     return stuck
+
+
+def expire_holds(engine: Engine) -> int:
+    """End every overdue hold as EXPIRED, a batch per database transaction."""
+    expired = 0
+    while (count := expire_overdue(engine, EXPIRE_BATCH)) > 0:
+        expired += count
+        if count < EXPIRE_BATCH:
+            break
+    if expired:
+        log.info("Expired %d holds.", expired)
+    return expired
 
 
 def refresh_gauges(engine: Engine) -> None:
@@ -110,6 +124,10 @@ def build_scheduler(
         "rescue-pending": (
             IntervalTrigger(seconds=settings.rescue_interval_s),
             lambda: rescue_pending(engine, broker, settings.pending_rescue_after_s),
+        ),
+        "expire-holds": (
+            IntervalTrigger(seconds=settings.rescue_interval_s),
+            lambda: expire_holds(engine),
         ),
         "refresh-gauges": (
             IntervalTrigger(seconds=settings.rescue_interval_s),

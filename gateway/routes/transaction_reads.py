@@ -28,7 +28,7 @@ from ledger_core.money import format_amount
 from ledger_core.services import transfer_reads
 from ledger_core.services.transfer_reads import TransferFilter, visible_to
 from ledger_core.timestamps import rfc3339
-from ledger_core.transfers import FINAL_STATUSES, transaction_view
+from ledger_core.transfers import DECIDED_STATUSES, transaction_view
 
 routes = RouteTable(tag="Transfers", read_scope="transfers:read", write_scope="transfers:write")
 
@@ -108,7 +108,7 @@ async def _wait_final(request: web.Request, transaction_id: UUID, wait_s: float)
                 row = visible_to(handed, who)
             else:
                 row = await _read(request, transaction_id)
-            if row["status"] in FINAL_STATUSES or deadline <= time.monotonic() or waiter.closing:
+            if row["status"] in DECIDED_STATUSES or deadline <= time.monotonic() or waiter.closing:
                 return row  # a stopping server answers with what it has
 
 

@@ -7,8 +7,8 @@ by a worker; poll `GET /transactions/{id}` (optionally with `?wait=`) for the ou
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 from uuid import UUID
 
 from aiohttp import web
@@ -21,20 +21,26 @@ from gateway.responses import Problem, field_error, json_response
 from gateway.route_spec import HeaderParam
 from gateway.schemas.transactions import (
     BatchOut,
+    CaptureHold,
     CreateBatch,
+    CreateMulti,
     CreateTransfer,
     ReverseTransfer,
     TransactionOut,
+    VoidHold,
 )
-from gateway.state import COMMITTER, ENGINE
+from gateway.state import COMMITTER, ENGINE, SETTINGS
 from ledger_core.errors import DomainError
+from ledger_core.holds import HoldAction
 from ledger_core.intents import BatchRefused, Stored, TransferIntent
 from ledger_core.money import parse_amount
-from ledger_core.services import transfers
+from ledger_core.posting import Leg
+from ledger_core.services import holds, transfers
 from ledger_core.transfers import transaction_view
 from runtime import metrics
 
 routes = RouteTable(tag="Transfers", read_scope="transfers:read", write_scope="transfers:write")
+T = TypeVar("T")
 
 _KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
 _SUBMIT_ERRORS = (400, 403, 404)
@@ -78,7 +84,7 @@ def idempotency_key(request: web.Request) -> str:
     return key
 
 
-def _intent(body: CreateTransfer | Any, key: str) -> TransferIntent:
+def _intent(body: CreateTransfer | Any, key: str, hold_s: int | None = None) -> TransferIntent:
     return TransferIntent(
         idempotency_key=key,
         source_wallet_id=body.source_wallet_id,
@@ -87,7 +93,17 @@ def _intent(body: CreateTransfer | Any, key: str) -> TransferIntent:
         currency=body.currency,
         description=body.description,
         metadata=dict(body.metadata),
+        hold_expires_in_s=hold_s,
     )
+
+
+def _hold_seconds(request: web.Request, body: CreateTransfer) -> int | None:
+    """How long a hold lasts (the server's default unless asked); None for a transfer."""
+    if not body.hold:
+        if body.hold_expires_in_s is not None:
+            raise DomainError("hold_expires_in_s needs hold: true", field="hold_expires_in_s")
+        return None
+    return body.hold_expires_in_s or request.app[SETTINGS].hold_default_expires_s
 
 
 def count_accepted(stored: Sequence[Stored]) -> None:
@@ -121,13 +137,14 @@ def accepted(request: web.Request, stored: Stored) -> web.Response:
         "Checked at once: the body, that both wallets exist and are visible (`404`), that the"
         " caller may debit the source (`403`), one currency on both wallets and the request"
         " (`422 currency_mismatch`), and source ≠ destination (`422 same_wallet`). Funds, wallet"
-        " status and limits are checked when a worker posts it (`FAILED` with a `failure_code`). "
-        + _KEY_DOC
+        " status and limits are checked when a worker posts it (`FAILED` with a `failure_code`)."
+        " With `hold: true` the worker reserves the amount on the source instead (`HELD`, no"
+        " entries) until it is captured, voided or expires after `hold_expires_in_s`. " + _KEY_DOC
     ),
 )
 async def submit_transfer(request: web.Request, body: CreateTransfer) -> web.Response:
     """Submit a transfer (answers 202 once it is durably PENDING)"""
-    intent = _intent(body, idempotency_key(request))
+    intent = _intent(body, idempotency_key(request), _hold_seconds(request, body))
     stored = await transfers.submit_transfer(request.app[COMMITTER], acting(request), intent)
     count_accepted([stored])
     return accepted(request, stored)
@@ -152,23 +169,52 @@ async def submit_wallet_transfer(request: web.Request, body: CreateTransfer) -> 
     return await submit_transfer(request, body)
 
 
-def _batch_intents(body: CreateBatch) -> list[TransferIntent]:
-    intents, errors = [], []
-    for n, item in enumerate(body.transfers):
+def _each(items: Sequence[Any], prefix: str, make: Callable[[Any], T]) -> list[T]:
+    """`make` of every item; the amounts refused are listed by position, storing nothing."""
+    made, errors = [], []
+    for n, item in enumerate(items):
         try:
-            intents.append(_intent(item, item.idempotency_key))
+            made.append(make(item))
         except DomainError as exc:
-            errors.append(field_error(f"transfers[{n}].{exc.field or 'amount'}", exc.detail))
+            errors.append(field_error(f"{prefix}[{n}].{exc.field or 'amount'}", exc.detail))
     if errors:
         raise Problem(
             422, "invalid_amount", "some amounts are not valid; nothing was stored", errors=errors
         )
-    return intents
+    return made
 
 
-def _refused_batch(exc: BatchRefused) -> Problem:
+def _batch_intents(body: CreateBatch) -> list[TransferIntent]:
+    return _each(body.transfers, "transfers", lambda item: _intent(item, item.idempotency_key))
+
+
+def _multi_intent(body: CreateMulti, key: str) -> TransferIntent:
+    legs = _each(
+        body.postings,
+        "postings",
+        lambda p: Leg(
+            p.source_wallet_id,
+            p.destination_wallet_id,
+            parse_amount(p.amount, p.currency),
+            p.currency,
+        ),
+    )
+    first = legs[0]
+    return TransferIntent(
+        key,
+        first.source_wallet_id,
+        first.destination_wallet_id,
+        first.amount,
+        first.currency,
+        body.description,
+        dict(body.metadata),
+        postings=tuple(legs),
+    )
+
+
+def _refused_batch(exc: BatchRefused, prefix: str = "transfers") -> Problem:
     errors = [
-        field_error(f"transfers[{n}].{e.field or ''}".rstrip("."), f"{e.code}: {e.detail}")
+        field_error(f"{prefix}[{n}].{e.field or ''}".rstrip("."), f"{e.code}: {e.detail}")
         for n, e in exc.failures
     ]
     codes = {e.code for _, e in exc.failures}
@@ -202,6 +248,31 @@ async def submit_batch(request: web.Request, body: CreateBatch) -> web.Response:
     if all(s.replayed for s in stored):
         return json_response({"data": data}, status=200, headers={"Idempotent-Replayed": "true"})
     return json_response({"data": data}, status=202)
+
+
+@routes.post(
+    "/transactions",
+    body=CreateMulti,
+    response=TransactionOut,
+    status=202,
+    errors=_SUBMIT_ERRORS,
+    description=(
+        "One transaction (`kind: MULTI`) of 1-100 legs, each checked like a transfer (a refused"
+        " leg refuses the request, listed as `postings[n]`); legs may use several currencies,"
+        " each balanced on its own. A worker posts every leg in order or none: one leg short of"
+        " funds fails the whole transaction (`insufficient_funds`, `failure_message` names the"
+        " leg). Legs stay inside the organization (`422 cross_org_leg`). " + _KEY_DOC
+    ),
+)
+async def submit_multi(request: web.Request, body: CreateMulti) -> web.Response:
+    """Submit a multi-leg transaction"""
+    intent = _multi_intent(body, idempotency_key(request))
+    try:
+        stored = await transfers.submit_multi(request.app[ENGINE], acting(request), intent)
+    except BatchRefused as exc:
+        raise _refused_batch(exc, "postings") from None
+    count_accepted([stored])
+    return accepted(request, stored)
 
 
 @routes.post(
@@ -248,4 +319,50 @@ async def reverse(
         request.app[ENGINE], who, transaction_id, body.amount, key
     )
     count_accepted([stored])
+    return accepted(request, stored)
+
+
+_HOLD_DOC = (
+    " Only a `HELD` transfer (a hold the worker has placed) can end, exactly once: otherwise"
+    " `409 not_held`. A capture racing a void or the expiry ends in exactly one of them."
+    " Header `Idempotency-Key` is required: the request that ended the hold, repeated with"
+    " its key, answers `200` with `Idempotent-Replayed: true`."
+)
+
+
+@routes.post(
+    "/transactions/{transaction_id}/capture",
+    body=CaptureHold,
+    response=TransactionOut,
+    status=202,
+    errors=(400, 403, 404, 409),
+    description=(
+        "Post `amount` (default: all of the hold; at most the hold, else"
+        " `422 capture_exceeds_hold`) from the hold's source to its destination and release"
+        " the rest: the transfer ends `COMPLETED` with `amount` the captured amount." + _HOLD_DOC
+    ),
+)
+async def capture(request: web.Request, transaction_id: UUID, body: CaptureHold) -> web.Response:
+    """Capture a hold"""
+    key = idempotency_key(request)
+    stored = await holds.end_one(
+        request.app[ENGINE], acting(request), transaction_id, HoldAction.CAPTURE, key, body.amount
+    )
+    return accepted(request, stored)
+
+
+@routes.post(
+    "/transactions/{transaction_id}/void",
+    body=VoidHold,
+    response=TransactionOut,
+    status=202,
+    errors=(400, 403, 404, 409),
+    description="Release the whole hold without posting: the transfer ends `VOIDED`." + _HOLD_DOC,
+)
+async def void(request: web.Request, transaction_id: UUID, body: VoidHold) -> web.Response:
+    """Void a hold"""
+    key = idempotency_key(request)
+    stored = await holds.end_one(
+        request.app[ENGINE], acting(request), transaction_id, HoldAction.VOID, key
+    )
     return accepted(request, stored)

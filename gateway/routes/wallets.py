@@ -100,13 +100,20 @@ async def get_wallet(request: web.Request, wallet_id: UUID) -> web.Response:
 
 @routes.patch("/wallets/{wallet_id}", body=UpdateWallet, response=WalletOut, errors=(403, 404, 409))
 async def update_wallet(request: web.Request, wallet_id: UUID, body: UpdateWallet) -> web.Response:
-    """Lock, unlock or close a wallet (admin)
+    """Lock, unlock or close a wallet, or set its overdraft limit (admin)
 
     ACTIVE and LOCKED go back and forth. CLOSED needs a zero balance and no PENDING
-    transfer touching the wallet (`409 wallet_not_empty`) and is final
+    transfer or open hold touching the wallet (`409 wallet_not_empty`) and is final
     (`409 invalid_status_transition`). Each change emits a `wallet.status_changed` event.
+    `overdraft_limit` lets a PRIMARY or BONUS wallet go down to minus that amount; a limit
+    below what it already uses is `409 overdraft_in_use`.
     """
+    target = None if body.status is None else WalletStatus(body.status)
     wallet = await service.change_wallet_status(
-        request.app[ENGINE], acting(request), wallet_id, WalletStatus(body.status)
+        request.app[ENGINE],
+        acting(request),
+        wallet_id,
+        target,
+        overdraft_limit=body.overdraft_limit,
     )
     return json_response(wallet.as_json())

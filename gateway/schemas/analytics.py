@@ -47,6 +47,8 @@ class StatusCounts(BaseModel):
     COMPLETED: int
     FAILED: int
     CANCELLED: int
+    VOIDED: int = 0
+    EXPIRED: int = 0
 
 
 class VolumePoint(BaseModel):

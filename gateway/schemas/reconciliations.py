@@ -22,6 +22,7 @@ KindName = Literal[
     "unposted_with_entries",
     "organization_sum_nonzero",
     "overdraft",
+    "held_mismatch",
     "stuck_pending",
 ]
 

@@ -17,16 +17,13 @@ IdempotencyKey = Annotated[
     StringConstraints(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"),
     Field(description="1-255 printable ASCII characters, unique per organization"),
 ]
+TransferStatus = Literal["PENDING", "HELD", "COMPLETED", "FAILED", "CANCELLED", "VOIDED", "EXPIRED"]
 Description = Annotated[str, StringConstraints(max_length=500)]
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 MetadataValue = Annotated[str, StringConstraints(max_length=500)]
 
 
-class _TransferFields(BodyModel):
-    source_wallet_id: UUID
-    destination_wallet_id: UUID
-    amount: Amount
-    currency: Currency
+class _Annotations(BodyModel):
     description: Description | None = None
     metadata: dict[MetadataKey, MetadataValue] = Field(
         default_factory=dict, description="At most 50 string keys with string values"
@@ -40,8 +37,53 @@ class _TransferFields(BodyModel):
         return value
 
 
+class _TransferFields(_Annotations):
+    source_wallet_id: UUID
+    destination_wallet_id: UUID
+    amount: Amount
+    currency: Currency
+
+
+class PostingIn(BodyModel):
+    source_wallet_id: UUID
+    destination_wallet_id: UUID
+    amount: Amount
+    currency: Currency
+
+
+class CreateMulti(_Annotations):
+    """`POST /transactions`: legs that post all together or not at all."""
+
+    postings: list[PostingIn] = Field(min_length=1, max_length=100)
+
+
+class PostingOut(BaseModel):
+    source_wallet_id: UUID
+    destination_wallet_id: UUID
+    amount: str
+    currency: str
+
+
 class CreateTransfer(_TransferFields):
     """`POST /transactions/transfer`; the idempotency key travels in the header."""
+
+    hold: bool = Field(
+        False, description="Reserve the amount on the source (HELD) until captured or voided"
+    )
+    hold_expires_in_s: int | None = Field(
+        None,
+        ge=1,
+        le=30 * 86_400,
+        description="With `hold`: seconds until the hold expires (default from the server)",
+    )
+
+
+class CaptureHold(BodyModel):
+    amount: Amount | None = Field(None, description="At most the amount held; defaults to all")
+
+
+class VoidHold(BodyModel):
+    """`POST /transactions/{id}/void` takes an empty object."""
 
 
 class BatchTransfer(_TransferFields):
@@ -62,14 +104,14 @@ class TransactionOut(BaseModel):
     organization_id: UUID
     destination_organization_id: UUID
     idempotency_key: str | None
-    kind: Literal["TRANSFER", "CROSS_ORG"]
+    kind: Literal["TRANSFER", "CROSS_ORG", "MULTI"]
     source_wallet_id: UUID | None = Field(
         description="Hidden from the payee of a cross-org transfer"
     )
     destination_wallet_id: UUID
     amount: str
     currency: str
-    status: Literal["PENDING", "COMPLETED", "FAILED", "CANCELLED"]
+    status: TransferStatus
     failure_code: str | None
     failure_message: str | None
     description: str | None
@@ -80,6 +122,12 @@ class TransactionOut(BaseModel):
     posted_at: datetime | None
     cancelled_at: datetime | None
     failed_at: datetime | None
+    hold_amount: str | None = Field(description="The amount reserved, for a hold")
+    hold_expires_at: datetime | None = Field(description="When an open hold expires")
+    postings: list[PostingOut] | None = Field(
+        description="The legs of a MULTI transaction (its wallets, amount and currency are"
+        " those of the first leg)"
+    )
 
 
 class BatchOut(BaseModel):
@@ -87,9 +135,9 @@ class BatchOut(BaseModel):
 
 
 class ListTransactions(PageQuery):
-    status: Literal["PENDING", "COMPLETED", "FAILED", "CANCELLED"] | None = None
+    status: TransferStatus | None = None
     wallet_id: UUID | None = None
-    kind: Literal["TRANSFER", "CROSS_ORG"] | None = None
+    kind: Literal["TRANSFER", "CROSS_ORG", "MULTI"] | None = None
     idempotency_key: IdempotencyKey | None = Field(
         None, description="The key your organization submitted the transfer with"
     )

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from gateway.pagination import PageQuery
 from gateway.schemas.common import Currency, Name
@@ -14,7 +14,9 @@ from gateway.validation import BodyModel
 
 WalletTypeName = Literal["PRIMARY", "BONUS", "SYSTEM", "CLEARING"]
 WalletStatusName = Literal["ACTIVE", "LOCKED", "CLOSED"]
-TransferStatusName = Literal["PENDING", "COMPLETED", "FAILED", "CANCELLED"]
+TransferStatusName = Literal[
+    "PENDING", "HELD", "COMPLETED", "FAILED", "CANCELLED", "VOIDED", "EXPIRED"
+]
 
 
 class CreateWallet(BodyModel):
@@ -27,7 +29,19 @@ class CreateWallet(BodyModel):
 
 
 class UpdateWallet(BodyModel):
-    status: WalletStatusName
+    status: WalletStatusName | None = None
+    overdraft_limit: str | None = Field(
+        None,
+        max_length=40,
+        examples=["100.00"],
+        description="How far below zero the wallet may go, a decimal string (0 removes it)",
+    )
+
+    @model_validator(mode="after")
+    def _status_or_limit(self) -> UpdateWallet:
+        if self.status is None and self.overdraft_limit is None:
+            raise ValueError("send status, overdraft_limit or both")
+        return self
 
 
 class ListWallets(PageQuery):
@@ -46,8 +60,14 @@ class WalletOut(BaseModel):
     status: WalletStatusName
     balance: str = Field(examples=["1250.00"])
     available_balance: str = Field(
-        examples=["1200.00"], description="Balance minus PENDING outgoing transfers"
+        examples=["1200.00"],
+        description=(
+            "What may still be spent: balance minus PENDING outgoing transfers and open holds,"
+            " plus the overdraft limit"
+        ),
     )
+    held: str = Field(examples=["50.00"], description="Reserved by open holds")
+    overdraft_limit: str = Field(examples=["0.00"], description="How far below zero it may go")
     name: str | None
     created_at: datetime
     updated_at: datetime

@@ -87,6 +87,8 @@ wallets = Table(
     Column("currency", String(3), nullable=False),
     Column("status", String(10), nullable=False, server_default=text("'ACTIVE'")),
     Column("balance", BigInteger, nullable=False, server_default=text("0")),
+    Column("held", BigInteger, nullable=False, server_default=text("0")),
+    Column("overdraft_limit", BigInteger, nullable=False, server_default=text("0")),
     Column("name", String(200), nullable=True),
     Column(
         "counterparty_organization_id",
@@ -98,7 +100,11 @@ wallets = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("type IN ('PRIMARY', 'BONUS', 'SYSTEM', 'CLEARING')", name="type"),
     CheckConstraint("status IN ('ACTIVE', 'LOCKED', 'CLOSED')", name="status"),
-    CheckConstraint("type IN ('SYSTEM', 'CLEARING') OR balance >= 0", name="no_overdraft"),
+    CheckConstraint(
+        "type IN ('SYSTEM', 'CLEARING') OR balance - held >= -overdraft_limit", name="no_overdraft"
+    ),
+    CheckConstraint("held >= 0", name="held_not_negative"),
+    CheckConstraint("overdraft_limit >= 0", name="overdraft_not_negative"),
     CheckConstraint(
         "(type = 'CLEARING') = (counterparty_organization_id IS NOT NULL)", name="clearing_peer"
     ),
@@ -179,10 +185,30 @@ transactions = Table(
     Column("posted_at", DateTime(timezone=True), nullable=True),
     Column("cancelled_at", DateTime(timezone=True), nullable=True),
     Column("failed_at", DateTime(timezone=True), nullable=True),
+    Column("hold_amount", BigInteger, nullable=True),
+    Column("hold_expires_at", DateTime(timezone=True), nullable=True),
+    Column("hold_key", String(255), nullable=True),
+    Column("hold_request_hash", String(64), nullable=True),
+    Column("postings", JSONB, nullable=True),
     UniqueConstraint("organization_id", "idempotency_key"),
     CheckConstraint("amount > 0", name="positive_amount"),
-    CheckConstraint("kind IN ('TRANSFER', 'CROSS_ORG')", name="kind"),
-    CheckConstraint("status IN ('PENDING', 'COMPLETED', 'FAILED', 'CANCELLED')", name="status"),
+    CheckConstraint("kind IN ('TRANSFER', 'CROSS_ORG', 'MULTI')", name="kind"),
+    CheckConstraint("(kind = 'MULTI') = (postings IS NOT NULL)", name="multi_postings"),
+    CheckConstraint(
+        "status IN ('PENDING', 'HELD', 'COMPLETED', 'FAILED', 'CANCELLED', 'VOIDED', 'EXPIRED')",
+        name="status",
+    ),
+    CheckConstraint(
+        "(hold_amount IS NULL) = (hold_expires_at IS NULL)"
+        " AND (hold_amount IS NULL OR amount <= hold_amount)"
+        " AND (status NOT IN ('HELD', 'VOIDED', 'EXPIRED') OR hold_amount IS NOT NULL)",
+        name="hold_shape",
+    ),
+    Index(
+        "ix_transactions_held_expires_at",
+        "hold_expires_at",
+        postgresql_where=text("status = 'HELD'"),
+    ),
     CheckConstraint("source_wallet_id <> destination_wallet_id", name="distinct_wallets"),
     CheckConstraint(
         "(kind = 'CROSS_ORG') = (source_clearing_wallet_id IS NOT NULL"

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger_core.accounts import Principal, require_admin
 from ledger_core.acting import Acting
+from ledger_core.errors import CrossOrgLeg
 from ledger_core.intents import Stored, TransferIntent
 from ledger_core.money import parse_amount
 from ledger_core.persistence.audit.records import (
@@ -90,6 +91,35 @@ async def submit_batch(
                     resource_type="batch",
                     resource_id=new[0]["atomic_group_id"] or new[0]["id"],
                     details={"count": len(new), "transaction_ids": [str(r["id"]) for r in new]},
+                )
+            )
+    return stored
+
+
+async def submit_multi(engine: AsyncEngine, acting: Acting, intent: TransferIntent) -> Stored:
+    """Store a multi-leg transaction as PENDING (or replay it); its legs post all or none.
+
+    Each leg is checked like a transfer (a refused leg refuses the request, naming it);
+    legs across organizations are refused with `cross_org_leg`.
+    """
+    who = acting.principal
+    async with engine.begin() as conn:
+        routes = await route_all(conn, who, intent.legs())
+        crossing = [n for n, route in enumerate(routes) if route.cross_org]
+        if crossing:
+            raise CrossOrgLeg(
+                "a multi-leg transaction moves money inside one organization only",
+                field=f"postings[{crossing[0]}].destination_wallet_id",
+            )
+        (stored,) = await store_intents(conn, who, [intent], routes[:1])
+        if not stored.replayed:
+            await conn.execute(
+                audit_insert(
+                    acting.audit,
+                    "transfer.submitted",
+                    resource_type="transaction",
+                    resource_id=stored.row["id"],
+                    details={**transfer_audit_details(stored.row), "legs": len(routes)},
                 )
             )
     return stored

@@ -19,6 +19,7 @@ from ledger_core.persistence.wallets.store import (
     has_pending_transfer,
     insert_wallet,
     list_wallets,
+    set_overdraft_limit,
     set_wallet_status,
 )
 from ledger_core.persistence.wallets.summary import summarize
@@ -29,6 +30,7 @@ from ledger_core.wallets import (
     WalletType,
     check_may_act,
     check_status_change,
+    parse_overdraft_limit,
     wallet_owner,
 )
 
@@ -120,9 +122,15 @@ async def wallet_summary(engine: AsyncEngine, principal: Principal) -> list[Curr
 
 
 async def change_wallet_status(
-    engine: AsyncEngine, acting: Acting, wallet_id: UUID, target: WalletStatus
+    engine: AsyncEngine,
+    acting: Acting,
+    wallet_id: UUID,
+    target: WalletStatus | None,
+    *,
+    overdraft_limit: str | None = None,
 ) -> Wallet:
-    """Move a wallet to `target` under its row lock, with its event and audit record.
+    """Move a wallet to `target` and/or set its overdraft limit, under its row lock, with
+    the event and audit records.
 
     The lock orders this change against postings (which lock the same row), so a wallet
     never closes while a posting moves its balance. A transfer submitted after the check
@@ -131,6 +139,10 @@ async def change_wallet_status(
     require_admin(acting.principal)
     async with engine.begin() as conn:
         wallet = await visible_wallet(conn, acting.principal, wallet_id, for_update=True)
+        if overdraft_limit is not None:
+            wallet = await _set_limit(conn, acting, wallet, overdraft_limit)
+        if target is None:
+            return wallet
         pending = target is WalletStatus.CLOSED and await has_pending_transfer(conn, wallet_id)
         if not check_status_change(wallet, target, has_pending=pending):
             return wallet
@@ -144,6 +156,23 @@ async def change_wallet_status(
                 details={"from": wallet.status.value, "to": target.value},
             )
         )
+    return changed
+
+
+async def _set_limit(conn: AsyncConnection, acting: Acting, wallet: Wallet, asked: str) -> Wallet:
+    limit = parse_overdraft_limit(wallet, asked)
+    if limit == wallet.overdraft_limit:
+        return wallet
+    changed = await set_overdraft_limit(conn, wallet, limit)
+    await conn.execute(
+        audit_insert(
+            acting.audit,
+            "wallet.overdraft_limit_changed",
+            resource_type="wallet",
+            resource_id=wallet.id,
+            details={"from": wallet.overdraft_limit, "to": limit},
+        )
+    )
     return changed
 
 

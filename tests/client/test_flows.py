@@ -166,3 +166,40 @@ def test_operator_routes(admin: VaultCraftClient, stack: Stack) -> None:
     actions = {log["action"] for log in admin.iter_audit_logs()}
     assert {"wallet.status_changed", "user.created"} <= actions
     assert admin.verify_audit_chain()["records_checked"] >= 0
+
+
+def test_hold_capture_void_and_legs(admin: VaultCraftClient) -> None:
+    """A hold reserves funds; capture posts part of it; void releases; legs post together."""
+    system, primary = _funded(admin, "100.00")
+    other = admin.create_wallet("PRIMARY", name="other")
+    held = admin.hold(primary["id"], other["id"], Decimal("40.00"), "INR", expires_in_s=600)
+    assert admin.transaction(held["id"], wait_s=20)["status"] == "HELD"
+    assert admin.wallet(primary["id"])["held"] == "40.00"
+    captured = admin.capture(held["id"], Decimal("15.00"))
+    assert (captured["status"], captured["amount"]) == ("COMPLETED", "15.00")
+    with pytest.raises(ApiError) as refused:
+        admin.void(held["id"])
+    assert refused.value.code == "not_held"
+    second = admin.hold(primary["id"], other["id"], Decimal("5.00"), "INR")
+    assert admin.transaction(second["id"], wait_s=20)["status"] == "HELD"
+    assert admin.void(second["id"])["status"] == "VOIDED"
+    multi = admin.transfer_legs(
+        [
+            {
+                "source_wallet_id": primary["id"],
+                "destination_wallet_id": other["id"],
+                "amount": "10.00",
+                "currency": "INR",
+            },
+            {
+                "source_wallet_id": system["id"],
+                "destination_wallet_id": other["id"],
+                "amount": "1.00",
+                "currency": "INR",
+            },
+        ]
+    )
+    assert multi["kind"] == "MULTI" and len(multi["postings"] or []) == 2
+    assert admin.wait_final(multi["id"], timeout_s=20)["status"] == "COMPLETED"
+    assert admin.wallet(primary["id"])["balance"] == "75.00"
+    assert len(admin.ledger(multi["id"])) == 4

@@ -93,6 +93,18 @@ async def test_every_route_is_documented(client: TestClient) -> None:
         assert API + path in DOCUMENT["paths"], path
 
 
+def test_holds_and_overdraft_limits_are_documented() -> None:
+    paths, schemas = DOCUMENT["paths"], DOCUMENT["components"]["schemas"]
+    for action in ("capture", "void"):
+        op = paths[f"{API}/transactions/{{transaction_id}}/{action}"]["post"]
+        assert {"202", "409"} <= set(op["responses"]), action
+    assert {"hold", "hold_expires_in_s"} <= set(schemas["CreateTransfer"]["properties"])
+    assert {"hold_amount", "hold_expires_at"} <= set(schemas["TransactionOut"]["properties"])
+    assert {"held", "overdraft_limit"} <= set(schemas["WalletOut"]["properties"])
+    assert "overdraft_limit" in schemas["UpdateWallet"]["properties"]
+    assert "amount" in schemas["CaptureHold"]["properties"]
+
+
 def test_operations_declare_security_params_and_problems() -> None:
     scheme = DOCUMENT["components"]["securitySchemes"]["bearerAuth"]
     assert {k: scheme[k] for k in ("type", "scheme")} == {"type": "http", "scheme": "bearer"}

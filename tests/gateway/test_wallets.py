@@ -32,6 +32,8 @@ WALLET_FIELDS = {
     "status",
     "balance",
     "available_balance",
+    "held",
+    "overdraft_limit",
     "name",
     "created_at",
     "updated_at",

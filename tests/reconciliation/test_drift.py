@@ -200,6 +200,17 @@ def test_an_overdrawn_primary_wallet(db: Engine, books: Books, ledger: Ledger) -
     assert len(findings.discrepancies) == 1
 
 
+def test_held_funds_that_no_open_hold_explains(db: Engine, books: Books, ledger: Ledger) -> None:
+    # Given a bug reserved 7 on bob's wallet without a HELD transfer behind it
+    books.tamper("UPDATE wallets SET held = 7 WHERE id = :id", id=ledger.bob)
+
+    findings = full_check(db)
+
+    mismatch = only(findings, Kind.HELD_MISMATCH)
+    assert (mismatch.wallet_id, mismatch.expected, mismatch.actual) == (ledger.bob, 0, 7)
+    assert len(findings.discrepancies) == 1
+
+
 def test_system_and_clearing_wallets_may_go_negative(db: Engine, ledger: Ledger) -> None:
     findings = full_check(db)
 

@@ -16,21 +16,22 @@ from sqlalchemy import Connection, Engine, text
 
 from ledger_core.persistence.reconciliation.invariants import check_invariants, describe
 
-FINAL = ("COMPLETED", "FAILED", "CANCELLED")
+FINAL = ("COMPLETED", "FAILED", "CANCELLED", "VOIDED", "EXPIRED")
 
 _ENTRIES_PER_POSTING = text("""
-    SELECT t.id, count(e.id) AS entries,
-           CASE WHEN t.destination_organization_id <> t.organization_id THEN 4 ELSE 2 END
-    FROM transactions t LEFT JOIN ledger_entries e ON e.transaction_id = t.id
-    WHERE t.status = 'COMPLETED'
-    GROUP BY t.id
-    HAVING count(e.id) <> CASE WHEN t.destination_organization_id <> t.organization_id
-                               THEN 4 ELSE 2 END
+    SELECT t.id, count(e.id) AS entries, t.expected
+    FROM (SELECT id, CASE WHEN postings IS NOT NULL THEN 2 * jsonb_array_length(postings)
+                          WHEN destination_organization_id <> organization_id THEN 4
+                          ELSE 2 END AS expected
+          FROM transactions WHERE status = 'COMPLETED') t
+    LEFT JOIN ledger_entries e ON e.transaction_id = t.id
+    GROUP BY t.id, t.expected
+    HAVING count(e.id) <> t.expected
 """)
 
 _EVENTS_PER_STATE_CHANGE = text("""
     WITH parties AS (
-        SELECT t.id, t.status, o.org
+        SELECT t.id, t.status, t.hold_amount, o.org
         FROM transactions t
         CROSS JOIN LATERAL (SELECT t.organization_id UNION SELECT t.destination_organization_id)
             AS o(org)
@@ -40,7 +41,10 @@ _EVENTS_PER_STATE_CHANGE = text("""
     )
     SELECT p.id, p.org, p.status, coalesce(ev.n, 0)
     FROM parties p LEFT JOIN events ev ON ev.id = p.id AND ev.organization_id = p.org
-    WHERE coalesce(ev.n, 0) <> CASE WHEN p.status = 'PENDING' THEN 0 ELSE 1 END
+    WHERE coalesce(ev.n, 0) <> CASE
+        WHEN p.status = 'PENDING' THEN 0
+        WHEN p.hold_amount IS NOT NULL AND p.status IN ('COMPLETED', 'VOIDED', 'EXPIRED') THEN 2
+        ELSE 1 END
 """)
 
 _STRAY_EVENTS = text("""

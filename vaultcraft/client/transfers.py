@@ -1,4 +1,5 @@
-"""Transfers: submit (with idempotency keys), batches, reads, the long poll, cancel, reverse."""
+"""Transfers: submit (with idempotency keys), batches, multi-leg transactions, holds (place,
+capture, void), reads, the long poll, cancel, reverse."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from typing import Any, cast
 from vaultcraft.client.base import ClientBase
 from vaultcraft.client.errors import TransferNotFinal
 from vaultcraft.client.money import Amount, amount_text
-from vaultcraft.client.types import FINAL_STATUSES, Entry, Page, Transaction, TransferRequest
+from vaultcraft.client.types import (
+    FINAL_STATUSES,
+    Entry,
+    Page,
+    Posting,
+    Transaction,
+    TransferRequest,
+)
 
 MAX_WAIT_S = 30  # the longest `?wait=` the server holds a request
 WAIT_SLACK_S = 10.0  # read timeout beyond the server's hold
@@ -121,3 +129,70 @@ class TransfersMixin(ClientBase):
         key = idempotency_key or new_idempotency_key()
         path = f"/transactions/{transaction_id}/reverse"
         return cast(Transaction, self._call("POST", path, json=body, idempotency_key=key))
+
+    def hold(
+        self,
+        source_wallet_id: str,
+        destination_wallet_id: str,
+        amount: Amount,
+        currency: str,
+        *,
+        expires_in_s: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Transaction:
+        """Ask for `amount` to be reserved on the source; a worker makes it `HELD` (or
+        `FAILED`). `transaction(id, wait_s=...)` returns as soon as it is either."""
+        body: dict[str, Any] = {
+            "source_wallet_id": source_wallet_id,
+            "destination_wallet_id": destination_wallet_id,
+            "amount": amount_text(amount),
+            "currency": currency,
+            "hold": True,
+        }
+        if expires_in_s is not None:
+            body["hold_expires_in_s"] = expires_in_s
+        key = idempotency_key or new_idempotency_key()
+        return cast(
+            Transaction,
+            self._call("POST", "/transactions/transfer", json=body, idempotency_key=key),
+        )
+
+    def capture(
+        self,
+        transaction_id: str,
+        amount: Amount | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Transaction:
+        """Post `amount` (default: all) of a `HELD` transfer and release the rest;
+        `ApiError` `not_held` if it is not HELD (any more)."""
+        body = {} if amount is None else {"amount": amount_text(amount)}
+        return self._end_hold(transaction_id, "capture", body, idempotency_key)
+
+    def void(self, transaction_id: str, *, idempotency_key: str | None = None) -> Transaction:
+        """Release a `HELD` transfer without posting it."""
+        return self._end_hold(transaction_id, "void", {}, idempotency_key)
+
+    def _end_hold(
+        self, transaction_id: str, action: str, body: dict[str, Any], key: str | None
+    ) -> Transaction:
+        path = f"/transactions/{transaction_id}/{action}"
+        key = key or new_idempotency_key()
+        return cast(Transaction, self._call("POST", path, json=body, idempotency_key=key))
+
+    def transfer_legs(
+        self,
+        postings: Sequence[Posting],
+        *,
+        description: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Transaction:
+        """One `MULTI` transaction of 1-100 legs, which post all together or not at all."""
+        legs = [dict(leg, amount=amount_text(leg["amount"])) for leg in postings]
+        body: dict[str, Any] = {"postings": legs}
+        if description is not None:
+            body["description"] = description
+        key = idempotency_key or new_idempotency_key()
+        return cast(
+            Transaction, self._call("POST", "/transactions", json=body, idempotency_key=key)
+        )

@@ -14,8 +14,8 @@ T = TypeVar("T")
 Role = Literal["ADMIN", "MEMBER"]
 WalletType = Literal["PRIMARY", "BONUS", "SYSTEM", "CLEARING"]
 WalletStatus = Literal["ACTIVE", "LOCKED", "CLOSED"]
-TransferStatus = Literal["PENDING", "COMPLETED", "FAILED", "CANCELLED"]
-FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+TransferStatus = Literal["PENDING", "HELD", "COMPLETED", "FAILED", "CANCELLED", "VOIDED", "EXPIRED"]
+FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "VOIDED", "EXPIRED"})
 
 
 class Page(TypedDict, Generic[T]):
@@ -73,6 +73,8 @@ class Wallet(TypedDict):
     status: WalletStatus
     balance: str
     available_balance: str
+    held: str
+    overdraft_limit: str
     name: str | None
     created_at: str
     updated_at: str
@@ -99,7 +101,7 @@ class Transaction(TypedDict):
     organization_id: str
     destination_organization_id: str
     idempotency_key: str | None
-    kind: Literal["TRANSFER", "CROSS_ORG"]
+    kind: Literal["TRANSFER", "CROSS_ORG", "MULTI"]
     source_wallet_id: str | None
     destination_wallet_id: str
     amount: str
@@ -115,6 +117,16 @@ class Transaction(TypedDict):
     posted_at: str | None
     cancelled_at: str | None
     failed_at: str | None
+    hold_amount: str | None
+    hold_expires_at: str | None
+    postings: list[Posting] | None
+
+
+class Posting(TypedDict):
+    source_wallet_id: str
+    destination_wallet_id: str
+    amount: str
+    currency: str
 
 
 class Entry(TypedDict):

@@ -81,6 +81,7 @@ def rollup_statements(
 
     Run them in the transaction that made the change, sync or async alike.
     """
+    rows = [m for m in rows if m["status"] != "HELD"]  # counted when the hold ends
     if not rows:
         return []
     t: dict[str, list[Any]] = {
@@ -98,20 +99,43 @@ def rollup_statements(
             t["amounts"].append(m["amount"])
         if m["status"] != "COMPLETED":
             continue
-        legs = (
-            (m["organization_id"], m["source_wallet_id"], True),
-            (m["destination_organization_id"], m["destination_wallet_id"], False),
-        )
-        for org, wallet_id, debit in legs:
+        for org, wallet_id, debit, currency, amount in _wallet_legs(m):
             w["orgs"].append(org)
             w["wallet_ids"].append(wallet_id)
-            w["currencies"].append(m["currency"])
+            w["currencies"].append(currency)
             w["debits"].append(debit)
-            w["amounts"].append(m["amount"])
+            w["amounts"].append(amount)
     statements = [(UPSERT_TRANSFERS, _arrays(t))]
     if w["orgs"]:
         statements.append((UPSERT_WALLETS, _arrays(w)))
     return statements
+
+
+def _wallet_legs(m: Mapping[str, Any]) -> list[tuple[Any, Any, bool, str, int]]:
+    """Each wallet a completed transaction debited or credited (every leg of a MULTI)."""
+    legs = m.get("postings") or [
+        {
+            "source_wallet_id": m["source_wallet_id"],
+            "destination_wallet_id": m["destination_wallet_id"],
+            "amount": m["amount"],
+            "currency": m["currency"],
+        }
+    ]
+    out: list[tuple[Any, Any, bool, str, int]] = []
+    for leg in legs:
+        out.append(
+            (m["organization_id"], leg["source_wallet_id"], True, leg["currency"], leg["amount"])
+        )
+        out.append(
+            (
+                m["destination_organization_id"],
+                leg["destination_wallet_id"],
+                False,
+                leg["currency"],
+                leg["amount"],
+            )
+        )
+    return out
 
 
 def _arrays(columns: dict[str, list[Any]]) -> dict[str, str]:

@@ -23,6 +23,10 @@ from ledger_core.timestamps import rfc3339
 TRANSFER_COMPLETED = "transfer.completed"
 TRANSFER_FAILED = "transfer.failed"
 TRANSFER_CANCELLED = "transfer.cancelled"
+TRANSFER_HELD = "transfer.held"
+TRANSFER_CAPTURED = "transfer.captured"
+TRANSFER_VOIDED = "transfer.voided"
+TRANSFER_EXPIRED = "transfer.expired"
 WALLET_STATUS_CHANGED = "wallet.status_changed"
 SETTLEMENT_COMPLETED = "settlement.completed"
 RECONCILIATION_DRIFT_DETECTED = "reconciliation.drift_detected"
@@ -32,6 +36,10 @@ EVENT_TYPES = frozenset(
         TRANSFER_COMPLETED,
         TRANSFER_FAILED,
         TRANSFER_CANCELLED,
+        TRANSFER_HELD,
+        TRANSFER_CAPTURED,
+        TRANSFER_VOIDED,
+        TRANSFER_EXPIRED,
         WALLET_STATUS_CHANGED,
         SETTLEMENT_COMPLETED,
         RECONCILIATION_DRIFT_DETECTED,

@@ -68,7 +68,7 @@ def check_ledger(conn: Connection, mode: Mode, pending_after_s: int) -> Findings
 
 
 def _check_wallet_table(conn: Connection, found: list[Discrepancy]) -> None:
-    """Zero sums per organization and currency and over the ledger; overdrafts."""
+    """Zero sums per organization and currency and over the ledger; overdrafts; holds."""
     for r in conn.execute(q.SUMS):
         kind = Kind.ORGANIZATION_SUM_NONZERO if r.organization_id else Kind.LEDGER_SUM_NONZERO
         found.append(
@@ -81,8 +81,19 @@ def _check_wallet_table(conn: Connection, found: list[Discrepancy]) -> None:
                 r.organization_id,
                 r.id,
                 currency=r.currency,
-                expected=0,
+                expected=-r.overdraft_limit,
                 actual=r.balance,
+            )
+        )
+    for r in conn.execute(q.HELD_MISMATCHES):
+        found.append(
+            Discrepancy(
+                Kind.HELD_MISMATCH,
+                r.organization_id,
+                r.id,
+                currency=r.currency,
+                expected=r.open_holds,
+                actual=r.held,
             )
         )
 

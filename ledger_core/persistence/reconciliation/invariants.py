@@ -20,11 +20,14 @@ What each promise is checked as (`Violation.kind` in brackets):
    `count` the number of wrong entries].
 3. Zero sum. Per organization and currency [`organization_sum_nonzero`] and per currency
    over the ledger [`ledger_sum_nonzero`], wallet balances sum to zero.
-4. No overdraft. No wallet other than SYSTEM or CLEARING is below zero now [`overdraft`],
-   nor ever was after any of its entries [`overdraft_in_history`].
+4. No overdraft. No wallet other than SYSTEM or CLEARING is below minus its overdraft
+   limit now, open holds included [`overdraft`], nor ever was after any of its entries
+   [`overdraft_in_history`, against today's limit]. A wallet's `held` is the sum of its
+   open (HELD) holds [`held_mismatch`].
 5. Exactly-once effect. An idempotency key names one transaction per organization
-   [`duplicate_idempotency_key`]; no transaction has two entries on one wallet, the mark
-   of a double posting [`posted_twice`]; with `require_final=True` (after a load, once
+   [`duplicate_idempotency_key`]; no transaction has more entries on one wallet than it
+   has legs touching that wallet (one, but for multi-leg transactions), the mark of a
+   double posting [`posted_twice`]; with `require_final=True` (after a load, once
    faults have healed), no transaction is still PENDING [`not_final`].
 
 Call it on a connection outside a transaction and it reads one REPEATABLE READ, READ ONLY
@@ -142,8 +145,20 @@ _CHECKS: tuple[tuple[int, str, str], ...] = (
         4,
         "overdraft",
         """
-        SELECT organization_id, id, NULL::uuid, NULL::bigint, currency, 0, balance, 1
-        FROM wallets WHERE type NOT IN ('SYSTEM', 'CLEARING') AND balance < 0""",
+        SELECT organization_id, id, NULL::uuid, NULL::bigint, currency, -overdraft_limit,
+               balance - held, 1
+        FROM wallets
+        WHERE type NOT IN ('SYSTEM', 'CLEARING') AND balance - held < -overdraft_limit""",
+    ),
+    (
+        4,
+        "held_mismatch",
+        """
+        SELECT w.organization_id, w.id, NULL::uuid, NULL::bigint, w.currency,
+               coalesce(sum(t.hold_amount), 0)::bigint, w.held, count(t.id)
+        FROM wallets w
+        LEFT JOIN transactions t ON t.source_wallet_id = w.id AND t.status = 'HELD'
+        GROUP BY w.id HAVING coalesce(sum(t.hold_amount), 0) <> w.held""",
     ),
     (
         4,
@@ -152,7 +167,7 @@ _CHECKS: tuple[tuple[int, str, str], ...] = (
         SELECT DISTINCT ON (e.wallet_id) e.organization_id, e.wallet_id, e.transaction_id, e.id,
                e.currency, 0, e.balance_after, count(*) OVER (PARTITION BY e.wallet_id)
         FROM ledger_entries e JOIN wallets w ON w.id = e.wallet_id
-        WHERE w.type NOT IN ('SYSTEM', 'CLEARING') AND e.balance_after < 0
+        WHERE w.type NOT IN ('SYSTEM', 'CLEARING') AND e.balance_after < -w.overdraft_limit
         ORDER BY e.wallet_id, e.id""",
     ),
     (
@@ -167,10 +182,20 @@ _CHECKS: tuple[tuple[int, str, str], ...] = (
         5,
         "posted_twice",
         """
-        SELECT min(organization_id::text)::uuid, wallet_id, transaction_id, min(id),
-               min(currency), 1, count(*), count(*)
-        FROM ledger_entries WHERE transaction_id IS NOT NULL
-        GROUP BY transaction_id, wallet_id HAVING count(*) > 1""",
+        SELECT d.org, d.wallet_id, d.transaction_id, d.first_id, d.currency,
+               greatest(l.legs, 1), d.n, d.n
+        FROM (
+            SELECT min(organization_id::text)::uuid AS org, wallet_id, transaction_id,
+                   min(id) AS first_id, min(currency) AS currency, count(*) AS n
+            FROM ledger_entries WHERE transaction_id IS NOT NULL
+            GROUP BY transaction_id, wallet_id HAVING count(*) > 1) d
+        JOIN transactions t ON t.id = d.transaction_id
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS legs
+            FROM jsonb_array_elements(coalesce(t.postings, '[]'::jsonb)) AS p(leg)
+            WHERE d.wallet_id IN (CAST(p.leg ->> 'source_wallet_id' AS uuid),
+                                  CAST(p.leg ->> 'destination_wallet_id' AS uuid))) l
+        WHERE d.n > greatest(l.legs, 1)""",
     ),
 )
 

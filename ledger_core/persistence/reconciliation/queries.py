@@ -124,9 +124,18 @@ SUMS = text("""
 """)
 
 OVERDRAFTS = text("""
-    SELECT id, organization_id, currency, balance FROM wallets
-    WHERE type NOT IN ('SYSTEM', 'CLEARING') AND balance < 0
+    SELECT id, organization_id, currency, balance - held AS balance, overdraft_limit FROM wallets
+    WHERE type NOT IN ('SYSTEM', 'CLEARING') AND balance - held < -overdraft_limit
 """)
+
+HELD_MISMATCHES = text("""
+    SELECT w.id, w.organization_id, w.currency, w.held,
+           coalesce(sum(t.hold_amount), 0)::bigint AS open_holds
+    FROM wallets w
+    LEFT JOIN transactions t ON t.source_wallet_id = w.id AND t.status = 'HELD'
+    GROUP BY w.id HAVING coalesce(sum(t.hold_amount), 0) <> w.held
+""")
+"""Wallets whose `held` is not the sum of their open holds."""
 
 STUCK = text("""
     SELECT organization_id, count(*) AS stuck, (array_agg(id ORDER BY seq))[1] AS oldest

@@ -9,7 +9,7 @@ is always posted whole by one worker.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -17,7 +17,7 @@ from uuid import UUID
 from sqlalchemy import Connection, text
 
 from ledger_core.persistence.arrays import pg_array
-from ledger_core.posting import PendingTransfer
+from ledger_core.posting import Leg, PendingTransfer
 
 CLAIM = text("""
     WITH RECURSIVE orgs AS (
@@ -87,8 +87,25 @@ class Claimed:
         return Claimed(transfers, {t.id: self.rows[t.id] for t in transfers})
 
 
-def _pending(row: Mapping[str, Any]) -> PendingTransfer:
-    return PendingTransfer(**{k: row[k] for k in PendingTransfer.__slots__})
+def pending_of(row: Mapping[str, Any]) -> PendingTransfer:
+    """A stored transfer as the posting rules see it."""
+    values = {k: row[k] for k in PendingTransfer.__slots__}
+    if values["postings"] is not None:
+        values["postings"] = legs_of(values["postings"])
+    return PendingTransfer(**values)
+
+
+def legs_of(stored: Sequence[Mapping[str, Any]]) -> tuple[Leg, ...]:
+    """The legs of a multi-leg transaction as `transactions.postings` stores them."""
+    return tuple(
+        Leg(
+            UUID(leg["source_wallet_id"]),
+            UUID(leg["destination_wallet_id"]),
+            int(leg["amount"]),
+            leg["currency"],
+        )
+        for leg in stored
+    )
 
 
 def claim_batch(conn: Connection, limit: int) -> Claimed:
@@ -104,4 +121,4 @@ def claim_batch(conn: Connection, limit: int) -> Claimed:
             r._asdict() for r in conn.execute(CLAIM_GROUP_MEMBERS, {"groups": pg_array(groups)})
         ]
     rows.sort(key=lambda r: r["seq"])
-    return Claimed([_pending(r) for r in rows], {r["id"]: r for r in rows}, more)
+    return Claimed([pending_of(r) for r in rows], {r["id"]: r for r in rows}, more)

@@ -62,10 +62,13 @@ INSERT_INTENTS = text("""
         id, organization_id, destination_organization_id, idempotency_key, request_hash, kind,
         source_wallet_id, destination_wallet_id, source_clearing_wallet_id,
         destination_clearing_wallet_id, amount, currency, description, metadata,
-        reverses_transaction_id, atomic_group_id, atomic_group_size, created_by)
+        reverses_transaction_id, atomic_group_id, atomic_group_size, created_by, hold_amount,
+        hold_expires_at, postings)
     SELECT v.id, v.org, v.dest_org, v.key, v.hash, v.kind, v.src, v.dst, v.src_clr, v.dst_clr,
            v.amount, v.currency, v.description, CAST(v.metadata AS jsonb), v.reverses,
-           v.group_id, v.group_size, v.user_id
+           v.group_id, v.group_size, v.user_id,
+           CASE WHEN v.hold_s IS NOT NULL THEN v.amount END,
+           now() + make_interval(secs => v.hold_s), CAST(v.postings AS jsonb)
     FROM unnest(
         CAST(:ids AS uuid[]), CAST(:orgs AS uuid[]), CAST(:users AS uuid[]),
         CAST(:group_ids AS uuid[]), CAST(:group_sizes AS int[]),
@@ -73,10 +76,11 @@ INSERT_INTENTS = text("""
         CAST(:hashes AS text[]), CAST(:kinds AS text[]), CAST(:srcs AS uuid[]),
         CAST(:dsts AS uuid[]), CAST(:src_clrs AS uuid[]), CAST(:dst_clrs AS uuid[]),
         CAST(:amounts AS bigint[]), CAST(:currencies AS text[]), CAST(:descriptions AS text[]),
-        CAST(:metadatas AS text[]), CAST(:reverses AS uuid[])
+        CAST(:metadatas AS text[]), CAST(:reverses AS uuid[]), CAST(:hold_secs AS int[]),
+        CAST(:postings AS text[])
     ) WITH ORDINALITY AS v(id, org, user_id, group_id, group_size, dest_org, key, hash, kind,
                            src, dst, src_clr, dst_clr, amount, currency, description, metadata,
-                           reverses, n)
+                           reverses, hold_s, postings, n)
     ORDER BY v.n
     ON CONFLICT (organization_id, idempotency_key) DO NOTHING
     RETURNING *
@@ -208,6 +212,12 @@ def _clearing_of(
     return clearing[(own, peer, route.source.currency)]
 
 
+def _kind(item: Item) -> str:
+    if item.intent.postings is not None:
+        return "MULTI"
+    return "CROSS_ORG" if item.route.cross_org else "TRANSFER"
+
+
 async def insert_items(
     conn: AsyncConnection, items: Sequence[Item]
 ) -> list[Stored | IdempotencyKeyReused]:
@@ -231,7 +241,7 @@ async def insert_items(
         "dest_orgs": pg_array(i.route.destination.organization_id for i in items),
         "keys": pg_array(i.intent.idempotency_key for i in items),
         "hashes": pg_array(i.intent.request_hash() for i in items),
-        "kinds": pg_array("CROSS_ORG" if i.route.cross_org else "TRANSFER" for i in items),
+        "kinds": pg_array(_kind(i) for i in items),
         "srcs": pg_array(i.intent.source_wallet_id for i in items),
         "dsts": pg_array(i.intent.destination_wallet_id for i in items),
         "src_clrs": pg_array(_clearing_of(i.route, clearing, True) for i in items),
@@ -241,6 +251,8 @@ async def insert_items(
         "descriptions": pg_array(i.intent.description for i in items),
         "metadatas": pg_array(json.dumps(dict(i.intent.metadata)) for i in items),
         "reverses": pg_array(i.intent.reverses_transaction_id for i in items),
+        "hold_secs": pg_array(i.intent.hold_expires_in_s for i in items),
+        "postings": pg_array(i.intent.postings_json() for i in items),
         "channel": PENDING_CHANNEL,
     }
     rows = await conn.execute(INSERT_INTENTS, params)

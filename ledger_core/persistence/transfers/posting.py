@@ -39,6 +39,7 @@ from ledger_core.persistence.arrays import pg_array
 from ledger_core.persistence.events.outbox import EventRow, event_json, outbox_insert_many
 from ledger_core.persistence.transfers.claim import Claimed, claim_batch
 from ledger_core.posting import (
+    Entry,
     Outcome,
     PendingTransfer,
     PostingPlan,
@@ -56,7 +57,7 @@ POSTING_ERROR = "posting_error"
 
 
 LOCK_WALLETS = text("""
-    SELECT id, organization_id, type, currency, status, balance FROM wallets
+    SELECT id, organization_id, type, currency, status, balance, held, overdraft_limit FROM wallets
     WHERE id = ANY(CAST(:ids AS uuid[]))
     ORDER BY id
     FOR NO KEY UPDATE
@@ -75,14 +76,15 @@ FINISH = """
 """Moves claimed transfers to their final state; the PENDING guard makes a second posting
 of the same transfer write nothing, which `write_plan` turns into a rolled-back batch."""
 
-WRITE_BATCH = text(
-    f"""
-    WITH balances AS (
-        UPDATE wallets AS w SET balance = v.balance, updated_at = now()
-        FROM unnest(CAST(:wallet_ids AS uuid[]), CAST(:balances AS bigint[])) AS v(id, balance)
+SET_BALANCES = """
+        UPDATE wallets AS w SET balance = v.balance, held = v.held, updated_at = now()
+        FROM unnest(CAST(:wallet_ids AS uuid[]), CAST(:balances AS bigint[]),
+                    CAST(:held AS bigint[])) AS v(id, balance, held)
         WHERE w.id = v.id
         RETURNING 1
-    ), entries AS (
+"""
+
+INSERT_ENTRIES = """
         INSERT INTO ledger_entries
             (transaction_id, wallet_id, organization_id, direction, amount, currency, balance_after)
         SELECT v.transaction_id, v.wallet_id, v.organization_id, v.direction, v.amount,
@@ -96,6 +98,14 @@ WRITE_BATCH = text(
                                currency, balance_after, n)
         ORDER BY v.n
         RETURNING 1
+"""
+
+WRITE_BATCH = text(
+    f"""
+    WITH balances AS (
+{SET_BALANCES}
+    ), entries AS (
+{INSERT_ENTRIES}
     ), finished AS ({FINISH}
     ), events AS (
         INSERT INTO outbox (organization_id, type, data)
@@ -141,7 +151,16 @@ def lock_wallets(conn: Connection, transfers: Sequence[PendingTransfer]) -> dict
     ids = sorted({wallet_id for t in transfers for wallet_id in t.wallet_ids()})
     rows = conn.execute(LOCK_WALLETS, {"ids": pg_array(ids)})
     return {
-        r.id: WalletState(r.id, r.organization_id, r.type, r.currency, r.status, r.balance)
+        r.id: WalletState(
+            r.id,
+            r.organization_id,
+            r.type,
+            r.currency,
+            r.status,
+            r.balance,
+            r.held,
+            r.overdraft_limit,
+        )
         for r in rows
     }
 
@@ -156,7 +175,7 @@ def final_rows(plan: PostingPlan, claimed: Claimed, at: datetime) -> list[dict[s
             failure_code=outcome.failure_code,
             failure_message=outcome.failure_message,
             posted_at=at if outcome.completed else None,
-            failed_at=None if outcome.completed else at,
+            failed_at=None if outcome.succeeded else at,
         )
         rows.append(row)
     return rows
@@ -164,20 +183,13 @@ def final_rows(plan: PostingPlan, claimed: Claimed, at: datetime) -> list[dict[s
 
 def write_plan(conn: Connection, plan: PostingPlan, claimed: Claimed, at: datetime) -> None:
     """Write a decided batch in one statement; refuse it if any transfer was not PENDING."""
-    e, o = plan.entries, plan.outcomes
+    o = plan.outcomes
     final = final_rows(plan, claimed, at)
     events = final_events(final)
     params = {
         "at": at,
-        "wallet_ids": pg_array(plan.balances),
-        "balances": pg_array(plan.balances.values()),
-        "e_transactions": pg_array(x.transaction_id for x in e),
-        "e_wallets": pg_array(x.wallet_id for x in e),
-        "e_organizations": pg_array(x.organization_id for x in e),
-        "e_directions": pg_array(x.direction for x in e),
-        "e_amounts": pg_array(x.amount for x in e),
-        "e_currencies": pg_array(x.currency for x in e),
-        "e_balances": pg_array(x.balance_after for x in e),
+        **balance_params(plan.balances, plan.held),
+        **entry_params(plan.entries),
         "ids": pg_array(x.transfer.id for x in o),
         "statuses": pg_array(x.status for x in o),
         "codes": pg_array(x.failure_code for x in o),
@@ -195,11 +207,33 @@ def write_plan(conn: Connection, plan: PostingPlan, claimed: Claimed, at: dateti
         conn.execute(statement, rollup)
 
 
+def balance_params(balances: Mapping[UUID, int], held: Mapping[UUID, int]) -> dict[str, str]:
+    """The parameters of `SET_BALANCES`: each wallet's new balance and open holds."""
+    return {
+        "wallet_ids": pg_array(balances),
+        "balances": pg_array(balances.values()),
+        "held": pg_array(held[wallet_id] for wallet_id in balances),
+    }
+
+
+def entry_params(entries: Sequence[Entry]) -> dict[str, str]:
+    """The parameters of `INSERT_ENTRIES`, in the entries' order."""
+    return {
+        "e_transactions": pg_array(x.transaction_id for x in entries),
+        "e_wallets": pg_array(x.wallet_id for x in entries),
+        "e_organizations": pg_array(x.organization_id for x in entries),
+        "e_directions": pg_array(x.direction for x in entries),
+        "e_amounts": pg_array(x.amount for x in entries),
+        "e_currencies": pg_array(x.currency for x in entries),
+        "e_balances": pg_array(x.balance_after for x in entries),
+    }
+
+
 def final_events(rows: Sequence[Mapping[str, Any]]) -> list[EventRow]:
     """One event per organization involved: a cross-org transfer is reported to both sides."""
     events: list[EventRow] = []
     for row in rows:
-        kind = event_type(row["status"])
+        kind = event_type(row)
         orgs = [row["organization_id"]]
         if row["destination_organization_id"] != row["organization_id"]:
             orgs.append(row["destination_organization_id"])

@@ -55,6 +55,8 @@ def _wallet(row: Row[*tuple[Any, ...]]) -> Wallet:
         status=WalletStatus(row.status),
         balance=row.balance,
         pending_out=int(row.pending_out),
+        held=row.held,
+        overdraft_limit=row.overdraft_limit,
         name=row.name,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -145,6 +147,19 @@ async def set_wallet_status(conn: AsyncConnection, wallet: Wallet, target: Walle
         outbox_insert(WALLET_STATUS_CHANGED, changed.organization_id, changed.as_json())
     )
     return changed
+
+
+async def set_overdraft_limit(conn: AsyncConnection, wallet: Wallet, limit: int) -> Wallet:
+    """Store a wallet's overdraft limit (the caller holds the wallet's row lock)."""
+    row = (
+        await conn.execute(
+            wallets.update()
+            .where(wallets.c.id == wallet.id)
+            .values(overdraft_limit=limit, updated_at=func.now())
+            .returning(*wallets.c, literal(wallet.pending_out).label("pending_out"))
+        )
+    ).one()
+    return _wallet(row)
 
 
 async def has_pending_transfer(conn: AsyncConnection, wallet_id: UUID) -> bool:
