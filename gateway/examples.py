@@ -53,6 +53,17 @@ BODY_EXAMPLES: dict[str, dict[str, Any]] = {
         "atomic": False,
     },
     "ReverseTransfer": {"amount": "10.00"},
+    "CreateMulti": {
+        "postings": [
+            {k: _TRANSFER[k] for k in ("source_wallet_id", "destination_wallet_id", "currency")}
+            | {"amount": "20.00"},
+            {k: _TRANSFER[k] for k in ("source_wallet_id", "destination_wallet_id", "currency")}
+            | {"amount": "5.00"},
+        ],
+        "description": "Order 4711 with fee",
+    },
+    "CaptureHold": {"amount": "15.00"},
+    "VoidHold": {},
     "AddCounterparty": {"organization_id": _ORG},
     "CreateRiskRule": {
         "kind": "MAX_AMOUNT",

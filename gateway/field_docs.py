@@ -129,6 +129,9 @@ FIELD_DOCS: dict[str, str] = {
     "COMPLETED": "How many are COMPLETED",
     "FAILED": "How many are FAILED",
     "CANCELLED": "How many are CANCELLED",
+    "VOIDED": "How many holds were voided",
+    "EXPIRED": "How many holds expired",
+    "postings": "The legs, posted in order, all or none",
     # lists and envelopes
     "data": "The items",
     "next_cursor": "Pass as `?cursor=` for the next page; null on the last page",

@@ -255,6 +255,8 @@ async def submit_batch(request: web.Request, body: CreateBatch) -> web.Response:
     body=CreateMulti,
     response=TransactionOut,
     status=202,
+    headers=(IDEMPOTENCY_KEY,),
+    created_path="/transactions/{transaction_id}",
     errors=_SUBMIT_ERRORS,
     description=(
         "One transaction (`kind: MULTI`) of 1-100 legs, each checked like a transfer (a refused"
@@ -335,6 +337,8 @@ _HOLD_DOC = (
     body=CaptureHold,
     response=TransactionOut,
     status=202,
+    headers=(IDEMPOTENCY_KEY,),
+    created_path="/transactions/{transaction_id}",
     errors=(400, 403, 404, 409),
     description=(
         "Post `amount` (default: all of the hold; at most the hold, else"
@@ -356,6 +360,8 @@ async def capture(request: web.Request, transaction_id: UUID, body: CaptureHold)
     body=VoidHold,
     response=TransactionOut,
     status=202,
+    headers=(IDEMPOTENCY_KEY,),
+    created_path="/transactions/{transaction_id}",
     errors=(400, 403, 404, 409),
     description="Release the whole hold without posting: the transfer ends `VOIDED`." + _HOLD_DOC,
 )
