@@ -52,6 +52,8 @@ class TransferFilter:
     kind: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    idempotency_key: str | None = None
+    """The key the organization submitted with; matches only transfers it sent."""
     after: tuple[datetime, UUID] | None = None
     """Keyset cursor: only rows strictly older than (created_at, id)."""
 
@@ -98,13 +100,18 @@ async def list_transfers(
         )
         params["me"] = member_id
     extra = "".join(f" AND {c}" for c in conds)
+    sent, received = extra, extra
+    if f.idempotency_key is not None:  # a payer's key is its own: never matched as payee
+        sent += " AND t.idempotency_key = :idempotency_key"
+        received += " AND false"
+        params["idempotency_key"] = f.idempotency_key
     sql = f"""
-        (SELECT t.* FROM transactions t WHERE t.organization_id = :org{extra}
+        (SELECT t.* FROM transactions t WHERE t.organization_id = :org{sent}
          ORDER BY t.created_at DESC, t.id DESC LIMIT :limit)
         UNION ALL
         (SELECT t.* FROM transactions t
          WHERE t.destination_organization_id = :org AND t.kind = 'CROSS_ORG'
-           AND t.organization_id <> :org{extra}
+           AND t.organization_id <> :org{received}
          ORDER BY t.created_at DESC, t.id DESC LIMIT :limit)
         ORDER BY created_at DESC, id DESC LIMIT :limit
     """
