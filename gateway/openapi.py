@@ -14,7 +14,10 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from gateway.examples import BODY_EXAMPLES
+from gateway.field_docs import FIELD_DOCS
 from gateway.registry import RouteSpec
+from gateway.route_spec import HeaderParam
 
 _REF = "#/components/schemas/{model}"
 _PROBLEM = "application/problem+json"
@@ -49,7 +52,15 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "required": ["field", "message"],
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                "properties": {
+                    "field": {
+                        "type": "string",
+                        "description": "Path of the field at fault, such as"
+                        " `transfers[1].amount`, or a header name",
+                        "examples": ["amount"],
+                    },
+                    "message": {"type": "string", "description": "What is wrong with it"},
+                },
             },
         },
     },
@@ -65,6 +76,8 @@ def build_openapi(specs: list[RouteSpec]) -> dict[str, Any]:
     for name in query_models:  # their fields became parameters; the models are not used
         schemas.pop(name, None)
     schemas["Problem"] = _PROBLEM_SCHEMA
+    for model in schemas.values():
+        _describe_properties(model)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -99,6 +112,13 @@ def build_openapi(specs: list[RouteSpec]) -> dict[str, Any]:
     }
 
 
+def _describe_properties(model: dict[str, Any]) -> None:
+    """Give a property without a description of its own the API-wide meaning of its name."""
+    for name, prop in model.get("properties", {}).items():
+        if "description" not in prop and name in FIELD_DOCS:
+            prop["description"] = FIELD_DOCS[name]
+
+
 def _model_schemas(
     specs: list[RouteSpec],
 ) -> tuple[dict[str, Any], dict[tuple[Any, str], dict[str, Any]]]:
@@ -130,10 +150,15 @@ def _operation(
         operation["x-api-key-scope"] = spec.scope
     if spec.description:
         operation["description"] = spec.description
+    if spec.deprecated:
+        operation["deprecated"] = True
     if spec.body is not None:
+        media: dict[str, Any] = {"schema": refs[(spec.body, "validation")]}
+        if spec.body.__name__ in BODY_EXAMPLES:
+            media["example"] = BODY_EXAMPLES[spec.body.__name__]
         operation["requestBody"] = {
             "required": not spec.optional_body,
-            "content": {"application/json": {"schema": refs[(spec.body, "validation")]}},
+            "content": {"application/json": media},
         }
     return operation
 
@@ -146,10 +171,12 @@ def _parameters(
             "name": name,
             "in": "path",
             "required": True,
+            "description": FIELD_DOCS.get(name, "The resource's id"),
             "schema": {"type": "string", "format": "uuid"},
         }
         for name in spec.path_params
     ]
+    params.extend(_header_parameter(header) for header in spec.headers)
     if spec.query is None:
         return params
     model = schemas[refs[(spec.query, "validation")]["$ref"].rsplit("/", 1)[-1]]
@@ -161,18 +188,44 @@ def _parameters(
             "required": name in required,
             "schema": {k: v for k, v in schema.items() if k != "description"},
         }
-        if "description" in schema:
-            param["description"] = schema["description"]
+        if "description" in schema or name in FIELD_DOCS:
+            param["description"] = schema.get("description", FIELD_DOCS.get(name))
         if schema.get("type") == "object":  # `?metadata[key]=value`
             param |= {"style": "deepObject", "explode": True}
         params.append(param)
     return params
 
 
+def _header_parameter(header: HeaderParam) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if header.pattern is not None:
+        schema["pattern"] = header.pattern
+    if header.max_length is not None:
+        schema.update(minLength=1, maxLength=header.max_length)
+    return {
+        "name": header.name,
+        "in": "header",
+        "required": header.required,
+        "description": header.description,
+        "schema": schema,
+        "example": header.example,
+    }
+
+
+def _success_headers(spec: RouteSpec) -> dict[str, Any]:
+    headers: dict[str, Any] = {"X-Request-ID": _REQUEST_ID_HEADER}
+    if spec.status in (201, 202) and spec.created_path:
+        headers["Location"] = {
+            "description": f"Where the created resource is read: `{spec.created_path}`",
+            "schema": {"type": "string"},
+        }
+    return headers
+
+
 def _responses(spec: RouteSpec, refs: dict[tuple[Any, str], dict[str, Any]]) -> dict[str, Any]:
     success: dict[str, Any] = {
         "description": HTTPStatus(spec.status).phrase,
-        "headers": {"X-Request-ID": _REQUEST_ID_HEADER},
+        "headers": _success_headers(spec),
     }
     if spec.status == 204:
         pass  # No Content: nothing to describe
@@ -186,6 +239,8 @@ def _responses(spec: RouteSpec, refs: dict[tuple[Any, str], dict[str, Any]]) -> 
     if spec.also_csv:
         success["content"]["text/csv"] = {"schema": {"type": "string"}}
     responses: dict[str, Any] = {str(spec.status): success}
+    if any(header.name == "Idempotency-Key" for header in spec.headers):
+        responses["200"] = _replay_response(success)
     for status in sorted(_error_statuses(spec)):
         problem: dict[str, Any] = {
             "description": HTTPStatus(status).phrase,
@@ -199,6 +254,20 @@ def _responses(spec: RouteSpec, refs: dict[tuple[Any, str], dict[str, Any]]) -> 
             }
         responses[str(status)] = problem
     return responses
+
+
+def _replay_response(success: dict[str, Any]) -> dict[str, Any]:
+    """A repeated `Idempotency-Key` with the same body answers 200 with the stored result."""
+    replay = {k: v for k, v in success.items() if k != "headers"}
+    replay["description"] = "Replay of an earlier request with the same key and body"
+    replay["headers"] = {
+        "X-Request-ID": _REQUEST_ID_HEADER,
+        "Idempotent-Replayed": {
+            "description": "`true`: nothing new was stored",
+            "schema": {"type": "string", "enum": ["true"]},
+        },
+    }
+    return replay
 
 
 def _error_statuses(spec: RouteSpec) -> set[int]:

@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.route_spec import API_PREFIX
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:vaultcraft:problem:"
 
@@ -29,6 +31,11 @@ def json_response(
         content_type="application/json",
         headers=headers,
     )
+
+
+def created(data: Any, path: str) -> web.Response:
+    """`201 Created` with `Location`: where the new resource is read (`path` under /api/v1)."""
+    return json_response(data, status=201, headers={"Location": API_PREFIX + path})
 
 
 class Problem(Exception):

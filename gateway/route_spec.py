@@ -15,6 +15,18 @@ Handler = Callable[..., Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
+class HeaderParam:
+    """A request header an operation reads; documented as an OpenAPI header parameter."""
+
+    name: str
+    description: str
+    example: str
+    required: bool = True
+    pattern: str | None = None
+    max_length: int | None = None
+
+
+@dataclass(frozen=True)
 class RouteSpec:
     """One declared operation: everything the router, the validator and the docs need."""
 
@@ -40,6 +52,12 @@ class RouteSpec:
     aliases: tuple[str, ...] = ()
     """Extra absolute paths served by the same handler (e.g. `/health` at the root)."""
     path_params: tuple[str, ...] = field(default=())
+    headers: tuple[HeaderParam, ...] = ()
+    """Request headers the handler reads, such as `Idempotency-Key`."""
+    deprecated: bool = False
+    """Kept for the contract; the description names the operation to use instead."""
+    created_path: str = ""
+    """For a 201/202: the path template its `Location` header points to."""
     scope: str = "admin"
     """The API key scope this route needs (users are limited by their role instead)."""
 

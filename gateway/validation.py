@@ -178,11 +178,19 @@ def _clean_text(value: str) -> bool:
     return True
 
 
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """One style for every field in a problem: `transfers[1].amount`, never `transfers.1.amount`."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path
+
+
 def _problem(exc: ValidationError) -> Problem:
     errors: list[dict[str, str]] = []
     code = "validation_error"
     for error in exc.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in error["loc"]) or "body"
+        field = field_path(error["loc"]) or "body"
         errors.append(field_error(field, _message(error)))
         leaf = str(error["loc"][-1]) if error["loc"] else ""
         custom = error["type"] if error["type"] in FIELD_CODES.values() else None

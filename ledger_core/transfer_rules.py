@@ -21,6 +21,7 @@ from ledger_core.errors import (
     ReversalExceedsOriginal,
 )
 from ledger_core.intents import TransferIntent
+from ledger_core.money import format_amount
 
 
 def check_may_cancel(actor: Principal, found: Mapping[str, Any]) -> None:
@@ -52,13 +53,16 @@ def check_reversible(original: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return original
 
 
-def reversal_amount(original_amount: int, reversed_so_far: int, asked: int | None) -> int:
+def reversal_amount(
+    original_amount: int, reversed_so_far: int, asked: int | None, currency: str
+) -> int:
     """What a reversal moves: `asked`, or all that remains; never more than remains."""
     remaining = original_amount - reversed_so_far
     wanted = asked if asked is not None else remaining
     if wanted <= 0 or wanted > remaining:
         raise ReversalExceedsOriginal(
-            f"{remaining} minor units of the original remain reversible", field="amount"
+            f"{format_amount(remaining, currency)} {currency} of the original remain reversible",
+            field="amount",
         )
     return wanted
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import redis
 
@@ -22,26 +24,50 @@ class ServiceUrls:
     redis_url: str
 
 
+def _pgserver() -> ModuleType:
+    """pgserver, imported lazily (only needed without DATABASE_URL) and quietly.
+
+    Its import looks up the user's runtime dir for a lock file; without `XDG_RUNTIME_DIR`
+    platformdirs falls back to a private temp dir and warns on every command. The fallback
+    is fine (every process finds the same one), so the warning is not shown.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        import pgserver
+        import pgserver.postgres_server
+    return pgserver
+
+
+def postgres_data(data_dir: Path) -> Path:
+    return data_dir / "postgres"
+
+
+def has_postgres_data(data_dir: Path) -> bool:
+    """Whether the data dir holds an embedded database (initialised by an earlier run)."""
+    return (postgres_data(data_dir) / "PG_VERSION").exists()
+
+
+def postgres_running(data_dir: Path) -> bool:
+    return (postgres_data(data_dir) / "postmaster.pid").exists()
+
+
 def ensure_postgres(data_dir: Path) -> str:
     """Start (or find) the embedded PostgreSQL and return its URL."""
-    import pgserver  # imported lazily: only needed without DATABASE_URL
-
-    pgdata = data_dir / "postgres"
+    pgserver = _pgserver()
+    pgdata = postgres_data(data_dir)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
     return str(server.get_uri())
 
 
 def postgres_bin_dir() -> Path:
     """Where the embedded PostgreSQL's tools (pg_ctl, pgbench, psql) live."""
-    import pgserver
-
-    return Path(pgserver.__file__).parent / "pginstall" / "bin"
+    return Path(str(_pgserver().__file__)).parent / "pginstall" / "bin"
 
 
 def stop_postgres(data_dir: Path) -> None:
-    pgdata = data_dir / "postgres"
-    if (pgdata / "postmaster.pid").exists():
+    pgdata = postgres_data(data_dir)
+    if postgres_running(data_dir):
         uid, gid = _postgres_user()
         subprocess.run(
             [str(postgres_bin_dir() / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
@@ -61,7 +87,7 @@ def _forget_postgres_handle(pgdata: Path) -> None:
     """
     import atexit
 
-    import pgserver.postgres_server as pg_server
+    pg_server = _pgserver().postgres_server
 
     handle = pg_server.PostgresServer._instances.pop(pgdata.resolve(), None)
     if handle is not None:
@@ -125,6 +151,10 @@ def stop_redis(data_dir: Path) -> None:
             redis.Redis.from_url(url).shutdown(nosave=True)
         except redis.ConnectionError:
             pass  # shutdown closes the connection under us; that is success
+
+
+def redis_running(data_dir: Path) -> bool:
+    return _redis_answers(f"unix://{redis_socket(data_dir)}")
 
 
 def _redis_answers(url: str) -> bool:

@@ -22,18 +22,23 @@ import os
 import shlex
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from runtime import embedded
 from runtime.embedded import ensure_services
 from runtime.logs import configure_logging
 from runtime.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int | None]
+
+NO_DATABASE = 3
+"""Exit code of a command that reads the ledger when there is no database to read."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class Command:
     handler: Handler
     arguments: tuple[Argument, ...]
     services: bool
+    ledger: bool
 
 
 COMMANDS: dict[str, Command] = {}
@@ -60,12 +66,17 @@ def arg(*flags: str, **options: Any) -> Argument:
 
 
 def command(
-    name: str, help: str, *arguments: Argument, services: bool = True
+    name: str, help: str, *arguments: Argument, services: bool = True, ledger: bool = False
 ) -> Callable[[Handler], Handler]:
-    """Register a subcommand. With `services`, embedded servers start if no URL is set."""
+    """Register a subcommand. With `services`, embedded servers start if no URL is set.
+
+    A `ledger` command works on an existing ledger: without `DATABASE_URL` and without an
+    embedded database in the data dir it refuses (exit `NO_DATABASE`) instead of creating
+    an empty one, and it stops again the embedded servers it had to start.
+    """
 
     def register(handler: Handler) -> Handler:
-        COMMANDS[name] = Command(name, help, handler, arguments, services)
+        COMMANDS[name] = Command(name, help, handler, arguments, services, ledger)
         return handler
 
     return register
@@ -94,10 +105,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     cmd = COMMANDS[args.command]
     settings = Settings.from_env()
     configure_logging(cmd.name, settings)
+    if (
+        cmd.ledger
+        and not settings.database_url
+        and not embedded.has_postgres_data(settings.data_dir)
+    ):
+        print(
+            f"vaultcraft {cmd.name}: no database to read. Set DATABASE_URL, or run from the"
+            " directory holding .vaultcraft/ (or set VAULTCRAFT_DATA_DIR to it); nothing was"
+            f" started. Looked in {settings.data_dir}.",
+            file=sys.stderr,
+        )
+        return NO_DATABASE
     try:
-        if cmd.services:
-            settings = with_services(settings)
-        return cmd.handler(args, settings) or 0
+        if not cmd.services:
+            return cmd.handler(args, settings) or 0
+        with services_for(settings, one_shot=cmd.ledger) as ready:
+            return cmd.handler(args, ready) or 0
     except Exception:
         # One structured event (with the traceback) instead of a bare stderr dump.
         structlog.get_logger("vaultcraft.cli").exception("Command failed.", command=cmd.name)
@@ -110,6 +134,21 @@ def with_services(settings: Settings) -> Settings:
     os.environ["DATABASE_URL"] = urls.database_url
     os.environ["REDIS_URL"] = urls.redis_url
     return dataclasses.replace(settings, database_url=urls.database_url, redis_url=urls.redis_url)
+
+
+@contextmanager
+def services_for(settings: Settings, *, one_shot: bool) -> Iterator[Settings]:
+    """The settings with service URLs; a `one_shot` command stops what it had to start."""
+    data_dir = settings.data_dir
+    postgres_up = bool(settings.database_url) or embedded.postgres_running(data_dir)
+    redis_up = bool(settings.redis_url) or embedded.redis_running(data_dir)
+    try:
+        yield with_services(settings)
+    finally:
+        if one_shot and not redis_up:
+            embedded.stop_redis(data_dir)
+        if one_shot and not postgres_up:
+            embedded.stop_postgres(data_dir)
 
 
 def upgrade_database(settings: Settings) -> None:
@@ -216,6 +255,7 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int | None:
     "settle",
     "Settle cross-organization positions now and print what was written as JSON.",
     arg("--organization", metavar="ID", type=uuid.UUID, help="only this organization's pairs"),
+    ledger=True,
 )
 def _settle(args: argparse.Namespace, settings: Settings) -> int | None:
     from sqlalchemy import create_engine
@@ -270,6 +310,7 @@ STDIN_ARGUMENT = "-"
     "reconcile",
     "Reconcile the ledger now and print what was found; exit 1 on drift, 2 if the run failed.",
     arg("--full", action="store_true", help="read every entry (default: only what is new)"),
+    ledger=True,
 )
 def _reconcile(args: argparse.Namespace, settings: Settings) -> int | None:
     from vaultcraft.operator_tasks import reconcile
@@ -279,8 +320,10 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int | None:
 
 @command(
     "verify",
-    "Check the ledger's invariants over the whole database; exit 1 on any violation.",
+    "Check the ledger's invariants over the whole database; exit 1 on any violation,"
+    " 3 when there is no database.",
     arg("--require-final", action="store_true", help="also fail on transfers still PENDING"),
+    ledger=True,
 )
 def _verify(args: argparse.Namespace, settings: Settings) -> int | None:
     from vaultcraft.operator_tasks import verify

@@ -17,8 +17,8 @@ from gateway.responses import json_response
 from gateway.schemas.analytics import (
     BacklogOut,
     BalancesOut,
+    LatestReconciliationOut,
     RangeQuery,
-    ReconciliationOut,
     SettlementsOut,
     StatusesOut,
     TopWalletsOut,
@@ -69,7 +69,11 @@ async def analytics_volume(request: web.Request, query: RangeQuery) -> web.Respo
 
 @routes.get("/analytics/statuses", query=RangeQuery, response=StatusesOut, errors=(403,))
 async def analytics_statuses(request: web.Request, query: RangeQuery) -> web.Response:
-    """Final statuses and failure codes in the range, per currency (admin)"""
+    """Final statuses and failure codes in the range, per currency (admin)
+
+    For the dashboard: how many transfers became COMPLETED, FAILED and CANCELLED between
+    `from` and `to`, and the failures per `failure_code`.
+    """
     rows, window = await _ranged(request, "statuses", query)
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
@@ -115,7 +119,11 @@ async def analytics_top_wallets(request: web.Request, query: TopWalletsQuery) ->
 
 @routes.get("/analytics/balances", response=BalancesOut, errors=(403,))
 async def analytics_balances(request: web.Request) -> web.Response:
-    """Balances by wallet type, per currency, now (admin)"""
+    """Balances by wallet type, per currency, now (admin)
+
+    For the dashboard: the sum of balances per wallet type, how many wallets per status, and
+    how many transfers per status.
+    """
     out: dict[str, dict[str, Any]] = {}
     for r in await _rows(request, "balances"):
         slot = out.setdefault(r.currency, {"currency": r.currency, "by_type": {}})
@@ -128,7 +136,11 @@ async def analytics_balances(request: web.Request) -> web.Response:
 
 @routes.get("/analytics/backlog", response=BacklogOut, errors=(403,))
 async def analytics_backlog(request: web.Request) -> web.Response:
-    """Transfers still waiting to be posted, per currency, and how old the oldest is (admin)"""
+    """Transfers still waiting to be posted, per currency, and how old the oldest is (admin)
+
+    For the dashboard: PENDING transfers per currency; a growing age means the posting
+    workers are behind or stopped.
+    """
     now = datetime.now(UTC)
     data = [
         {
@@ -143,7 +155,7 @@ async def analytics_backlog(request: web.Request) -> web.Response:
     return json_response({"data": data})
 
 
-@routes.get("/analytics/reconciliation", response=ReconciliationOut, errors=(403,))
+@routes.get("/analytics/reconciliation", response=LatestReconciliationOut, errors=(403,))
 async def analytics_reconciliation(request: web.Request) -> web.Response:
     """The latest reconciliation run covering the organization (admin)
 
@@ -164,7 +176,7 @@ async def analytics_reconciliation(request: web.Request) -> web.Response:
         "finished_at": rfc3339_or_none(r.finished_at),
         "wallets_checked": int(r.wallets_checked) if own else None,
         "entries_checked": int(r.entries_checked) if own else None,
-        "discrepancies": int(r.discrepancies),
+        "discrepancy_count": int(r.discrepancies),
         "error": r.error if own else None,
         "created_at": rfc3339(r.created_at),
     }
@@ -173,7 +185,11 @@ async def analytics_reconciliation(request: web.Request) -> web.Response:
 
 @routes.get("/analytics/settlements", response=SettlementsOut, errors=(403,))
 async def analytics_settlements(request: web.Request) -> web.Response:
-    """Clearing positions with each counterparty now, and the latest settlements (admin)"""
+    """Clearing positions with each counterparty now, and the latest settlements (admin)
+
+    For the dashboard: what this organization owes and is owed in each currency through its
+    CLEARING wallets, and the most recent settlements it took part in.
+    """
     positions = [
         {
             "wallet_id": str(r.id),

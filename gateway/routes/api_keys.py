@@ -9,7 +9,7 @@ from aiohttp import web
 from gateway.auth import acting, principal
 from gateway.pagination import page_after, page_response
 from gateway.registry import RouteTable
-from gateway.responses import json_response
+from gateway.responses import created, json_response
 from gateway.schemas.api_keys import ApiKeyCreatedOut, ApiKeyOut, CreateApiKey, ListApiKeys
 from gateway.schemas.common import Page
 from gateway.state import ENGINE, KEY_CACHE
@@ -19,7 +19,14 @@ from ledger_core.services import api_keys
 routes = RouteTable(tag="API keys")
 
 
-@routes.post("/api-keys", body=CreateApiKey, response=ApiKeyCreatedOut, status=201, errors=(403,))
+@routes.post(
+    "/api-keys",
+    body=CreateApiKey,
+    response=ApiKeyCreatedOut,
+    status=201,
+    errors=(403,),
+    created_path="/api-keys/{key_id}",
+)
 async def create_api_key(request: web.Request, body: CreateApiKey) -> web.Response:
     """Create an API key (admin)
 
@@ -37,16 +44,29 @@ async def create_api_key(request: web.Request, body: CreateApiKey) -> web.Respon
         expires_at=body.expires_at,
         rate_limit=limit,
     )
-    return json_response({**key.as_json(), "key": whole}, status=201)
+    return created({**key.as_json(), "key": whole}, f"/api-keys/{key.id}")
 
 
 @routes.get("/api-keys", query=ListApiKeys, response=Page[ApiKeyOut], errors=(403,))
 async def get_api_keys(request: web.Request, query: ListApiKeys) -> web.Response:
-    """List the organization's API keys, newest first, revoked ones included (admin)"""
+    """List the organization's API keys, newest first, revoked ones included (admin)
+
+    Names, scopes, prefixes and when each was last used; never the keys themselves.
+    """
     keys, next_key = await api_keys.keys_page(
         request.app[ENGINE], principal(request), after=page_after(request, query), limit=query.limit
     )
     return page_response(request, [k.as_json() for k in keys], next_key)
+
+
+@routes.get("/api-keys/{key_id}", response=ApiKeyOut, errors=(403, 404))
+async def get_api_key(request: web.Request, key_id: UUID) -> web.Response:
+    """Read an API key (admin); the key itself is never shown again
+
+    Another organization's key is `404`.
+    """
+    key = await api_keys.read_key(request.app[ENGINE], principal(request), key_id)
+    return json_response(key.as_json())
 
 
 @routes.delete("/api-keys/{key_id}", status=204, errors=(403, 404))

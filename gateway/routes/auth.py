@@ -15,7 +15,7 @@ from gateway.auth import (
 )
 from gateway.hashing import HASHING
 from gateway.registry import RouteTable
-from gateway.responses import Problem, json_response
+from gateway.responses import Problem, created, json_response
 from gateway.schemas.accounts import ChangePassword, Login, MeOut, Signup, SignupOut, TokenOut
 from gateway.state import ENGINE, REDIS, SETTINGS, USER_CACHE
 from gateway.throttle import (
@@ -39,6 +39,7 @@ _dummy_hash: dict[int, bytes] = {}
     status=201,
     auth=False,
     errors=(409, 429),
+    created_path="/auth/me",
 )
 async def signup(request: web.Request, body: Signup) -> web.Response:
     """Create an organization and its first admin
@@ -62,7 +63,7 @@ async def signup(request: web.Request, body: Signup) -> web.Response:
     )
     answer: dict[str, object] = {"user": user.as_json(), "organization": org.as_json()}
     answer.update(token_body(request.app[SETTINGS], user.id, org.id))
-    return json_response(answer, status=201)
+    return created(answer, "/auth/me")
 
 
 @routes.post("/auth/login", body=Login, response=TokenOut, auth=False, errors=(401, 429))
@@ -104,17 +105,14 @@ async def _dummy(request: web.Request) -> bytes:
 
 @routes.get("/auth/me", response=MeOut)
 async def me(request: web.Request) -> web.Response:
-    """The caller and their organization"""
+    """The caller and their organization
+
+    Who the bearer token belongs to: the user, with the same fields as in `GET /users`, and
+    their organization.
+    Use it to learn your role and organization id after login.
+    """
     user, org = await accounts.me(request.app[ENGINE], principal(request))
-    return json_response(
-        {
-            "id": str(user.id),
-            "email": user.email,
-            "full_name": user.full_name,
-            "role": user.role.value,
-            "organization": {"id": str(org.id), "name": org.name},
-        }
-    )
+    return json_response({**user.as_json(), "organization": {"id": str(org.id), "name": org.name}})
 
 
 @routes.post("/auth/password", body=ChangePassword, status=204, errors=(403,))

@@ -9,7 +9,7 @@ from aiohttp import web
 from gateway.auth import acting, principal
 from gateway.pagination import page_after, page_response
 from gateway.registry import RouteTable
-from gateway.responses import json_response
+from gateway.responses import created, json_response
 from gateway.schemas.common import Page
 from gateway.schemas.counterparties import AddCounterparty, CounterpartyOut, ListCounterparties
 from gateway.state import ENGINE
@@ -24,6 +24,7 @@ routes = RouteTable(tag="Counterparties")
     response=CounterpartyOut,
     status=201,
     errors=(403, 404, 409),
+    created_path="/counterparties/{organization_id}",
 )
 async def create_counterparty(request: web.Request, body: AddCounterparty) -> web.Response:
     """Accept transfers from another organization (admin)
@@ -37,18 +38,34 @@ async def create_counterparty(request: web.Request, body: AddCounterparty) -> we
     link = await counterparties.add_counterparty(
         request.app[ENGINE], acting(request), body.organization_id
     )
-    return json_response(link.as_json(), status=201)
+    return created(link.as_json(), f"/counterparties/{link.organization_id}")
 
 
 @routes.get(
     "/counterparties", query=ListCounterparties, response=Page[CounterpartyOut], errors=(403,)
 )
 async def get_counterparties(request: web.Request, query: ListCounterparties) -> web.Response:
-    """List the organizations this one accepts transfers from, newest first (admin)"""
+    """List the organizations this one accepts transfers from, newest first (admin)
+
+    Each link lets the other organization send cross-organization transfers to this
+    organization's wallets. Links are one-directional.
+    """
     links, next_key = await counterparties.counterparties_page(
         request.app[ENGINE], principal(request), after=page_after(request, query), limit=query.limit
     )
     return page_response(request, [link.as_json() for link in links], next_key)
+
+
+@routes.get("/counterparties/{organization_id}", response=CounterpartyOut, errors=(403, 404))
+async def get_counterparty(request: web.Request, organization_id: UUID) -> web.Response:
+    """Read the link to one organization this one accepts transfers from (admin)
+
+    `404` when that organization is not a counterparty (or does not exist).
+    """
+    link = await counterparties.read_counterparty(
+        request.app[ENGINE], principal(request), organization_id
+    )
+    return json_response(link.as_json())
 
 
 @routes.delete("/counterparties/{organization_id}", status=204, errors=(403, 404))

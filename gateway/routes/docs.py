@@ -45,7 +45,12 @@ _PAGE = """<!doctype html>
 
 @routes.get("/openapi.json", auth=False, aliases=("/openapi.json",))
 async def openapi_document(request: web.Request) -> web.Response:
-    """This API's OpenAPI 3.1 description"""
+    """This API's OpenAPI 3.1 description
+
+    This document: every operation with its parameters (including headers such as
+    `Idempotency-Key`), bodies, examples and problem responses. Feed it to a client
+    generator as is.
+    """
     cache = request.app[OPENAPI_CACHE]
     if "document" not in cache:
         cache["document"] = build_openapi(request.app[ROUTES])
@@ -54,7 +59,11 @@ async def openapi_document(request: web.Request) -> web.Response:
 
 @routes.get("/docs", auth=False, content_type="text/html", aliases=("/docs",))
 async def swagger_ui(request: web.Request) -> web.Response:
-    """Swagger UI for this API, served without any outside asset"""
+    """Swagger UI for this API, served without any outside asset
+
+    Try the API in a browser: authorize with a token from `POST /auth/login`, then "Try it
+    out" on any operation.
+    """
     page = _PAGE.format(assets=ASSETS_PATH, spec=f"{API_PREFIX}/openapi.json")
     return web.Response(text=page, content_type="text/html")
 

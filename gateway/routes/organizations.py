@@ -16,6 +16,9 @@ routes = RouteTable(tag="Organizations")
 
 @routes.get("/organizations/me", response=OrganizationOut)
 async def my_organization(request: web.Request) -> web.Response:
-    """The caller's organization"""
+    """The caller's organization
+
+    Its id (what other organizations add as a counterparty) and name.
+    """
     org = await own_organization(request.app[ENGINE], principal(request))
     return json_response(org.as_json())

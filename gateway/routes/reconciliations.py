@@ -44,6 +44,7 @@ _TENANCY = (
     "/reconciliations",
     body=RequestReconciliation,
     optional_body=True,
+    created_path="/reconciliations/{reconciliation_id}",
     response=ReconciliationOut,
     status=202,
     errors=(403,),

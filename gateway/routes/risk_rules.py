@@ -9,7 +9,7 @@ from aiohttp import web
 from gateway.auth import acting, principal
 from gateway.pagination import page_after, page_response
 from gateway.registry import RouteTable
-from gateway.responses import json_response, validation_problem
+from gateway.responses import created, json_response, validation_problem
 from gateway.schemas.common import Page
 from gateway.schemas.risk_rules import CreateRiskRule, ListRiskRules, RiskRuleOut, UpdateRiskRule
 from gateway.state import ENGINE
@@ -23,7 +23,12 @@ _NOT_NULL = ("window_seconds", "is_active")
 
 
 @routes.post(
-    "/risk-rules", body=CreateRiskRule, response=RiskRuleOut, status=201, errors=(403, 404)
+    "/risk-rules",
+    body=CreateRiskRule,
+    response=RiskRuleOut,
+    status=201,
+    errors=(403, 404),
+    created_path="/risk-rules/{rule_id}",
 )
 async def create_risk_rule(request: web.Request, body: CreateRiskRule) -> web.Response:
     """Add a risk rule (admin)
@@ -42,12 +47,15 @@ async def create_risk_rule(request: web.Request, body: CreateRiskRule) -> web.Re
         window_seconds=body.window_seconds,
     )
     rule = await risk.create_rule(request.app[ENGINE], acting(request), draft)
-    return json_response(rule.as_json(), status=201)
+    return created(rule.as_json(), f"/risk-rules/{rule.rule.id}")
 
 
 @routes.get("/risk-rules", query=ListRiskRules, response=Page[RiskRuleOut], errors=(403,))
 async def get_risk_rules(request: web.Request, query: ListRiskRules) -> web.Response:
-    """List the organization's risk rules, newest first (admin)"""
+    """List the organization's risk rules, newest first (admin)
+
+    Active and deactivated rules; filter with `is_active`, `kind`, `wallet_id`.
+    """
     rules, next_key = await risk.rules_page(
         request.app[ENGINE],
         principal(request),
@@ -61,7 +69,10 @@ async def get_risk_rules(request: web.Request, query: ListRiskRules) -> web.Resp
 
 @routes.get("/risk-rules/{rule_id}", response=RiskRuleOut, errors=(403, 404))
 async def get_risk_rule(request: web.Request, rule_id: UUID) -> web.Response:
-    """Read a risk rule (admin)"""
+    """Read a risk rule (admin)
+
+    Another organization's rule is `404`.
+    """
     rule = await risk.read_rule(request.app[ENGINE], principal(request), rule_id)
     return json_response(rule.as_json())
 

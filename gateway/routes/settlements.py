@@ -35,6 +35,8 @@ async def run_settlements(request: web.Request) -> web.Response:
     settlement, writes one settlement for each and posts the entries that bring both
     clearing wallets back to zero. The answer lists the settlements written (empty when
     there was nothing to settle). The same job runs on a schedule for every organization.
+    The status is `202` because the contract says so, but the work is done when it
+    answers: `status` is always `COMPLETED` and there is nothing to poll.
     """
     written = await settlement.settle_now(request.app[ENGINE], acting(request))
     metrics.settlements_total.inc(len(written))

@@ -53,7 +53,11 @@ class ReadyOut(BaseModel):
 
 @routes.get("/health", response=HealthOut, auth=False, aliases=("/health",))
 async def health(request: web.Request) -> web.Response:
-    """Liveness: the process answers; touches no dependency"""
+    """Liveness: the process answers; touches no dependency
+
+    Always `200 {"status": "ok"}` while the process runs; for a load balancer's liveness
+    probe. Also served at `/health`.
+    """
     return json_response({"status": "ok"})
 
 
@@ -61,9 +65,11 @@ async def health(request: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     """Readiness: PostgreSQL, Redis and the broker answer and the schema is at the latest migration.
 
-    `degraded` (still 200) when the oldest PENDING transfer has waited longer than
-    `VAULTCRAFT_READY_MAX_PENDING_AGE_S`: posting is stalled or behind, which no gateway
-    can fix, so taking gateways out of rotation would only add an outage to the stall.
+    `200` with each check when all pass; `503 service_unavailable` naming the failing checks
+    otherwise, so a load balancer sends no traffic to a gateway that cannot serve it. Also
+    served at `/ready`. `degraded` (still 200) when the oldest PENDING transfer has waited
+    longer than `VAULTCRAFT_READY_MAX_PENDING_AGE_S`: posting is stalled or behind, which no
+    gateway can fix, so taking gateways out of rotation would only add an outage to the stall.
     """
     checks = {
         "postgresql": _check_migrations(request.app),

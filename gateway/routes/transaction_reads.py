@@ -64,9 +64,9 @@ async def list_all(request: web.Request, query: ListTransactions) -> web.StreamR
 
     Transfers the organization sent, and cross-organization transfers it received. A member
     sees only transfers touching their own wallets. Filters: `status`, `wallet_id`, `kind`,
-    `from` / `to` (creation time), `reference`, `metadata[key]=value` (repeatable: all must
-    match). With `?format=csv` or `Accept: text/csv`: every matching transfer as CSV
-    (header row first, no pages), streamed.
+    `idempotency_key` (of transfers the organization sent), `from` / `to` (creation time),
+    `reference`, `metadata[key]=value` (repeatable: all must match). With `?format=csv` or
+    `Accept: text/csv`: every matching transfer as CSV (header row first, no pages), streamed.
     """
     who = principal(request)
     after = page_after(request, query)
@@ -76,6 +76,7 @@ async def list_all(request: web.Request, query: ListTransactions) -> web.StreamR
         kind=query.kind,
         created_from=query.from_,
         created_to=query.to,
+        idempotency_key=query.idempotency_key,
         reference=query.reference,
         metadata=query.metadata,
         after=None
@@ -110,7 +111,13 @@ async def _transfers_csv(request: web.Request, f: TransferFilter) -> web.StreamR
     "/transactions/{transaction_id}", query=WaitQuery, response=TransactionOut, errors=(403, 404)
 )
 async def get_one(request: web.Request, transaction_id: UUID, query: WaitQuery) -> web.Response:
-    """Read a transfer; `?wait=N` holds the answer until it is final or N seconds pass"""
+    """Read a transfer; `?wait=N` holds the answer until it is final or N seconds pass
+
+    Visible to the organization that sent it and, for a cross-organization transfer, to the
+    payee (without the payer's wallet). A member sees only transfers touching their own
+    wallets. With `?wait=` the answer comes as soon as the transfer is COMPLETED, FAILED or
+    CANCELLED, or after N seconds with whatever it is then; no need to poll.
+    """
     who = principal(request)
     if not query.wait:
         row = await _read(request, transaction_id)
@@ -156,7 +163,12 @@ async def _read(request: web.Request, transaction_id: UUID) -> dict[str, Any]:
 
 @routes.get("/transactions/{transaction_id}/ledger", response=EntriesOut, errors=(403, 404))
 async def ledger(request: web.Request, transaction_id: UUID) -> web.Response:
-    """A transfer's ledger entries in the caller's books (debits equal credits)"""
+    """A transfer's ledger entries in the caller's books (debits equal credits)
+
+    Empty while the transfer is PENDING, FAILED or CANCELLED: entries are written only when
+    a worker posts it. A cross-organization transfer shows only the caller's side (through
+    its CLEARING wallet).
+    """
     entries = await transfer_reads.ledger_of_transfer(
         request.app[ENGINE], principal(request), transaction_id
     )
@@ -171,7 +183,12 @@ async def ledger(request: web.Request, transaction_id: UUID) -> web.Response:
     scope="wallets:read",
 )
 async def statement(request: web.Request, wallet_id: UUID, query: StatementQuery) -> web.Response:
-    """A wallet's statement: its entries with running balances, oldest first"""
+    """A wallet's statement: its entries with running balances, oldest first
+
+    Every DEBIT and CREDIT on the wallet with `balance_after`; the last entry's
+    `balance_after` is the wallet's balance. Members read only their own wallets (`403`).
+    Filter with `from`/`to` (RFC 3339 with a time zone).
+    """
     after = page_after(request, query, ids=int)
     entries = await transfer_reads.statement(
         request.app[ENGINE],

@@ -18,6 +18,7 @@ from gateway.auth import acting, principal
 from gateway.error_statuses import status_of
 from gateway.registry import API_PREFIX, RouteTable
 from gateway.responses import Problem, field_error, json_response
+from gateway.route_spec import HeaderParam
 from gateway.schemas.transactions import (
     BatchOut,
     CaptureHold,
@@ -47,6 +48,20 @@ _KEY_DOC = (
     "Header `Idempotency-Key` (1-255 printable ASCII) is required: the same key with the same"
     " body answers `200` with `Idempotent-Replayed: true`; with another body"
     " `422 idempotency_key_reused`."
+)
+
+
+IDEMPOTENCY_KEY = HeaderParam(
+    name="Idempotency-Key",
+    description=(
+        "Your unique key for this request, 1-255 printable ASCII characters without spaces."
+        " Retrying with the same key and body answers `200` with the stored transfer and"
+        " `Idempotent-Replayed: true`; the same key with another body is refused"
+        " (`422 idempotency_key_reused`)."
+    ),
+    example="order-4711-payout",
+    pattern=r"^[\x21-\x7e]+$",
+    max_length=255,
 )
 
 
@@ -116,6 +131,8 @@ def accepted(request: web.Request, stored: Stored) -> web.Response:
     body=CreateTransfer,
     response=TransactionOut,
     status=202,
+    headers=(IDEMPOTENCY_KEY,),
+    created_path="/transactions/{transaction_id}",
     errors=_SUBMIT_ERRORS,
     description=(
         "Checked at once: the body, that both wallets exist and are visible (`404`), that the"
@@ -139,8 +156,14 @@ async def submit_transfer(request: web.Request, body: CreateTransfer) -> web.Res
     body=CreateTransfer,
     response=TransactionOut,
     status=202,
+    headers=(IDEMPOTENCY_KEY,),
+    created_path="/transactions/{transaction_id}",
     errors=_SUBMIT_ERRORS,
-    description="The same as `POST /transactions/transfer`. " + _KEY_DOC,
+    deprecated=True,
+    description=(
+        "An alias of `POST /transactions/transfer`, kept because the contract lists it; new"
+        " clients should use that operation. " + _KEY_DOC
+    ),
 )
 async def submit_wallet_transfer(request: web.Request, body: CreateTransfer) -> web.StreamResponse:
     """Submit a transfer between wallets (same as /transactions/transfer)"""
@@ -233,6 +256,8 @@ async def submit_batch(request: web.Request, body: CreateBatch) -> web.Response:
     body=CreateMulti,
     response=TransactionOut,
     status=202,
+    headers=(IDEMPOTENCY_KEY,),
+    created_path="/transactions/{transaction_id}",
     errors=_SUBMIT_ERRORS,
     description=(
         "One transaction (`kind: MULTI`) of 1-100 legs, each checked like a transfer (a refused"
@@ -273,12 +298,16 @@ async def cancel(request: web.Request, transaction_id: UUID) -> web.Response:
 @routes.post(
     "/transactions/{transaction_id}/reverse",
     body=ReverseTransfer,
+    optional_body=True,
     response=TransactionOut,
     status=202,
+    headers=(IDEMPOTENCY_KEY,),
+    created_path="/transactions/{transaction_id}",
     errors=(400, 403, 404, 409),
     description=(
         "A new transfer from the original's destination back to its source, linked by"
-        " `reverses_transaction_id`. `amount` defaults to what remains; all reversals together"
+        " `reverses_transaction_id`. `amount` defaults to what remains (the body may be"
+        " empty or absent); all reversals together"
         " never exceed the original (`422 reversal_exceeds_original`). Only COMPLETED transfers"
         " inside the organization can be reversed (`409 not_reversible`). " + _KEY_DOC
     ),
@@ -309,6 +338,8 @@ _HOLD_DOC = (
     body=CaptureHold,
     response=TransactionOut,
     status=202,
+    headers=(IDEMPOTENCY_KEY,),
+    created_path="/transactions/{transaction_id}",
     errors=(400, 403, 404, 409),
     description=(
         "Post `amount` (default: all of the hold; at most the hold, else"
@@ -330,6 +361,8 @@ async def capture(request: web.Request, transaction_id: UUID, body: CaptureHold)
     body=VoidHold,
     response=TransactionOut,
     status=202,
+    headers=(IDEMPOTENCY_KEY,),
+    created_path="/transactions/{transaction_id}",
     errors=(400, 403, 404, 409),
     description="Release the whole hold without posting: the transfer ends `VOIDED`." + _HOLD_DOC,
 )

@@ -9,7 +9,7 @@ from aiohttp import web
 from gateway.auth import acting, hash_password, principal
 from gateway.pagination import page_after, page_response
 from gateway.registry import RouteTable
-from gateway.responses import json_response
+from gateway.responses import created, json_response
 from gateway.schemas.accounts import CreateUser, ListUsers, UpdateUser, UserOut
 from gateway.schemas.common import Page
 from gateway.state import ENGINE, USER_CACHE
@@ -19,7 +19,14 @@ from ledger_core.services import accounts
 routes = RouteTable(tag="Users")
 
 
-@routes.post("/users", body=CreateUser, response=UserOut, status=201, errors=(403, 409))
+@routes.post(
+    "/users",
+    body=CreateUser,
+    response=UserOut,
+    status=201,
+    errors=(403, 409),
+    created_path="/users/{user_id}",
+)
 async def create_user(request: web.Request, body: CreateUser) -> web.Response:
     """Add a user to the caller's organization (admin)
 
@@ -34,16 +41,29 @@ async def create_user(request: web.Request, body: CreateUser) -> web.Response:
         full_name=body.full_name,
         role=Role(body.role),
     )
-    return json_response(user.as_json(), status=201)
+    return created(user.as_json(), f"/users/{user.id}")
 
 
 @routes.get("/users", query=ListUsers, response=Page[UserOut], errors=(403,))
 async def get_users(request: web.Request, query: ListUsers) -> web.Response:
-    """List the organization's users, newest first (admin)"""
+    """List the organization's users, newest first (admin)
+
+    Members may not list users (`403`). Paginated: pass `next_cursor` as `?cursor=`.
+    """
     users, next_key = await accounts.users_page(
         request.app[ENGINE], principal(request), after=page_after(request, query), limit=query.limit
     )
     return page_response(request, [u.as_json() for u in users], next_key)
+
+
+@routes.get("/users/{user_id}", response=UserOut, errors=(403, 404))
+async def get_user(request: web.Request, user_id: UUID) -> web.Response:
+    """Read a user of the organization (admin, or the user themselves)
+
+    The same fields as in `GET /users`. A user of another organization is `404`.
+    """
+    user = await accounts.read_user(request.app[ENGINE], principal(request), user_id)
+    return json_response(user.as_json())
 
 
 @routes.patch("/users/{user_id}", body=UpdateUser, response=UserOut, errors=(403, 404, 409))

@@ -9,7 +9,7 @@ from aiohttp import web
 from gateway.auth import acting, principal
 from gateway.pagination import page_after, page_response
 from gateway.registry import RouteTable
-from gateway.responses import json_response
+from gateway.responses import created, json_response
 from gateway.schemas.common import Page
 from gateway.schemas.wallets import (
     CreateWallet,
@@ -26,7 +26,14 @@ from ledger_core.wallets import WalletStatus, WalletType
 routes = RouteTable(tag="Wallets", read_scope="wallets:read", write_scope="wallets:write")
 
 
-@routes.post("/wallets", body=CreateWallet, response=WalletOut, status=201, errors=(403, 404, 409))
+@routes.post(
+    "/wallets",
+    body=CreateWallet,
+    response=WalletOut,
+    status=201,
+    errors=(403, 404, 409),
+    created_path="/wallets/{wallet_id}",
+)
 async def create_wallet(request: web.Request, body: CreateWallet) -> web.Response:
     """Open a wallet
 
@@ -44,7 +51,7 @@ async def create_wallet(request: web.Request, body: CreateWallet) -> web.Respons
         name=body.name,
         metadata=body.metadata,
     )
-    return json_response(wallet.as_json(), status=201)
+    return created(wallet.as_json(), f"/wallets/{wallet.id}")
 
 
 @routes.get("/wallets", query=ListWallets, response=Page[WalletOut])

@@ -82,9 +82,7 @@ class OrganizationRef(BaseModel):
     name: str
 
 
-class MeOut(BaseModel):
-    id: UUID
-    email: str
-    full_name: str
-    role: RoleName
+class MeOut(UserOut):
+    """The caller: the fields of `UserOut`, and their organization."""
+
     organization: OrganizationRef

@@ -140,7 +140,7 @@ class BacklogOut(BaseModel):
     data: list[CurrencyBacklog]
 
 
-class ReconciliationRunOut(BaseModel):
+class RunSummaryOut(BaseModel):
     id: UUID
     scope: Literal["organization", "ledger"]
     mode: str
@@ -149,13 +149,16 @@ class ReconciliationRunOut(BaseModel):
     finished_at: datetime | None
     wallets_checked: int | None
     entries_checked: int | None
-    discrepancies: int = Field(description="Discrepancies found in this organization's books")
+    discrepancy_count: int = Field(
+        description="Discrepancies found in this organization's books (the list is in"
+        " `GET /reconciliations/{id}`)"
+    )
     error: str | None
     created_at: datetime
 
 
-class ReconciliationOut(BaseModel):
-    run: ReconciliationRunOut | None
+class LatestReconciliationOut(BaseModel):
+    run: RunSummaryOut | None
 
 
 class PositionOut(BaseModel):
@@ -166,7 +169,7 @@ class PositionOut(BaseModel):
     balance: str = Field(description="Negative: owed to the counterparty; positive: owed by it")
 
 
-class SettlementOut(BaseModel):
+class RecentSettlementOut(BaseModel):
     id: UUID
     payer_organization_id: UUID
     payee_organization_id: UUID
@@ -179,4 +182,4 @@ class SettlementOut(BaseModel):
 
 class SettlementsOut(BaseModel):
     positions: list[PositionOut]
-    recent: list[SettlementOut]
+    recent: list[RecentSettlementOut]

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
 from gateway.pagination import PageQuery
 from gateway.schemas.common import Amount, Currency, Metadata
@@ -136,8 +136,13 @@ class ListTransactions(PageQuery):
     status: TransferStatus | None = None
     wallet_id: UUID | None = None
     kind: Literal["TRANSFER", "CROSS_ORG", "MULTI"] | None = None
-    from_: datetime | None = Field(None, alias="from", description="Created at or after (RFC 3339)")
-    to: datetime | None = Field(None, description="Created before (RFC 3339)")
+    idempotency_key: IdempotencyKey | None = Field(
+        None, description="The key your organization submitted the transfer with"
+    )
+    from_: AwareDatetime | None = Field(
+        None, alias="from", description="Created at or after (RFC 3339 with offset)"
+    )
+    to: AwareDatetime | None = Field(None, description="Created before (RFC 3339 with offset)")
     reference: Reference | None = None
     metadata: Metadata = Field(
         default_factory=dict,
@@ -171,5 +176,7 @@ class EntriesOut(BaseModel):
 
 
 class StatementQuery(PageQuery):
-    from_: datetime | None = Field(None, alias="from", description="Entries at or after (RFC 3339)")
-    to: datetime | None = Field(None, description="Entries before (RFC 3339)")
+    from_: AwareDatetime | None = Field(
+        None, alias="from", description="Entries at or after (RFC 3339 with offset)"
+    )
+    to: AwareDatetime | None = Field(None, description="Entries before (RFC 3339 with offset)")

@@ -108,6 +108,17 @@ async def users_page(
         return await store.list_users(conn, principal.organization_id, after=after, limit=limit)
 
 
+async def read_user(engine: AsyncEngine, principal: Principal, user_id: UUID) -> User:
+    """One user of the organization: admins read anyone, a member only themselves."""
+    if user_id != principal.user_id:
+        require_admin(principal)
+    async with engine.connect() as conn:
+        user = await store.get_user(conn, principal.organization_id, user_id)
+    if user is None:
+        raise NotFound("no such user")
+    return user
+
+
 async def active_principal(engine: AsyncEngine, user_id: UUID) -> Principal | None:
     """The user as a caller, with their current role; None once deleted or deactivated."""
     async with engine.connect() as conn:

@@ -65,6 +65,15 @@ async def keys_page(
         return await store.list_keys(conn, principal.organization_id, after=after, limit=limit)
 
 
+async def read_key(engine: AsyncEngine, principal: Principal, key_id: UUID) -> ApiKey:
+    require_admin(principal)
+    async with engine.connect() as conn:
+        key = await store.read_key(conn, principal.organization_id, key_id)
+    if key is None:
+        raise NotFound("no such API key")
+    return key
+
+
 async def revoke_key(engine: AsyncEngine, acting: Acting, key_id: UUID) -> None:
     require_admin(acting.principal)
     async with engine.begin() as conn:

@@ -29,6 +29,14 @@ async def remove_counterparty(engine: AsyncEngine, acting: Acting, organization_
         await store.remove_counterparty(conn, acting.principal, acting.audit, organization_id)
 
 
+async def read_counterparty(
+    engine: AsyncEngine, principal: Principal, organization_id: UUID
+) -> Counterparty:
+    require_admin(principal)
+    async with engine.connect() as conn:
+        return await store.read_counterparty(conn, principal, organization_id)
+
+
 async def counterparties_page(
     engine: AsyncEngine, principal: Principal, *, after: Keyset | None, limit: int
 ) -> tuple[list[Counterparty], Keyset | None]:

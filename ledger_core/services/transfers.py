@@ -178,7 +178,10 @@ async def reverse_transfer(
         else:
             done = await reversed_so_far(conn, transfer_id)
             intent = reversal(
-                original, reversal_amount(original["amount"], done, asked), key, asked
+                original,
+                reversal_amount(original["amount"], done, asked, original["currency"]),
+                key,
+                asked,
             )
         (stored,) = await store_intents(conn, who, [intent], await route_all(conn, who, [intent]))
         if not stored.replayed:

@@ -132,7 +132,7 @@ async def test_reconciliation_and_settlements_stay_within_the_organization(
             {"a": org, "b": other},
         )
     got = (await _get(client, admin, "reconciliation"))["run"]
-    assert (got["id"], got["scope"], got["discrepancies"], got["wallets_checked"]) == (
+    assert (got["id"], got["scope"], got["discrepancy_count"], got["wallets_checked"]) == (
         str(run),
         "organization",
         1,

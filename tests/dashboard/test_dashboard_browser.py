@@ -29,6 +29,40 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 
 
+_OVERFLOW = """() => {
+    const edge = document.documentElement.clientWidth;
+    return [...document.querySelectorAll('.card, canvas, table')]
+        .filter((el) => el.offsetParent !== null)
+        .filter((el) => el.getBoundingClientRect().right > edge + 0.5
+            || el.scrollWidth > el.clientWidth + 1)
+        .map((el) => el.id || el.className || el.tagName);
+}"""
+"""Visible cards, charts and tables that stick out of the page or are clipped inside."""
+
+
+def _explore_and_cancel(page: Any) -> tuple[int, tuple[str, str], list[str]]:
+    """In the explorer: list PENDING transfers, open one, cancel it, read its events."""
+    page.select_option("#explore-status", "PENDING")
+    page.click("#explore-search")
+    page.wait_for_selector("#explore-results tbody tr")
+    rows = page.locator("#explore-results tbody tr").count()
+    page.locator("#explore-results tbody tr").first.click()
+    page.wait_for_selector("#detail-title[data-status]")
+    before = page.get_attribute("#detail-title", "data-status") or ""
+    page.click("#detail-cancel")
+    page.wait_for_selector("#detail-title[data-status='CANCELLED']")
+    after = page.get_attribute("#detail-title", "data-status") or ""
+    events = page.locator("#detail-events li").all_text_contents()
+    key = page.locator("#explore-results tbody tr").first.locator("td").nth(2).inner_text()
+    page.select_option("#explore-status", "")
+    page.fill("#explore-key", key)
+    page.click("#explore-search")
+    page.wait_for_selector("#explore-results tbody tr:only-child")
+    assert page.locator("#explore-results tbody tr td").nth(2).inner_text() == key
+    page.locator(".explorer").screenshot(path=str(ARTIFACTS / "dashboard-explorer.png"))
+    return rows, (before, after), events
+
+
 @pytest.fixture(scope="module")
 def chromium() -> str:
     return ensure_chromium()
@@ -126,12 +160,24 @@ def test_dashboard_signs_in_and_charts_real_transfers(
             backlog = page.text_content("#kpi-backlog")
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            overflow = {}
+            for width in (1280, 1440):
+                page.set_viewport_size({"width": width, "height": 1000})
+                page.wait_for_timeout(400)  # charts resize on the next frame
+                overflow[width] = page.evaluate(_OVERFLOW)
+                page.screenshot(path=str(ARTIFACTS / f"dashboard-{width}.png"), full_page=True)
+            explored = _explore_and_cancel(page)
             browser.close()
     finally:
         for tx_id in waiting:
             cancel_transfer(engine, tx_id)
 
     assert not outside, f"the page reached outside the gateway: {outside}"
+    assert overflow == {1280: [], 1440: []}, "cards cut off at the right edge"
+    pending_rows, statuses_after, events = explored
+    assert pending_rows == len(waiting) == 3
+    assert statuses_after == ("PENDING", "CANCELLED")
+    assert any("transfer.cancelled" in line for line in events), events
     assert org_name == "Northwind Payments"
     assert backlog == "3"
     assert canvases == 7  # the wallet view's chart is drawn when a wallet is shown

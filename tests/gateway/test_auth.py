@@ -147,13 +147,11 @@ class TestLogin:
         body = await resp.json()
         assert set(body) == {"access_token", "token_type", "expires_in"}
         me = await client.get(f"{API}/auth/me", headers=auth_headers(body["access_token"]))
-        assert await me.json() == {
-            "id": account.user["id"],
-            "email": email,
-            "full_name": "Ada Admin",
-            "role": "ADMIN",
+        assert await me.json() == {  # the user exactly as `GET /users` shows it, and the org
+            **account.user,
             "organization": {"id": account.org["id"], "name": account.org["name"]},
         }
+        assert account.user["email"] == email and account.user["role"] == "ADMIN"
         assert _audit(engine, "auth.login_succeeded", actor_id=uuid.UUID(account.user["id"]))
 
     async def test_wrong_password_and_unknown_email_look_the_same(

@@ -11,6 +11,7 @@ import pytest
 import redis
 import requests
 import schemathesis
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, settings
 from openapi_spec_validator import OpenAPIV31SpecValidator
@@ -30,9 +31,9 @@ from tests.support.fixtures import ADDRESS_PREFIX, JWT_SECRET, SIGNUP_PREFIX
 from tests.support.live_server import LiveGateway
 
 
-def _document() -> dict[str, Any]:
-    """The document as the app builds it; no server or database needed."""
-    app = create_app(
+def offline_app() -> web.Application:
+    """The app with its routes declared; no server or database needed."""
+    return create_app(
         Settings(
             database_url="postgresql://unused@127.0.0.1/unused",
             redis_url="redis://127.0.0.1:1/0",
@@ -40,7 +41,11 @@ def _document() -> dict[str, Any]:
             jwt_secret="unused",
         )
     )
-    return build_openapi(app[ROUTES])
+
+
+def _document() -> dict[str, Any]:
+    """The document as the app builds it."""
+    return build_openapi(offline_app()[ROUTES])
 
 
 DOCUMENT = _document()
@@ -112,6 +117,7 @@ def test_operations_declare_security_params_and_problems() -> None:
             "name": "wallet_id",
             "in": "path",
             "required": True,
+            "description": "The wallet it concerns",
             "schema": {"type": "string", "format": "uuid"},
         }
     ]

@@ -29,6 +29,7 @@
     if (!resp.ok) throw new Error(body.detail || `${resp.status} ${resp.statusText}`);
     return body;
   }
+  window.dashboardApi = api; // the transfers explorer (explorer.js) signs in through it
 
   // ---- sign in / out -------------------------------------------------------------
 
@@ -208,9 +209,9 @@
       ? `${fmt(backlog.amount, currency)} · oldest ${backlog.oldest_age_s.toFixed(1)} s` : "nothing waiting";
     const run = (state.data.reconciliation || {}).run;
     $("kpi-recon").textContent = run ? run.status : "never run";
-    $("kpi-recon").className = `value ${run && run.status === "COMPLETED" && !run.discrepancies ? "good" : run ? "bad" : ""}`;
+    $("kpi-recon").className = `value ${run && run.status === "COMPLETED" && !run.discrepancy_count ? "good" : run ? "bad" : ""}`;
     $("kpi-recon-sub").textContent = run
-      ? `${int(run.discrepancies)} discrepancies · ${new Date(run.finished_at || run.created_at).toLocaleString()}` : "";
+      ? `${int(run.discrepancy_count)} discrepancies · ${new Date(run.finished_at || run.created_at).toLocaleString()}` : "";
   }
 
   function renderVolume(currency) {

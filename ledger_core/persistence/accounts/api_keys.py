@@ -88,6 +88,17 @@ async def list_keys(
     return [_key(r) for r in page], next_key
 
 
+async def read_key(conn: AsyncConnection, organization_id: UUID, key_id: UUID) -> ApiKey | None:
+    row = (
+        await conn.execute(
+            select(*_COLUMNS).where(
+                api_keys.c.id == key_id, api_keys.c.organization_id == organization_id
+            )
+        )
+    ).one_or_none()
+    return None if row is None else _key(row)
+
+
 async def revoke_key(conn: AsyncConnection, organization_id: UUID, key_id: UUID) -> bool:
     """Revoke a key of the organization (again is a no-op); False when it is not theirs."""
     found = await conn.scalar(

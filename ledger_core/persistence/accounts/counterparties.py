@@ -122,6 +122,22 @@ async def remove_counterparty(
     )
 
 
+async def read_counterparty(
+    conn: AsyncConnection, principal: Principal, organization_id: UUID
+) -> Counterparty:
+    row = (
+        await conn.execute(
+            select(counterparties).where(
+                counterparties.c.organization_id == principal.organization_id,
+                counterparties.c.counterparty_organization_id == organization_id,
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound("this organization is not a counterparty")
+    return _counterparty(row)
+
+
 async def list_counterparties(
     conn: AsyncConnection, principal: Principal, *, after: Keyset | None, limit: int
 ) -> tuple[list[Counterparty], Keyset | None]:

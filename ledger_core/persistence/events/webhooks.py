@@ -70,15 +70,7 @@ async def create_webhook(
     The URL must already have passed `ledger_core.ssrf` checks.
     """
     org_id = principal.organization_id
-    # Serialize creations per organization so the limit holds under concurrent requests.
-    await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"webhooks:{org_id}"))))
-    live = await conn.scalar(
-        select(func.count())
-        .select_from(webhooks)
-        .where(webhooks.c.organization_id == org_id, *_LIVE)
-    )
-    if (live or 0) >= MAX_WEBHOOKS:
-        raise TooManyWebhooks(f"an organization may have at most {MAX_WEBHOOKS} webhooks")
+    await _check_room(conn, org_id)
     secret = new_secret()
     row = (
         await conn.execute(
@@ -104,6 +96,90 @@ async def create_webhook(
         )
     )
     return webhook, secret
+
+
+async def _check_room(conn: AsyncConnection, org_id: UUID) -> None:
+    """Refuse one more live endpoint past the limit (creations and reactivations)."""
+    # Serialize per organization so the limit holds under concurrent requests.
+    await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"webhooks:{org_id}"))))
+    live = await conn.scalar(
+        select(func.count())
+        .select_from(webhooks)
+        .where(webhooks.c.organization_id == org_id, *_LIVE)
+    )
+    if (live or 0) >= MAX_WEBHOOKS:
+        raise TooManyWebhooks(f"an organization may have at most {MAX_WEBHOOKS} webhooks")
+
+
+async def update_webhook(
+    conn: AsyncConnection,
+    principal: Principal,
+    audit: AuditContext,
+    webhook_id: UUID,
+    changes: dict[str, Any],
+) -> Webhook:
+    """Change an endpoint's url, events or is_active (admin); audited as `webhook.updated`."""
+    mine = (
+        webhooks.c.id == webhook_id,
+        webhooks.c.organization_id == principal.organization_id,
+        webhooks.c.deleted_at.is_(None),
+    )
+    current = (await conn.execute(select(webhooks).where(*mine).with_for_update())).one_or_none()
+    if current is None:
+        raise NotFound("no such webhook")
+    if changes.get("is_active") and not current.is_active:
+        await _check_room(conn, principal.organization_id)
+    if not changes:
+        return _webhook(current)
+    row = (
+        await conn.execute(update(webhooks).where(*mine).values(**changes).returning(*webhooks.c))
+    ).one()
+    await conn.execute(
+        audit_insert(
+            audit,
+            "webhook.updated",
+            resource_type="webhook",
+            resource_id=webhook_id,
+            details=changes,
+        )
+    )
+    return _webhook(row)
+
+
+async def read_webhook(conn: AsyncConnection, principal: Principal, webhook_id: UUID) -> Webhook:
+    row = (
+        await conn.execute(
+            select(webhooks).where(
+                webhooks.c.id == webhook_id,
+                webhooks.c.organization_id == principal.organization_id,
+                webhooks.c.deleted_at.is_(None),
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound("no such webhook")
+    return _webhook(row)
+
+
+async def webhook_for_test(
+    conn: AsyncConnection, principal: Principal, audit: AuditContext, webhook_id: UUID
+) -> tuple[Webhook, str]:
+    """The endpoint and its signing secret, to send it a test event; audited."""
+    row = (
+        await conn.execute(
+            select(webhooks).where(
+                webhooks.c.id == webhook_id,
+                webhooks.c.organization_id == principal.organization_id,
+                webhooks.c.deleted_at.is_(None),
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound("no such webhook")
+    await conn.execute(
+        audit_insert(audit, "webhook.tested", resource_type="webhook", resource_id=webhook_id)
+    )
+    return _webhook(row), str(row.secret)
 
 
 async def list_webhooks(

@@ -54,6 +54,8 @@ class TransferFilter:
     kind: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    idempotency_key: str | None = None
+    """The key the organization submitted with; matches only transfers it sent."""
     reference: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     """Transfers whose metadata holds every one of these pairs (`@>`, a GIN index)."""
@@ -106,6 +108,11 @@ def list_sql(
         )
         params["me"] = member_id
     extra = "".join(f" AND {c}" for c in conds)
+    sent, received = extra, extra
+    if f.idempotency_key is not None:  # a payer's key is its own: never matched as payee
+        sent += " AND t.idempotency_key = :idempotency_key"
+        received += " AND false"
+        params["idempotency_key"] = f.idempotency_key
     limited = "" if limit is None else " LIMIT :limit"
     source, tagged = "transactions", ""
     if f.metadata:
@@ -113,12 +120,12 @@ def list_sql(
         tagged = """WITH tagged AS MATERIALIZED (
             SELECT * FROM transactions WHERE metadata @> CAST(:metadata AS jsonb))"""
     sql = f"""{tagged}
-        (SELECT t.* FROM {source} t WHERE t.organization_id = :org{extra}
+        (SELECT t.* FROM {source} t WHERE t.organization_id = :org{sent}
          ORDER BY t.created_at DESC, t.id DESC{limited})
         UNION ALL
         (SELECT t.* FROM {source} t
          WHERE t.destination_organization_id = :org AND t.kind = 'CROSS_ORG'
-           AND t.organization_id <> :org{extra}
+           AND t.organization_id <> :org{received}
          ORDER BY t.created_at DESC, t.id DESC{limited})
         ORDER BY created_at DESC, id DESC{limited}
     """
