@@ -33,6 +33,8 @@ TARGETS: tuple[Target, ...] = (
     Target("reconcile_s", "reconcile of 1,000,000 entries (s)", "<=", 10.0),
     Target("scale_ratio", "scale: uniform after stored transfers / empty", ">=", 0.9),
     Target("max_rss_mb", "largest process RSS at end of uniform (MB)", "<=", 200.0),
+    Target("balance_at_ms", "scale: balance at an instant (ms)", "<=", 10.0),
+    Target("metadata_list_ms", "scale: metadata-filtered transfer list (ms)", "<=", 10.0),
 )
 
 
@@ -69,6 +71,8 @@ def figures(result: dict[str, Any]) -> dict[str, float | None]:
         "reconcile_s": _get(scen, "reconcile", "seconds"),
         "scale_ratio": ratio(_get(scen, "scale", "posted_per_s"), uniform),
         "max_rss_mb": max(memory.values()) if memory else None,
+        "balance_at_ms": _get(scen, "scale", "history_ms", "balance_at"),
+        "metadata_list_ms": _get(scen, "scale", "history_ms", "metadata_list"),
     }
 
 
@@ -78,6 +82,8 @@ FULL_SIZE = 1_000_000
 UNDERSIZED: dict[str, tuple[tuple[str, ...], str]] = {
     "reconcile_s": (("reconcile", "entries"), "entries"),
     "scale_ratio": (("scale", "stored_transfers"), "stored transfers"),
+    "balance_at_ms": (("scale", "stored_transfers"), "stored transfers"),
+    "metadata_list_ms": (("scale", "stored_transfers"), "stored transfers"),
 }
 
 

@@ -171,12 +171,16 @@ class Runner:
         explain = scenarios.explain_hot_paths(
             db_url, self.data.organization_id, self.data.wallet_ids[0]
         )
+        history_ms = scenarios.history_timings(
+            db_url, self.data.organization_id, self.data.wallet_ids[0]
+        )
         self.throughput("scale", "closed", db_url)
         self.result["scenarios"]["scale"].update(
             stored_transfers=self.profile.scale_transfers,
             fill_s=round(fill_s, 1),
             catch_up_reconciliation=caught_up,
             explain=explain,
+            history_ms=history_ms,
         )
 
     def run(self, server_url: str, redis_url: str, data_dir: Path) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from bench.pgbench_reference import libpq_url
 from bench.system import System, create_database, drop_database, invariant_violations, migrate
 from ledger_core.persistence.analytics.queries import time_queries
 from ledger_core.persistence.transfers.ledger_generator import generate_ledger
+from ledger_core.persistence.wallets.history import time_history_reads
 from ledger_core.reconciliation import Mode
 from ledger_core.services.reconciliation import reconcile as run_reconciliation
 from runtime.settings import to_sqlalchemy_url
@@ -236,6 +237,20 @@ def analytics_timings(db_url: str, organization_id: str) -> dict[str, float]:
     try:
         with engine.connect() as conn:
             return time_queries(conn, UUID(organization_id))
+    finally:
+        engine.dispose()
+
+
+def history_timings(db_url: str, organization_id: str, wallet_id: str) -> dict[str, float]:
+    """Best-of-5 milliseconds of a balance-at-T read and of a metadata-filtered list page.
+
+    The instant is the middle of the wallet's history; the tag is one no transfer carries,
+    the worst case for a plan that walks the organization's history looking for it.
+    """
+    engine = create_engine(to_sqlalchemy_url(db_url))
+    try:
+        with engine.connect() as conn:
+            return time_history_reads(conn, UUID(organization_id), UUID(wallet_id))
     finally:
         engine.dispose()
 

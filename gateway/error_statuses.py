@@ -25,6 +25,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "overdraft_in_use": 409,
     "too_many_webhooks": 409,
     "counterparty_exists": 409,
+    "reference_taken": 409,
     "insufficient_scope": 403,
     "last_admin": 409,
 }

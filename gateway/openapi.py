@@ -190,6 +190,8 @@ def _parameters(
         }
         if "description" in schema or name in FIELD_DOCS:
             param["description"] = schema.get("description", FIELD_DOCS.get(name))
+        if schema.get("type") == "object":  # `?metadata[key]=value`
+            param |= {"style": "deepObject", "explode": True}
         params.append(param)
     return params
 
@@ -234,6 +236,8 @@ def _responses(spec: RouteSpec, refs: dict[tuple[Any, str], dict[str, Any]]) -> 
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
     else:
         success["content"] = {spec.content_type: {"schema": {"type": "string"}}}
+    if spec.also_csv:
+        success["content"]["text/csv"] = {"schema": {"type": "string"}}
     responses: dict[str, Any] = {str(spec.status): success}
     if any(header.name == "Idempotency-Key" for header in spec.headers):
         responses["200"] = _replay_response(success)

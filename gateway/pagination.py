@@ -103,10 +103,14 @@ def page_after(
 
 
 def page_response(request: web.Request, data: list[Any], next_key: Keyset | None) -> web.Response:
-    next_cursor = None
-    if next_key is not None:
-        next_cursor = encode_cursor(_request_key(request), list_binding(request), next_key)
-    return json_response({"data": data, "next_cursor": next_cursor})
+    return json_response({"data": data, "next_cursor": next_cursor(request, next_key)})
+
+
+def next_cursor(request: web.Request, next_key: Keyset | None) -> str | None:
+    """The signed cursor of the next page of this list, or None on the last page."""
+    if next_key is None:
+        return None
+    return encode_cursor(_request_key(request), list_binding(request), next_key)
 
 
 def _keyset(text: str, ids: type[UUID] | type[int]) -> Keyset:

@@ -45,6 +45,8 @@ class RouteSpec:
     auth: bool = True
     errors: tuple[int, ...] = ()
     content_type: str = "application/json"
+    also_csv: bool = False
+    """The success body may also be `text/csv` (`?format=csv` or `Accept: text/csv`)."""
     optional_body: bool = False
     """With `body=`, a request without a body gets the model's defaults instead of a 422."""
     aliases: tuple[str, ...] = ()

@@ -31,6 +31,9 @@ FIELD_CODES: Mapping[str, str] = {
 }
 """Fields whose errors carry the contract's own code instead of `validation_error`."""
 
+_MAPPING_PARAM = re.compile(r"(\w+)\[([^\[\]]*)\]")
+"""`name[key]`: one entry of the mapping query parameter `name`."""
+
 B = TypeVar("B", bound=BaseModel)
 Q = TypeVar("Q", bound=BaseModel)
 
@@ -87,8 +90,11 @@ async def parse_body(request: web.Request, model: type[B]) -> B:
 
 
 def parse_query(request: web.Request, model: type[Q]) -> Q:
-    """Validate the query string as `model`, or raise a 422 problem."""
-    data: dict[str, str] = {}
+    """Validate the query string as `model`, or raise a 422 problem.
+
+    `name[key]=value` parameters (`?metadata[order]=1234`) gather into one mapping `name`.
+    """
+    data: dict[str, Any] = {}
     for name in set(request.query.keys()):
         values = request.query.getall(name)
         if len(values) > 1:
@@ -98,14 +104,18 @@ def parse_query(request: web.Request, model: type[Q]) -> Q:
                 f"query parameter {name!r} is given more than once",
                 errors=[field_error(name, "give this parameter once")],
             )
-        if not _clean_text(values[0]):
+        if not (_clean_text(values[0]) and _clean_text(name)):
             raise Problem(
                 422,
                 "validation_error",
                 f"query parameter {name!r} is not valid text",
                 errors=[field_error(name, "invalid characters")],
             )
-        data[name] = values[0]
+        nested = _MAPPING_PARAM.fullmatch(name)
+        if nested is None:
+            data[name] = values[0]
+        else:
+            data.setdefault(nested[1], {})[nested[2]] = values[0]
     try:
         return model.model_validate(data)
     except ValidationError as exc:

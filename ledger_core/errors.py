@@ -70,6 +70,12 @@ class IdempotencyKeyReused(DomainError):
     code = "idempotency_key_reused"
 
 
+class ReferenceTaken(DomainError):
+    """Another transfer of the organization already carries this `reference`."""
+
+    code = "reference_taken"
+
+
 class ReversalExceedsOriginal(DomainError):
     code = "reversal_exceeds_original"
 

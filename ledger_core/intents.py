@@ -28,6 +28,8 @@ class TransferIntent:
     description: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     reverses_transaction_id: UUID | None = None
+    reference: str | None = None
+    """The caller's own name for the transfer, unique per organization when given."""
     fingerprint: str | None = None
     """Set when the request is not the transfer itself (a reversal asks for "the rest")."""
     hold_expires_in_s: int | None = None
@@ -68,8 +70,10 @@ class TransferIntent:
         """A fingerprint of what was asked, to tell a replay from a reused key."""
         if self.fingerprint is not None:
             return self.fingerprint
+        asked: dict[str, Any] = {} if self.reference is None else {"reference": self.reference}
         canonical = json.dumps(
-            {
+            asked
+            | {
                 "source": str(self.source_wallet_id),
                 "destination": str(self.destination_wallet_id),
                 "amount": self.amount,

@@ -46,6 +46,7 @@ def transaction_view(
         "failure_message": row["failure_message"],
         "description": row["description"],
         "metadata": {} if hide_source else (row["metadata"] or {}),
+        "reference": None if hide_source else row.get("reference"),
         "reverses_transaction_id": _str(row["reverses_transaction_id"]),
         "atomic_group_id": _str(row["atomic_group_id"]),
         "created_at": rfc3339(row["created_at"]),

@@ -7,7 +7,8 @@ under a row lock and ask these rules what is allowed.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -67,6 +68,7 @@ class Wallet:
     """Minor units reserved by this wallet's open holds."""
     overdraft_limit: int = 0
     """How far below zero the wallet may go (0: not at all)."""
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def available_balance(self) -> int:
@@ -88,6 +90,7 @@ class Wallet:
             "held": format_amount(self.held, self.currency),
             "overdraft_limit": format_amount(self.overdraft_limit, self.currency),
             "name": self.name,
+            "metadata": dict(self.metadata),
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
         }

@@ -7,9 +7,11 @@ import time
 from typing import Any
 from uuid import UUID
 
+import orjson
 from aiohttp import web
 
 from gateway.auth import principal
+from gateway.csv_export import CHUNK_ROWS, stream_csv, text_cell, wants_csv
 from gateway.pagination import page_after, page_response
 from gateway.registry import RouteTable
 from gateway.responses import json_response
@@ -23,11 +25,10 @@ from gateway.schemas.transactions import (
     WaitQuery,
 )
 from gateway.state import ENGINE, WAITER
+from ledger_core.history import entry_view
 from ledger_core.keyset import Keyset
-from ledger_core.money import format_amount
 from ledger_core.services import transfer_reads
 from ledger_core.services.transfer_reads import TransferFilter, visible_to
-from ledger_core.timestamps import rfc3339
 from ledger_core.transfers import DECIDED_STATUSES, transaction_view
 
 routes = RouteTable(tag="Transfers", read_scope="transfers:read", write_scope="transfers:write")
@@ -36,13 +37,36 @@ RECHECK_S = 5.0
 """A safety net only: the listener wakes every waiter whenever it (re)connects."""
 
 
-@routes.get("/transactions", query=ListTransactions, response=Page[TransactionOut])
-async def list_all(request: web.Request, query: ListTransactions) -> web.Response:
+TRANSFER_COLUMNS = (
+    "id",
+    "created_at",
+    "status",
+    "kind",
+    "amount",
+    "currency",
+    "source_wallet_id",
+    "destination_wallet_id",
+    "reference",
+    "description",
+    "metadata",
+    "idempotency_key",
+    "posted_at",
+    "failure_code",
+    "reverses_transaction_id",
+)
+"""The CSV export's columns; `metadata` is a JSON object."""
+_TEXT_COLUMNS = frozenset({"reference", "description", "idempotency_key"})
+
+
+@routes.get("/transactions", query=ListTransactions, response=Page[TransactionOut], also_csv=True)
+async def list_all(request: web.Request, query: ListTransactions) -> web.StreamResponse:
     """List transfers, newest first
 
     Transfers the organization sent, and cross-organization transfers it received. A member
     sees only transfers touching their own wallets. Filters: `status`, `wallet_id`, `kind`,
-    `idempotency_key` (of transfers the organization sent), `from` / `to` (creation time).
+    `idempotency_key` (of transfers the organization sent), `from` / `to` (creation time),
+    `reference`, `metadata[key]=value` (repeatable: all must match). With `?format=csv` or
+    `Accept: text/csv`: every matching transfer as CSV (header row first, no pages), streamed.
     """
     who = principal(request)
     after = page_after(request, query)
@@ -53,15 +77,34 @@ async def list_all(request: web.Request, query: ListTransactions) -> web.Respons
         created_from=query.from_,
         created_to=query.to,
         idempotency_key=query.idempotency_key,
+        reference=query.reference,
+        metadata=query.metadata,
         after=None
         if after is None or not isinstance(after.id, UUID)
         else (after.created_at, after.id),
     )
+    if wants_csv(request, query.format):
+        return await _transfers_csv(request, f)
     rows = await transfer_reads.transfers_page(request.app[ENGINE], who, f, query.limit)
     next_key = Keyset(rows[-1]["created_at"], rows[-1]["id"]) if len(rows) == query.limit else None
     return page_response(
         request, [transaction_view(r, who.organization_id) for r in rows], next_key
     )
+
+
+async def _transfers_csv(request: web.Request, f: TransferFilter) -> web.StreamResponse:
+    who = principal(request)
+
+    def row(transfer: dict[str, Any]) -> list[Any]:
+        view = transaction_view(transfer, who.organization_id)
+        view["metadata"] = orjson.dumps(view["metadata"]).decode()
+        return [
+            text_cell(view[c]) if c in _TEXT_COLUMNS else ("" if view[c] is None else view[c])
+            for c in TRANSFER_COLUMNS
+        ]
+
+    async with transfer_reads.transfers_chunks(request.app[ENGINE], who, f, CHUNK_ROWS) as chunks:
+        return await stream_csv(request, "transfers.csv", TRANSFER_COLUMNS, chunks, row)
 
 
 @routes.get(
@@ -118,23 +161,6 @@ async def _read(request: web.Request, transaction_id: UUID) -> dict[str, Any]:
     )
 
 
-def _entry_view(entry: dict[str, Any]) -> dict[str, Any]:
-    currency = entry["currency"]
-    return {
-        "id": entry["id"],
-        "transaction_id": None if entry["transaction_id"] is None else str(entry["transaction_id"]),
-        "settlement_id": None
-        if entry.get("settlement_id") is None
-        else str(entry["settlement_id"]),
-        "wallet_id": str(entry["wallet_id"]),
-        "direction": entry["direction"],
-        "amount": format_amount(entry["amount"], currency),
-        "currency": currency,
-        "balance_after": format_amount(entry["balance_after"], currency),
-        "created_at": rfc3339(entry["created_at"]),
-    }
-
-
 @routes.get("/transactions/{transaction_id}/ledger", response=EntriesOut, errors=(403, 404))
 async def ledger(request: web.Request, transaction_id: UUID) -> web.Response:
     """A transfer's ledger entries in the caller's books (debits equal credits)
@@ -146,7 +172,7 @@ async def ledger(request: web.Request, transaction_id: UUID) -> web.Response:
     entries = await transfer_reads.ledger_of_transfer(
         request.app[ENGINE], principal(request), transaction_id
     )
-    return json_response({"data": [_entry_view(e) for e in entries]})
+    return json_response({"data": [entry_view(e) for e in entries]})
 
 
 @routes.get(
@@ -178,4 +204,4 @@ async def statement(request: web.Request, wallet_id: UUID, query: StatementQuery
         if len(entries) == query.limit
         else None
     )
-    return page_response(request, [_entry_view(e) for e in entries], next_key)
+    return page_response(request, [entry_view(e) for e in entries], next_key)

@@ -93,6 +93,7 @@ def _intent(body: CreateTransfer | Any, key: str, hold_s: int | None = None) -> 
         currency=body.currency,
         description=body.description,
         metadata=dict(body.metadata),
+        reference=body.reference,
         hold_expires_in_s=hold_s,
     )
 

@@ -49,6 +49,7 @@ async def create_wallet(request: web.Request, body: CreateWallet) -> web.Respons
         currency=body.currency,
         user_id=body.user_id,
         name=body.name,
+        metadata=body.metadata,
     )
     return created(wallet.as_json(), f"/wallets/{wallet.id}")
 
@@ -65,6 +66,7 @@ async def get_wallets(request: web.Request, query: ListWallets) -> web.Response:
         status=None if query.status is None else WalletStatus(query.status),
         currency=query.currency,
         user_id=query.user_id,
+        metadata=query.metadata,
     )
     wallets, next_key = await service.wallets_page(
         request.app[ENGINE],
@@ -100,20 +102,21 @@ async def get_wallet(request: web.Request, wallet_id: UUID) -> web.Response:
 
 @routes.patch("/wallets/{wallet_id}", body=UpdateWallet, response=WalletOut, errors=(403, 404, 409))
 async def update_wallet(request: web.Request, wallet_id: UUID, body: UpdateWallet) -> web.Response:
-    """Lock, unlock or close a wallet, or set its overdraft limit (admin)
+    """Lock, unlock or close a wallet, set its overdraft limit or replace its metadata (admin)
 
     ACTIVE and LOCKED go back and forth. CLOSED needs a zero balance and no PENDING
     transfer or open hold touching the wallet (`409 wallet_not_empty`) and is final
     (`409 invalid_status_transition`). Each change emits a `wallet.status_changed` event.
     `overdraft_limit` lets a PRIMARY or BONUS wallet go down to minus that amount; a limit
-    below what it already uses is `409 overdraft_in_use`.
+    below what it already uses is `409 overdraft_in_use`. `metadata` replaces the
+    wallet's metadata whole.
     """
-    target = None if body.status is None else WalletStatus(body.status)
-    wallet = await service.change_wallet_status(
+    wallet = await service.update_wallet(
         request.app[ENGINE],
         acting(request),
         wallet_id,
-        target,
+        status=None if body.status is None else WalletStatus(body.status),
+        metadata=body.metadata,
         overdraft_limit=body.overdraft_limit,
     )
     return json_response(wallet.as_json())

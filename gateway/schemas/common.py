@@ -54,6 +54,19 @@ NewPassword = Annotated[str, StringConstraints(min_length=10, max_length=MAX_PAS
 """10 to 128 characters. bcrypt alone reads only the first 72 bytes; it is given the
 SHA-256 of the password, so every character counts. The cap bounds the work per request."""
 
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+
+
+def _at_most_50(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > 50:
+        raise ValueError("metadata holds at most 50 keys")
+    return value
+
+
+Metadata = Annotated[dict[MetadataKey, MetadataValue], AfterValidator(_at_most_50)]
+"""At most 50 string keys with string values, on transfers and wallets alike."""
+
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Currency = Annotated[
     str,

@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
 from gateway.pagination import PageQuery
-from gateway.schemas.common import Amount, Currency
+from gateway.schemas.common import Amount, Currency, Metadata
 from gateway.validation import BodyModel, QueryModel
 
 IdempotencyKey = Annotated[
@@ -19,22 +19,19 @@ IdempotencyKey = Annotated[
 ]
 TransferStatus = Literal["PENDING", "HELD", "COMPLETED", "FAILED", "CANCELLED", "VOIDED", "EXPIRED"]
 Description = Annotated[str, StringConstraints(max_length=500)]
-MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+Reference = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128, pattern=r"^[\x20-\x7e]+$"),
+    Field(description="1-128 printable ASCII characters, unique per organization"),
+]
 
 
 class _Annotations(BodyModel):
     description: Description | None = None
-    metadata: dict[MetadataKey, MetadataValue] = Field(
+    metadata: Metadata = Field(
         default_factory=dict, description="At most 50 string keys with string values"
     )
-
-    @field_validator("metadata")
-    @classmethod
-    def _at_most_50(cls, value: dict[str, str]) -> dict[str, str]:
-        if len(value) > 50:
-            raise ValueError("metadata holds at most 50 keys")
-        return value
+    reference: Reference | None = None
 
 
 class _TransferFields(_Annotations):
@@ -116,6 +113,7 @@ class TransactionOut(BaseModel):
     failure_message: str | None
     description: str | None
     metadata: dict[str, str]
+    reference: str | None = Field(description="Hidden from the payee of a cross-org transfer")
     reverses_transaction_id: UUID | None
     atomic_group_id: UUID | None
     created_at: datetime
@@ -145,6 +143,14 @@ class ListTransactions(PageQuery):
         None, alias="from", description="Created at or after (RFC 3339 with offset)"
     )
     to: AwareDatetime | None = Field(None, description="Created before (RFC 3339 with offset)")
+    reference: Reference | None = None
+    metadata: Metadata = Field(
+        default_factory=dict,
+        description="`?metadata[key]=value`, repeatable: transfers holding every pair",
+    )
+    format: Literal["json", "csv"] | None = Field(
+        None, description="`csv` (or `Accept: text/csv`): every matching transfer as CSV"
+    )
 
 
 class WaitQuery(QueryModel):

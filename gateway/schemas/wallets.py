@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field, model_validator
 
 from gateway.pagination import PageQuery
-from gateway.schemas.common import Currency, Name
+from gateway.schemas.common import Currency, Metadata, Name
 from gateway.validation import BodyModel
 
 WalletTypeName = Literal["PRIMARY", "BONUS", "SYSTEM", "CLEARING"]
@@ -26,10 +26,14 @@ class CreateWallet(BodyModel):
     currency: Currency | None = Field(None, description="Defaults to the organization's")
     user_id: UUID | None = Field(None, description="Owner (admin only); defaults to the caller")
     name: Name | None = None
+    metadata: Metadata = Field(
+        default_factory=dict, description="At most 50 string keys with string values"
+    )
 
 
 class UpdateWallet(BodyModel):
     status: WalletStatusName | None = None
+    metadata: Metadata | None = Field(None, description="Replaces the wallet's metadata")
     overdraft_limit: str | None = Field(
         None,
         max_length=40,
@@ -38,9 +42,9 @@ class UpdateWallet(BodyModel):
     )
 
     @model_validator(mode="after")
-    def _status_or_limit(self) -> UpdateWallet:
-        if self.status is None and self.overdraft_limit is None:
-            raise ValueError("send status, overdraft_limit or both")
+    def _changes_something(self) -> UpdateWallet:
+        if self.status is None and self.metadata is None and self.overdraft_limit is None:
+            raise ValueError("send status, overdraft_limit, metadata or several of them")
         return self
 
 
@@ -49,6 +53,10 @@ class ListWallets(PageQuery):
     status: WalletStatusName | None = None
     currency: Currency | None = None
     user_id: UUID | None = None
+    metadata: Metadata = Field(
+        default_factory=dict,
+        description="`?metadata[key]=value`, repeatable: wallets holding every pair",
+    )
 
 
 class WalletOut(BaseModel):
@@ -69,6 +77,7 @@ class WalletOut(BaseModel):
     held: str = Field(examples=["50.00"], description="Reserved by open holds")
     overdraft_limit: str = Field(examples=["0.00"], description="How far below zero it may go")
     name: str | None
+    metadata: dict[str, str]
     created_at: datetime
     updated_at: datetime
 

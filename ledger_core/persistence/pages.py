@@ -7,7 +7,7 @@ rows it has already returned. The gateway turns a `Keyset` into an opaque cursor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Executable, Row, Select, tuple_
@@ -42,6 +42,16 @@ def split_page(
     if len(rows) > limit and page:
         return page, key(page[-1])
     return page, None
+
+
+async def stream_chunks(
+    conn: AsyncConnection, stmt: Executable, params: dict[str, Any], chunk: int
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every row of `stmt`, `chunk` rows at a time, through a server-side cursor: memory
+    stays flat however many rows there are (the connection must be in a transaction)."""
+    result = await conn.stream(stmt, params)
+    async for part in result.partitions(chunk):
+        yield [dict(r._mapping) for r in part]
 
 
 async def read_page(

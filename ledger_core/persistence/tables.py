@@ -90,6 +90,7 @@ wallets = Table(
     Column("held", BigInteger, nullable=False, server_default=text("0")),
     Column("overdraft_limit", BigInteger, nullable=False, server_default=text("0")),
     Column("name", String(200), nullable=True),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column(
         "counterparty_organization_id",
         UUID(as_uuid=True),
@@ -125,6 +126,12 @@ wallets = Table(
     ),
     Index("ix_wallets_organization_id_created_at", "organization_id", "created_at"),
     Index("ix_wallets_user_id", "user_id"),
+    Index(
+        "ix_wallets_metadata",
+        "metadata",
+        postgresql_using="gin",
+        postgresql_ops={"metadata": "jsonb_path_ops"},
+    ),
 )
 
 counterparties = Table(
@@ -175,6 +182,7 @@ transactions = Table(
     Column("failure_message", Text, nullable=True),
     Column("description", String(500), nullable=True),
     Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("reference", String(128), nullable=True),
     Column(
         "reverses_transaction_id", UUID(as_uuid=True), ForeignKey("transactions.id"), nullable=True
     ),
@@ -249,6 +257,19 @@ transactions = Table(
         "atomic_group_id",
         postgresql_where=text("atomic_group_id IS NOT NULL"),
     ),
+    Index(
+        "ix_transactions_metadata",
+        "metadata",
+        postgresql_using="gin",
+        postgresql_ops={"metadata": "jsonb_path_ops"},
+    ),
+    Index(
+        "uq_transactions_reference",
+        "organization_id",
+        "reference",
+        unique=True,
+        postgresql_where=text("reference IS NOT NULL"),
+    ),
 )
 
 ledger_entries = Table(
@@ -268,6 +289,12 @@ ledger_entries = Table(
     CheckConstraint("(transaction_id IS NULL) <> (settlement_id IS NULL)", name="one_origin"),
     CheckConstraint("amount > 0", name="positive_amount"),
     Index("ix_ledger_entries_wallet_id_id", "wallet_id", "id"),
+    Index(
+        "ix_ledger_entries_wallet_history",
+        "wallet_id",
+        text("created_at DESC"),
+        text("id DESC"),
+    ),
     Index(
         "ix_ledger_entries_debit_window",
         "wallet_id",

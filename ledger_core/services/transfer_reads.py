@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -15,6 +16,7 @@ from ledger_core.persistence.transfers.reads import (
     find_transfer,
     find_transfers_unchecked,
     list_transfers,
+    stream_transfers,
     transfer_entries,
     wallet_entries,
 )
@@ -49,6 +51,18 @@ async def transfers_page(
     member = None if principal.is_admin else principal.user_id
     async with engine.connect() as conn:
         return await list_transfers(conn, principal.organization_id, member, filters, limit)
+
+
+@asynccontextmanager
+async def transfers_chunks(
+    engine: AsyncEngine, principal: Principal, filters: TransferFilter, chunk: int
+) -> AsyncIterator[AsyncIterator[list[dict[str, Any]]]]:
+    """Every transfer `transfers_page` pages through, `chunk` at a time, from a server-side
+    cursor of one REPEATABLE READ snapshot: memory stays flat however many there are."""
+    member = None if principal.is_admin else principal.user_id
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        yield stream_transfers(conn, principal.organization_id, member, filters, chunk)
 
 
 async def ledger_of_transfer(
@@ -89,6 +103,7 @@ __all__ = [
     "read_rows_unchecked",
     "read_transfer",
     "statement",
+    "transfers_chunks",
     "transfers_page",
     "visible_to",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -20,6 +21,7 @@ from ledger_core.persistence.wallets.store import (
     insert_wallet,
     list_wallets,
     set_overdraft_limit,
+    set_wallet_metadata,
     set_wallet_status,
 )
 from ledger_core.persistence.wallets.summary import summarize
@@ -43,6 +45,7 @@ async def open_wallet(
     currency: str | None,
     user_id: UUID | None,
     name: str | None,
+    metadata: Mapping[str, str] | None = None,
 ) -> Wallet:
     """Open a wallet as the caller asks, after the rules in `ledger_core.wallets` agree."""
     who = acting.principal
@@ -64,6 +67,7 @@ async def open_wallet(
             wallet_type=wallet_type,
             currency=currency,
             name=name,
+            metadata=metadata,
         )
         await conn.execute(
             audit_insert(
@@ -121,16 +125,17 @@ async def wallet_summary(engine: AsyncEngine, principal: Principal) -> list[Curr
         return await summarize(conn, principal.organization_id)
 
 
-async def change_wallet_status(
+async def update_wallet(
     engine: AsyncEngine,
     acting: Acting,
     wallet_id: UUID,
-    target: WalletStatus | None,
     *,
+    status: WalletStatus | None,
+    metadata: Mapping[str, str] | None = None,
     overdraft_limit: str | None = None,
 ) -> Wallet:
-    """Move a wallet to `target` and/or set its overdraft limit, under its row lock, with
-    the event and audit records.
+    """Replace a wallet's metadata, set its overdraft limit and/or move it to `status`,
+    under its row lock, in one unit of work, with the event and audit records (admin).
 
     The lock orders this change against postings (which lock the same row), so a wallet
     never closes while a posting moves its balance. A transfer submitted after the check
@@ -139,23 +144,47 @@ async def change_wallet_status(
     require_admin(acting.principal)
     async with engine.begin() as conn:
         wallet = await visible_wallet(conn, acting.principal, wallet_id, for_update=True)
+        if metadata is not None and dict(metadata) != dict(wallet.metadata):
+            wallet = await _set_metadata(conn, acting, wallet, metadata)
         if overdraft_limit is not None:
             wallet = await _set_limit(conn, acting, wallet, overdraft_limit)
-        if target is None:
-            return wallet
-        pending = target is WalletStatus.CLOSED and await has_pending_transfer(conn, wallet_id)
-        if not check_status_change(wallet, target, has_pending=pending):
-            return wallet
-        changed = await set_wallet_status(conn, wallet, target)
-        await conn.execute(
-            audit_insert(
-                acting.audit,
-                "wallet.status_changed",
-                resource_type="wallet",
-                resource_id=wallet_id,
-                details={"from": wallet.status.value, "to": target.value},
-            )
+        if status is not None:
+            wallet = await _change_status(conn, acting, wallet, status)
+    return wallet
+
+
+async def _set_metadata(
+    conn: AsyncConnection, acting: Acting, wallet: Wallet, metadata: Mapping[str, str]
+) -> Wallet:
+    changed = await set_wallet_metadata(conn, wallet, metadata)
+    await conn.execute(
+        audit_insert(
+            acting.audit,
+            "wallet.metadata_changed",
+            resource_type="wallet",
+            resource_id=wallet.id,
+            details={"metadata": dict(metadata)},
         )
+    )
+    return changed
+
+
+async def _change_status(
+    conn: AsyncConnection, acting: Acting, wallet: Wallet, target: WalletStatus
+) -> Wallet:
+    pending = target is WalletStatus.CLOSED and await has_pending_transfer(conn, wallet.id)
+    if not check_status_change(wallet, target, has_pending=pending):
+        return wallet
+    changed = await set_wallet_status(conn, wallet, target)
+    await conn.execute(
+        audit_insert(
+            acting.audit,
+            "wallet.status_changed",
+            resource_type="wallet",
+            resource_id=wallet.id,
+            details={"from": wallet.status.value, "to": target.value},
+        )
+    )
     return changed
 
 
@@ -178,9 +207,9 @@ async def _set_limit(conn: AsyncConnection, acting: Acting, wallet: Wallet, aske
 
 __all__ = [
     "WalletFilters",
-    "change_wallet_status",
     "open_wallet",
     "read_wallet",
+    "update_wallet",
     "visible_wallet",
     "wallet_summary",
     "wallets_page",

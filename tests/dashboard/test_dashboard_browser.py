@@ -1,10 +1,13 @@
-"""The /dashboard page in headless Chromium: sign in, charts drawn from real transfers.
+"""The /dashboard page in headless Chromium: sign in, charts drawn from real transfers,
+and a wallet's history (balance chart, statement, CSV download).
 
-The screenshot is saved to `test-artifacts/dashboard.png`.
+The screenshots are saved to `test-artifacts/dashboard.png` and `wallet-history.png`.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,21 +74,27 @@ def gateway(api_settings: Settings) -> Iterator[str]:
         yield base_url
 
 
+def _signup(http: httpx.Client, email: str, organization: str) -> tuple[dict[str, str], Any]:
+    """A new organization's admin headers and its SYSTEM wallet."""
+    signed = http.post(
+        "/auth/signup",
+        json={
+            "email": email,
+            "password": PASSWORD,
+            "full_name": "Dana Admin",
+            "organization_name": organization,
+        },
+    ).json()
+    headers = {"Authorization": f"Bearer {signed['access_token']}"}
+    system = http.get("/wallets", params={"type": "SYSTEM"}, headers=headers).json()["data"][0]
+    return headers, system
+
+
 def _ledger(base_url: str, engine: Engine) -> tuple[str, list[Any]]:
     """An organization with real postings: deposits, payments, a limit, failures, a backlog."""
     email = f"dash-{uuid.uuid4().hex[:10]}@example.com"
     with httpx.Client(base_url=base_url + API, timeout=10) as http:
-        signed = http.post(
-            "/auth/signup",
-            json={
-                "email": email,
-                "password": PASSWORD,
-                "full_name": "Dana Admin",
-                "organization_name": "Northwind Payments",
-            },
-        ).json()
-        headers = {"Authorization": f"Bearer {signed['access_token']}"}
-        system = http.get("/wallets", params={"type": "SYSTEM"}, headers=headers).json()["data"][0]
+        headers, system = _signup(http, email, "Northwind Payments")
         names = ["Payroll", "Treasury", "Marketplace", "Refunds", "Ops"]
         wallets = [
             http.post("/wallets", json={"type": "PRIMARY", "name": n}, headers=headers).json()["id"]
@@ -171,7 +180,7 @@ def test_dashboard_signs_in_and_charts_real_transfers(
     assert any("transfer.cancelled" in line for line in events), events
     assert org_name == "Northwind Payments"
     assert backlog == "3"
-    assert canvases == 6
+    assert canvases == 7  # the wallet view's chart is drawn when a wallet is shown
     assert set(charts) == {
         "chart-volume",
         "chart-outcomes",
@@ -189,3 +198,55 @@ def test_dashboard_signs_in_and_charts_real_transfers(
     assert "limit_exceeded" in codes
     assert len(fetched["top-wallets"]["data"][0]["wallets"]) == 6
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+
+
+def test_wallet_view_charts_the_balance_and_downloads_the_statement(
+    chromium: str, gateway: str, engine: Engine
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    email = f"wallet-{uuid.uuid4().hex[:10]}@example.com"
+    with httpx.Client(base_url=gateway + API, timeout=10) as http:
+        headers, system = _signup(http, email, "Contoso Ledger")
+        wallet = http.post(
+            "/wallets", json={"type": "PRIMARY", "name": "Escrow"}, headers=headers
+        ).json()
+    moves = [50_000, -12_000, 30_000, -8_000, 1_500]
+    for amount in moves:
+        if amount > 0:
+            post_transfer(engine, system["id"], wallet["id"], amount)
+        else:
+            post_transfer(engine, wallet["id"], system["id"], -amount)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1400}, accept_downloads=True)
+        page.goto(f"{gateway}/dashboard")
+        page.fill("#email", email)
+        page.fill("#password", PASSWORD)
+        page.click("#login-button")
+        page.wait_for_selector("body[data-ready='true']", timeout=20_000)
+        page.select_option("#wallet", wallet["id"])
+        page.click("#wallet-show")
+        page.wait_for_selector("body[data-wallet-ready='true']", timeout=20_000)
+        page.wait_for_timeout(500)
+        points = page.evaluate(
+            "() => window.dashboardState.charts['chart-wallet'].data.datasets[0].data"
+        )
+        rows = page.locator("#statement tbody tr").count()
+        summary = page.text_content("#wallet-summary") or ""
+        with page.expect_download() as download:
+            page.click("#wallet-csv")
+        saved = Path(download.value.path()).read_text()
+        filename = download.value.suggested_filename
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "wallet-history.png"), full_page=True)
+        browser.close()
+
+    running = [sum(moves[: n + 1]) / 100 for n in range(len(moves))]
+    assert points == [0, *running]
+    assert rows == len(moves)
+    assert "closing 615" in summary.replace(",", "")
+    header, *lines = list(csv.reader(io.StringIO(saved)))
+    assert header[0] == "id" and "balance_after" in header
+    assert [line[header.index("balance_after")] for line in lines] == [f"{v:.2f}" for v in running]
+    assert filename == f"statement-{wallet['id']}.csv"

@@ -128,7 +128,12 @@ def test_operations_declare_security_params_and_problems() -> None:
         }
     listing = DOCUMENT["paths"][f"{API}/wallets"]["get"]
     names = {p["name"] for p in listing["parameters"] if p["in"] == "query"}
-    assert names == {"limit", "cursor", "type", "status", "currency", "user_id"}
+    assert names == {"limit", "cursor", "type", "status", "currency", "user_id", "metadata"}
+    (metadata,) = [p for p in listing["parameters"] if p["name"] == "metadata"]
+    for path in ("/transactions", "/wallets/{wallet_id}/statement"):
+        content = DOCUMENT["paths"][f"{API}{path}"]["get"]["responses"]["200"]["content"]
+        assert set(content) == {"application/json", "text/csv"}
+    assert metadata["style"] == "deepObject" and metadata["explode"] is True
     login = DOCUMENT["paths"][f"{API}/auth/login"]["post"]
     assert login["security"] == []
     assert "Retry-After" in login["responses"]["429"]["headers"]

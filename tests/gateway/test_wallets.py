@@ -35,6 +35,7 @@ WALLET_FIELDS = {
     "held",
     "overdraft_limit",
     "name",
+    "metadata",
     "created_at",
     "updated_at",
 }

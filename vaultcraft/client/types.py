@@ -76,6 +76,7 @@ class Wallet(TypedDict):
     held: str
     overdraft_limit: str
     name: str | None
+    metadata: dict[str, str]
     created_at: str
     updated_at: str
 
@@ -111,6 +112,7 @@ class Transaction(TypedDict):
     failure_message: str | None
     description: str | None
     metadata: dict[str, str]
+    reference: str | None
     reverses_transaction_id: str | None
     atomic_group_id: str | None
     created_at: str
@@ -288,3 +290,4 @@ class TransferRequest(TypedDict, total=False):
     currency: str
     description: str
     metadata: dict[str, str]
+    reference: str

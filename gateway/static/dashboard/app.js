@@ -88,6 +88,10 @@
       return;
     }
     show("dashboard-view", true);
+    await loadWallets().catch((err) => {
+      $("wallet-error").textContent = `Could not list wallets: ${err.message}`;
+      show("wallet-error", true);
+    });
     await refresh();
     clearInterval(state.timer);
     state.timer = setInterval(refresh, REFRESH_MS);
@@ -311,6 +315,96 @@
     show("settlements-empty", data.recent.length === 0);
   }
 
+  // ---- wallet history ------------------------------------------------------------
+
+  const STATEMENT_PAGES = 10; // the chart and table show at most 2,000 entries; the CSV has all
+  const TABLE_ROWS = 200;
+
+  async function loadWallets() {
+    const wallets = (await api("/wallets?limit=200")).data;
+    $("wallet").replaceChildren(...wallets.map((w) =>
+      new Option(`${w.name || w.id.slice(0, 8)} · ${w.type} · ${w.currency}`, w.id)));
+  }
+
+  function statementQuery(extra) {
+    const params = new URLSearchParams(extra);
+    for (const [name, id] of [["from", "wallet-from"], ["to", "wallet-to"]]) {
+      if ($(id).value) params.set(name, new Date($(id).value).toISOString());
+    }
+    return `/wallets/${encodeURIComponent($("wallet").value)}/statement?${params}`;
+  }
+
+  async function showWallet(event) {
+    if (event) event.preventDefault();
+    show("wallet-error", false);
+    delete document.body.dataset.walletReady;
+    try {
+      let page = await api(statementQuery({ limit: "200" }));
+      const head = page;
+      const entries = [...page.data];
+      for (let n = 1; page.next_cursor && n < STATEMENT_PAGES; n++) {
+        page = await api(statementQuery({ limit: "200", cursor: page.next_cursor }));
+        entries.push(...page.data);
+      }
+      state.statement = { ...head, data: entries, truncated: Boolean(page.next_cursor) };
+      renderWallet(state.statement);
+      document.body.dataset.walletReady = "true";
+    } catch (err) {
+      if (err instanceof AuthError) { logout(err.message); return; }
+      $("wallet-error").textContent = `Could not load the statement: ${err.message}`;
+      show("wallet-error", true);
+    }
+  }
+
+  function renderWallet(statement) {
+    const currency = statement.currency;
+    const points = [{ t: statement.from, balance: statement.opening_balance },
+      ...statement.data.map((e) => ({ t: e.created_at, balance: e.balance_after }))];
+    chart("chart-wallet", {
+      type: "line",
+      data: {
+        labels: points.map((p) => new Date(p.t).toLocaleString()),
+        datasets: [{ label: `Balance (${currency})`, data: points.map((p) => num(p.balance)), stepped: true,
+          borderColor: COLORS.accent, backgroundColor: COLORS.accentSoft, fill: true, pointRadius: 2 }],
+      },
+      options: { plugins: { legend: { display: false } }, scales: { y: { title: { display: true, text: currency } } } },
+    });
+    $("wallet-summary").textContent = `Opening ${fmt(statement.opening_balance, currency)} · credits `
+      + `${fmt(statement.total_credits, currency)} · debits ${fmt(statement.total_debits, currency)} · `
+      + `closing ${fmt(statement.closing_balance, currency)}`;
+    const shown = statement.data.slice(-TABLE_ROWS).reverse();
+    $("statement").tBodies[0].replaceChildren(...shown.map((e) => row([
+      [new Date(e.created_at).toLocaleString()], [e.direction], [(e.transaction_id || e.settlement_id || "").slice(0, 8)],
+      [`${e.direction === "DEBIT" ? "−" : "+"}${fmt(e.amount, currency)}`, `num ${e.direction === "DEBIT" ? "neg" : "pos"}`],
+      [fmt(e.balance_after, currency), "num"],
+    ])));
+    show("statement-empty", statement.data.length === 0);
+    const hidden = statement.data.length - shown.length;
+    $("statement-more").textContent = statement.truncated || hidden > 0
+      ? "Showing the latest entries; download the CSV for all of them." : "";
+    show("statement-more", statement.truncated || hidden > 0);
+  }
+
+  async function downloadStatement() {
+    show("wallet-error", false);
+    try {
+      const resp = await fetch(API + statementQuery({ format: "csv" }), {
+        headers: { Authorization: `Bearer ${state.token}`, Accept: "text/csv" },
+      });
+      if (!resp.ok) throw new Error(`${resp.status} ${resp.statusText}`);
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(await resp.blob());
+      link.download = `statement-${$("wallet").value}.csv`;
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+    } catch (err) {
+      $("wallet-error").textContent = `Could not download the statement: ${err.message}`;
+      show("wallet-error", true);
+    }
+  }
+
   // ---- wiring --------------------------------------------------------------------
 
   document.addEventListener("DOMContentLoaded", () => {
@@ -320,6 +414,8 @@
     $("logout").addEventListener("click", () => logout());
     $("currency").addEventListener("change", render);
     $("range").addEventListener("change", refresh);
+    $("wallet-form").addEventListener("submit", showWallet);
+    $("wallet-csv").addEventListener("click", downloadStatement);
     if (state.token) start(); else show("login-view", true);
   });
 })();

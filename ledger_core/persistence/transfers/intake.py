@@ -19,7 +19,7 @@ from uuid_utils.compat import uuid7
 
 from ledger_core.accounts import Principal
 from ledger_core.channels import PENDING_CHANNEL
-from ledger_core.errors import DomainError, IdempotencyKeyReused
+from ledger_core.errors import DomainError, IdempotencyKeyReused, ReferenceTaken
 from ledger_core.intents import (
     BatchRefused,
     Route,
@@ -63,12 +63,12 @@ INSERT_INTENTS = text("""
         source_wallet_id, destination_wallet_id, source_clearing_wallet_id,
         destination_clearing_wallet_id, amount, currency, description, metadata,
         reverses_transaction_id, atomic_group_id, atomic_group_size, created_by, hold_amount,
-        hold_expires_at, postings)
+        hold_expires_at, postings, reference)
     SELECT v.id, v.org, v.dest_org, v.key, v.hash, v.kind, v.src, v.dst, v.src_clr, v.dst_clr,
            v.amount, v.currency, v.description, CAST(v.metadata AS jsonb), v.reverses,
            v.group_id, v.group_size, v.user_id,
            CASE WHEN v.hold_s IS NOT NULL THEN v.amount END,
-           now() + make_interval(secs => v.hold_s), CAST(v.postings AS jsonb)
+           now() + make_interval(secs => v.hold_s), CAST(v.postings AS jsonb), v.reference
     FROM unnest(
         CAST(:ids AS uuid[]), CAST(:orgs AS uuid[]), CAST(:users AS uuid[]),
         CAST(:group_ids AS uuid[]), CAST(:group_sizes AS int[]),
@@ -77,12 +77,12 @@ INSERT_INTENTS = text("""
         CAST(:dsts AS uuid[]), CAST(:src_clrs AS uuid[]), CAST(:dst_clrs AS uuid[]),
         CAST(:amounts AS bigint[]), CAST(:currencies AS text[]), CAST(:descriptions AS text[]),
         CAST(:metadatas AS text[]), CAST(:reverses AS uuid[]), CAST(:hold_secs AS int[]),
-        CAST(:postings AS text[])
+        CAST(:postings AS text[]), CAST(:references AS text[])
     ) WITH ORDINALITY AS v(id, org, user_id, group_id, group_size, dest_org, key, hash, kind,
                            src, dst, src_clr, dst_clr, amount, currency, description, metadata,
-                           reverses, hold_s, postings, n)
+                           reverses, hold_s, postings, reference, n)
     ORDER BY v.n
-    ON CONFLICT (organization_id, idempotency_key) DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING *
     ), woken AS (
         SELECT pg_notify(:channel, '') AS sent FROM (SELECT 1 FROM inserted LIMIT 1) AS any_new
@@ -90,8 +90,9 @@ INSERT_INTENTS = text("""
     SELECT inserted.* FROM inserted CROSS JOIN (SELECT count(sent) FROM woken) AS w
 """)
 """Stores the intents and, if any is new, wakes the posting dispatcher at commit, in one
-round trip. The final SELECT must use the wake-up's column: a CTE nobody reads is never
-run, and PostgreSQL drops a LEFT JOIN whose columns are unused."""
+round trip; a row that meets a used idempotency key or reference is not stored. The final
+SELECT must use the wake-up's column: a CTE nobody reads is never run, and PostgreSQL drops
+a LEFT JOIN whose columns are unused."""
 
 FIND_BY_KEYS = text("""
     SELECT t.* FROM transactions t
@@ -218,10 +219,9 @@ def _kind(item: Item) -> str:
     return "CROSS_ORG" if item.route.cross_org else "TRANSFER"
 
 
-async def insert_items(
-    conn: AsyncConnection, items: Sequence[Item]
-) -> list[Stored | IdempotencyKeyReused]:
-    """Insert intents as PENDING in order; a key already used is a replay or a refusal.
+async def insert_items(conn: AsyncConnection, items: Sequence[Item]) -> list[Stored | DomainError]:
+    """Insert intents as PENDING in order; a key already used is a replay or a refusal,
+    a new key with a reference already used is `ReferenceTaken`.
 
     Two requests racing with one key both reach `ON CONFLICT DO NOTHING`: the second
     waits for the first to commit, inserts nothing, and finds the first's row by its key.
@@ -253,6 +253,7 @@ async def insert_items(
         "reverses": pg_array(i.intent.reverses_transaction_id for i in items),
         "hold_secs": pg_array(i.intent.hold_expires_in_s for i in items),
         "postings": pg_array(i.intent.postings_json() for i in items),
+        "references": pg_array(i.intent.reference for i in items),
         "channel": PENDING_CHANNEL,
     }
     rows = await conn.execute(INSERT_INTENTS, params)
@@ -269,14 +270,21 @@ async def insert_items(
             FIND_BY_KEYS, {"orgs": [m[0] for m in missing], "keys": [m[1] for m in missing]}
         )
         existing = {(r.organization_id, r.idempotency_key): dict(r._mapping) for r in found}
-    results: list[Stored | IdempotencyKeyReused] = []
+    results: list[Stored | DomainError] = []
     for item in items:
         key = (item.actor.organization_id, item.intent.idempotency_key)
         if key in inserted and key not in claimed:
             claimed.add(key)
             results.append(Stored(inserted[key], replayed=False))
             continue
-        row = inserted.get(key) or existing[key]
+        row = inserted.get(key) or existing.get(key)
+        if row is None:
+            results.append(
+                ReferenceTaken(
+                    f"reference {item.intent.reference!r} is already used", field="reference"
+                )
+            )
+            continue
         if row["request_hash"] != item.intent.request_hash():
             results.append(
                 IdempotencyKeyReused(
@@ -306,7 +314,7 @@ async def store_intents(
     group_size = len(intents) if group_id else None
     items = [Item(actor, i, r, group_id, group_size) for i, r in zip(intents, routes, strict=True)]
     results = await insert_items(conn, items)
-    refused = [(n, r) for n, r in enumerate(results) if isinstance(r, IdempotencyKeyReused)]
+    refused = [(n, r) for n, r in enumerate(results) if isinstance(r, DomainError)]
     if refused:
         if len(intents) == 1:
             raise refused[0][1]

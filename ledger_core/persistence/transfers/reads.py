@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -12,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.persistence.arrays import pg_array
+from ledger_core.persistence.pages import stream_chunks
 
 _WITH_USERS = """
     SELECT t.*, s.user_id AS source_user_id, d.user_id AS destination_user_id
@@ -54,6 +56,9 @@ class TransferFilter:
     created_to: datetime | None = None
     idempotency_key: str | None = None
     """The key the organization submitted with; matches only transfers it sent."""
+    reference: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    """Transfers whose metadata holds every one of these pairs (`@>`, a GIN index)."""
     after: tuple[datetime, UUID] | None = None
     """Keyset cursor: only rows strictly older than (created_at, id)."""
 
@@ -75,22 +80,25 @@ def _conditions(f: TransferFilter, params: dict[str, Any]) -> list[str]:
     if f.created_to:
         conds.append("t.created_at < :created_to")
         params["created_to"] = f.created_to
+    if f.reference is not None:
+        conds.append("t.reference = :reference")
+        params["reference"] = f.reference
+    if f.metadata:  # the CTE of `list_sql` has applied it
+        params["metadata"] = json.dumps(dict(f.metadata))
     if f.after:
         conds.append("(t.created_at, t.id) < (:after_at, :after_id)")
         params["after_at"], params["after_id"] = f.after
     return conds
 
 
-async def list_transfers(
-    conn: AsyncConnection,
-    organization_id: UUID,
-    member_id: UUID | None,
-    f: TransferFilter,
-    limit: int,
-) -> list[dict[str, Any]]:
-    """Newest first, keyset-paginated. Two index-ordered scans merged: sent and received.
+def list_sql(
+    organization_id: UUID, member_id: UUID | None, f: TransferFilter, limit: int | None
+) -> tuple[str, dict[str, Any]]:
+    """Newest first: two index-ordered scans merged, sent and received; `limit` rows or all.
 
-    With `member_id`, only transfers touching that user's wallets."""
+    With `member_id`, only transfers touching that user's wallets. A metadata filter
+    first reads the matching transfers through the GIN index (a materialized CTE), so a
+    rare tag never walks the organization's history in time order looking for it."""
     params: dict[str, Any] = {"org": organization_id, "limit": limit}
     conds = _conditions(f, params)
     if member_id is not None:
@@ -105,18 +113,50 @@ async def list_transfers(
         sent += " AND t.idempotency_key = :idempotency_key"
         received += " AND false"
         params["idempotency_key"] = f.idempotency_key
-    sql = f"""
-        (SELECT t.* FROM transactions t WHERE t.organization_id = :org{sent}
-         ORDER BY t.created_at DESC, t.id DESC LIMIT :limit)
+    limited = "" if limit is None else " LIMIT :limit"
+    source, tagged = "transactions", ""
+    if f.metadata:
+        source = "tagged"
+        tagged = """WITH tagged AS MATERIALIZED (
+            SELECT * FROM transactions WHERE metadata @> CAST(:metadata AS jsonb))"""
+    sql = f"""{tagged}
+        (SELECT t.* FROM {source} t WHERE t.organization_id = :org{sent}
+         ORDER BY t.created_at DESC, t.id DESC{limited})
         UNION ALL
-        (SELECT t.* FROM transactions t
+        (SELECT t.* FROM {source} t
          WHERE t.destination_organization_id = :org AND t.kind = 'CROSS_ORG'
            AND t.organization_id <> :org{received}
-         ORDER BY t.created_at DESC, t.id DESC LIMIT :limit)
-        ORDER BY created_at DESC, id DESC LIMIT :limit
+         ORDER BY t.created_at DESC, t.id DESC{limited})
+        ORDER BY created_at DESC, id DESC{limited}
     """
+    return sql, params
+
+
+async def list_transfers(
+    conn: AsyncConnection,
+    organization_id: UUID,
+    member_id: UUID | None,
+    f: TransferFilter,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """One keyset page, newest first, of what the organization sent and received."""
+    sql, params = list_sql(organization_id, member_id, f, limit)
     rows = await conn.execute(text(sql), params)
     return [dict(r._mapping) for r in rows]
+
+
+async def stream_transfers(
+    conn: AsyncConnection,
+    organization_id: UUID,
+    member_id: UUID | None,
+    f: TransferFilter,
+    chunk: int,
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every transfer `list_transfers` would page through, `chunk` rows at a time,
+    read through a server-side cursor (the caller's connection is in a transaction)."""
+    sql, params = list_sql(organization_id, member_id, f, None)
+    async for rows in stream_chunks(conn, text(sql), params, chunk):
+        yield rows
 
 
 ENTRIES_OF_TRANSFER = text("""

@@ -7,11 +7,12 @@ are in `ledger_core.wallets`, their order in `ledger_core.services.wallets`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Numeric, Row, Select, cast, func, literal, or_, select
+from sqlalchemy import CTE, Numeric, Row, Select, cast, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -43,6 +44,8 @@ class WalletFilters:
     status: WalletStatus | None = None
     currency: str | None = None
     user_id: UUID | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    """Wallets whose metadata holds every one of these pairs (`@>`, a GIN index)."""
 
 
 def _wallet(row: Row[*tuple[Any, ...]]) -> Wallet:
@@ -60,6 +63,7 @@ def _wallet(row: Row[*tuple[Any, ...]]) -> Wallet:
         name=row.name,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        metadata=row.metadata,
     )
 
 
@@ -71,6 +75,7 @@ async def insert_wallet(
     wallet_type: WalletType,
     currency: str,
     name: str | None,
+    metadata: Mapping[str, str] | None = None,
 ) -> Wallet:
     """Insert a wallet; a second SYSTEM wallet in one currency is `SystemWalletExists`."""
     try:
@@ -83,6 +88,7 @@ async def insert_wallet(
                     type=wallet_type.value,
                     currency=currency,
                     name=name,
+                    metadata=dict(metadata or {}),
                 )
                 .returning(*wallets.c, literal(0).label("pending_out"))
             )
@@ -116,6 +122,20 @@ async def list_wallets(
     limit: int,
 ) -> tuple[list[Wallet], Keyset | None]:
     """Wallets of the organization (of one user with `member_id`), newest first."""
+    stmt = wallets_query(organization_id, member_id, filters, after=after, limit=limit)
+    page, next_key = await read_page(conn, stmt, limit)
+    return [_wallet(r) for r in page], next_key
+
+
+def wallets_query(
+    organization_id: UUID,
+    member_id: UUID | None,
+    filters: WalletFilters,
+    *,
+    after: Keyset | None,
+    limit: int,
+) -> Select[Any]:
+    """The page query of `list_wallets`."""
     stmt: Select[Any] = _WALLET.where(wallets.c.organization_id == organization_id)
     if member_id is not None:
         stmt = stmt.where(wallets.c.user_id == member_id)
@@ -127,9 +147,16 @@ async def list_wallets(
         stmt = stmt.where(wallets.c.currency == filters.currency)
     if filters.user_id is not None:
         stmt = stmt.where(wallets.c.user_id == filters.user_id)
-    stmt = newest_first(stmt, wallets.c.created_at, wallets.c.id, after, limit)
-    page, next_key = await read_page(conn, stmt, limit)
-    return [_wallet(r) for r in page], next_key
+    if filters.metadata:
+        stmt = stmt.where(wallets.c.id.in_(select(_tagged(filters.metadata).c.id)))
+    return newest_first(stmt, wallets.c.created_at, wallets.c.id, after, limit)
+
+
+def _tagged(metadata: Mapping[str, str]) -> CTE:
+    """Wallets holding every pair, read through the GIN index first (materialized), so a
+    rare tag never walks the organization's wallets in time order looking for it."""
+    tagged = select(wallets.c.id).where(wallets.c.metadata.contains(dict(metadata)))
+    return tagged.cte("tagged").prefix_with("MATERIALIZED")
 
 
 async def set_wallet_status(conn: AsyncConnection, wallet: Wallet, target: WalletStatus) -> Wallet:
@@ -156,6 +183,21 @@ async def set_overdraft_limit(conn: AsyncConnection, wallet: Wallet, limit: int)
             wallets.update()
             .where(wallets.c.id == wallet.id)
             .values(overdraft_limit=limit, updated_at=func.now())
+            .returning(*wallets.c, literal(wallet.pending_out).label("pending_out"))
+        )
+    ).one()
+    return _wallet(row)
+
+
+async def set_wallet_metadata(
+    conn: AsyncConnection, wallet: Wallet, metadata: Mapping[str, str]
+) -> Wallet:
+    """Replace a wallet's metadata (the caller holds the wallet's row lock)."""
+    row = (
+        await conn.execute(
+            wallets.update()
+            .where(wallets.c.id == wallet.id)
+            .values(metadata=dict(metadata), updated_at=func.now())
             .returning(*wallets.c, literal(wallet.pending_out).label("pending_out"))
         )
     ).one()
