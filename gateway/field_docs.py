@@ -167,5 +167,14 @@ FIELD_DOCS: dict[str, str] = {
     "origin": "`RELAY`: the first delivery; `REDELIVERY`: asked for by an admin",
     "last_status_code": "HTTP status of the last attempt, if it got an answer",
     "last_error": "Why the last attempt failed, if it did",
+    # history
+    "at": "The instant the figures are as of" + _TIME,
+    "held": "Sum of the wallet's open holds, in major units",
+    "reference": "Your own id for the transfer (1-128 printable ASCII), unique in your"
+    " organization",
+    "opening_balance": "The wallet's balance at `from`, in major units",
+    "closing_balance": "The wallet's balance at `to`, in major units",
+    "total_debits": "Sum of the range's debit entries, in major units",
+    "total_credits": "Sum of the range's credit entries, in major units",
 }
 """Meaning of a property or parameter name that recurs across the API."""

@@ -143,7 +143,9 @@ class ListTransactions(PageQuery):
         None, alias="from", description="Created at or after (RFC 3339 with offset)"
     )
     to: AwareDatetime | None = Field(None, description="Created before (RFC 3339 with offset)")
-    reference: Reference | None = None
+    reference: Reference | None = Field(
+        None, description="The client's own reference the transfer was submitted with"
+    )
     metadata: Metadata = Field(
         default_factory=dict,
         description="`?metadata[key]=value`, repeatable: transfers holding every pair",
