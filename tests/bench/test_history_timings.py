@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, text
+from sqlalchemy import create_engine, text
 
 from bench.report import judge
 from bench.scenarios import history_timings
 from ledger_core.persistence.transfers.ledger_generator import generate_ledger
+from tests.support.databases import fresh_database
 
 
-def test_history_reads_are_timed_on_a_generated_ledger(database_url: str, engine: Engine) -> None:
-    with engine.begin() as conn:
-        books = generate_ledger(conn, 2_000, wallets_per_org=20, seed=0.3)
-        wallet_id = conn.execute(
-            text("SELECT wallet_id FROM ledger_entries WHERE organization_id = :org LIMIT 1"),
-            {"org": books.organization_ids[0]},
-        ).scalar_one()
-    timings = history_timings(database_url, str(books.organization_ids[0]), str(wallet_id))
+def test_history_reads_are_timed_on_a_generated_ledger(service_urls: tuple[str, str]) -> None:
+    """On a database of its own: the generated books have no outbox events, which the
+    session database's double-posting checks would report."""
+    with fresh_database(service_urls[0], "vaultcraft_history_bench") as url:
+        engine = create_engine(url)
+        try:
+            with engine.begin() as conn:
+                books = generate_ledger(conn, 2_000, wallets_per_org=20, seed=0.3)
+                wallet_id = conn.execute(
+                    text(
+                        "SELECT wallet_id FROM ledger_entries WHERE organization_id = :org LIMIT 1"
+                    ),
+                    {"org": books.organization_ids[0]},
+                ).scalar_one()
+        finally:
+            engine.dispose()
+        timings = history_timings(url, str(books.organization_ids[0]), str(wallet_id))
     assert set(timings) == {"balance_at", "metadata_list"}
     assert all(0 < ms < 10_000 for ms in timings.values())
 
