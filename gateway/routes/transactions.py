@@ -65,6 +65,16 @@ IDEMPOTENCY_KEY = HeaderParam(
 )
 
 
+_ACCEPTS_TRANSFER: dict[str, Any] = {
+    "response": TransactionOut,
+    "status": 202,
+    "headers": (IDEMPOTENCY_KEY,),
+    "created_path": "/transactions/{transaction_id}",
+}
+"""What every route that stores a transfer under an `Idempotency-Key` declares: `202` with
+`Location`, or `200` with `Idempotent-Replayed` (see `accepted`)."""
+
+
 def idempotency_key(request: web.Request) -> str:
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -129,10 +139,7 @@ def accepted(request: web.Request, stored: Stored) -> web.Response:
 @routes.post(
     "/transactions/transfer",
     body=CreateTransfer,
-    response=TransactionOut,
-    status=202,
-    headers=(IDEMPOTENCY_KEY,),
-    created_path="/transactions/{transaction_id}",
+    **_ACCEPTS_TRANSFER,
     errors=_SUBMIT_ERRORS,
     description=(
         "Checked at once: the body, that both wallets exist and are visible (`404`), that the"
@@ -154,10 +161,7 @@ async def submit_transfer(request: web.Request, body: CreateTransfer) -> web.Res
 @routes.post(
     "/wallets/transfer",
     body=CreateTransfer,
-    response=TransactionOut,
-    status=202,
-    headers=(IDEMPOTENCY_KEY,),
-    created_path="/transactions/{transaction_id}",
+    **_ACCEPTS_TRANSFER,
     errors=_SUBMIT_ERRORS,
     deprecated=True,
     description=(
@@ -254,10 +258,7 @@ async def submit_batch(request: web.Request, body: CreateBatch) -> web.Response:
 @routes.post(
     "/transactions",
     body=CreateMulti,
-    response=TransactionOut,
-    status=202,
-    headers=(IDEMPOTENCY_KEY,),
-    created_path="/transactions/{transaction_id}",
+    **_ACCEPTS_TRANSFER,
     errors=_SUBMIT_ERRORS,
     description=(
         "One transaction (`kind: MULTI`) of 1-100 legs, each checked like a transfer (a refused"
@@ -299,10 +300,7 @@ async def cancel(request: web.Request, transaction_id: UUID) -> web.Response:
     "/transactions/{transaction_id}/reverse",
     body=ReverseTransfer,
     optional_body=True,
-    response=TransactionOut,
-    status=202,
-    headers=(IDEMPOTENCY_KEY,),
-    created_path="/transactions/{transaction_id}",
+    **_ACCEPTS_TRANSFER,
     errors=(400, 403, 404, 409),
     description=(
         "A new transfer from the original's destination back to its source, linked by"
@@ -336,10 +334,7 @@ _HOLD_DOC = (
 @routes.post(
     "/transactions/{transaction_id}/capture",
     body=CaptureHold,
-    response=TransactionOut,
-    status=202,
-    headers=(IDEMPOTENCY_KEY,),
-    created_path="/transactions/{transaction_id}",
+    **_ACCEPTS_TRANSFER,
     errors=(400, 403, 404, 409),
     description=(
         "Post `amount` (default: all of the hold; at most the hold, else"
@@ -349,27 +344,26 @@ _HOLD_DOC = (
 )
 async def capture(request: web.Request, transaction_id: UUID, body: CaptureHold) -> web.Response:
     """Capture a hold"""
-    key = idempotency_key(request)
-    stored = await holds.end_one(
-        request.app[ENGINE], acting(request), transaction_id, HoldAction.CAPTURE, key, body.amount
-    )
-    return accepted(request, stored)
+    return await _end_hold(request, transaction_id, HoldAction.CAPTURE, body.amount)
 
 
 @routes.post(
     "/transactions/{transaction_id}/void",
     body=VoidHold,
-    response=TransactionOut,
-    status=202,
-    headers=(IDEMPOTENCY_KEY,),
-    created_path="/transactions/{transaction_id}",
+    **_ACCEPTS_TRANSFER,
     errors=(400, 403, 404, 409),
     description="Release the whole hold without posting: the transfer ends `VOIDED`." + _HOLD_DOC,
 )
 async def void(request: web.Request, transaction_id: UUID, body: VoidHold) -> web.Response:
     """Void a hold"""
+    return await _end_hold(request, transaction_id, HoldAction.VOID)
+
+
+async def _end_hold(
+    request: web.Request, transaction_id: UUID, action: HoldAction, amount: str | None = None
+) -> web.Response:
     key = idempotency_key(request)
     stored = await holds.end_one(
-        request.app[ENGINE], acting(request), transaction_id, HoldAction.VOID, key
+        request.app[ENGINE], acting(request), transaction_id, action, key, amount
     )
     return accepted(request, stored)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger_core.counterparties import Counterparty
 from ledger_core.keyset import Keyset
 from ledger_core.persistence.pages import newest_first, split_page
+from ledger_core.persistence.rows import one_or_none
 from ledger_core.persistence.tables import counterparties
 
 
@@ -34,19 +35,16 @@ async def insert_counterparty(
     conn: AsyncConnection, organization_id: UUID, counterparty_id: UUID, created_by: UUID | None
 ) -> Counterparty | None:
     """Link `counterparty_id` to the organization; None when it was already linked."""
-    row = (
-        await conn.execute(
-            insert(counterparties)
-            .values(
-                organization_id=organization_id,
-                counterparty_organization_id=counterparty_id,
-                created_by=created_by,
-            )
-            .on_conflict_do_nothing()
-            .returning(*counterparties.c)
+    stmt = (
+        insert(counterparties)
+        .values(
+            organization_id=organization_id,
+            counterparty_organization_id=counterparty_id,
+            created_by=created_by,
         )
-    ).one_or_none()
-    return None if row is None else _counterparty(row)
+        .on_conflict_do_nothing()
+    )
+    return await one_or_none(conn, stmt.returning(*counterparties.c), _counterparty)
 
 
 async def delete_counterparty(
@@ -64,10 +62,8 @@ async def delete_counterparty(
 async def find_counterparty(
     conn: AsyncConnection, organization_id: UUID, counterparty_id: UUID
 ) -> Counterparty | None:
-    row = (
-        await conn.execute(select(counterparties).where(*_link(organization_id, counterparty_id)))
-    ).one_or_none()
-    return None if row is None else _counterparty(row)
+    stmt = select(counterparties).where(*_link(organization_id, counterparty_id))
+    return await one_or_none(conn, stmt, _counterparty)
 
 
 async def list_counterparties(

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.keyset import Keyset
 from ledger_core.persistence.events.outbox_relay import OUTBOX_CHANNEL
-from ledger_core.persistence.pages import newest_first, read_page
+from ledger_core.persistence.pages import newest_first, newest_page, read_page
+from ledger_core.persistence.rows import exactly_one, one_or_none, owned
 from ledger_core.persistence.tables import outbox, webhook_attempts, webhook_deliveries, webhooks
 from ledger_core.webhooks import Attempt, Delivery, Webhook
 
@@ -49,11 +50,7 @@ def _webhook(row: Row[Any]) -> Webhook:
 
 def _mine(organization_id: UUID, webhook_id: UUID) -> tuple[Any, ...]:
     """The conditions of one endpoint of the organization that is not deleted."""
-    return (
-        webhooks.c.id == webhook_id,
-        webhooks.c.organization_id == organization_id,
-        webhooks.c.deleted_at.is_(None),
-    )
+    return (*owned(webhooks, organization_id, webhook_id), webhooks.c.deleted_at.is_(None))
 
 
 async def count_live_locked(conn: AsyncConnection, organization_id: UUID) -> int:
@@ -78,60 +75,40 @@ async def insert_webhook(
     events: list[str],
     secret: str,
 ) -> Webhook:
-    row = (
-        await conn.execute(
-            webhooks.insert()
-            .values(
-                organization_id=organization_id,
-                url=url,
-                events=events,
-                secret=secret,
-                created_by=created_by,
-            )
-            .returning(*webhooks.c)
-        )
-    ).one()
-    return _webhook(row)
-
-
-async def _live_row(
-    conn: AsyncConnection, organization_id: UUID, webhook_id: UUID, *, for_update: bool = False
-) -> Row[Any] | None:
-    stmt = select(webhooks).where(*_mine(organization_id, webhook_id))
-    if for_update:
-        stmt = stmt.with_for_update()
-    return (await conn.execute(stmt)).one_or_none()
+    insert = webhooks.insert().values(
+        organization_id=organization_id,
+        url=url,
+        events=events,
+        secret=secret,
+        created_by=created_by,
+    )
+    return await exactly_one(conn, insert.returning(*webhooks.c), _webhook)
 
 
 async def find_webhook(
     conn: AsyncConnection, organization_id: UUID, webhook_id: UUID, *, for_update: bool = False
 ) -> Webhook | None:
     """One endpoint of the organization (not deleted), locked with `for_update`."""
-    row = await _live_row(conn, organization_id, webhook_id, for_update=for_update)
-    return None if row is None else _webhook(row)
+    stmt = select(webhooks).where(*_mine(organization_id, webhook_id))
+    if for_update:
+        stmt = stmt.with_for_update()
+    return await one_or_none(conn, stmt, _webhook)
 
 
 async def webhook_with_secret(
     conn: AsyncConnection, organization_id: UUID, webhook_id: UUID
 ) -> tuple[Webhook, str] | None:
     """An endpoint and its signing secret, to sign something for it now."""
-    row = await _live_row(conn, organization_id, webhook_id)
-    return None if row is None else (_webhook(row), str(row.secret))
+    stmt = select(webhooks).where(*_mine(organization_id, webhook_id))
+    return await one_or_none(conn, stmt, lambda row: (_webhook(row), str(row.secret)))
 
 
 async def update_webhook(
     conn: AsyncConnection, organization_id: UUID, webhook_id: UUID, changes: dict[str, Any]
 ) -> Webhook:
     """Apply `changes` (url, events, is_active) to an endpoint the caller has locked."""
-    row = (
-        await conn.execute(
-            update(webhooks)
-            .where(*_mine(organization_id, webhook_id))
-            .values(**changes)
-            .returning(*webhooks.c)
-        )
-    ).one()
-    return _webhook(row)
+    stmt = update(webhooks).where(*_mine(organization_id, webhook_id)).values(**changes)
+    return await exactly_one(conn, stmt.returning(*webhooks.c), _webhook)
 
 
 async def list_webhooks(
@@ -140,9 +117,7 @@ async def list_webhooks(
     stmt: Select[Any] = select(webhooks).where(
         webhooks.c.organization_id == organization_id, webhooks.c.deleted_at.is_(None)
     )
-    stmt = newest_first(stmt, webhooks.c.created_at, webhooks.c.id, after, limit)
-    page, next_key = await read_page(conn, stmt, limit)
-    return [_webhook(r) for r in page], next_key
+    return await newest_page(conn, stmt, webhooks, _webhook, after=after, limit=limit)
 
 
 async def delete_webhook(
@@ -165,9 +140,7 @@ async def webhook_ever_existed(
 ) -> bool:
     """Whether the organization has or had this endpoint (a deleted one's history stays)."""
     found = await conn.scalar(
-        select(webhooks.c.id).where(
-            webhooks.c.id == webhook_id, webhooks.c.organization_id == organization_id
-        )
+        select(webhooks.c.id).where(*owned(webhooks, organization_id, webhook_id))
     )
     return found is not None
 

@@ -24,7 +24,8 @@ from sqlalchemy import Connection, Row, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.keyset import Keyset
-from ledger_core.persistence.pages import newest_first, read_page
+from ledger_core.persistence.pages import newest_page
+from ledger_core.persistence.rows import exactly_one, one_or_none, owned
 from ledger_core.persistence.tables import risk_rules, wallets
 from ledger_core.posting import PendingTransfer, WalletState
 from ledger_core.risk import (
@@ -124,26 +125,16 @@ async def wallet_scope(
     conn: AsyncConnection, organization_id: UUID, wallet_id: UUID
 ) -> tuple[str, str] | None:
     """The currency and type of one of the organization's wallets, or None."""
-    found = (
-        await conn.execute(
-            select(wallets.c.currency, wallets.c.type).where(
-                wallets.c.id == wallet_id, wallets.c.organization_id == organization_id
-            )
-        )
-    ).one_or_none()
-    return None if found is None else (found.currency, found.type)
+    stmt = select(wallets.c.currency, wallets.c.type).where(
+        *owned(wallets, organization_id, wallet_id)
+    )
+    return await one_or_none(conn, stmt, lambda row: (row.currency, row.type))
 
 
 async def insert_rule(conn: AsyncConnection, rule: RiskRule, created_by: UUID | None) -> StoredRule:
     """Store a new rule (its `id` is the database's)."""
-    row = (
-        await conn.execute(
-            risk_rules.insert()
-            .values(**rule_fields(rule), created_by=created_by)
-            .returning(*risk_rules.c)
-        )
-    ).one()
-    return _stored(row)
+    insert = risk_rules.insert().values(**rule_fields(rule), created_by=created_by)
+    return await exactly_one(conn, insert.returning(*risk_rules.c), _stored)
 
 
 def rule_fields(rule: RiskRule) -> dict[str, Any]:
@@ -157,13 +148,10 @@ async def get_rule(
     conn: AsyncConnection, organization_id: UUID, rule_id: UUID, *, for_update: bool = False
 ) -> StoredRule | None:
     """One of the organization's rules; another organization's is not found."""
-    stmt = select(risk_rules).where(
-        risk_rules.c.id == rule_id, risk_rules.c.organization_id == organization_id
-    )
+    stmt = select(risk_rules).where(*owned(risk_rules, organization_id, rule_id))
     if for_update:
         stmt = stmt.with_for_update()
-    row = (await conn.execute(stmt)).one_or_none()
-    return None if row is None else _stored(row)
+    return await one_or_none(conn, stmt, _stored)
 
 
 async def list_rules(
@@ -180,21 +168,16 @@ async def list_rules(
         stmt = stmt.where(risk_rules.c.kind == kind.value)
     if is_active is not None:
         stmt = stmt.where(risk_rules.c.is_active == is_active)
-    stmt = newest_first(stmt, risk_rules.c.created_at, risk_rules.c.id, after, limit)
-    page, next_key = await read_page(conn, stmt, limit)
-    return [_stored(r) for r in page], next_key
+    return await newest_page(conn, stmt, risk_rules, _stored, after=after, limit=limit)
 
 
 async def update_rule(
     conn: AsyncConnection, rule_id: UUID, rule: RiskRule, *, is_active: bool
 ) -> StoredRule:
     """Store a rule's new limits and activity (the caller holds its row lock)."""
-    row = (
-        await conn.execute(
-            risk_rules.update()
-            .where(risk_rules.c.id == rule_id)
-            .values(**rule_fields(rule), is_active=is_active, updated_at=func.now())
-            .returning(*risk_rules.c)
-        )
-    ).one()
-    return _stored(row)
+    stmt = (
+        risk_rules.update()
+        .where(risk_rules.c.id == rule_id)
+        .values(**rule_fields(rule), is_active=is_active, updated_at=func.now())
+    )
+    return await exactly_one(conn, stmt.returning(*risk_rules.c), _stored)
