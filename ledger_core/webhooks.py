@@ -1,4 +1,5 @@
-"""Webhook rules with no I/O: the signature receivers check, and when to try again.
+"""Webhook rules with no I/O: the signature receivers check, when to try again, and how
+many endpoints an organization may have.
 
 Signature: `VaultCraft-Signature: t=<unix seconds>,v1=<hex>` where the hex is
 HMAC-SHA256 keyed with the endpoint's secret over `"<t>.<raw body>"`. Binding the
