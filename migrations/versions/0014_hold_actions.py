@@ -11,8 +11,8 @@
   source's `available_balance` while PENDING and a wallet's transfer list finds a
   transaction by any of its legs.
 
-Revision ID: 0013_hold_actions
-Revises: 0011_history
+Revision ID: 0014_hold_actions
+Revises: 0013_outbox_room
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013_hold_actions"
-down_revision: str | Sequence[str] | None = "0011_history"
+revision: str = "0014_hold_actions"
+down_revision: str | Sequence[str] | None = "0013_outbox_room"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
