@@ -270,7 +270,54 @@ transactions = Table(
         unique=True,
         postgresql_where=text("reference IS NOT NULL"),
     ),
+    Index(
+        "ix_transactions_pending_multi_postings",
+        "postings",
+        postgresql_using="gin",
+        postgresql_ops={"postings": "jsonb_path_ops"},
+        postgresql_where=text("status = 'PENDING' AND kind = 'MULTI'"),
+    ),
+    Index(
+        "ix_transactions_multi_postings",
+        "postings",
+        postgresql_using="gin",
+        postgresql_ops={"postings": "jsonb_path_ops"},
+        postgresql_where=text("kind = 'MULTI'"),
+    ),
 )
+
+hold_actions = Table(
+    "hold_actions",
+    metadata,
+    _uuid_pk(),
+    Column("seq", BigInteger, Identity(always=False), nullable=False),
+    Column("organization_id", UUID(as_uuid=True), ForeignKey("organizations.id"), nullable=False),
+    Column("transaction_id", UUID(as_uuid=True), ForeignKey("transactions.id"), nullable=False),
+    Column("action", String(10), nullable=False),
+    Column("amount", BigInteger, nullable=True),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", String(10), nullable=False, server_default=text("'PENDING'")),
+    Column("failure_code", String(50), nullable=True),
+    Column("failure_message", Text, nullable=True),
+    Column("created_by", UUID(as_uuid=True), ForeignKey("users.id"), nullable=True),
+    _created_at(),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("organization_id", "idempotency_key"),
+    CheckConstraint("action IN ('CAPTURE', 'VOID')", name="action"),
+    CheckConstraint("status IN ('PENDING', 'COMPLETED', 'FAILED')", name="status"),
+    CheckConstraint("amount IS NULL OR (action = 'CAPTURE' AND amount > 0)", name="amount"),
+    CheckConstraint("(status = 'PENDING') = (decided_at IS NULL)", name="decided"),
+    Index("ix_hold_actions_pending_seq", "seq", postgresql_where=text("status = 'PENDING'")),
+    Index("ix_hold_actions_transaction_id", "transaction_id"),
+    Index(
+        "uq_hold_actions_completed",
+        "transaction_id",
+        unique=True,
+        postgresql_where=text("status = 'COMPLETED'"),
+    ),
+)
+"""Captures and voids asked of holds, PENDING until a posting batch decides them."""
 
 ledger_entries = Table(
     "ledger_entries",
