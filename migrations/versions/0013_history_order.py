@@ -71,9 +71,7 @@ of a past the database did not record, whose newest sum is the wallet's `held` t
 
 
 def upgrade() -> None:
-    op.alter_column(
-        "ledger_entries", "created_at", server_default=sa.text("statement_timestamp()")
-    )
+    op.alter_column("ledger_entries", "created_at", server_default=sa.text("statement_timestamp()"))
     op.create_table(
         "wallet_held_changes",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
