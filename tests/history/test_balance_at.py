@@ -12,7 +12,6 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import Engine, text
 
 from ledger_core.persistence.transfers.posting import post_batch
-
 from tests.risk.support import drain
 from tests.support.api import (
     API,
