@@ -14,8 +14,8 @@
   before this migration are back-filled from their transfers, placed at the transfer's
   `created_at` and ended at its `posted_at` or `cancelled_at`.
 
-Revision ID: 0013_history_order
-Revises: 0011_history
+Revision ID: 0014_history_order
+Revises: 0013_outbox_room
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013_history_order"
-down_revision: str | Sequence[str] | None = "0011_history"
+revision: str = "0014_history_order"
+down_revision: str | Sequence[str] | None = "0013_outbox_room"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
