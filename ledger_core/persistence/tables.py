@@ -51,6 +51,17 @@ def _created_at() -> Column[object]:
     return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
+def _written_at() -> Column[object]:
+    """When the writing statement reached the server: after its writer locked the wallets,
+    so a wallet's rows are in the same order by `(created_at, id)` as by `id`."""
+    return Column(
+        "created_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.statement_timestamp(),
+    )
+
+
 organizations = Table(
     "organizations",
     metadata,
@@ -331,7 +342,7 @@ ledger_entries = Table(
     Column("amount", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("balance_after", BigInteger, nullable=False),
-    _created_at(),
+    _written_at(),
     CheckConstraint("direction IN ('DEBIT', 'CREDIT')", name="direction"),
     CheckConstraint("(transaction_id IS NULL) <> (settlement_id IS NULL)", name="one_origin"),
     CheckConstraint("amount > 0", name="positive_amount"),
@@ -356,6 +367,24 @@ ledger_entries = Table(
         postgresql_where=text("settlement_id IS NOT NULL"),
     ),
 )
+
+wallet_held_changes = Table(
+    "wallet_held_changes",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("wallet_id", UUID(as_uuid=True), ForeignKey("wallets.id"), nullable=False),
+    Column("held_after", BigInteger, nullable=False),
+    _written_at(),
+    CheckConstraint("held_after >= 0", name="not_negative"),
+    Index(
+        "ix_wallet_held_changes_history",
+        "wallet_id",
+        text("created_at DESC"),
+        text("id DESC"),
+    ),
+)
+"""Each change of a wallet's `held`, written by the trigger `wallets_held_history`
+(append-only): what holds reserved on the wallet at any instant."""
 
 outbox = Table(
     "outbox",
