@@ -15,7 +15,7 @@
   `created_at` and ended at its `posted_at` or `cancelled_at`.
 
 Revision ID: 0014_history_order
-Revises: 0013_outbox_room
+Revises: 0014_hold_actions
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014_history_order"
-down_revision: str | Sequence[str] | None = "0013_outbox_room"
+down_revision: str | Sequence[str] | None = "0014_hold_actions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
