@@ -186,6 +186,14 @@ def imported_names(path: Path) -> Iterator[tuple[int, str]]:
                 yield node.lineno, alias.name
 
 
+AUDITED_IN_THE_POSTING_BATCH = {
+    "ledger_core/persistence/transfers/hold_actions.py ledger_core.persistence.audit.records"
+}
+"""The one exception, until the posting batch's steps (`post_batch`, `end_claimed`) move
+from `persistence/transfers` into `services.posting`: a batch audits the captures and
+voids it decides, in its own transaction."""
+
+
 def test_persistence_is_sql_only() -> None:
     """Deciding who may act, and recording that they did, is the use cases' work: no SQL
     module outside `persistence/audit` writes audit records, checks a role or calls a use
@@ -195,14 +203,15 @@ def test_persistence_is_sql_only() -> None:
         "ledger_core.accounts.require_admin",
         "ledger_core.services",
     )
-    found = []
+    found = set()
     for path in modules("ledger_core/persistence"):
         if path.parent.name == "audit":
             continue
-        for line, name in imported_names(path):
-            if any(name == r or name.startswith(r + ".") for r in refused):
-                found.append(f"{path.relative_to(ROOT)}:{line} {name}")
-    assert found == []
+        for _, name in imported_names(path):
+            for r in refused:
+                if name == r or name.startswith(r + "."):
+                    found.add(f"{path.relative_to(ROOT)} {r}")
+    assert found - AUDITED_IN_THE_POSTING_BATCH == set()
 
 
 IMPORT_TIME_EFFECTS = {"setup_broker", "set_broker", "declare_actors", "actor", "from_env"}

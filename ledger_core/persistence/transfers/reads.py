@@ -74,19 +74,30 @@ def _where(params: dict[str, Any], wanted: Sequence[tuple[str, str, object]]) ->
     return conds
 
 
+_BY_WALLET = (
+    "(t.source_wallet_id = :wallet_id OR t.destination_wallet_id = :wallet_id"
+    " OR (t.kind = 'MULTI' AND (t.postings @> CAST(:leg_from AS jsonb)"
+    " OR t.postings @> CAST(:leg_to AS jsonb))))"
+)
+"""A transfer from or to the wallet, or a multi-leg transaction with a leg from or to it
+(`ix_transactions_multi_postings`)."""
+
+
 def _conditions(f: TransferFilter, params: dict[str, Any]) -> list[str]:
-    wallet = "(t.source_wallet_id = :wallet_id OR t.destination_wallet_id = :wallet_id)"
     conds = _where(
         params,
         [
             ("t.status = :status", "status", f.status or None),
             ("t.kind = :kind", "kind", f.kind or None),
-            (wallet, "wallet_id", f.wallet_id or None),
+            (_BY_WALLET, "wallet_id", f.wallet_id or None),
             ("t.created_at >= :created_from", "created_from", f.created_from or None),
             ("t.created_at < :created_to", "created_to", f.created_to or None),
             ("t.reference = :reference", "reference", f.reference),
         ],
     )
+    if f.wallet_id:
+        params["leg_from"] = json.dumps([{"source_wallet_id": str(f.wallet_id)}])
+        params["leg_to"] = json.dumps([{"destination_wallet_id": str(f.wallet_id)}])
     if f.metadata:  # the CTE of `list_sql` has applied it
         params["metadata"] = json.dumps(dict(f.metadata))
     if f.after:
