@@ -58,6 +58,7 @@ class Settings:
     allow_private_webhooks: bool = False
     posting_batch_size: int = 1000
     posting_concurrency: int = 2
+    fair_share: int = 100  # most transfers of one organization in a batch shared with others
     reconcile_interval_s: int = 60
     settle_interval_s: int = 60
     rescue_interval_s: int = 5
@@ -104,6 +105,7 @@ class Settings:
             allow_private_webhooks=_flag(env.get("VAULTCRAFT_ALLOW_PRIVATE_WEBHOOKS")),
             posting_batch_size=_int(env, "VAULTCRAFT_POSTING_BATCH_SIZE", 1000),
             posting_concurrency=_int_between(env, "VAULTCRAFT_POSTING_CONCURRENCY", 2, 1, 64),
+            fair_share=_int_between(env, "VAULTCRAFT_FAIR_SHARE", 100, 1, 10_000),
             reconcile_interval_s=_int(env, "VAULTCRAFT_RECONCILE_INTERVAL_S", 60),
             settle_interval_s=_int(env, "VAULTCRAFT_SETTLE_INTERVAL_S", 60),
             rescue_interval_s=_int(env, "VAULTCRAFT_RESCUE_INTERVAL_S", 5),

@@ -189,6 +189,11 @@ def test_a_flooding_tenant_shares_each_batch_with_the_others(scratch: Engine) ->
     assert "Seq Scan on transactions" not in plan
     assert "ix_transactions_pending_seq" not in plan  # would read the flood to find the other
 
+    with scratch.begin() as conn:
+        narrow = claim_batch(conn, 1000, fair_share=10)  # VAULTCRAFT_FAIR_SHARE=10
+    assert waiting in narrow.rows
+    assert len(narrow.transfers) == 11 and narrow.more
+
 
 def claim_sql() -> object:
     from ledger_core.persistence.transfers.claim import CLAIM

@@ -37,7 +37,7 @@ from ledger_core.channels import FINAL_CHANNEL
 from ledger_core.persistence.analytics.rollups import rollup_statements
 from ledger_core.persistence.arrays import pg_array
 from ledger_core.persistence.events.outbox import EventRow, event_json, outbox_insert_many
-from ledger_core.persistence.transfers.claim import Claimed, claim_batch
+from ledger_core.persistence.transfers.claim import DEFAULT_FAIR_SHARE, Claimed, claim_batch
 from ledger_core.posting import (
     Entry,
     Outcome,
@@ -268,7 +268,11 @@ PolicyLoader = Callable[
 
 
 def post_batch(
-    conn: Connection, limit: int, policy: PolicyLoader | None = None, slots: int | None = None
+    conn: Connection,
+    limit: int,
+    policy: PolicyLoader | None = None,
+    slots: int | None = None,
+    fair_share: int = DEFAULT_FAIR_SHARE,
 ) -> BatchResult:
     """Post up to `limit` waiting transfers in the caller's open database transaction.
 
@@ -276,6 +280,7 @@ def post_batch(
     wait their turn, and each then claims everything that arrived meanwhile. Under load
     batches therefore grow by themselves (like the intake's group commit) instead of many
     small batches contending for the same wallets; an idle system posts at once.
+    `fair_share` caps one organization's part of a batch shared with others.
 
     `claimed` 0 with `more` means every claimed transfer waits on wallets another
     transaction holds: nothing was posted, try again shortly. Only `claimed` 0 without
@@ -283,7 +288,7 @@ def post_batch(
     """
     if slots is not None:
         take_posting_slot(conn, slots)
-    claimed = claim_batch(conn, limit)
+    claimed = claim_batch(conn, limit, fair_share)
     if not claimed.transfers:
         return BatchResult(claimed=0, outcomes=(), finished_at=None)
     ready = free_subset(conn, claimed)
