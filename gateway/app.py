@@ -81,7 +81,9 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
 
 
 def create_app(settings: Settings) -> web.Application:
-    """Build the gateway. Missing database/Redis URLs start the embedded servers."""
+    """Build the gateway. Missing database/Redis URLs start the embedded servers; a missing
+    `VAULTCRAFT_JWT_SECRET` is kept in the data dir."""
+    settings = settings.with_jwt_secret()
     if not settings.database_url or not settings.redis_url:
         urls = ensure_services(settings.data_dir, settings.database_url, settings.redis_url)
         settings = dataclasses.replace(
