@@ -1,7 +1,8 @@
 """The indexed probe for PENDING transfers that waited too long without a posting worker.
 
-Reads only PENDING rows, through the partial index `ix_transactions_pending_seq`, and stops
-at the first one old enough: cheap enough to run every second. The posting dispatcher runs
+Reads one row: the first PENDING transfer in submission order, through the partial index
+`ix_transactions_pending_seq` (see `pipeline_health`), and compares its age: cheap enough
+to run every second whatever the backlog. The posting dispatcher runs
 it on its raw LISTEN connection, the scheduler through SQLAlchemy; both share the SQL.
 """
 
@@ -12,10 +13,11 @@ from typing import Any
 import psycopg
 from sqlalchemy import Connection
 
-PENDING_WAITING = """
-    SELECT EXISTS (
-        SELECT 1 FROM transactions
-        WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => %(after)s)
+from ledger_core.persistence.transfers.pipeline_health import OLDEST_PENDING_CREATED_SQL
+
+PENDING_WAITING = f"""
+    SELECT coalesce(
+        ({OLDEST_PENDING_CREATED_SQL}) < now() - make_interval(secs => %(after)s), false
     )
 """
 
