@@ -13,6 +13,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gateway.broker_probe import BrokerProbe
 from gateway.credential_listener import credential_listener
 from gateway.hashing import hashing_context
 from gateway.intake import intake_context
@@ -43,6 +44,7 @@ from gateway.routes import (
     webhooks,
 )
 from gateway.state import (
+    BROKER_PROBE,
     ENGINE,
     KEY_CACHE,
     OPENAPI_CACHE,
@@ -95,6 +97,8 @@ def create_app(settings: Settings) -> web.Application:
     app[USER_CACHE] = ActiveUserCache()
     app[KEY_CACHE] = KeyCache()
     app[OPENAPI_CACHE] = {}
+    if settings.broker_url:
+        app[BROKER_PROBE] = BrokerProbe(settings.broker_url)
     for table in ROUTE_TABLES:
         table.register(app)
     docs.add_assets(app)
