@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable
@@ -12,6 +13,18 @@ from sqlalchemy.engine import make_url
 
 SERVICE_ROLE = "vaultcraft_service"
 """The role services connect as when VAULTCRAFT_SERVICE_DATABASE_URL is unset (migration 0008)."""
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(env: dict[str, str], name: str) -> tuple[IPNetwork, ...]:
+    """A comma-separated list of addresses or CIDR blocks (`10.0.0.0/8, ::1`)."""
+    items = [item.strip() for item in (env.get(name) or "").split(",") if item.strip()]
+    try:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in items)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must list IP addresses or CIDR blocks: {exc}") from exc
 
 
 def _flag(value: str | None) -> bool:
@@ -66,6 +79,7 @@ class Settings:
     log_format: str = "auto"
     bcrypt_rounds: int = 12  # cost of password hashes; tests lower it to 4
     signup_limit: int = 10  # signups per client address per 15 minutes
+    trusted_proxies: tuple[IPNetwork, ...] = ()  # peers whose X-Forwarded-For is believed
     webhook_timeout_ms: int = 5000
     webhook_max_attempts: int = 10
     webhook_backoff_base_ms: int = 10_000
@@ -115,6 +129,7 @@ class Settings:
             log_format=env.get("VAULTCRAFT_LOG_FORMAT") or "auto",
             bcrypt_rounds=_int_between(env, "VAULTCRAFT_BCRYPT_ROUNDS", 12, 4, 31),
             signup_limit=_int_between(env, "VAULTCRAFT_SIGNUP_LIMIT", 10, 1, 1_000_000),
+            trusted_proxies=_networks(env, "VAULTCRAFT_TRUSTED_PROXIES"),
             webhook_timeout_ms=_int_between(env, "VAULTCRAFT_WEBHOOK_TIMEOUT_MS", 5000, 1, 60_000),
             webhook_max_attempts=_int_between(env, "VAULTCRAFT_WEBHOOK_MAX_ATTEMPTS", 10, 8, 50),
             webhook_backoff_base_ms=_int_between(

@@ -28,6 +28,7 @@ from sqlalchemy import text
 
 import migrations
 from gateway.auth import unauthorized
+from gateway.client_address import client_address
 from gateway.registry import RouteTable
 from gateway.responses import Problem, field_error, json_response
 from gateway.state import BROKER_PROBE, ENGINE, REDIS, SETTINGS
@@ -157,7 +158,7 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
     access = metrics_access(
         request.app[SETTINGS].metrics_token,
         request.headers.get("Authorization"),
-        request.remote,
+        client_address(request),
     )
     if access is Access.UNAUTHORIZED:
         raise unauthorized("metrics need the operators' bearer token")
