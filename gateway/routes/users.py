@@ -70,8 +70,10 @@ async def get_user(request: web.Request, user_id: UUID) -> web.Response:
 async def update_user(request: web.Request, user_id: UUID, body: UpdateUser) -> web.Response:
     """Change a user's role or deactivate them (admin)
 
-    A deactivated user's tokens stop working at once. The organization's last active
-    admin cannot be demoted or deactivated: `409 last_admin`.
+    A deactivated user's tokens stop working at once. A user who is deactivated or made a
+    `MEMBER` also loses the API keys they created: revoked at once and for good, as a key
+    acts with its creator's authority. The organization's last active admin cannot be
+    demoted or deactivated: `409 last_admin`.
     """
     user = await accounts.update_user(
         request.app[ENGINE],
