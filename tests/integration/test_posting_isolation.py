@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from ledger_core.money import MAX_MINOR_UNITS
-from ledger_core.persistence.transfers.posting import claim_batch, post_batch
+from ledger_core.persistence.transfers.claim import claim_batch
+from ledger_core.persistence.transfers.posting import post_batch
 from tests.support.databases import create_migrated_database, drop_database
 from tests.support.ledger import Book, create_book, insert_intents
 
@@ -236,4 +237,6 @@ def test_the_oldest_pending_probes_read_one_index_entry_under_a_backlog(scratch:
 
     assert 3590 < age < 3700 and stalled is True and fresh is False
     for plan in plans:
-        assert _scans(plan) == [("Index Scan", "ix_transactions_pending_seq", 1)]
+        scans = _scans(plan)
+        assert ("Index Scan", "ix_transactions_pending_seq", 1) in scans, scans
+        assert all(rows <= 1 for _, _, rows in scans), scans  # no table is read through
