@@ -12,7 +12,7 @@ from gateway.registry import RouteTable
 from gateway.responses import created, json_response
 from gateway.schemas.accounts import CreateUser, ListUsers, UpdateUser, UserOut
 from gateway.schemas.common import Page
-from gateway.state import ENGINE, USER_CACHE
+from gateway.state import ENGINE, KEY_CACHE, USER_CACHE
 from ledger_core.accounts import Role
 from ledger_core.services import accounts
 
@@ -83,4 +83,6 @@ async def update_user(request: web.Request, user_id: UUID, body: UpdateUser) -> 
         is_active=body.is_active,
     )
     request.app[USER_CACHE].forget(user_id)
+    if not user.is_active or user.role is not Role.ADMIN:  # their keys were revoked
+        request.app[KEY_CACHE].forget_all()
     return json_response(user.as_json())
