@@ -29,8 +29,9 @@ from gateway.schemas.transactions import (
     ReverseTransfer,
     TransactionOut,
     VoidHold,
+    WaitQuery,
 )
-from gateway.state import COMMITTER, ENGINE, SETTINGS
+from gateway.state import COMMITTER, ENGINE, SETTINGS, WAITER
 from ledger_core.errors import DomainError
 from ledger_core.holds import HoldAction, action_view
 from ledger_core.intents import BatchRefused, Stored, TransferIntent
@@ -417,16 +418,26 @@ async def void(request: web.Request, transaction_id: UUID, body: VoidHold) -> we
 
 @routes.get(
     "/transactions/{transaction_id}/actions/{action_id}",
+    query=WaitQuery,
     response=HoldActionOut,
     errors=(403, 404),
     description=(
         "A capture or void, `PENDING` until a posting worker decides it (usually within"
-        " milliseconds): poll it after the `202`. Visible to whoever may end the hold."
+        " milliseconds). Visible to whoever may end the hold. `?wait=N` holds the answer until"
+        " it is decided or N seconds pass; no need to poll."
     ),
 )
 async def get_hold_action(
-    request: web.Request, transaction_id: UUID, action_id: UUID
+    request: web.Request, transaction_id: UUID, action_id: UUID, query: WaitQuery
 ) -> web.Response:
-    """Read a capture or void"""
-    stored = await holds.get_action(request.app[ENGINE], acting(request), transaction_id, action_id)
+    """Read a capture or void; `?wait=N` holds the answer until it is decided"""
+    engine, who = request.app[ENGINE], acting(request)
+    stored = await holds.get_action(engine, who, transaction_id, action_id)
+    if query.wait and stored.row["status"] == "PENDING":
+        stored = await request.app[WAITER].wait_until(
+            transaction_id,
+            float(query.wait),
+            lambda _: holds.get_action(engine, who, transaction_id, action_id),
+            lambda found: found.row["status"] != "PENDING",
+        )
     return json_response(action_view(stored.row, stored.currency))

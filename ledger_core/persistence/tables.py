@@ -401,11 +401,9 @@ outbox = Table(
     Column("type", String(64), nullable=False),
     Column("data", JSONB, nullable=False),
     _created_at(),
-    Column("claimed_until", DateTime(timezone=True), nullable=True),
     Column("relayed_at", DateTime(timezone=True), nullable=True),
     Index("ix_outbox_unrelayed", "id", postgresql_where=text("relayed_at IS NULL")),
     Index("ix_outbox_organization_id_id", "organization_id", "id"),
-    postgresql_with={"fillfactor": 50},  # room for the relay's HOT lease updates (0013)
 )
 
 webhooks = Table(
