@@ -5,8 +5,8 @@
 order: the same key with the same batch answers those transactions again, with another
 batch `422 idempotency_key_reused`. Keys never expire, like the transfers' own.
 
-Revision ID: 0016_batch_requests
-Revises: 0014_history_order
+Revision ID: 0018_batch_requests
+Revises: 0017_outbox_without_lease
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0016_batch_requests"
-down_revision: str | Sequence[str] | None = "0014_history_order"
+revision: str = "0018_batch_requests"
+down_revision: str | Sequence[str] | None = "0017_outbox_without_lease"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
