@@ -28,7 +28,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 metadata = MetaData(
     naming_convention={
@@ -645,3 +645,22 @@ api_keys = Table(
     CheckConstraint("jsonb_typeof(scopes) = 'array'", name="scopes_array"),
     Index("ix_api_keys_organization_id_created_at", "organization_id", "created_at"),
 )
+
+
+batch_requests = Table(
+    "batch_requests",
+    metadata,
+    Column(
+        "organization_id",
+        UUID(as_uuid=True),
+        ForeignKey("organizations.id"),
+        primary_key=True,
+    ),
+    Column("idempotency_key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column(
+        "transaction_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default=text("'{}'")
+    ),
+    _created_at(),
+)
+"""A batch submitted with an `Idempotency-Key`: its fingerprint and what it stored."""
