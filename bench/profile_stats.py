@@ -185,7 +185,9 @@ def rows_written(
     """Rows and index entries written per posted transfer, by table and in all.
 
     An insert writes the row and one entry in each index; an update writes a new row
-    version and, unless it is HOT, one entry in each index too.
+    version and, unless it is HOT, one entry in each index too. The index figure is an
+    upper bound: a partial index whose predicate leaves the row out gets no entry, and the
+    statistics do not say which did.
     """
     by_table: dict[str, dict[str, float]] = {}
     rows = index_entries = 0

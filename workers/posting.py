@@ -48,7 +48,9 @@ def local_slots() -> threading.BoundedSemaphore:
 def post_pending(broker: Broker) -> None:
     """Post waiting transfers until a claim leaves nothing waiting beyond its shares."""
     settings = db.settings()
-    limits = posting.PostingLimits(settings.posting_batch_size, settings.posting_concurrency)
+    limits = posting.PostingLimits(
+        settings.posting_batch_size, settings.posting_concurrency, settings.fair_share
+    )
     try:
         busy = posting.post_pending(db.engine(), limits, gate=local_slots(), on_batch=_observe)
     except DBAPIError as exc:

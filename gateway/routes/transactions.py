@@ -29,8 +29,9 @@ from gateway.schemas.transactions import (
     ReverseTransfer,
     TransactionOut,
     VoidHold,
+    WaitQuery,
 )
-from gateway.state import COMMITTER, ENGINE, SETTINGS
+from gateway.state import COMMITTER, ENGINE, SETTINGS, WAITER
 from ledger_core.errors import DomainError
 from ledger_core.holds import HoldAction, action_view
 from ledger_core.intents import BatchRefused, Stored, TransferIntent
@@ -61,6 +62,23 @@ IDEMPOTENCY_KEY = HeaderParam(
         " (`422 idempotency_key_reused`)."
     ),
     example="order-4711-payout",
+    pattern=r"^[\x21-\x7e]+$",
+    max_length=255,
+)
+
+
+BATCH_IDEMPOTENCY_KEY = HeaderParam(
+    name="Idempotency-Key",
+    description=(
+        "Optional: your key for the whole batch, 1-255 printable ASCII characters without"
+        " spaces (each transfer still carries its own `idempotency_key`). Retrying the same"
+        " batch with the same key answers `200` with the transfers it stored, as they are now,"
+        " and `Idempotent-Replayed: true`, checking nothing again; another batch under the"
+        " key is refused (`422 idempotency_key_reused`). Without it, a retried batch is"
+        " answered from the items' own keys."
+    ),
+    example="payroll-2026-12",
+    required=False,
     pattern=r"^[\x21-\x7e]+$",
     max_length=255,
 )
@@ -233,19 +251,25 @@ def _refused_batch(exc: BatchRefused, prefix: str = "transfers") -> Problem:
     body=CreateBatch,
     response=BatchOut,
     status=202,
+    headers=(BATCH_IDEMPOTENCY_KEY,),
     errors=_SUBMIT_ERRORS,
     description=(
         "Up to 1,000 transfers, each with its own `idempotency_key`, stored together in request"
         " order: if any one is refused, none is stored. With `atomic: true` they also post all"
         " together or all fail together (`failure_code: atomic_batch_failed` on the others)."
+        " An optional `Idempotency-Key` header names the whole batch: the same batch again"
+        " answers `200` with `Idempotent-Replayed: true`, another batch under the key"
+        " `422 idempotency_key_reused`. A batch whose every transfer was already stored under"
+        " its item key also answers `200` with `Idempotent-Replayed: true`."
     ),
 )
 async def submit_batch(request: web.Request, body: CreateBatch) -> web.Response:
     """Submit a batch of transfers"""
     who = acting(request)
+    key = idempotency_key(request) if "Idempotency-Key" in request.headers else None
     try:
         stored = await transfers.submit_batch(
-            request.app[ENGINE], who, _batch_intents(body), atomic=body.atomic
+            request.app[ENGINE], who, _batch_intents(body), atomic=body.atomic, batch_key=key
         )
     except BatchRefused as exc:
         raise _refused_batch(exc) from None
@@ -398,16 +422,26 @@ async def _request_action(
 
 @routes.get(
     "/transactions/{transaction_id}/actions/{action_id}",
+    query=WaitQuery,
     response=HoldActionOut,
     errors=(403, 404),
     description=(
         "A capture or void, `PENDING` until a posting worker decides it (usually within"
-        " milliseconds): poll it after the `202`. Visible to whoever may end the hold."
+        " milliseconds). Visible to whoever may end the hold. `?wait=N` holds the answer until"
+        " it is decided or N seconds pass; no need to poll."
     ),
 )
 async def get_hold_action(
-    request: web.Request, transaction_id: UUID, action_id: UUID
+    request: web.Request, transaction_id: UUID, action_id: UUID, query: WaitQuery
 ) -> web.Response:
-    """Read a capture or void"""
-    stored = await holds.get_action(request.app[ENGINE], acting(request), transaction_id, action_id)
+    """Read a capture or void; `?wait=N` holds the answer until it is decided"""
+    engine, who = request.app[ENGINE], acting(request)
+    stored = await holds.get_action(engine, who, transaction_id, action_id)
+    if query.wait and stored.row["status"] == "PENDING":
+        stored = await request.app[WAITER].wait_until(
+            transaction_id,
+            float(query.wait),
+            lambda _: holds.get_action(engine, who, transaction_id, action_id),
+            lambda found: found.row["status"] != "PENDING",
+        )
     return json_response(action_view(stored.row, stored.currency))

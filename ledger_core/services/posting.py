@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from ledger_core.persistence.risk.rules import load_policy
+from ledger_core.persistence.transfers.claim import DEFAULT_FAIR_SHARE
 from ledger_core.persistence.transfers.posting import BatchResult, post_batch
 
 
@@ -31,6 +32,8 @@ class PostingLimits:
     """At most this many transfers per batch."""
     slots: int | None = None
     """At most this many batches post at once across every worker (None: no limit)."""
+    fair_share: int = DEFAULT_FAIR_SHARE
+    """At most this many places of a batch for one organization while others wait."""
 
 
 def post_one_batch(
@@ -44,7 +47,7 @@ def post_one_batch(
     posting slots), so threads waiting their turn hold no pooled connection.
     """
     with nullcontext() if gate is None else gate, engine.begin() as conn:
-        return post_batch(conn, limits.batch_size, load_policy, limits.slots)
+        return post_batch(conn, limits.batch_size, load_policy, limits.slots, limits.fair_share)
 
 
 def post_pending(

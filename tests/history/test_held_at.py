@@ -64,13 +64,17 @@ async def _place_hold(
     return hold_id
 
 
-async def _end_hold(client: TestClient, admin: Account, hold_id: str, action: str) -> None:
+async def _end_hold(
+    client: TestClient, engine: Engine, admin: Account, hold_id: str, action: str
+) -> None:
+    """Ask for the capture or void, then let the posting path decide it."""
     resp = await client.post(
         f"{API}/transactions/{hold_id}/{action}",
         json={"amount": "0.75"} if action == "capture" else {},
         headers=admin.headers | {"Idempotency-Key": uuid.uuid4().hex},
     )
     assert resp.status == 202, await resp.text()
+    drain(engine)
 
 
 async def _funded(client: TestClient, engine: Engine) -> tuple[Account, str]:
@@ -88,7 +92,7 @@ async def test_held_before_while_open_and_after_a_capture(
     before = _clock(engine)
     hold_id = await _place_hold(client, engine, admin, wallet_id, "1.25")
     open_ = _clock(engine)
-    await _end_hold(client, admin, hold_id, "capture")
+    await _end_hold(client, engine, admin, hold_id, "capture")
     after = _clock(engine)
     assert await _position(client, admin, wallet_id, before) == ("3.00", "0.00", "3.00")
     assert await _position(client, admin, wallet_id, open_) == ("3.00", "1.25", "1.75")
@@ -102,7 +106,7 @@ async def test_a_capture_moves_balance_and_held_at_one_instant(
     shows the money both posted and still reserved, or neither."""
     admin, wallet_id = await _funded(client, engine)
     hold_id = await _place_hold(client, engine, admin, wallet_id, "1.25")
-    await _end_hold(client, admin, hold_id, "capture")
+    await _end_hold(client, engine, admin, hold_id, "capture")
     resp = await client.get(f"{API}/transactions/{hold_id}/ledger", headers=admin.headers)
     (debit,) = [e for e in (await resp.json())["data"] if e["wallet_id"] == wallet_id]
     captured_at = datetime.fromisoformat(debit["created_at"])
@@ -116,7 +120,7 @@ async def test_held_after_a_void(client: TestClient, engine: Engine) -> None:
     first = await _place_hold(client, engine, admin, wallet_id, "0.40")
     await _place_hold(client, engine, admin, wallet_id, "1.00")
     both = _clock(engine)
-    await _end_hold(client, admin, first, "void")
+    await _end_hold(client, engine, admin, first, "void")
     voided = _clock(engine)
     assert await _position(client, admin, wallet_id, both) == ("3.00", "1.40", "1.60")
     assert await _position(client, admin, wallet_id, voided) == ("3.00", "1.00", "2.00")

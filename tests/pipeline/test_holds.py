@@ -59,14 +59,13 @@ def _end(t: Tenant, tx: str, action: str, body: dict[str, Any], key: str | None 
 
 
 def _decided(t: Tenant, asked: httpx.Response) -> dict[str, Any]:
-    """Poll the capture or void a `202` answered with until a worker decided it."""
+    """Long-poll the capture or void a `202` answered with until a worker decided it."""
     assert asked.status_code == 202, asked.text
     assert asked.json()["status"] == "PENDING"
     location = asked.headers["Location"]
     deadline = time.monotonic() + 20
-    while (action := t.get(location).json())["status"] == "PENDING":
+    while (action := t.get(f"{location}?wait=10").json())["status"] == "PENDING":
         assert time.monotonic() < deadline, "the action was never decided"
-        time.sleep(0.05)
     return dict(action)
 
 
@@ -364,3 +363,25 @@ def test_a_cross_org_hold_captures_through_the_clearing_wallets(
     payee_side = _end(payee, placed["id"], "void", {})
     assert payee_side.status_code == 404  # only the payer ends a hold
     assert_ledger_sound(engine)
+
+
+def test_a_long_poll_on_an_action_answers_when_a_worker_decides_it(http: httpx.Client) -> None:
+    """`?wait=` on a capture or void answers on the workers' notification, winner or loser,
+    well before the waiter's 5-second re-read would have."""
+    t = signup(http)
+    src = t.wallet()
+    t.deposit(src, "100.00")
+    for _ in range(5):  # a void that arrives after the capture was decided is refused at once
+        placed = _placed(t, src, t.wallet(), "4.00")
+        capture = _end(t, placed["id"], "capture", {})
+        void = _end(t, placed["id"], "void", {})
+        if void.status_code == 202:
+            break
+        assert (void.status_code, void.json()["code"]) == (409, "not_held")
+    assert void.status_code == 202, "every void came after its capture was decided"
+    for asked, status in ((capture, "COMPLETED"), (void, "FAILED")):
+        started = time.monotonic()
+        decided = t.get(f"{asked.headers['Location']}?wait=10").json()
+        assert decided["status"] == status, decided
+        assert time.monotonic() - started < 3
+    assert decided["failure_code"] == "not_held"

@@ -178,10 +178,15 @@ class TransfersMixin(ClientBase):
         """Release a `HELD` transfer without posting it; returns it once `VOIDED`."""
         return self._end_hold(transaction_id, "void", {}, idempotency_key, timeout_s)
 
-    def hold_action(self, transaction_id: str, action_id: str) -> HoldActionView:
-        """A capture or void as stored: `PENDING` until a worker decides it."""
+    def hold_action(
+        self, transaction_id: str, action_id: str, *, wait_s: int = 0
+    ) -> HoldActionView:
+        """A capture or void as stored: `PENDING` until a worker decides it; with `wait_s`
+        (≤ 30) the server holds the answer until it is decided."""
         path = f"/transactions/{transaction_id}/actions/{action_id}"
-        return cast(HoldActionView, self._call("GET", path))
+        params = {"wait": wait_s} if wait_s else None
+        timeout = wait_s + WAIT_SLACK_S if wait_s else None
+        return cast(HoldActionView, self._call("GET", path, params=params, timeout=timeout))
 
     def _end_hold(
         self,
@@ -191,18 +196,17 @@ class TransfersMixin(ClientBase):
         key: str | None,
         timeout_s: float,
     ) -> Transaction:
-        """Ask for the capture or void (an intent, `202`), then poll it until decided."""
+        """Ask for the capture or void (an intent, `202`), then long-poll it until decided."""
         path = f"/transactions/{transaction_id}/{action}"
         key = key or new_idempotency_key()
         asked = cast(HoldActionView, self._call("POST", path, json=body, idempotency_key=key))
         deadline = time.monotonic() + timeout_s
-        pause = 0.02
         while asked["status"] == "PENDING":
-            if time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 raise TransferNotFinal(cast(dict[str, Any], self.transaction(transaction_id)))
-            time.sleep(pause)
-            pause = min(pause * 2, 0.5)
-            asked = self.hold_action(transaction_id, asked["id"])
+            wait = max(1, min(MAX_WAIT_S, math.ceil(remaining)))
+            asked = self.hold_action(transaction_id, asked["id"], wait_s=wait)
         if asked["status"] == "FAILED":
             code = asked["failure_code"] or "not_held"
             raise ApiError(409, code, asked["failure_message"] or code, problem=dict(asked))

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.acting import AuditContext
-from ledger_core.channels import PENDING_CHANNEL
+from ledger_core.channels import FINAL_CHANNEL, PENDING_CHANNEL
 from ledger_core.holds import (
     ActionOutcome,
     ActionRequest,
@@ -36,7 +36,7 @@ from ledger_core.persistence.audit.records import audit_insert
 from ledger_core.persistence.transfers.claim import pending_of
 from ledger_core.persistence.transfers.conflicts import POSTING_ERROR, is_conflict
 from ledger_core.persistence.transfers.holds import Ending, write_endings
-from ledger_core.persistence.transfers.ledger_writes import lock_wallets
+from ledger_core.persistence.transfers.ledger_writes import NOTIFY_FINAL, id_chunks, lock_wallets
 from ledger_core.transfers import transfer_audit_details
 
 log = logging.getLogger("vaultcraft.posting")
@@ -250,6 +250,8 @@ def _finish(conn: Connection, outcomes: Sequence[ActionOutcome]) -> None:
     }
     if len(conn.execute(FINISH_ACTIONS, params).all()) != len(outcomes):
         raise RuntimeError("a claimed hold action left PENDING under its row lock")
+    holds = sorted({o.action.transaction_id for o in outcomes})
+    conn.execute(NOTIFY_FINAL, {"channel": FINAL_CHANNEL, "chunks": pg_array(id_chunks(holds))})
 
 
 def _audit(conn: Connection, outcome: ActionOutcome, row: Mapping[str, Any]) -> None:
