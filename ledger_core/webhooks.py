@@ -1,4 +1,5 @@
-"""Webhook rules with no I/O: the signature receivers check, and when to try again.
+"""Webhook rules with no I/O: the signature receivers check, when to try again, and how
+many endpoints an organization may have.
 
 Signature: `VaultCraft-Signature: t=<unix seconds>,v1=<hex>` where the hex is
 HMAC-SHA256 keyed with the endpoint's secret over `"<t>.<raw body>"`. Binding the
@@ -23,6 +24,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from ledger_core.errors import Conflict
 from ledger_core.timestamps import rfc3339, rfc3339_or_none
 
 SIGNATURE_HEADER = "VaultCraft-Signature"
@@ -33,6 +35,18 @@ ATTEMPT_HEADER = "VaultCraft-Attempt"
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a label in front of the random secret
 DEFAULT_TOLERANCE_S = 300
 MIN_ATTEMPTS = 8
+MAX_WEBHOOKS = 20
+"""Live endpoints per organization: each event is sent to each, so this bounds fan-out."""
+
+
+class TooManyWebhooks(Conflict):
+    code = "too_many_webhooks"
+
+
+def check_room(live: int) -> None:
+    """Refuse one more live endpoint past the limit (creations and reactivations)."""
+    if live >= MAX_WEBHOOKS:
+        raise TooManyWebhooks(f"an organization may have at most {MAX_WEBHOOKS} webhooks")
 
 
 def new_secret() -> str:

@@ -14,26 +14,39 @@ from dramatiq import Broker
 
 from messaging.broker import JOBS_QUEUE, POSTING_QUEUE
 
+POSTING_ACTOR = "post_pending"
+SETTLEMENT_ACTOR = "run_settlement"
+RECONCILIATION_ACTOR = "run_reconciliation"
+"""The names the workers declare these actors under (`workers.actors`)."""
+
 
 def send(
-    broker: Broker, queue: str, actor: str, max_age_s: int | None = None, **kwargs: Any
+    broker: Broker,
+    queue: str,
+    actor: str,
+    max_age_s: int | None = None,
+    *,
+    delay_ms: int | None = None,
+    **kwargs: Any,
 ) -> None:
-    """Enqueue a message for `actor`; with `max_age_s`, workers drop it once it is older."""
+    """Enqueue a message for `actor`; with `max_age_s`, workers drop it once it is older;
+    with `delay_ms`, it is delivered that much later."""
     options = {} if max_age_s is None else {"max_age": max_age_s * 1000}
     broker.enqueue(
         dramatiq.Message(
             queue_name=queue, actor_name=actor, args=(), kwargs=kwargs, options=options
-        )
+        ),
+        delay=delay_ms,
     )
 
 
-def kick_posting(broker: Broker) -> None:
-    """Wake a posting worker: it claims whatever is PENDING, oldest first."""
-    send(broker, POSTING_QUEUE, "post_pending")
+def kick_posting(broker: Broker, delay_ms: int | None = None) -> None:
+    """Wake a posting worker (after `delay_ms`): it claims whatever is PENDING, oldest first."""
+    send(broker, POSTING_QUEUE, POSTING_ACTOR, delay_ms=delay_ms)
 
 
 def request_settlement(broker: Broker, max_age_s: int | None = None) -> None:
-    send(broker, JOBS_QUEUE, "run_settlement", max_age_s)
+    send(broker, JOBS_QUEUE, SETTLEMENT_ACTOR, max_age_s)
 
 
 def request_reconciliation(
@@ -42,4 +55,4 @@ def request_reconciliation(
     run_id: str | None = None,
     max_age_s: int | None = None,
 ) -> None:
-    send(broker, JOBS_QUEUE, "run_reconciliation", max_age_s, run_id=run_id, mode=mode)
+    send(broker, JOBS_QUEUE, RECONCILIATION_ACTOR, max_age_s, run_id=run_id, mode=mode)

@@ -224,7 +224,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int | None:
 
     enable_multiprocess_metrics(multiprocess_dir_for(settings, args.metrics_group))
     os.environ[GROUP_ENV] = args.metrics_group
-    argv = [sys.executable, "-m", "vaultcraft.worker_group", "workers.actors"]
+    argv = [sys.executable, "-m", "vaultcraft.worker_group", "workers.bootstrap"]
     argv += ["vaultcraft.worker_logging", "--skip-logging"]
     argv += ["--processes", str(args.processes), "--threads", str(args.threads)]
     argv += ["--worker-shutdown-timeout", str(WORKER_SHUTDOWN_MS)]

@@ -1,24 +1,25 @@
-"""The posting actor: drain waiting transfers in batches, one database transaction each.
+"""The posting actor's job: drain waiting transfers through `ledger_core.services.posting`.
 
 A message carries no transfer: it says "there is work". Whichever worker takes it claims
 whatever is PENDING, so duplicate or concurrent deliveries are harmless and a lost message
-is made good by the next kick or by the scheduler's rescue.
+is made good by the next kick or by the scheduler's rescue. This adapter adds what the use
+case leaves to the edge: the process's share of the posting slots, metrics and log lines,
+and the delayed kick when everything claimed waits on busy wallets.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import UTC, datetime
 
-import dramatiq
+from dramatiq import Broker
 from sqlalchemy.exc import DBAPIError
 
-from ledger_core.persistence.risk.rules import load_policy
 from ledger_core.persistence.transfers.conflicts import POSTING_ERROR, is_conflict
-from ledger_core.persistence.transfers.posting import BatchResult, post_batch
-from messaging.broker import POSTING_QUEUE, setup_broker
+from ledger_core.persistence.transfers.posting import BatchResult
+from ledger_core.services import posting
+from messaging.messages import kick_posting
 from runtime import metrics
 from workers import db
 
@@ -28,24 +29,36 @@ BUSY_RETRY_MS = 100
 safety net: the batch holding them claims again itself when its claim was full)."""
 LOGGED_IDS = 100
 """A batch's line names at most this many of its transfers."""
-setup_broker()
+
+_slots_made = threading.Lock()
+_local_slots: threading.BoundedSemaphore | None = None
 
 
-_local_slots = threading.BoundedSemaphore(db.settings().posting_concurrency)
-"""This process's share of the posting slots: a thread waits for one before it takes a
-pooled connection, so threads queued behind a running batch hold no connection."""
+def local_slots() -> threading.BoundedSemaphore:
+    """This process's share of the posting slots, made on first use: a thread waits for one
+    before it takes a pooled connection, so threads queued behind a running batch hold no
+    connection."""
+    global _local_slots
+    with _slots_made:
+        if _local_slots is None:
+            _local_slots = threading.BoundedSemaphore(db.settings().posting_concurrency)
+        return _local_slots
 
 
-def post_one_batch(limit: int) -> BatchResult:
-    started = time.perf_counter()
+def post_pending(broker: Broker) -> None:
+    """Post waiting transfers until a claim leaves nothing waiting beyond its shares."""
     settings = db.settings()
-    with _local_slots, db.engine().begin() as conn:
-        result = post_batch(
-            conn, limit, load_policy, settings.posting_concurrency, settings.fair_share
-        )
-    if result.claimed:
-        _observe(result, time.perf_counter() - started)
-    return result
+    limits = posting.PostingLimits(
+        settings.posting_batch_size, settings.posting_concurrency, settings.fair_share
+    )
+    try:
+        busy = posting.post_pending(db.engine(), limits, gate=local_slots(), on_batch=_observe)
+    except DBAPIError as exc:
+        if is_conflict(exc):
+            log.warning("Posting batch rolled back and will be retried: %s", exc.orig)
+        raise
+    if busy:
+        kick_posting(broker, delay_ms=BUSY_RETRY_MS)
 
 
 def _observe(result: BatchResult, elapsed: float) -> None:
@@ -94,21 +107,3 @@ def _observe(result: BatchResult, elapsed: float) -> None:
                     "failure_code": outcome.failure_code,
                 },
             )
-
-
-@dramatiq.actor(queue_name=POSTING_QUEUE, max_retries=20, time_limit=120_000)
-def post_pending() -> None:
-    """Post waiting transfers until a claim leaves nothing waiting beyond its shares."""
-    limit = db.settings().posting_batch_size
-    while True:
-        try:
-            result = post_one_batch(limit)
-        except DBAPIError as exc:
-            if is_conflict(exc):
-                log.warning("Posting batch rolled back and will be retried: %s", exc.orig)
-            raise
-        if result.claimed == 0 and result.more:
-            post_pending.send_with_options(delay=BUSY_RETRY_MS)
-            return
-        if not result.more:
-            return

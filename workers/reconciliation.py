@@ -1,4 +1,4 @@
-"""The reconciliation actor: a thin adapter over `ledger_core` that also speaks up.
+"""The reconciliation actor's job: a thin adapter over `ledger_core` that also speaks up.
 
 A run checks the ledger against itself, records what it found, re-enqueues transfers
 stuck in PENDING and, on any discrepancy, logs an error and bumps the drift metrics; the
@@ -18,33 +18,40 @@ import logging
 import time
 from uuid import UUID
 
-import dramatiq
+from dramatiq import Broker
 from sqlalchemy import Engine, text
 
 from ledger_core.persistence.transfers.ledger_generator import generate_ledger
 from ledger_core.reconciliation import Mode, RunOutcome
 from ledger_core.services.reconciliation import reconcile
-from messaging.broker import JOBS_QUEUE, setup_broker
+from messaging.broker import setup_broker
 from messaging.messages import kick_posting
 from runtime import metrics
 from runtime.settings import Settings
 from workers import db
 
 log = logging.getLogger("vaultcraft.reconciliation")
-setup_broker()
 
 
 def reconcile_now(
-    engine: Engine, settings: Settings, mode: Mode, run_id: UUID | None = None
+    engine: Engine,
+    settings: Settings,
+    mode: Mode,
+    run_id: UUID | None = None,
+    broker: Broker | None = None,
 ) -> RunOutcome:
-    """Run (or finish) one reconciliation and report it in logs and metrics."""
-    broker = setup_broker(settings)
+    """Run (or finish) one reconciliation and report it in logs and metrics.
+
+    Transfers found stuck in PENDING are kicked through `broker` (by default the
+    process's, set up from `settings`: what the CLI runs with).
+    """
+    kicks = broker or setup_broker(settings)
     outcome = reconcile(
         engine,
         mode,
         pending_after_s=settings.pending_rescue_after_s,
         run_id=run_id,
-        requeue=lambda: kick_posting(broker),
+        requeue=lambda: kick_posting(kicks),
     )
     observe(outcome)
     return outcome
@@ -85,10 +92,12 @@ def observe(outcome: RunOutcome) -> None:
         log.info("Reconciliation run %s found the ledger clean: %s.", outcome.run_id, summary)
 
 
-@dramatiq.actor(queue_name=JOBS_QUEUE, max_retries=3, time_limit=600_000, throws=(ValueError,))
-def run_reconciliation(run_id: str | None = None, mode: str = "incremental") -> None:
+def run_reconciliation(
+    broker: Broker, run_id: str | None = None, mode: str = "incremental"
+) -> None:
     """Reconcile the ledger; `run_id` names a run requested through the API."""
-    reconcile_now(db.engine(), db.settings(), Mode.parse(mode), UUID(run_id) if run_id else None)
+    run = UUID(run_id) if run_id else None
+    reconcile_now(db.engine(), db.settings(), Mode.parse(mode), run, broker)
 
 
 def main(argv: list[str] | None = None) -> int:

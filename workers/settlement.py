@@ -1,4 +1,4 @@
-"""The settlement actor: net every pair's cross-organization positions, a thin adapter.
+"""The settlement actor's job: net every pair's cross-organization positions, a thin adapter.
 
 The scheduler sends `run_settlement` (no arguments) to the `jobs` queue every minute;
 `POST /settlements/run` and `vaultcraft settle` run the same `ledger_core` code directly.
@@ -13,18 +13,15 @@ import time
 from collections.abc import Sequence
 from uuid import UUID
 
-import dramatiq
 from sqlalchemy import Engine
 
 from ledger_core.persistence.settlement.settle import SkippedPair
 from ledger_core.services.settlement import settle_pairs
 from ledger_core.settlement import Settlement
-from messaging.broker import JOBS_QUEUE, setup_broker
 from runtime import metrics
 from workers import db
 
 log = logging.getLogger("vaultcraft.settlement")
-setup_broker()
 
 
 def settle_now(engine: Engine, organization_id: UUID | None = None) -> list[Settlement]:
@@ -49,7 +46,6 @@ def observe(written: Sequence[Settlement], elapsed_s: float) -> None:
         )
 
 
-@dramatiq.actor(queue_name=JOBS_QUEUE, max_retries=3, time_limit=300_000)
 def run_settlement() -> None:
     """Settle every pair of organizations with unsettled cross-organization transfers."""
     settle_now(db.engine())

@@ -18,11 +18,13 @@ since the webhook was registered cannot point a delivery at a private address.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
+from functools import cache
 from uuid import UUID
 
-import dramatiq
 import httpx
+from dramatiq import Broker
 
 from ledger_core.persistence.events.deliveries import (
     AttemptPlan,
@@ -40,20 +42,23 @@ from ledger_core.webhooks import (
     RetryPolicy,
     sign,
 )
-from messaging.broker import WEBHOOKS_QUEUE, setup_broker
 from runtime import metrics
 from runtime.settings import Settings
 from workers import db
-from workers.webhook_queue import DELIVER_ACTOR, send_attempt
+from workers.webhook_queue import send_attempt
 
 log = logging.getLogger("vaultcraft.webhooks")
-broker = setup_broker()
 
 USER_AGENT = "VaultCraft-Webhooks/1.0"
 ERROR_TEXT_LIMIT = 500
-TLS = httpx.create_ssl_context()
-"""One TLS context for every attempt: building one loads the CA bundle (~40 ms of CPU),
-which would otherwise cap a worker process at a few dozen attempts a second."""
+
+
+@cache
+def tls() -> ssl.SSLContext:
+    """One TLS context for every attempt, made on first use: building one loads the CA
+    bundle (~40 ms of CPU), which would otherwise cap a worker process at a few dozen
+    attempts a second."""
+    return httpx.create_ssl_context()
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -93,7 +98,7 @@ def post_event(plan: AttemptPlan, *, allow_private: bool, timeout_s: float) -> A
         # lead anywhere, including inside), and the response body is never read.
         with (
             httpx.Client(
-                timeout=timeout_s, follow_redirects=False, trust_env=False, verify=TLS
+                timeout=timeout_s, follow_redirects=False, trust_env=False, verify=tls()
             ) as client,
             client.stream(
                 "POST",
@@ -111,11 +116,9 @@ def post_event(plan: AttemptPlan, *, allow_private: bool, timeout_s: float) -> A
     return result(code, None if 200 <= code < 300 else f"the endpoint answered HTTP {code}")
 
 
-@dramatiq.actor(
-    actor_name=DELIVER_ACTOR, queue_name=WEBHOOKS_QUEUE, max_retries=10, time_limit=120_000
-)
-def deliver_webhook(delivery_id: str, attempt: int) -> None:
-    """Make attempt `attempt` of a delivery, if it is still the delivery's next one."""
+def deliver_webhook(broker: Broker, delivery_id: str, attempt: int) -> None:
+    """Make attempt `attempt` of a delivery, if it is still the delivery's next one; a
+    failed attempt sends the next one through `broker`, delayed."""
     config = db.settings()
     policy = retry_policy(config)
     timeout_s = config.webhook_timeout_ms / 1000

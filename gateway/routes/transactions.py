@@ -84,6 +84,16 @@ BATCH_IDEMPOTENCY_KEY = HeaderParam(
 )
 
 
+_ACCEPTS_TRANSFER: dict[str, Any] = {
+    "response": TransactionOut,
+    "status": 202,
+    "headers": (IDEMPOTENCY_KEY,),
+    "created_path": "/transactions/{transaction_id}",
+}
+"""What every route that stores a transfer under an `Idempotency-Key` declares: `202` with
+`Location`, or `200` with `Idempotent-Replayed` (see `accepted`)."""
+
+
 def idempotency_key(request: web.Request) -> str:
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -148,10 +158,7 @@ def accepted(request: web.Request, stored: Stored) -> web.Response:
 @routes.post(
     "/transactions/transfer",
     body=CreateTransfer,
-    response=TransactionOut,
-    status=202,
-    headers=(IDEMPOTENCY_KEY,),
-    created_path="/transactions/{transaction_id}",
+    **_ACCEPTS_TRANSFER,
     errors=_SUBMIT_ERRORS,
     description=(
         "Checked at once: the body, that both wallets exist and are visible (`404`), that the"
@@ -173,10 +180,7 @@ async def submit_transfer(request: web.Request, body: CreateTransfer) -> web.Res
 @routes.post(
     "/wallets/transfer",
     body=CreateTransfer,
-    response=TransactionOut,
-    status=202,
-    headers=(IDEMPOTENCY_KEY,),
-    created_path="/transactions/{transaction_id}",
+    **_ACCEPTS_TRANSFER,
     errors=_SUBMIT_ERRORS,
     deprecated=True,
     description=(
@@ -279,10 +283,7 @@ async def submit_batch(request: web.Request, body: CreateBatch) -> web.Response:
 @routes.post(
     "/transactions",
     body=CreateMulti,
-    response=TransactionOut,
-    status=202,
-    headers=(IDEMPOTENCY_KEY,),
-    created_path="/transactions/{transaction_id}",
+    **_ACCEPTS_TRANSFER,
     errors=_SUBMIT_ERRORS,
     description=(
         "One transaction (`kind: MULTI`) of 1-100 legs, each checked like a transfer (a refused"
@@ -324,10 +325,7 @@ async def cancel(request: web.Request, transaction_id: UUID) -> web.Response:
     "/transactions/{transaction_id}/reverse",
     body=ReverseTransfer,
     optional_body=True,
-    response=TransactionOut,
-    status=202,
-    headers=(IDEMPOTENCY_KEY,),
-    created_path="/transactions/{transaction_id}",
+    **_ACCEPTS_TRANSFER,
     errors=(400, 403, 404, 409),
     description=(
         "A new transfer from the original's destination back to its source, linked by"
@@ -362,6 +360,16 @@ _HOLD_DOC = (
 )
 
 
+_ACCEPTS_HOLD_ACTION: dict[str, Any] = {
+    "response": HoldActionOut,
+    "status": 202,
+    "headers": (IDEMPOTENCY_KEY,),
+    "created_path": "/transactions/{transaction_id}/actions/{action_id}",
+}
+"""What capture and void declare: `202` with the action's `Location`, or `200` with
+`Idempotent-Replayed` (see `_action_answer`)."""
+
+
 def _action_answer(request: web.Request, stored: holds.StoredAction) -> web.Response:
     row = stored.row
     bind_contextvars(transaction_id=str(row["transaction_id"]))
@@ -375,10 +383,7 @@ def _action_answer(request: web.Request, stored: holds.StoredAction) -> web.Resp
 @routes.post(
     "/transactions/{transaction_id}/capture",
     body=CaptureHold,
-    response=HoldActionOut,
-    status=202,
-    headers=(IDEMPOTENCY_KEY,),
-    created_path="/transactions/{transaction_id}/actions/{action_id}",
+    **_ACCEPTS_HOLD_ACTION,
     errors=(400, 403, 404, 409),
     description=(
         "Post `amount` (default: all of the hold; at most the hold, else"
@@ -390,28 +395,27 @@ def _action_answer(request: web.Request, stored: holds.StoredAction) -> web.Resp
 )
 async def capture(request: web.Request, transaction_id: UUID, body: CaptureHold) -> web.Response:
     """Capture a hold (answers 202 once the capture is durably PENDING)"""
-    key = idempotency_key(request)
-    stored = await holds.request_action(
-        request.app[ENGINE], acting(request), transaction_id, HoldAction.CAPTURE, key, body.amount
-    )
-    return _action_answer(request, stored)
+    return await _request_action(request, transaction_id, HoldAction.CAPTURE, body.amount)
 
 
 @routes.post(
     "/transactions/{transaction_id}/void",
     body=VoidHold,
-    response=HoldActionOut,
-    status=202,
-    headers=(IDEMPOTENCY_KEY,),
-    created_path="/transactions/{transaction_id}/actions/{action_id}",
+    **_ACCEPTS_HOLD_ACTION,
     errors=(400, 403, 404, 409),
     description="Release the whole hold without posting: the transfer ends `VOIDED`." + _HOLD_DOC,
 )
 async def void(request: web.Request, transaction_id: UUID, body: VoidHold) -> web.Response:
     """Void a hold (answers 202 once the void is durably PENDING)"""
+    return await _request_action(request, transaction_id, HoldAction.VOID)
+
+
+async def _request_action(
+    request: web.Request, transaction_id: UUID, action: HoldAction, amount: str | None = None
+) -> web.Response:
     key = idempotency_key(request)
     stored = await holds.request_action(
-        request.app[ENGINE], acting(request), transaction_id, HoldAction.VOID, key
+        request.app[ENGINE], acting(request), transaction_id, action, key, amount
     )
     return _action_answer(request, stored)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Executable, Row, Select, tuple_
+from sqlalchemy import ColumnElement, Executable, Row, Select, Table, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.keyset import Keyset
@@ -61,3 +61,19 @@ async def read_page(
     `created_at` and `id`: the page's rows and the keyset to continue from."""
     rows = (await conn.execute(stmt)).all()
     return split_page(rows, limit, lambda r: Keyset(r.created_at, r.id))
+
+
+async def newest_page(
+    conn: AsyncConnection,
+    stmt: Select[Any],
+    table: Table,
+    make: Callable[[Row[Any]], T],
+    *,
+    after: Keyset | None,
+    limit: int,
+) -> tuple[list[T], Keyset | None]:
+    """One page of what `stmt` selects from `table`, newest first by its `(created_at, id)`,
+    each row made into a value, and the keyset to continue from."""
+    stmt = newest_first(stmt, table.c.created_at, table.c.id, after, limit)
+    page, next_key = await read_page(conn, stmt, limit)
+    return [make(r) for r in page], next_key

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger_core.accounts import Principal, require_admin
 from ledger_core.acting import Acting
+from ledger_core.errors import NotFound
 from ledger_core.keyset import Keyset
 from ledger_core.persistence.audit.records import audit_insert
 from ledger_core.persistence.reconciliation.checks import check_ledger
@@ -82,7 +83,10 @@ async def report(
 ) -> tuple[RunSummary, list[dict[str, Any]]]:
     require_admin(principal)
     async with engine.connect() as conn:
-        return await run_report(conn, principal, run_id)
+        found = await run_report(conn, principal, run_id)
+    if found is None:
+        raise NotFound("reconciliation run not found")
+    return found
 
 
 def reconcile(

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ledger_core.accounts import Principal, require_admin
 from ledger_core.acting import Acting
+from ledger_core.errors import NotFound
 from ledger_core.keyset import Keyset
 from ledger_core.persistence.audit.records import audit_insert
 from ledger_core.persistence.settlement.reads import (
@@ -73,7 +74,10 @@ async def read_settlement(
 ) -> Settlement:
     require_admin(principal)
     async with engine.connect() as conn:
-        return await get_settlement(conn, principal, settlement_id)
+        found = await get_settlement(conn, principal, settlement_id)
+    if found is None:
+        raise NotFound("no such settlement")
+    return found
 
 
 __all__ = ["SettlementFilter", "read_settlement", "settle_now", "settle_pairs", "settlements_page"]

@@ -172,3 +172,105 @@ def test_no_import_cycle_between_modules(package: str) -> None:
     """Inside the package too, type-only imports included: auth, state and registry once
     imported each other."""
     assert find_cycle(module_graph(package)) is None
+
+
+def imported_names(path: Path) -> Iterator[tuple[int, str]]:
+    """`module.name` for every `from module import name` in `path`, and every module."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                yield node.lineno, f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+
+
+AUDITED_IN_THE_POSTING_BATCH = {
+    "ledger_core/persistence/transfers/hold_actions.py ledger_core.persistence.audit.records"
+}
+"""The one exception, until the posting batch's steps (`post_batch`, `end_claimed`) move
+from `persistence/transfers` into `services.posting`: a batch audits the captures and
+voids it decides, in its own transaction."""
+
+
+def test_persistence_is_sql_only() -> None:
+    """Deciding who may act, and recording that they did, is the use cases' work: no SQL
+    module outside `persistence/audit` writes audit records, checks a role or calls a use
+    case."""
+    refused = (
+        "ledger_core.persistence.audit.records",
+        "ledger_core.accounts.require_admin",
+        "ledger_core.services",
+    )
+    found = set()
+    for path in modules("ledger_core/persistence"):
+        if path.parent.name == "audit":
+            continue
+        for _, name in imported_names(path):
+            for r in refused:
+                if name == r or name.startswith(r + "."):
+                    found.add(f"{path.relative_to(ROOT)} {r}")
+    assert found - AUDITED_IN_THE_POSTING_BATCH == set()
+
+
+IMPORT_TIME_EFFECTS = {"setup_broker", "set_broker", "declare_actors", "actor", "from_env"}
+IMPORT_TIME_EFFECTS |= {"settings", "engine", "create_engine"}
+"""Calls that configure a broker, declare an actor or read the settings."""
+
+
+def _callee(node: ast.AST) -> str:
+    """The last name of what `node` calls or names: `actor` for `dramatiq.actor(...)`."""
+    target = node.func if isinstance(node, ast.Call) else node
+    if isinstance(target, ast.Attribute):
+        return target.attr
+    return target.id if isinstance(target, ast.Name) else ""
+
+
+def import_time_calls(source: str) -> Iterator[str]:
+    """What a module calls of `IMPORT_TIME_EFFECTS` when it is imported: its module-level
+    statements and decorators, not function bodies nor a `__main__` block."""
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+            continue
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            parts = [*node.decorator_list]
+            found = [
+                d
+                for d in parts
+                if not isinstance(d, ast.Call) and _callee(d) in IMPORT_TIME_EFFECTS
+            ]
+        else:
+            parts, found = [node], []
+        found += [
+            sub
+            for part in parts
+            for sub in ast.walk(part)
+            if isinstance(sub, ast.Call) and _callee(sub) in IMPORT_TIME_EFFECTS
+        ]
+        for sub in found:
+            yield f"{getattr(sub, 'lineno', '?')} {ast.unparse(sub)[:60]}"
+
+
+def test_the_import_time_checker_finds_effects() -> None:
+    """The checker itself: a broker set up and an actor declared at import are reported,
+    the same calls inside a function are not."""
+    source = (
+        "import dramatiq\nbroker = setup_broker()\n"
+        "@dramatiq.actor\ndef job() -> None:\n    settings()\n"
+        "def later() -> None:\n    setup_broker()\n"
+    )
+    assert list(import_time_calls(source)) == ["2 setup_broker()", "3 dramatiq.actor"]
+
+
+def test_only_the_worker_bootstrap_acts_at_import() -> None:
+    """`workers.bootstrap` sets up the broker and declares the actors; every other worker
+    module reads its settings and touches the broker only when it runs."""
+    found = [
+        f"{path.relative_to(ROOT)}:{call}"
+        for path in modules("workers")
+        if path.name != "bootstrap.py"
+        for call in import_time_calls(path.read_text())
+    ]
+    assert found == []
+    assert list(import_time_calls((ROOT / "workers" / "bootstrap.py").read_text()))

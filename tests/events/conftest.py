@@ -134,12 +134,12 @@ StartWorker = Callable[..., Process]
 def start_webhook_worker(
     events_env: Env, tmp_path: Path, no_deliveries_left_behind: None
 ) -> Iterator[StartWorker]:
-    """Start `dramatiq workers.actors --queues webhooks` as a child, with env overrides."""
+    """Start `dramatiq workers.bootstrap --queues webhooks` as a child, with env overrides."""
     started: list[Process] = []
 
     def start(**overrides: str) -> Process:
         env = {**events_env, **overrides, "dramatiq_worker_timeout": "10"}
-        argv = [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", "1"]
+        argv = [sys.executable, "-m", "dramatiq", "workers.bootstrap", "--processes", "1"]
         argv += ["--threads", "4", "--queues", "webhooks"]
         process = Process(argv, env, tmp_path / f"webhook-worker-{len(started)}.log")
         started.append(process)

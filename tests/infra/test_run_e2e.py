@@ -29,7 +29,7 @@ from runtime.embedded import ensure_postgres, redis_socket
 from runtime.settings import to_psycopg_url, to_sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parents[2]
-PROCESS_MODULES = ("gateway.server", "workers.actors", "workers.relay", "workers.scheduler")
+PROCESS_MODULES = ("gateway.server", "workers.bootstrap", "workers.relay", "workers.scheduler")
 MISSING = [name for name in PROCESS_MODULES if importlib.util.find_spec(name) is None]
 READY_WITHIN_S = 60
 STOPPED_WITHIN_S = 30  # supervise.STOP_WAIT_S for the slowest child, plus start-up margin

@@ -36,7 +36,7 @@ def jobs_worker(
     broker: RedisBroker, db: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Worker]:
     """A `jobs` worker whose engine and settings point at this test's database."""
-    import workers.reconciliation  # noqa: F401  (declares the actor on the test broker)
+    import workers.bootstrap  # noqa: F401  (declares the actors on the test broker)
     from workers import db as worker_db
 
     monkeypatch.setattr(worker_db, "_engine", db)

@@ -32,7 +32,7 @@ def worker_db(db: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.fixture
 def jobs_worker(broker: RedisBroker, worker_db: Engine) -> Iterator[Worker]:
-    import workers.reconciliation  # noqa: F401  (declares the actor on the test broker)
+    import workers.bootstrap  # noqa: F401  (declares the actors on the test broker)
 
     worker = Worker(broker, worker_timeout=100, worker_threads=1, queues={"jobs"})
     worker.start()
@@ -105,8 +105,9 @@ def test_a_clean_ledger_sends_nothing(
 
 
 def test_an_unknown_mode_is_refused_without_retries(worker_db: Engine, broker: RedisBroker) -> None:
-    from workers.reconciliation import run_reconciliation
+    from workers.bootstrap import ACTORS
 
+    run_reconciliation = ACTORS["run_reconciliation"]
     with pytest.raises(ValueError, match="unknown reconciliation mode"):
         run_reconciliation.fn(mode="sideways")
     assert ValueError in run_reconciliation.options["throws"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -21,32 +20,9 @@ from ledger_core.holds import (
     end_hold,
 )
 from ledger_core.posting import Leg, PendingTransfer, PostingPlan, WalletState, plan_postings
+from tests.support.postings import ORG, pending_transfer, wallet_state
 
-ORG = uuid.UUID(int=1)
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SYSTEM = uuid.UUID(int=99)
-
-
-def _transfer(
-    seq: int, src: uuid.UUID, dst: uuid.UUID, amount: int, *, hold: bool
-) -> PendingTransfer:
-    return PendingTransfer(
-        id=uuid.UUID(int=10_000 + seq),
-        seq=seq,
-        organization_id=ORG,
-        destination_organization_id=ORG,
-        kind="TRANSFER",
-        source_wallet_id=src,
-        destination_wallet_id=dst,
-        amount=amount,
-        currency="USD",
-        created_at=NOW,
-        hold_amount=amount if hold else None,
-    )
-
-
-def _wallet(n: int, balance: int, overdraft: int = 0, kind: str = "PRIMARY") -> WalletState:
-    return WalletState(uuid.UUID(int=n), ORG, kind, "USD", "ACTIVE", balance, 0, overdraft)
 
 
 def _assert_within_limits(wallets: dict[uuid.UUID, WalletState]) -> None:
@@ -69,10 +45,10 @@ def _plan_conserving(
 @st.composite
 def scenarios(draw: st.DrawFn) -> tuple[dict[uuid.UUID, WalletState], list[PendingTransfer]]:
     n = draw(st.integers(min_value=2, max_value=5))
-    wallets = {SYSTEM: _wallet(99, 0, kind="SYSTEM")}
+    wallets = {SYSTEM: wallet_state(99, 0, kind="SYSTEM")}
     for i in range(n):
         balance = draw(st.integers(min_value=0, max_value=1_000))
-        wallets[uuid.UUID(int=100 + i)] = _wallet(
+        wallets[uuid.UUID(int=100 + i)] = wallet_state(
             100 + i, balance, draw(st.sampled_from([0, 0, 50, 500]))
         )
     ids = list(wallets)
@@ -80,7 +56,7 @@ def scenarios(draw: st.DrawFn) -> tuple[dict[uuid.UUID, WalletState], list[Pendi
     for seq in range(draw(st.integers(min_value=1, max_value=25))):
         src, dst = draw(st.permutations(ids))[:2]
         amount = draw(st.integers(min_value=1, max_value=800))
-        transfers.append(_transfer(seq, src, dst, amount, hold=draw(st.booleans())))
+        transfers.append(pending_transfer(seq, src, dst, amount, hold=draw(st.booleans())))
     return wallets, transfers
 
 
@@ -123,10 +99,10 @@ def test_ending_every_hold_releases_it_and_conserves_balances(
 
 
 def test_a_hold_reserves_funds_that_a_later_transfer_cannot_spend() -> None:
-    a, b = _wallet(1, 100), _wallet(2, 0)
+    a, b = wallet_state(1, 100), wallet_state(2, 0)
     wallets = {a.id: a, b.id: b}
-    hold = _transfer(1, a.id, b.id, 70, hold=True)
-    spend = _transfer(2, a.id, b.id, 40, hold=False)
+    hold = pending_transfer(1, a.id, b.id, 70, hold=True)
+    spend = pending_transfer(2, a.id, b.id, 40, hold=False)
     plan = plan_postings([hold, spend], wallets)
     assert [o.status for o in plan.outcomes] == ["HELD", "FAILED"]
     assert plan.outcomes[1].failure_code == "insufficient_funds"
@@ -135,10 +111,13 @@ def test_a_hold_reserves_funds_that_a_later_transfer_cannot_spend() -> None:
 
 
 def test_an_overdraft_limit_lets_a_wallet_go_that_far_below_zero_and_no_further() -> None:
-    a, b = _wallet(1, 10, overdraft=50), _wallet(2, 0)
+    a, b = wallet_state(1, 10, overdraft=50), wallet_state(2, 0)
     wallets = {a.id: a, b.id: b}
     plan = plan_postings(
-        [_transfer(1, a.id, b.id, 60, hold=False), _transfer(2, a.id, b.id, 1, hold=False)],
+        [
+            pending_transfer(1, a.id, b.id, 60, hold=False),
+            pending_transfer(2, a.id, b.id, 1, hold=False),
+        ],
         wallets,
     )
     assert [o.status for o in plan.outcomes] == ["COMPLETED", "FAILED"]
@@ -168,12 +147,12 @@ def _action(seq: int, hold: PendingTransfer, kind: HoldAction, amount: int | Non
 @settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_actions_end_each_hold_once_and_conserve_balances(data: st.DataObject) -> None:
-    wallets = {SYSTEM: _wallet(99, 0, kind="SYSTEM")}
+    wallets = {SYSTEM: wallet_state(99, 0, kind="SYSTEM")}
     for i in range(3):
-        wallets[uuid.UUID(int=100 + i)] = _wallet(100 + i, 1_000)
+        wallets[uuid.UUID(int=100 + i)] = wallet_state(100 + i, 1_000)
     ids = [uuid.UUID(int=100 + i) for i in range(3)]
     placed = [
-        _transfer(n, ids[n % 3], ids[(n + 1) % 3], data.draw(st.integers(1, 300)), hold=True)
+        pending_transfer(n, ids[n % 3], ids[(n + 1) % 3], data.draw(st.integers(1, 300)), hold=True)
         for n in range(4)
     ]
     _plan_conserving(wallets, placed)
@@ -228,7 +207,9 @@ def multi_scenarios(
             legs.append(Leg(src, dst, draw(st.integers(min_value=1, max_value=600)), "USD"))
         first = legs[0]
         multi = replace(
-            _transfer(seq, first.source_wallet_id, first.destination_wallet_id, 1, hold=False),
+            pending_transfer(
+                seq, first.source_wallet_id, first.destination_wallet_id, 1, hold=False
+            ),
             kind="MULTI",
             amount=first.amount,
             postings=tuple(legs),

@@ -9,21 +9,21 @@ from hypothesis import strategies as st
 
 from ledger_core.money import MAX_MINOR_UNITS
 from ledger_core.posting import MIN_MINOR_UNITS, PendingTransfer, WalletState, plan_postings
-from tests.unit.test_posting_rules import _transfer, _wallets
+from tests.support.postings import pending_transfer, wallet_states
 
 SYSTEM, PRIMARY, OTHER = (uuid.UUID(int=100 + i) for i in range(3))
 
 
 def _system_and_primaries(system_balance: int = 0) -> dict[uuid.UUID, WalletState]:
-    return _wallets([system_balance, 0, 0], ["SYSTEM", "PRIMARY", "PRIMARY"])
+    return wallet_states([system_balance, 0, 0], ["SYSTEM", "PRIMARY", "PRIMARY"])
 
 
 def test_two_maximal_deposits_from_system_fail_the_second_alone() -> None:
     """The attack: the second max deposit would take SYSTEM below -2**63; it alone fails."""
     wallets = _system_and_primaries()
-    first = _transfer(1, SYSTEM, PRIMARY, MAX_MINOR_UNITS)
-    second = _transfer(2, SYSTEM, OTHER, MAX_MINOR_UNITS)
-    small = _transfer(3, SYSTEM, OTHER, 5)
+    first = pending_transfer(1, SYSTEM, PRIMARY, MAX_MINOR_UNITS)
+    second = pending_transfer(2, SYSTEM, OTHER, MAX_MINOR_UNITS)
+    small = pending_transfer(3, SYSTEM, OTHER, 5)
 
     plan = plan_postings([first, second, small], wallets)
 
@@ -38,9 +38,9 @@ def test_two_maximal_deposits_from_system_fail_the_second_alone() -> None:
 
 def test_a_credit_past_the_maximum_fails_and_the_rest_posts() -> None:
     """A credit that would take a wallet past 2**63-1 fails; an unrelated transfer posts."""
-    wallets = _wallets([0, MAX_MINOR_UNITS - 10, 50], ["SYSTEM", "PRIMARY", "PRIMARY"])
-    over = _transfer(1, SYSTEM, PRIMARY, 11)
-    fine = _transfer(2, OTHER, SYSTEM, 50)
+    wallets = wallet_states([0, MAX_MINOR_UNITS - 10, 50], ["SYSTEM", "PRIMARY", "PRIMARY"])
+    over = pending_transfer(1, SYSTEM, PRIMARY, 11)
+    fine = pending_transfer(2, OTHER, SYSTEM, 50)
 
     plan = plan_postings([over, fine], wallets)
 
@@ -55,8 +55,8 @@ def test_an_atomic_batch_with_an_out_of_range_member_fails_whole() -> None:
     """One member past the range fails the batch; its siblings fail as atomic_batch_failed."""
     wallets = _system_and_primaries(-MAX_MINOR_UNITS)
     group = uuid.uuid4()
-    sibling = _transfer(1, SYSTEM, PRIMARY, 1, group)
-    culprit = _transfer(2, SYSTEM, OTHER, 2, group)
+    sibling = pending_transfer(1, SYSTEM, PRIMARY, 1, group)
+    culprit = pending_transfer(2, SYSTEM, OTHER, 2, group)
 
     plan = plan_postings([sibling, culprit], wallets)
 
@@ -76,13 +76,13 @@ def huge_batches(draw: st.DrawFn) -> tuple[dict[uuid.UUID, WalletState], list[Pe
     types = ["SYSTEM", "SYSTEM", "PRIMARY", "PRIMARY"]
     balances = [draw(st.integers(MIN_MINOR_UNITS, MAX_MINOR_UNITS)) for _ in types[:2]]
     balances += [draw(st.integers(0, MAX_MINOR_UNITS)) for _ in types[2:]]
-    wallets = _wallets(balances, types)
+    wallets = wallet_states(balances, types)
     ids = list(wallets)
     transfers = []
     for seq in range(draw(st.integers(min_value=1, max_value=12))):
         src, dst = draw(st.permutations(ids))[:2]
         group = draw(st.sampled_from([None, None, uuid.UUID(int=7)]))
-        transfers.append(_transfer(seq, src, dst, draw(big), group))
+        transfers.append(pending_transfer(seq, src, dst, draw(big), group))
     return wallets, transfers
 
 

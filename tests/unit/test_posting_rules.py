@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,35 +15,7 @@ from ledger_core.posting import (
     WalletState,
     plan_postings,
 )
-
-ORG = uuid.UUID(int=1)
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def _wallets(balances: list[int], types: list[str]) -> dict[uuid.UUID, WalletState]:
-    return {
-        uuid.UUID(int=100 + i): WalletState(uuid.UUID(int=100 + i), ORG, t, "USD", "ACTIVE", b)
-        for i, (b, t) in enumerate(zip(balances, types, strict=True))
-    }
-
-
-def _transfer(
-    seq: int, src: uuid.UUID, dst: uuid.UUID, amount: int, group: uuid.UUID | None = None
-) -> PendingTransfer:
-    return PendingTransfer(
-        id=uuid.UUID(int=10_000 + seq),
-        seq=seq,
-        organization_id=ORG,
-        destination_organization_id=ORG,
-        kind="TRANSFER",
-        source_wallet_id=src,
-        destination_wallet_id=dst,
-        amount=amount,
-        currency="USD",
-        created_at=NOW,
-        atomic_group_id=group,
-    )
-
+from tests.support.postings import NOW, pending_transfer, wallet_states
 
 wallet_count = st.integers(min_value=2, max_value=6)
 
@@ -56,12 +27,14 @@ def scenarios(draw: st.DrawFn) -> tuple[dict[uuid.UUID, WalletState], list[Pendi
     balances = [
         draw(st.integers(min_value=0, max_value=1_000)) if t != "SYSTEM" else 0 for t in types
     ]
-    wallets = _wallets(balances, types)
+    wallets = wallet_states(balances, types)
     ids = list(wallets)
     transfers = []
     for seq in range(draw(st.integers(min_value=0, max_value=30))):
         src, dst = draw(st.permutations(ids))[:2]
-        transfers.append(_transfer(seq, src, dst, draw(st.integers(min_value=1, max_value=500))))
+        transfers.append(
+            pending_transfer(seq, src, dst, draw(st.integers(min_value=1, max_value=500)))
+        )
     return wallets, transfers
 
 
@@ -110,18 +83,22 @@ def test_a_refused_transfer_moves_nothing(
 
 def test_transfers_apply_in_submission_order() -> None:
     """A later transfer sees the balance an earlier one left, whatever order they arrive in."""
-    wallets = _wallets([100, 0], ["PRIMARY", "PRIMARY"])
+    wallets = wallet_states([100, 0], ["PRIMARY", "PRIMARY"])
     a, b = list(wallets)
-    plan = plan_postings([_transfer(2, a, b, 60), _transfer(1, a, b, 60)], wallets)
+    plan = plan_postings([pending_transfer(2, a, b, 60), pending_transfer(1, a, b, 60)], wallets)
     assert [(o.transfer.seq, o.status) for o in plan.outcomes] == [(1, "COMPLETED"), (2, "FAILED")]
 
 
 def test_an_atomic_batch_fails_whole_and_restores_balances() -> None:
-    wallets = _wallets([100, 0, 0], ["PRIMARY", "PRIMARY", "PRIMARY"])
+    wallets = wallet_states([100, 0, 0], ["PRIMARY", "PRIMARY", "PRIMARY"])
     a, b, c = list(wallets)
     group = uuid.UUID(int=10_000)
     plan = plan_postings(
-        [_transfer(0, a, b, 70, group), _transfer(1, a, c, 70, group), _transfer(2, a, c, 30)],
+        [
+            pending_transfer(0, a, b, 70, group),
+            pending_transfer(1, a, c, 70, group),
+            pending_transfer(2, a, c, 30),
+        ],
         wallets,
     )
     codes = [(o.status, o.failure_code) for o in plan.outcomes]
@@ -135,10 +112,10 @@ def test_an_atomic_batch_fails_whole_and_restores_balances() -> None:
 
 
 def test_inactive_wallets_refuse_transfers() -> None:
-    wallets = _wallets([100, 0], ["PRIMARY", "PRIMARY"])
+    wallets = wallet_states([100, 0], ["PRIMARY", "PRIMARY"])
     a, b = list(wallets)
     wallets[b].status = "LOCKED"
-    plan = plan_postings([_transfer(0, a, b, 10)], wallets)
+    plan = plan_postings([pending_transfer(0, a, b, 10)], wallets)
     assert plan.outcomes[0].failure_code == "wallet_not_active"
     assert wallets[a].balance == 100
 

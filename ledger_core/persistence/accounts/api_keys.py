@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.api_keys import ApiKey, RateLimit
 from ledger_core.keyset import Keyset
-from ledger_core.persistence.pages import newest_first, read_page
+from ledger_core.persistence.pages import newest_page
+from ledger_core.persistence.rows import exactly_one, one_or_none, owned
 from ledger_core.persistence.tables import api_keys, users
 
 _COLUMNS = (
@@ -59,51 +60,37 @@ async def insert_key(
     expires_at: datetime | None,
     rate_limit: RateLimit | None,
 ) -> ApiKey:
-    row = (
-        await conn.execute(
-            api_keys.insert()
-            .values(
-                id=key_id,
-                organization_id=organization_id,
-                name=name,
-                scopes=scopes,
-                secret_hash=secret_hash,
-                created_by=created_by,
-                expires_at=expires_at,
-                rate_limit_per_s=None if rate_limit is None else rate_limit.per_s,
-                rate_limit_burst=None if rate_limit is None else rate_limit.burst,
-            )
-            .returning(*_COLUMNS)
-        )
-    ).one()
-    return _key(row)
+    insert = api_keys.insert().values(
+        id=key_id,
+        organization_id=organization_id,
+        name=name,
+        scopes=scopes,
+        secret_hash=secret_hash,
+        created_by=created_by,
+        expires_at=expires_at,
+        rate_limit_per_s=None if rate_limit is None else rate_limit.per_s,
+        rate_limit_burst=None if rate_limit is None else rate_limit.burst,
+    )
+    return await exactly_one(conn, insert.returning(*_COLUMNS), _key)
 
 
 async def list_keys(
     conn: AsyncConnection, organization_id: UUID, *, after: Keyset | None, limit: int
 ) -> tuple[list[ApiKey], Keyset | None]:
     stmt = select(*_COLUMNS).where(api_keys.c.organization_id == organization_id)
-    stmt = newest_first(stmt, api_keys.c.created_at, api_keys.c.id, after, limit)
-    page, next_key = await read_page(conn, stmt, limit)
-    return [_key(r) for r in page], next_key
+    return await newest_page(conn, stmt, api_keys, _key, after=after, limit=limit)
 
 
 async def read_key(conn: AsyncConnection, organization_id: UUID, key_id: UUID) -> ApiKey | None:
-    row = (
-        await conn.execute(
-            select(*_COLUMNS).where(
-                api_keys.c.id == key_id, api_keys.c.organization_id == organization_id
-            )
-        )
-    ).one_or_none()
-    return None if row is None else _key(row)
+    stmt = select(*_COLUMNS).where(*owned(api_keys, organization_id, key_id))
+    return await one_or_none(conn, stmt, _key)
 
 
 async def revoke_key(conn: AsyncConnection, organization_id: UUID, key_id: UUID) -> bool:
     """Revoke a key of the organization (again is a no-op); False when it is not theirs."""
     found = await conn.scalar(
         api_keys.update()
-        .where(api_keys.c.id == key_id, api_keys.c.organization_id == organization_id)
+        .where(*owned(api_keys, organization_id, key_id))
         .values(revoked_at=func.coalesce(api_keys.c.revoked_at, func.now()))
         .returning(api_keys.c.id)
     )
@@ -135,16 +122,16 @@ _CREATOR_IS_ACTIVE_ADMIN = (users.c.is_active.is_(True) & (users.c.role == "ADMI
 async def key_with_hash(conn: AsyncConnection, key_id: UUID) -> tuple[ApiKey, bytes, bool] | None:
     """A key, its stored secret hash and whether its creator is still an active admin, by
     primary key (the per-request lookup)."""
-    row = (
-        await conn.execute(
-            select(*_COLUMNS, api_keys.c.secret_hash, _CREATOR_IS_ACTIVE_ADMIN)
-            .join(users, users.c.id == api_keys.c.created_by)
-            .where(api_keys.c.id == key_id)
-        )
-    ).one_or_none()
-    if row is None:
-        return None
-    return _key(row), bytes(row.secret_hash), bool(row.creator_is_active_admin)
+    stmt = (
+        select(*_COLUMNS, api_keys.c.secret_hash, _CREATOR_IS_ACTIVE_ADMIN)
+        .join(users, users.c.id == api_keys.c.created_by)
+        .where(api_keys.c.id == key_id)
+    )
+    return await one_or_none(
+        conn,
+        stmt,
+        lambda row: (_key(row), bytes(row.secret_hash), bool(row.creator_is_active_admin)),
+    )
 
 
 _TOUCH = text("""

@@ -20,7 +20,8 @@ from ledger_core.accounts import Organization, Principal, Role, User
 from ledger_core.channels import CREDENTIALS_CHANNEL
 from ledger_core.errors import EmailTaken
 from ledger_core.keyset import Keyset
-from ledger_core.persistence.pages import newest_first, read_page
+from ledger_core.persistence.pages import newest_page
+from ledger_core.persistence.rows import exactly_one, one_or_none, owned
 from ledger_core.persistence.tables import organizations, users
 
 _USER_COLUMNS = (
@@ -57,26 +58,20 @@ def _user(row: Row[*tuple[Any, ...]]) -> User:
     )
 
 
+def _organization(row: Row[Any]) -> Organization:
+    return Organization(row.id, row.name, row.default_currency, row.created_at)
+
+
 async def create_organization(
     conn: AsyncConnection, name: str, default_currency: str
 ) -> Organization:
-    row = (
-        await conn.execute(
-            organizations.insert()
-            .values(name=name, default_currency=default_currency)
-            .returning(*organizations.c)
-        )
-    ).one()
-    return Organization(row.id, row.name, row.default_currency, row.created_at)
+    insert = organizations.insert().values(name=name, default_currency=default_currency)
+    return await exactly_one(conn, insert.returning(*organizations.c), _organization)
 
 
 async def get_organization(conn: AsyncConnection, organization_id: UUID) -> Organization | None:
-    row = (
-        await conn.execute(select(organizations).where(organizations.c.id == organization_id))
-    ).one_or_none()
-    if row is None:
-        return None
-    return Organization(row.id, row.name, row.default_currency, row.created_at)
+    stmt = select(organizations).where(organizations.c.id == organization_id)
+    return await one_or_none(conn, stmt, _organization)
 
 
 async def create_user(
@@ -95,25 +90,19 @@ async def create_user(
     """
     if await email_exists(conn, email):
         raise EmailTaken("this email is already registered", field="email")
+    insert = users.insert().values(
+        organization_id=organization_id,
+        email=email,
+        password_hash=password_hash,
+        full_name=full_name,
+        role=role.value,
+    )
     try:
-        row = (
-            await conn.execute(
-                users.insert()
-                .values(
-                    organization_id=organization_id,
-                    email=email,
-                    password_hash=password_hash,
-                    full_name=full_name,
-                    role=role.value,
-                )
-                .returning(*_USER_COLUMNS)
-            )
-        ).one()
+        return await exactly_one(conn, insert.returning(*_USER_COLUMNS), _user)
     except IntegrityError as exc:
         if "uq_users_email_lower" in str(exc.orig):
             raise EmailTaken("this email is already registered", field="email") from None
         raise
-    return _user(row)
 
 
 async def email_exists(conn: AsyncConnection, email: str) -> bool:
@@ -122,61 +111,49 @@ async def email_exists(conn: AsyncConnection, email: str) -> bool:
 
 
 async def login_facts(conn: AsyncConnection, email: str) -> LoginFacts | None:
-    row = (
-        await conn.execute(
-            select(
-                users.c.id,
-                users.c.organization_id,
-                users.c.password_hash,
-                users.c.is_active,
-                users.c.token_version,
-            ).where(func.lower(users.c.email) == email.lower())
-        )
-    ).one_or_none()
-    if row is None:
-        return None
-    return LoginFacts(
-        row.id, row.organization_id, bytes(row.password_hash), row.is_active, row.token_version
+    stmt = select(
+        users.c.id,
+        users.c.organization_id,
+        users.c.password_hash,
+        users.c.is_active,
+        users.c.token_version,
+    ).where(func.lower(users.c.email) == email.lower())
+    return await one_or_none(
+        conn,
+        stmt,
+        lambda row: LoginFacts(
+            row.id, row.organization_id, bytes(row.password_hash), row.is_active, row.token_version
+        ),
     )
 
 
 async def active_principal(conn: AsyncConnection, user_id: UUID) -> Principal | None:
     """The user as a caller, with their current role; None once deleted or deactivated."""
-    row = (
-        await conn.execute(
-            select(users.c.organization_id, users.c.role, users.c.token_version).where(
-                users.c.id == user_id, users.c.is_active.is_(True)
-            )
-        )
-    ).one_or_none()
-    if row is None:
-        return None
-    return Principal(
-        user_id=user_id,
-        organization_id=row.organization_id,
-        role=Role(row.role),
-        token_version=row.token_version,
+    stmt = select(users.c.organization_id, users.c.role, users.c.token_version).where(
+        users.c.id == user_id, users.c.is_active.is_(True)
+    )
+    return await one_or_none(
+        conn,
+        stmt,
+        lambda row: Principal(
+            user_id=user_id,
+            organization_id=row.organization_id,
+            role=Role(row.role),
+            token_version=row.token_version,
+        ),
     )
 
 
 async def get_user(conn: AsyncConnection, organization_id: UUID, user_id: UUID) -> User | None:
-    row = (
-        await conn.execute(
-            select(*_USER_COLUMNS).where(
-                users.c.id == user_id, users.c.organization_id == organization_id
-            )
-        )
-    ).one_or_none()
-    return None if row is None else _user(row)
+    stmt = select(*_USER_COLUMNS).where(*owned(users, organization_id, user_id))
+    return await one_or_none(conn, stmt, _user)
 
 
 async def list_users(
     conn: AsyncConnection, organization_id: UUID, *, after: Keyset | None, limit: int
 ) -> tuple[list[User], Keyset | None]:
     stmt = select(*_USER_COLUMNS).where(users.c.organization_id == organization_id)
-    stmt = newest_first(stmt, users.c.created_at, users.c.id, after, limit)
-    page, next_key = await read_page(conn, stmt, limit)
-    return [_user(r) for r in page], next_key
+    return await newest_page(conn, stmt, users, _user, after=after, limit=limit)
 
 
 async def lock_active_admins(conn: AsyncConnection, organization_id: UUID) -> list[UUID]:
@@ -204,15 +181,8 @@ async def update_user(
         return await get_user(conn, organization_id, user_id)
     if "role" in values:
         values["role"] = Role(values["role"]).value
-    row = (
-        await conn.execute(
-            users.update()
-            .where(users.c.id == user_id, users.c.organization_id == organization_id)
-            .values(**values)
-            .returning(*_USER_COLUMNS)
-        )
-    ).one_or_none()
-    return None if row is None else _user(row)
+    update = users.update().where(*owned(users, organization_id, user_id)).values(**values)
+    return await one_or_none(conn, update.returning(*_USER_COLUMNS), _user)
 
 
 async def password_hash_of(conn: AsyncConnection, user_id: UUID) -> bytes | None:

@@ -1,14 +1,15 @@
 """Storage of webhook endpoints and what the API shows of their deliveries (async).
 
-Every change is audited in the same transaction (`webhook.created`, `webhook.deleted`,
-`event.redelivered`). Lookups are scoped by organization, so another tenant's webhook or
-event is simply not found. The signing secret is stored (it is needed to sign) and
-returned only by `create_webhook`.
+SQL only: the use cases in `ledger_core.services.webhooks` decide and audit. Every
+lookup is scoped by organization, so another tenant's webhook or event is simply not
+found (None). The signing secret is stored (it is needed to sign) and read only by
+`insert_webhook`'s caller and `webhook_with_secret`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -16,22 +17,12 @@ from uuid import UUID
 from sqlalchemy import Row, Select, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger_core.accounts import Principal
-from ledger_core.errors import Conflict, NotFound
 from ledger_core.keyset import Keyset
-from ledger_core.persistence.audit.records import AuditContext, audit_insert
 from ledger_core.persistence.events.outbox_relay import OUTBOX_CHANNEL
-from ledger_core.persistence.pages import newest_first, read_page
+from ledger_core.persistence.pages import newest_first, newest_page, read_page
+from ledger_core.persistence.rows import exactly_one, one_or_none, owned
 from ledger_core.persistence.tables import outbox, webhook_attempts, webhook_deliveries, webhooks
-from ledger_core.webhooks import Attempt, Delivery, Webhook, new_secret
-
-MAX_WEBHOOKS = 20
-"""Live endpoints per organization: each event is sent to each, so this bounds fan-out."""
-
-
-class TooManyWebhooks(Conflict):
-    code = "too_many_webhooks"
-
+from ledger_core.webhooks import Attempt, Delivery, Webhook
 
 _REDELIVER = text("""
     INSERT INTO webhook_deliveries (webhook_id, event_id, organization_id, origin, next_attempt_at)
@@ -57,169 +48,101 @@ def _webhook(row: Row[Any]) -> Webhook:
     )
 
 
-async def create_webhook(
-    conn: AsyncConnection,
-    principal: Principal,
-    audit: AuditContext,
-    *,
-    url: str,
-    events: list[str],
-) -> tuple[Webhook, str]:
-    """Register an endpoint (admin); returns it with its new secret, shown only now.
-
-    The URL must already have passed `ledger_core.ssrf` checks.
-    """
-    org_id = principal.organization_id
-    await _check_room(conn, org_id)
-    secret = new_secret()
-    row = (
-        await conn.execute(
-            webhooks.insert()
-            .values(
-                organization_id=org_id,
-                url=url,
-                events=events,
-                secret=secret,
-                created_by=principal.user_id,
-            )
-            .returning(*webhooks.c)
-        )
-    ).one()
-    webhook = _webhook(row)
-    await conn.execute(
-        audit_insert(
-            audit,
-            "webhook.created",
-            resource_type="webhook",
-            resource_id=webhook.id,
-            details={"url": url, "events": events},
-        )
-    )
-    return webhook, secret
+def _mine(organization_id: UUID, webhook_id: UUID) -> tuple[Any, ...]:
+    """The conditions of one endpoint of the organization that is not deleted."""
+    return (*owned(webhooks, organization_id, webhook_id), webhooks.c.deleted_at.is_(None))
 
 
-async def _check_room(conn: AsyncConnection, org_id: UUID) -> None:
-    """Refuse one more live endpoint past the limit (creations and reactivations)."""
-    # Serialize per organization so the limit holds under concurrent requests.
-    await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"webhooks:{org_id}"))))
+async def count_live_locked(conn: AsyncConnection, organization_id: UUID) -> int:
+    """The organization's live endpoints, counted under its webhook lock (held to commit),
+    so that a limit checked on the count holds under concurrent requests."""
+    lock = func.pg_advisory_xact_lock(func.hashtext(f"webhooks:{organization_id}"))
+    await conn.execute(select(lock))
     live = await conn.scalar(
         select(func.count())
         .select_from(webhooks)
-        .where(webhooks.c.organization_id == org_id, *_LIVE)
+        .where(webhooks.c.organization_id == organization_id, *_LIVE)
     )
-    if (live or 0) >= MAX_WEBHOOKS:
-        raise TooManyWebhooks(f"an organization may have at most {MAX_WEBHOOKS} webhooks")
+    return live or 0
+
+
+async def insert_webhook(
+    conn: AsyncConnection,
+    *,
+    organization_id: UUID,
+    created_by: UUID | None,
+    url: str,
+    events: list[str],
+    secret: str,
+) -> Webhook:
+    insert = webhooks.insert().values(
+        organization_id=organization_id,
+        url=url,
+        events=events,
+        secret=secret,
+        created_by=created_by,
+    )
+    return await exactly_one(conn, insert.returning(*webhooks.c), _webhook)
+
+
+async def find_webhook(
+    conn: AsyncConnection, organization_id: UUID, webhook_id: UUID, *, for_update: bool = False
+) -> Webhook | None:
+    """One endpoint of the organization (not deleted), locked with `for_update`."""
+    stmt = select(webhooks).where(*_mine(organization_id, webhook_id))
+    if for_update:
+        stmt = stmt.with_for_update()
+    return await one_or_none(conn, stmt, _webhook)
+
+
+async def webhook_with_secret(
+    conn: AsyncConnection, organization_id: UUID, webhook_id: UUID
+) -> tuple[Webhook, str] | None:
+    """An endpoint and its signing secret, to sign something for it now."""
+    stmt = select(webhooks).where(*_mine(organization_id, webhook_id))
+    return await one_or_none(conn, stmt, lambda row: (_webhook(row), str(row.secret)))
 
 
 async def update_webhook(
-    conn: AsyncConnection,
-    principal: Principal,
-    audit: AuditContext,
-    webhook_id: UUID,
-    changes: dict[str, Any],
+    conn: AsyncConnection, organization_id: UUID, webhook_id: UUID, changes: dict[str, Any]
 ) -> Webhook:
-    """Change an endpoint's url, events or is_active (admin); audited as `webhook.updated`."""
-    mine = (
-        webhooks.c.id == webhook_id,
-        webhooks.c.organization_id == principal.organization_id,
-        webhooks.c.deleted_at.is_(None),
-    )
-    current = (await conn.execute(select(webhooks).where(*mine).with_for_update())).one_or_none()
-    if current is None:
-        raise NotFound("no such webhook")
-    if changes.get("is_active") and not current.is_active:
-        await _check_room(conn, principal.organization_id)
-    if not changes:
-        return _webhook(current)
-    row = (
-        await conn.execute(update(webhooks).where(*mine).values(**changes).returning(*webhooks.c))
-    ).one()
-    await conn.execute(
-        audit_insert(
-            audit,
-            "webhook.updated",
-            resource_type="webhook",
-            resource_id=webhook_id,
-            details=changes,
-        )
-    )
-    return _webhook(row)
-
-
-async def read_webhook(conn: AsyncConnection, principal: Principal, webhook_id: UUID) -> Webhook:
-    row = (
-        await conn.execute(
-            select(webhooks).where(
-                webhooks.c.id == webhook_id,
-                webhooks.c.organization_id == principal.organization_id,
-                webhooks.c.deleted_at.is_(None),
-            )
-        )
-    ).one_or_none()
-    if row is None:
-        raise NotFound("no such webhook")
-    return _webhook(row)
-
-
-async def webhook_for_test(
-    conn: AsyncConnection, principal: Principal, audit: AuditContext, webhook_id: UUID
-) -> tuple[Webhook, str]:
-    """The endpoint and its signing secret, to send it a test event; audited."""
-    row = (
-        await conn.execute(
-            select(webhooks).where(
-                webhooks.c.id == webhook_id,
-                webhooks.c.organization_id == principal.organization_id,
-                webhooks.c.deleted_at.is_(None),
-            )
-        )
-    ).one_or_none()
-    if row is None:
-        raise NotFound("no such webhook")
-    await conn.execute(
-        audit_insert(audit, "webhook.tested", resource_type="webhook", resource_id=webhook_id)
-    )
-    return _webhook(row), str(row.secret)
+    """Apply `changes` (url, events, is_active) to an endpoint the caller has locked."""
+    stmt = update(webhooks).where(*_mine(organization_id, webhook_id)).values(**changes)
+    return await exactly_one(conn, stmt.returning(*webhooks.c), _webhook)
 
 
 async def list_webhooks(
-    conn: AsyncConnection, principal: Principal, *, after: Keyset | None, limit: int
+    conn: AsyncConnection, organization_id: UUID, *, after: Keyset | None, limit: int
 ) -> tuple[list[Webhook], Keyset | None]:
     stmt: Select[Any] = select(webhooks).where(
-        webhooks.c.organization_id == principal.organization_id, webhooks.c.deleted_at.is_(None)
+        webhooks.c.organization_id == organization_id, webhooks.c.deleted_at.is_(None)
     )
-    stmt = newest_first(stmt, webhooks.c.created_at, webhooks.c.id, after, limit)
-    page, next_key = await read_page(conn, stmt, limit)
-    return [_webhook(r) for r in page], next_key
+    return await newest_page(conn, stmt, webhooks, _webhook, after=after, limit=limit)
 
 
 async def delete_webhook(
-    conn: AsyncConnection, principal: Principal, audit: AuditContext, webhook_id: UUID
-) -> None:
-    """Stop sending to an endpoint (admin). Its pending deliveries end FAILED."""
-    row = (
-        await conn.execute(
-            update(webhooks)
-            .where(
-                webhooks.c.id == webhook_id,
-                webhooks.c.organization_id == principal.organization_id,
-                webhooks.c.deleted_at.is_(None),
-            )
-            .values(is_active=False, deleted_at=func.now())
-            .returning(webhooks.c.url)
-        )
-    ).one_or_none()
-    if row is None:
-        raise NotFound("no such webhook")
-    await conn.execute(
-        audit_insert(
-            audit,
-            "webhook.deleted",
-            resource_type="webhook",
-            resource_id=webhook_id,
-            details={"url": row.url},
-        )
+    conn: AsyncConnection, organization_id: UUID, webhook_id: UUID
+) -> str | None:
+    """Mark an endpoint deleted and inactive; its URL, or None if there was no such endpoint.
+
+    Its pending deliveries then end FAILED (the delivery worker finds it inactive)."""
+    url = await conn.scalar(
+        update(webhooks)
+        .where(*_mine(organization_id, webhook_id))
+        .values(is_active=False, deleted_at=func.now())
+        .returning(webhooks.c.url)
     )
+    return None if url is None else str(url)
+
+
+async def webhook_ever_existed(
+    conn: AsyncConnection, organization_id: UUID, webhook_id: UUID
+) -> bool:
+    """Whether the organization has or had this endpoint (a deleted one's history stays)."""
+    found = await conn.scalar(
+        select(webhooks.c.id).where(*owned(webhooks, organization_id, webhook_id))
+    )
+    return found is not None
 
 
 @dataclass(frozen=True)
@@ -269,24 +192,14 @@ async def _attempts(conn: AsyncConnection, delivery_ids: list[UUID]) -> dict[UUI
 
 async def list_deliveries(
     conn: AsyncConnection,
-    principal: Principal,
     webhook_id: UUID,
     filters: DeliveryFilters,
     *,
     after: Keyset | None,
     limit: int,
 ) -> tuple[list[Delivery], Keyset | None]:
-    """A webhook's deliveries, newest first, each with its attempts (admin).
-
-    A deleted webhook's history stays readable.
-    """
-    owner = await conn.scalar(
-        select(webhooks.c.id).where(
-            webhooks.c.id == webhook_id, webhooks.c.organization_id == principal.organization_id
-        )
-    )
-    if owner is None:
-        raise NotFound("no such webhook")
+    """A webhook's deliveries, newest first, each with its attempts; the caller has
+    checked the webhook is the organization's."""
     stmt = _DELIVERY.where(webhook_deliveries.c.webhook_id == webhook_id)
     if filters.status is not None:
         stmt = stmt.where(webhook_deliveries.c.status == filters.status)
@@ -300,43 +213,32 @@ async def list_deliveries(
     return [_delivery(r, attempts[r.id]) for r in page], next_key
 
 
-async def redeliver_event(
-    conn: AsyncConnection, principal: Principal, audit: AuditContext, event_id: UUID
-) -> list[Delivery]:
-    """Send an event again to every endpoint now subscribed to it (admin).
-
-    Creates fresh deliveries (with fresh attempt counts) and wakes the relay, which sends
-    them; the event keeps its id, so receivers that already have it can ignore it.
-    """
-    event = (
-        await conn.execute(
-            select(outbox.c.event_id, outbox.c.type).where(
-                outbox.c.event_id == event_id,
-                outbox.c.organization_id == principal.organization_id,
-            )
+async def event_type_of(conn: AsyncConnection, organization_id: UUID, event_id: UUID) -> str | None:
+    """The type of one of the organization's events, or None if it has no such event."""
+    found = await conn.scalar(
+        select(outbox.c.type).where(
+            outbox.c.event_id == event_id, outbox.c.organization_id == organization_id
         )
-    ).one_or_none()
-    if event is None:
-        raise NotFound("no such event")
+    )
+    return None if found is None else str(found)
+
+
+async def insert_redeliveries(
+    conn: AsyncConnection, organization_id: UUID, event_id: UUID, event_type: str
+) -> list[UUID]:
+    """Fresh deliveries of an event to every active endpoint subscribed to its type, and a
+    wake-up for the relay, which sends them (at commit)."""
     created = await conn.execute(
         _REDELIVER,
-        {
-            "event_id": event_id,
-            "organization_id": principal.organization_id,
-            "event_type": event.type,
-        },
+        {"event_id": event_id, "organization_id": organization_id, "event_type": event_type},
     )
     ids = [r.id for r in created]
     await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
-    await conn.execute(
-        audit_insert(
-            audit,
-            "event.redelivered",
-            resource_type="event",
-            resource_id=event_id,
-            details={"event_type": event.type, "deliveries": [str(i) for i in ids]},
-        )
-    )
+    return ids
+
+
+async def deliveries_by_id(conn: AsyncConnection, ids: Sequence[UUID]) -> list[Delivery]:
+    """Deliveries (without their attempts), oldest first."""
     if not ids:
         return []
     rows = (

@@ -29,7 +29,6 @@ from sqlalchemy import Row, exists, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.accounts import Principal
-from ledger_core.errors import NotFound
 from ledger_core.keyset import Keyset
 from ledger_core.money import format_amount
 from ledger_core.persistence.pages import newest_first, read_page
@@ -164,8 +163,9 @@ async def list_runs(
 
 async def run_report(
     conn: AsyncConnection, who: Principal, run_id: UUID
-) -> tuple[RunSummary, list[dict[str, Any]]]:
-    """A run and the reader's organization's discrepancies in it (the first 1000, by id)."""
+) -> tuple[RunSummary, list[dict[str, Any]]] | None:
+    """A run and the reader's organization's discrepancies in it (the first 1000, by id);
+    None for a run the reader may not see."""
     row = (
         await conn.execute(
             select(*runs.c, _own_count(who.organization_id)).where(
@@ -174,7 +174,7 @@ async def run_report(
         )
     ).first()
     if row is None:
-        raise NotFound("reconciliation run not found")
+        return None
     rows = (
         await conn.execute(
             select(found)

@@ -7,7 +7,8 @@ cannot change until this batch commits: a concurrent batch on the same wallet wa
 the lock and then reads this batch's entries. An organization without rules costs one
 indexed lookup per batch.
 
-Rule changes run in the caller's transaction with their audit record.
+The admins' rule changes are SQL only here: `ledger_core.services.risk` decides them and
+writes their audit records.
 """
 
 from __future__ import annotations
@@ -22,25 +23,19 @@ from uuid import UUID
 from sqlalchemy import Connection, Row, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger_core.accounts import Principal
-from ledger_core.errors import CurrencyMismatch, NotFound
 from ledger_core.keyset import Keyset
-from ledger_core.money import parse_amount
-from ledger_core.persistence.audit.records import AuditContext, audit_insert
-from ledger_core.persistence.pages import newest_first, read_page
+from ledger_core.persistence.pages import newest_page
+from ledger_core.persistence.rows import exactly_one, one_or_none, owned
 from ledger_core.persistence.tables import risk_rules, wallets
 from ledger_core.posting import PendingTransfer, WalletState
 from ledger_core.risk import (
-    InvalidRule,
     RiskRule,
     RuleKind,
     RulePolicy,
     UsageKey,
     WindowUsage,
-    check_rule_shape,
     rule_view,
     windows_to_load,
-    with_changes,
 )
 from ledger_core.timestamps import rfc3339
 
@@ -131,89 +126,25 @@ class StoredRule:
         }
 
 
-@dataclass(frozen=True)
-class RuleDraft:
-    """A rule as an admin asks for it; `max_amount` is still a decimal string."""
-
-    kind: RuleKind
-    wallet_type: str | None = None
-    currency: str | None = None
-    wallet_id: UUID | None = None
-    max_amount: str | None = None
-    max_count: int | None = None
-    window_seconds: int | None = None
-
-
 def _stored(row: Row[Any]) -> StoredRule:
     m = row._mapping
     return StoredRule(_rule(row), m["is_active"], m["created_by"], m["created_at"], m["updated_at"])
 
 
-async def _scope_currency(
-    conn: AsyncConnection, principal: Principal, draft: RuleDraft
-) -> str | None:
-    """The rule's currency: as given, or the named wallet's; a foreign wallet is `404`."""
-    if draft.wallet_id is None:
-        return draft.currency
-    found = (
-        await conn.execute(
-            select(wallets.c.currency, wallets.c.type).where(
-                wallets.c.id == draft.wallet_id,
-                wallets.c.organization_id == principal.organization_id,
-            )
-        )
-    ).one_or_none()
-    if found is None:
-        raise NotFound("no such wallet", field="wallet_id")
-    if draft.currency is not None and draft.currency != found.currency:
-        raise CurrencyMismatch(f"the wallet holds {found.currency}", field="currency")
-    if draft.wallet_type is not None and draft.wallet_type != found.type:
-        raise InvalidRule(f"the wallet is a {found.type} wallet", field="wallet_type")
-    return None if draft.kind is RuleKind.BLOCKED_WALLET else found.currency
-
-
-def _minor(amount: str | None, currency: str | None) -> int | None:
-    if amount is None:
-        return None
-    if currency is None:
-        raise InvalidRule("an amount limit needs its currency", field="currency")
-    return parse_amount(amount, currency, field="max_amount")
-
-
-async def create_rule(
-    conn: AsyncConnection, principal: Principal, audit: AuditContext, draft: RuleDraft
-) -> StoredRule:
-    currency = await _scope_currency(conn, principal, draft)
-    rule = RiskRule(
-        id=UUID(int=0),
-        organization_id=principal.organization_id,
-        kind=draft.kind,
-        wallet_type=draft.wallet_type,
-        currency=currency,
-        wallet_id=draft.wallet_id,
-        max_amount=_minor(draft.max_amount, currency),
-        max_count=draft.max_count,
-        window_seconds=draft.window_seconds,
+async def wallet_scope(
+    conn: AsyncConnection, organization_id: UUID, wallet_id: UUID
+) -> tuple[str, str] | None:
+    """The currency and type of one of the organization's wallets, or None."""
+    stmt = select(wallets.c.currency, wallets.c.type).where(
+        *owned(wallets, organization_id, wallet_id)
     )
-    check_rule_shape(rule)
-    row = (
-        await conn.execute(
-            risk_rules.insert()
-            .values(**rule_fields(rule), created_by=principal.user_id)
-            .returning(*risk_rules.c)
-        )
-    ).one()
-    stored = _stored(row)
-    await conn.execute(
-        audit_insert(
-            audit,
-            "risk_rule.created",
-            resource_type="risk_rule",
-            resource_id=stored.rule.id,
-            details=rule_view(stored.rule),
-        )
-    )
-    return stored
+    return await one_or_none(conn, stmt, lambda row: (row.currency, row.type))
+
+
+async def insert_rule(conn: AsyncConnection, rule: RiskRule, created_by: UUID | None) -> StoredRule:
+    """Store a new rule (its `id` is the database's)."""
+    insert = risk_rules.insert().values(**rule_fields(rule), created_by=created_by)
+    return await exactly_one(conn, insert.returning(*risk_rules.c), _stored)
 
 
 def rule_fields(rule: RiskRule) -> dict[str, Any]:
@@ -224,84 +155,39 @@ def rule_fields(rule: RiskRule) -> dict[str, Any]:
 
 
 async def get_rule(
-    conn: AsyncConnection, principal: Principal, rule_id: UUID, *, for_update: bool = False
-) -> StoredRule:
-    """One of the organization's rules (admins only); another organization's is `404`."""
-    stmt = select(risk_rules).where(
-        risk_rules.c.id == rule_id, risk_rules.c.organization_id == principal.organization_id
-    )
+    conn: AsyncConnection, organization_id: UUID, rule_id: UUID, *, for_update: bool = False
+) -> StoredRule | None:
+    """One of the organization's rules; another organization's is not found."""
+    stmt = select(risk_rules).where(*owned(risk_rules, organization_id, rule_id))
     if for_update:
         stmt = stmt.with_for_update()
-    row = (await conn.execute(stmt)).one_or_none()
-    if row is None:
-        raise NotFound("no such risk rule")
-    return _stored(row)
+    return await one_or_none(conn, stmt, _stored)
 
 
 async def list_rules(
     conn: AsyncConnection,
-    principal: Principal,
+    organization_id: UUID,
     *,
     kind: RuleKind | None,
     is_active: bool | None,
     after: Keyset | None,
     limit: int,
 ) -> tuple[list[StoredRule], Keyset | None]:
-    stmt = select(risk_rules).where(risk_rules.c.organization_id == principal.organization_id)
+    stmt = select(risk_rules).where(risk_rules.c.organization_id == organization_id)
     if kind is not None:
         stmt = stmt.where(risk_rules.c.kind == kind.value)
     if is_active is not None:
         stmt = stmt.where(risk_rules.c.is_active == is_active)
-    stmt = newest_first(stmt, risk_rules.c.created_at, risk_rules.c.id, after, limit)
-    page, next_key = await read_page(conn, stmt, limit)
-    return [_stored(r) for r in page], next_key
+    return await newest_page(conn, stmt, risk_rules, _stored, after=after, limit=limit)
 
 
-async def change_rule(
-    conn: AsyncConnection,
-    principal: Principal,
-    audit: AuditContext,
-    rule_id: UUID,
-    changes: Mapping[str, Any],
-    *,
-    action: str = "risk_rule.updated",
+async def update_rule(
+    conn: AsyncConnection, rule_id: UUID, rule: RiskRule, *, is_active: bool
 ) -> StoredRule:
-    """Change a rule's limits and/or whether it is active, under its row lock, audited.
-
-    `changes` may hold `max_amount` (decimal string or None), `max_count`,
-    `window_seconds` and `is_active`; the rule's kind and scope never change.
-    """
-    before = await get_rule(conn, principal, rule_id, for_update=True)
-    limits = {k: v for k, v in changes.items() if k != "is_active"}
-    if "max_amount" in limits:
-        limits["max_amount"] = _minor(limits["max_amount"], before.rule.currency)
-    rule = with_changes(before.rule, limits)
-    is_active = bool(changes.get("is_active", before.is_active))
-    if rule == before.rule and is_active == before.is_active:
-        return before
-    row = (
-        await conn.execute(
-            risk_rules.update()
-            .where(risk_rules.c.id == rule_id)
-            .values(**rule_fields(rule), is_active=is_active, updated_at=func.now())
-            .returning(*risk_rules.c)
-        )
-    ).one()
-    after = _stored(row)
-    details = {
-        "before": {**rule_view(before.rule), "is_active": before.is_active},
-        "after": {**rule_view(after.rule), "is_active": after.is_active},
-    }
-    await conn.execute(
-        audit_insert(audit, action, resource_type="risk_rule", resource_id=rule_id, details=details)
+    """Store a rule's new limits and activity (the caller holds its row lock)."""
+    stmt = (
+        risk_rules.update()
+        .where(risk_rules.c.id == rule_id)
+        .values(**rule_fields(rule), is_active=is_active, updated_at=func.now())
     )
-    return after
-
-
-async def deactivate_rule(
-    conn: AsyncConnection, principal: Principal, audit: AuditContext, rule_id: UUID
-) -> StoredRule:
-    """Stop applying a rule; it stays listed, inactive, for the record."""
-    return await change_rule(
-        conn, principal, audit, rule_id, {"is_active": False}, action="risk_rule.deleted"
-    )
+    return await exactly_one(conn, stmt.returning(*risk_rules.c), _stored)

@@ -10,9 +10,9 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.accounts import Principal
-from ledger_core.errors import NotFound
 from ledger_core.keyset import Keyset
 from ledger_core.persistence.pages import newest_first, read_page
+from ledger_core.persistence.rows import one_or_none
 from ledger_core.persistence.settlement.settle import settlement_of
 from ledger_core.persistence.tables import settlements
 from ledger_core.settlement import Settlement
@@ -57,13 +57,7 @@ async def list_settlements(
 
 async def get_settlement(
     conn: AsyncConnection, principal: Principal, settlement_id: UUID
-) -> Settlement:
-    """One settlement of the caller's organization (admin); any other is `404`."""
-    row = (
-        await conn.execute(
-            _visible(principal.organization_id).where(settlements.c.id == settlement_id)
-        )
-    ).one_or_none()
-    if row is None:
-        raise NotFound("no such settlement")
-    return settlement_of(row)
+) -> Settlement | None:
+    """One settlement the caller's organization is party to; None for any other."""
+    stmt = _visible(principal.organization_id).where(settlements.c.id == settlement_id)
+    return await one_or_none(conn, stmt, settlement_of)

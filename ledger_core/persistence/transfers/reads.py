@@ -75,33 +75,41 @@ class TransferFilter:
     """Keyset cursor: only rows strictly older than (created_at, id)."""
 
 
-def _conditions(f: TransferFilter, params: dict[str, Any]) -> list[str]:
+def _where(params: dict[str, Any], wanted: Sequence[tuple[str, str, object]]) -> list[str]:
+    """The conditions `(sql, parameter, value)` whose value is not None, each value bound
+    to its parameter in `params`."""
     conds = []
-    if f.status:
-        conds.append("t.status = :status")
-        params["status"] = f.status
-    if f.kind:
-        conds.append("t.kind = :kind")
-        params["kind"] = f.kind
+    for sql, name, value in wanted:
+        if value is not None:
+            conds.append(sql)
+            params[name] = value
+    return conds
+
+
+_BY_WALLET = (
+    "(t.source_wallet_id = :wallet_id OR t.destination_wallet_id = :wallet_id"
+    " OR (t.kind = 'MULTI' AND (t.postings @> CAST(:leg_from AS jsonb)"
+    " OR t.postings @> CAST(:leg_to AS jsonb))))"
+)
+"""A transfer from or to the wallet, or a multi-leg transaction with a leg from or to it
+(`ix_transactions_multi_postings`)."""
+
+
+def _conditions(f: TransferFilter, params: dict[str, Any]) -> list[str]:
+    conds = _where(
+        params,
+        [
+            ("t.status = :status", "status", f.status or None),
+            ("t.kind = :kind", "kind", f.kind or None),
+            (_BY_WALLET, "wallet_id", f.wallet_id or None),
+            ("t.created_at >= :created_from", "created_from", f.created_from or None),
+            ("t.created_at < :created_to", "created_to", f.created_to or None),
+            ("t.reference = :reference", "reference", f.reference),
+        ],
+    )
     if f.wallet_id:
-        conds.append(
-            "(t.source_wallet_id = :wallet_id OR t.destination_wallet_id = :wallet_id"
-            " OR (t.kind = 'MULTI' AND (t.postings @> CAST(:leg_from AS jsonb)"
-            " OR t.postings @> CAST(:leg_to AS jsonb))))"
-        )
-        params["wallet_id"] = f.wallet_id
-        # any leg of a multi-leg transaction (`ix_transactions_multi_postings`)
         params["leg_from"] = json.dumps([{"source_wallet_id": str(f.wallet_id)}])
         params["leg_to"] = json.dumps([{"destination_wallet_id": str(f.wallet_id)}])
-    if f.created_from:
-        conds.append("t.created_at >= :created_from")
-        params["created_from"] = f.created_from
-    if f.created_to:
-        conds.append("t.created_at < :created_to")
-        params["created_to"] = f.created_to
-    if f.reference is not None:
-        conds.append("t.reference = :reference")
-        params["reference"] = f.reference
     if f.metadata:  # the CTE of `list_sql` has applied it
         params["metadata"] = json.dumps(dict(f.metadata))
     if f.after:
@@ -204,17 +212,16 @@ async def wallet_entries(
     limit: int,
 ) -> list[dict[str, Any]]:
     """A wallet's statement, oldest first; the caller has already checked it may see the wallet."""
-    conds = ["wallet_id = :wallet_id"]
-    params: dict[str, Any] = {"wallet_id": wallet_id, "limit": limit}
-    if after_id is not None:
-        conds.append("id > :after_id")
-        params["after_id"] = after_id
-    if created_from is not None:
-        conds.append("created_at >= :created_from")
-        params["created_from"] = created_from
-    if created_to is not None:
-        conds.append("created_at < :created_to")
-        params["created_to"] = created_to
+    params: dict[str, Any] = {"limit": limit}
+    conds = _where(
+        params,
+        [
+            ("wallet_id = :wallet_id", "wallet_id", wallet_id),
+            ("id > :after_id", "after_id", after_id),
+            ("created_at >= :created_from", "created_from", created_from),
+            ("created_at < :created_to", "created_to", created_to),
+        ],
+    )
     sql = f"""
         SELECT id, transaction_id, settlement_id, wallet_id, direction, amount, currency,
                balance_after, created_at

@@ -1,0 +1,74 @@
+"""Posting: the use case the posting workers run, batch after batch, one unit of work each.
+
+A batch claims PENDING transfers (an equal share per organization, skipping rows another
+worker holds), keeps those whose wallets no other batch holds and locks their wallets in
+id order, decides each transfer with the posting rules and the organizations' risk rules
+(`load_policy`, read under those locks), then writes entries, balances, final states and
+outbox events and commits. `ledger_core.persistence.transfers.posting.post_batch` holds
+the SQL of every step.
+
+A worker drains: it posts batches until a claim leaves nothing waiting. When everything
+it claims waits on wallets another batch holds, it stops and says so, and its adapter
+looks again shortly (the batch holding those wallets also claims again when it commits).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from ledger_core.persistence.risk.rules import load_policy
+from ledger_core.persistence.transfers.claim import DEFAULT_FAIR_SHARE
+from ledger_core.persistence.transfers.posting import BatchResult, post_batch
+
+
+@dataclass(frozen=True)
+class PostingLimits:
+    batch_size: int
+    """At most this many transfers per batch."""
+    slots: int | None = None
+    """At most this many batches post at once across every worker (None: no limit)."""
+    fair_share: int = DEFAULT_FAIR_SHARE
+    """At most this many places of a batch for one organization while others wait."""
+
+
+def post_one_batch(
+    engine: Engine,
+    limits: PostingLimits,
+    gate: AbstractContextManager[object] | None = None,
+) -> BatchResult:
+    """Post up to `limits.batch_size` waiting transfers in one unit of work.
+
+    `gate` is entered before a connection is taken (a worker process's share of the
+    posting slots), so threads waiting their turn hold no pooled connection.
+    """
+    with nullcontext() if gate is None else gate, engine.begin() as conn:
+        return post_batch(conn, limits.batch_size, load_policy, limits.slots, limits.fair_share)
+
+
+def post_pending(
+    engine: Engine,
+    limits: PostingLimits,
+    *,
+    gate: AbstractContextManager[object] | None = None,
+    on_batch: Callable[[BatchResult, float], None] | None = None,
+) -> bool:
+    """Post batches until a claim leaves nothing waiting beyond its shares.
+
+    Returns True when it stopped because everything claimed waits on wallets other
+    batches hold (look again shortly), False when nothing is waiting. `on_batch` is told
+    of every batch that posted something, with its seconds (waiting for `gate` included).
+    """
+    while True:
+        started = time.perf_counter()
+        result = post_one_batch(engine, limits, gate)
+        if result.claimed and on_batch is not None:
+            on_batch(result, time.perf_counter() - started)
+        if result.claimed == 0 and result.more:
+            return True
+        if not result.more:
+            return False
