@@ -195,8 +195,8 @@ def claim_together(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> dict[str,
     errors: list[BaseException] = []
     completed: dict[str, int] = {}
 
-    def claim_and_meet(conn: Any, limit: int) -> Any:
-        claimed = claim_batch(conn, limit)
+    def claim_and_meet(conn: Any, limit: int, *args: Any) -> Any:
+        claimed = claim_batch(conn, limit, *args)
         both_claimed.wait()
         if threading.current_thread().name == "second":
             assert first_committed.wait(timeout=30), "the first posting never committed"

@@ -59,11 +59,15 @@ class Books:
                 INSERT INTO transactions (id, organization_id, destination_organization_id,
                     idempotency_key, request_hash, kind, source_wallet_id, destination_wallet_id,
                     source_clearing_wallet_id, destination_clearing_wallet_id, amount, currency,
-                    status, created_at, posted_at)
+                    status, created_at, posted_at, seq)
                 SELECT :id, s.organization_id, d.organization_id, :key, 'h', :kind, s.id, d.id,
                        :sc, :dc, :amount, :cur, CAST(:status AS text),
                        now() - make_interval(secs => :age),
-                       CASE WHEN CAST(:status AS text) = 'COMPLETED' THEN now() END
+                       CASE WHEN CAST(:status AS text) = 'COMPLETED' THEN now() END,
+                       -- submission order: a row dated back was submitted before the others
+                       CASE WHEN CAST(:age AS float8) > 0
+                            THEN (SELECT coalesce(min(seq), 1) - 1 FROM transactions)
+                            ELSE nextval(pg_get_serial_sequence('transactions', 'seq')) END
                 FROM wallets s, wallets d WHERE s.id = :src AND d.id = :dst
             """),
             {
