@@ -64,9 +64,10 @@ class Books:
                        :sc, :dc, :amount, :cur, CAST(:status AS text),
                        now() - make_interval(secs => :age),
                        CASE WHEN CAST(:status AS text) = 'COMPLETED' THEN now() END,
-                       -- submission order: a row dated back was submitted before the others
+                       -- submission order: rows dated back come before every other, the
+                       -- oldest first (the sequence's numbers are all positive)
                        CASE WHEN CAST(:age AS float8) > 0
-                            THEN (SELECT coalesce(min(seq), 1) - 1 FROM transactions)
+                            THEN -CAST(round(CAST(:age AS float8) * 1000) AS bigint)
                             ELSE nextval(pg_get_serial_sequence('transactions', 'seq')) END
                 FROM wallets s, wallets d WHERE s.id = :src AND d.id = :dst
             """),
