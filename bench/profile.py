@@ -138,6 +138,8 @@ def profile(system: System, data: DataSet, db_url: str, args: argparse.Namespace
     out: dict[str, Any] = {"scenario": args.scenario, "seconds": args.seconds,
                            "statements_note": stats.enable_statements(db_url)}  # fmt: skip
     roles = system.roles()
+    time.sleep(stats.STATS_SETTLE_S)
+    writes0 = stats.table_writes(db_url)
     before, cpu0, started = counters(system), stats.cpu_seconds(), time.monotonic()
     spies = [
         (role, spy)
@@ -166,6 +168,10 @@ def profile(system: System, data: DataSet, db_url: str, args: argparse.Namespace
     out["cpu_s"] = stats.cpu_by_group(cpu0, cpu1, roles)
     out["counters"] = {k: round(after[k] - before[k], 3) for k in COUNTERS}
     out["sizes"] = stats.group_sizes(db_url, data.organization_id, args.scenario)
+    time.sleep(stats.STATS_SETTLE_S)
+    out["rows_written"] = stats.rows_written(
+        writes0, stats.table_writes(db_url), load.transfers_accepted
+    )
     if out["statements_note"] is None:
         out["statements"] = stats.top_statements(db_url)
     for role, spy in spies:

@@ -158,3 +158,57 @@ def group_sizes(db_url: str, organization_id: str, tag: str) -> dict[str, Any]:
             ).fetchall()
             out[name] = _sizes([float(n) for (n,) in rows])
     return out
+
+
+STATS_SETTLE_S = 11.0
+"""Backends publish their table counters when idle, at most every 10 s (PostgreSQL 15's
+PGSTAT_IDLE_INTERVAL): wait that long before reading them."""
+
+_TABLE_WRITES = """
+    SELECT t.relname, t.n_tup_ins, t.n_tup_upd, t.n_tup_hot_upd, t.n_tup_del,
+           (SELECT count(*) FROM pg_index i WHERE i.indrelid = t.relid) AS indexes
+    FROM pg_stat_user_tables t
+"""
+
+
+def table_writes(db_url: str) -> dict[str, tuple[int, int, int, int, int]]:
+    """Rows inserted, updated, updated HOT and deleted so far, and index count, by table."""
+    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
+        return {row[0]: tuple(row[1:]) for row in conn.execute(_TABLE_WRITES)}  # type: ignore[misc]
+
+
+def rows_written(
+    before: dict[str, tuple[int, int, int, int, int]],
+    after: dict[str, tuple[int, int, int, int, int]],
+    transfers: int,
+) -> dict[str, Any]:
+    """Rows and index entries written per posted transfer, by table and in all.
+
+    An insert writes the row and one entry in each index; an update writes a new row
+    version and, unless it is HOT, one entry in each index too. The index figure is an
+    upper bound: a partial index whose predicate leaves the row out gets no entry, and the
+    statistics do not say which did.
+    """
+    by_table: dict[str, dict[str, float]] = {}
+    rows = index_entries = 0
+    for table, (ins, upd, hot, dele, indexes) in after.items():
+        b_ins, b_upd, b_hot, b_del, _ = before.get(table, (0, 0, 0, 0, 0))
+        d_ins, d_upd, d_hot, d_del = ins - b_ins, upd - b_upd, hot - b_hot, dele - b_del
+        if not (d_ins or d_upd or d_del):
+            continue
+        entries = (d_ins + d_upd - d_hot) * indexes
+        rows += d_ins + d_upd + d_del
+        index_entries += entries
+        by_table[table] = {
+            "inserted": round(d_ins / transfers, 3),
+            "updated": round(d_upd / transfers, 3),
+            "updated_hot": round(d_hot / transfers, 3),
+            "deleted": round(d_del / transfers, 3),
+            "index_entries": round(entries / transfers, 3),
+        }
+    return {
+        "transfers": transfers,
+        "rows_per_transfer": round(rows / max(transfers, 1), 3),
+        "index_entries_per_transfer": round(index_entries / max(transfers, 1), 3),
+        "by_table": by_table,
+    }

@@ -135,13 +135,16 @@ def _scenario_line(scen: dict[str, Any]) -> tuple[str, str]:
     """The headline figure of a scenario and a few words on how it was made."""
     if "posted_per_s" in scen:
         sizes = _get(scen, "sizes", "posting_batch", "mean")
+        rows = _get(scen, "rows_written", "rows_per_transfer")
+        cpu = sum((scen.get("cpu_ms_per_transfer") or {}).values())
         return f"{_fmt(scen['posted_per_s'])} posted/s", (
             f"{scen.get('completed')} completed in {_fmt(scen.get('wall_s'))} s"
-            f" (drain {_fmt(scen.get('drain_s'))} s), posting batch mean {_fmt(sizes)}"
+            f" (drain {_fmt(scen.get('drain_s'))} s), posting batch mean {_fmt(sizes)},"
+            f" {_fmt(rows)} rows and {_fmt(float(cpu))} CPU-ms a transfer"
         )
     if "p99_ms" in scen:
         return f"p50 {_fmt(scen['p50_ms'])} / p99 {_fmt(scen['p99_ms'])} ms", (
-            f"open loop at {_fmt(scen.get('rate_per_s'))}/s"
+            f"open loop at {_fmt(scen.get('rate_per_s'))}/s ({scen.get('rate_basis', '')})"
         )
     if "seconds" in scen:
         entries = scen.get("entries")

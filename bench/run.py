@@ -145,14 +145,24 @@ class Runner:
 
     def latency(self, db_url: str) -> None:
         assert self.system is not None and self.data is not None, "the system did not start"
-        uniform = self.result["scenarios"].get("uniform", {}).get("posted_per_s")
-        if not uniform:
-            raise RuntimeError("no uniform rate to take half of")
-        self.result["scenarios"]["latency"] = scenarios.latency(
-            self.system, self.data, db_url, uniform / 2, self.profile, "latency",
-            self.tick("latency"))  # fmt: skip
+        rate, basis = self.latency_rate()
+        out = scenarios.latency(self.system, self.data, db_url, rate, self.profile, "latency",
+                                self.tick("latency"))  # fmt: skip
+        out["rate_basis"] = basis
+        self.result["scenarios"]["latency"] = out
         self.keep_server_errors("latency")
         self.check("latency", db_url)
+
+    def latency_rate(self) -> tuple[float, str]:
+        """Half the per-commit reference's rate: a fixed load, so a slower system does not
+        earn an easier target. Without references (`--skip-references`), half `uniform`."""
+        reference = self.result["references"].get("per_commit", {}).get("transfers_per_s")
+        if reference:
+            return reference / 2, "half the per-commit reference"
+        uniform = self.result["scenarios"].get("uniform", {}).get("posted_per_s")
+        if not uniform:
+            raise RuntimeError("no per-commit reference or uniform rate to take half of")
+        return uniform / 2, "half uniform (no references in this run)"
 
     def reconcile(self, server_url: str) -> None:
         entries = self.profile.reconcile_entries

@@ -92,11 +92,17 @@ def throughput(
         concurrency=profile.clients if mode == "closed" else profile.bulk_clients,
         duration_s=profile.duration_s,
     )
+    time.sleep(profile_stats.STATS_SETTLE_S)
+    writes_before = profile_stats.table_writes(db_url)
     cpu_before = profile_stats.cpu_seconds()
     load = run_load(spec, on_tick)
     final_at = asyncio.run(wait_until_final(system.base_url, data.token, profile.final_timeout_s))
     cpu = profile_stats.cpu_by_group(cpu_before, profile_stats.cpu_seconds(), system.roles())
     counts = status_counts(db_url, data.organization_id, tag)
+    time.sleep(profile_stats.STATS_SETTLE_S)
+    writes = profile_stats.rows_written(
+        writes_before, profile_stats.table_writes(db_url), counts.get("COMPLETED", 0)
+    )
     wall = final_at - load.first_submit if load.first_submit else None
     completed = counts.get("COMPLETED", 0)
     return {
@@ -110,6 +116,7 @@ def throughput(
         "cpu_s": cpu,
         "cpu_ms_per_transfer": cpu_per_transfer(cpu, completed),
         "sizes": profile_stats.group_sizes(db_url, data.organization_id, tag),
+        "rows_written": writes,
         "load": load.to_json(),
     }
 

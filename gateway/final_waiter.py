@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -30,6 +31,11 @@ from ledger_core.channels import FINAL_CHANNEL
 
 log = logging.getLogger("vaultcraft.gateway.waiter")
 
+
+RECHECK_S = 5.0
+"""A safety net only: the listener wakes every waiter whenever it (re)connects."""
+
+T = TypeVar("T")
 
 RowReader = Callable[[Sequence[UUID]], Awaitable[dict[UUID, dict[str, Any]]]]
 """Reads transactions by id, unchecked: each waiter checks its own reader's access."""
@@ -93,6 +99,34 @@ class FinalWaiter:
                 waiting.discard(watch)
                 if not waiting:
                     del self._waiters[transaction_id]
+
+    async def wait_until(
+        self,
+        transaction_id: UUID,
+        wait_s: float,
+        read: Callable[[dict[str, Any] | None], Awaitable[T]],
+        settled: Callable[[T], bool],
+    ) -> T:
+        """`read` until `settled` or `wait_s` pass, sleeping on the transaction's
+        notifications in between; `read` gets the row the waiter read for every watch
+        woken with it, or None when it must read for itself.
+
+        The watch is registered before the first read, so a change in between still wakes
+        it; without any notification it reads again every `RECHECK_S`. A stopping server
+        answers with what it has.
+        """
+        deadline = time.monotonic() + wait_s
+        async with self.watch(transaction_id) as watch:
+            self.refresh(transaction_id)
+            while True:
+                remaining = max(0.0, deadline - time.monotonic())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(watch.event.wait(), timeout=min(RECHECK_S, remaining))
+                handed = watch.row
+                watch.clear()  # before reading: a wake-up during the read is kept for the next
+                found = await read(handed)
+                if settled(found) or deadline <= time.monotonic() or self.closing:
+                    return found
 
     def refresh(self, transaction_id: UUID) -> None:
         """Read a watched transfer in the next batched read and wake its watches with it."""

@@ -66,7 +66,13 @@ class BalanceAt:
     at: datetime
     balance: int
     held: int = 0
-    """Reserved by open holds (known for now and later only)."""
+    """Reserved by the holds open at `at`."""
+
+    @property
+    def available(self) -> int:
+        """The balance not reserved by holds. Unlike a wallet's `available_balance` it adds
+        no overdraft limit: limits keep no history, so today's may not have applied."""
+        return self.balance - self.held
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +80,7 @@ class BalanceAt:
             "at": rfc3339(self.at),
             "balance": format_amount(self.balance, self.currency),
             "held": format_amount(self.held, self.currency),
+            "available": format_amount(self.available, self.currency),
             "currency": self.currency,
         }
 

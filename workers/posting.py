@@ -16,12 +16,8 @@ import dramatiq
 from sqlalchemy.exc import DBAPIError
 
 from ledger_core.persistence.risk.rules import load_policy
-from ledger_core.persistence.transfers.posting import (
-    POSTING_ERROR,
-    BatchResult,
-    is_conflict,
-    post_batch,
-)
+from ledger_core.persistence.transfers.conflicts import POSTING_ERROR, is_conflict
+from ledger_core.persistence.transfers.posting import BatchResult, post_batch
 from messaging.broker import POSTING_QUEUE, setup_broker
 from runtime import metrics
 from workers import db
@@ -64,11 +60,25 @@ def _observe(result: BatchResult, elapsed: float) -> None:
     ids = [str(o.transfer.id) for o in result.outcomes]
     log.info(
         "Posted a batch of %d transfers (%d completed) in %.1f ms.",
-        result.claimed,
+        len(result.outcomes),
         result.completed,
         elapsed * 1000,
         extra={"transaction_ids": ids[:LOGGED_IDS]} if ids else None,
     )
+    for decided in result.actions:
+        log.info(
+            "Hold action %s (%s of transaction %s) ended %s%s.",
+            decided.action.id,
+            decided.action.action.value,
+            decided.action.transaction_id,
+            decided.status,
+            f": {decided.failure_code}" if decided.failure_code else "",
+            extra={
+                "transaction_id": str(decided.action.transaction_id),
+                "organization_id": str(decided.action.organization_id),
+                "failure_code": decided.failure_code,
+            },
+        )
     for outcome in result.outcomes:
         if not outcome.completed:
             log.info(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 from uuid import UUID
 
@@ -32,9 +30,6 @@ from ledger_core.services.transfer_reads import TransferFilter, visible_to
 from ledger_core.transfers import DECIDED_STATUSES, transaction_view
 
 routes = RouteTable(tag="Transfers", read_scope="transfers:read", write_scope="transfers:write")
-
-RECHECK_S = 5.0
-"""A safety net only: the listener wakes every waiter whenever it (re)connects."""
 
 
 TRANSFER_COLUMNS = (
@@ -127,32 +122,18 @@ async def get_one(request: web.Request, transaction_id: UUID, query: WaitQuery) 
 
 
 async def _wait_final(request: web.Request, transaction_id: UUID, wait_s: float) -> dict[str, Any]:
-    """Read the transfer until it is final, sleeping on its notification in between.
-
-    The watch is registered before the first read, so a transfer that becomes final in
-    between still wakes us. Reads go through the waiter, which reads every transfer asked
-    for at that moment with one query and hands each watch its row; a request reads for
-    itself only when that read failed or nothing woke it for `RECHECK_S`.
-    """
-    deadline = time.monotonic() + wait_s
-    waiter = request.app[WAITER]
+    """Read the transfer until it is decided, sleeping on its notification in between; reads
+    go through the waiter, which reads every transfer woken at one moment with one query."""
     who = principal(request)
-    async with waiter.watch(transaction_id) as watch:
-        waiter.refresh(transaction_id)
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                await asyncio.wait_for(watch.event.wait(), timeout=min(RECHECK_S, remaining))
-            except TimeoutError:
-                pass
-            handed = watch.row
-            watch.clear()  # before reading: a wake-up during the read is kept for the next wait
-            if handed is not None:
-                row = visible_to(handed, who)
-            else:
-                row = await _read(request, transaction_id)
-            if row["status"] in DECIDED_STATUSES or deadline <= time.monotonic() or waiter.closing:
-                return row  # a stopping server answers with what it has
+
+    async def read(handed: dict[str, Any] | None) -> dict[str, Any]:
+        if handed is not None:
+            return visible_to(handed, who)
+        return await _read(request, transaction_id)
+
+    return await request.app[WAITER].wait_until(
+        transaction_id, wait_s, read, lambda row: row["status"] in DECIDED_STATUSES
+    )
 
 
 async def _read(request: web.Request, transaction_id: UUID) -> dict[str, Any]:

@@ -25,13 +25,15 @@ from gateway.schemas.transactions import (
     CreateBatch,
     CreateMulti,
     CreateTransfer,
+    HoldActionOut,
     ReverseTransfer,
     TransactionOut,
     VoidHold,
+    WaitQuery,
 )
-from gateway.state import COMMITTER, ENGINE, SETTINGS
+from gateway.state import COMMITTER, ENGINE, SETTINGS, WAITER
 from ledger_core.errors import DomainError
-from ledger_core.holds import HoldAction
+from ledger_core.holds import HoldAction, action_view
 from ledger_core.intents import BatchRefused, Stored, TransferIntent
 from ledger_core.money import parse_amount
 from ledger_core.posting import Leg
@@ -326,50 +328,93 @@ async def reverse(
 
 
 _HOLD_DOC = (
-    " Only a `HELD` transfer (a hold the worker has placed) can end, exactly once: otherwise"
-    " `409 not_held`. A capture racing a void or the expiry ends in exactly one of them."
-    " Header `Idempotency-Key` is required: the request that ended the hold, repeated with"
-    " its key, answers `200` with `Idempotent-Replayed: true`."
+    " Checked at once: the hold is visible to the payer (`404`, `403`) and `HELD` (else"
+    " `409 not_held`). The request is then stored as an intent (`PENDING`) and answers `202`"
+    " with `Location` to poll (`GET /transactions/{id}/actions/{action_id}`); a posting worker"
+    " decides it under the hold's and its wallets' locks. A hold ends exactly once: a capture"
+    " racing a void, another capture or the expiry ends in one of them, the others end"
+    " `FAILED` with `failure_code: not_held`. Header `Idempotency-Key` is required: the same"
+    " request with the same key answers `200` with the stored action and"
+    " `Idempotent-Replayed: true`; another request with it `422 idempotency_key_reused`."
 )
+
+
+def _action_answer(request: web.Request, stored: holds.StoredAction) -> web.Response:
+    row = stored.row
+    bind_contextvars(transaction_id=str(row["transaction_id"]))
+    body = action_view(row, stored.currency)
+    if stored.replayed:
+        return json_response(body, status=200, headers={"Idempotent-Replayed": "true"})
+    location = f"{API_PREFIX}/transactions/{row['transaction_id']}/actions/{row['id']}"
+    return json_response(body, status=202, headers={"Location": location})
 
 
 @routes.post(
     "/transactions/{transaction_id}/capture",
     body=CaptureHold,
-    response=TransactionOut,
+    response=HoldActionOut,
     status=202,
     headers=(IDEMPOTENCY_KEY,),
-    created_path="/transactions/{transaction_id}",
+    created_path="/transactions/{transaction_id}/actions/{action_id}",
     errors=(400, 403, 404, 409),
     description=(
         "Post `amount` (default: all of the hold; at most the hold, else"
         " `422 capture_exceeds_hold`) from the hold's source to its destination and release"
-        " the rest: the transfer ends `COMPLETED` with `amount` the captured amount." + _HOLD_DOC
+        " the rest: the transfer ends `COMPLETED` with `amount` the captured amount. Risk rules"
+        " are not applied again (they were when the hold was placed, like a card"
+        " authorization); the wallets must still be active." + _HOLD_DOC
     ),
 )
 async def capture(request: web.Request, transaction_id: UUID, body: CaptureHold) -> web.Response:
-    """Capture a hold"""
+    """Capture a hold (answers 202 once the capture is durably PENDING)"""
     key = idempotency_key(request)
-    stored = await holds.end_one(
+    stored = await holds.request_action(
         request.app[ENGINE], acting(request), transaction_id, HoldAction.CAPTURE, key, body.amount
     )
-    return accepted(request, stored)
+    return _action_answer(request, stored)
 
 
 @routes.post(
     "/transactions/{transaction_id}/void",
     body=VoidHold,
-    response=TransactionOut,
+    response=HoldActionOut,
     status=202,
     headers=(IDEMPOTENCY_KEY,),
-    created_path="/transactions/{transaction_id}",
+    created_path="/transactions/{transaction_id}/actions/{action_id}",
     errors=(400, 403, 404, 409),
     description="Release the whole hold without posting: the transfer ends `VOIDED`." + _HOLD_DOC,
 )
 async def void(request: web.Request, transaction_id: UUID, body: VoidHold) -> web.Response:
-    """Void a hold"""
+    """Void a hold (answers 202 once the void is durably PENDING)"""
     key = idempotency_key(request)
-    stored = await holds.end_one(
+    stored = await holds.request_action(
         request.app[ENGINE], acting(request), transaction_id, HoldAction.VOID, key
     )
-    return accepted(request, stored)
+    return _action_answer(request, stored)
+
+
+@routes.get(
+    "/transactions/{transaction_id}/actions/{action_id}",
+    query=WaitQuery,
+    response=HoldActionOut,
+    errors=(403, 404),
+    description=(
+        "A capture or void, `PENDING` until a posting worker decides it (usually within"
+        " milliseconds). Visible to whoever may end the hold. `?wait=N` holds the answer until"
+        " it is decided or N seconds pass; no need to poll."
+    ),
+)
+async def get_hold_action(
+    request: web.Request, transaction_id: UUID, action_id: UUID, query: WaitQuery
+) -> web.Response:
+    """Read a capture or void; `?wait=N` holds the answer until it is decided"""
+    engine, who = request.app[ENGINE], acting(request)
+    stored = await holds.get_action(engine, who, transaction_id, action_id)
+    if query.wait and stored.row["status"] == "PENDING":
+        stored = await request.app[WAITER].wait_until(
+            transaction_id,
+            float(query.wait),
+            lambda _: holds.get_action(engine, who, transaction_id, action_id),
+            lambda found: found.row["status"] != "PENDING",
+        )
+    return json_response(action_view(stored.row, stored.currency))

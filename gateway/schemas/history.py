@@ -22,7 +22,11 @@ class BalanceAtOut(BaseModel):
     wallet_id: UUID
     at: datetime
     balance: str = Field(description="Posted balance as of `at`, entries at `at` included")
-    held: str
+    held: str = Field(description="Reserved by the holds open at `at`, in major units")
+    available: str = Field(
+        description="`balance` - `held` as of `at` (no overdraft limit added: limits keep"
+        " no history)"
+    )
     currency: str
 
 

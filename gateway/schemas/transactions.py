@@ -128,6 +128,26 @@ class TransactionOut(BaseModel):
     )
 
 
+class HoldActionOut(BaseModel):
+    """A capture or void asked of a hold: PENDING until a posting worker decides it."""
+
+    id: UUID
+    transaction_id: UUID = Field(description="The hold this capture or void ends")
+    action: Literal["capture", "void"]
+    amount: str | None = Field(
+        description="The amount the capture asked for; null: all of the hold (or a void)"
+    )
+    status: Literal["PENDING", "COMPLETED", "FAILED"] = Field(
+        description="`COMPLETED`: this request ended the hold (the transfer is now `COMPLETED`"
+        " or `VOIDED`); `FAILED`: it did not, and `failure_code` says why (`not_held`: a void,"
+        " another capture or the expiry ended the hold first)"
+    )
+    failure_code: str | None
+    failure_message: str | None
+    created_at: datetime
+    decided_at: datetime | None = Field(description="When a posting worker decided it")
+
+
 class BatchOut(BaseModel):
     data: list[TransactionOut]
 

@@ -51,6 +51,17 @@ def _created_at() -> Column[object]:
     return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
+def _written_at() -> Column[object]:
+    """When the writing statement reached the server: after its writer locked the wallets,
+    so a wallet's rows are in the same order by `(created_at, id)` as by `id`."""
+    return Column(
+        "created_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.statement_timestamp(),
+    )
+
+
 organizations = Table(
     "organizations",
     metadata,
@@ -270,7 +281,54 @@ transactions = Table(
         unique=True,
         postgresql_where=text("reference IS NOT NULL"),
     ),
+    Index(
+        "ix_transactions_pending_multi_postings",
+        "postings",
+        postgresql_using="gin",
+        postgresql_ops={"postings": "jsonb_path_ops"},
+        postgresql_where=text("status = 'PENDING' AND kind = 'MULTI'"),
+    ),
+    Index(
+        "ix_transactions_multi_postings",
+        "postings",
+        postgresql_using="gin",
+        postgresql_ops={"postings": "jsonb_path_ops"},
+        postgresql_where=text("kind = 'MULTI'"),
+    ),
 )
+
+hold_actions = Table(
+    "hold_actions",
+    metadata,
+    _uuid_pk(),
+    Column("seq", BigInteger, Identity(always=False), nullable=False),
+    Column("organization_id", UUID(as_uuid=True), ForeignKey("organizations.id"), nullable=False),
+    Column("transaction_id", UUID(as_uuid=True), ForeignKey("transactions.id"), nullable=False),
+    Column("action", String(10), nullable=False),
+    Column("amount", BigInteger, nullable=True),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", String(10), nullable=False, server_default=text("'PENDING'")),
+    Column("failure_code", String(50), nullable=True),
+    Column("failure_message", Text, nullable=True),
+    Column("created_by", UUID(as_uuid=True), ForeignKey("users.id"), nullable=True),
+    _created_at(),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("organization_id", "idempotency_key"),
+    CheckConstraint("action IN ('CAPTURE', 'VOID')", name="action"),
+    CheckConstraint("status IN ('PENDING', 'COMPLETED', 'FAILED')", name="status"),
+    CheckConstraint("amount IS NULL OR (action = 'CAPTURE' AND amount > 0)", name="amount"),
+    CheckConstraint("(status = 'PENDING') = (decided_at IS NULL)", name="decided"),
+    Index("ix_hold_actions_pending_seq", "seq", postgresql_where=text("status = 'PENDING'")),
+    Index("ix_hold_actions_transaction_id", "transaction_id"),
+    Index(
+        "uq_hold_actions_completed",
+        "transaction_id",
+        unique=True,
+        postgresql_where=text("status = 'COMPLETED'"),
+    ),
+)
+"""Captures and voids asked of holds, PENDING until a posting batch decides them."""
 
 ledger_entries = Table(
     "ledger_entries",
@@ -284,7 +342,7 @@ ledger_entries = Table(
     Column("amount", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("balance_after", BigInteger, nullable=False),
-    _created_at(),
+    _written_at(),
     CheckConstraint("direction IN ('DEBIT', 'CREDIT')", name="direction"),
     CheckConstraint("(transaction_id IS NULL) <> (settlement_id IS NULL)", name="one_origin"),
     CheckConstraint("amount > 0", name="positive_amount"),
@@ -310,6 +368,24 @@ ledger_entries = Table(
     ),
 )
 
+wallet_held_changes = Table(
+    "wallet_held_changes",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("wallet_id", UUID(as_uuid=True), ForeignKey("wallets.id"), nullable=False),
+    Column("held_after", BigInteger, nullable=False),
+    _written_at(),
+    CheckConstraint("held_after >= 0", name="not_negative"),
+    Index(
+        "ix_wallet_held_changes_history",
+        "wallet_id",
+        text("created_at DESC"),
+        text("id DESC"),
+    ),
+)
+"""Each change of a wallet's `held`, written by the trigger `wallets_held_history`
+(append-only): what holds reserved on the wallet at any instant."""
+
 outbox = Table(
     "outbox",
     metadata,
@@ -329,6 +405,7 @@ outbox = Table(
     Column("relayed_at", DateTime(timezone=True), nullable=True),
     Index("ix_outbox_unrelayed", "id", postgresql_where=text("relayed_at IS NULL")),
     Index("ix_outbox_organization_id_id", "organization_id", "id"),
+    postgresql_with={"fillfactor": 50},  # room for the relay's HOT lease updates (0013)
 )
 
 webhooks = Table(

@@ -15,7 +15,7 @@ from ledger_core.history import BalanceAt, Statement, check_range
 from ledger_core.keyset import Keyset
 from ledger_core.persistence.pages import split_page
 from ledger_core.persistence.wallets.history import (
-    balance_at,
+    position_at,
     range_totals,
     statement_page,
     stream_statement,
@@ -26,17 +26,18 @@ from ledger_core.services.wallets import visible_wallet
 async def wallet_balance_at(
     engine: AsyncEngine, principal: Principal, wallet_id: UUID, at: datetime | None
 ) -> BalanceAt:
-    """The wallet's posted balance as of `at` (entries at exactly `at` included; now when
-    not given), and what its open holds reserve when `at` is now or later (holds keep no
-    history of their own yet, so a past instant reports none)."""
-    now = datetime.now(UTC)
-    at = now if at is None else at
+    """The wallet's posted balance and what its open holds reserved as of `at` (now when
+    not given), everything written at exactly `at` included."""
+    at = datetime.now(UTC) if at is None else at
     async with engine.connect() as conn:
         wallet = await visible_wallet(conn, principal, wallet_id)
-        balance = await balance_at(conn, wallet_id, at)
-    held = wallet.held if at >= now else 0
+        position = await position_at(conn, wallet_id, at)
     return BalanceAt(
-        wallet_id=wallet_id, currency=wallet.currency, at=at, balance=balance, held=held
+        wallet_id=wallet_id,
+        currency=wallet.currency,
+        at=at,
+        balance=position.balance,
+        held=position.held,
     )
 
 

@@ -1,37 +1,40 @@
-"""Holds: capture or void one (the payer's request), expire the overdue ones (the scheduler).
+"""Holds: ask for a capture or a void (the payer's request), expire overdue holds (the
+scheduler).
 
-Each runs in one unit of work: lock the hold and its wallets (in the posting workers'
-order), decide with `ledger_core.holds`, write the release, any entries, the final status,
-its event and the audit record. A hold ends exactly once: whoever takes its row lock
-first ends it; the others find it no longer HELD (`not_held`, or skipped by the expiry).
+A capture or void is an intent, like a transfer: the request checks it (the hold is
+visible to the payer, HELD, and a capture within it), stores it PENDING with its
+idempotency key and answers `202`; a posting batch decides it under the hold's row lock
+and its wallets' locks (`ledger_core.persistence.transfers.hold_actions`). The expiry
+runs in its own unit of work: lock overdue holds (skipping any a batch holds), their
+wallets in the posting order, release and mark them EXPIRED. A hold ends exactly once:
+whoever takes its row lock first ends it; an action that comes later ends FAILED
+`not_held`, and the expiry skips it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger_core.acting import Acting, AuditContext
-from ledger_core.errors import NotFound
-from ledger_core.holds import (
-    ENDED_AS,
-    HoldAction,
-    HoldEnding,
-    captured_amount,
-    end_hold,
-    is_replay,
-)
-from ledger_core.intents import Stored
+from ledger_core.errors import IdempotencyKeyReused, NotFound
+from ledger_core.holds import ActionRequest, HoldAction, check_request, end_hold
 from ledger_core.money import parse_amount
 from ledger_core.persistence.audit.records import audit_insert
 from ledger_core.persistence.transfers.claim import pending_of
-from ledger_core.persistence.transfers.holds import Ending, lock_hold, lock_overdue, write_endings
-from ledger_core.persistence.transfers.posting import lock_wallets
-from ledger_core.posting import Entry
+from ledger_core.persistence.transfers.hold_actions import (
+    find_by_key,
+    find_hold,
+    insert_action,
+    read_action,
+)
+from ledger_core.persistence.transfers.holds import Ending, lock_overdue, write_endings
+from ledger_core.persistence.transfers.ledger_writes import lock_wallets
 from ledger_core.transfer_rules import check_may_cancel
 from ledger_core.transfers import transfer_audit_details
 
@@ -39,41 +42,81 @@ EXPIRE_BATCH = 500
 """Overdue holds expired per unit of work."""
 
 
-async def end_one(
+@dataclass(frozen=True)
+class StoredAction:
+    """A capture or void as stored, the hold's currency, and whether this request only
+    replayed it."""
+
+    row: Mapping[str, Any]
+    currency: str
+    replayed: bool
+
+
+async def request_action(
     engine: AsyncEngine,
     acting: Acting,
-    transfer_id: UUID,
+    transaction_id: UUID,
     action: HoldAction,
     key: str,
     amount: str | None = None,
-) -> Stored:
-    """Capture (`amount`, a decimal string, or all) or void a HELD transfer; the request
-    that ended it, repeated with its key, comes back `replayed`."""
+) -> StoredAction:
+    """Store a capture (`amount`, a decimal string, or all) or void of a HELD transfer as
+    PENDING; the same request with the same key comes back `replayed`, whatever the hold
+    has become since."""
     async with engine.begin() as conn:
-        return await conn.run_sync(_end_one, acting, transfer_id, action, key, amount)
+        hold = await _payers_hold(conn, acting, transaction_id)
+        asked = None if amount is None else parse_amount(amount, hold["currency"])
+        request = ActionRequest(transaction_id, action, asked, key)
+        org = acting.principal.organization_id
+        earlier = await find_by_key(conn, org, key)
+        if earlier is not None:
+            return _replayed(earlier, request, hold["currency"])
+        check_request(hold, request)
+        row, existed = await insert_action(conn, org, acting.principal.user_id, request)
+        if existed:
+            return _replayed(row, request, hold["currency"])
+        await conn.execute(
+            audit_insert(
+                acting.audit,
+                f"transfer.{action.value}_requested",
+                resource_type="transaction",
+                resource_id=transaction_id,
+                details={"hold_action_id": str(row["id"]), "amount": amount},
+            )
+        )
+        return StoredAction(row, hold["currency"], replayed=False)
 
 
-def _end_one(
-    conn: Connection,
-    acting: Acting,
-    transfer_id: UUID,
-    action: HoldAction,
-    key: str,
-    amount_text: str | None,
-) -> Stored:
-    who = acting.principal
-    row = lock_hold(conn, who.organization_id, transfer_id)
+async def get_action(
+    engine: AsyncEngine, acting: Acting, transaction_id: UUID, action_id: UUID
+) -> StoredAction:
+    """A capture or void, to the payer who may end the hold."""
+    async with engine.connect() as conn:
+        hold = await _payers_hold(conn, acting, transaction_id)
+        row = await read_action(conn, acting.principal.organization_id, transaction_id, action_id)
     if row is None:
+        raise NotFound("hold action not found")
+    return StoredAction(row, hold["currency"], replayed=False)
+
+
+async def _payers_hold(
+    conn: AsyncConnection, acting: Acting, transaction_id: UUID
+) -> dict[str, Any]:
+    who = acting.principal
+    hold = await find_hold(conn, who.organization_id, transaction_id)
+    if hold is None:
         raise NotFound("transaction not found")
-    check_may_cancel(who, row)
-    asked = None if amount_text is None else parse_amount(amount_text, row["currency"])
-    ending = HoldEnding(action, asked, key)
-    if is_replay(row, ending):
-        return Stored(row, replayed=True)
-    amount = captured_amount(row, ending)
-    (ended,) = _write(conn, [(row, ending, amount)])
-    _audit(conn, acting.audit, ended)
-    return Stored(ended, replayed=False)
+    check_may_cancel(who, hold)
+    return hold
+
+
+def _replayed(row: Mapping[str, Any], request: ActionRequest, currency: str) -> StoredAction:
+    if row["request_hash"] != request.request_hash():
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {request.key!r} was already used with a different request",
+            field="idempotency_key",
+        )
+    return StoredAction(row, currency, replayed=True)
 
 
 def expire_overdue(engine: Engine, limit: int = EXPIRE_BATCH) -> int:
@@ -82,44 +125,23 @@ def expire_overdue(engine: Engine, limit: int = EXPIRE_BATCH) -> int:
         rows = lock_overdue(conn, limit)
         if not rows:
             return 0
-        ending = HoldEnding(HoldAction.EXPIRE)
-        for ended in _write(conn, [(row, ending, None) for row in rows]):
-            context = AuditContext(organization_id=ended["organization_id"])
-            _audit(conn, context, ended)
+        _expire(conn, rows)
     return len(rows)
 
 
-def _write(
-    conn: Connection, asked: list[tuple[Mapping[str, Any], HoldEnding, int | None]]
-) -> list[dict[str, Any]]:
-    transfers = [pending_of(row) for row, _, _ in asked]
+def _expire(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    transfers = [pending_of(row) for row in rows]
     wallets = lock_wallets(conn, transfers)
-    entries: list[Entry] = []
-    for transfer, (_, _, amount) in zip(transfers, asked, strict=True):
-        entries.extend(end_hold(transfer, amount, wallets))
-    endings = [
-        Ending(
-            row,
-            ENDED_AS[ending.action],
-            amount,
-            ending.key,
-            None if ending.key is None else ending.request_hash(),
+    for transfer in transfers:
+        end_hold(transfer, None, wallets)
+    endings = [Ending(row, "EXPIRED", None) for row in rows]
+    for ended in write_endings(conn, endings, [], wallets):
+        conn.execute(
+            audit_insert(
+                AuditContext(organization_id=ended["organization_id"]),
+                "transfer.expired",
+                resource_type="transaction",
+                resource_id=ended["id"],
+                details=transfer_audit_details(ended),
+            )
         )
-        for row, ending, amount in asked
-    ]
-    return write_endings(conn, endings, entries, wallets)
-
-
-def _audit(conn: Connection, context: AuditContext, row: Mapping[str, Any]) -> None:
-    action = {"COMPLETED": "transfer.captured", "VOIDED": "transfer.voided"}.get(
-        row["status"], "transfer.expired"
-    )
-    conn.execute(
-        audit_insert(
-            context,
-            action,
-            resource_type="transaction",
-            resource_id=row["id"],
-            details=transfer_audit_details(row),
-        )
-    )

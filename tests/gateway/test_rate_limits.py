@@ -3,6 +3,7 @@ and a Redis that stops answering, which lets requests through (fail open) and co
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -103,4 +104,20 @@ async def test_a_refusal_reports_the_empty_bucket(redis_url: str) -> None:
         assert (verdict.limit, verdict.remaining, verdict.retry_after_s) == (1, 0, 1)
     finally:
         await client.delete(small, big)
+        await client.aclose()
+
+
+async def test_concurrent_requests_spend_one_bucket_exactly_once_each(redis_url: str) -> None:
+    """Requests waiting together go to Redis in one call; each still spends its own token,
+    in arrival order, and a bucket of 10 lets exactly 10 of 25 through."""
+    name = f"test:rate:{uuid.uuid4()}"
+    client = Redis.from_url(redis_url)
+    limiter = RateLimiter(client)
+    try:
+        found = await asyncio.gather(*(limiter.take([(name, RateLimit(1, 10))]) for _ in range(25)))
+        assert [v.allowed for v in found] == [True] * 10 + [False] * 15
+        assert [v.remaining for v in found[:10]] == list(range(9, -1, -1))
+        assert {v.retry_after_s for v in found[10:]} == {1}
+    finally:
+        await client.delete(name)
         await client.aclose()

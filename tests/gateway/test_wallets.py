@@ -231,6 +231,41 @@ class TestRead:
         ).json()
         assert sys_body["balance"] == "-125.50"
 
+    async def test_every_leg_of_a_pending_multi_counts_in_available_balance(
+        self, client: TestClient, engine: Engine, pending: list[UUID]
+    ) -> None:
+        admin = await signup(client)
+        system = await system_wallet(client, admin.token)
+        wallet = await create_wallet(client, admin.token)
+        x, y = await create_wallet(client, admin.token), await create_wallet(client, admin.token)
+        post_transfer(engine, system["id"], wallet["id"], 10_000)
+        legs = [
+            {
+                "source_wallet_id": wallet["id"],
+                "destination_wallet_id": dst,
+                "amount": amount,
+                "currency": wallet["currency"],
+            }
+            for dst, amount in ((x["id"], "10.00"), (y["id"], "25.00"), (x["id"], "5.00"))
+        ]
+        resp = await client.post(
+            f"{API}/transactions",
+            json={"postings": legs},
+            headers={**admin.headers, "Idempotency-Key": "multi-available"},
+        )
+        assert resp.status == 202, await resp.text()
+        pending.append(UUID((await resp.json())["id"]))
+        body = await (
+            await client.get(f"{API}/wallets/{wallet['id']}", headers=admin.headers)
+        ).json()
+        assert (body["balance"], body["available_balance"]) == ("100.00", "60.00")
+        listed = await (
+            await client.get(
+                f"{API}/transactions", params={"wallet_id": y["id"]}, headers=admin.headers
+            )
+        ).json()
+        assert [t["id"] for t in listed["data"]] == [str(pending[-1])]
+
 
 class TestStatus:
     async def _events(self, engine: Engine, wallet_id: str) -> list[dict[str, object]]:

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from ledger_core.persistence.transfers.posting import post_batch
 from tests.risk.support import drain
 from tests.support.api import (
     API,
@@ -21,7 +22,7 @@ from tests.support.api import (
     signup,
     system_wallet,
 )
-from tests.support.ledger_sql import post_transfer
+from tests.support.ledger_sql import pending_transfer, post_transfer
 
 pytestmark = pytest.mark.asyncio
 
@@ -153,3 +154,30 @@ async def test_held_is_what_open_holds_reserve_now(
         headers=admin.headers,
     )
     assert (await resp.json())["held"] == "0.00"
+
+
+async def test_a_posting_that_began_first_but_locked_second_comes_later_in_history(
+    client: TestClient, engine: Engine
+) -> None:
+    """The wallet's entries have one order: a posting whose transaction began before another's
+    but locked the wallet after it is later by instant as by id, so the running balances,
+    the balance at an instant and a statement all agree."""
+    admin = await signup(client)
+    system = await system_wallet(client, admin.token)
+    wallet = await create_wallet(client, admin.token)
+    with engine.connect() as early:
+        early.execute(text("SELECT 1"))  # its transaction (and `now()`) starts here
+        post_transfer(engine, system["id"], wallet["id"], 100)  # begins later, commits first
+        pending_transfer(engine, system["id"], wallet["id"], 250)
+        assert post_batch(early, 1000).completed == 1
+        early.commit()
+    first, second = sorted(await _entries(client, admin, wallet["id"]), key=lambda e: e["id"])
+    assert (first["balance_after"], second["balance_after"]) == ("1.00", "3.50")
+    assert _instant(first) < _instant(second)
+    just_before = _instant(second) - timedelta(microseconds=1)
+    assert await _balance_at(client, admin, wallet["id"], just_before) == "1.00"
+    assert await _balance_at(client, admin, wallet["id"], _instant(second)) == "3.50"
+    resp = await client.get(f"{API}/wallets/{wallet['id']}/statement", headers=admin.headers)
+    statement = await resp.json()
+    assert [e["id"] for e in statement["data"]] == [first["id"], second["id"]]
+    assert statement["closing_balance"] == "3.50"

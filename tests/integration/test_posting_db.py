@@ -8,7 +8,8 @@ import threading
 import pytest
 from sqlalchemy import Engine, text
 
-from ledger_core.persistence.transfers.posting import POSTING_LOCK_CLASS, post_batch
+from ledger_core.persistence.transfers.batch_locks import POSTING_LOCK_CLASS
+from ledger_core.persistence.transfers.posting import post_batch
 from tests.support.ledger import create_book, insert_intents
 
 

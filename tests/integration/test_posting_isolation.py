@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from ledger_core.money import MAX_MINOR_UNITS
-from ledger_core.persistence.transfers.posting import claim_batch, post_batch
+from ledger_core.persistence.transfers.claim import claim_batch
+from ledger_core.persistence.transfers.posting import post_batch
 from tests.support.databases import create_migrated_database, drop_database
 from tests.support.ledger import Book, create_book, insert_intents
 

@@ -58,6 +58,24 @@ def _end(t: Tenant, tx: str, action: str, body: dict[str, Any], key: str | None 
     return t.post(f"/api/v1/transactions/{tx}/{action}", body, key=key or str(uuid.uuid4()))
 
 
+def _decided(t: Tenant, asked: httpx.Response) -> dict[str, Any]:
+    """Long-poll the capture or void a `202` answered with until a worker decided it."""
+    assert asked.status_code == 202, asked.text
+    assert asked.json()["status"] == "PENDING"
+    location = asked.headers["Location"]
+    deadline = time.monotonic() + 20
+    while (action := t.get(f"{location}?wait=10").json())["status"] == "PENDING":
+        assert time.monotonic() < deadline, "the action was never decided"
+    return dict(action)
+
+
+def _ended(t: Tenant, tx: str, action: str, body: dict[str, Any], key: str | None = None):
+    """Capture or void, wait for the worker, return the transfer as it now is."""
+    decided = _decided(t, _end(t, tx, action, body, key))
+    assert decided["status"] == "COMPLETED", decided
+    return dict(t.get(f"/api/v1/transactions/{tx}").json())
+
+
 def test_a_hold_reserves_and_a_full_capture_posts_it(http: httpx.Client, engine: Engine) -> None:
     t = signup(http)
     a, b = t.wallet(), t.wallet()
@@ -72,11 +90,18 @@ def test_a_hold_reserves_and_a_full_capture_posts_it(http: httpx.Client, engine:
     )
     assert t.get(f"/api/v1/transactions/{placed['id']}/ledger").json()["data"] == []
     key = str(uuid.uuid4())
-    captured = _end(t, placed["id"], "capture", {}, key)
-    assert captured.status_code == 202, captured.text
-    assert (captured.json()["status"], captured.json()["amount"]) == ("COMPLETED", "40.00")
+    asked = _end(t, placed["id"], "capture", {}, key)
+    assert asked.headers["Location"].endswith(f"/actions/{asked.json()['id']}")
+    decided = _decided(t, asked)
+    assert (decided["action"], decided["amount"]) == ("capture", None)
+    assert decided["decided_at"] is not None and decided["failure_code"] is None
+    captured = t.get(f"/api/v1/transactions/{placed['id']}").json()
+    assert (captured["status"], captured["amount"]) == ("COMPLETED", "40.00")
     replay = _end(t, placed["id"], "capture", {}, key)
     assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
+    assert (replay.json()["id"], replay.json()["status"]) == (decided["id"], "COMPLETED")
+    other_body = _end(t, placed["id"], "void", {}, key)
+    assert (other_body.status_code, other_body.json()["code"]) == (422, "idempotency_key_reused")
     again = _end(t, placed["id"], "capture", {})
     assert (again.status_code, again.json()["code"]) == (409, "not_held")
     assert (t.balance(a), t.balance(b), _wallet(t, a)["held"]) == ("60.00", "40.00", "0.00")
@@ -101,9 +126,7 @@ def test_a_partial_capture_releases_the_rest(http: httpx.Client, engine: Engine)
     placed = _placed(t, a, b, "50.00")
     too_much = _end(t, placed["id"], "capture", {"amount": "50.01"})
     assert (too_much.status_code, too_much.json()["code"]) == (422, "capture_exceeds_hold")
-    captured = _end(t, placed["id"], "capture", {"amount": "12.34"})
-    assert captured.status_code == 202, captured.text
-    body = captured.json()
+    body = _ended(t, placed["id"], "capture", {"amount": "12.34"})
     assert (body["status"], body["amount"], body["hold_amount"]) == ("COMPLETED", "12.34", "50.00")
     wallet = _wallet(t, a)
     assert (wallet["balance"], wallet["held"], wallet["available_balance"]) == (
@@ -122,14 +145,17 @@ def test_a_void_releases_everything_and_writes_no_entry(http: httpx.Client, engi
     placed = _placed(t, a, b, "30.00")
     spend = t.wait_final(t.transfer(a, b, "0.01").json()["id"])
     assert (spend["status"], spend["failure_code"]) == ("FAILED", "insufficient_funds")
-    voided = _end(t, placed["id"], "void", {})
-    assert voided.status_code == 202 and voided.json()["status"] == "VOIDED"
+    assert _ended(t, placed["id"], "void", {})["status"] == "VOIDED"
     with engine.connect() as conn:
         actions = conn.execute(
             text("SELECT action FROM audit_logs WHERE resource_id = :id ORDER BY id"),
             {"id": placed["id"]},
         ).scalars()
-        assert list(actions) == ["transfer.submitted", "transfer.voided"]
+        assert list(actions) == [
+            "transfer.submitted",
+            "transfer.void_requested",
+            "transfer.voided",
+        ]
     assert t.get(f"/api/v1/transactions/{placed['id']}/ledger").json()["data"] == []
     assert (t.balance(a), _wallet(t, a)["held"], t.balance(b)) == ("30.00", "0.00", "0.00")
     capture = _end(t, placed["id"], "capture", {})
@@ -155,16 +181,34 @@ def test_a_hold_expires_and_its_funds_come_back(http: httpx.Client, engine: Engi
     assert_ledger_sound(engine)
 
 
+def _outcome(t: Tenant, answer: httpx.Response) -> str:
+    """`won`, or how the request lost: refused at once, or decided FAILED not_held."""
+    if answer.status_code == 409:
+        assert answer.json()["code"] == "not_held"
+        return "refused"
+    decided = _decided(t, answer)
+    if decided["status"] == "COMPLETED":
+        return "won"
+    assert decided["failure_code"] == "not_held", decided
+    return "lost"
+
+
 def test_a_capture_racing_a_void_ends_the_hold_once(http: httpx.Client, engine: Engine) -> None:
     t = signup(http)
     a, b = t.wallet(), t.wallet()
     t.deposit(a, "100.00")
     holds = [_placed(t, a, b, "5.00")["id"] for _ in range(8)]
     calls = [(h, action) for h in holds for action in ("capture", "void")]
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=16) as pool:
         answers = list(pool.map(lambda c: _end(t, c[0], c[1], {}), calls))
-    statuses = [r.status_code for r in answers]
-    assert statuses.count(202) == len(holds) and statuses.count(409) == len(holds)
+    outcomes = [_outcome(t, r) for r in answers]
+    for n, hold in enumerate(holds):
+        pair = outcomes[2 * n : 2 * n + 2]
+        assert pair.count("won") == 1, (hold, pair)
+        final = t.get(f"/api/v1/transactions/{hold}").json()["status"]
+        winner = calls[2 * n + pair.index("won")][1]
+        assert final == {"capture": "COMPLETED", "void": "VOIDED"}[winner]
+    assert "lost" in outcomes, "no race reached the workers"
     captured = sum(
         1 for h in holds if t.get(f"/api/v1/transactions/{h}").json()["status"] == "COMPLETED"
     )
@@ -173,6 +217,13 @@ def test_a_capture_racing_a_void_ends_the_hold_once(http: httpx.Client, engine: 
     assert_ledger_sound(engine)
     with engine.connect() as conn:
         assert double_postings(conn) == []
+        ended_twice = conn.execute(
+            text(
+                "SELECT transaction_id FROM hold_actions WHERE status = 'COMPLETED'"
+                " GROUP BY transaction_id HAVING count(*) > 1"
+            )
+        ).all()
+        assert ended_twice == []
 
 
 def test_a_capture_racing_the_expiry_ends_the_hold_once(http: httpx.Client, engine: Engine) -> None:
@@ -180,18 +231,37 @@ def test_a_capture_racing_the_expiry_ends_the_hold_once(http: httpx.Client, engi
     a, b = t.wallet(), t.wallet()
     t.deposit(a, "100.00")
     holds = [_placed(t, a, b, "1.00", hold_expires_in_s=1)["id"] for _ in range(10)]
-    answers = {}
-    for h in holds:
-        answers[h] = _end(t, h, "capture", {})
+    answers = {h: _end(t, h, "capture", {}) for h in holds}
+    won = 0
     for h, answer in answers.items():
-        final = t.get(f"/api/v1/transactions/{h}").json()
-        if answer.status_code == 202:
-            assert final["status"] == "COMPLETED"
-        else:
-            assert (answer.json()["code"], final["status"]) == ("not_held", "EXPIRED")
-    captured = sum(1 for a_ in answers.values() if a_.status_code == 202)
-    assert t.balance(b) == f"{captured}.00"
+        outcome = _outcome(t, answer)
+        final = t.wait_final(h)["status"]
+        assert final == ("COMPLETED" if outcome == "won" else "EXPIRED"), (outcome, final)
+        won += outcome == "won"
+    assert t.balance(b) == f"{won}.00"
     assert _wallet(t, a)["held"] == "0.00"
+    assert_ledger_sound(engine)
+
+
+def test_an_open_hold_counts_in_a_window_limit_and_its_capture_is_not_declined(
+    http: httpx.Client, engine: Engine
+) -> None:
+    t = signup(http)
+    a, b = t.wallet(), t.wallet()
+    t.deposit(a, "100.00")
+    rule = {"kind": "WINDOW_DEBITS", "currency": "USD", "max_amount": "30.00"}
+    rule |= {"window_seconds": 3600, "wallet_id": a}
+    made = t.post("/api/v1/risk-rules", rule)
+    assert made.status_code == 201, made.text
+    placed = _placed(t, a, b, "20.00")
+    over = t.wait_final(_hold(t, a, b, "15.00").json()["id"])
+    assert (over["status"], over["failure_code"]) == ("FAILED", "limit_exceeded")
+    lowered = t.http.patch(
+        f"/api/v1/risk-rules/{made.json()['id']}", json={"max_amount": "1.00"}, headers=t.headers
+    )
+    assert lowered.status_code == 200, lowered.text
+    assert _ended(t, placed["id"], "capture", {})["status"] == "COMPLETED"
+    assert t.balance(b) == "20.00"
     assert_ledger_sound(engine)
 
 
@@ -282,8 +352,7 @@ def test_a_cross_org_hold_captures_through_the_clearing_wallets(
     payer.deposit(a, "50.00")
     placed = _placed(payer, a, b, "20.00")
     assert placed["kind"] == "CROSS_ORG"
-    captured = _end(payer, placed["id"], "capture", {"amount": "15.00"})
-    assert captured.status_code == 202, captured.text
+    assert _ended(payer, placed["id"], "capture", {"amount": "15.00"})["status"] == "COMPLETED"
     assert (payer.balance(a), payee.balance(b)) == ("35.00", "15.00")
     ledger = payer.get(f"/api/v1/transactions/{placed['id']}/ledger").json()["data"]
     assert sorted((e["direction"], e["amount"]) for e in ledger) == [  # the payer's books
@@ -294,3 +363,25 @@ def test_a_cross_org_hold_captures_through_the_clearing_wallets(
     payee_side = _end(payee, placed["id"], "void", {})
     assert payee_side.status_code == 404  # only the payer ends a hold
     assert_ledger_sound(engine)
+
+
+def test_a_long_poll_on_an_action_answers_when_a_worker_decides_it(http: httpx.Client) -> None:
+    """`?wait=` on a capture or void answers on the workers' notification, winner or loser,
+    well before the waiter's 5-second re-read would have."""
+    t = signup(http)
+    src = t.wallet()
+    t.deposit(src, "100.00")
+    for _ in range(5):  # a void that arrives after the capture was decided is refused at once
+        placed = _placed(t, src, t.wallet(), "4.00")
+        capture = _end(t, placed["id"], "capture", {})
+        void = _end(t, placed["id"], "void", {})
+        if void.status_code == 202:
+            break
+        assert (void.status_code, void.json()["code"]) == (409, "not_held")
+    assert void.status_code == 202, "every void came after its capture was decided"
+    for asked, status in ((capture, "COMPLETED"), (void, "FAILED")):
+        started = time.monotonic()
+        decided = t.get(f"{asked.headers['Location']}?wait=10").json()
+        assert decided["status"] == status, decided
+        assert time.monotonic() - started < 3
+    assert decided["failure_code"] == "not_held"

@@ -182,3 +182,43 @@ def test_posted_twice(db: Engine, books: Books, ledger: Ledger) -> None:
         ("posted_twice", ledger.alice, tx, 2),
         ("posted_twice", ledger.bob, tx, 2),
     }
+
+
+def test_an_entry_older_than_the_one_before_it_is_out_of_order(
+    db: Engine, books: Books, ledger: Ledger
+) -> None:
+    # Given an entry written with an instant before alice's latest entry's
+    tx = books.transfer(ledger.alice, ledger.bob, 5)
+    books.tamper(
+        "UPDATE ledger_entries SET created_at = created_at - interval '1 hour'"
+        " WHERE transaction_id = :tx AND wallet_id = :w",
+        tx=tx,
+        w=ledger.alice,
+    )
+
+    v = one(check(db), "entries_out_of_order")
+
+    assert (v.promise, v.wallet_id, v.transaction_id, v.count) == (2, ledger.alice, tx, 1)
+
+
+def test_held_history_mismatch(db: Engine, books: Books, ledger: Ledger) -> None:
+    # Given a wallet whose held changed behind its trigger's back
+    with db.begin() as conn:
+        conn.execute(text("ALTER TABLE wallets DISABLE TRIGGER wallets_held_history"))
+        conn.execute(text("UPDATE wallets SET held = 5 WHERE id = :w"), {"w": ledger.carol})
+        conn.execute(text("ALTER TABLE wallets ENABLE TRIGGER wallets_held_history"))
+
+    found = check(db)
+
+    assert {v.kind for v in found} == {"held_mismatch", "held_history_mismatch"}
+    v = one(found, "held_history_mismatch")
+    assert (v.promise, v.wallet_id, v.expected, v.actual) == (4, ledger.carol, 5, 0)
+
+
+def test_a_held_change_through_the_trigger_keeps_the_history(
+    db: Engine, books: Books, ledger: Ledger
+) -> None:
+    # Given a wallet whose held changed without a hold (the trigger still records it)
+    books.tamper("UPDATE wallets SET held = 5 WHERE id = :w", w=ledger.carol)
+
+    assert [v.kind for v in check(db)] == ["held_mismatch"]

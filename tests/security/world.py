@@ -35,6 +35,15 @@ PARAM_ROWS: dict[str, tuple[str, str, str, str]] = {
     "user_id": ("users", "id", "organization_id", ""),
     "organization_id": ("organizations", "id", "id", ""),
     "event_id": ("outbox", "event_id", "organization_id", ""),
+    "action_id": (
+        "hold_actions",
+        "id",
+        "organization_id",
+        "INSERT INTO hold_actions (organization_id, transaction_id, action, idempotency_key,"
+        " request_hash, status, failure_code, decided_at)"
+        " SELECT :org, id, 'VOID', 'world-void', 'x', 'FAILED', 'not_held', now()"
+        " FROM transactions WHERE organization_id = :org ORDER BY seq LIMIT 1",
+    ),
     "webhook_id": (
         "webhooks",
         "id",

@@ -15,7 +15,8 @@ from uuid import UUID
 from sqlalchemy import Connection, Engine, func, select, update
 
 from ledger_core.persistence.tables import transactions, wallets
-from ledger_core.persistence.transfers.posting import final_statements, post_batch
+from ledger_core.persistence.transfers.ledger_writes import final_statements
+from ledger_core.persistence.transfers.posting import post_batch
 
 
 def post_transfer(engine: Engine, source_id: str, destination_id: str, amount: int) -> UUID:

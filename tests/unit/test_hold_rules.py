@@ -12,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger_core.errors import CaptureExceedsHold, NotHeld
-from ledger_core.holds import HoldAction, HoldEnding, captured_amount, end_hold, is_replay
+from ledger_core.holds import (
+    ActionRequest,
+    HoldAction,
+    PendingAction,
+    check_request,
+    decide_actions,
+    end_hold,
+)
 from ledger_core.posting import Leg, PendingTransfer, PostingPlan, WalletState, plan_postings
 
 ORG = uuid.UUID(int=1)
@@ -138,21 +145,74 @@ def test_an_overdraft_limit_lets_a_wallet_go_that_far_below_zero_and_no_further(
     assert a.balance == -50
 
 
-def test_capture_takes_at_most_the_hold_and_only_a_held_transfer_ends() -> None:
-    row = {"status": "HELD", "hold_amount": 500, "hold_key": None, "hold_request_hash": None}
-    assert captured_amount(row, HoldEnding(HoldAction.CAPTURE)) == 500
-    assert captured_amount(row, HoldEnding(HoldAction.CAPTURE, 200)) == 200
-    assert captured_amount(row, HoldEnding(HoldAction.VOID)) is None
+def test_a_request_needs_a_held_hold_and_a_capture_within_it() -> None:
+    tx = uuid.UUID(int=5)
+    row = {"status": "HELD", "hold_amount": 500}
+    check_request(row, ActionRequest(tx, HoldAction.CAPTURE, 500, "k"))
     with pytest.raises(CaptureExceedsHold):
-        captured_amount(row, HoldEnding(HoldAction.CAPTURE, 501))
-    ended = dict(row, status="VOIDED", hold_key="k", hold_request_hash=None)
-    void = HoldEnding(HoldAction.VOID, None, "k")
-    ended["hold_request_hash"] = void.request_hash()
-    assert is_replay(ended, void) is True
+        check_request(row, ActionRequest(tx, HoldAction.CAPTURE, 501, "k"))
     with pytest.raises(NotHeld):
-        is_replay(ended, HoldEnding(HoldAction.VOID, None, "other"))
-    with pytest.raises(NotHeld):
-        is_replay(ended, replace(void, action=HoldAction.CAPTURE))
+        check_request(dict(row, status="VOIDED"), ActionRequest(tx, HoldAction.VOID, None, "k"))
+    same = ActionRequest(tx, HoldAction.CAPTURE, 200, "k")
+    assert same.request_hash() == replace(same, key="other").request_hash()
+    assert same.request_hash() != replace(same, amount=None).request_hash()
+    assert same.request_hash() != replace(same, transaction_id=uuid.UUID(int=6)).request_hash()
+
+
+def _action(seq: int, hold: PendingTransfer, kind: HoldAction, amount: int | None) -> PendingAction:
+    return PendingAction(
+        uuid.UUID(int=50_000 + seq), seq, ORG, hold.id, kind, amount, f"k{seq}", "h"
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_actions_end_each_hold_once_and_conserve_balances(data: st.DataObject) -> None:
+    wallets = {SYSTEM: _wallet(99, 0, kind="SYSTEM")}
+    for i in range(3):
+        wallets[uuid.UUID(int=100 + i)] = _wallet(100 + i, 1_000)
+    ids = [uuid.UUID(int=100 + i) for i in range(3)]
+    placed = [
+        _transfer(n, ids[n % 3], ids[(n + 1) % 3], data.draw(st.integers(1, 300)), hold=True)
+        for n in range(4)
+    ]
+    _plan_conserving(wallets, placed)
+    total = sum(w.balance for w in wallets.values())
+    actions = [
+        _action(
+            seq,
+            hold := data.draw(st.sampled_from(placed)),
+            kind := data.draw(st.sampled_from([HoldAction.CAPTURE, HoldAction.VOID])),
+            None
+            if kind is HoldAction.VOID
+            else data.draw(st.none() | st.integers(1, (hold.hold_amount or 0) + 1)),
+        )
+        for seq in range(data.draw(st.integers(1, 10)))
+    ]
+    plan = decide_actions(actions, {h.id: (h, "HELD") for h in placed}, wallets)
+    assert sum(w.balance for w in wallets.values()) == total
+    _assert_within_limits(wallets)
+    winners = [o for o in plan.outcomes if o.completed]
+    assert len({o.action.transaction_id for o in winners}) == len(winners)
+    done: set[uuid.UUID] = set()
+    for o in plan.outcomes:
+        hold_id = o.action.transaction_id
+        if hold_id in done:
+            assert (o.status, o.failure_code) == ("FAILED", "not_held")
+        elif o.completed:
+            done.add(hold_id)
+        else:
+            assert o.failure_code == "capture_exceeds_hold"
+    ended = {o.action.transaction_id for o in winners}
+    for wallet_id, wallet in wallets.items():
+        still_held = sum(
+            h.hold_amount or 0
+            for h in placed
+            if h.source_wallet_id == wallet_id and h.id not in ended
+        )
+        assert wallet.held == still_held
+    captured = sum(o.captured or 0 for o in winners)
+    assert sum(e.amount for e in plan.entries if e.direction == "DEBIT") == captured
 
 
 @st.composite

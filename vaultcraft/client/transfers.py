@@ -10,11 +10,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
 from vaultcraft.client.base import ClientBase
-from vaultcraft.client.errors import TransferNotFinal
+from vaultcraft.client.errors import ApiError, TransferNotFinal
 from vaultcraft.client.money import Amount, amount_text
 from vaultcraft.client.types import (
     FINAL_STATUSES,
     Entry,
+    HoldActionView,
     Page,
     Posting,
     Transaction,
@@ -163,22 +164,53 @@ class TransfersMixin(ClientBase):
         amount: Amount | None = None,
         *,
         idempotency_key: str | None = None,
+        timeout_s: float = 30.0,
     ) -> Transaction:
-        """Post `amount` (default: all) of a `HELD` transfer and release the rest;
-        `ApiError` `not_held` if it is not HELD (any more)."""
+        """Post `amount` (default: all) of a `HELD` transfer and release the rest; returns
+        the transfer once a worker has captured it. `ApiError` `not_held` if it is not HELD
+        (any more), also when a void or the expiry ended it first."""
         body = {} if amount is None else {"amount": amount_text(amount)}
-        return self._end_hold(transaction_id, "capture", body, idempotency_key)
+        return self._end_hold(transaction_id, "capture", body, idempotency_key, timeout_s)
 
-    def void(self, transaction_id: str, *, idempotency_key: str | None = None) -> Transaction:
-        """Release a `HELD` transfer without posting it."""
-        return self._end_hold(transaction_id, "void", {}, idempotency_key)
+    def void(
+        self, transaction_id: str, *, idempotency_key: str | None = None, timeout_s: float = 30.0
+    ) -> Transaction:
+        """Release a `HELD` transfer without posting it; returns it once `VOIDED`."""
+        return self._end_hold(transaction_id, "void", {}, idempotency_key, timeout_s)
+
+    def hold_action(
+        self, transaction_id: str, action_id: str, *, wait_s: int = 0
+    ) -> HoldActionView:
+        """A capture or void as stored: `PENDING` until a worker decides it; with `wait_s`
+        (≤ 30) the server holds the answer until it is decided."""
+        path = f"/transactions/{transaction_id}/actions/{action_id}"
+        params = {"wait": wait_s} if wait_s else None
+        timeout = wait_s + WAIT_SLACK_S if wait_s else None
+        return cast(HoldActionView, self._call("GET", path, params=params, timeout=timeout))
 
     def _end_hold(
-        self, transaction_id: str, action: str, body: dict[str, Any], key: str | None
+        self,
+        transaction_id: str,
+        action: str,
+        body: dict[str, Any],
+        key: str | None,
+        timeout_s: float,
     ) -> Transaction:
+        """Ask for the capture or void (an intent, `202`), then long-poll it until decided."""
         path = f"/transactions/{transaction_id}/{action}"
         key = key or new_idempotency_key()
-        return cast(Transaction, self._call("POST", path, json=body, idempotency_key=key))
+        asked = cast(HoldActionView, self._call("POST", path, json=body, idempotency_key=key))
+        deadline = time.monotonic() + timeout_s
+        while asked["status"] == "PENDING":
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TransferNotFinal(cast(dict[str, Any], self.transaction(transaction_id)))
+            wait = max(1, min(MAX_WAIT_S, math.ceil(remaining)))
+            asked = self.hold_action(transaction_id, asked["id"], wait_s=wait)
+        if asked["status"] == "FAILED":
+            code = asked["failure_code"] or "not_held"
+            raise ApiError(409, code, asked["failure_message"] or code, problem=dict(asked))
+        return self.transaction(transaction_id)
 
     def transfer_legs(
         self,

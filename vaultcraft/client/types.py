@@ -97,6 +97,20 @@ class WalletSummary(TypedDict):
     data: list[CurrencySummary]
 
 
+class HoldActionView(TypedDict):
+    """A capture or void asked of a hold; `status` PENDING until a worker decides it."""
+
+    id: str
+    transaction_id: str
+    action: Literal["capture", "void"]
+    amount: str | None
+    status: Literal["PENDING", "COMPLETED", "FAILED"]
+    failure_code: str | None
+    failure_message: str | None
+    created_at: str
+    decided_at: str | None
+
+
 class Transaction(TypedDict):
     id: str
     organization_id: str

@@ -17,13 +17,16 @@ What each promise is checked as (`Violation.kind` in brackets):
 2. Balance = history. A wallet's stored balance is credits minus debits over its entries
    [`balance_mismatch`]; each entry's `balance_after` is the running sum of the wallet's
    entries in id order [`balance_after_wrong`, the wallet's first wrong entry, with
-   `count` the number of wrong entries].
+   `count` the number of wrong entries]; id order is also time order, no entry being
+   older than the wallet's entry before it, so a balance at an instant is one running
+   balance [`entries_out_of_order`, the first such entry, with `count` their number].
 3. Zero sum. Per organization and currency [`organization_sum_nonzero`] and per currency
    over the ledger [`ledger_sum_nonzero`], wallet balances sum to zero.
 4. No overdraft. No wallet other than SYSTEM or CLEARING is below minus its overdraft
    limit now, open holds included [`overdraft`], nor ever was after any of its entries
    [`overdraft_in_history`, against today's limit]. A wallet's `held` is the sum of its
-   open (HELD) holds [`held_mismatch`].
+   open (HELD) holds [`held_mismatch`], and its newest recorded change of `held` says so
+   [`held_history_mismatch`].
 5. Exactly-once effect. An idempotency key names one transaction per organization
    [`duplicate_idempotency_key`]; no transaction has more entries on one wallet than it
    has legs touching that wallet (one, but for multi-leg transactions), the mark of a
@@ -126,6 +129,18 @@ _CHECKS: tuple[tuple[int, str, str], ...] = (
         ORDER BY wallet_id, id""",
     ),
     (
+        2,
+        "entries_out_of_order",
+        """
+        SELECT DISTINCT ON (wallet_id) organization_id, wallet_id, transaction_id, id,
+               currency, NULL::bigint, NULL::bigint, count(*) OVER (PARTITION BY wallet_id)
+        FROM (
+            SELECT e.*, lag(e.created_at) OVER (PARTITION BY e.wallet_id ORDER BY e.id) AS prev
+            FROM ledger_entries e) r
+        WHERE created_at < prev
+        ORDER BY wallet_id, id""",
+    ),
+    (
         3,
         "organization_sum_nonzero",
         """
@@ -159,6 +174,18 @@ _CHECKS: tuple[tuple[int, str, str], ...] = (
         FROM wallets w
         LEFT JOIN transactions t ON t.source_wallet_id = w.id AND t.status = 'HELD'
         GROUP BY w.id HAVING coalesce(sum(t.hold_amount), 0) <> w.held""",
+    ),
+    (
+        4,
+        "held_history_mismatch",
+        """
+        SELECT w.organization_id, w.id, NULL::uuid, NULL::bigint, w.currency,
+               w.held, coalesce(h.held_after, 0), 1
+        FROM wallets w
+        LEFT JOIN LATERAL (
+            SELECT c.held_after FROM wallet_held_changes c WHERE c.wallet_id = w.id
+            ORDER BY c.created_at DESC, c.id DESC LIMIT 1) h ON true
+        WHERE coalesce(h.held_after, 0) <> w.held""",
     ),
     (
         4,

@@ -52,19 +52,29 @@ ACTIVE_RULES = text("""
 """)
 
 WINDOW_USAGE = text("""
-    SELECT v.wallet_id, v.seconds, count(e.amount) AS debits, coalesce(sum(e.amount), 0) AS total
+    SELECT v.wallet_id, v.seconds, d.debits + h.holds AS debits, d.total + h.total AS total
     FROM unnest(CAST(:wallet_ids AS uuid[]), CAST(:seconds AS int[])) AS v(wallet_id, seconds)
-    LEFT JOIN ledger_entries AS e
-      ON e.wallet_id = v.wallet_id AND e.direction = 'DEBIT'
-     AND e.created_at > now() - make_interval(secs => v.seconds)
-    GROUP BY v.wallet_id, v.seconds
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS debits, coalesce(sum(e.amount), 0) AS total FROM ledger_entries AS e
+        WHERE e.wallet_id = v.wallet_id AND e.direction = 'DEBIT'
+          AND e.created_at > now() - make_interval(secs => v.seconds)
+    ) AS d
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS holds, coalesce(sum(t.hold_amount), 0) AS total FROM transactions AS t
+        WHERE t.source_wallet_id = v.wallet_id AND t.status = 'HELD'
+          AND t.created_at > now() - make_interval(secs => v.seconds)
+    ) AS h
 """)
-"""A wallet's debits inside each window, from `ix_ledger_entries_debit_window` alone.
+"""A wallet's debits inside each window, from `ix_ledger_entries_debit_window` alone, and
+its open holds placed inside it (`ix_transactions_source_wallet_id_created_at`).
 
 Entries carry their posting transaction's start time, and `now()` here is this batch's.
 Counting every debit newer than `now() - window` (later ones included) keeps every rolling
 window within its limit: the last debit posted into any window was checked against all
-the others in it, whatever order the timestamps came in."""
+the others in it, whatever order the timestamps came in. An open hold counts like a debit
+of its amount (a capture is not checked again: see `ledger_core.holds`); once captured,
+its entries count instead, once voided or expired nothing does. Both change only under
+the wallet's lock, which the batch holds."""
 
 
 def _rule(row: Any) -> RiskRule:

@@ -12,7 +12,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger_core.persistence.transfers.posting import final_statements
+from ledger_core.persistence.transfers.ledger_writes import final_statements
 
 CANCEL = text("""
     UPDATE transactions SET status = 'CANCELLED', cancelled_at = now()

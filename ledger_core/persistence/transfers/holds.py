@@ -17,7 +17,7 @@ from uuid import UUID
 from sqlalchemy import Connection, text
 
 from ledger_core.persistence.arrays import pg_array
-from ledger_core.persistence.transfers.posting import (
+from ledger_core.persistence.transfers.ledger_writes import (
     INSERT_ENTRIES,
     SET_BALANCES,
     balance_params,

@@ -1,4 +1,4 @@
-"""The indexed probe for PENDING transfers that waited too long without a posting worker.
+"""The indexed probe for PENDING transfers (and captures or voids) that waited too long without a posting worker.
 
 Reads only PENDING rows, through the partial index `ix_transactions_pending_seq`, and stops
 at the first one old enough: cheap enough to run every second. The posting dispatcher runs
@@ -16,8 +16,13 @@ PENDING_WAITING = """
     SELECT EXISTS (
         SELECT 1 FROM transactions
         WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => %(after)s)
+    ) OR EXISTS (
+        SELECT 1 FROM hold_actions
+        WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => %(after)s)
     )
 """
+"""Captures and voids wait for the same workers: a stuck one kicks them too (through
+`ix_hold_actions_pending_seq`, which holds only the waiting ones)."""
 
 
 def pending_waiting(conn: psycopg.Connection[Any], after_s: float) -> bool:

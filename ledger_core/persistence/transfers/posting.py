@@ -12,7 +12,12 @@ One database transaction per batch:
 3. decide each transfer with `ledger_core.posting.plan_postings`;
 4. write balances, entries, final states and outbox events with one statement each, under
    a savepoint: if the database refuses, `post_isolated` splits the batch until only the
-   transfers that cannot be written fail (`posting_error`).
+   transfers that cannot be written fail (`posting_error`);
+5. decide the waiting captures and voids claimed with them (`hold_actions`), whose holds'
+   rows and wallets step 1 and 2 locked too.
+
+The slots and the free-wallet probe are in `batch_locks`, the shared writes in
+`ledger_writes`.
 
 `NO KEY UPDATE` rather than `UPDATE`: it still excludes every other writer of the row, but
 not the `KEY SHARE` locks that foreign-key checks take. The gateway stores new intents that
@@ -22,24 +27,33 @@ reference these wallets while a batch is posting; with `FOR UPDATE` the two coul
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, TextClause, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection, text
 
 from ledger_core.channels import FINAL_CHANNEL
+from ledger_core.holds import ActionOutcome
 from ledger_core.persistence.analytics.rollups import rollup_statements
 from ledger_core.persistence.arrays import pg_array
-from ledger_core.persistence.events.outbox import EventRow, event_json, outbox_insert_many
+from ledger_core.persistence.events.outbox import event_json
+from ledger_core.persistence.transfers.batch_locks import free_subset, take_posting_slot
 from ledger_core.persistence.transfers.claim import Claimed, claim_batch
+from ledger_core.persistence.transfers.conflicts import POSTING_ERROR, is_conflict
+from ledger_core.persistence.transfers.hold_actions import claim_actions, end_claimed
+from ledger_core.persistence.transfers.ledger_writes import (
+    INSERT_ENTRIES,
+    SET_BALANCES,
+    balance_params,
+    entry_params,
+    final_events,
+    id_chunks,
+    lock_wallets,
+)
 from ledger_core.posting import (
-    Entry,
     Outcome,
     PendingTransfer,
     PostingPlan,
@@ -48,20 +62,9 @@ from ledger_core.posting import (
     group_units,
     plan_postings,
 )
-from ledger_core.transfers import event_type, transaction_view
 
 log = logging.getLogger("vaultcraft.posting")
 
-POSTING_ERROR = "posting_error"
-"""Failure code of a transfer the database refused to write (see `post_isolated`)."""
-
-
-LOCK_WALLETS = text("""
-    SELECT id, organization_id, type, currency, status, balance, held, overdraft_limit FROM wallets
-    WHERE id = ANY(CAST(:ids AS uuid[]))
-    ORDER BY id
-    FOR NO KEY UPDATE
-""")
 
 FINISH = """
     UPDATE transactions AS t
@@ -75,30 +78,6 @@ FINISH = """
 """
 """Moves claimed transfers to their final state; the PENDING guard makes a second posting
 of the same transfer write nothing, which `write_plan` turns into a rolled-back batch."""
-
-SET_BALANCES = """
-        UPDATE wallets AS w SET balance = v.balance, held = v.held, updated_at = now()
-        FROM unnest(CAST(:wallet_ids AS uuid[]), CAST(:balances AS bigint[]),
-                    CAST(:held AS bigint[])) AS v(id, balance, held)
-        WHERE w.id = v.id
-        RETURNING 1
-"""
-
-INSERT_ENTRIES = """
-        INSERT INTO ledger_entries
-            (transaction_id, wallet_id, organization_id, direction, amount, currency, balance_after)
-        SELECT v.transaction_id, v.wallet_id, v.organization_id, v.direction, v.amount,
-               v.currency, v.balance_after
-        FROM unnest(
-            CAST(:e_transactions AS uuid[]), CAST(:e_wallets AS uuid[]),
-            CAST(:e_organizations AS uuid[]), CAST(:e_directions AS text[]),
-            CAST(:e_amounts AS bigint[]), CAST(:e_currencies AS text[]),
-            CAST(:e_balances AS bigint[])
-        ) WITH ORDINALITY AS v(transaction_id, wallet_id, organization_id, direction, amount,
-                               currency, balance_after, n)
-        ORDER BY v.n
-        RETURNING 1
-"""
 
 WRITE_BATCH = text(
     f"""
@@ -123,15 +102,6 @@ WRITE_BATCH = text(
 """Balances, entries, final states, outbox events and long-poll wake-ups in one round trip
 (built once: a statement text made per call would be compiled again at every batch)."""
 
-POSTING_LOCK_CLASS = 0x706F7374  # "post"
-TRY_POSTING_SLOT = text("SELECT pg_try_advisory_xact_lock(:lock_class, :slot)")
-TAKE_POSTING_SLOT = text(
-    "SELECT pg_advisory_xact_lock(:lock_class, CAST(floor(random() * :slots) AS int))"
-)
-"""Waits for one of `slots` posting slots, held until the batch's transaction ends."""
-
-NOTIFY_FINAL = text("SELECT pg_notify(:channel, ids) FROM unnest(CAST(:chunks AS text[])) AS ids")
-
 
 @dataclass(frozen=True)
 class BatchResult:
@@ -141,28 +111,12 @@ class BatchResult:
     more: bool = False
     """The claim came back full, or left transfers for a batch holding their wallets: more
     may be waiting, claim again (with nothing posted: soon, not at once)."""
+    actions: Sequence[ActionOutcome] = ()
+    """The captures and voids the batch decided (`hold_actions`)."""
 
     @property
     def completed(self) -> int:
         return sum(1 for o in self.outcomes if o.completed)
-
-
-def lock_wallets(conn: Connection, transfers: Sequence[PendingTransfer]) -> dict[UUID, WalletState]:
-    ids = sorted({wallet_id for t in transfers for wallet_id in t.wallet_ids()})
-    rows = conn.execute(LOCK_WALLETS, {"ids": pg_array(ids)})
-    return {
-        r.id: WalletState(
-            r.id,
-            r.organization_id,
-            r.type,
-            r.currency,
-            r.status,
-            r.balance,
-            r.held,
-            r.overdraft_limit,
-        )
-        for r in rows
-    }
 
 
 def final_rows(plan: PostingPlan, claimed: Claimed, at: datetime) -> list[dict[str, Any]]:
@@ -198,67 +152,13 @@ def write_plan(conn: Connection, plan: PostingPlan, claimed: Claimed, at: dateti
         "o_types": pg_array(kind for _, kind, _ in events),
         "o_data": pg_array(event_json(data) for _, _, data in events),
         "channel": FINAL_CHANNEL,
-        "chunks": pg_array(_id_chunks([x.transfer.id for x in o])),
+        "chunks": pg_array(id_chunks([x.transfer.id for x in o])),
     }
     finished = conn.execute(WRITE_BATCH, params).scalar_one()
     if finished != len(o):
         raise RuntimeError("a claimed transfer left PENDING under its row lock; refusing the batch")
     for statement, rollup in rollup_statements(final):
         conn.execute(statement, rollup)
-
-
-def balance_params(balances: Mapping[UUID, int], held: Mapping[UUID, int]) -> dict[str, str]:
-    """The parameters of `SET_BALANCES`: each wallet's new balance and open holds."""
-    return {
-        "wallet_ids": pg_array(balances),
-        "balances": pg_array(balances.values()),
-        "held": pg_array(held[wallet_id] for wallet_id in balances),
-    }
-
-
-def entry_params(entries: Sequence[Entry]) -> dict[str, str]:
-    """The parameters of `INSERT_ENTRIES`, in the entries' order."""
-    return {
-        "e_transactions": pg_array(x.transaction_id for x in entries),
-        "e_wallets": pg_array(x.wallet_id for x in entries),
-        "e_organizations": pg_array(x.organization_id for x in entries),
-        "e_directions": pg_array(x.direction for x in entries),
-        "e_amounts": pg_array(x.amount for x in entries),
-        "e_currencies": pg_array(x.currency for x in entries),
-        "e_balances": pg_array(x.balance_after for x in entries),
-    }
-
-
-def final_events(rows: Sequence[Mapping[str, Any]]) -> list[EventRow]:
-    """One event per organization involved: a cross-org transfer is reported to both sides."""
-    events: list[EventRow] = []
-    for row in rows:
-        kind = event_type(row)
-        orgs = [row["organization_id"]]
-        if row["destination_organization_id"] != row["organization_id"]:
-            orgs.append(row["destination_organization_id"])
-        events.extend((org, kind, transaction_view(row, org)) for org in orgs)
-    return events
-
-
-def final_statements(rows: Sequence[Mapping[str, Any]]) -> list[tuple[TextClause, dict[str, Any]]]:
-    """Outbox events, analytics rollups and long-poll wake-ups for transactions that just
-    became final, for paths other than posting (cancel): run each in the same transaction.
-    """
-    events = final_events(rows)
-    statements: list[tuple[TextClause, dict[str, Any]]] = []
-    if events:
-        statements.append(outbox_insert_many(events))
-    statements.extend(rollup_statements(rows))
-    chunks = _id_chunks([row["id"] for row in rows])
-    if chunks:
-        statements.append((NOTIFY_FINAL, {"channel": FINAL_CHANNEL, "chunks": chunks}))
-    return statements
-
-
-def _id_chunks(ids: Sequence[UUID]) -> list[str]:
-    """NOTIFY payloads are capped at 8000 bytes: the ids go in chunks of 200."""
-    return [",".join(str(i) for i in ids[n : n + 200]) for n in range(0, len(ids), 200)]
 
 
 PolicyLoader = Callable[
@@ -270,7 +170,9 @@ PolicyLoader = Callable[
 def post_batch(
     conn: Connection, limit: int, policy: PolicyLoader | None = None, slots: int | None = None
 ) -> BatchResult:
-    """Post up to `limit` waiting transfers in the caller's open database transaction.
+    """Post up to `limit` waiting transfers, and decide up to `limit` waiting captures and
+    voids, in the caller's open database transaction (transfers first, then the holds'
+    endings, under one set of wallet locks).
 
     With `slots`, at most that many batches post at once across every worker: the others
     wait their turn, and each then claims everything that arrived meanwhile. Under load
@@ -284,64 +186,19 @@ def post_batch(
     if slots is not None:
         take_posting_slot(conn, slots)
     claimed = claim_batch(conn, limit)
-    if not claimed.transfers:
-        return BatchResult(claimed=0, outcomes=(), finished_at=None)
-    ready = free_subset(conn, claimed)
-    if not ready.transfers:
+    actions = claim_actions(conn, limit)
+    if not claimed.transfers and not actions.actions:
+        return BatchResult(claimed=0, outcomes=(), finished_at=None, more=actions.more)
+    ready, ready_actions = free_subset(conn, claimed, actions)
+    taken = len(ready.transfers) + len(ready_actions.actions)
+    if not taken:
         return BatchResult(claimed=0, outcomes=(), finished_at=None, more=True)
     at = datetime.now(UTC)
-    outcomes = post_isolated(conn, ready, policy, at)
-    deferred = len(ready.transfers) < len(claimed.transfers)
-    return BatchResult(len(ready.transfers), outcomes, at, claimed.more or deferred)
-
-
-def take_posting_slot(conn: Connection, slots: int) -> None:
-    """Take a free posting slot if there is one, else wait for one picked at random.
-
-    Waiting on a random slot while another is free would hold a transfer (perhaps another
-    tenant's, see `free_subset`) behind a whole batch for nothing.
-    """
-    first = random.randrange(slots)
-    for n in range(slots):
-        slot = (first + n) % slots
-        if conn.execute(
-            TRY_POSTING_SLOT, {"lock_class": POSTING_LOCK_CLASS, "slot": slot}
-        ).scalar():
-            return
-    conn.execute(TAKE_POSTING_SLOT, {"lock_class": POSTING_LOCK_CLASS, "slots": slots})
-
-
-@lru_cache(maxsize=4)
-def _skipping_locked(statement: TextClause) -> TextClause:
-    return text(str(statement).replace("FOR NO KEY UPDATE", "FOR NO KEY UPDATE SKIP LOCKED"))
-
-
-def free_subset(conn: Connection, claimed: Claimed) -> Claimed:
-    """The claimed transfers whose wallets no other batch holds, with those wallets locked.
-
-    A batch busy with one tenant's hot wallets would otherwise hold up every other
-    transfer claimed with them until it commits. Transfers left out stay PENDING (their
-    row locks end with this transaction) and the worker claims again at once. When every
-    claimed transfer waits on a busy wallet, nothing is kept: the batch holding those
-    wallets claims again when it commits (its claim was full), so waiting here would only
-    hold a posting slot that another tenant's transfer may need.
-    """
-    ids = sorted({wallet_id for t in claimed.transfers for wallet_id in t.wallet_ids()})
-    probe = conn.begin_nested()
-    rows = conn.execute(_skipping_locked(LOCK_WALLETS), {"ids": pg_array(ids)})
-    free = {r.id for r in rows}
-    waiting = [t for t in claimed.transfers if not free.issuperset(t.wallet_ids())]
-    blocked_groups = {t.atomic_group_id for t in waiting if t.atomic_group_id is not None}
-    ready = [
-        t
-        for t in claimed.transfers
-        if free.issuperset(t.wallet_ids()) and t.atomic_group_id not in blocked_groups
-    ]
-    if ready:
-        probe.commit()
-    else:
-        probe.rollback()
-    return claimed.subset(ready)
+    outcomes = post_isolated(conn, ready, policy, at) if ready.transfers else []
+    decided = end_claimed(conn, ready_actions) if ready_actions.actions else []
+    deferred = taken < len(claimed.transfers) + len(actions.actions)
+    more = claimed.more or actions.more or deferred
+    return BatchResult(taken, outcomes, at, more, decided)
 
 
 def post_claimed(
@@ -411,16 +268,3 @@ def fail_unwritable(
             },
         )
     return plan.outcomes
-
-
-def is_conflict(exc: BaseException) -> bool:
-    """A lost connection or a serialization, deadlock or lock-timeout conflict: retry the
-    whole batch later rather than blame one transfer."""
-    if not isinstance(exc, DBAPIError):
-        return False
-    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
-    return (
-        exc.connection_invalidated
-        or sqlstate in {"40001", "40P01", "55P03"}
-        or sqlstate.startswith("08")
-    )

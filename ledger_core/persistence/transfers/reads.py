@@ -72,8 +72,15 @@ def _conditions(f: TransferFilter, params: dict[str, Any]) -> list[str]:
         conds.append("t.kind = :kind")
         params["kind"] = f.kind
     if f.wallet_id:
-        conds.append("(t.source_wallet_id = :wallet_id OR t.destination_wallet_id = :wallet_id)")
+        conds.append(
+            "(t.source_wallet_id = :wallet_id OR t.destination_wallet_id = :wallet_id"
+            " OR (t.kind = 'MULTI' AND (t.postings @> CAST(:leg_from AS jsonb)"
+            " OR t.postings @> CAST(:leg_to AS jsonb))))"
+        )
         params["wallet_id"] = f.wallet_id
+        # any leg of a multi-leg transaction (`ix_transactions_multi_postings`)
+        params["leg_from"] = json.dumps([{"source_wallet_id": str(f.wallet_id)}])
+        params["leg_to"] = json.dumps([{"destination_wallet_id": str(f.wallet_id)}])
     if f.created_from:
         conds.append("t.created_at >= :created_from")
         params["created_from"] = f.created_from

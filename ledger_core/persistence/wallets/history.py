@@ -1,8 +1,9 @@
-"""A wallet's past: its balance at an instant and the totals of a statement's range.
+"""A wallet's past: its balance and holds at an instant and the totals of a statement's range.
 
 Both read `ix_ledger_entries_wallet_history` (`wallet_id, created_at DESC, id DESC`): the
 balance at an instant is the running balance (`balance_after`) of the wallet's last
-entry at or before it, one index lookup rather than a sum over its history.
+entry at or before it, one index lookup rather than a sum over its history. What holds
+reserved is the same lookup in `wallet_held_changes`.
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ from ledger_core.keyset import Keyset
 from ledger_core.persistence.pages import stream_chunks
 from ledger_core.persistence.transfers.reads import TransferFilter, list_sql
 
-BALANCE_AT = text("""
-    SELECT balance_after FROM ledger_entries
-    WHERE wallet_id = :wallet_id AND created_at <= :at
-    ORDER BY created_at DESC, id DESC LIMIT 1
+POSITION_AT = text("""
+    SELECT (SELECT balance_after FROM ledger_entries
+            WHERE wallet_id = :wallet_id AND created_at <= :at
+            ORDER BY created_at DESC, id DESC LIMIT 1) AS balance,
+           (SELECT held_after FROM wallet_held_changes
+            WHERE wallet_id = :wallet_id AND created_at <= :at
+            ORDER BY created_at DESC, id DESC LIMIT 1) AS held
 """)
+"""The balance and the held amount as of `at`, read in one statement (one snapshot)."""
 
 BALANCE_BEFORE = text("""
     SELECT balance_after FROM ledger_entries
@@ -101,10 +106,19 @@ def _statement_params(
     }
 
 
-async def balance_at(conn: AsyncConnection, wallet_id: UUID, at: datetime) -> int:
-    """The posted balance as of `at`, entries at exactly `at` included; 0 before the first."""
-    found = await conn.scalar(BALANCE_AT, {"wallet_id": wallet_id, "at": at})
-    return 0 if found is None else int(found)
+@dataclass(frozen=True)
+class Position:
+    """A wallet's posted balance and what its open holds reserved, in minor units."""
+
+    balance: int
+    held: int
+
+
+async def position_at(conn: AsyncConnection, wallet_id: UUID, at: datetime) -> Position:
+    """Balance and held as of `at`, everything written at exactly `at` included; both 0
+    before the wallet's first entry and first hold."""
+    row = (await conn.execute(POSITION_AT, {"wallet_id": wallet_id, "at": at})).one()
+    return Position(balance=int(row.balance or 0), held=int(row.held or 0))
 
 
 async def balance_before(conn: AsyncConnection, wallet_id: UUID, at: datetime) -> int:
@@ -137,14 +151,15 @@ MIDDLE_INSTANT = text("""
 def time_history_reads(
     conn: Connection, organization_id: UUID, wallet_id: UUID, tries: int = 5
 ) -> dict[str, float]:
-    """Best-of-`tries` milliseconds of a balance at the middle of the wallet's history and
+    """Best-of-`tries` milliseconds of a balance (and held) at the middle of the wallet's
+    history, as `GET /wallets/{id}/balance?at=` reads it, and
     of a page of the organization's transfers filtered by a tag none carries (for `bench`)."""
     at = conn.execute(MIDDLE_INSTANT, {"wallet_id": wallet_id}).scalar_one()
     tagged, params = list_sql(
         organization_id, None, TransferFilter(metadata={"bench": "no-such-tag"}), 51
     )
     reads = {
-        "balance_at": (BALANCE_AT, {"wallet_id": wallet_id, "at": at}),
+        "balance_at": (POSITION_AT, {"wallet_id": wallet_id, "at": at}),
         "metadata_list": (text(tagged), params),
     }
     timings: dict[str, float] = {}

@@ -12,7 +12,20 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import CTE, Numeric, Row, Select, cast, func, literal, or_, select
+from sqlalchemy import (
+    CTE,
+    BigInteger,
+    ColumnClause,
+    Numeric,
+    Row,
+    Select,
+    cast,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,13 +40,32 @@ from ledger_core.wallets import (
     WalletType,
 )
 
-_pending_out = (
+_pending_single_out = (
     select(func.coalesce(func.sum(transactions.c.amount), 0))
-    .where(transactions.c.source_wallet_id == wallets.c.id, transactions.c.status == "PENDING")
+    .where(
+        transactions.c.source_wallet_id == wallets.c.id,
+        transactions.c.status == "PENDING",
+        transactions.c.kind != "MULTI",
+    )
     .correlate(wallets)
     .scalar_subquery()
 )
 """Money promised away by PENDING outgoing transfers (served by a partial index)."""
+
+_pending_legs_out: ColumnClause[int] = literal_column(
+    """(
+    SELECT coalesce(sum(CAST(leg ->> 'amount' AS bigint)), 0)
+    FROM transactions AS m CROSS JOIN jsonb_array_elements(m.postings) AS leg
+    WHERE m.status = 'PENDING' AND m.kind = 'MULTI'
+      AND m.postings @> jsonb_build_array(
+          jsonb_build_object('source_wallet_id', CAST(wallets.id AS text)))
+      AND leg ->> 'source_wallet_id' = CAST(wallets.id AS text))""",
+    BigInteger,
+)
+"""What every leg of the PENDING multi-leg transactions takes from the wallet: the
+containment finds them through `ix_transactions_pending_multi_postings`."""
+
+_pending_out = _pending_single_out + _pending_legs_out
 
 _WALLET = select(*wallets.c, cast(_pending_out, Numeric).label("pending_out"))
 

@@ -1,0 +1,76 @@
+"""Which batch may post now: the posting slots, and the wallets no other batch holds."""
+
+from __future__ import annotations
+
+import random
+from functools import lru_cache
+
+from sqlalchemy import Connection, TextClause, text
+
+from ledger_core.persistence.arrays import pg_array
+from ledger_core.persistence.transfers.claim import Claimed
+from ledger_core.persistence.transfers.hold_actions import ClaimedActions
+from ledger_core.persistence.transfers.ledger_writes import LOCK_WALLETS
+
+POSTING_LOCK_CLASS = 0x706F7374  # "post"
+TRY_POSTING_SLOT = text("SELECT pg_try_advisory_xact_lock(:lock_class, :slot)")
+TAKE_POSTING_SLOT = text(
+    "SELECT pg_advisory_xact_lock(:lock_class, CAST(floor(random() * :slots) AS int))"
+)
+"""Waits for one of `slots` posting slots, held until the batch's transaction ends."""
+
+
+def take_posting_slot(conn: Connection, slots: int) -> None:
+    """Take a free posting slot if there is one, else wait for one picked at random.
+
+    Waiting on a random slot while another is free would hold a transfer (perhaps another
+    tenant's, see `free_subset`) behind a whole batch for nothing.
+    """
+    first = random.randrange(slots)
+    for n in range(slots):
+        slot = (first + n) % slots
+        if conn.execute(
+            TRY_POSTING_SLOT, {"lock_class": POSTING_LOCK_CLASS, "slot": slot}
+        ).scalar():
+            return
+    conn.execute(TAKE_POSTING_SLOT, {"lock_class": POSTING_LOCK_CLASS, "slots": slots})
+
+
+@lru_cache(maxsize=4)
+def _skipping_locked(statement: TextClause) -> TextClause:
+    return text(str(statement).replace("FOR NO KEY UPDATE", "FOR NO KEY UPDATE SKIP LOCKED"))
+
+
+def free_subset(
+    conn: Connection, claimed: Claimed, actions: ClaimedActions
+) -> tuple[Claimed, ClaimedActions]:
+    """The claimed transfers and hold actions whose wallets no other batch holds, with
+    those wallets locked (one statement, sorted by id: the global lock order).
+
+    A batch busy with one tenant's hot wallets would otherwise hold up every other
+    transfer claimed with them until it commits. Transfers left out stay PENDING (their
+    row locks end with this transaction) and the worker claims again at once. When every
+    claimed transfer waits on a busy wallet, nothing is kept: the batch holding those
+    wallets claims again when it commits (its claim was full), so waiting here would only
+    hold a posting slot that another tenant's transfer may need.
+    """
+    ids = sorted(
+        {wallet_id for t in claimed.transfers for wallet_id in t.wallet_ids()}
+        | {wallet_id for a in actions.actions for wallet_id in actions.wallet_ids(a)}
+    )
+    probe = conn.begin_nested()
+    rows = conn.execute(_skipping_locked(LOCK_WALLETS), {"ids": pg_array(ids)})
+    free = {r.id for r in rows}
+    waiting = [t for t in claimed.transfers if not free.issuperset(t.wallet_ids())]
+    blocked_groups = {t.atomic_group_id for t in waiting if t.atomic_group_id is not None}
+    ready = [
+        t
+        for t in claimed.transfers
+        if free.issuperset(t.wallet_ids()) and t.atomic_group_id not in blocked_groups
+    ]
+    ready_actions = [a for a in actions.actions if free.issuperset(actions.wallet_ids(a))]
+    if ready or ready_actions:
+        probe.commit()
+    else:
+        probe.rollback()
+    return claimed.subset(ready), actions.subset(ready_actions)
