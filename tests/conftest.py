@@ -9,6 +9,7 @@ under `VAULTCRAFT_TEST_DATA_DIR` (default `.vaultcraft/test`). On pytest-xdist w
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,6 +60,25 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         stop_services(*started)
 
 
+def _give_each_item_its_own_node_id(items: list[pytest.Item]) -> None:
+    """schemathesis names the item of each API operation `test[GET /path]` but gives them all
+    the test function's node id. xdist hands tests out by node id, and would run only one
+    of them: each gets its name as its node id instead."""
+    counts = Counter(item.nodeid for item in items)
+    for item in items:
+        if counts[item.nodeid] > 1 and item.parent is not None:
+            _set_node_id(item, f"{item.parent.nodeid}::{item.name}")
+
+
+def _set_node_id(item: pytest.Item, nodeid: str) -> None:
+    if hasattr(item, "_id"):  # pytest 9 keeps a structured id
+        from _pytest.nodeid import coerce_node_id
+
+        item._id = coerce_node_id(nodeid)
+    else:
+        item._nodeid = nodeid
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Files with a `slow` test run first, each file's tests staying together in order.
@@ -66,6 +86,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     xdist workers take whole files in this order: the long files start at once, and the
     many short ones fill in after, so the workers finish at about the same time.
     """
+    _give_each_item_its_own_node_id(items)
     slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
     items.sort(key=lambda item: item.path not in slow)
 
