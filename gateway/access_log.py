@@ -14,6 +14,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
+from gateway.client_address import client_address
 from gateway.middlewares import route_label
 
 log = structlog.get_logger("vaultcraft.access")
@@ -32,5 +33,5 @@ class StructuredAccessLogger(AbstractAccessLogger):
             status=response.status,
             duration_ms=round(time * 1000, 2),
             response_bytes=response.body_length,
-            client=request.remote,
+            client=client_address(request) if isinstance(request, web.Request) else request.remote,
         )

@@ -13,6 +13,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gateway.broker_probe import BrokerProbe
 from gateway.credential_listener import credential_listener
 from gateway.hashing import hashing_context
 from gateway.intake import intake_context
@@ -43,6 +44,7 @@ from gateway.routes import (
     webhooks,
 )
 from gateway.state import (
+    BROKER_PROBE,
     ENGINE,
     KEY_CACHE,
     OPENAPI_CACHE,
@@ -81,7 +83,9 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
 
 
 def create_app(settings: Settings) -> web.Application:
-    """Build the gateway. Missing database/Redis URLs start the embedded servers."""
+    """Build the gateway. Missing database/Redis URLs start the embedded servers; a missing
+    `VAULTCRAFT_JWT_SECRET` is kept in the data dir."""
+    settings = settings.with_jwt_secret()
     if not settings.database_url or not settings.redis_url:
         urls = ensure_services(settings.data_dir, settings.database_url, settings.redis_url)
         settings = dataclasses.replace(
@@ -93,6 +97,8 @@ def create_app(settings: Settings) -> web.Application:
     app[USER_CACHE] = ActiveUserCache()
     app[KEY_CACHE] = KeyCache()
     app[OPENAPI_CACHE] = {}
+    if settings.broker_url:
+        app[BROKER_PROBE] = BrokerProbe(settings.broker_url)
     for table in ROUTE_TABLES:
         table.register(app)
     docs.add_assets(app)

@@ -20,6 +20,7 @@ import bcrypt
 import jwt
 from aiohttp import web
 
+from gateway.client_address import client_address
 from gateway.hashing import HASHING
 from gateway.key_auth import authenticate_key
 from gateway.responses import unauthorized
@@ -161,7 +162,7 @@ def audit_context(request: web.Request) -> AuditContext:
     who = request.get(PRINCIPAL)
     key_id = None if who is None else who.key_id
     return AuditContext(
-        client_address=request.remote,
+        client_address=client_address(request),
         user_agent=request.headers.get("User-Agent"),
         request_id=request.get(REQUEST_ID),
         actor_id=None if who is None else key_id or who.user_id,

@@ -14,8 +14,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from gateway.examples import BODY_EXAMPLES
+from gateway.examples import BODY_EXAMPLES, problem_example
 from gateway.field_docs import FIELD_DOCS
+from gateway.openapi_examples import response_example
 from gateway.registry import RouteSpec
 from gateway.route_spec import HeaderParam
 
@@ -78,6 +79,8 @@ def build_openapi(specs: list[RouteSpec]) -> dict[str, Any]:
     schemas["Problem"] = _PROBLEM_SCHEMA
     for model in schemas.values():
         _describe_properties(model)
+    for operation in (op for methods in paths.values() for op in methods.values()):
+        _add_response_examples(operation, schemas)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -254,6 +257,17 @@ def _responses(spec: RouteSpec, refs: dict[tuple[Any, str], dict[str, Any]]) -> 
             }
         responses[str(status)] = problem
     return responses
+
+
+def _add_response_examples(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """A whole example body on every JSON response: problems by status, the others built
+    from their schema (`gateway.openapi_examples`)."""
+    for status, response in operation["responses"].items():
+        for media_type, media in response.get("content", {}).items():
+            if media_type == _PROBLEM:
+                media["example"] = problem_example(int(status))
+            elif media_type == "application/json" and "$ref" in media["schema"]:
+                media["example"] = response_example(media["schema"], schemas)
 
 
 def _replay_response(success: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from runtime.settings import Settings
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from gateway.broker_probe import BrokerProbe
     from gateway.final_waiter import FinalWaiter
     from gateway.key_cache import KeyCache
     from gateway.rate_buckets import RateLimiter
@@ -47,6 +48,9 @@ OPENAPI_CACHE: web.AppKey[dict[str, Any]] = web.AppKey("openapi_cache")
 
 COMMITTER: web.AppKey[GroupCommitter] = web.AppKey("intake_committer")
 """Group commit of single transfer intents: many requests, one database transaction."""
+
+BROKER_PROBE: web.AppKey[BrokerProbe] = web.AppKey("broker_probe")
+"""The `/ready` check of the broker `BROKER_URL` names (absent without one), cached briefly."""
 
 WAITER: web.AppKey[FinalWaiter] = web.AppKey("final_waiter")
 """Wakes long polls when a transfer becomes final."""

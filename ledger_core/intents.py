@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -90,6 +90,16 @@ class TransferIntent:
             separators=(",", ":"),
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def batch_fingerprint(intents: Sequence[TransferIntent], *, atomic: bool) -> str:
+    """A fingerprint of a whole batch (each item's key and request, in order, and `atomic`),
+    to tell a replay of the batch's own `Idempotency-Key` from a reused key."""
+    canonical = json.dumps(
+        {"atomic": atomic, "items": [[i.idempotency_key, i.request_hash()] for i in intents]},
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

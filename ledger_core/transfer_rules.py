@@ -106,6 +106,7 @@ def _member_side(row: Mapping[str, Any], actor: Principal) -> set[UUID | None]:
     users = set()
     if row["organization_id"] == actor.organization_id:
         users.add(row["source_user_id"])
+        users.update(row.get("leg_user_ids") or ())  # every leg of a multi-leg transaction
     if row["destination_organization_id"] == actor.organization_id:
         users.add(row["destination_user_id"])
     return users

@@ -4,24 +4,25 @@ A loop in the relay process. It LISTENs on `vaultcraft_outbox` (NOTIFYed by the 
 insert trigger at each writer's commit, and by redeliveries) and polls every second in
 case a notification was missed. Each wake-up it:
 
-1. claims a batch of unrelayed events (short transaction, `FOR UPDATE SKIP LOCKED`, a
-   lease in `claimed_until`), so several relays share the work and none holds a row lock
-   while it talks to Redis;
+1. locks a batch of unrelayed events (`FOR UPDATE SKIP LOCKED`, oldest first), so several
+   relays share the work;
 2. appends each event to the Redis Stream `vaultcraft:events` (XADD, length capped) and,
    with `VAULTCRAFT_EVENTS_AMQP_URL`, publishes it to RabbitMQ's `vaultcraft.events`
    exchange, waiting for the broker's confirms (`workers.event_exchange`);
-3. creates the batch's webhook deliveries and marks the events relayed (one transaction),
-   then enqueues each delivery's first attempt;
+3. creates the batch's webhook deliveries and marks the events relayed, and commits the
+   one transaction of 1-3; then enqueues each delivery's first attempt;
 4. repeats while batches come back full, then sends deliveries whose time has come and
    whose message is missing (`dispatch_due_deliveries`): redeliveries and lost retries.
 
-A batch whose publication failed (Redis or RabbitMQ down) stays with this relay, which
-publishes that same batch again before it claims anything newer, so a broker outage
-delays events without reordering them.
+A batch whose publication failed (Redis or RabbitMQ down) is rolled back and stays the
+oldest unrelayed, so this relay publishes that same batch again before anything newer: a
+broker outage delays events without reordering them.
 
-A relay killed between 1 and 3 leaves leased rows; once the lease runs out another relay
-claims and publishes them again. Publication is at least once: the stream may then hold an
-event twice (consumers dedupe by event id), webhooks never get a second relayed delivery.
+A relay killed between 1 and 3 loses its connection and PostgreSQL frees its rows at once;
+one that hangs there is cut off after `VAULTCRAFT_OUTBOX_LEASE_S` idle in its transaction
+(`idle_in_transaction_session_timeout`). Publication is at least once: the stream may then
+hold an event twice (consumers dedupe by event id), webhooks never get a second relayed
+delivery.
 """
 
 from __future__ import annotations
@@ -94,7 +95,6 @@ class OutboxRelay:
         self.redis = client
         self.broker = broker
         self.exchange = exchange
-        self._unpublished: list[ClaimedEvent] = []
         self._gauges_at = 0.0
         self._due_at = 0.0
 
@@ -112,24 +112,14 @@ class OutboxRelay:
             self.exchange.publish(events)
 
     def relay_batch(self) -> int:
-        """Claim, publish and finish one batch; returns how many events it held.
-
-        The batch of a failed attempt is published again first; a batch leaves memory
-        only once it is marked relayed.
-        """
-        events = self._unpublished
-        if not events:
-            with self.engine.begin() as conn:
-                events = claim_events(
-                    conn, self.settings.outbox_batch_size, self.settings.outbox_lease_s
-                )
-        if not events:
-            return 0
-        self._unpublished = events
-        self.publish(events)
+        """Take, publish and finish one batch in one transaction; returns how many events it
+        held. A failed publication rolls the batch back, so it is the next one taken."""
         with self.engine.begin() as conn:
+            events = claim_events(conn, self.settings.outbox_batch_size)
+            if not events:
+                return 0
+            self.publish(events)
             deliveries = finish_events(conn, events, self.settings.webhook_rescue_after_s)
-        self._unpublished = []
         for delivery_id in deliveries:
             send_attempt(self.broker, delivery_id, 1)
         for event_type, count in Counter(e.type for e in events).items():
@@ -184,7 +174,11 @@ def run_outbox_relay(settings: Settings) -> Callable[[threading.Event], None]:
             pool_size=2,
             max_overflow=2,
             pool_pre_ping=True,
-            connect_args={"application_name": "vaultcraft-outbox-relay"},
+            connect_args={
+                "application_name": "vaultcraft-outbox-relay",
+                # a relay hung mid-batch gives its locked events up after the lease
+                "options": f"-c idle_in_transaction_session_timeout={settings.outbox_lease_s}s",
+            },
         )
         client = redis.Redis.from_url(redis_url(settings), socket_timeout=10)
         exchange = EventExchange(settings.events_amqp_url) if settings.events_amqp_url else None

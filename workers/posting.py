@@ -38,9 +38,11 @@ pooled connection, so threads queued behind a running batch hold no connection."
 
 def post_one_batch(limit: int) -> BatchResult:
     started = time.perf_counter()
-    slots = db.settings().posting_concurrency
+    settings = db.settings()
     with _local_slots, db.engine().begin() as conn:
-        result = post_batch(conn, limit, load_policy, slots)
+        result = post_batch(
+            conn, limit, load_policy, settings.posting_concurrency, settings.fair_share
+        )
     if result.claimed:
         _observe(result, time.perf_counter() - started)
     return result

@@ -13,6 +13,7 @@ from gateway.auth import (
     principal,
     token_body,
 )
+from gateway.client_address import client_address
 from gateway.hashing import HASHING
 from gateway.registry import RouteTable
 from gateway.responses import Problem, created, json_response
@@ -50,7 +51,9 @@ async def signup(request: web.Request, body: Signup) -> web.Response:
     (`VAULTCRAFT_SIGNUP_LIMIT` per 15 minutes); beyond that, `429 too_many_attempts`
     with `Retry-After`.
     """
-    await count_signup(request.app[REDIS], request.remote, request.app[SETTINGS].signup_limit)
+    await count_signup(
+        request.app[REDIS], client_address(request), request.app[SETTINGS].signup_limit
+    )
     password_hash = await hash_password(request.app, body.password)
     org, user, _ = await accounts.sign_up(
         request.app[ENGINE],
@@ -74,7 +77,7 @@ async def login(request: web.Request, body: Login) -> web.Response:
     same time. Repeated failures for one email or from one address are refused with
     `429 too_many_attempts` and `Retry-After`.
     """
-    app, address = request.app, request.remote
+    app, address = request.app, client_address(request)
     await check_login_allowed(app[REDIS], body.email, address)
     facts = await accounts.login_facts(app[ENGINE], body.email)
     hashed = facts.password_hash if facts is not None else await _dummy(request)

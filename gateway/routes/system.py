@@ -24,17 +24,16 @@ from prometheus_client import (
     multiprocess,
 )
 from pydantic import BaseModel
-from redis.asyncio import Redis
 from sqlalchemy import text
 
 import migrations
 from gateway.auth import unauthorized
+from gateway.client_address import client_address
 from gateway.registry import RouteTable
 from gateway.responses import Problem, field_error, json_response
-from gateway.state import ENGINE, REDIS, SETTINGS
+from gateway.state import BROKER_PROBE, ENGINE, REDIS, SETTINGS
 from ledger_core.services.pipeline import oldest_pending_age
 from runtime.metrics_access import Access, metrics_access
-from runtime.settings import is_amqp
 
 routes = RouteTable(tag="Operations")
 
@@ -70,15 +69,16 @@ async def ready(request: web.Request) -> web.Response:
     served at `/ready`. `degraded` (still 200) when the oldest PENDING transfer has waited
     longer than `VAULTCRAFT_READY_MAX_PENDING_AGE_S`: posting is stalled or behind, which no
     gateway can fix, so taking gateways out of rotation would only add an outage to the stall.
+    The broker's answer is shared for 5 seconds: one probe connection per gateway process
+    however often load balancers ask.
     """
     checks = {
         "postgresql": _check_migrations(request.app),
         "redis": _check_redis(request.app),
         "posting": _oldest_pending_age(request.app),
     }
-    broker_url = request.app[SETTINGS].broker_url
-    if broker_url:
-        checks["broker"] = _check_broker(broker_url)
+    if BROKER_PROBE in request.app:
+        checks["broker"] = request.app[BROKER_PROBE].check()
     outcomes, failures = await _run_checks(checks)
     if failures:
         raise Problem(
@@ -135,21 +135,6 @@ async def _check_redis(app: web.Application) -> str:
     return ""
 
 
-async def _check_broker(url: str) -> str:
-    """`BROKER_URL` names a broker apart from `REDIS_URL`: RabbitMQ, or another Redis."""
-    if is_amqp(url):
-        from messaging.rabbit import check_reachable
-
-        await asyncio.to_thread(check_reachable, url)
-        return ""
-    client = Redis.from_url(url)
-    try:
-        await client.ping()
-    finally:
-        await client.aclose()
-    return ""
-
-
 @lru_cache(maxsize=1)
 def migration_heads() -> frozenset[str]:
     config = Config()
@@ -173,7 +158,7 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
     access = metrics_access(
         request.app[SETTINGS].metrics_token,
         request.headers.get("Authorization"),
-        request.remote,
+        client_address(request),
     )
     if access is Access.UNAUTHORIZED:
         raise unauthorized("metrics need the operators' bearer token")

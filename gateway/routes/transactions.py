@@ -67,6 +67,23 @@ IDEMPOTENCY_KEY = HeaderParam(
 )
 
 
+BATCH_IDEMPOTENCY_KEY = HeaderParam(
+    name="Idempotency-Key",
+    description=(
+        "Optional: your key for the whole batch, 1-255 printable ASCII characters without"
+        " spaces (each transfer still carries its own `idempotency_key`). Retrying the same"
+        " batch with the same key answers `200` with the transfers it stored, as they are now,"
+        " and `Idempotent-Replayed: true`, checking nothing again; another batch under the"
+        " key is refused (`422 idempotency_key_reused`). Without it, a retried batch is"
+        " answered from the items' own keys."
+    ),
+    example="payroll-2026-12",
+    required=False,
+    pattern=r"^[\x21-\x7e]+$",
+    max_length=255,
+)
+
+
 def idempotency_key(request: web.Request) -> str:
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -230,19 +247,25 @@ def _refused_batch(exc: BatchRefused, prefix: str = "transfers") -> Problem:
     body=CreateBatch,
     response=BatchOut,
     status=202,
+    headers=(BATCH_IDEMPOTENCY_KEY,),
     errors=_SUBMIT_ERRORS,
     description=(
         "Up to 1,000 transfers, each with its own `idempotency_key`, stored together in request"
         " order: if any one is refused, none is stored. With `atomic: true` they also post all"
         " together or all fail together (`failure_code: atomic_batch_failed` on the others)."
+        " An optional `Idempotency-Key` header names the whole batch: the same batch again"
+        " answers `200` with `Idempotent-Replayed: true`, another batch under the key"
+        " `422 idempotency_key_reused`. A batch whose every transfer was already stored under"
+        " its item key also answers `200` with `Idempotent-Replayed: true`."
     ),
 )
 async def submit_batch(request: web.Request, body: CreateBatch) -> web.Response:
     """Submit a batch of transfers"""
     who = acting(request)
+    key = idempotency_key(request) if "Idempotency-Key" in request.headers else None
     try:
         stored = await transfers.submit_batch(
-            request.app[ENGINE], who, _batch_intents(body), atomic=body.atomic
+            request.app[ENGINE], who, _batch_intents(body), atomic=body.atomic, batch_key=key
         )
     except BatchRefused as exc:
         raise _refused_batch(exc) from None

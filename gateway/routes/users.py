@@ -12,7 +12,7 @@ from gateway.registry import RouteTable
 from gateway.responses import created, json_response
 from gateway.schemas.accounts import CreateUser, ListUsers, UpdateUser, UserOut
 from gateway.schemas.common import Page
-from gateway.state import ENGINE, USER_CACHE
+from gateway.state import ENGINE, KEY_CACHE, USER_CACHE
 from ledger_core.accounts import Role
 from ledger_core.services import accounts
 
@@ -70,8 +70,10 @@ async def get_user(request: web.Request, user_id: UUID) -> web.Response:
 async def update_user(request: web.Request, user_id: UUID, body: UpdateUser) -> web.Response:
     """Change a user's role or deactivate them (admin)
 
-    A deactivated user's tokens stop working at once. The organization's last active
-    admin cannot be demoted or deactivated: `409 last_admin`.
+    A deactivated user's tokens stop working at once. A user who is deactivated or made a
+    `MEMBER` also loses the API keys they created: revoked at once and for good, as a key
+    acts with its creator's authority. The organization's last active admin cannot be
+    demoted or deactivated: `409 last_admin`.
     """
     user = await accounts.update_user(
         request.app[ENGINE],
@@ -81,4 +83,6 @@ async def update_user(request: web.Request, user_id: UUID, body: UpdateUser) -> 
         is_active=body.is_active,
     )
     request.app[USER_CACHE].forget(user_id)
+    if not user.is_active or user.role is not Role.ADMIN:  # their keys were revoked
+        request.app[KEY_CACHE].forget_all()
     return json_response(user.as_json())

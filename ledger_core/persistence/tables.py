@@ -28,7 +28,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 metadata = MetaData(
     naming_convention={
@@ -401,11 +401,9 @@ outbox = Table(
     Column("type", String(64), nullable=False),
     Column("data", JSONB, nullable=False),
     _created_at(),
-    Column("claimed_until", DateTime(timezone=True), nullable=True),
     Column("relayed_at", DateTime(timezone=True), nullable=True),
     Index("ix_outbox_unrelayed", "id", postgresql_where=text("relayed_at IS NULL")),
     Index("ix_outbox_organization_id_id", "organization_id", "id"),
-    postgresql_with={"fillfactor": 50},  # room for the relay's HOT lease updates (0013)
 )
 
 webhooks = Table(
@@ -647,3 +645,22 @@ api_keys = Table(
     CheckConstraint("jsonb_typeof(scopes) = 'array'", name="scopes_array"),
     Index("ix_api_keys_organization_id_created_at", "organization_id", "created_at"),
 )
+
+
+batch_requests = Table(
+    "batch_requests",
+    metadata,
+    Column(
+        "organization_id",
+        UUID(as_uuid=True),
+        ForeignKey("organizations.id"),
+        primary_key=True,
+    ),
+    Column("idempotency_key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column(
+        "transaction_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default=text("'{}'")
+    ),
+    _created_at(),
+)
+"""A batch submitted with an `Idempotency-Key`: its fingerprint and what it stored."""

@@ -20,6 +20,7 @@ from ledger_core.persistence.accounts import store
 from ledger_core.persistence.accounts.store import LoginFacts
 from ledger_core.persistence.audit.records import audit_insert
 from ledger_core.persistence.wallets.store import insert_wallet
+from ledger_core.services.api_keys import revoke_keys_of
 from ledger_core.wallets import Wallet, WalletType
 
 
@@ -184,6 +185,10 @@ async def update_user(
 ) -> User:
     """An admin changes a user's role or deactivates them; the last active admin stays.
 
+    A user who stops being an active admin loses the API keys they created (revoked, each
+    audited): a key acts with its creator's authority, and a key of someone who may no
+    longer act would keep their power and describe a user who cannot act.
+
     The organization's active admins are locked first, so two admins demoting each other
     at once end with one of them refused (`last_admin`), never with no admin.
     """
@@ -203,6 +208,9 @@ async def update_user(
         if user is None:
             raise NotFound("no such user")
         await store.notify_credentials_changed(conn, "user", user.id)
+        if not user.is_active or user.role is not Role.ADMIN:
+            reason = "creator_deactivated" if not user.is_active else "creator_not_admin"
+            await revoke_keys_of(conn, acting, user.id, reason)
         details = {key: getattr(value, "value", value) for key, value in changes.items()}
         await conn.execute(
             audit_insert(

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger_core import api_keys
 from ledger_core.accounts import Principal, Role, require_admin
@@ -87,9 +87,29 @@ async def revoke_key(engine: AsyncEngine, acting: Acting, key_id: UUID) -> None:
         )
 
 
+async def revoke_keys_of(conn: AsyncConnection, acting: Acting, user_id: UUID, reason: str) -> int:
+    """Revoke every live key `user_id` created, in the caller's transaction: a key acts with
+    its creator's authority, so it ends when they stop being an active admin. Each gateway
+    forgets the keys at commit; each revocation is audited with `reason`."""
+    revoked = await store.revoke_keys_of_creator(conn, acting.principal.organization_id, user_id)
+    for key_id in revoked:
+        await notify_credentials_changed(conn, "key", key_id)
+        await conn.execute(
+            audit_insert(
+                acting.audit,
+                "api_key.revoked",
+                resource_type="api_key",
+                resource_id=key_id,
+                details={"reason": reason, "created_by": str(user_id)},
+            )
+        )
+    return len(revoked)
+
+
 async def key_principal(engine: AsyncEngine, key: str) -> tuple[Principal, ApiKey] | None:
     """The principal a presented key acts as, or None: malformed, unknown, wrong secret,
-    revoked or expired keys are all just refused."""
+    revoked or expired keys are all just refused, and so is a key whose creator is no longer
+    an active admin (their keys are revoked then; this also covers keys of older data)."""
     parsed = api_keys.parse(key)
     if parsed is None:
         return None
@@ -99,10 +119,10 @@ async def key_principal(engine: AsyncEngine, key: str) -> tuple[Principal, ApiKe
     if found is None:
         api_keys.secret_matches(secret, bytes(32))  # unknown ids cost the same comparison
         return None
-    stored, stored_hash = found
+    stored, stored_hash, creator_is_admin = found
     if not api_keys.secret_matches(secret, stored_hash):
         return None
-    if not stored.usable_at(datetime.now(UTC)):
+    if not (creator_is_admin and stored.usable_at(datetime.now(UTC))):
         return None
     return (
         Principal(

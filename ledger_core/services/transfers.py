@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ledger_core.accounts import Principal, require_admin
 from ledger_core.acting import Acting
 from ledger_core.errors import CrossOrgLeg
-from ledger_core.intents import Stored, TransferIntent
+from ledger_core.intents import Stored, TransferIntent, batch_fingerprint
 from ledger_core.money import parse_amount
 from ledger_core.persistence.audit.records import (
     AuditContext,
@@ -24,6 +24,7 @@ from ledger_core.persistence.audit.records import (
     audit_insert_many,
     audit_values,
 )
+from ledger_core.persistence.transfers.batch_keys import claim_batch_key, record_batch
 from ledger_core.persistence.transfers.changes import (
     cancel_pending,
     key_used,
@@ -75,13 +76,31 @@ async def submit_transfer(
 
 
 async def submit_batch(
-    engine: AsyncEngine, acting: Acting, intents: Sequence[TransferIntent], *, atomic: bool
+    engine: AsyncEngine,
+    acting: Acting,
+    intents: Sequence[TransferIntent],
+    *,
+    atomic: bool,
+    batch_key: str | None = None,
 ) -> list[Stored]:
-    """Store all of a batch or none of it; `atomic` batches also post all or none."""
+    """Store all of a batch or none of it; `atomic` batches also post all or none.
+
+    With `batch_key` (the request's `Idempotency-Key`) the same batch again replays what the
+    first stored, checking nothing else, and another batch under the key is refused
+    (`idempotency_key_reused`), exactly like a single transfer's key.
+    """
     who = acting.principal
+    org = who.organization_id
     async with engine.begin() as conn:
+        if batch_key is not None:
+            fingerprint = batch_fingerprint(intents, atomic=atomic)
+            earlier = await claim_batch_key(conn, org, batch_key, fingerprint)
+            if earlier is not None:
+                return [Stored(row, replayed=True) for row in earlier]
         routes = await route_all(conn, who, intents)
         stored = await store_intents(conn, who, intents, routes, atomic=atomic)
+        if batch_key is not None:
+            await record_batch(conn, org, batch_key, [s.row["id"] for s in stored])
         new = [s.row for s in stored if not s.replayed]
         if new:
             await conn.execute(

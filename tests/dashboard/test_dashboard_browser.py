@@ -1,5 +1,6 @@
 """The /dashboard page in headless Chromium: sign in, charts drawn from real transfers,
-and a wallet's history (balance chart, statement, CSV download).
+the transfers explorer (entries, events, webhook deliveries, cancel), and a wallet's
+history (balance chart, statement, CSV download).
 
 The screenshots are saved to `test-artifacts/dashboard.png` and `wallet-history.png`.
 """
@@ -7,9 +8,10 @@ The screenshots are saved to `test-artifacts/dashboard.png` and `wallet-history.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,8 +42,13 @@ _OVERFLOW = """() => {
 """Visible cards, charts and tables that stick out of the page or are clipped inside."""
 
 
-def _explore_and_cancel(page: Any) -> tuple[int, tuple[str, str], list[str]]:
-    """In the explorer: list PENDING transfers, open one, cancel it, read its events."""
+Explored = tuple[int, tuple[str, str], list[str], list[str]]
+HOOK_URL = "http://127.0.0.1:9/vaultcraft-hooks"
+
+
+def _explore_and_cancel(page: Any, redeliver: Callable[[str], None]) -> Explored:
+    """In the explorer: list PENDING transfers, open one, cancel it, read its events; once
+    its cancellation event is redelivered, open it by id and read its webhook deliveries."""
     page.select_option("#explore-status", "PENDING")
     page.click("#explore-search")
     page.wait_for_selector("#explore-results tbody tr")
@@ -53,6 +60,18 @@ def _explore_and_cancel(page: Any) -> tuple[int, tuple[str, str], list[str]]:
     page.wait_for_selector("#detail-title[data-status='CANCELLED']")
     after = page.get_attribute("#detail-title", "data-status") or ""
     events = page.locator("#detail-events li").all_text_contents()
+    transfer_id = (page.text_content("#detail-title") or "").split(" · ")[0]
+    redeliver(transfer_id)
+    page.fill("#explore-id", transfer_id)
+    page.click("#explore-search")
+    page.wait_for_selector(f"#explore-results tbody tr[data-id='{transfer_id}']")
+    page.locator("#explore-results tbody tr").first.click()
+    page.wait_for_selector("#detail-deliveries tbody tr")
+    deliveries = [
+        " | ".join(row.locator("td").all_inner_texts())
+        for row in page.locator("#detail-deliveries tbody tr").all()
+    ]
+    page.fill("#explore-id", "")
     key = page.locator("#explore-results tbody tr").first.locator("td").nth(2).inner_text()
     page.select_option("#explore-status", "")
     page.fill("#explore-key", key)
@@ -60,7 +79,7 @@ def _explore_and_cancel(page: Any) -> tuple[int, tuple[str, str], list[str]]:
     page.wait_for_selector("#explore-results tbody tr:only-child")
     assert page.locator("#explore-results tbody tr td").nth(2).inner_text() == key
     page.locator(".explorer").screenshot(path=str(ARTIFACTS / "dashboard-explorer.png"))
-    return rows, (before, after), events
+    return rows, (before, after), events, deliveries
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +89,8 @@ def chromium() -> str:
 
 @pytest.fixture
 def gateway(api_settings: Settings) -> Iterator[str]:
-    with LiveGateway(api_settings) as base_url:
+    settings = dataclasses.replace(api_settings, allow_private_webhooks=True)  # HOOK_URL
+    with LiveGateway(settings) as base_url:
         yield base_url
 
 
@@ -90,8 +110,9 @@ def _signup(http: httpx.Client, email: str, organization: str) -> tuple[dict[str
     return headers, system
 
 
-def _ledger(base_url: str, engine: Engine) -> tuple[str, list[Any]]:
-    """An organization with real postings: deposits, payments, a limit, failures, a backlog."""
+def _ledger(base_url: str, engine: Engine) -> tuple[str, dict[str, str], list[Any]]:
+    """An organization with real postings: deposits, payments, a limit, failures, a backlog,
+    and a webhook endpoint for transfer events."""
     email = f"dash-{uuid.uuid4().hex[:10]}@example.com"
     with httpx.Client(base_url=base_url + API, timeout=10) as http:
         headers, system = _signup(http, email, "Northwind Payments")
@@ -107,6 +128,8 @@ def _ledger(base_url: str, engine: Engine) -> tuple[str, list[Any]]:
             "max_amount": "900",
         }
         assert http.post("/risk-rules", json=rule, headers=headers).status_code == 201
+        hook = {"url": HOOK_URL, "events": ["transfer.cancelled", "transfer.completed"]}
+        assert http.post("/webhooks", json=hook, headers=headers).status_code == 201
     for n, wallet in enumerate(wallets):
         post_transfer(engine, system["id"], wallet, 200_000 * (n + 1))
     for n in range(40):
@@ -117,7 +140,20 @@ def _ledger(base_url: str, engine: Engine) -> tuple[str, list[Any]]:
     drain(engine)
     cancel_transfer(engine, pending_transfer(engine, wallets[2], wallets[3], 500))
     waiting = [pending_transfer(engine, wallets[4], wallets[0], 700 + n) for n in range(3)]
-    return email, waiting
+    return email, headers, waiting
+
+
+def _redeliverer(base_url: str, headers: dict[str, str]) -> Callable[[str], None]:
+    """Send a transfer's cancellation event to the organization's endpoints again (through
+    the API): a delivery the explorer must then show."""
+
+    def redeliver(transfer_id: str) -> None:
+        with httpx.Client(base_url=base_url + API, timeout=10, headers=headers) as http:
+            events = http.get("/events", params={"resource_id": transfer_id}).json()["data"]
+            (cancelled,) = [e for e in events if e["type"] == "transfer.cancelled"]
+            assert http.post(f"/events/{cancelled['id']}/redeliver").status_code == 202
+
+    return redeliver
 
 
 def test_dashboard_signs_in_and_charts_real_transfers(
@@ -125,7 +161,7 @@ def test_dashboard_signs_in_and_charts_real_transfers(
 ) -> None:
     from playwright.sync_api import sync_playwright
 
-    email, waiting = _ledger(gateway, engine)
+    email, admin_headers, waiting = _ledger(gateway, engine)
     fetched: dict[str, Any] = {}
     outside: list[str] = []
     host = urlsplit(gateway).netloc
@@ -166,7 +202,7 @@ def test_dashboard_signs_in_and_charts_real_transfers(
                 page.wait_for_timeout(400)  # charts resize on the next frame
                 overflow[width] = page.evaluate(_OVERFLOW)
                 page.screenshot(path=str(ARTIFACTS / f"dashboard-{width}.png"), full_page=True)
-            explored = _explore_and_cancel(page)
+            explored = _explore_and_cancel(page, _redeliverer(gateway, admin_headers))
             browser.close()
     finally:
         for tx_id in waiting:
@@ -174,10 +210,13 @@ def test_dashboard_signs_in_and_charts_real_transfers(
 
     assert not outside, f"the page reached outside the gateway: {outside}"
     assert overflow == {1280: [], 1440: []}, "cards cut off at the right edge"
-    pending_rows, statuses_after, events = explored
+    pending_rows, statuses_after, events, deliveries = explored
     assert pending_rows == len(waiting) == 3
     assert statuses_after == ("PENDING", "CANCELLED")
     assert any("transfer.cancelled" in line for line in events), events
+    (delivery,) = [line.split(" | ") for line in deliveries]
+    assert delivery[:5] == ["transfer.cancelled", HOOK_URL, "PENDING", "0", ""], delivery
+    assert delivery[5], "a pending delivery shows when it is due"
     assert org_name == "Northwind Payments"
     assert backlog == "3"
     assert canvases == 7  # the wallet view's chart is drawn when a wallet is shown

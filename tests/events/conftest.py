@@ -176,3 +176,10 @@ def readme_verify() -> Callable[..., bool]:
     exec(compile(source, "README.md", "exec"), namespace)  # noqa: S102 - our own README
     verify: Callable[..., bool] = namespace["verify_vaultcraft_signature"]
     return verify
+
+
+@pytest.fixture
+def stream(redis_url: str) -> Iterator[redis.Redis]:
+    """A client of the Redis that holds the event stream."""
+    with redis.Redis.from_url(redis_url) as events:
+        yield events

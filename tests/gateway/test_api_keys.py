@@ -128,3 +128,62 @@ async def test_a_key_cannot_change_a_password(client: TestClient) -> None:
         headers=auth_headers(key),
     )
     await expect_problem(resp, 403, "forbidden")
+
+
+async def _patch_user(
+    client: TestClient, token: str, user_id: str, body: dict[str, object]
+) -> None:
+    resp = await client.patch(f"{API}/users/{user_id}", json=body, headers=auth_headers(token))
+    assert resp.status == 200, await resp.text()
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [({"is_active": False}, "creator_deactivated"), ({"role": "MEMBER"}, "creator_not_admin")],
+)
+async def test_keys_end_when_their_creator_stops_being_an_active_admin(
+    client: TestClient, engine: Engine, change: dict[str, object], reason: str
+) -> None:
+    """A key acts with its creator's authority: deactivating or demoting them revokes it."""
+    owner = await signup(client)
+    creator = await add_user(client, owner.token, role="ADMIN")
+    theirs = await create_api_key(client, creator.token, ["wallets:read"])
+    others = await create_api_key(client, owner.token, ["wallets:read"])
+    assert (await client.get(f"{API}/wallets", headers=auth_headers(theirs["key"]))).status == 200
+
+    await _patch_user(client, owner.token, creator.user["id"], change)
+
+    resp = await client.get(f"{API}/wallets", headers=auth_headers(theirs["key"]))
+    await expect_problem(resp, 401, "unauthorized")
+    assert (await client.get(f"{API}/wallets", headers=auth_headers(others["key"]))).status == 200
+    listed = await (await client.get(f"{API}/api-keys", headers=owner.headers)).json()
+    revoked = {k["id"]: k["revoked_at"] is not None for k in listed["data"]}
+    assert revoked == {theirs["id"]: True, others["id"]: False}
+    with engine.connect() as conn:
+        audited = conn.execute(
+            text(
+                "SELECT details->>'reason' FROM audit_logs"
+                " WHERE action = 'api_key.revoked' AND resource_id = :k"
+            ),
+            {"k": theirs["id"]},
+        ).scalar_one()
+    assert audited == reason
+
+    await _patch_user(client, owner.token, creator.user["id"], {"is_active": True, "role": "ADMIN"})
+    resp = await client.get(f"{API}/wallets", headers=auth_headers(theirs["key"]))
+    await expect_problem(resp, 401, "unauthorized")  # revocation is final
+
+
+async def test_a_key_of_a_creator_deactivated_behind_the_api_is_refused(
+    client: TestClient, engine: Engine
+) -> None:
+    """Keys of users deactivated before keys were revoked with them (older data) are refused."""
+    owner = await signup(client)
+    creator = await add_user(client, owner.token, role="ADMIN")
+    key = await create_api_key(client, creator.token, ["wallets:read"])
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE users SET is_active = false WHERE id = :u"), {"u": creator.user["id"]}
+        )
+    resp = await client.get(f"{API}/wallets", headers=auth_headers(key["key"]))
+    await expect_problem(resp, 401, "unauthorized")

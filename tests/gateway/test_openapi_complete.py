@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.examples import BODY_EXAMPLES
+from gateway.examples import BODY_EXAMPLES, RESPONSE_EXAMPLES
 from gateway.route_spec import RouteSpec
 from gateway.state import ROUTES
 from runtime.settings import Settings
@@ -83,6 +83,56 @@ def test_every_request_body_has_an_example_its_model_accepts() -> None:
         assert example is not None, spec.full_path
         assert example == BODY_EXAMPLES[spec.body.__name__]
         spec.body.model_validate_json(json.dumps(example))
+
+
+def test_every_response_body_has_a_whole_example_its_model_accepts() -> None:
+    """Success bodies validate with the route's model; problems carry their own status."""
+    specs = {(spec.method.upper(), spec.full_path): spec for spec in _document_specs()}
+    missing = []
+    for op, operation in OPERATIONS:
+        method, path = op.split(" ", 1)
+        for status, response in operation["responses"].items():
+            for media_type, media in response.get("content", {}).items():
+                if media_type not in ("application/json", "application/problem+json"):
+                    continue
+                if media["schema"].get("type") == "object" and "$ref" not in media["schema"]:
+                    continue  # the OpenAPI document itself: no model to exemplify
+                example = media.get("example")
+                if example is None:
+                    missing.append(f"{op} {status}")
+                elif media_type == "application/problem+json":
+                    assert example["status"] == int(status), (op, status)
+                    assert example["type"].endswith(example["code"]), (op, status)
+                else:
+                    model = specs[(method, path)].response
+                    model.model_validate_json(json.dumps(example))  # type: ignore[union-attr]
+    assert missing == []
+
+
+def test_the_main_operations_show_the_hand_written_resources() -> None:
+    transfer, wallet = RESPONSE_EXAMPLES["TransactionOut"], RESPONSE_EXAMPLES["WalletOut"]
+    ops = dict(OPERATIONS)
+
+    def example(op: str, status: str = "200") -> Any:
+        method, path = op.split(" ", 1)
+        response = ops[f"{method} {API}{path}"]["responses"][status]
+        return response["content"]["application/json"]["example"]
+
+    assert example("POST /transactions/transfer", "202") == transfer
+    assert example("POST /transactions/transfer", "200") == transfer  # the replay
+    assert example("GET /transactions/{transaction_id}") == transfer
+    assert example("GET /transactions")["data"] == [transfer]
+    assert example("POST /transactions/batch", "202") == {"data": [transfer]}
+    assert example("GET /wallets/{wallet_id}") == wallet
+    assert example("GET /wallets")["data"] == [wallet]
+    assert example("GET /transactions/{transaction_id}/ledger") == {
+        "data": [RESPONSE_EXAMPLES["EntryOut"]]
+    }
+    problem = ops[f"POST {API}/transactions/transfer"]["responses"]["422"]
+    assert problem["content"]["application/problem+json"]["example"]["errors"][0] == {
+        "field": "amount",
+        "message": "at most 2 decimal places for INR",
+    }
 
 
 def test_idempotent_operations_declare_the_header_and_the_replay() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from aiohttp import web
@@ -44,6 +47,49 @@ async def test_ready_is_503_when_the_configured_broker_is_down(
     problem = await expect_problem(await client.get(f"{API}/ready"), 503, "service_unavailable")
     assert [e["field"] for e in problem["errors"]] == ["broker"]
     assert str(dead) not in problem["detail"]
+
+
+@asynccontextmanager
+async def counting_proxy(url: str) -> AsyncIterator[tuple[str, list[int]]]:
+    """A TCP relay in front of the broker of `url`: its URL, and the connections it took."""
+    target = urlsplit(url)
+    accepted: list[int] = []
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(1)
+        up_reader, up_writer = await asyncio.open_connection(target.hostname, target.port)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    netloc = target.netloc.rsplit("@", 1)[0] + f"@127.0.0.1:{port}"
+    async with server:
+        yield urlunsplit(target._replace(netloc=netloc)), accepted
+
+
+@pytest.mark.asyncio
+async def test_ready_reuses_the_broker_answer_for_a_few_seconds(
+    aiohttp_client: Client, api_settings: Settings, amqp_url: str
+) -> None:
+    """Twenty probes in a burst open one AMQP connection, not twenty."""
+    async with counting_proxy(amqp_url) as (proxied, accepted):
+        settings = dataclasses.replace(api_settings, broker_url=proxied)
+        client = await aiohttp_client(create_app(settings))
+        answers = await asyncio.gather(*(client.get(f"{API}/ready") for _ in range(10)))
+        answers += [await client.get(f"{API}/ready") for _ in range(10)]
+        assert [a.status for a in answers] == [200] * 20
+        assert {(await a.json())["checks"]["broker"] for a in answers} == {"ok"}
+        assert len(accepted) == 1
 
 
 def test_settings_refuse_a_broker_url_of_another_kind() -> None:

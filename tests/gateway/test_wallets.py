@@ -266,6 +266,50 @@ class TestRead:
         ).json()
         assert [t["id"] for t in listed["data"]] == [str(pending[-1])]
 
+    async def test_a_member_sees_a_multi_leg_transaction_by_any_of_its_legs(
+        self, client: TestClient, engine: Engine, pending: list[UUID]
+    ) -> None:
+        """A member whose wallet is only in a later leg reads and lists the transaction;
+        a member in no leg does neither."""
+        admin = await signup(client)
+        payee, stranger = await add_user(client, admin.token), await add_user(client, admin.token)
+        system = await system_wallet(client, admin.token)
+        source, fee = (
+            await create_wallet(client, admin.token),
+            await create_wallet(client, admin.token),
+        )
+        theirs = await create_wallet(client, payee.token)
+        await create_wallet(client, stranger.token)
+        post_transfer(engine, system["id"], source["id"], 10_000)
+        legs = [
+            {
+                "source_wallet_id": source["id"],
+                "destination_wallet_id": dst,
+                "amount": "1.00",
+                "currency": source["currency"],
+            }
+            for dst in (fee["id"], theirs["id"])
+        ]
+        resp = await client.post(
+            f"{API}/transactions",
+            json={"postings": legs},
+            headers={**admin.headers, "Idempotency-Key": "multi-member"},
+        )
+        assert resp.status == 202, await resp.text()
+        multi = (await resp.json())["id"]
+        pending.append(UUID(multi))
+        read = await client.get(f"{API}/transactions/{multi}", headers=payee.headers)
+        assert read.status == 200, await read.text()
+        listed = await (await client.get(f"{API}/transactions", headers=payee.headers)).json()
+        assert [t["id"] for t in listed["data"]] == [multi]
+        await expect_problem(
+            await client.get(f"{API}/transactions/{multi}", headers=stranger.headers),
+            403,
+            "forbidden",
+        )
+        unseen = await (await client.get(f"{API}/transactions", headers=stranger.headers)).json()
+        assert unseen["data"] == []
+
 
 class TestStatus:
     async def _events(self, engine: Engine, wallet_id: str) -> list[dict[str, object]]:

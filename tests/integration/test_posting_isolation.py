@@ -195,8 +195,53 @@ def test_a_flooding_tenant_shares_each_batch_with_the_others(scratch: Engine) ->
     assert "Seq Scan on transactions" not in plan
     assert "ix_transactions_pending_seq" not in plan  # would read the flood to find the other
 
+    with scratch.begin() as conn:
+        narrow = claim_batch(conn, 1000, fair_share=10)  # VAULTCRAFT_FAIR_SHARE=10
+    assert waiting in narrow.rows
+    assert len(narrow.transfers) == 11 and narrow.more
+
 
 def claim_sql() -> object:
     from ledger_core.persistence.transfers.claim import CLAIM
 
     return CLAIM
+
+
+def _scans(plan: dict[str, object]) -> list[tuple[str, str, int]]:
+    """Every scan of a JSON plan: (node type, index or relation, rows it returned)."""
+    found = []
+    if "Scan" in str(plan["Node Type"]):
+        where = plan.get("Index Name") or plan.get("Relation Name")
+        found.append((str(plan["Node Type"]), str(where), int(str(plan["Actual Rows"]))))
+    for child in plan.get("Plans", []):  # type: ignore[attr-defined]
+        found += _scans(child)
+    return found
+
+
+def test_the_oldest_pending_probes_read_one_index_entry_under_a_backlog(scratch: Engine) -> None:
+    """100,000 PENDING transfers: the stall gauge and the rescue probe each read one row."""
+    from ledger_core.persistence.transfers.pending_probe import PENDING_WAITING
+    from ledger_core.persistence.transfers.pipeline_health import OLDEST_PENDING_AGE_SQL
+
+    book = create_book(scratch, 1)
+    with scratch.begin() as conn:
+        _flood(conn, book, 100_000)
+        conn.execute(text("ANALYZE transactions"))
+        conn.execute(text("UPDATE transactions SET created_at = now() - interval '1 hour'"))
+
+    with scratch.connect() as conn:
+        age = conn.execute(text(OLDEST_PENDING_AGE_SQL)).scalar_one()
+        stalled = conn.exec_driver_sql(PENDING_WAITING, {"after": 60}).scalar_one()
+        fresh = conn.exec_driver_sql(PENDING_WAITING, {"after": 7200}).scalar_one()
+        plans = [
+            conn.exec_driver_sql(
+                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, FORMAT JSON) " + sql, {"after": 60}
+            ).scalar_one()[0]["Plan"]
+            for sql in (OLDEST_PENDING_AGE_SQL.replace("%", "%%"), PENDING_WAITING)
+        ]
+
+    assert 3590 < age < 3700 and stalled is True and fresh is False
+    for plan in plans:
+        scans = _scans(plan)
+        assert ("Index Scan", "ix_transactions_pending_seq", 1) in scans, scans
+        assert all(rows <= 1 for _, _, rows in scans), scans  # no table is read through

@@ -1,5 +1,5 @@
 // Transfers explorer: find transfers by id, idempotency key, status, wallet or day; open one to see its
-// entries and events; cancel it while PENDING. Uses the dashboard's signed-in `api`.
+// entries, events and webhook deliveries; cancel it while PENDING. Uses the dashboard's signed-in `api`.
 // Everything from the API is shown through textContent, never as HTML.
 "use strict";
 
@@ -61,6 +61,7 @@
       api(`/transactions/${id}/ledger`),
       api(`/events?resource_id=${id}`).catch(() => ({ data: [] })),
     ]);
+    const deliveries = await deliveriesOf(events.data);
     $("detail-title").textContent = `${transfer.id} · ${transfer.status}`;
     $("detail-title").dataset.status = transfer.status;
     $("detail-cancel").hidden = transfer.status !== "PENDING";
@@ -81,7 +82,41 @@
       item.textContent = `${new Date(ev.created_at).toLocaleString()} · ${ev.type} · ${ev.id}`;
       list.appendChild(item);
     }
+    showDeliveries(deliveries);
     $("explore-detail").hidden = false;
+  }
+
+  // A transfer's deliveries: each endpoint's deliveries of each of the transfer's events
+  // (`GET /webhooks/{id}/deliveries?event_id=`). Events and endpoints are few per transfer;
+  // a member, who may not read webhooks, sees none.
+  async function deliveriesOf(events) {
+    if (!events.length) return [];
+    const api = window.dashboardApi;
+    try {
+      const hooks = (await api("/webhooks?limit=100")).data;
+      const pages = await Promise.all(hooks.flatMap((hook) => events.map((ev) =>
+        api(`/webhooks/${hook.id}/deliveries?event_id=${ev.id}&limit=100`)
+          .then((page) => page.data.map((d) => ({ ...d, url: hook.url }))))));
+      return pages.flat().sort((a, b) => a.created_at.localeCompare(b.created_at));
+    } catch (err) {
+      return [];
+    }
+  }
+
+  function showDeliveries(deliveries) {
+    const body = $("detail-deliveries").tBodies[0];
+    body.replaceChildren();
+    for (const d of deliveries) {
+      const row = body.insertRow();
+      row.dataset.status = d.status;
+      cell(row, d.event_type);
+      cell(row, d.url);
+      cell(row, d.status, `status-${d.status}`);
+      cell(row, String(d.attempt_count), "num");
+      cell(row, d.last_status_code != null ? String(d.last_status_code) : (d.last_error || ""));
+      cell(row, d.next_attempt_at ? new Date(d.next_attempt_at).toLocaleString() : "");
+    }
+    $("detail-deliveries-empty").hidden = deliveries.length > 0;
   }
 
   async function cancel(id) {

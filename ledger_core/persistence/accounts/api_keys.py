@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger_core.api_keys import ApiKey, RateLimit
 from ledger_core.keyset import Keyset
 from ledger_core.persistence.pages import newest_first, read_page
-from ledger_core.persistence.tables import api_keys
+from ledger_core.persistence.tables import api_keys, users
 
 _COLUMNS = (
     api_keys.c.id,
@@ -110,12 +110,41 @@ async def revoke_key(conn: AsyncConnection, organization_id: UUID, key_id: UUID)
     return found is not None
 
 
-async def key_with_hash(conn: AsyncConnection, key_id: UUID) -> tuple[ApiKey, bytes] | None:
-    """A key and its stored secret hash, by primary key (the per-request lookup)."""
+async def revoke_keys_of_creator(
+    conn: AsyncConnection, organization_id: UUID, user_id: UUID
+) -> list[UUID]:
+    """Revoke the live keys a user created; the ids revoked now."""
+    rows = await conn.execute(
+        api_keys.update()
+        .where(
+            api_keys.c.organization_id == organization_id,
+            api_keys.c.created_by == user_id,
+            api_keys.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=func.now())
+        .returning(api_keys.c.id)
+    )
+    return [row.id for row in rows]
+
+
+_CREATOR_IS_ACTIVE_ADMIN = (users.c.is_active.is_(True) & (users.c.role == "ADMIN")).label(
+    "creator_is_active_admin"
+)
+
+
+async def key_with_hash(conn: AsyncConnection, key_id: UUID) -> tuple[ApiKey, bytes, bool] | None:
+    """A key, its stored secret hash and whether its creator is still an active admin, by
+    primary key (the per-request lookup)."""
     row = (
-        await conn.execute(select(*_COLUMNS, api_keys.c.secret_hash).where(api_keys.c.id == key_id))
+        await conn.execute(
+            select(*_COLUMNS, api_keys.c.secret_hash, _CREATOR_IS_ACTIVE_ADMIN)
+            .join(users, users.c.id == api_keys.c.created_by)
+            .where(api_keys.c.id == key_id)
+        )
     ).one_or_none()
-    return None if row is None else (_key(row), bytes(row.secret_hash))
+    if row is None:
+        return None
+    return _key(row), bytes(row.secret_hash), bool(row.creator_is_active_admin)
 
 
 _TOUCH = text("""

@@ -1,15 +1,17 @@
-"""The outbox relay's SQL: claim committed events, then record that they were relayed.
+"""The outbox relay's SQL: take committed events, then record that they were relayed.
 
-Claiming is its own short transaction: `FOR UPDATE SKIP LOCKED` picks rows no other relay
-is claiming at this instant, and `claimed_until` (a lease) keeps them from being claimed
-again while this relay publishes them with no row lock held. A relay that dies mid-batch
-leaves its lease to run out; the next claim after that takes the rows again, so events
-are relayed at least once and none is lost.
+A relay works on one batch in one transaction: it locks up to a batch of unrelayed events
+(`FOR UPDATE SKIP LOCKED`, oldest first, so several relays share the work and none takes
+a row another is publishing), publishes them, creates their webhook deliveries and marks
+them relayed, then commits. Each event row is written once more after its insert (the
+`relayed_at` mark) and no lease is written. A relay that dies mid-batch loses its
+connection, PostgreSQL rolls its transaction back and the rows are free at once; one that
+hangs is cut off by `idle_in_transaction_session_timeout` (the relay sets it to
+`VAULTCRAFT_OUTBOX_LEASE_S`). Events are therefore relayed at least once and none is lost.
 
-Finishing is a second transaction: it creates the webhook deliveries of the batch and
-marks the events relayed, together. A re-relayed event therefore never creates a second
-relayed delivery to an endpoint (the partial unique index of migration 0004 makes sure
-even if two relays race past a lease).
+Deliveries and the relayed mark commit together, so a re-relayed event never creates a
+second relayed delivery to an endpoint (the partial unique index of migration 0004 makes
+sure even if two relays race).
 """
 
 from __future__ import annotations
@@ -28,16 +30,13 @@ from ledger_core.persistence.events.outbox import event_envelope
 OUTBOX_CHANNEL = "vaultcraft_outbox"
 """NOTIFYed by the outbox's insert trigger and by redeliveries: wakes the relay."""
 
-_CLAIM = text("""
-    UPDATE outbox SET claimed_until = now() + make_interval(secs => :lease_s)
-    WHERE id IN (
-        SELECT id FROM outbox
-        WHERE relayed_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
-        ORDER BY id
-        LIMIT :limit
-        FOR UPDATE SKIP LOCKED
-    )
-    RETURNING id, event_id, organization_id, type, data, created_at
+_TAKE = text("""
+    SELECT id, event_id, organization_id, type, data, created_at
+    FROM outbox
+    WHERE relayed_at IS NULL
+    ORDER BY id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
 """)
 
 _CREATE_DELIVERIES = text("""
@@ -66,7 +65,7 @@ _BACKLOG = text("""
 
 @dataclass(frozen=True)
 class ClaimedEvent:
-    """One outbox row this relay holds the lease on."""
+    """One outbox row this relay holds locked while it publishes it."""
 
     outbox_id: int
     event_id: UUID
@@ -82,10 +81,10 @@ class ClaimedEvent:
         )
 
 
-def claim_events(conn: Connection, limit: int, lease_s: float) -> list[ClaimedEvent]:
-    """Lease up to `limit` unrelayed events, oldest first; commit before publishing them."""
-    rows = conn.execute(_CLAIM, {"limit": limit, "lease_s": lease_s}).all()
-    events = [
+def claim_events(conn: Connection, limit: int) -> list[ClaimedEvent]:
+    """Lock up to `limit` unrelayed events, oldest first, in the caller's transaction: publish
+    them and `finish_events` before it commits."""
+    return [
         ClaimedEvent(
             outbox_id=r.id,
             event_id=r.event_id,
@@ -94,9 +93,8 @@ def claim_events(conn: Connection, limit: int, lease_s: float) -> list[ClaimedEv
             data=dict(r.data),
             created_at=r.created_at,
         )
-        for r in rows
+        for r in conn.execute(_TAKE, {"limit": limit})
     ]
-    return sorted(events, key=lambda e: e.outbox_id)
 
 
 def finish_events(

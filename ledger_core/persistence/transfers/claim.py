@@ -49,7 +49,7 @@ CLAIM = text("""
     LIMIT :limit
 """)
 """Fair claim: while several organizations have transfers waiting, each gets an equal
-share of the batch, at most `FAIR_SHARE`, in submission order; a lone organization gets
+share of the batch, at most `fair_share` (`VAULTCRAFT_FAIR_SHARE`), in submission order; a lone organization gets
 the whole batch. The organizations are found by a skip scan of
 `ix_transactions_pending_org_seq` (one index probe per organization, however many rows
 wait), and each share is one short range of the same index. So a tenant with 100,000
@@ -62,9 +62,9 @@ organization, which reads the whole backlog of a flooding tenant to find a quiet
 transfer; the range leaves `ix_transactions_pending_org_seq` as the only ordered path
 (about 8 ms for 100,000 waiting transfers over three organizations, against 60-100 ms)."""
 
-FAIR_SHARE = 100
-"""Most transfers one organization puts in a batch shared with others: a shared batch
-stays short, so the others' transfers commit within the latency target."""
+DEFAULT_FAIR_SHARE = 100
+"""Most transfers one organization puts in a batch shared with others unless configured:
+a shared batch stays short, so the others' transfers commit within the latency target."""
 
 CLAIM_GROUP_MEMBERS = text("""
     SELECT * FROM transactions
@@ -108,10 +108,11 @@ def legs_of(stored: Sequence[Mapping[str, Any]]) -> tuple[Leg, ...]:
     )
 
 
-def claim_batch(conn: Connection, limit: int) -> Claimed:
+def claim_batch(conn: Connection, limit: int, fair_share: int = DEFAULT_FAIR_SHARE) -> Claimed:
     """Lock up to `limit` waiting transfers (whole atomic batches), shared fairly among
-    organizations, in submission order within each."""
-    rows = [r._asdict() for r in conn.execute(CLAIM, {"limit": limit, "share": FAIR_SHARE})]
+    organizations (at most `fair_share` each while several wait), in submission order."""
+    params = {"limit": limit, "share": fair_share}
+    rows = [r._asdict() for r in conn.execute(CLAIM, params)]
     quota = min((r.pop("claim_quota") for r in rows), default=limit)
     shares = Counter(r["organization_id"] for r in rows)
     more = len(rows) >= limit or any(n >= quota for n in shares.values())

@@ -1,8 +1,10 @@
 """The indexed probe for PENDING transfers (and captures or voids) that waited too long without a posting worker.
 
-Reads only PENDING rows, through the partial index `ix_transactions_pending_seq`, and stops
-at the first one old enough: cheap enough to run every second. The posting dispatcher runs
-it on its raw LISTEN connection, the scheduler through SQLAlchemy; both share the SQL.
+Reads one row of each: the first PENDING transfer in submission order, through the partial
+index `ix_transactions_pending_seq` (see `pipeline_health`), and the first waiting capture
+or void, through `ix_hold_actions_pending_seq`, and compares their ages: cheap enough to
+run every second whatever the backlog. The posting dispatcher runs it on its raw LISTEN
+connection, the scheduler through SQLAlchemy; both share the SQL.
 """
 
 from __future__ import annotations
@@ -12,17 +14,21 @@ from typing import Any
 import psycopg
 from sqlalchemy import Connection
 
-PENDING_WAITING = """
-    SELECT EXISTS (
-        SELECT 1 FROM transactions
-        WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => %(after)s)
-    ) OR EXISTS (
-        SELECT 1 FROM hold_actions
-        WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => %(after)s)
+from ledger_core.persistence.transfers.pipeline_health import OLDEST_PENDING_CREATED_SQL
+
+OLDEST_ACTION_CREATED_SQL = """
+    SELECT created_at FROM hold_actions WHERE status = 'PENDING' ORDER BY seq LIMIT 1
+"""
+"""When the first waiting capture or void was asked for (no row when none waits)."""
+
+PENDING_WAITING = f"""
+    SELECT coalesce(
+        ({OLDEST_PENDING_CREATED_SQL}) < now() - make_interval(secs => %(after)s), false
+    ) OR coalesce(
+        ({OLDEST_ACTION_CREATED_SQL}) < now() - make_interval(secs => %(after)s), false
     )
 """
-"""Captures and voids wait for the same workers: a stuck one kicks them too (through
-`ix_hold_actions_pending_seq`, which holds only the waiting ones)."""
+"""Captures and voids wait for the same workers: a stuck one kicks them too."""
 
 
 def pending_waiting(conn: psycopg.Connection[Any], after_s: float) -> bool:

@@ -41,7 +41,7 @@ from ledger_core.persistence.analytics.rollups import rollup_statements
 from ledger_core.persistence.arrays import pg_array
 from ledger_core.persistence.events.outbox import event_json
 from ledger_core.persistence.transfers.batch_locks import free_subset, take_posting_slot
-from ledger_core.persistence.transfers.claim import Claimed, claim_batch
+from ledger_core.persistence.transfers.claim import DEFAULT_FAIR_SHARE, Claimed, claim_batch
 from ledger_core.persistence.transfers.conflicts import POSTING_ERROR, is_conflict
 from ledger_core.persistence.transfers.hold_actions import claim_actions, end_claimed
 from ledger_core.persistence.transfers.ledger_writes import (
@@ -168,7 +168,11 @@ PolicyLoader = Callable[
 
 
 def post_batch(
-    conn: Connection, limit: int, policy: PolicyLoader | None = None, slots: int | None = None
+    conn: Connection,
+    limit: int,
+    policy: PolicyLoader | None = None,
+    slots: int | None = None,
+    fair_share: int = DEFAULT_FAIR_SHARE,
 ) -> BatchResult:
     """Post up to `limit` waiting transfers, and decide up to `limit` waiting captures and
     voids, in the caller's open database transaction (transfers first, then the holds'
@@ -178,6 +182,7 @@ def post_batch(
     wait their turn, and each then claims everything that arrived meanwhile. Under load
     batches therefore grow by themselves (like the intake's group commit) instead of many
     small batches contending for the same wallets; an idle system posts at once.
+    `fair_share` caps one organization's part of a batch shared with others.
 
     `claimed` 0 with `more` means every claimed transfer waits on wallets another
     transaction holds: nothing was posted, try again shortly. Only `claimed` 0 without
@@ -185,7 +190,7 @@ def post_batch(
     """
     if slots is not None:
         take_posting_slot(conn, slots)
-    claimed = claim_batch(conn, limit)
+    claimed = claim_batch(conn, limit, fair_share)
     actions = claim_actions(conn, limit)
     if not claimed.transfers and not actions.actions:
         return BatchResult(claimed=0, outcomes=(), finished_at=None, more=actions.more)

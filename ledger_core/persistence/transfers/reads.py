@@ -15,13 +15,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger_core.persistence.arrays import pg_array
 from ledger_core.persistence.pages import stream_chunks
 
-_WITH_USERS = """
-    SELECT t.*, s.user_id AS source_user_id, d.user_id AS destination_user_id
+_LEG_WALLETS = """
+    SELECT CAST(leg->>'source_wallet_id' AS uuid) FROM jsonb_array_elements(t.postings) AS leg
+    UNION SELECT CAST(leg->>'destination_wallet_id' AS uuid)
+    FROM jsonb_array_elements(t.postings) AS leg
+"""
+"""The wallets of every leg of a multi-leg transaction `t`."""
+
+_WITH_USERS = f"""
+    SELECT t.*, s.user_id AS source_user_id, d.user_id AS destination_user_id,
+           CASE WHEN t.kind = 'MULTI' THEN ARRAY(
+               SELECT DISTINCT w.user_id FROM wallets w
+               WHERE w.id IN ({_LEG_WALLETS}) AND w.user_id IS NOT NULL
+           ) END AS leg_user_ids
     FROM transactions t
     JOIN wallets s ON s.id = t.source_wallet_id
     JOIN wallets d ON d.id = t.destination_wallet_id
 """
-"""A transfer with the owners of its two wallets, which decide what a member may see."""
+"""A transfer with the owners of its wallets (of every leg, for a multi-leg transaction),
+which decide what a member may see."""
 
 GET_TRANSFER = text(
     _WITH_USERS
@@ -111,7 +123,9 @@ def list_sql(
     if member_id is not None:
         conds.append(
             "(t.source_wallet_id IN (SELECT id FROM wallets WHERE user_id = :me)"
-            " OR t.destination_wallet_id IN (SELECT id FROM wallets WHERE user_id = :me))"
+            " OR t.destination_wallet_id IN (SELECT id FROM wallets WHERE user_id = :me)"
+            f" OR (t.kind = 'MULTI' AND EXISTS (SELECT 1 FROM wallets w"
+            f" WHERE w.user_id = :me AND w.id IN ({_LEG_WALLETS}))))"
         )
         params["me"] = member_id
     extra = "".join(f" AND {c}" for c in conds)
