@@ -32,8 +32,12 @@ audit: $(STAMP)
 # Coverage (subprocesses included) with the floor of [tool.coverage.report] fail_under;
 # a partial run (`make pytest PYTEST_ARGS=...`) can skip it with COVERAGE=.
 COVERAGE ?= --cov --cov-report=term
+# pytest-xdist workers (0: none). Each takes whole test files, so a module's fixtures (a
+# running stack, a generated ledger) are set up once; files run in collection order, which
+# puts the slowest first (tests/conftest.py). See tests/support/parallel.py.
+PYTEST_WORKERS ?= 2
 pytest: $(STAMP)
-	$(BIN)/pytest $(COVERAGE) $(PYTEST_ARGS)
+	$(BIN)/pytest $(COVERAGE) -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The chaos run for longer (seconds); replay one with VAULTCRAFT_CHAOS_SEED=<seed>.
 VAULTCRAFT_CHAOS_SECONDS ?= 600

@@ -2,12 +2,14 @@
 
 With `DATABASE_URL` / `REDIS_URL` set, tests use those servers (a fresh database is
 created per run on the PostgreSQL server). Without them, the embedded servers are started
-under `VAULTCRAFT_TEST_DATA_DIR` (default `.vaultcraft/test`).
+under `VAULTCRAFT_TEST_DATA_DIR` (default `.vaultcraft/test`). On pytest-xdist workers
+(`make test`), see `tests/support/parallel.py`.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,27 +21,91 @@ from gateway.throttle import signup_key
 from runtime.embedded import ensure_services, stop_services
 from runtime.settings import service_url, to_sqlalchemy_url
 from tests.support.databases import create_migrated_database, drop_database
+from tests.support.parallel import is_xdist_controller, worker_redis_url
 from tests.support.rabbit import amqp_test_url, private_vhost, unreachable_reason
 
 ROOT = Path(__file__).resolve().parent.parent
+EMBEDDED_STARTED = pytest.StashKey[tuple[Path, str | None, str | None]]()
+
+
+def _test_data_dir() -> Path:
+    path = Path(os.environ.get("VAULTCRAFT_TEST_DATA_DIR") or ROOT / ".vaultcraft" / "test")
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+def _keep_services() -> bool:
+    return os.environ.get("VAULTCRAFT_KEEP_TEST_SERVICES") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The xdist controller starts the embedded servers once, before its workers start.
+
+    The workers inherit their URLs as given ones: none starts or stops a server that the
+    others use.
+    """
+    given_db, given_redis = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
+    if not is_xdist_controller(config) or (given_db and given_redis):
+        return
+    data_dir = _test_data_dir()
+    urls = ensure_services(data_dir, given_db, given_redis)
+    config.stash[EMBEDDED_STARTED] = (data_dir, given_db, given_redis)
+    os.environ["DATABASE_URL"], os.environ["REDIS_URL"] = urls.database_url, urls.redis_url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The controller stops the embedded servers after the last worker has finished."""
+    started = config.stash.get(EMBEDDED_STARTED, None)
+    if started is not None and not _keep_services():
+        stop_services(*started)
+
+
+def _give_each_item_its_own_node_id(items: list[pytest.Item]) -> None:
+    """schemathesis names the item of each API operation `test[GET /path]` but gives them all
+    the test function's node id. xdist hands tests out by node id, and would run only one
+    of them: each gets its name as its node id instead."""
+    counts = Counter(item.nodeid for item in items)
+    for item in items:
+        if counts[item.nodeid] > 1 and item.parent is not None:
+            _set_node_id(item, f"{item.parent.nodeid}::{item.name}")
+
+
+def _set_node_id(item: pytest.Item, nodeid: str) -> None:
+    if hasattr(item, "_id"):  # pytest 9 keeps a structured id
+        from _pytest.nodeid import coerce_node_id
+
+        item._id = coerce_node_id(nodeid)
+    else:
+        item._nodeid = nodeid
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with a `slow` test run first, each file's tests staying together in order.
+
+    xdist workers take whole files in this order: the long files start at once, and the
+    many short ones fill in after, so the workers finish at about the same time.
+    """
+    _give_each_item_its_own_node_id(items)
+    slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow)
 
 
 @pytest.fixture(scope="session")
 def test_data_dir() -> Path:
-    path = Path(os.environ.get("VAULTCRAFT_TEST_DATA_DIR") or ROOT / ".vaultcraft" / "test")
-    path.mkdir(parents=True, exist_ok=True)
-    return path.resolve()
+    return _test_data_dir()
 
 
 @pytest.fixture(scope="session")
 def service_urls(test_data_dir: Path) -> Iterator[tuple[str, str]]:
     given_db, given_redis = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
     urls = ensure_services(test_data_dir, given_db, given_redis)
+    redis_url = worker_redis_url(urls.redis_url)
     # Code under test that reads Settings.from_env() must find the test servers, never
     # start embedded ones of its own under the default data dir.
-    os.environ["REDIS_URL"] = urls.redis_url
-    yield urls.database_url, urls.redis_url
-    if os.environ.get("VAULTCRAFT_KEEP_TEST_SERVICES") != "1":
+    os.environ["REDIS_URL"] = redis_url
+    yield urls.database_url, redis_url
+    if not _keep_services():
         stop_services(test_data_dir, given_db, given_redis)
 
 

@@ -17,7 +17,7 @@ from ledger_core.persistence.transfers.ledger_generator import generate_ledger
 from tests.support.api import API, Account, create_wallet, signup, system_wallet
 from tests.support.ledger_sql import post_transfer
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
 
 async def _csv(

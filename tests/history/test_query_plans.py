@@ -16,6 +16,8 @@ from ledger_core.persistence.transfers.reads import TransferFilter, list_sql
 from ledger_core.persistence.wallets.history import POSITION_AT, STATEMENT_PAGE
 from ledger_core.persistence.wallets.store import WalletFilters, wallets_query
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def engine(large_engine: Engine) -> Engine:

@@ -28,6 +28,8 @@ import redis
 from runtime.embedded import ensure_postgres, redis_socket
 from runtime.settings import to_psycopg_url, to_sqlalchemy_url
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 PROCESS_MODULES = ("gateway.server", "workers.bootstrap", "workers.relay", "workers.scheduler")
 MISSING = [name for name in PROCESS_MODULES if importlib.util.find_spec(name) is None]

@@ -119,9 +119,14 @@ def test_an_atomic_batch_with_an_unwritable_member_fails_whole(scratch: Engine) 
 
 
 def test_two_maximal_deposits_from_system_fail_the_second_and_nothing_waits(
-    engine: Engine,
+    scratch: Engine,
 ) -> None:
-    """The reported attack: the second deposit fails amount_out_of_range, another tenant posts."""
+    """The reported attack: the second deposit fails amount_out_of_range, another tenant posts.
+
+    In a database of its own: the batch must claim these three transfers and no other
+    test's PENDING ones.
+    """
+    engine = scratch
     attacker, other = create_book(engine, 2), create_book(engine, 1)
     a, b = attacker.wallet_ids
     with engine.begin() as conn:

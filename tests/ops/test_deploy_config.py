@@ -12,6 +12,8 @@ import yaml
 
 from runtime.metrics_exposition import GROUP_PORT_OFFSETS
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 LONG_RUNNING = {"gateway", "worker", "relay", "scheduler"}
 

@@ -30,6 +30,8 @@ from tests.support.rabbit import can_manage, close_connections
 from tests.support.stack import Stack
 from tests.support.stack_api import Tenant, signup
 
+pytestmark = pytest.mark.slow
+
 LOADED_P99_S = 1.0
 """Submit-to-posted p99 allowed while 16 clients load the shared test machine (the 100 ms
 target of spec/performance.md is measured by the benchmark on a quiet one)."""

@@ -35,6 +35,8 @@ from tests.support.ledger_checks import (
 from tests.support.stack import Stack
 from tests.support.stack_api import Tenant, signup
 
+pytestmark = pytest.mark.slow
+
 HOST_PROCESSES = ("gateway", "worker", "relay")
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 from sqlalchemy import Engine, text
 
 from tests.support.ledger_checks import assert_ledger_sound, pending_count, wait_until
 from tests.support.stack import Stack
 from tests.support.stack_api import Tenant, signup
+
+pytestmark = pytest.mark.slow
 
 MAX_AMOUNT = "92233720368547758.07"
 """2**63 - 1 minor units of USD: the largest amount the API accepts."""

@@ -21,7 +21,7 @@ from gateway.registry import RouteSpec
 from tests.security.world import World, build_world
 from tests.support.ledger_sql import cancel_transfer
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
 HOSTILE = [
     "' OR '1'='1",

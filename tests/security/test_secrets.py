@@ -27,6 +27,8 @@ from tests.support.stack import JWT_SECRET, Stack
 from tests.support.stack_api import PASSWORD, Tenant, signup
 from workers.outbox_relay import EVENT_STREAM
 
+pytestmark = pytest.mark.slow
+
 API = "/api/v1"
 WRONG_PASSWORD = "wrong-horse-" + uuid.uuid4().hex
 MEMBER_PASSWORD = "member-pass-" + uuid.uuid4().hex

@@ -32,7 +32,7 @@ from runtime.settings import Settings
 from tests.support.api import API, Account, create_wallet, expect_problem, signup
 from tests.support.stack import Stack
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
 EVENTS = ["transfer.completed", "wallet.status_changed"]
 PUBLIC = "93.184.216.34"
