@@ -68,6 +68,8 @@ class FinalWaiter:
         self._reader: asyncio.Task[None] | None = None
         self.closing = False
         """Set when the server shuts down: every long poll answers with what it has now."""
+        self.listening = asyncio.Event()
+        """Set while notifications are heard (after the wake-up that follows each LISTEN)."""
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="final-waiter")
@@ -170,9 +172,11 @@ class FinalWaiter:
                 ) as conn:
                     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(FINAL_CHANNEL)))
                     self._wake_all()  # anything that became final while we were not listening
+                    self.listening.set()
                     async for notice in conn.notifies():
                         self._wake(notice.payload)
             except psycopg.OperationalError as exc:
+                self.listening.clear()
                 log.warning("Long-poll listener lost PostgreSQL (%s); reconnecting.", exc)
                 self._wake_all()
                 await asyncio.sleep(1.0)
