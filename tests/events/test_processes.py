@@ -28,8 +28,13 @@ def test_posting_and_webhook_workers_are_separate_process_types() -> None:
 
 
 def test_the_relay_process_runs_the_outbox_relay_and_the_audit_sealer(tmp_path: Path) -> None:
-    settings = Settings.from_env(
-        {"VAULTCRAFT_DATA_DIR": str(tmp_path), "VAULTCRAFT_JWT_SECRET": "k"}
+    settings = Settings.from_env(  # given servers: naming the loops starts no embedded one
+        {
+            "VAULTCRAFT_DATA_DIR": str(tmp_path),
+            "VAULTCRAFT_JWT_SECRET": "k",
+            "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+        }
     )
     names = [name for name, _loop in loops(settings)]
 
