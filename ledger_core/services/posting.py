@@ -19,11 +19,15 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
+from ledger_core.acting import AuditContext
+from ledger_core.holds import HoldAction
+from ledger_core.persistence.audit.records import audit_insert
 from ledger_core.persistence.risk.rules import load_policy
 from ledger_core.persistence.transfers.claim import DEFAULT_FAIR_SHARE
 from ledger_core.persistence.transfers.posting import BatchResult, post_batch
+from ledger_core.transfers import transfer_audit_details
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,27 @@ def post_one_batch(
     posting slots), so threads waiting their turn hold no pooled connection.
     """
     with nullcontext() if gate is None else gate, engine.begin() as conn:
-        return post_batch(conn, limits.batch_size, load_policy, limits.slots, limits.fair_share)
+        result = post_batch(conn, limits.batch_size, load_policy, limits.slots, limits.fair_share)
+        record_hold_endings(conn, result)
+        return result
+
+
+def record_hold_endings(conn: Connection, result: BatchResult) -> None:
+    """One `transfer.captured` / `transfer.voided` audit record per hold a capture or void
+    of the batch ended, in the batch's transaction, in the name of whoever asked for it."""
+    for outcome in result.actions:
+        row = result.ended_holds.get(outcome.action.id)
+        if row is None:
+            continue
+        action = outcome.action
+        context = AuditContext(organization_id=action.organization_id, actor_id=action.created_by)
+        name = "transfer.captured" if action.action is HoldAction.CAPTURE else "transfer.voided"
+        details = {**transfer_audit_details(row), "hold_action_id": str(action.id)}
+        conn.execute(
+            audit_insert(
+                context, name, resource_type="transaction", resource_id=row["id"], details=details
+            )
+        )
 
 
 def post_pending(

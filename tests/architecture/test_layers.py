@@ -186,14 +186,6 @@ def imported_names(path: Path) -> Iterator[tuple[int, str]]:
                 yield node.lineno, alias.name
 
 
-AUDITED_IN_THE_POSTING_BATCH = {
-    "ledger_core/persistence/transfers/hold_actions.py ledger_core.persistence.audit.records"
-}
-"""The one exception, until the posting batch's steps (`post_batch`, `end_claimed`) move
-from `persistence/transfers` into `services.posting`: a batch audits the captures and
-voids it decides, in its own transaction."""
-
-
 def test_persistence_is_sql_only() -> None:
     """Deciding who may act, and recording that they did, is the use cases' work: no SQL
     module outside `persistence/audit` writes audit records, checks a role or calls a use
@@ -211,7 +203,7 @@ def test_persistence_is_sql_only() -> None:
             for r in refused:
                 if name == r or name.startswith(r + "."):
                     found.add(f"{path.relative_to(ROOT)} {r}")
-    assert found - AUDITED_IN_THE_POSTING_BATCH == set()
+    assert found == set()
 
 
 IMPORT_TIME_EFFECTS = {"setup_broker", "set_broker", "declare_actors", "actor", "from_env"}

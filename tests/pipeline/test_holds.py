@@ -365,7 +365,9 @@ def test_a_cross_org_hold_captures_through_the_clearing_wallets(
     assert_ledger_sound(engine)
 
 
-def test_a_long_poll_on_an_action_answers_when_a_worker_decides_it(http: httpx.Client) -> None:
+def test_a_long_poll_on_an_action_answers_when_a_worker_decides_it(
+    http: httpx.Client, engine: Engine
+) -> None:
     """`?wait=` on a capture or void answers on the workers' notification, winner or loser,
     well before the waiter's 5-second re-read would have."""
     t = signup(http)
@@ -385,3 +387,14 @@ def test_a_long_poll_on_an_action_answers_when_a_worker_decides_it(http: httpx.C
         assert decided["status"] == status, decided
         assert time.monotonic() - started < 3
     assert decided["failure_code"] == "not_held"
+    with engine.connect() as conn:  # the ending is audited once, in the asker's name
+        audited = conn.execute(
+            text(
+                "SELECT action, actor_id, details->>'hold_action_id' FROM audit_logs"
+                " WHERE resource_id = :hold AND action IN ('transfer.captured', 'transfer.voided')"
+            ),
+            {"hold": placed["id"]},
+        ).all()
+    assert [tuple(map(str, row)) for row in audited] == [
+        ("transfer.captured", t.user_id, capture.json()["id"])
+    ]

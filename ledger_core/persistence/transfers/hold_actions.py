@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger_core.acting import AuditContext
 from ledger_core.channels import FINAL_CHANNEL, PENDING_CHANNEL
 from ledger_core.holds import (
     ActionOutcome,
@@ -32,12 +31,10 @@ from ledger_core.holds import (
     decide_actions,
 )
 from ledger_core.persistence.arrays import pg_array
-from ledger_core.persistence.audit.records import audit_insert
 from ledger_core.persistence.transfers.claim import pending_of
 from ledger_core.persistence.transfers.conflicts import POSTING_ERROR, is_conflict
 from ledger_core.persistence.transfers.holds import Ending, write_endings
 from ledger_core.persistence.transfers.ledger_writes import NOTIFY_FINAL, id_chunks, lock_wallets
-from ledger_core.transfers import transfer_audit_details
 
 log = logging.getLogger("vaultcraft.posting")
 
@@ -198,7 +195,19 @@ def _read_holds(conn: Connection, ids: set[UUID]) -> dict[UUID, dict[str, Any]]:
     return {r.id: dict(r._mapping) for r in rows}
 
 
-def end_claimed(conn: Connection, claimed: ClaimedActions) -> list[ActionOutcome]:
+@dataclass(frozen=True)
+class Decided:
+    """What a batch decided of its claimed actions, and each hold an action ended, as it
+    now is (keyed by the action's id): what the use case audits."""
+
+    outcomes: list[ActionOutcome] = field(default_factory=list)
+    ended: dict[UUID, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __add__(self, other: Decided) -> Decided:
+        return Decided(self.outcomes + other.outcomes, {**self.ended, **other.ended})
+
+
+def end_claimed(conn: Connection, claimed: ClaimedActions) -> Decided:
     """Decide and write claimed actions, their wallets already locked by the batch.
 
     Like `posting.post_isolated`: under a savepoint, and should the database refuse the
@@ -213,10 +222,10 @@ def end_claimed(conn: Connection, claimed: ClaimedActions) -> list[ActionOutcome
             raise
         if len(claimed.actions) == 1:
             return _fail_unwritable(conn, claimed.actions[0], exc)
-    return [o for a in claimed.actions for o in end_claimed(conn, claimed.subset([a]))]
+    return sum((end_claimed(conn, claimed.subset([a])) for a in claimed.actions), Decided())
 
 
-def _end(conn: Connection, claimed: ClaimedActions) -> list[ActionOutcome]:
+def _end(conn: Connection, claimed: ClaimedActions) -> Decided:
     rows = _read_holds(conn, {a.transaction_id for a in claimed.actions})
     holds = {hold_id: (pending_of(row), row["status"]) for hold_id, row in rows.items()}
     wallets = lock_wallets(conn, [hold for hold, _ in holds.values()])
@@ -236,9 +245,7 @@ def _end(conn: Connection, claimed: ClaimedActions) -> list[ActionOutcome]:
         {r["id"]: r for r in write_endings(conn, endings, plan.entries, wallets)} if endings else {}
     )
     _finish(conn, plan.outcomes)
-    for outcome in winners:
-        _audit(conn, outcome, ended[outcome.action.transaction_id])
-    return plan.outcomes
+    return Decided(plan.outcomes, {o.action.id: ended[o.action.transaction_id] for o in winners})
 
 
 def _finish(conn: Connection, outcomes: Sequence[ActionOutcome]) -> None:
@@ -254,21 +261,7 @@ def _finish(conn: Connection, outcomes: Sequence[ActionOutcome]) -> None:
     conn.execute(NOTIFY_FINAL, {"channel": FINAL_CHANNEL, "chunks": pg_array(id_chunks(holds))})
 
 
-def _audit(conn: Connection, outcome: ActionOutcome, row: Mapping[str, Any]) -> None:
-    action = outcome.action
-    context = AuditContext(organization_id=action.organization_id, actor_id=action.created_by)
-    name = "transfer.captured" if action.action is HoldAction.CAPTURE else "transfer.voided"
-    details = {**transfer_audit_details(row), "hold_action_id": str(action.id)}
-    conn.execute(
-        audit_insert(
-            context, name, resource_type="transaction", resource_id=row["id"], details=details
-        )
-    )
-
-
-def _fail_unwritable(
-    conn: Connection, action: PendingAction, error: Exception
-) -> list[ActionOutcome]:
+def _fail_unwritable(conn: Connection, action: PendingAction, error: Exception) -> Decided:
     outcome = ActionOutcome(
         action, "FAILED", POSTING_ERROR, "the ledger could not write this capture or void"
     )
@@ -283,4 +276,4 @@ def _fail_unwritable(
         str(cause).strip().rstrip("."),
         extra={"transaction_id": str(action.transaction_id), "failure_code": POSTING_ERROR},
     )
-    return [outcome]
+    return Decided([outcome])

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -43,7 +43,7 @@ from ledger_core.persistence.events.outbox import event_json
 from ledger_core.persistence.transfers.batch_locks import free_subset, take_posting_slot
 from ledger_core.persistence.transfers.claim import DEFAULT_FAIR_SHARE, Claimed, claim_batch
 from ledger_core.persistence.transfers.conflicts import POSTING_ERROR, is_conflict
-from ledger_core.persistence.transfers.hold_actions import claim_actions, end_claimed
+from ledger_core.persistence.transfers.hold_actions import Decided, claim_actions, end_claimed
 from ledger_core.persistence.transfers.ledger_writes import (
     INSERT_ENTRIES,
     SET_BALANCES,
@@ -113,6 +113,8 @@ class BatchResult:
     may be waiting, claim again (with nothing posted: soon, not at once)."""
     actions: Sequence[ActionOutcome] = ()
     """The captures and voids the batch decided (`hold_actions`)."""
+    ended_holds: Mapping[UUID, Mapping[str, Any]] = field(default_factory=dict)
+    """Each hold a capture or void ended, as it now is, keyed by the action's id."""
 
     @property
     def completed(self) -> int:
@@ -200,10 +202,10 @@ def post_batch(
         return BatchResult(claimed=0, outcomes=(), finished_at=None, more=True)
     at = datetime.now(UTC)
     outcomes = post_isolated(conn, ready, policy, at) if ready.transfers else []
-    decided = end_claimed(conn, ready_actions) if ready_actions.actions else []
+    decided = end_claimed(conn, ready_actions) if ready_actions.actions else Decided()
     deferred = taken < len(claimed.transfers) + len(actions.actions)
     more = claimed.more or actions.more or deferred
-    return BatchResult(taken, outcomes, at, more, decided)
+    return BatchResult(taken, outcomes, at, more, decided.outcomes, decided.ended)
 
 
 def post_claimed(
