@@ -257,8 +257,13 @@ def _finish(conn: Connection, outcomes: Sequence[ActionOutcome]) -> None:
     }
     if len(conn.execute(FINISH_ACTIONS, params).all()) != len(outcomes):
         raise RuntimeError("a claimed hold action left PENDING under its row lock")
-    holds = sorted({o.action.transaction_id for o in outcomes})
-    conn.execute(NOTIFY_FINAL, {"channel": FINAL_CHANNEL, "chunks": pg_array(id_chunks(holds))})
+    # A hold an action ended is announced by its ending (`write_endings`); a refused action
+    # leaves its hold as it is, so its long polls are woken here.
+    refused = sorted({o.action.transaction_id for o in outcomes if not o.completed})
+    if refused:
+        conn.execute(
+            NOTIFY_FINAL, {"channel": FINAL_CHANNEL, "chunks": pg_array(id_chunks(refused))}
+        )
 
 
 def _fail_unwritable(conn: Connection, action: PendingAction, error: Exception) -> Decided:
