@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -157,16 +158,21 @@ async def _set_metadata(
     conn: AsyncConnection, acting: Acting, wallet: Wallet, metadata: Mapping[str, str]
 ) -> Wallet:
     changed = await set_wallet_metadata(conn, wallet, metadata)
-    await conn.execute(
-        audit_insert(
-            acting.audit,
-            "wallet.metadata_changed",
-            resource_type="wallet",
-            resource_id=wallet.id,
-            details={"metadata": dict(metadata)},
-        )
+    await _audit_change(
+        conn, acting, wallet, "wallet.metadata_changed", {"metadata": dict(metadata)}
     )
     return changed
+
+
+async def _audit_change(
+    conn: AsyncConnection, acting: Acting, wallet: Wallet, action: str, details: dict[str, Any]
+) -> None:
+    """The audit record of one change to a wallet, in the change's transaction."""
+    await conn.execute(
+        audit_insert(
+            acting.audit, action, resource_type="wallet", resource_id=wallet.id, details=details
+        )
+    )
 
 
 async def _change_status(
@@ -176,14 +182,12 @@ async def _change_status(
     if not check_status_change(wallet, target, has_pending=pending):
         return wallet
     changed = await set_wallet_status(conn, wallet, target)
-    await conn.execute(
-        audit_insert(
-            acting.audit,
-            "wallet.status_changed",
-            resource_type="wallet",
-            resource_id=wallet.id,
-            details={"from": wallet.status.value, "to": target.value},
-        )
+    await _audit_change(
+        conn,
+        acting,
+        wallet,
+        "wallet.status_changed",
+        {"from": wallet.status.value, "to": target.value},
     )
     return changed
 
@@ -193,14 +197,12 @@ async def _set_limit(conn: AsyncConnection, acting: Acting, wallet: Wallet, aske
     if limit == wallet.overdraft_limit:
         return wallet
     changed = await set_overdraft_limit(conn, wallet, limit)
-    await conn.execute(
-        audit_insert(
-            acting.audit,
-            "wallet.overdraft_limit_changed",
-            resource_type="wallet",
-            resource_id=wallet.id,
-            details={"from": wallet.overdraft_limit, "to": limit},
-        )
+    await _audit_change(
+        conn,
+        acting,
+        wallet,
+        "wallet.overdraft_limit_changed",
+        {"from": wallet.overdraft_limit, "to": limit},
     )
     return changed
 
