@@ -22,7 +22,6 @@ from gateway.protocol_errors import GatewayRunner
 from runtime.settings import Settings
 
 SHUTDOWN_TIMEOUT_S = 10.0
-YOUNG_GC_THRESHOLD = 10_000
 
 log = logging.getLogger("vaultcraft.gateway")
 
@@ -53,16 +52,12 @@ def serve(settings: Settings, *, reuse_port: bool = False) -> None:
         loop.close()
 
 
-def _tune_garbage_collection() -> None:
+def _freeze_startup_objects() -> None:
     """Leave what startup built (modules, routes, models, pools) out of every later garbage
     collection: it lives as long as the process, and rescanning its ~160,000 objects in each
-    full collection took several per cent of the gateway's CPU under load. Then collect the
-    young generation after `YOUNG_GC_THRESHOLD` net allocations instead of 700: a request's
-    objects are freed by reference counting within milliseconds, so frequent young
-    collections mostly scan, and promote, objects of requests still in flight."""
+    full collection took several per cent of the gateway's CPU under load."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(YOUNG_GC_THRESHOLD)
 
 
 async def _serve(settings: Settings, reuse_port: bool) -> None:
@@ -76,7 +71,7 @@ async def _serve(settings: Settings, reuse_port: bool) -> None:
     try:
         site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_port=reuse_port)
         await site.start()
-        _tune_garbage_collection()
+        _freeze_startup_objects()
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
