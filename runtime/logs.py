@@ -141,7 +141,7 @@ def info_line(logger: str, event: str, **fields: Any) -> None:
     without building and dispatching a `logging.LogRecord` (most of a line's cost).
     Anything but the plain JSON setup of `configure_logging` takes the ordinary path."""
     sink, std = _direct, logging.getLogger(logger)
-    if sink is None or logging.getLogger().handlers != [sink.handler] or std.handlers:
+    if sink is None or not _only_root_handles(std, sink.handler):
         structlog.get_logger(logger).info(event, **fields)
         return
     if not std.isEnabledFor(logging.INFO) or not sink.handler.level <= logging.INFO:
@@ -158,6 +158,16 @@ def info_line(logger: str, event: str, **fields: Any) -> None:
         handler.flush()
     finally:
         handler.release()
+
+
+def _only_root_handles(std: logging.Logger, handler: logging.Handler) -> bool:
+    """Whether `std`'s records reach nothing but the handler `configure_logging` set up."""
+    node: logging.Logger | None = std
+    while node is not None and node.parent is not None:
+        if node.handlers or not node.propagate:
+            return False
+        node = node.parent
+    return logging.getLogger().handlers == [handler]
 
 
 def _to_json(obj: object, **_kwargs: object) -> str:

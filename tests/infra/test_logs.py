@@ -145,7 +145,7 @@ def test_direct_info_lines_match_structlog_lines_field_for_field() -> None:
 
 
 @pytest.mark.usefixtures("restore_logging")
-def test_direct_info_lines_follow_levels_and_the_console_format() -> None:
+def test_direct_info_lines_follow_levels_handlers_and_the_console_format() -> None:
     stream = io.StringIO()
     configure_logging("gateway", _settings("json"), stream=stream)
     logging.getLogger("vaultcraft.quiet").setLevel(logging.WARNING)
@@ -155,6 +155,16 @@ def test_direct_info_lines_follow_levels_and_the_console_format() -> None:
         logging.getLogger("vaultcraft.quiet").setLevel(logging.NOTSET)
     assert stream.getvalue() == ""
 
-    configure_logging("gateway", _settings("console"), stream=stream)
+    own = io.StringIO()
+    logging.getLogger("vaultcraft.quiet").addHandler(logging.StreamHandler(own))
+    try:
+        info_line("vaultcraft.quiet", "Also to a handler of its own.")
+    finally:
+        logging.getLogger("vaultcraft.quiet").handlers.clear()
+    assert "Also to a handler of its own." in own.getvalue()
+    assert "Also to a handler of its own." in stream.getvalue()
+
+    console = io.StringIO()
+    configure_logging("gateway", _settings("console"), stream=console)
     info_line("vaultcraft.access", "Request answered.", status=202)
-    assert "Request answered." in stream.getvalue() and not stream.getvalue().startswith("{")
+    assert "Request answered." in console.getvalue() and not console.getvalue().startswith("{")
