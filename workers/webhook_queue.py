@@ -18,7 +18,7 @@ DELIVER_ACTOR = "deliver_webhook"
 
 
 def send_attempt(
-    broker: dramatiq.Broker, delivery_id: UUID, attempt: int, delay_ms: int | None = None
+    broker: dramatiq.Broker, delivery_id: UUID | str, attempt: int, delay_ms: int | None = None
 ) -> None:
     """Enqueue attempt `attempt` of a delivery, after `delay_ms` if given."""
     message: dramatiq.Message[None] = dramatiq.Message(
