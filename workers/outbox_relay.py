@@ -10,7 +10,7 @@ case a notification was missed. Each wake-up it:
    with `VAULTCRAFT_EVENTS_AMQP_URL`, publishes it to RabbitMQ's `vaultcraft.events`
    exchange, waiting for the broker's confirms (`workers.event_exchange`);
 3. creates the batch's webhook deliveries and commits the one transaction of 1-3; then
-   enqueues each delivery's first attempt;
+   enqueues every delivery's first attempt (one round trip on Redis);
 4. repeats while batches come back full, then sends deliveries whose time has come and
    whose message is missing (`dispatch_due_deliveries`): redeliveries and lost retries.
 
@@ -57,7 +57,7 @@ from runtime.settings import Settings, to_psycopg_url
 from workers import db
 from workers.event_exchange import EventExchange
 from workers.event_stream import append_events
-from workers.webhook_queue import send_attempt
+from workers.webhook_queue import send_attempt, send_attempts
 
 log = logging.getLogger("vaultcraft.outbox")
 
@@ -125,8 +125,7 @@ class OutboxRelay:
         except psycopg.Error:
             self.close()
             raise
-        for delivery_id in deliveries:
-            send_attempt(self.broker, delivery_id, 1)
+        send_attempts(self.broker, deliveries, 1)
         for event_type, count in Counter(e.type for e in events).items():
             metrics.events_relayed_total.labels(event_type).inc(count)
         log.info("Relayed %d events and %d webhook deliveries.", len(events), len(deliveries))
