@@ -196,7 +196,7 @@ PGSTAT_IDLE_INTERVAL): wait that long before reading them."""
 _TABLE_WRITES = """
     SELECT t.relname, t.n_tup_ins, t.n_tup_upd, t.n_tup_hot_upd, t.n_tup_del,
            (SELECT count(*) FROM pg_index i WHERE i.indrelid = t.relid) AS indexes,
-           (SELECT coalesce(sum(pg_relation_size(i.indexrelid)), 0) FROM pg_index i
+           (SELECT CAST(coalesce(sum(pg_relation_size(i.indexrelid)), 0) AS bigint) FROM pg_index i
             WHERE i.indrelid = t.relid) AS index_bytes
     FROM pg_stat_user_tables t
 """
