@@ -8,7 +8,7 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -57,7 +57,11 @@ NOTIFY_FINAL = text("SELECT pg_notify(:channel, ids) FROM unnest(CAST(:chunks AS
 
 def lock_wallets(conn: Connection, transfers: Sequence[PendingTransfer]) -> dict[UUID, WalletState]:
     ids = sorted({wallet_id for t in transfers for wallet_id in t.wallet_ids()})
-    rows = conn.execute(LOCK_WALLETS, {"ids": pg_array(ids)})
+    return wallet_states(conn.execute(LOCK_WALLETS, {"ids": pg_array(ids)}))
+
+
+def wallet_states(rows: Iterable[Any]) -> dict[UUID, WalletState]:
+    """The rows of `LOCK_WALLETS` as the posting rules see them."""
     return {
         r.id: WalletState(
             r.id,
