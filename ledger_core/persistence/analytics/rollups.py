@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import TextClause, text
 
-from ledger_core.persistence.arrays import pg_array
+from ledger_core.persistence.arrays import pg_array, pg_uuid_array
 
 SHARDS = 8
 GRAINS = (60, 3600)
@@ -163,5 +163,11 @@ def _wallet_legs(m: Mapping[str, Any]) -> list[tuple[Any, Any, bool, str, int]]:
     return out
 
 
+UUID_COLUMNS = frozenset({"orgs", "wallet_ids"})
+
+
 def _arrays(prefix: str, columns: dict[str, list[Any]]) -> dict[str, str]:
-    return {prefix + name: pg_array(values) for name, values in columns.items()}
+    return {
+        prefix + name: (pg_uuid_array if name in UUID_COLUMNS else pg_array)(values)
+        for name, values in columns.items()
+    }

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, TextClause, text
 
-from ledger_core.persistence.arrays import pg_array
+from ledger_core.persistence.arrays import pg_uuid_array
 from ledger_core.persistence.transfers.claim import Claimed
 from ledger_core.persistence.transfers.hold_actions import ClaimedActions
 from ledger_core.persistence.transfers.ledger_writes import LOCK_WALLETS, wallet_states
@@ -62,7 +62,9 @@ def free_subset(
         {wallet_id for t in claimed.transfers for wallet_id in t.wallet_ids()}
         | {wallet_id for a in actions.actions for wallet_id in actions.wallet_ids(a)}
     )
-    wallets = wallet_states(conn.execute(_skipping_locked(LOCK_WALLETS), {"ids": pg_array(ids)}))
+    wallets = wallet_states(
+        conn.execute(_skipping_locked(LOCK_WALLETS), {"ids": pg_uuid_array(ids)})
+    )
     free = set(wallets)
     waiting = [t for t in claimed.transfers if not free.issuperset(t.wallet_ids())]
     blocked_groups = {t.atomic_group_id for t in waiting if t.atomic_group_id is not None}

@@ -42,7 +42,7 @@ from ledger_core.persistence.analytics.rollups import (
     UPSERT_WALLETS_SQL,
     rollup_params,
 )
-from ledger_core.persistence.arrays import pg_array
+from ledger_core.persistence.arrays import pg_array, pg_uuid_array
 from ledger_core.persistence.events.outbox import event_json
 from ledger_core.persistence.transfers.batch_locks import free_subset, take_posting_slot
 from ledger_core.persistence.transfers.claim import DEFAULT_FAIR_SHARE, Claimed, claim_batch
@@ -154,11 +154,11 @@ def write_plan(conn: Connection, plan: PostingPlan, claimed: Claimed, at: dateti
         "at": at,
         **balance_params(plan.balances, plan.held),
         **entry_params(plan.entries),
-        "ids": pg_array(x.transfer.id for x in o),
+        "ids": pg_uuid_array(x.transfer.id for x in o),
         "statuses": pg_array(x.status for x in o),
         "codes": pg_array(x.failure_code for x in o),
         "messages": pg_array(x.failure_message for x in o),
-        "o_organizations": pg_array(org for org, _, _ in events),
+        "o_organizations": pg_uuid_array(org for org, _, _ in events),
         "o_types": pg_array(kind for _, kind, _ in events),
         "o_data": pg_array(event_json(data) for _, _, data in events),
         "channel": FINAL_CHANNEL,
