@@ -8,34 +8,40 @@ from uuid import UUID
 
 from sqlalchemy import Connection, TextClause, text
 
-from ledger_core.persistence.arrays import pg_uuid_array
+from ledger_core.persistence.arrays import pg_array, pg_uuid_array
 from ledger_core.persistence.transfers.claim import Claimed
 from ledger_core.persistence.transfers.hold_actions import ClaimedActions
 from ledger_core.persistence.transfers.ledger_writes import LOCK_WALLETS, wallet_states
 from ledger_core.posting import WalletState
 
 POSTING_LOCK_CLASS = 0x706F7374  # "post"
-TRY_POSTING_SLOT = text("SELECT pg_try_advisory_xact_lock(:lock_class, :slot)")
-TAKE_POSTING_SLOT = text(
-    "SELECT pg_advisory_xact_lock(:lock_class, CAST(floor(random() * :slots) AS int))"
-)
-"""Waits for one of `slots` posting slots, held until the batch's transaction ends."""
+TAKE_POSTING_SLOT = text("""
+    SELECT coalesce(
+        (SELECT s FROM unnest(CAST(:order AS int[])) AS o(s)
+         WHERE pg_try_advisory_xact_lock(:lock_class, s) LIMIT 1),
+        (SELECT CAST(:fallback AS int) FROM pg_advisory_xact_lock(:lock_class, CAST(:fallback AS int)))
+    )
+""")
+"""Takes the first free slot in `order`, else waits for slot `fallback`; the slot is held
+until the batch's transaction ends. One round trip: the scan stops at the first slot it
+gets (`LIMIT 1`), and the waiting subquery runs only when that found none (`coalesce`
+asks for its second value only then)."""
 
 
 def take_posting_slot(conn: Connection, slots: int) -> None:
     """Take a free posting slot if there is one, else wait for one picked at random.
 
     Waiting on a random slot while another is free would hold a transfer (perhaps another
-    tenant's, see `free_subset`) behind a whole batch for nothing.
+    tenant's, see `free_subset`) behind a whole batch for nothing. The free slots are tried
+    from a random one on, so that concurrent batches do not all ask for the same first.
     """
     first = random.randrange(slots)
-    for n in range(slots):
-        slot = (first + n) % slots
-        if conn.execute(
-            TRY_POSTING_SLOT, {"lock_class": POSTING_LOCK_CLASS, "slot": slot}
-        ).scalar():
-            return
-    conn.execute(TAKE_POSTING_SLOT, {"lock_class": POSTING_LOCK_CLASS, "slots": slots})
+    params = {
+        "lock_class": POSTING_LOCK_CLASS,
+        "order": pg_array((first + n) % slots for n in range(slots)),
+        "fallback": random.randrange(slots),
+    }
+    conn.execute(TAKE_POSTING_SLOT, params)
 
 
 @lru_cache(maxsize=4)
