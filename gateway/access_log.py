@@ -4,11 +4,12 @@ The line is written after the answer, in the request's own task, so it carries w
 the request bound to the log context on its way: `request_id` (the `observe` middleware),
 `organization_id` and `user_id` (authentication), path ids such as `wallet_id`, and the
 `transaction_id` of a transfer it accepted. Grepping the logs for an id finds the request.
+Every request writes one, so it skips the standard library's record machinery
+(`runtime.logs.info_line`): the same fields and JSON, at about a third of the cost.
 """
 
 from __future__ import annotations
 
-import structlog
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
@@ -16,8 +17,9 @@ from aiohttp.web_response import StreamResponse
 
 from gateway.client_address import client_address
 from gateway.middlewares import route_label
+from runtime.logs import info_line
 
-log = structlog.get_logger("vaultcraft.access")
+LOGGER = "vaultcraft.access"
 
 
 class StructuredAccessLogger(AbstractAccessLogger):
@@ -25,7 +27,8 @@ class StructuredAccessLogger(AbstractAccessLogger):
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         route = route_label(request) if isinstance(request, web.Request) else "unmatched"
-        log.info(
+        info_line(
+            LOGGER,
             "Request answered.",
             method=request.method,
             path=request.path,

@@ -135,6 +135,8 @@ class FinalWaiter:
         self._schedule_read([transaction_id])
 
     def _wake(self, payload: str) -> None:
+        if not self._waiters:  # the usual case under load: nobody long-polls, nothing to parse
+            return
         ids = []
         for raw in payload.split(","):
             try:

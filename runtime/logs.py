@@ -16,7 +16,8 @@ import logging
 import os
 import re
 import sys
-from typing import TextIO
+from dataclasses import dataclass
+from typing import Any, TextIO
 
 import orjson
 import structlog
@@ -109,9 +110,64 @@ def configure_logging(
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers = [handler]  # replaces whatever a library's basicConfig put there
+    global _direct
+    _direct = _DirectSink(handler, tuple(shared)) if as_json else None
     root.setLevel(logging.INFO)
     for name, level in _QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(level)
+
+
+@dataclass(frozen=True)
+class _DirectSink:
+    """What `info_line` needs to write a JSON line as the configured pipeline would."""
+
+    handler: logging.StreamHandler[TextIO]
+    processors: tuple[Processor, ...]
+
+
+_direct: _DirectSink | None = None
+
+
+@dataclass(frozen=True)
+class _Named:
+    """Stands in for the stdlib logger that `add_logger_name` reads the name of."""
+
+    name: str
+
+
+def info_line(logger: str, event: str, **fields: Any) -> None:
+    """Log one INFO line exactly as `structlog.get_logger(logger).info(event, **fields)`
+    would in JSON, for lines written on every request: the same processors and renderer,
+    without building and dispatching a `logging.LogRecord` (most of a line's cost).
+    Anything but the plain JSON setup of `configure_logging` takes the ordinary path."""
+    sink, std = _direct, logging.getLogger(logger)
+    if sink is None or not _only_root_handles(std, sink.handler):
+        structlog.get_logger(logger).info(event, **fields)
+        return
+    if not std.isEnabledFor(logging.INFO) or not sink.handler.level <= logging.INFO:
+        return
+    event_dict: EventDict = {**fields, "event": event}
+    named = _Named(logger)
+    for processor in sink.processors:
+        event_dict = processor(named, "info", event_dict)  # type: ignore[assignment]
+    line = _to_json(event_dict) + "\n"
+    handler = sink.handler
+    handler.acquire()
+    try:
+        handler.stream.write(line)
+        handler.flush()
+    finally:
+        handler.release()
+
+
+def _only_root_handles(std: logging.Logger, handler: logging.Handler) -> bool:
+    """Whether `std`'s records reach nothing but the handler `configure_logging` set up."""
+    node: logging.Logger | None = std
+    while node is not None and node.parent is not None:
+        if node.handlers or not node.propagate:
+            return False
+        node = node.parent
+    return logging.getLogger().handlers == [handler]
 
 
 def _to_json(obj: object, **_kwargs: object) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from runtime.logs import REDACTED, configure_logging
+from runtime.logs import REDACTED, configure_logging, info_line
 from runtime.settings import Settings
 
 
@@ -125,3 +125,46 @@ def test_extra_fields_of_stdlib_calls_become_fields_and_are_redacted() -> None:
         "t-1",
         REDACTED,
     )
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_direct_info_lines_match_structlog_lines_field_for_field() -> None:
+    """The access log's cheap path writes what the ordinary path would, redaction included."""
+    stream = io.StringIO()
+    configure_logging("gateway", _settings("json"), stream=stream)
+    structlog.contextvars.bind_contextvars(request_id="req-7", token="abc.def")
+
+    structlog.get_logger("vaultcraft.access").info("Request answered.", status=202, path="/x")
+    info_line("vaultcraft.access", "Request answered.", status=202, path="/x")
+
+    ordinary, direct = _lines(stream)
+    assert str(direct.pop("timestamp")).endswith("Z")
+    ordinary.pop("timestamp")
+    assert list(direct.items()) == list(ordinary.items())
+    assert direct["token"] == REDACTED and direct["process"] == "gateway"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_direct_info_lines_follow_levels_handlers_and_the_console_format() -> None:
+    stream = io.StringIO()
+    configure_logging("gateway", _settings("json"), stream=stream)
+    logging.getLogger("vaultcraft.quiet").setLevel(logging.WARNING)
+    try:
+        info_line("vaultcraft.quiet", "Not written.")
+    finally:
+        logging.getLogger("vaultcraft.quiet").setLevel(logging.NOTSET)
+    assert stream.getvalue() == ""
+
+    own = io.StringIO()
+    logging.getLogger("vaultcraft.quiet").addHandler(logging.StreamHandler(own))
+    try:
+        info_line("vaultcraft.quiet", "Also to a handler of its own.")
+    finally:
+        logging.getLogger("vaultcraft.quiet").handlers.clear()
+    assert "Also to a handler of its own." in own.getvalue()
+    assert "Also to a handler of its own." in stream.getvalue()
+
+    console = io.StringIO()
+    configure_logging("gateway", _settings("console"), stream=console)
+    info_line("vaultcraft.access", "Request answered.", status=202)
+    assert "Request answered." in console.getvalue() and not console.getvalue().startswith("{")
