@@ -144,6 +144,10 @@ def test_legs_into_two_organizations_post_report_read_and_settle(
     # A member of a payee who owns none of its wallets in the transaction may not read it
     assert member_of(http, b).get(f"{API}/transactions/{sent['id']}").status_code == 403
 
+    # Each payee's summary counts it once, by its first leg into the payee
+    summary = {x["currency"]: x for x in b.get(f"{API}/wallets/summary").json()["data"]}
+    assert summary["USD"]["transfers_by_status"]["COMPLETED"] == {"count": 1, "volume": "30.00"}
+
     # A third organization sees nothing of it
     missing = d.get(f"{API}/transactions/{sent['id']}")
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
