@@ -307,3 +307,20 @@ def test_lookups_by_payee_organization_use_indexes(http: httpx.Client, books: En
     assert all(
         n["Node Type"] != "Seq Scan" for n in read if n.get("Relation Name") == "transactions"
     )
+
+
+def test_a_payee_member_reads_the_legs_into_its_own_wallet(
+    http: httpx.Client, books: Engine
+) -> None:
+    a, b = signup(http), signup(http)
+    accept(b, a)
+    member = member_of(http, b)
+    wa, mine, theirs = a.wallet(), member.wallet(), b.wallet()
+    a.deposit(wa, "10.00")
+    sent = a.wait_final(_multi(a, [_leg(wa, theirs, "1.00"), _leg(wa, mine, "2.00")]).json()["id"])
+    assert sent["status"] == "COMPLETED"
+    seen = member.get(f"{API}/transactions/{sent['id']}")
+    assert seen.status_code == 200, seen.text
+    assert [leg["destination_wallet_id"] for leg in seen.json()["postings"]] == [theirs, mine]
+    assert sent["id"] in _ids(member) and sent["id"] in _ids(member, wallet_id=mine)
+    assert member.balance(mine) == "2.00"

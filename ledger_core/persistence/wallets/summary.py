@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger_core.persistence.tables import transactions, wallets
 from ledger_core.summary import CurrencySummary
 
-
 RECEIVED_LEGS = text("""
     SELECT currency, status, count(*), sum(amount) FROM (
         SELECT DISTINCT ON (t.id) p.leg ->> 'currency' AS currency, t.status,
