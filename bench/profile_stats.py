@@ -53,6 +53,35 @@ def cpu_by_group(
     return {k: round(v, 2) for k, v in top}
 
 
+def database_backends(db_url: str) -> set[int]:
+    """Process ids of the server's backends connected to this database (PostgreSQL on this
+    machine), so their CPU can be told from other users' on a shared server."""
+    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return {int(row[0]) for row in rows}
+
+
+def cpu_of(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], pids: set[int]
+) -> float:
+    """CPU seconds the processes `pids` spent between two snapshots (all of it for one
+    that started in between)."""
+    return round(sum(after[p][1] - before.get(p, ("", 0.0))[1] for p in pids if p in after), 2)
+
+
+def multixacts_used(db_url: str) -> int:
+    """MultiXact ids handed out so far, server-wide, up to a constant: the age of
+    template0's oldest MultiXact (frozen, so only the counter moves)."""
+    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT mxid_age(datminmxid) FROM pg_database WHERE datname = 'template0'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def read_raw_stacks(path: Path) -> Counter[tuple[str, ...]]:
     """py-spy `--format raw` (collapsed stacks, root first) as a stack -> samples counter."""
     stacks: Counter[tuple[str, ...]] = Counter()
@@ -166,20 +195,23 @@ PGSTAT_IDLE_INTERVAL): wait that long before reading them."""
 
 _TABLE_WRITES = """
     SELECT t.relname, t.n_tup_ins, t.n_tup_upd, t.n_tup_hot_upd, t.n_tup_del,
-           (SELECT count(*) FROM pg_index i WHERE i.indrelid = t.relid) AS indexes
+           (SELECT count(*) FROM pg_index i WHERE i.indrelid = t.relid) AS indexes,
+           (SELECT CAST(coalesce(sum(pg_relation_size(i.indexrelid)), 0) AS bigint) FROM pg_index i
+            WHERE i.indrelid = t.relid) AS index_bytes
     FROM pg_stat_user_tables t
 """
 
 
-def table_writes(db_url: str) -> dict[str, tuple[int, int, int, int, int]]:
-    """Rows inserted, updated, updated HOT and deleted so far, and index count, by table."""
+def table_writes(db_url: str) -> dict[str, tuple[int, int, int, int, int, int]]:
+    """Rows inserted, updated, updated HOT and deleted so far, index count and the indexes'
+    size in bytes, by table."""
     with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
         return {row[0]: tuple(row[1:]) for row in conn.execute(_TABLE_WRITES)}  # type: ignore[misc]
 
 
 def rows_written(
-    before: dict[str, tuple[int, int, int, int, int]],
-    after: dict[str, tuple[int, int, int, int, int]],
+    before: dict[str, tuple[int, int, int, int, int, int]],
+    after: dict[str, tuple[int, int, int, int, int, int]],
     transfers: int,
 ) -> dict[str, Any]:
     """Rows and index entries written per posted transfer, by table and in all.
@@ -187,28 +219,32 @@ def rows_written(
     An insert writes the row and one entry in each index; an update writes a new row
     version and, unless it is HOT, one entry in each index too. The index figure is an
     upper bound: a partial index whose predicate leaves the row out gets no entry, and the
-    statistics do not say which did.
+    statistics do not say which did. The indexes' growth in bytes counts only what was
+    written (pages split or added, a GIN index's pending list included).
     """
     by_table: dict[str, dict[str, float]] = {}
-    rows = index_entries = 0
-    for table, (ins, upd, hot, dele, indexes) in after.items():
-        b_ins, b_upd, b_hot, b_del, _ = before.get(table, (0, 0, 0, 0, 0))
+    rows = index_entries = index_bytes = 0
+    for table, (ins, upd, hot, dele, indexes, size) in after.items():
+        b_ins, b_upd, b_hot, b_del, _, b_size = before.get(table, (0, 0, 0, 0, 0, 0))
         d_ins, d_upd, d_hot, d_del = ins - b_ins, upd - b_upd, hot - b_hot, dele - b_del
         if not (d_ins or d_upd or d_del):
             continue
         entries = (d_ins + d_upd - d_hot) * indexes
         rows += d_ins + d_upd + d_del
         index_entries += entries
+        index_bytes += size - b_size
         by_table[table] = {
             "inserted": round(d_ins / transfers, 3),
             "updated": round(d_upd / transfers, 3),
             "updated_hot": round(d_hot / transfers, 3),
             "deleted": round(d_del / transfers, 3),
             "index_entries": round(entries / transfers, 3),
+            "index_bytes": round((size - b_size) / transfers, 1),
         }
     return {
         "transfers": transfers,
         "rows_per_transfer": round(rows / max(transfers, 1), 3),
         "index_entries_per_transfer": round(index_entries / max(transfers, 1), 3),
+        "index_bytes_per_transfer": round(index_bytes / max(transfers, 1), 1),
         "by_table": by_table,
     }

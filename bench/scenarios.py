@@ -94,10 +94,16 @@ def throughput(
     )
     time.sleep(profile_stats.STATS_SETTLE_S)
     writes_before = profile_stats.table_writes(db_url)
+    backends = profile_stats.database_backends(db_url)
+    multixacts_before = profile_stats.multixacts_used(db_url)
     cpu_before = profile_stats.cpu_seconds()
     load = run_load(spec, on_tick)
     final_at = asyncio.run(wait_until_final(system.base_url, data.token, profile.final_timeout_s))
-    cpu = profile_stats.cpu_by_group(cpu_before, profile_stats.cpu_seconds(), system.roles())
+    cpu_after = profile_stats.cpu_seconds()
+    multixacts = profile_stats.multixacts_used(db_url) - multixacts_before
+    backends |= profile_stats.database_backends(db_url)
+    cpu = profile_stats.cpu_by_group(cpu_before, cpu_after, system.roles())
+    database_cpu = profile_stats.cpu_of(cpu_before, cpu_after, backends)
     counts = status_counts(db_url, data.organization_id, tag)
     time.sleep(profile_stats.STATS_SETTLE_S)
     writes = profile_stats.rows_written(
@@ -115,6 +121,10 @@ def throughput(
         "clients": spec.concurrency,
         "cpu_s": cpu,
         "cpu_ms_per_transfer": cpu_per_transfer(cpu, completed),
+        "database_backends_cpu_ms_per_transfer": (
+            round(1000 * database_cpu / completed, 3) if completed else None
+        ),
+        "multixacts_per_transfer": round(multixacts / completed, 3) if completed else None,
         "sizes": profile_stats.group_sizes(db_url, data.organization_id, tag),
         "rows_written": writes,
         "load": load.to_json(),

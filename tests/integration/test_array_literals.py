@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
-from ledger_core.persistence.arrays import pg_array
+from ledger_core.persistence.arrays import pg_array, pg_uuid_array
 
 _TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
 
@@ -41,3 +41,18 @@ def test_uuid_bigint_and_boolean_arrays_round_trip(
     assert got_ids == ids
     assert got_numbers == numbers
     assert got_flags == flags
+
+
+@settings(max_examples=30, deadline=None)
+@given(ids=st.lists(st.one_of(st.none(), st.uuids()), max_size=20), as_text=st.booleans())
+def test_uuid_arrays_in_hex_round_trip(
+    engine: Engine, ids: list[uuid.UUID | None], as_text: bool
+) -> None:
+    """`pg_uuid_array` writes UUIDs as bare hex digits and takes their text form too (the
+    legs of a multi-leg transaction come from JSON): PostgreSQL reads back the same ids."""
+    values = [str(i) if as_text and i is not None else i for i in ids]
+    with engine.connect() as conn:
+        got = conn.execute(
+            text("SELECT CAST(:i AS uuid[])"), {"i": pg_uuid_array(values)}
+        ).scalar_one()
+    assert got == ids

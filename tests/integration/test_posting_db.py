@@ -8,7 +8,7 @@ import threading
 import pytest
 from sqlalchemy import Engine, text
 
-from ledger_core.persistence.transfers.batch_locks import POSTING_LOCK_CLASS
+from ledger_core.persistence.transfers.batch_locks import POSTING_LOCK_CLASS, take_posting_slot
 from ledger_core.persistence.transfers.posting import post_batch
 from tests.support.ledger import create_book, insert_intents
 
@@ -151,3 +151,20 @@ def test_a_batch_waits_for_a_free_posting_slot(engine: Engine) -> None:
     worker.join(10)
     assert posted.is_set()
     assert _ledger_state(engine, book.organization_id)["completed"] == 2
+
+
+def test_a_batch_takes_the_one_free_posting_slot_and_no_other(engine: Engine) -> None:
+    """While other batches hold slots 0 and 2 of 3, a batch takes slot 1 at once, and only
+    that one, whichever slot it tries first."""
+    held = "SELECT pg_advisory_xact_lock(:c, 0), pg_advisory_xact_lock(:c, 2)"
+    mine = """
+        SELECT array_agg(objid ORDER BY objid) FROM pg_locks
+        WHERE locktype = 'advisory' AND classid = :c AND pid = pg_backend_pid() AND granted
+    """
+    with engine.begin() as holder:
+        holder.execute(text(held), {"c": POSTING_LOCK_CLASS})
+        for _ in range(6):
+            with engine.begin() as conn:
+                conn.execute(text("SET LOCAL lock_timeout = '2s'"))
+                take_posting_slot(conn, 3)
+                assert conn.execute(text(mine), {"c": POSTING_LOCK_CLASS}).scalar_one() == [1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
 
 from ledger_core.persistence.reconciliation.invariants import Violation, check_invariants, describe
 from tests.reconciliation.books import Books
@@ -99,17 +100,29 @@ def test_entries_without_posting(db: Engine, books: Books, ledger: Ledger) -> No
     assert (v.transaction_id, v.actual) == (tx, 2)
 
 
-def test_entry_in_another_organizations_books(db: Engine, books: Books, ledger: Ledger) -> None:
+def test_entry_in_another_currency_than_its_wallet(
+    db: Engine, books: Books, ledger: Ledger
+) -> None:
     entry_id = books.entries_of(ledger.bob)[0][0]
-    books.tamper(
-        "UPDATE ledger_entries SET organization_id = :org WHERE id = :id",
-        org=ledger.globex,
-        id=entry_id,
-    )
+    books.tamper("UPDATE ledger_entries SET currency = 'EUR' WHERE id = :id", id=entry_id)
 
     v = one(check(db), "entry_wallet_mismatch")
 
-    assert (v.entry_id, v.wallet_id, v.organization_id) == (entry_id, ledger.bob, ledger.globex)
+    assert (v.entry_id, v.wallet_id, v.organization_id) == (entry_id, ledger.bob, ledger.acme)
+
+
+def test_the_database_refuses_an_entry_in_another_organizations_books(
+    books: Books, ledger: Ledger
+) -> None:
+    """The other half of `entry_wallet_mismatch`: the entry's wallet and organization are
+    one reference to `wallets (id, organization_id)`."""
+    entry_id = books.entries_of(ledger.bob)[0][0]
+    with pytest.raises(IntegrityError, match="fk_ledger_entries_wallet_id_wallets"):
+        books.tamper(
+            "UPDATE ledger_entries SET organization_id = :org WHERE id = :id",
+            org=ledger.globex,
+            id=entry_id,
+        )
 
 
 def test_balance_mismatch_and_nonzero_sums(db: Engine, books: Books, ledger: Ledger) -> None:

@@ -1,8 +1,9 @@
 """Analytics rollups, kept in the same transaction as the state change they count.
 
 Every transfer that reaches a final state passes through
-`ledger_core.persistence.transfers.posting.write_plan` (posting) or `final_statements` (the cancel
-path), which run `rollup_statements` for the final rows: one upsert adds them to
+`ledger_core.persistence.transfers.posting.write_plan` (posting, which runs the upserts
+inside its one write statement) or `final_statements` (the cancel path, which runs
+`rollup_statements`) for the final rows: one upsert adds them to
 `transfer_rollups` (per organization, minute and hour, currency, status and failure code)
 and, for completed ones, one more to `wallet_rollups` (per wallet and UTC day). The
 analytics endpoints then sum a few thousand rollup rows instead of scanning millions of
@@ -22,7 +23,7 @@ from uuid import UUID
 
 from sqlalchemy import TextClause, text
 
-from ledger_core.persistence.arrays import pg_array
+from ledger_core.persistence.arrays import pg_array, pg_uuid_array
 from ledger_core.transfers import leg_payees
 
 SHARDS = 8
@@ -31,14 +32,15 @@ GRAINS = (60, 3600)
 EPOCH = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
 """Buckets are aligned on UTC minutes and hours from this origin (`date_bin`)."""
 
-UPSERT_TRANSFERS = text(f"""
+UPSERT_TRANSFERS_SQL = f"""
     INSERT INTO transfer_rollups AS r
         (organization_id, grain, bucket_start, currency, status, failure_code, shard,
          transfer_count, volume)
     SELECT v.org, g.grain, date_bin(make_interval(secs => g.grain), now(), {EPOCH}),
            v.currency, v.status, v.code, pg_backend_pid() % {SHARDS}, count(*), sum(v.amount)
-    FROM unnest(CAST(:orgs AS uuid[]), CAST(:currencies AS text[]), CAST(:statuses AS text[]),
-                CAST(:codes AS text[]), CAST(:amounts AS bigint[]))
+    FROM unnest(CAST(:rt_orgs AS uuid[]), CAST(:rt_currencies AS text[]),
+                CAST(:rt_statuses AS text[]), CAST(:rt_codes AS text[]),
+                CAST(:rt_amounts AS bigint[]))
          AS v(org, currency, status, code, amount)
     CROSS JOIN (VALUES {", ".join(f"({g})" for g in GRAINS)}) AS g(grain)
     GROUP BY v.org, g.grain, v.currency, v.status, v.code
@@ -46,9 +48,9 @@ UPSERT_TRANSFERS = text(f"""
     ON CONFLICT (organization_id, grain, bucket_start, currency, status, failure_code, shard)
     DO UPDATE SET transfer_count = r.transfer_count + excluded.transfer_count,
                   volume = r.volume + excluded.volume
-""")
+"""
 
-UPSERT_WALLETS = text("""
+UPSERT_WALLETS_SQL = """
     INSERT INTO wallet_rollups AS r
         (organization_id, day, wallet_id, currency, debit_count, debit_volume, credit_count,
          credit_volume)
@@ -56,8 +58,9 @@ UPSERT_WALLETS = text("""
            count(*) FILTER (WHERE v.debit), coalesce(sum(v.amount) FILTER (WHERE v.debit), 0),
            count(*) FILTER (WHERE NOT v.debit),
            coalesce(sum(v.amount) FILTER (WHERE NOT v.debit), 0)
-    FROM unnest(CAST(:orgs AS uuid[]), CAST(:wallet_ids AS uuid[]), CAST(:currencies AS text[]),
-                CAST(:debits AS boolean[]), CAST(:amounts AS bigint[]))
+    FROM unnest(CAST(:rw_orgs AS uuid[]), CAST(:rw_wallet_ids AS uuid[]),
+                CAST(:rw_currencies AS text[]), CAST(:rw_debits AS boolean[]),
+                CAST(:rw_amounts AS bigint[]))
          AS v(org, wallet_id, currency, debit, amount)
     GROUP BY v.org, v.wallet_id
     ORDER BY v.org, v.wallet_id
@@ -66,7 +69,12 @@ UPSERT_WALLETS = text("""
                   debit_volume = r.debit_volume + excluded.debit_volume,
                   credit_count = r.credit_count + excluded.credit_count,
                   credit_volume = r.credit_volume + excluded.credit_volume
-""")
+"""
+"""The two upserts as SQL text, so that the posting batch can run them as parts of its
+one write statement (`rollup_params` gives their parameters)."""
+
+UPSERT_TRANSFERS = text(UPSERT_TRANSFERS_SQL)
+UPSERT_WALLETS = text(UPSERT_WALLETS_SQL)
 
 
 def _sides(m: Mapping[str, Any]) -> list[tuple[Any, str, int]]:
@@ -74,7 +82,7 @@ def _sides(m: Mapping[str, Any]) -> list[tuple[Any, str, int]]:
     sees: the sender, a cross-org payee, and each payee of a multi-leg transaction's legs
     (its first leg's, as its view shows)."""
     sides = [(m["organization_id"], m["currency"], m["amount"])]
-    if m["destination_organization_id"] != m["organization_id"]:
+    if m.get("postings") is None and m["destination_organization_id"] != m["organization_id"]:
         sides.append((m["destination_organization_id"], m["currency"], m["amount"]))
     for payee in leg_payees(m):
         first = next(leg for leg in m["postings"] if _leg_org(m, leg) == payee)
@@ -95,9 +103,27 @@ def rollup_statements(
 
     Run them in the transaction that made the change, sync or async alike.
     """
-    rows = [m for m in rows if m["status"] != "HELD"]  # counted when the hold ends
-    if not rows:
+    t, w = _columns(rows)
+    if not t["orgs"]:
         return []
+    statements = [(UPSERT_TRANSFERS, _arrays("rt_", t))]
+    if w["orgs"]:
+        statements.append((UPSERT_WALLETS, _arrays("rw_", w)))
+    return statements
+
+
+def rollup_params(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The parameters of `UPSERT_TRANSFERS_SQL` and `UPSERT_WALLETS_SQL` together (empty
+    arrays, which add nothing, when no row counts)."""
+    t, w = _columns(rows)
+    return {**_arrays("rt_", t), **_arrays("rw_", w)}
+
+
+def _columns(
+    rows: Sequence[Mapping[str, Any]],
+) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """The upserts' columns: one per organization side for every final transfer (HELD
+    ones are counted when the hold ends), one per wallet leg for completed ones."""
     t: dict[str, list[Any]] = {
         k: [] for k in ("orgs", "currencies", "statuses", "codes", "amounts")
     }
@@ -105,6 +131,8 @@ def rollup_statements(
         k: [] for k in ("orgs", "wallet_ids", "currencies", "debits", "amounts")
     }
     for m in rows:
+        if m["status"] == "HELD":
+            continue
         for org, currency, amount in _sides(m):
             t["orgs"].append(org)
             t["currencies"].append(currency)
@@ -119,10 +147,7 @@ def rollup_statements(
             w["currencies"].append(currency)
             w["debits"].append(debit)
             w["amounts"].append(amount)
-    statements = [(UPSERT_TRANSFERS, _arrays(t))]
-    if w["orgs"]:
-        statements.append((UPSERT_WALLETS, _arrays(w)))
-    return statements
+    return t, w
 
 
 def _wallet_legs(m: Mapping[str, Any]) -> list[tuple[Any, Any, bool, str, int]]:
@@ -152,5 +177,11 @@ def _wallet_legs(m: Mapping[str, Any]) -> list[tuple[Any, Any, bool, str, int]]:
     return out
 
 
-def _arrays(columns: dict[str, list[Any]]) -> dict[str, str]:
-    return {name: pg_array(values) for name, values in columns.items()}
+UUID_COLUMNS = frozenset({"orgs", "wallet_ids"})
+
+
+def _arrays(prefix: str, columns: dict[str, list[Any]]) -> dict[str, str]:
+    return {
+        prefix + name: (pg_uuid_array if name in UUID_COLUMNS else pg_array)(values)
+        for name, values in columns.items()
+    }

@@ -111,18 +111,12 @@ class Item:
     group_id: UUID | None = None
     group_size: int | None = None
     leg_routes: tuple[Route, ...] = ()
-    """For a multi-leg transaction, where each leg moves money (`route` is its first)."""
+    """For a multi-leg transaction, where each leg moves money (`route` is its first, which
+    the row's own wallets and destination organization describe)."""
 
     @property
     def multi(self) -> bool:
         return self.intent.postings is not None
-
-    @property
-    def destination_organization_id(self) -> UUID:
-        """The payee organization; a multi-leg transaction names its payees per leg."""
-        if self.multi:
-            return self.actor.organization_id
-        return self.route.destination.organization_id
 
 
 async def load_wallet_refs(conn: AsyncConnection, ids: Sequence[UUID]) -> dict[UUID, WalletRef]:
@@ -284,7 +278,7 @@ async def insert_items(conn: AsyncConnection, items: Sequence[Item]) -> list[Sto
         "users": pg_array(i.actor.user_id for i in items),
         "group_ids": pg_array(i.group_id for i in items),
         "group_sizes": pg_array(i.group_size for i in items),
-        "dest_orgs": pg_array(i.destination_organization_id for i in items),
+        "dest_orgs": pg_array(i.route.destination.organization_id for i in items),
         "keys": pg_array(i.intent.idempotency_key for i in items),
         "hashes": pg_array(i.intent.request_hash() for i in items),
         "kinds": pg_array(_kind(i) for i in items),

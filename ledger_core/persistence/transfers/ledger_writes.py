@@ -8,7 +8,7 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -16,7 +16,7 @@ from sqlalchemy import Connection, TextClause, text
 
 from ledger_core.channels import FINAL_CHANNEL
 from ledger_core.persistence.analytics.rollups import rollup_statements
-from ledger_core.persistence.arrays import pg_array
+from ledger_core.persistence.arrays import pg_array, pg_uuid_array
 from ledger_core.persistence.events.outbox import EventRow, outbox_insert_many
 from ledger_core.posting import Entry, PendingTransfer, WalletState
 from ledger_core.transfers import event_type, parties, transaction_view
@@ -57,7 +57,11 @@ NOTIFY_FINAL = text("SELECT pg_notify(:channel, ids) FROM unnest(CAST(:chunks AS
 
 def lock_wallets(conn: Connection, transfers: Sequence[PendingTransfer]) -> dict[UUID, WalletState]:
     ids = sorted({wallet_id for t in transfers for wallet_id in t.wallet_ids()})
-    rows = conn.execute(LOCK_WALLETS, {"ids": pg_array(ids)})
+    return wallet_states(conn.execute(LOCK_WALLETS, {"ids": pg_uuid_array(ids)}))
+
+
+def wallet_states(rows: Iterable[Any]) -> dict[UUID, WalletState]:
+    """The rows of `LOCK_WALLETS` as the posting rules see them."""
     return {
         r.id: WalletState(
             r.id,
@@ -76,7 +80,7 @@ def lock_wallets(conn: Connection, transfers: Sequence[PendingTransfer]) -> dict
 def balance_params(balances: Mapping[UUID, int], held: Mapping[UUID, int]) -> dict[str, str]:
     """The parameters of `SET_BALANCES`: each wallet's new balance and open holds."""
     return {
-        "wallet_ids": pg_array(balances),
+        "wallet_ids": pg_uuid_array(balances),
         "balances": pg_array(balances.values()),
         "held": pg_array(held[wallet_id] for wallet_id in balances),
     }
@@ -85,9 +89,9 @@ def balance_params(balances: Mapping[UUID, int], held: Mapping[UUID, int]) -> di
 def entry_params(entries: Sequence[Entry]) -> dict[str, str]:
     """The parameters of `INSERT_ENTRIES`, in the entries' order."""
     return {
-        "e_transactions": pg_array(x.transaction_id for x in entries),
-        "e_wallets": pg_array(x.wallet_id for x in entries),
-        "e_organizations": pg_array(x.organization_id for x in entries),
+        "e_transactions": pg_uuid_array(x.transaction_id for x in entries),
+        "e_wallets": pg_uuid_array(x.wallet_id for x in entries),
+        "e_organizations": pg_uuid_array(x.organization_id for x in entries),
         "e_directions": pg_array(x.direction for x in entries),
         "e_amounts": pg_array(x.amount for x in entries),
         "e_currencies": pg_array(x.currency for x in entries),

@@ -37,8 +37,12 @@ from sqlalchemy import Connection, text
 
 from ledger_core.channels import FINAL_CHANNEL
 from ledger_core.holds import ActionOutcome
-from ledger_core.persistence.analytics.rollups import rollup_statements
-from ledger_core.persistence.arrays import pg_array
+from ledger_core.persistence.analytics.rollups import (
+    UPSERT_TRANSFERS_SQL,
+    UPSERT_WALLETS_SQL,
+    rollup_params,
+)
+from ledger_core.persistence.arrays import pg_array, pg_uuid_array
 from ledger_core.persistence.events.outbox import event_json
 from ledger_core.persistence.transfers.batch_locks import free_subset, take_posting_slot
 from ledger_core.persistence.transfers.claim import DEFAULT_FAIR_SHARE, Claimed, claim_batch
@@ -93,14 +97,18 @@ WRITE_BATCH = text(
                     CAST(:o_data AS text[])) WITH ORDINALITY AS v(organization_id, type, data, n)
         ORDER BY v.n
         RETURNING 1
+    ), transfer_rollups AS ({UPSERT_TRANSFERS_SQL}
+    ), wallet_rollups AS ({UPSERT_WALLETS_SQL}
     )
     SELECT (SELECT count(*) FROM finished) AS finished,
            (SELECT count(*) FROM (SELECT pg_notify(:channel, ids)
                                   FROM unnest(CAST(:chunks AS text[])) AS ids) AS n) AS notified
 """
 )
-"""Balances, entries, final states, outbox events and long-poll wake-ups in one round trip
-(built once: a statement text made per call would be compiled again at every batch)."""
+"""Balances, entries, final states, outbox events, analytics rollups and long-poll wake-ups
+in one round trip (built once: a statement text made per call would be compiled again at
+every batch). The rollups' upserts return nothing and are read by nothing: PostgreSQL runs
+a data-modifying WITH to completion all the same."""
 
 
 @dataclass(frozen=True)
@@ -146,21 +154,20 @@ def write_plan(conn: Connection, plan: PostingPlan, claimed: Claimed, at: dateti
         "at": at,
         **balance_params(plan.balances, plan.held),
         **entry_params(plan.entries),
-        "ids": pg_array(x.transfer.id for x in o),
+        "ids": pg_uuid_array(x.transfer.id for x in o),
         "statuses": pg_array(x.status for x in o),
         "codes": pg_array(x.failure_code for x in o),
         "messages": pg_array(x.failure_message for x in o),
-        "o_organizations": pg_array(org for org, _, _ in events),
+        "o_organizations": pg_uuid_array(org for org, _, _ in events),
         "o_types": pg_array(kind for _, kind, _ in events),
         "o_data": pg_array(event_json(data) for _, _, data in events),
         "channel": FINAL_CHANNEL,
         "chunks": pg_array(id_chunks([x.transfer.id for x in o])),
+        **rollup_params(final),
     }
     finished = conn.execute(WRITE_BATCH, params).scalar_one()
     if finished != len(o):
         raise RuntimeError("a claimed transfer left PENDING under its row lock; refusing the batch")
-    for statement, rollup in rollup_statements(final):
-        conn.execute(statement, rollup)
 
 
 PolicyLoader = Callable[
@@ -196,12 +203,12 @@ def post_batch(
     actions = claim_actions(conn, limit)
     if not claimed.transfers and not actions.actions:
         return BatchResult(claimed=0, outcomes=(), finished_at=None, more=actions.more)
-    ready, ready_actions = free_subset(conn, claimed, actions)
+    ready, ready_actions, wallets = free_subset(conn, claimed, actions)
     taken = len(ready.transfers) + len(ready_actions.actions)
     if not taken:
         return BatchResult(claimed=0, outcomes=(), finished_at=None, more=True)
     at = datetime.now(UTC)
-    outcomes = post_isolated(conn, ready, policy, at) if ready.transfers else []
+    outcomes = post_isolated(conn, ready, policy, at, wallets) if ready.transfers else []
     decided = end_claimed(conn, ready_actions) if ready_actions.actions else Decided()
     deferred = taken < len(claimed.transfers) + len(actions.actions)
     more = claimed.more or actions.more or deferred
@@ -209,10 +216,16 @@ def post_batch(
 
 
 def post_claimed(
-    conn: Connection, claimed: Claimed, policy: PolicyLoader | None, at: datetime
+    conn: Connection,
+    claimed: Claimed,
+    policy: PolicyLoader | None,
+    at: datetime,
+    locked: dict[UUID, WalletState] | None = None,
 ) -> list[Outcome]:
-    """Lock the wallets of claimed transfers, decide them and write the result."""
-    wallets = lock_wallets(conn, claimed.transfers)
+    """Decide claimed transfers and write the result. `locked` are their wallets as this
+    transaction locked them and nothing has changed them since; without it they are
+    locked (again) and read here."""
+    wallets = lock_wallets(conn, claimed.transfers) if locked is None else locked
     risk = policy(conn, claimed.transfers, wallets) if policy is not None else None
     plan = plan_postings(claimed.transfers, wallets, risk)
     write_plan(conn, plan, claimed, at)
@@ -220,7 +233,11 @@ def post_claimed(
 
 
 def post_isolated(
-    conn: Connection, claimed: Claimed, policy: PolicyLoader | None, at: datetime
+    conn: Connection,
+    claimed: Claimed,
+    policy: PolicyLoader | None,
+    at: datetime,
+    locked: dict[UUID, WalletState] | None = None,
 ) -> list[Outcome]:
     """Post claimed transfers; should the write fail, fail only the transfers that break it.
 
@@ -230,10 +247,13 @@ def post_isolated(
     each posted on its own, recursively; a single transfer or atomic batch that still
     cannot be written ends FAILED as `posting_error`. One broken transfer costs
     about 2·log2(batch) attempts once, and never holds up the queue again.
+
+    `locked` (the wallets as `free_subset` locked them) serves the first attempt only: the
+    halves read their wallets again, since the first half's balances are the second's.
     """
     try:
         with conn.begin_nested():
-            return post_claimed(conn, claimed, policy, at)
+            return post_claimed(conn, claimed, policy, at, locked)
     except Exception as exc:
         if is_conflict(exc):
             raise

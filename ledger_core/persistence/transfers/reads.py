@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.persistence.arrays import pg_array
 from ledger_core.persistence.pages import stream_chunks
+from ledger_core.persistence.tables import TAGGED
 
 _LEG_WALLETS = """
     SELECT CAST(leg->>'source_wallet_id' AS uuid) FROM jsonb_array_elements(t.postings) AS leg
@@ -155,8 +156,9 @@ def list_sql(
     source, tagged = "transactions", ""
     if f.metadata:
         source = "tagged"
-        tagged = """WITH tagged AS MATERIALIZED (
-            SELECT * FROM transactions WHERE metadata @> CAST(:metadata AS jsonb))"""
+        tagged = f"""WITH tagged AS MATERIALIZED (
+            SELECT * FROM transactions
+            WHERE metadata @> CAST(:metadata AS jsonb) AND {TAGGED})"""
     sql = f"""{tagged}
         (SELECT t.* FROM {source} t WHERE t.organization_id = :org{sent}
          ORDER BY t.created_at DESC, t.id DESC{limited})

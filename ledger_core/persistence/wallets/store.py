@@ -25,6 +25,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -33,7 +34,7 @@ from ledger_core.errors import SystemWalletExists
 from ledger_core.keyset import Keyset
 from ledger_core.persistence.events.outbox import WALLET_STATUS_CHANGED, outbox_insert
 from ledger_core.persistence.pages import newest_first, read_page
-from ledger_core.persistence.tables import transactions, wallets
+from ledger_core.persistence.tables import TAGGED, transactions, wallets
 from ledger_core.wallets import (
     Wallet,
     WalletStatus,
@@ -187,7 +188,7 @@ def wallets_query(
 def _tagged(metadata: Mapping[str, str]) -> CTE:
     """Wallets holding every pair, read through the GIN index first (materialized), so a
     rare tag never walks the organization's wallets in time order looking for it."""
-    tagged = select(wallets.c.id).where(wallets.c.metadata.contains(dict(metadata)))
+    tagged = select(wallets.c.id).where(wallets.c.metadata.contains(dict(metadata)), text(TAGGED))
     return tagged.cte("tagged").prefix_with("MATERIALIZED")
 
 

@@ -6,9 +6,9 @@ clearing wallets it posts through are stored in the leg itself (`postings` JSONB
 `destination_organization_id`, `source_clearing_wallet_id`,
 `destination_clearing_wallet_id`); a leg inside the payer's organization names none.
 
-- `ck_transactions_multi_payees`: a multi-leg transaction's own
-  `destination_organization_id` is the payer's; its payees are named per leg, found
-  through the GIN index `ix_transactions_multi_postings`.
+- The row's own wallets, amount and `destination_organization_id` stay those of the first
+  leg (so its wallet references hold); the payees of the other legs are found through the
+  GIN index `ix_transactions_multi_postings`.
 - `ix_transactions_cross_org_multi`: the multi-leg transactions with a cross-organization
   leg, which settlement nets.
 - `settlement_items.leg`: what a settlement netted is a transfer (leg 0) or one leg of a
@@ -16,8 +16,8 @@ clearing wallets it posts through are stored in the leg itself (`postings` JSONB
   no leg is settled twice while the legs of one transaction into several organizations
   each land in their own pair's settlement.
 
-Revision ID: 0019_cross_org_legs
-Revises: 0018_batch_requests
+Revision ID: 0020_cross_org_legs
+Revises: 0019_composite_references
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0019_cross_org_legs"
-down_revision: str | Sequence[str] | None = "0018_batch_requests"
+revision: str = "0020_cross_org_legs"
+down_revision: str | Sequence[str] | None = "0019_composite_references"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -38,11 +38,6 @@ CROSS_ORG_MULTI = (
 
 
 def upgrade() -> None:
-    op.create_check_constraint(
-        op.f("ck_transactions_multi_payees"),
-        "transactions",
-        "kind <> 'MULTI' OR destination_organization_id = organization_id",
-    )
     op.create_index(
         "ix_transactions_cross_org_multi",
         "transactions",
@@ -74,4 +69,3 @@ def downgrade() -> None:
     op.drop_constraint(op.f("ck_settlement_items_leg"), "settlement_items", type_="check")
     op.drop_column("settlement_items", "leg")
     op.drop_index("ix_transactions_cross_org_multi", table_name="transactions")
-    op.drop_constraint(op.f("ck_transactions_multi_payees"), "transactions", type_="check")
