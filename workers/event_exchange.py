@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import orjson
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
@@ -58,11 +57,11 @@ class EventExchange:
             channel.basic_publish(
                 exchange=EXCHANGE,
                 routing_key=event.type,
-                body=orjson.dumps(event.envelope()),
+                body=event.event_json.encode(),
                 properties=pika.BasicProperties(
                     content_type="application/json",
                     delivery_mode=PERSISTENT,
-                    message_id=str(event.event_id),
+                    message_id=event.event_id,
                     type=event.type,
                 ),
             )

@@ -5,12 +5,12 @@ insert trigger at each writer's commit, and by redeliveries) and polls every sec
 case a notification was missed. Each wake-up it:
 
 1. locks a batch of unrelayed events (`FOR UPDATE SKIP LOCKED`, oldest first), so several
-   relays share the work;
+   relays share the work, and marks them relayed;
 2. appends each event to the Redis Stream `vaultcraft:events` (XADD, length capped) and,
    with `VAULTCRAFT_EVENTS_AMQP_URL`, publishes it to RabbitMQ's `vaultcraft.events`
    exchange, waiting for the broker's confirms (`workers.event_exchange`);
-3. creates the batch's webhook deliveries and marks the events relayed, and commits the
-   one transaction of 1-3; then enqueues each delivery's first attempt;
+3. creates the batch's webhook deliveries and commits the one transaction of 1-3; then
+   enqueues every delivery's first attempt (one round trip on Redis);
 4. repeats while batches come back full, then sends deliveries whose time has come and
    whose message is missing (`dispatch_due_deliveries`): redeliveries and lost retries.
 
@@ -18,6 +18,7 @@ A batch whose publication failed (Redis or RabbitMQ down) is rolled back and sta
 oldest unrelayed, so this relay publishes that same batch again before anything newer: a
 broker outage delays events without reordering them.
 
+Batches run on the relay's own psycopg connection, kept open between wake-ups.
 A relay killed between 1 and 3 loses its connection and PostgreSQL frees its rows at once;
 one that hangs there is cut off after `VAULTCRAFT_OUTBOX_LEASE_S` idle in its transaction
 (`idle_in_transaction_session_timeout`). Publication is at least once: the stream may then
@@ -34,7 +35,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 import dramatiq.errors
-import orjson
 import pika.exceptions
 import psycopg
 import redis
@@ -53,30 +53,20 @@ from ledger_core.persistence.events.outbox_relay import (
 )
 from messaging.broker import redis_url, setup_broker
 from runtime import metrics
-from runtime.settings import Settings
+from runtime.settings import Settings, to_psycopg_url
 from workers import db
 from workers.event_exchange import EventExchange
-from workers.webhook_queue import send_attempt
+from workers.event_stream import append_events
+from workers.webhook_queue import send_attempt, send_attempts
 
 log = logging.getLogger("vaultcraft.outbox")
 
-EVENT_STREAM = "vaultcraft:events"
+APPLICATION_NAME = "vaultcraft-outbox-relay"
 POLL_S = 1.0
 DUE_EVERY_S = 0.5
 """Deliveries found due in PostgreSQL (retries whose time came, lost messages) are looked
 for at most this often, not at every wake-up: under load the relay wakes for every commit."""
 GAUGE_EVERY_S = 5.0
-
-
-def stream_fields(event: ClaimedEvent) -> dict[str, str]:
-    """One stream entry: the public event JSON, plus fields to filter on without parsing."""
-    return {
-        "event": orjson.dumps(event.envelope()).decode(),
-        "event_id": str(event.event_id),
-        "type": event.type,
-        "organization_id": str(event.organization_id),
-        "outbox_id": str(event.outbox_id),
-    }
 
 
 class OutboxRelay:
@@ -97,31 +87,45 @@ class OutboxRelay:
         self.exchange = exchange
         self._gauges_at = 0.0
         self._due_at = 0.0
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
 
     def publish(self, events: Sequence[ClaimedEvent]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        for event in events:
-            pipe.xadd(
-                EVENT_STREAM,
-                stream_fields(event),  # type: ignore[arg-type]
-                maxlen=self.settings.event_stream_maxlen,
-                approximate=True,
-            )
-        pipe.execute()
+        append_events(self.redis, events, self.settings.event_stream_maxlen)
         if self.exchange is not None:
             self.exchange.publish(events)
+
+    def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
+        """The batches' connection, opened on first use and after a failure."""
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(
+                to_psycopg_url(self.engine.url.render_as_string(hide_password=False)),
+                autocommit=True,
+                application_name=APPLICATION_NAME,
+                # a relay hung mid-batch gives its locked events up after the lease
+                options=f"-c idle_in_transaction_session_timeout={self.settings.outbox_lease_s}s",
+            )
+        return self._conn
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
     def relay_batch(self) -> int:
         """Take, publish and finish one batch in one transaction; returns how many events it
         held. A failed publication rolls the batch back, so it is the next one taken."""
-        with self.engine.begin() as conn:
-            events = claim_events(conn, self.settings.outbox_batch_size)
-            if not events:
-                return 0
-            self.publish(events)
-            deliveries = finish_events(conn, events, self.settings.webhook_rescue_after_s)
-        for delivery_id in deliveries:
-            send_attempt(self.broker, delivery_id, 1)
+        conn = self._connection()
+        try:
+            with conn.transaction():
+                events = claim_events(conn, self.settings.outbox_batch_size)
+                if not events:
+                    return 0
+                self.publish(events)
+                deliveries = finish_events(conn, events, self.settings.webhook_rescue_after_s)
+        except psycopg.Error:
+            self.close()
+            raise
+        send_attempts(self.broker, deliveries, 1)
         for event_type, count in Counter(e.type for e in events).items():
             metrics.events_relayed_total.labels(event_type).inc(count)
         log.info("Relayed %d events and %d webhook deliveries.", len(events), len(deliveries))
@@ -156,7 +160,7 @@ class OutboxRelay:
 
 
 def _listen(dsn: str, relay: OutboxRelay, stop: threading.Event) -> None:
-    with psycopg.connect(dsn, autocommit=True, application_name="vaultcraft-outbox-relay") as conn:
+    with psycopg.connect(dsn, autocommit=True, application_name=APPLICATION_NAME) as conn:
         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(OUTBOX_CHANNEL)))
         while not stop.is_set():
             relay.drain()
@@ -171,24 +175,20 @@ def run_outbox_relay(settings: Settings) -> Callable[[threading.Event], None]:
         url = db.database_url(settings)
         engine = create_engine(
             url,
-            pool_size=2,
-            max_overflow=2,
+            pool_size=1,
+            max_overflow=1,
             pool_pre_ping=True,
-            connect_args={
-                "application_name": "vaultcraft-outbox-relay",
-                # a relay hung mid-batch gives its locked events up after the lease
-                "options": f"-c idle_in_transaction_session_timeout={settings.outbox_lease_s}s",
-            },
+            connect_args={"application_name": APPLICATION_NAME},
         )
         client = redis.Redis.from_url(redis_url(settings), socket_timeout=10)
         exchange = EventExchange(settings.events_amqp_url) if settings.events_amqp_url else None
         relay = OutboxRelay(settings, engine, client, setup_broker(settings), exchange)
-        dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        dsn = to_psycopg_url(url)
         while not stop.is_set():
             try:
                 _listen(dsn, relay, stop)
             except (
-                psycopg.OperationalError,
+                psycopg.Error,
                 DBAPIError,
                 redis.RedisError,
                 pika.exceptions.AMQPError,
@@ -196,6 +196,7 @@ def run_outbox_relay(settings: Settings) -> Callable[[threading.Event], None]:
             ) as exc:
                 log.warning("Outbox relay lost a connection (%s); retrying in 1 s.", exc)
                 stop.wait(1.0)
+        relay.close()
         engine.dispose()
         if exchange is not None:
             exchange.close()

@@ -57,7 +57,7 @@ def received(
 
 @pytest.fixture
 def relay_for(engine: Engine, redis_url: str, events_env: Env) -> Iterator[type[OutboxRelay]]:
-    engines: list[Engine] = []
+    relays: list[OutboxRelay] = []
     clients: list[redis.Redis] = []
 
     class ExchangeRelay(OutboxRelay):
@@ -67,13 +67,14 @@ def relay_for(engine: Engine, redis_url: str, events_env: Env) -> Iterator[type[
             )
             own = create_engine(engine.url, pool_size=2)
             client = redis.Redis.from_url(redis_url)
-            engines.append(own)
+            relays.append(self)
             clients.append(client)
             super().__init__(settings, own, client, setup_broker(settings), exchange)
 
     yield ExchangeRelay
-    for own in engines:
-        own.dispose()
+    for relay in relays:
+        relay.close()
+        relay.engine.dispose()
     for client in clients:
         client.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sys
 import threading
@@ -18,13 +19,18 @@ import pytest
 import redis
 from sqlalchemy import Engine, create_engine, text
 
-from ledger_core.persistence.events.outbox import WALLET_STATUS_CHANGED, outbox_insert
+from ledger_core.persistence.events.outbox import (
+    WALLET_STATUS_CHANGED,
+    event_envelope,
+    outbox_insert,
+)
 from ledger_core.persistence.events.outbox_relay import claim_events, finish_events
 from messaging.broker import setup_broker
 from runtime.settings import Settings
 from tests.events.conftest import Env, Process, RelayThread
 from tests.support.ledger import Book, create_book
-from workers.outbox_relay import EVENT_STREAM, OutboxRelay
+from workers.event_stream import EVENT_STREAM
+from workers.outbox_relay import OutboxRelay
 
 
 def insert_events(engine: Engine, book: Book, count: int) -> list[UUID]:
@@ -79,17 +85,18 @@ def make_relay(
     events_settings: Settings, engine: Engine, stream: redis.Redis, no_deliveries_left_behind: None
 ) -> Iterator[type[OutboxRelay]]:
     """Build relays in the test process (each with its own engine, like separate processes)."""
-    engines: list[Engine] = []
+    relays: list[OutboxRelay] = []
 
     class TestRelay(OutboxRelay):
         def __init__(self, settings: Settings = events_settings) -> None:
             own = create_engine(engine.url, pool_size=2)
-            engines.append(own)
+            relays.append(self)
             super().__init__(settings, own, stream, setup_broker(settings))
 
     yield TestRelay
-    for own in engines:
-        own.dispose()
+    for relay in relays:
+        relay.close()
+        relay.engine.dispose()
 
 
 def test_events_are_published_in_order_with_their_public_json(
@@ -113,6 +120,56 @@ def test_events_are_published_in_order_with_their_public_json(
     assert first["type"] == "wallet.status_changed"
     assert first["organization_id"] == str(book.organization_id)
     assert first["data"]["n"] == 0 and first["created_at"].endswith("Z")
+
+
+STREAM_DATA = {
+    "id": "w-1",
+    "amount": "1234.50",
+    "note": 'quote " backslash \\ tab \t snowman \u2603 emoji \U0001f600',
+    "count": 7,
+    "ratio": 0.25,
+    "big": 2**62,
+    "flag": True,
+    "none": None,
+    "list": [1, "two", {"three": [3.5, False]}],
+    "nested": {"b": {}, "a": []},
+}
+
+
+def test_a_stream_entry_holds_the_public_event_json_and_its_filter_fields(
+    engine: Engine, stream: redis.Redis, make_relay: type[OutboxRelay]
+) -> None:
+    """The entry's shape, and its `event` the same JSON as the API renders from the row."""
+    book = create_book(engine, 0)
+    event_id = uuid.uuid4()
+    with engine.begin() as conn:
+        conn.execute(
+            outbox_insert(
+                WALLET_STATUS_CHANGED, book.organization_id, STREAM_DATA, event_id=event_id
+            )
+        )
+        row = conn.execute(
+            text(
+                "SELECT id, type, created_at, organization_id, data FROM outbox WHERE event_id = :e"
+            ),
+            {"e": event_id},
+        ).one()
+
+    make_relay().drain()
+
+    entries = [
+        f for _id, f in stream.xrange(EVENT_STREAM) if f[b"event_id"] == str(event_id).encode()
+    ]
+    assert len(entries) == 1
+    fields = {k.decode(): v.decode() for k, v in entries[0].items()}
+    assert set(fields) == {"event", "event_id", "type", "organization_id", "outbox_id"}
+    assert fields["type"] == WALLET_STATUS_CHANGED
+    assert fields["organization_id"] == str(book.organization_id)
+    assert fields["outbox_id"] == str(row.id)
+    expected = event_envelope(event_id, row.type, row.created_at, row.organization_id, row.data)
+    assert json.loads(fields["event"]) == expected
+    assert expected["data"] == STREAM_DATA
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", expected["created_at"])
 
 
 def test_the_outbox_trigger_notifies_at_commit(engine: Engine, database_url: str) -> None:
@@ -152,13 +209,13 @@ def test_each_subscribed_endpoint_gets_one_relayed_delivery_per_event(
     ids = insert_events(engine, book, 5)
     relay = make_relay()
     with engine.begin() as conn:
-        events = claim_events(conn, 10_000)
-    mine = [e for e in events if e.event_id in ids]
+        events = claim_events(conn.connection.driver_connection, 10_000)
+    mine = [e for e in events if UUID(e.event_id) in ids]
 
     with engine.begin() as conn:
-        created = finish_events(conn, mine, 300)
+        created = finish_events(conn.connection.driver_connection, mine, 300)
     with engine.begin() as conn:  # the same events again, as after a crash
-        again = finish_events(conn, mine, 300)
+        again = finish_events(conn.connection.driver_connection, mine, 300)
     relay.drain()  # and whatever else was claimed above
 
     assert len(created) == 5 and again == []

@@ -82,3 +82,32 @@ def test_a_socket_timeout_shorter_than_the_wait_is_respected(
     finally:
         consumer.close()
         broker.close()
+
+
+def test_messages_enqueued_together_arrive_in_order_and_ring_the_doorbell(
+    redis_url: str, namespace: str
+) -> None:
+    broker = _broker(redis_url, namespace)
+    consumer = broker.consume("posting", prefetch=100, timeout=3000)
+    sent = [
+        Message(queue_name="posting", actor_name="post_pending", args=(n,), kwargs={}, options={})
+        for n in range(80)
+    ]
+    try:
+        started = time.monotonic()
+        threading.Timer(0.3, lambda: broker.enqueue_many(sent)).start()
+        assert next(consumer) is None  # idle until the ring wakes it
+        assert time.monotonic() - started < 1.5
+        received = []
+        while len(received) < len(sent):
+            message = next(consumer)
+            if message is not None:
+                received.append(message)
+                consumer.ack(message)
+        assert [m.args for m in received] == [(n,) for n in range(80)]
+        assert len({m.options["redis_message_id"] for m in received}) == 80
+        bell = redis.Redis.from_url(redis_url).llen(f"{namespace}:posting.doorbell")
+        assert bell <= 64  # one token per message, capped
+    finally:
+        consumer.close()
+        broker.close()

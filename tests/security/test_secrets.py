@@ -25,7 +25,7 @@ from sqlalchemy import Engine, text
 from tests.events.receiver import Receiver
 from tests.support.stack import JWT_SECRET, Stack
 from tests.support.stack_api import PASSWORD, Tenant, signup
-from workers.outbox_relay import EVENT_STREAM
+from workers.event_stream import EVENT_STREAM
 
 pytestmark = pytest.mark.slow
 

@@ -30,6 +30,7 @@ from ledger_core.audit_chain import (
     SealedRecord,
     seal,
 )
+from ledger_core.persistence.arrays import pg_array
 from ledger_core.persistence.tables import audit_logs
 
 SEAL_BATCH = 500
@@ -139,10 +140,10 @@ def seal_organization(
         conn.execute(
             _SEAL,
             {
-                "ids": [r.id for r in records],
-                "seqs": [s.chain_seq for s in seals],
-                "prevs": [s.prev_hash for s in seals],
-                "hashes": [s.hash for s in seals],
+                "ids": pg_array(r.id for r in records),
+                "seqs": pg_array(s.chain_seq for s in seals),
+                "prevs": pg_array(s.prev_hash for s in seals),
+                "hashes": pg_array(s.hash for s in seals),
             },
         )
     return len(seals)
