@@ -15,6 +15,8 @@ from gateway.responses import PROBLEM_TYPE_PREFIX
 _WALLET_A = "0190f3a2-6a8e-7c41-9d2e-5b1f0c3d4e01"
 _WALLET_B = "0190f3a2-6a8e-7c41-9d2e-5b1f0c3d4e02"
 _ORG = "0190f3a2-6a8e-7c41-9d2e-5b1f0c3d4e03"
+_PARTNER_WALLET = "0190f3a2-6a8e-7c41-9d2e-5b1f0c3d4e04"
+"""A wallet of another organization that accepts `_ORG` as a counterparty."""
 _TRANSFER = {
     "source_wallet_id": _WALLET_A,
     "destination_wallet_id": _WALLET_B,
@@ -59,12 +61,20 @@ BODY_EXAMPLES: dict[str, dict[str, Any]] = {
     "ReverseTransfer": {"amount": "10.00"},
     "CreateMulti": {
         "postings": [
-            {k: _TRANSFER[k] for k in ("source_wallet_id", "destination_wallet_id", "currency")}
-            | {"amount": "20.00"},
-            {k: _TRANSFER[k] for k in ("source_wallet_id", "destination_wallet_id", "currency")}
-            | {"amount": "5.00"},
+            {
+                "source_wallet_id": _WALLET_A,
+                "destination_wallet_id": _PARTNER_WALLET,
+                "amount": "20.00",
+                "currency": "INR",
+            },
+            {
+                "source_wallet_id": _WALLET_A,
+                "destination_wallet_id": _WALLET_B,
+                "amount": "5.00",
+                "currency": "INR",
+            },
         ],
-        "description": "Order 4711 with fee",
+        "description": "Order 4711: the seller's share to its organization, our fee to us",
     },
     "CaptureHold": {"amount": "15.00"},
     "VoidHold": {},

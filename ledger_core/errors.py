@@ -96,10 +96,6 @@ class OverdraftInUse(Conflict):
     code = "overdraft_in_use"
 
 
-class CrossOrgLeg(DomainError):
-    code = "cross_org_leg"
-
-
 class InsufficientScope(DomainError):
     code = "insufficient_scope"
 

@@ -47,12 +47,25 @@ class WalletState:
 
 @dataclass(frozen=True, slots=True)
 class Leg:
-    """One posting of a multi-leg transaction: a wallet pays a wallet, in its currency."""
+    """One posting of a multi-leg transaction: a wallet pays a wallet, in its currency.
+
+    A leg into another organization is routed like a cross-organization transfer: it
+    names the payee organization and the two clearing wallets it moves through (the
+    payer's for the payee, the payee's for the payer); a leg inside the payer's
+    organization names none of them.
+    """
 
     source_wallet_id: UUID
     destination_wallet_id: UUID
     amount: int
     currency: str
+    destination_organization_id: UUID | None = None
+    source_clearing_wallet_id: UUID | None = None
+    destination_clearing_wallet_id: UUID | None = None
+
+    @property
+    def cross_org(self) -> bool:
+        return self.destination_organization_id is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +99,9 @@ class PendingTransfer:
                 destination_wallet_id=leg.destination_wallet_id,
                 amount=leg.amount,
                 currency=leg.currency,
+                destination_organization_id=leg.destination_organization_id or self.organization_id,
+                source_clearing_wallet_id=leg.source_clearing_wallet_id,
+                destination_clearing_wallet_id=leg.destination_clearing_wallet_id,
                 postings=None,
             )
             for leg in self.postings
@@ -111,6 +127,16 @@ class PendingTransfer:
 
     def wallet_ids(self) -> tuple[UUID, ...]:
         return tuple(wallet_id for wallet_id, _ in self.legs())
+
+    def payee_organization_ids(self) -> tuple[UUID, ...]:
+        """The other organizations this transfer pays into (each cross-org leg's payee)."""
+        return tuple(
+            dict.fromkeys(
+                unit.destination_organization_id
+                for unit in self.units()
+                if unit.destination_organization_id != self.organization_id
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)

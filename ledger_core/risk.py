@@ -144,7 +144,7 @@ def windows_to_load(
     needed: set[UsageKey] = set()
     if not window_rules:
         return needed
-    for transfer in transfers:
+    for transfer in (unit for t in transfers for unit in t.units()):
         source = wallets.get(transfer.source_wallet_id)
         if source is None:
             continue

@@ -25,13 +25,15 @@ from ledger_core.timestamps import rfc3339_or_none
 
 @dataclass(frozen=True)
 class CrossOrgTransfer:
-    """What settlement needs of a posted cross-organization transfer."""
+    """What settlement needs of a posted cross-organization transfer, or of one
+    cross-organization leg of a multi-leg transaction (`leg`, counted from 1)."""
 
     id: UUID
     payer_organization_id: UUID
     payee_organization_id: UUID
     amount: int
     posted_at: datetime
+    leg: int = 0
 
 
 @dataclass(frozen=True)

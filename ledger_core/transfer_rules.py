@@ -22,6 +22,7 @@ from ledger_core.errors import (
 )
 from ledger_core.intents import TransferIntent
 from ledger_core.money import format_amount
+from ledger_core.transfers import parties
 
 
 def check_may_cancel(actor: Principal, found: Mapping[str, Any]) -> None:
@@ -92,10 +93,7 @@ def reversal(
 def visible_to(row: dict[str, Any] | None, actor: Principal) -> dict[str, Any]:
     """The row if the actor may read it: 404 unless their organization is party to it (as if
     it did not exist), 403 for a member whose wallets it does not touch."""
-    if row is None or actor.organization_id not in (
-        row["organization_id"],
-        row["destination_organization_id"],
-    ):
+    if row is None or actor.organization_id not in parties(row):
         raise NotFound("transaction not found")
     if not actor.is_admin and actor.user_id not in _member_side(row, actor):
         raise Forbidden("this transaction does not involve your wallets")
@@ -106,7 +104,8 @@ def _member_side(row: Mapping[str, Any], actor: Principal) -> set[UUID | None]:
     users = set()
     if row["organization_id"] == actor.organization_id:
         users.add(row["source_user_id"])
-        users.update(row.get("leg_user_ids") or ())  # every leg of a multi-leg transaction
     if row["destination_organization_id"] == actor.organization_id:
         users.add(row["destination_user_id"])
+    # Every leg's wallet owners: a payee's members own only wallets of the payee.
+    users.update(row.get("leg_user_ids") or ())
     return users

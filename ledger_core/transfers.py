@@ -24,23 +24,29 @@ def transaction_view(
     """Render a `transactions` row for a viewer.
 
     The payee of a cross-organization transfer sees its own side only: the payer's wallet
-    is hidden from it.
+    is hidden from it. The payee of a multi-leg transaction sees only the legs into its
+    organization, without their source wallets, and the transaction's wallets, amount and
+    currency are those of its first leg: the payer's other legs, and its other payees,
+    stay the payer's business.
     """
-    hide_source = (
-        viewer_organization_id is not None
-        and row["kind"] == "CROSS_ORG"
-        and viewer_organization_id != row["organization_id"]
-    )
+    payee = viewer_organization_id is not None and viewer_organization_id != row["organization_id"]
+    hide_source = payee and row["kind"] in ("CROSS_ORG", "MULTI")
+    legs = _visible_legs(row, viewer_organization_id if payee else None)
+    first = legs[0] if legs else None
     return {
         "id": str(row["id"]),
         "organization_id": str(row["organization_id"]),
-        "destination_organization_id": str(row["destination_organization_id"]),
+        "destination_organization_id": str(
+            _leg_payee(first, row) if first else row["destination_organization_id"]
+        ),
         "idempotency_key": None if hide_source else row["idempotency_key"],
         "kind": row["kind"],
         "source_wallet_id": None if hide_source else str(row["source_wallet_id"]),
-        "destination_wallet_id": str(row["destination_wallet_id"]),
-        "amount": format_amount(row["amount"], row["currency"]),
-        "currency": row["currency"],
+        "destination_wallet_id": str(first["destination_wallet_id"])
+        if first
+        else str(row["destination_wallet_id"]),
+        "amount": format_amount(*_amount(first, row)),
+        "currency": first["currency"] if first else row["currency"],
         "status": row["status"],
         "failure_code": row["failure_code"],
         "failure_message": row["failure_message"],
@@ -55,14 +61,62 @@ def transaction_view(
         "failed_at": rfc3339(row["failed_at"]),
         "hold_amount": _hold_amount(row),
         "hold_expires_at": rfc3339(row.get("hold_expires_at")),
-        "postings": _postings(row.get("postings")),
+        "postings": None
+        if row.get("postings") is None
+        else [_leg_view(leg, payee) for leg in legs],
     }
 
 
-def _postings(stored: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-    if stored is None:
-        return None
-    return [dict(leg, amount=format_amount(leg["amount"], leg["currency"])) for leg in stored]
+def _visible_legs(
+    row: Mapping[str, Any], payee_organization_id: UUID | None
+) -> list[Mapping[str, Any]]:
+    """A multi-leg transaction's legs a viewer sees: all for the payer, a payee's own."""
+    legs: list[Mapping[str, Any]] = row.get("postings") or []
+    if payee_organization_id is None:
+        return legs
+    return [leg for leg in legs if _leg_payee(leg, row) == payee_organization_id]
+
+
+def _leg_payee(leg: Mapping[str, Any], row: Mapping[str, Any]) -> UUID:
+    payee = leg.get("destination_organization_id")
+    return row["organization_id"] if payee is None else UUID(str(payee))
+
+
+def _amount(leg: Mapping[str, Any] | None, row: Mapping[str, Any]) -> tuple[int, str]:
+    if leg is None:
+        return int(row["amount"]), row["currency"]
+    return int(leg["amount"]), leg["currency"]
+
+
+def _leg_view(leg: Mapping[str, Any], payee: bool) -> dict[str, Any]:
+    """A leg as the API shows it: wallets, amount and currency (its clearing wallets and
+    payee organization stay internal, as a cross-org transfer's do)."""
+    return {
+        "source_wallet_id": None if payee else leg["source_wallet_id"],
+        "destination_wallet_id": leg["destination_wallet_id"],
+        "amount": format_amount(leg["amount"], leg["currency"]),
+        "currency": leg["currency"],
+    }
+
+
+def leg_payees(row: Mapping[str, Any]) -> list[UUID]:
+    """The other organizations a multi-leg transaction pays into, in leg order."""
+    return list(
+        dict.fromkeys(
+            _leg_payee(leg, row)
+            for leg in row.get("postings") or ()
+            if leg.get("destination_organization_id") is not None
+        )
+    )
+
+
+def parties(row: Mapping[str, Any]) -> list[UUID]:
+    """Every organization a transaction involves: the payer first, then each payee."""
+    return list(
+        dict.fromkeys(
+            [row["organization_id"], row["destination_organization_id"], *leg_payees(row)]
+        )
+    )
 
 
 def _hold_amount(row: Mapping[str, Any]) -> str | None:

@@ -298,7 +298,11 @@ async def submit_batch(request: web.Request, body: CreateBatch) -> web.Response:
         " leg refuses the request, listed as `postings[n]`); legs may use several currencies,"
         " each balanced on its own. A worker posts every leg in order or none: one leg short of"
         " funds fails the whole transaction (`insufficient_funds`, `failure_message` names the"
-        " leg). Legs stay inside the organization (`422 cross_org_leg`). " + _KEY_DOC
+        " leg). A leg into another organization follows the rules of a cross-organization"
+        " transfer: that organization must accept yours as a counterparty (otherwise its wallet"
+        " is `404 not_found`, naming the leg), and the leg posts through the clearing wallets of"
+        " the pair and is settled with them. Legs may pay several organizations; each payee"
+        " reads the transaction and gets its events, seeing only its own legs. " + _KEY_DOC
     ),
 )
 async def submit_multi(request: web.Request, body: CreateMulti) -> web.Response:

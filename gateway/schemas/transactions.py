@@ -55,7 +55,9 @@ class CreateMulti(_Annotations):
 
 
 class PostingOut(BaseModel):
-    source_wallet_id: UUID
+    source_wallet_id: UUID | None = Field(
+        description="Hidden from the payee of a cross-organization leg"
+    )
     destination_wallet_id: UUID
     amount: str
     currency: str
@@ -124,7 +126,8 @@ class TransactionOut(BaseModel):
     hold_expires_at: datetime | None = Field(description="When an open hold expires")
     postings: list[PostingOut] | None = Field(
         description="The legs of a MULTI transaction (its wallets, amount and currency are"
-        " those of the first leg)"
+        " those of the first leg). The payee of cross-organization legs sees only the legs into"
+        " its organization, without their source wallets"
     )
 
 

@@ -305,6 +305,13 @@ transactions = Table(
         postgresql_ops={"postings": "jsonb_path_ops"},
         postgresql_where=text("kind = 'MULTI'"),
     ),
+    Index(
+        "ix_transactions_cross_org_multi",
+        "status",
+        postgresql_where=text(
+            "kind = 'MULTI' AND postings @? CAST('$[*].destination_organization_id' AS jsonpath)"
+        ),
+    ),
 )
 
 hold_actions = Table(
@@ -529,7 +536,9 @@ settlement_items = Table(
     "settlement_items",
     metadata,
     Column("transaction_id", UUID(as_uuid=True), ForeignKey("transactions.id"), primary_key=True),
+    Column("leg", Integer, primary_key=True, server_default=text("0")),
     Column("settlement_id", UUID(as_uuid=True), ForeignKey("settlements.id"), nullable=False),
+    CheckConstraint("leg >= 0", name="leg"),
     Index("ix_settlement_items_settlement_id", "settlement_id"),
 )
 

@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger_core.accounts import Principal, require_admin
 from ledger_core.acting import Acting
-from ledger_core.errors import CrossOrgLeg
 from ledger_core.intents import Stored, TransferIntent, batch_fingerprint
 from ledger_core.money import parse_amount
 from ledger_core.persistence.audit.records import (
@@ -33,7 +32,7 @@ from ledger_core.persistence.transfers.changes import (
 )
 from ledger_core.persistence.transfers.group_intake import GroupCommitter as GroupCommitter
 from ledger_core.persistence.transfers.group_intake import Request
-from ledger_core.persistence.transfers.intake import route_all, store_intents
+from ledger_core.persistence.transfers.intake import route_all, store_intents, store_multi
 from ledger_core.persistence.transfers.reads import find_transfer
 from ledger_core.transfer_rules import (
     check_may_cancel,
@@ -118,19 +117,14 @@ async def submit_batch(
 async def submit_multi(engine: AsyncEngine, acting: Acting, intent: TransferIntent) -> Stored:
     """Store a multi-leg transaction as PENDING (or replay it); its legs post all or none.
 
-    Each leg is checked like a transfer (a refused leg refuses the request, naming it);
-    legs across organizations are refused with `cross_org_leg`.
+    Each leg is routed like a transfer (a refused leg refuses the request, naming it): a
+    leg into another organization that accepts the payer is a cross-organization leg,
+    posted through the clearing wallets of that pair like a cross-organization transfer.
     """
     who = acting.principal
     async with engine.begin() as conn:
         routes = await route_all(conn, who, intent.legs())
-        crossing = [n for n, route in enumerate(routes) if route.cross_org]
-        if crossing:
-            raise CrossOrgLeg(
-                "a multi-leg transaction moves money inside one organization only",
-                field=f"postings[{crossing[0]}].destination_wallet_id",
-            )
-        (stored,) = await store_intents(conn, who, [intent], routes[:1])
+        stored = await store_multi(conn, who, intent, routes)
         if not stored.replayed:
             await conn.execute(
                 audit_insert(
@@ -138,7 +132,13 @@ async def submit_multi(engine: AsyncEngine, acting: Acting, intent: TransferInte
                     "transfer.submitted",
                     resource_type="transaction",
                     resource_id=stored.row["id"],
-                    details={**transfer_audit_details(stored.row), "legs": len(routes)},
+                    details={
+                        **transfer_audit_details(stored.row),
+                        "legs": len(routes),
+                        "payee_organization_ids": sorted(
+                            {str(r.destination.organization_id) for r in routes if r.cross_org}
+                        ),
+                    },
                 )
             )
     return stored

@@ -62,7 +62,8 @@ def settlement_of_each_transfer(engine: Engine) -> dict[UUID, list[UUID]]:
 
 
 def settlements_agree_with_items(engine: Engine) -> list[Any]:
-    """Settlements whose gross amounts or count differ from the transfers they list."""
+    """Settlements whose gross amounts or count differ from the transfers (and legs of
+    multi-leg transactions, `leg` from 1) they list."""
     with engine.connect() as conn:
         return list(
             conn.execute(
@@ -70,12 +71,16 @@ def settlements_agree_with_items(engine: Engine) -> list[Any]:
                     SELECT s.id FROM settlements s
                     JOIN settlement_items i ON i.settlement_id = s.id
                     JOIN transactions t ON t.id = i.transaction_id
+                    CROSS JOIN LATERAL (
+                        SELECT CASE WHEN i.leg = 0 THEN t.amount
+                               ELSE CAST(t.postings -> (i.leg - 1) ->> 'amount' AS bigint)
+                               END AS amount) x
                     GROUP BY s.id
                     HAVING count(*) <> max(s.transfer_count)
-                       OR coalesce(sum(t.amount) FILTER (
+                       OR coalesce(sum(x.amount) FILTER (
                               WHERE t.organization_id = s.payer_organization_id), 0)
                           <> max(s.gross_payer_to_payee)
-                       OR coalesce(sum(t.amount) FILTER (
+                       OR coalesce(sum(x.amount) FILTER (
                               WHERE t.organization_id = s.payee_organization_id), 0)
                           <> max(s.gross_payee_to_payer)
                        OR max(s.net_amount)

@@ -139,7 +139,8 @@ class Transaction(TypedDict):
 
 
 class Posting(TypedDict):
-    source_wallet_id: str
+    source_wallet_id: str | None
+    """None for the payee of a leg into its organization."""
     destination_wallet_id: str
     amount: str
     currency: str

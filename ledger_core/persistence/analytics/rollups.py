@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import TextClause, text
 
 from ledger_core.persistence.arrays import pg_array, pg_uuid_array
+from ledger_core.transfers import leg_payees
 
 SHARDS = 8
 GRAINS = (60, 3600)
@@ -75,11 +77,23 @@ UPSERT_TRANSFERS = text(UPSERT_TRANSFERS_SQL)
 UPSERT_WALLETS = text(UPSERT_WALLETS_SQL)
 
 
-def _sides(m: Any) -> list[Any]:
-    """The organizations a final transfer counts for: the sender, and a cross-org payee."""
-    if m["destination_organization_id"] != m["organization_id"]:
-        return [m["organization_id"], m["destination_organization_id"]]
-    return [m["organization_id"]]
+def _sides(m: Mapping[str, Any]) -> list[tuple[Any, str, int]]:
+    """The organizations a final transfer counts for, each with the currency and amount it
+    sees: the sender, a cross-org payee, and each payee of a multi-leg transaction's legs
+    (its first leg's, as its view shows)."""
+    sides = [(m["organization_id"], m["currency"], m["amount"])]
+    if m.get("postings") is None and m["destination_organization_id"] != m["organization_id"]:
+        sides.append((m["destination_organization_id"], m["currency"], m["amount"]))
+    for payee in leg_payees(m):
+        first = next(leg for leg in m["postings"] if _leg_org(m, leg) == payee)
+        sides.append((payee, first["currency"], int(first["amount"])))
+    return sides
+
+
+def _leg_org(m: Mapping[str, Any], leg: Mapping[str, Any]) -> Any:
+    """The organization a leg pays into (the payer's own for a leg inside it)."""
+    payee = leg.get("destination_organization_id")
+    return m["organization_id"] if payee is None else UUID(str(payee))
 
 
 def rollup_statements(
@@ -119,12 +133,12 @@ def _columns(
     for m in rows:
         if m["status"] == "HELD":
             continue
-        for org in _sides(m):
+        for org, currency, amount in _sides(m):
             t["orgs"].append(org)
-            t["currencies"].append(m["currency"])
+            t["currencies"].append(currency)
             t["statuses"].append(m["status"])
             t["codes"].append(m["failure_code"] or "")
-            t["amounts"].append(m["amount"])
+            t["amounts"].append(amount)
         if m["status"] != "COMPLETED":
             continue
         for org, wallet_id, debit, currency, amount in _wallet_legs(m):
@@ -153,7 +167,7 @@ def _wallet_legs(m: Mapping[str, Any]) -> list[tuple[Any, Any, bool, str, int]]:
         )
         out.append(
             (
-                m["destination_organization_id"],
+                _leg_org(m, leg) if m.get("postings") else m["destination_organization_id"],
                 leg["destination_wallet_id"],
                 False,
                 leg["currency"],

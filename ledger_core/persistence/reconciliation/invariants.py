@@ -10,12 +10,15 @@ What each promise is checked as (`Violation.kind` in brackets):
 1. Double entry. In every transaction, the entries of each organization balance per
    currency [`unbalanced_transaction`] (this implies the per-currency balance over the
    whole transaction); the same per settlement [`unbalanced_settlement`]. A COMPLETED
-   transaction has entries in each of its organizations' books
+   transaction has entries in each of its organizations' books (the payee of every
+   cross-organization leg of a multi-leg transaction included)
    [`posted_without_entries`]; a transaction that is not COMPLETED has none
    [`entries_without_posting`]. Each entry is in its wallet's organization and currency
    [`entry_wallet_mismatch`], so that "an organization's books" means one thing (the
    database refuses an entry outside its wallet's organization too: one foreign key to
-   `wallets (id, organization_id)`).
+   `wallets (id, organization_id)`). Each cross-organization leg of a multi-leg
+   transaction names the clearing wallets of its pair and currency, the payer's for the
+   payee and the payee's for the payer [`leg_clearing_wrong`, `expected` the leg's number].
 2. Balance = history. A wallet's stored balance is credits minus debits over its entries
    [`balance_mismatch`]; each entry's `balance_after` is the running sum of the wallet's
    entries in id order [`balance_after_wrong`, the wallet's first wrong entry, with
@@ -31,7 +34,8 @@ What each promise is checked as (`Violation.kind` in brackets):
    [`held_history_mismatch`].
 5. Exactly-once effect. An idempotency key names one transaction per organization
    [`duplicate_idempotency_key`]; no transaction has more entries on one wallet than it
-   has legs touching that wallet (one, but for multi-leg transactions), the mark of a
+   has legs touching that wallet (one, but for multi-leg transactions, where a leg touches
+   its wallets and, across organizations, its clearing wallets), the mark of a
    double posting [`posted_twice`]; with `require_final=True` (after a load, once
    faults have healed), no transaction is still PENDING [`not_final`].
 
@@ -86,8 +90,11 @@ _CHECKS: tuple[tuple[int, str, str], ...] = (
         """
         SELECT o.org, NULL::uuid, t.id, NULL::bigint, t.currency, t.amount, 0, 0
         FROM transactions t
-        CROSS JOIN LATERAL (SELECT t.organization_id UNION SELECT t.destination_organization_id)
-            AS o(org)
+        CROSS JOIN LATERAL (
+            SELECT t.organization_id UNION SELECT t.destination_organization_id
+            UNION SELECT CAST(p.leg ->> 'destination_organization_id' AS uuid)
+            FROM jsonb_array_elements(coalesce(t.postings, '[]'::jsonb)) AS p(leg)
+            WHERE p.leg ? 'destination_organization_id') AS o(org)
         WHERE t.status = 'COMPLETED' AND NOT EXISTS (
             SELECT 1 FROM ledger_entries e
             WHERE e.transaction_id = t.id AND e.organization_id = o.org)""",
@@ -108,6 +115,27 @@ _CHECKS: tuple[tuple[int, str, str], ...] = (
         SELECT e.organization_id, e.wallet_id, e.transaction_id, e.id, e.currency, NULL, NULL, 1
         FROM ledger_entries e JOIN wallets w ON w.id = e.wallet_id
         WHERE e.organization_id <> w.organization_id OR e.currency <> w.currency""",
+    ),
+    (
+        1,
+        "leg_clearing_wrong",
+        """
+        SELECT t.organization_id, NULL::uuid, t.id, NULL::bigint, p.leg ->> 'currency', p.n,
+               NULL::bigint, 1
+        FROM transactions t
+        CROSS JOIN LATERAL jsonb_array_elements(t.postings) WITH ORDINALITY AS p(leg, n)
+        WHERE t.kind = 'MULTI' AND p.leg ? 'destination_organization_id' AND NOT (
+            EXISTS (SELECT 1 FROM wallets w
+                    WHERE w.id = CAST(p.leg ->> 'source_clearing_wallet_id' AS uuid)
+                      AND w.type = 'CLEARING' AND w.organization_id = t.organization_id
+                      AND w.counterparty_organization_id
+                          = CAST(p.leg ->> 'destination_organization_id' AS uuid)
+                      AND w.currency = p.leg ->> 'currency')
+            AND EXISTS (SELECT 1 FROM wallets w
+                    WHERE w.id = CAST(p.leg ->> 'destination_clearing_wallet_id' AS uuid)
+                      AND w.type = 'CLEARING' AND w.counterparty_organization_id = t.organization_id
+                      AND w.organization_id = CAST(p.leg ->> 'destination_organization_id' AS uuid)
+                      AND w.currency = p.leg ->> 'currency'))""",
     ),
     (
         2,
@@ -223,7 +251,9 @@ _CHECKS: tuple[tuple[int, str, str], ...] = (
             SELECT count(*) AS legs
             FROM jsonb_array_elements(coalesce(t.postings, '[]'::jsonb)) AS p(leg)
             WHERE d.wallet_id IN (CAST(p.leg ->> 'source_wallet_id' AS uuid),
-                                  CAST(p.leg ->> 'destination_wallet_id' AS uuid))) l
+                                  CAST(p.leg ->> 'destination_wallet_id' AS uuid),
+                                  CAST(p.leg ->> 'source_clearing_wallet_id' AS uuid),
+                                  CAST(p.leg ->> 'destination_clearing_wallet_id' AS uuid))) l
         WHERE d.n > greatest(l.legs, 1)""",
     ),
 )

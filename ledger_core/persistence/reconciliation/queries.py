@@ -93,6 +93,12 @@ WITH {scope} lines AS (
     UNION ALL
     SELECT t.id, t.destination_organization_id, t.currency, 0, 0, 0, t.amount FROM {posted_from}
       AND t.destination_organization_id <> t.organization_id
+    UNION ALL
+    SELECT m.id, CAST(p.leg ->> 'destination_organization_id' AS uuid), p.leg ->> 'currency',
+           0, 0, 0, CAST(p.leg ->> 'amount' AS bigint)
+    FROM (SELECT t.id, t.postings FROM {posted_from} AND t.kind = 'MULTI') m
+    CROSS JOIN LATERAL jsonb_array_elements(m.postings) AS p(leg)
+    WHERE p.leg ? 'destination_organization_id'
 ),
 odd AS (
     SELECT transaction_id, organization_id, currency, sum(debit)::bigint AS debits,

@@ -92,7 +92,9 @@ def load_policy(
 ) -> RulePolicy | None:
     """The batch's rules and window usage, read under the batch's wallet locks."""
     orgs = sorted(
-        {t.organization_id for t in transfers} | {t.destination_organization_id for t in transfers}
+        {t.organization_id for t in transfers}
+        | {t.destination_organization_id for t in transfers}
+        | {payee for t in transfers for payee in t.payee_organization_ids()}
     )
     rules = [_rule(row) for row in conn.execute(ACTIVE_RULES, {"orgs": orgs})]
     if not rules:

@@ -8,8 +8,9 @@
    never deadlock. Both use `FOR NO KEY UPDATE`: it excludes every other writer of the
    row but not the `KEY SHARE` locks of foreign-key checks, so transfers being accepted
    meanwhile are not held up by the lock itself;
-3. only then reads the COMPLETED cross-organization transfers of the pair that are in no
-   settlement yet;
+3. only then reads the COMPLETED cross-organization transfers of the pair, and the
+   cross-organization legs of COMPLETED multi-leg transactions between them, that are in
+   no settlement yet;
 4. writes the settlement, its items, the entries that bring both clearing wallets back to
    zero, and a `settlement.completed` event for each organization.
 
@@ -21,8 +22,10 @@ exactly what the clearing balances hold, which is checked before anything is wri
 transfer posting during a run waits for the locks and lands in the next settlement. Two
 runs racing on a pair queue on the same locks; the second then sees the first's
 `settlement_items` and finds nothing (or only what posted in between). Should anything
-slip past all that, the primary key of `settlement_items` refuses to put one transfer in
-two settlements and the whole pair's transaction rolls back.
+slip past all that, the primary key of `settlement_items` (transaction and leg) refuses to
+put one transfer, or one leg, in two settlements and the whole pair's transaction rolls
+back. A multi-leg transaction with legs into several organizations is settled leg by leg,
+each leg with its own pair; it posts under the clearing wallets of every one of them.
 
 Cost: unsettled transfers are found by an anti-join of the pair's COMPLETED cross-org
 transfers against `settlement_items`, so each run reads the pair's cross-org history; a
@@ -55,15 +58,39 @@ from ledger_core.settlement import (
 
 log = logging.getLogger("vaultcraft.settlement")
 
-UNSETTLED_PAIRS = text("""
-    SELECT DISTINCT least(t.organization_id, t.destination_organization_id) AS org_a,
-           greatest(t.organization_id, t.destination_organization_id) AS org_b, t.currency
-    FROM transactions t
-    WHERE t.kind = 'CROSS_ORG' AND t.status = 'COMPLETED'
-      AND (CAST(:org AS uuid) IS NULL
-           OR CAST(:org AS uuid) IN (t.organization_id, t.destination_organization_id))
-      AND NOT EXISTS (SELECT 1 FROM settlement_items i WHERE i.transaction_id = t.id)
-    ORDER BY org_a, org_b, t.currency
+CROSS_ORG_MULTI = "t.kind = 'MULTI' AND t.postings @? '$[*].destination_organization_id'"
+"""Multi-leg transactions with a leg into another organization (a partial index holds them:
+`ix_transactions_cross_org_multi`)."""
+
+_UNSETTLED = f"""
+    WITH items AS (
+        SELECT t.id, 0 AS leg, t.organization_id AS payer, t.destination_organization_id AS payee,
+               t.currency, t.amount, t.posted_at, t.seq
+        FROM transactions t
+        WHERE t.kind = 'CROSS_ORG' AND t.status = 'COMPLETED'
+        UNION ALL
+        SELECT t.id, CAST(l.n AS int), t.organization_id,
+               CAST(l.leg ->> 'destination_organization_id' AS uuid), l.leg ->> 'currency',
+               CAST(l.leg ->> 'amount' AS bigint), t.posted_at, t.seq
+        FROM transactions t
+        CROSS JOIN LATERAL jsonb_array_elements(t.postings) WITH ORDINALITY AS l(leg, n)
+        WHERE {CROSS_ORG_MULTI} AND t.status = 'COMPLETED'
+          AND l.leg ? 'destination_organization_id'
+    )
+    SELECT i.* FROM items i
+    WHERE NOT EXISTS (
+        SELECT 1 FROM settlement_items s WHERE s.transaction_id = i.id AND s.leg = i.leg)
+"""
+"""What settlement nets: each COMPLETED cross-organization transfer (leg 0) and each
+cross-organization leg of a COMPLETED multi-leg transaction (leg n, counted from 1), that
+is in no settlement yet."""
+
+UNSETTLED_PAIRS = text(f"""
+    SELECT DISTINCT least(u.payer, u.payee) AS org_a, greatest(u.payer, u.payee) AS org_b,
+           u.currency
+    FROM ({_UNSETTLED}) u
+    WHERE CAST(:org AS uuid) IS NULL OR CAST(:org AS uuid) IN (u.payer, u.payee)
+    ORDER BY org_a, org_b, u.currency
 """)
 
 ENSURE_SYSTEM = text("""
@@ -80,19 +107,17 @@ LOCK_PAIR_WALLETS = text("""
     FOR NO KEY UPDATE
 """)
 
-UNSETTLED_OF_PAIR = text("""
-    SELECT t.id, t.organization_id, t.destination_organization_id, t.amount, t.posted_at
-    FROM transactions t
-    WHERE t.kind = 'CROSS_ORG' AND t.status = 'COMPLETED' AND t.currency = :currency
-      AND ((t.organization_id = :a AND t.destination_organization_id = :b)
-           OR (t.organization_id = :b AND t.destination_organization_id = :a))
-      AND NOT EXISTS (SELECT 1 FROM settlement_items i WHERE i.transaction_id = t.id)
-    ORDER BY t.seq
+UNSETTLED_OF_PAIR = text(f"""
+    SELECT u.id, u.leg, u.payer, u.payee, u.amount, u.posted_at FROM ({_UNSETTLED}) u
+    WHERE u.currency = :currency
+      AND ((u.payer = :a AND u.payee = :b) OR (u.payer = :b AND u.payee = :a))
+    ORDER BY u.seq, u.leg
 """)
 
 INSERT_ITEMS = text("""
-    INSERT INTO settlement_items (transaction_id, settlement_id)
-    SELECT t, CAST(:settlement_id AS uuid) FROM unnest(CAST(:ids AS uuid[])) AS t
+    INSERT INTO settlement_items (transaction_id, leg, settlement_id)
+    SELECT v.t, v.leg, CAST(:settlement_id AS uuid)
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:legs AS int[])) AS v(t, leg)
 """)
 
 INSERT_ENTRIES = text("""
@@ -152,7 +177,7 @@ class _Locked:
 
 
 def unsettled_pairs(conn: Connection, organization_id: UUID | None = None) -> list[Pair]:
-    """Pairs with COMPLETED cross-organization transfers in no settlement yet."""
+    """Pairs with COMPLETED cross-organization transfers or legs in no settlement yet."""
     rows = conn.execute(UNSETTLED_PAIRS, {"org": organization_id})
     return [Pair(r.org_a, r.org_b, r.currency) for r in rows]
 
@@ -191,9 +216,7 @@ def settle_pair(conn: Connection, pair: Pair) -> Settlement | None:
     conn.execute(ENSURE_SYSTEM, {"orgs": [pair.org_a, pair.org_b], "currency": pair.currency})
     locked = _lock_wallets(conn, pair)
     transfers = [
-        CrossOrgTransfer(
-            r.id, r.organization_id, r.destination_organization_id, r.amount, r.posted_at
-        )
+        CrossOrgTransfer(r.id, r.payer, r.payee, r.amount, r.posted_at, r.leg)
         for r in conn.execute(UNSETTLED_OF_PAIR, _pair_params(pair))
     ]
     if not transfers:
@@ -203,7 +226,14 @@ def settle_pair(conn: Connection, pair: Pair) -> Settlement | None:
     _check_clearing(locked, wallets, netting)
     _check_range(locked, wallets, netting)
     settlement = _insert_settlement(conn, pair.currency, netting)
-    conn.execute(INSERT_ITEMS, {"settlement_id": settlement.id, "ids": [t.id for t in transfers]})
+    conn.execute(
+        INSERT_ITEMS,
+        {
+            "settlement_id": settlement.id,
+            "ids": [t.id for t in transfers],
+            "legs": [t.leg for t in transfers],
+        },
+    )
     _post_entries(conn, settlement, locked, settlement_legs(netting, wallets))
     data = settlement.as_json()
     for org in (settlement.payer_organization_id, settlement.payee_organization_id):

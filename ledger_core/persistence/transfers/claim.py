@@ -96,16 +96,24 @@ def pending_of(row: Mapping[str, Any]) -> PendingTransfer:
 
 
 def legs_of(stored: Sequence[Mapping[str, Any]]) -> tuple[Leg, ...]:
-    """The legs of a multi-leg transaction as `transactions.postings` stores them."""
+    """The legs of a multi-leg transaction as `transactions.postings` stores them (a
+    cross-org leg with its payee organization and clearing wallets)."""
     return tuple(
         Leg(
             UUID(leg["source_wallet_id"]),
             UUID(leg["destination_wallet_id"]),
             int(leg["amount"]),
             leg["currency"],
+            _uuid(leg.get("destination_organization_id")),
+            _uuid(leg.get("source_clearing_wallet_id")),
+            _uuid(leg.get("destination_clearing_wallet_id")),
         )
         for leg in stored
     )
+
+
+def _uuid(value: str | None) -> UUID | None:
+    return None if value is None else UUID(value)
 
 
 def claim_batch(conn: Connection, limit: int, fair_share: int = DEFAULT_FAIR_SHARE) -> Claimed:

@@ -110,6 +110,13 @@ class Item:
     route: Route
     group_id: UUID | None = None
     group_size: int | None = None
+    leg_routes: tuple[Route, ...] = ()
+    """For a multi-leg transaction, where each leg moves money (`route` is its first, which
+    the row's own wallets and destination organization describe)."""
+
+    @property
+    def multi(self) -> bool:
+        return self.intent.postings is not None
 
 
 async def load_wallet_refs(conn: AsyncConnection, ids: Sequence[UUID]) -> dict[UUID, WalletRef]:
@@ -214,9 +221,40 @@ def _clearing_of(
 
 
 def _kind(item: Item) -> str:
-    if item.intent.postings is not None:
+    if item.multi:
         return "MULTI"
     return "CROSS_ORG" if item.route.cross_org else "TRANSFER"
+
+
+def _transfer_clearing(
+    item: Item, clearing: Mapping[tuple[UUID, UUID, str], UUID], payer_side: bool
+) -> UUID | None:
+    """A cross-org transfer's clearing wallet; a multi-leg transaction keeps its per leg."""
+    return None if item.multi else _clearing_of(item.route, clearing, payer_side)
+
+
+def _postings_json(item: Item, clearing: Mapping[tuple[UUID, UUID, str], UUID]) -> str | None:
+    """The legs as `transactions.postings` stores them: each as asked (minor units), and a
+    leg into another organization with its payee and both clearing wallets, so posting,
+    reads and settlement never have to work them out again."""
+    if item.intent.postings is None:
+        return None
+    legs = []
+    for leg, route in zip(item.intent.postings, item.leg_routes, strict=True):
+        stored: dict[str, object] = {
+            "source_wallet_id": str(leg.source_wallet_id),
+            "destination_wallet_id": str(leg.destination_wallet_id),
+            "amount": leg.amount,
+            "currency": leg.currency,
+        }
+        if route.cross_org:
+            stored |= {
+                "destination_organization_id": str(route.destination.organization_id),
+                "source_clearing_wallet_id": str(_clearing_of(route, clearing, True)),
+                "destination_clearing_wallet_id": str(_clearing_of(route, clearing, False)),
+            }
+        legs.append(stored)
+    return json.dumps(legs)
 
 
 async def insert_items(conn: AsyncConnection, items: Sequence[Item]) -> list[Stored | DomainError]:
@@ -226,7 +264,9 @@ async def insert_items(conn: AsyncConnection, items: Sequence[Item]) -> list[Sto
     Two requests racing with one key both reach `ON CONFLICT DO NOTHING`: the second
     waits for the first to commit, inserts nothing, and finds the first's row by its key.
     """
-    clearing = await _clearing_wallets(conn, [i.route for i in items])
+    clearing = await _clearing_wallets(
+        conn, [r for i in items for r in (i.leg_routes if i.multi else (i.route,))]
+    )
     # Time-ordered ids: a new transfer's index entries land on the rightmost pages, which
     # stay in memory however large the ledger grows.
     ids = [
@@ -244,15 +284,15 @@ async def insert_items(conn: AsyncConnection, items: Sequence[Item]) -> list[Sto
         "kinds": pg_array(_kind(i) for i in items),
         "srcs": pg_array(i.intent.source_wallet_id for i in items),
         "dsts": pg_array(i.intent.destination_wallet_id for i in items),
-        "src_clrs": pg_array(_clearing_of(i.route, clearing, True) for i in items),
-        "dst_clrs": pg_array(_clearing_of(i.route, clearing, False) for i in items),
+        "src_clrs": pg_array(_transfer_clearing(i, clearing, True) for i in items),
+        "dst_clrs": pg_array(_transfer_clearing(i, clearing, False) for i in items),
         "amounts": pg_array(i.intent.amount for i in items),
         "currencies": pg_array(i.intent.currency for i in items),
         "descriptions": pg_array(i.intent.description for i in items),
         "metadatas": pg_array(json.dumps(dict(i.intent.metadata)) for i in items),
         "reverses": pg_array(i.intent.reverses_transaction_id for i in items),
         "hold_secs": pg_array(i.intent.hold_expires_in_s for i in items),
-        "postings": pg_array(i.intent.postings_json() for i in items),
+        "postings": pg_array(_postings_json(i, clearing) for i in items),
         "references": pg_array(i.intent.reference for i in items),
         "channel": PENDING_CHANNEL,
     }
@@ -296,6 +336,18 @@ async def insert_items(conn: AsyncConnection, items: Sequence[Item]) -> list[Sto
         else:
             results.append(Stored(row, replayed=True))
     return results
+
+
+async def store_multi(
+    conn: AsyncConnection, actor: Principal, intent: TransferIntent, leg_routes: Sequence[Route]
+) -> Stored:
+    """Store a multi-leg transaction with the route of each of its legs (or replay it)."""
+    (result,) = await insert_items(
+        conn, [Item(actor, intent, leg_routes[0], leg_routes=tuple(leg_routes))]
+    )
+    if isinstance(result, DomainError):
+        raise result
+    return result
 
 
 async def store_intents(

@@ -19,7 +19,7 @@ from ledger_core.persistence.analytics.rollups import rollup_statements
 from ledger_core.persistence.arrays import pg_array, pg_uuid_array
 from ledger_core.persistence.events.outbox import EventRow, outbox_insert_many
 from ledger_core.posting import Entry, PendingTransfer, WalletState
-from ledger_core.transfers import event_type, transaction_view
+from ledger_core.transfers import event_type, parties, transaction_view
 
 LOCK_WALLETS = text("""
     SELECT id, organization_id, type, currency, status, balance, held, overdraft_limit FROM wallets
@@ -100,14 +100,12 @@ def entry_params(entries: Sequence[Entry]) -> dict[str, str]:
 
 
 def final_events(rows: Sequence[Mapping[str, Any]]) -> list[EventRow]:
-    """One event per organization involved: a cross-org transfer is reported to both sides."""
+    """One event per organization involved: a cross-org transfer is reported to both sides,
+    a multi-leg transaction to the payer and every payee of its legs, each seeing its view."""
     events: list[EventRow] = []
     for row in rows:
         kind = event_type(row)
-        orgs = [row["organization_id"]]
-        if row["destination_organization_id"] != row["organization_id"]:
-            orgs.append(row["destination_organization_id"])
-        events.extend((org, kind, transaction_view(row, org)) for org in orgs)
+        events.extend((org, kind, transaction_view(row, org)) for org in parties(row))
     return events
 
 

@@ -36,9 +36,16 @@ _WITH_USERS = f"""
 """A transfer with the owners of its wallets (of every leg, for a multi-leg transaction),
 which decide what a member may see."""
 
+_LEG_PAYEE = (
+    "(t.kind = 'MULTI' AND t.postings @> jsonb_build_array("
+    "jsonb_build_object('destination_organization_id', CAST(:org AS text))))"
+)
+"""A multi-leg transaction with a leg into organization `:org` (`ix_transactions_multi_postings`)."""
+
 GET_TRANSFER = text(
     _WITH_USERS
-    + "WHERE t.id = :id AND (t.organization_id = :org OR t.destination_organization_id = :org)"
+    + "WHERE t.id = :id AND (t.organization_id = :org OR t.destination_organization_id = :org"
+    + f" OR {_LEG_PAYEE})"
 )
 
 GET_TRANSFERS = text(_WITH_USERS + "WHERE t.id = ANY(CAST(:ids AS uuid[]))")
@@ -122,7 +129,9 @@ def _conditions(f: TransferFilter, params: dict[str, Any]) -> list[str]:
 def list_sql(
     organization_id: UUID, member_id: UUID | None, f: TransferFilter, limit: int | None
 ) -> tuple[str, dict[str, Any]]:
-    """Newest first: two index-ordered scans merged, sent and received; `limit` rows or all.
+    """Newest first: what the organization sent and what it received (cross-org transfers
+    by an index-ordered scan, multi-leg transactions with a leg into it through the legs'
+    GIN index) merged; `limit` rows or all.
 
     With `member_id`, only transfers touching that user's wallets. A metadata filter
     first reads the matching transfers through the GIN index (a materialized CTE), so a
@@ -157,6 +166,10 @@ def list_sql(
         (SELECT t.* FROM {source} t
          WHERE t.destination_organization_id = :org AND t.kind = 'CROSS_ORG'
            AND t.organization_id <> :org{received}
+         ORDER BY t.created_at DESC, t.id DESC{limited})
+        UNION ALL
+        (SELECT t.* FROM {source} t
+         WHERE {_LEG_PAYEE} AND t.organization_id <> :org{received}
          ORDER BY t.created_at DESC, t.id DESC{limited})
         ORDER BY created_at DESC, id DESC{limited}
     """
