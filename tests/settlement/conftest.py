@@ -8,13 +8,16 @@ template (a file copy on the server), and every test ends with `check_invariants
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import Engine, create_engine
 
 from ledger_core.persistence.reconciliation.invariants import check_invariants, describe
 from tests.settlement.ledger import CrossLedger
 from tests.support.databases import clone_database, create_migrated_database, drop_database
+from tests.support.stack import Stack
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +57,28 @@ def db(fresh_url: str) -> Iterator[Engine]:
 def ledger(db: Engine, fresh_url: str) -> Iterator[CrossLedger]:
     with CrossLedger(db, fresh_url) as books:
         yield books
+
+
+@pytest.fixture(scope="module")
+def stack(
+    module_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """Gateway, posting workers (all queues) and relay over this module's own database."""
+    data_dir: Path = tmp_path_factory.mktemp("settle-stack")
+    with Stack(module_url, redis_url, data_dir) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def books(module_url: str) -> Iterator[Engine]:
+    engine = create_engine(module_url, pool_size=2)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def http(stack: Stack, books: Engine) -> Iterator[httpx.Client]:
+    """A client of the module's stack; the books must hold every invariant after each test."""
+    with httpx.Client(base_url=stack.base_url, timeout=40) as client:
+        yield client
+    assert_invariants(books)

@@ -6,48 +6,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from ledger_core.persistence.reconciliation.checks import check_ledger
 from ledger_core.persistence.transfers.reads import GET_TRANSFER, TransferFilter, list_sql
 from ledger_core.reconciliation import Mode
 from tests.settlement.books_sql import events_of, nonzero_books, settlements_agree_with_items
-from tests.settlement.conftest import assert_invariants
 from tests.settlement.test_cross_org_http import accept, clearing_balances, member_of
-from tests.support.stack import Stack
 from tests.support.stack_api import Tenant, signup
 
 API = "/api/v1"
-
-
-@pytest.fixture(scope="module")
-def stack(
-    module_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    """Gateway, posting workers (all queues) and relay over this module's own database."""
-    data_dir: Path = tmp_path_factory.mktemp("multi-stack")
-    with Stack(module_url, redis_url, data_dir) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def books(module_url: str) -> Iterator[Engine]:
-    engine = create_engine(module_url, pool_size=2)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def http(stack: Stack, books: Engine) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.base_url, timeout=40) as client:
-        yield client
-    assert_invariants(books)
 
 
 def _leg(src: str, dst: str, amount: str, currency: str = "USD") -> dict[str, str]:
