@@ -34,7 +34,10 @@ def test_the_relay_reports_each_queue_its_delay_queue_and_its_dead_letters(stack
 
 def test_messages_waiting_on_the_broker_show_in_the_posting_gauge(stack: Stack) -> None:
     """Measured on the broker the stack runs on: RabbitMQ's queue, or Redis's keys."""
-    # Given no posting worker, and three kicks sent to the stack's broker
+    # Given an idle posting queue (a worker killed while holding a message would leave it
+    # unacknowledged until the broker's heartbeat timeout), no posting worker, and three
+    # kicks sent to the stack's broker
+    wait_until(lambda: queue_depths(stack).get("posting") == 0, 30, "an idle posting queue")
     stack.kill("worker")
     broker = client_broker(stack.broker_url)
     try:
