@@ -17,6 +17,7 @@ from sqlalchemy import Engine, create_engine
 from ledger_core.persistence.reconciliation.invariants import check_invariants, describe
 from tests.settlement.ledger import CrossLedger
 from tests.support.databases import clone_database, create_migrated_database, drop_database
+from tests.support.ledger_checks import double_postings
 from tests.support.stack import Stack
 
 
@@ -78,7 +79,10 @@ def books(module_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def http(stack: Stack, books: Engine) -> Iterator[httpx.Client]:
-    """A client of the module's stack; the books must hold every invariant after each test."""
+    """A client of the module's stack; after each test the books must hold every invariant
+    and show no transfer or leg posted twice."""
     with httpx.Client(base_url=stack.base_url, timeout=40) as client:
         yield client
     assert_invariants(books)
+    with books.connect() as conn:
+        assert double_postings(conn) == []

@@ -20,7 +20,10 @@ FINAL = ("COMPLETED", "FAILED", "CANCELLED", "VOIDED", "EXPIRED")
 
 _ENTRIES_PER_POSTING = text("""
     SELECT t.id, count(e.id) AS entries, t.expected
-    FROM (SELECT id, CASE WHEN postings IS NOT NULL THEN 2 * jsonb_array_length(postings)
+    FROM (SELECT id, CASE WHEN postings IS NOT NULL THEN (
+                              SELECT sum(CASE WHEN leg ? 'destination_organization_id'
+                                              THEN 4 ELSE 2 END)
+                              FROM jsonb_array_elements(postings) AS leg)
                           WHEN destination_organization_id <> organization_id THEN 4
                           ELSE 2 END AS expected
           FROM transactions WHERE status = 'COMPLETED') t
@@ -33,8 +36,12 @@ _EVENTS_PER_STATE_CHANGE = text("""
     WITH parties AS (
         SELECT t.id, t.status, t.hold_amount, o.org
         FROM transactions t
-        CROSS JOIN LATERAL (SELECT t.organization_id UNION SELECT t.destination_organization_id)
-            AS o(org)
+        CROSS JOIN LATERAL (
+            SELECT t.organization_id UNION SELECT t.destination_organization_id
+            UNION SELECT CAST(leg ->> 'destination_organization_id' AS uuid)
+            FROM jsonb_array_elements(coalesce(t.postings, '[]')) AS leg
+            WHERE leg ? 'destination_organization_id'
+        ) AS o(org)
     ), events AS (
         SELECT organization_id, CAST(data ->> 'id' AS uuid) AS id, count(*) AS n
         FROM outbox WHERE type LIKE 'transfer.%' GROUP BY 1, 2
@@ -64,9 +71,10 @@ def assert_ledger_sound(engine: Engine) -> None:
 def double_postings(conn: Connection) -> list[str]:
     """Every mark of a transfer posted more than once (or of a state change without its event).
 
-    A COMPLETED transfer has exactly 2 entries (4 across organizations); each final
-    transfer has exactly one `transfer.*` outbox event per organization involved, and a
-    PENDING one has none.
+    A COMPLETED transfer has exactly 2 entries (4 across organizations), a multi-leg
+    transaction 2 a leg (4 a leg into another organization); each final transfer has
+    exactly one `transfer.*` outbox event per organization involved (every payee of a
+    multi-leg one too), and a PENDING one has none.
     """
     found = [
         f"transaction {tx} has {n} entries, expected {want}"
