@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import httpx
 from sqlalchemy import Engine
 
 from tests.support.ledger_checks import assert_ledger_sound
-from tests.support.stack_api import Tenant, signup
-
-
-def _leg(src: str, dst: str, amount: str, currency: str = "USD") -> dict[str, str]:
-    return {
-        "source_wallet_id": src,
-        "destination_wallet_id": dst,
-        "amount": amount,
-        "currency": currency,
-    }
-
-
-def _multi(t: Tenant, legs: list[dict[str, str]], key: str | None = None, **extra: Any):
-    return t.post("/api/v1/transactions", {"postings": legs, **extra}, key=key or str(uuid.uuid4()))
+from tests.support.stack_api import leg, signup
 
 
 def test_all_legs_post_together_in_several_currencies(http: httpx.Client, engine: Engine) -> None:
@@ -31,12 +17,12 @@ def test_all_legs_post_together_in_several_currencies(http: httpx.Client, engine
     eur_system, eur = t.wallet(currency="EUR", type="SYSTEM"), t.wallet(currency="EUR")
     t.deposit(a, "100.00")
     legs = [
-        _leg(a, b, "30.00"),
-        _leg(a, c, "20.00"),
-        _leg(b, c, "5.00"),
-        _leg(eur_system, eur, "7.50", "EUR"),
+        leg(a, b, "30.00"),
+        leg(a, c, "20.00"),
+        leg(b, c, "5.00"),
+        leg(eur_system, eur, "7.50", "EUR"),
     ]
-    resp = _multi(t, legs, description="split order 7")
+    resp = t.multi(legs, description="split order 7")
     assert resp.status_code == 202, resp.text
     body = resp.json()
     assert body["kind"] == "MULTI" and body["postings"] == legs
@@ -55,8 +41,8 @@ def test_one_underfunded_leg_fails_the_whole_transaction(
     t = signup(http)
     a, b, c = t.wallet(), t.wallet(), t.wallet()
     t.deposit(a, "10.00")
-    legs = [_leg(a, b, "6.00"), _leg(a, c, "4.01")]
-    final = t.wait_final(_multi(t, legs).json()["id"])
+    legs = [leg(a, b, "6.00"), leg(a, c, "4.01")]
+    final = t.wait_final(t.multi(legs).json()["id"])
     assert (final["status"], final["failure_code"]) == ("FAILED", "insufficient_funds")
     assert final["failure_message"].startswith("posting 2 of 2")
     assert (t.balance(a), t.balance(b), t.balance(c)) == ("10.00", "0.00", "0.00")
@@ -69,10 +55,10 @@ def test_a_multi_leg_transaction_replays_with_its_key(http: httpx.Client) -> Non
     a, b = t.wallet(), t.wallet()
     t.deposit(a, "10.00")
     key = str(uuid.uuid4())
-    legs = [_leg(a, b, "1.00"), _leg(a, b, "2.00")]
-    first = _multi(t, legs, key)
-    again = _multi(t, legs, key)
-    changed = _multi(t, [_leg(a, b, "1.00")], key)
+    legs = [leg(a, b, "1.00"), leg(a, b, "2.00")]
+    first = t.multi(legs, key)
+    again = t.multi(legs, key)
+    changed = t.multi([leg(a, b, "1.00")], key)
     assert first.status_code == 202
     assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
     assert again.json()["id"] == first.json()["id"]
@@ -86,12 +72,12 @@ def test_bad_legs_are_refused_before_storing(http: httpx.Client) -> None:
     a, b = t.wallet(), t.wallet()
     foreign = other.wallet()
     cases = [
-        (_multi(t, []), 422, None),
-        (_multi(t, [_leg(a, b, "1.00")] * 101), 422, None),
-        (_multi(t, [_leg(a, b, "1.00"), _leg(a, a, "1.00")]), 422, "same_wallet"),
-        (_multi(t, [_leg(a, b, "1.00"), _leg(a, foreign, "1.00")]), 404, "not_found"),
-        (_multi(t, [_leg(a, b, "1.001")]), 422, "invalid_amount"),
-        (_multi(t, [_leg(a, b, "1.00", "EUR")]), 422, "currency_mismatch"),
+        (t.multi([]), 422, None),
+        (t.multi([leg(a, b, "1.00")] * 101), 422, None),
+        (t.multi([leg(a, b, "1.00"), leg(a, a, "1.00")]), 422, "same_wallet"),
+        (t.multi([leg(a, b, "1.00"), leg(a, foreign, "1.00")]), 404, "not_found"),
+        (t.multi([leg(a, b, "1.001")]), 422, "invalid_amount"),
+        (t.multi([leg(a, b, "1.00", "EUR")]), 422, "currency_mismatch"),
     ]
     for resp, status, code in cases:
         assert resp.status_code == status, resp.text

@@ -17,22 +17,9 @@ from ledger_core.persistence.transfers.reads import GET_TRANSFER, TransferFilter
 from ledger_core.reconciliation import Mode
 from tests.settlement.books_sql import events_of, nonzero_books, settlements_agree_with_items
 from tests.settlement.test_cross_org_http import accept, clearing_balances, member_of
-from tests.support.stack_api import Tenant, signup
+from tests.support.stack_api import Tenant, leg, signup
 
 API = "/api/v1"
-
-
-def _leg(src: str, dst: str, amount: str, currency: str = "USD") -> dict[str, str]:
-    return {
-        "source_wallet_id": src,
-        "destination_wallet_id": dst,
-        "amount": amount,
-        "currency": currency,
-    }
-
-
-def _multi(t: Tenant, legs: list[dict[str, str]], key: str | None = None) -> httpx.Response:
-    return t.post(f"{API}/transactions", {"postings": legs}, key=key or str(uuid.uuid4()))
 
 
 def _ids(t: Tenant, **params: Any) -> list[str]:
@@ -66,12 +53,12 @@ def test_legs_into_two_organizations_post_report_read_and_settle(
 
     # Given one transaction paying B (in USD and EUR), C, and a fee inside A
     legs = [
-        _leg(wa, wb, "30.00"),
-        _leg(wa, wc, "20.00"),
-        _leg(wa, fee, "5.00"),
-        _leg(eur_system, wb_eur, "7.50", "EUR"),
+        leg(wa, wb, "30.00"),
+        leg(wa, wc, "20.00"),
+        leg(wa, fee, "5.00"),
+        leg(eur_system, wb_eur, "7.50", "EUR"),
     ]
-    resp = _multi(a, legs)
+    resp = a.multi(legs)
     assert resp.status_code == 202, resp.text
     sent = a.wait_final(resp.json()["id"])
     assert (sent["kind"], sent["status"]) == ("MULTI", "COMPLETED"), sent
@@ -162,7 +149,7 @@ def test_cross_org_legs_net_with_transfers_back(http: httpx.Client, books: Engin
     wa, wb = a.wallet(), b.wallet()
     a.deposit(wa, "100.00")
     b.deposit(wb, "100.00")
-    sent = a.wait_final(_multi(a, [_leg(wa, wb, "60.00"), _leg(wa, wb, "10.00")]).json()["id"])
+    sent = a.wait_final(a.multi([leg(wa, wb, "60.00"), leg(wa, wb, "10.00")]).json()["id"])
     back = b.transfer(wb, wa, "15.00")
     assert (
         sent["status"] == "COMPLETED" and b.wait_final(back.json()["id"])["status"] == "COMPLETED"
@@ -188,7 +175,7 @@ def test_one_underfunded_leg_fails_the_whole_transaction(
     wa, own, wb, wc = a.wallet(), a.wallet(), b.wallet(), c.wallet()
     a.deposit(wa, "10.00")
     last = wc if short_leg_crosses else own
-    final = a.wait_final(_multi(a, [_leg(wa, wb, "6.00"), _leg(wa, last, "4.01")]).json()["id"])
+    final = a.wait_final(a.multi([leg(wa, wb, "6.00"), leg(wa, last, "4.01")]).json()["id"])
     assert (final["status"], final["failure_code"]) == ("FAILED", "insufficient_funds")
     assert final["failure_message"].startswith("posting 2 of 2")
     assert (a.balance(wa), b.balance(wb), c.balance(wc), a.balance(own)) == (
@@ -215,9 +202,9 @@ def test_a_cross_org_multi_leg_transaction_replays_with_its_key(
     wa, wb = a.wallet(), b.wallet()
     a.deposit(wa, "10.00")
     key = str(uuid.uuid4())
-    legs = [_leg(wa, wb, "1.00"), _leg(wa, wb, "2.00")]
-    first, again = _multi(a, legs, key), _multi(a, legs, key)
-    changed = _multi(a, [_leg(wa, wb, "1.00")], key)
+    legs = [leg(wa, wb, "1.00"), leg(wa, wb, "2.00")]
+    first, again = a.multi(legs, key), a.multi(legs, key)
+    changed = a.multi([leg(wa, wb, "1.00")], key)
     assert first.status_code == 202
     assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
     assert again.json()["id"] == first.json()["id"]
@@ -236,8 +223,8 @@ def test_a_leg_to_an_organization_that_does_not_accept_the_payer_is_refused(
     wa, wb, ws = a.wallet(), b.wallet(), stranger.wallet()
     a.deposit(wa, "10.00")
     as_transfer = a.transfer(wa, ws, "1.00")
-    refused = _multi(a, [_leg(wa, wb, "1.00"), _leg(wa, ws, "1.00")])
-    alone = _multi(a, [_leg(wa, ws, "1.00")])
+    refused = a.multi([leg(wa, wb, "1.00"), leg(wa, ws, "1.00")])
+    alone = a.multi([leg(wa, ws, "1.00")])
     assert (as_transfer.status_code, as_transfer.json()["code"]) == (404, "not_found")
     assert refused.status_code == 404 and refused.json()["code"] == "not_found", refused.text
     assert refused.json()["errors"][0]["field"] == "postings[1].destination_wallet_id"
@@ -289,7 +276,7 @@ def test_a_payee_member_reads_the_legs_into_its_own_wallet(
     member = member_of(http, b)
     wa, mine, theirs = a.wallet(), member.wallet(), b.wallet()
     a.deposit(wa, "10.00")
-    sent = a.wait_final(_multi(a, [_leg(wa, theirs, "1.00"), _leg(wa, mine, "2.00")]).json()["id"])
+    sent = a.wait_final(a.multi([leg(wa, theirs, "1.00"), leg(wa, mine, "2.00")]).json()["id"])
     assert sent["status"] == "COMPLETED"
     seen = member.get(f"{API}/transactions/{sent['id']}")
     assert seen.status_code == 200, seen.text

@@ -50,13 +50,15 @@ class Tenant:
         currency: str = "USD",
         key: str | None = None,
     ) -> httpx.Response:
-        body = {
-            "source_wallet_id": source,
-            "destination_wallet_id": destination,
-            "amount": amount,
-            "currency": currency,
-        }
+        body = leg(source, destination, amount, currency)
         return self.post("/api/v1/transactions/transfer", body, key=key or str(uuid.uuid4()))
+
+    def multi(
+        self, legs: list[dict[str, str]], key: str | None = None, **extra: Any
+    ) -> httpx.Response:
+        """Submit a multi-leg transaction (`POST /transactions`)."""
+        body = {"postings": legs, **extra}
+        return self.post("/api/v1/transactions", body, key=key or str(uuid.uuid4()))
 
     def deposit(self, wallet: str, amount: str, currency: str = "USD") -> dict[str, Any]:
         """Fund a wallet from the SYSTEM wallet and wait until it is posted."""
@@ -77,6 +79,16 @@ class Tenant:
 
     def balance(self, wallet: str) -> str:
         return str(self.get(f"/api/v1/wallets/{wallet}").json()["balance"])
+
+
+def leg(source: str, destination: str, amount: str, currency: str = "USD") -> dict[str, str]:
+    """One movement as a transfer body or a multi-leg transaction's posting."""
+    return {
+        "source_wallet_id": source,
+        "destination_wallet_id": destination,
+        "amount": amount,
+        "currency": currency,
+    }
 
 
 def signup(http: httpx.Client, currency: str = "USD") -> Tenant:
