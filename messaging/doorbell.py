@@ -46,12 +46,16 @@ class DoorbellRedisBroker(RedisBroker):
     def enqueue(self, message: Message[Any], *, delay: int | None = None) -> Message[Any]:
         enqueued = super().enqueue(message, delay=delay)
         if delay is None:
-            key = doorbell_key(self.namespace, message.queue_name)
             pipe = self.client.pipeline(transaction=False)
-            pipe.lpush(key, 1)
-            pipe.ltrim(key, 0, DOORBELL_CAP - 1)
+            self._ring(pipe, message.queue_name, 1)
             pipe.execute()
         return enqueued
+
+    def _ring(self, pipe: redis.client.Pipeline, queue_name: str, tokens: int) -> None:
+        """Queue on `pipe` the push of `tokens` (at most the cap) onto a queue's doorbell."""
+        key = doorbell_key(self.namespace, queue_name)
+        pipe.lpush(key, *[1] * min(tokens, DOORBELL_CAP))
+        pipe.ltrim(key, 0, DOORBELL_CAP - 1)
 
     def enqueue_many(self, messages: Sequence[Message[Any]]) -> None:
         """Enqueue messages for now (no delay), as `enqueue` does each, in one round trip.
@@ -75,9 +79,7 @@ class DoorbellRedisBroker(RedisBroker):
             rings[message.queue_name] = rings.get(message.queue_name, 0) + 1
             sent.append(message)
         for queue_name, count in rings.items():
-            key = doorbell_key(self.namespace, queue_name)
-            pipe.lpush(key, *[1] * min(count, DOORBELL_CAP))
-            pipe.ltrim(key, 0, DOORBELL_CAP - 1)
+            self._ring(pipe, queue_name, count)
         pipe.execute()
         for message in sent:
             self.emit_after("enqueue", message, None)
