@@ -3,7 +3,9 @@
 -- and already-relayed outbox events, as a ledger that has been in use for a while holds.
 -- Amounts are 1..100 minor units, so funded wallets never run out. Timestamps are spread
 -- 100 us apart, ending now, as history written at 10,000 transfers/s would be (not one
--- instant shared by every row). Runs in one transaction.
+-- instant shared by every row), but never before the newest entry already written, so each
+-- wallet's entries stay in the same order by (created_at, id) as by id. Runs in one
+-- transaction.
 SELECT count(*) FROM (
     SELECT id FROM wallets
     WHERE organization_id = current_setting('bench.org_id')::uuid AND type = 'PRIMARY'
@@ -28,8 +30,10 @@ WITH c AS (
          LATERAL (SELECT floor(random() * c.cnt)::bigint AS a OFFSET 0) AS x
 ), t AS MATERIALIZED (
     SELECT p.g, p.id, s.id AS src, d.id AS dst, p.amount, s.currency,
-           now() - (current_setting('bench.count')::bigint - p.g) * interval '100 microseconds'
-               AS at
+           greatest(
+               now() - (current_setting('bench.count')::bigint - p.g) * interval '100 microseconds',
+               (SELECT max(created_at) FROM ledger_entries)
+           ) AS at
     FROM p JOIN bench_fill_wallets AS s ON s.n = p.a JOIN bench_fill_wallets AS d ON d.n = p.b
 ), legs AS MATERIALIZED (
     SELECT id AS tx_id, g, 0 AS leg, src AS wallet_id, 'DEBIT' AS direction, amount, -amount AS delta, currency, at FROM t
