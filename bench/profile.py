@@ -60,10 +60,11 @@ def record(
     """Start py-spy on `pid` for `seconds`: one raw-stacks run and one flame-graph run.
 
     With `idle`, threads blocked on PostgreSQL or Redis are sampled too (where time goes);
-    without, only threads on the CPU (what the CPU is spent on)."""
+    without, only the thread holding the GIL (what the Python CPU is spent on; time in C
+    with the GIL released, such as a send to PostgreSQL, is not sampled)."""
     procs = []
     for fmt, suffix in (("raw", "txt"), ("flamegraph", "svg")):
-        argv = [_py_spy(), "record", *(["--idle"] if idle else []), "--nonblocking"]
+        argv = [_py_spy(), "record", *(["--idle"] if idle else ["--gil"]), "--nonblocking"]
         argv += ["-r", str(rate)]
         argv += ["-d", str(int(seconds)), "-f", fmt, "-o", f"{out}.{suffix}", "-p", str(pid)]
         if children:

@@ -38,7 +38,7 @@ THREADS = 8
 BATCH = 4
 TRANSFERS = 240
 ROW_LOCK = r"FOR (NO KEY )?UPDATE( SKIP LOCKED)?"
-PENDING_GUARD = r"AND t\.status = 'PENDING'"
+PENDING_GUARD = r"AND t\.status = v\.claimed_as"
 
 
 @pytest.fixture

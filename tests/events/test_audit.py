@@ -55,11 +55,11 @@ def latest_event_id(engine: Engine, wallet_id: str) -> str:
 
 @contextmanager
 def behind_the_triggers_back(engine: Engine) -> Iterator[Connection]:
-    """A transaction in which the append-only trigger is off: what an intruder might do."""
+    """A transaction in which the append-only triggers are off: what an intruder might do."""
     with engine.begin() as conn:
-        conn.execute(text("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only"))
+        conn.execute(text("ALTER TABLE audit_logs DISABLE TRIGGER USER"))
         yield conn
-        conn.execute(text("ALTER TABLE audit_logs ENABLE TRIGGER audit_logs_append_only"))
+        conn.execute(text("ALTER TABLE audit_logs ENABLE TRIGGER USER"))
 
 
 @pytest.mark.asyncio
@@ -186,6 +186,11 @@ def test_records_cannot_be_updated_or_deleted_in_the_database(engine: Engine) ->
         "UPDATE audit_logs SET action = 'nothing.happened' WHERE id = :id",
         "UPDATE audit_logs SET details = '{}' WHERE id = :id",
         "UPDATE audit_logs SET hash = repeat('a', 64) WHERE id = :id",  # a seal out of chain
+        # a whole seal that also rewrites the record
+        "UPDATE audit_logs SET chain_seq = 1, prev_hash = repeat('0', 64), hash = repeat('a', 64),"
+        " request_id = 'forged' WHERE id = :id",
+        "UPDATE audit_logs SET chain_seq = 1, prev_hash = repeat('0', 64), hash = repeat('a', 64),"
+        " details = '{\"n\": 2}' WHERE id = :id",
         "DELETE FROM audit_logs WHERE id = :id",
         "TRUNCATE audit_logs",
     ):
@@ -202,6 +207,26 @@ def test_records_cannot_be_updated_or_deleted_in_the_database(engine: Engine) ->
         conn.execute(
             text("UPDATE audit_logs SET hash = repeat('0', 64) WHERE id = :id"), {"id": record_id}
         )
+
+
+def test_the_seal_condition_covers_every_column(engine: Engine) -> None:
+    """The append-only trigger lets an update through only when it is the seal and every
+    other column stays as it was: a column added to `audit_logs` must join that list."""
+    with engine.connect() as conn:
+        definition = conn.execute(
+            text(
+                "SELECT pg_get_triggerdef(oid) FROM pg_trigger"
+                " WHERE tgname = 'audit_logs_append_only'"
+            )
+        ).scalar_one()
+        columns = conn.execute(
+            text(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND table_name = 'audit_logs'"
+            )
+        ).scalars()
+        missing = [c for c in columns if f"old.{c}" not in definition.lower()]
+    assert missing == []
 
 
 @pytest.mark.asyncio

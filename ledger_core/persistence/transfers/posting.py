@@ -75,13 +75,17 @@ FINISH = """
     SET status = v.status, failure_code = v.code, failure_message = v.message,
         posted_at = CASE WHEN v.status = 'COMPLETED' THEN CAST(:at AS timestamptz) END,
         failed_at = CASE WHEN v.status = 'FAILED' THEN CAST(:at AS timestamptz) END
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:codes AS text[]),
-                CAST(:messages AS text[])) AS v(id, status, code, message)
-    WHERE t.id = v.id AND t.status = 'PENDING'
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:claimed_as AS text[]), CAST(:statuses AS text[]),
+                CAST(:codes AS text[]), CAST(:messages AS text[]))
+         AS v(id, claimed_as, status, code, message)
+    WHERE t.id = v.id AND t.status = v.claimed_as
     RETURNING 1
 """
-"""Moves claimed transfers to their final state; the PENDING guard makes a second posting
-of the same transfer write nothing, which `write_plan` turns into a rolled-back batch."""
+"""Moves claimed transfers to their final state. The guard (still in the state the claim
+saw, PENDING) makes a second posting of the same transfer write nothing, which
+`write_plan` turns into a rolled-back batch. It is a join condition, not a constant, so
+that the planner finds each row by its primary key: with `t.status = 'PENDING'` it may
+read the whole of a PENDING partial index instead, a cost that grows with the backlog."""
 
 WRITE_BATCH = text(
     f"""
@@ -155,6 +159,7 @@ def write_plan(conn: Connection, plan: PostingPlan, claimed: Claimed, at: dateti
         **balance_params(plan.balances, plan.held),
         **entry_params(plan.entries),
         "ids": pg_uuid_array(x.transfer.id for x in o),
+        "claimed_as": pg_array("PENDING" for _ in o),
         "statuses": pg_array(x.status for x in o),
         "codes": pg_array(x.failure_code for x in o),
         "messages": pg_array(x.failure_message for x in o),
