@@ -155,7 +155,10 @@ class Runner:
 
     def latency_rate(self) -> tuple[float, str]:
         """Half the per-commit reference's rate: a fixed load, so a slower system does not
-        earn an easier target. Without references (`--skip-references`), half `uniform`."""
+        earn an easier target. Without references (`--skip-references`), half `uniform`;
+        `--latency-rate` sets it outright (to compare two trees at one load)."""
+        if self.args.latency_rate:
+            return self.args.latency_rate, "set by --latency-rate"
         reference = self.result["references"].get("per_commit", {}).get("transfers_per_s")
         if reference:
             return reference / 2, "half the per-commit reference"
@@ -239,6 +242,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scenarios", nargs="+", choices=ALL, default=list(ALL))
     parser.add_argument("--skip-references", action="store_true", help="no pgbench runs")
     parser.add_argument("--keep-database", action="store_true", help="do not drop the bench db")
+    parser.add_argument(
+        "--latency-rate", type=float, help="transfers/s of the `latency` open loop (default: half"
+        " the per-commit reference)"
+    )
     return parser.parse_args(argv)
 
 
