@@ -22,6 +22,9 @@ def free_port_block(size: int = 3, avoid: frozenset[int] = frozenset()) -> int:
         try:
             for port in ports[1:]:
                 with socket.socket() as probe:
+                    # as the servers bind: a port held only by closed connections that
+                    # linger in TIME_WAIT (thousands after a load test) is free to them
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                     probe.bind(("127.0.0.1", port))
         except OSError:
             continue
