@@ -243,8 +243,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-references", action="store_true", help="no pgbench runs")
     parser.add_argument("--keep-database", action="store_true", help="do not drop the bench db")
     parser.add_argument(
-        "--latency-rate", type=float, help="transfers/s of the `latency` open loop (default: half"
-        " the per-commit reference)"
+        "--latency-rate",
+        type=float,
+        help="transfers/s of the `latency` open loop (default: half the per-commit reference)",
     )
     return parser.parse_args(argv)
 
