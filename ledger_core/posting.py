@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from operator import attrgetter
 from typing import Protocol
 from uuid import UUID
 
@@ -87,6 +88,14 @@ class PendingTransfer:
     """Set for a hold: a HELD outcome reserves the amount on the source, writing no entry."""
     postings: tuple[Leg, ...] | None = None
     """Set for a multi-leg transaction: every leg posts, in order, or none does."""
+    _legs: tuple[tuple[UUID, str], ...] = field(init=False, repr=False, compare=False)
+    _wallet_ids: tuple[UUID, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Work out the legs once: a batch asks for them at every step."""
+        legs = self._moves()
+        object.__setattr__(self, "_legs", legs)
+        object.__setattr__(self, "_wallet_ids", tuple(wallet_id for wallet_id, _ in legs))
 
     def units(self) -> tuple[PendingTransfer, ...]:
         """What the rules decide one by one: the transfer itself, or each of its legs."""
@@ -114,6 +123,9 @@ class PendingTransfer:
         wallet against its clearing wallet for the payee, and the payee's clearing wallet for
         the payer against the payee's wallet.
         """
+        return self._legs
+
+    def _moves(self) -> tuple[tuple[UUID, str], ...]:
         if self.postings is not None:
             return tuple(pair for unit in self.units() for pair in unit.legs())
         if self.source_clearing_wallet_id is None or self.destination_clearing_wallet_id is None:
@@ -126,7 +138,7 @@ class PendingTransfer:
         )
 
     def wallet_ids(self) -> tuple[UUID, ...]:
-        return tuple(wallet_id for wallet_id, _ in self.legs())
+        return self._wallet_ids
 
     def payee_organization_ids(self) -> tuple[UUID, ...]:
         """The other organizations this transfer pays into (each cross-org leg's payee)."""
@@ -208,7 +220,8 @@ def check_transfer(
     transfer: PendingTransfer, wallets: Mapping[UUID, WalletState]
 ) -> Refusal | None:
     """The ledger's own rules: wallets exist, are active, match the currency and have funds."""
-    for wallet_id, _ in transfer.legs():
+    found: list[tuple[UUID, WalletState, str]] = []
+    for wallet_id, direction in transfer.legs():
         wallet = wallets.get(wallet_id)
         if wallet is None:
             return Refusal("wallet_not_found", f"wallet {wallet_id} does not exist")
@@ -219,25 +232,26 @@ def check_transfer(
                 "currency_mismatch",
                 f"wallet {wallet_id} holds {wallet.currency}, not {transfer.currency}",
             )
-    for wallet_id, direction in transfer.legs():
-        wallet = wallets[wallet_id]
-        if direction == DEBIT and not wallet.may_go_negative and wallet.available < transfer.amount:
+        found.append((wallet_id, wallet, direction))
+    amount = transfer.amount
+    for wallet_id, wallet, direction in found:
+        if direction == DEBIT and not wallet.may_go_negative and wallet.available < amount:
             return Refusal("insufficient_funds", f"wallet {wallet_id} has insufficient funds")
-    return _check_range(transfer, wallets)
+    return _check_range(amount, found)
 
 
 def fits_int64(value: int) -> bool:
     return MIN_MINOR_UNITS <= value <= MAX_MINOR_UNITS
 
 
-def _check_range(transfer: PendingTransfer, wallets: Mapping[UUID, WalletState]) -> Refusal | None:
+def _check_range(amount: int, legs: list[tuple[UUID, WalletState, str]]) -> Refusal | None:
     """Every balance (and so every running balance) the transfer leaves must fit 64 bits."""
-    if not fits_int64(transfer.amount):
+    if not fits_int64(amount):
         return Refusal("amount_out_of_range", "the amount does not fit the ledger's range")
     after: dict[UUID, int] = {}
-    for wallet_id, direction in transfer.legs():
-        before = after.get(wallet_id, wallets[wallet_id].balance)
-        after[wallet_id] = before + (transfer.amount if direction == CREDIT else -transfer.amount)
+    for wallet_id, wallet, direction in legs:
+        before = after.get(wallet_id, wallet.balance)
+        after[wallet_id] = before + (amount if direction == CREDIT else -amount)
         if not fits_int64(after[wallet_id]):
             return Refusal(
                 "amount_out_of_range",
@@ -335,14 +349,14 @@ def plan_postings(
     """
     plan = PostingPlan()
     holding: set[UUID] = set()
-    ordered = sorted(transfers, key=lambda t: t.seq)
+    ordered = sorted(transfers, key=attrgetter("seq"))
     for group in group_units(ordered):
-        saved = {
-            wid: (wallets[wid].balance, wallets[wid].held)
+        saved = [
+            (wallet, wallet.balance, wallet.held)
             for t in group
             for wid in t.wallet_ids()
-            if wid in wallets
-        }
+            if (wallet := wallets.get(wid)) is not None
+        ]
         risk_saved = risk.savepoint() if risk is not None else None
         group_entries: list[Entry] = []
         refused: tuple[PendingTransfer, Refusal] | None = None
@@ -356,15 +370,16 @@ def plan_postings(
             plan.outcomes.extend(Outcome(t, _success(t)) for t in group)
             holding.update(t.source_wallet_id for t in group if t.hold_amount is not None)
             continue
-        for wallet_id, (balance, held) in saved.items():
-            wallets[wallet_id].balance = balance
-            wallets[wallet_id].held = held
+        for wallet, balance, held in saved:
+            wallet.balance = balance
+            wallet.held = held
         if risk is not None:
             risk.rollback(risk_saved)
         plan.outcomes.extend(_failure(t, refused) for t in group)
-    touched = {entry.wallet_id for entry in plan.entries} | holding
-    plan.balances = {wallet_id: wallets[wallet_id].balance for wallet_id in touched}
-    plan.held = {wallet_id: wallets[wallet_id].held for wallet_id in touched}
+    for wallet_id in {entry.wallet_id for entry in plan.entries} | holding:
+        wallet = wallets[wallet_id]
+        plan.balances[wallet_id] = wallet.balance
+        plan.held[wallet_id] = wallet.held
     return plan
 
 

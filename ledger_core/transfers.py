@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -14,12 +14,11 @@ DECIDED_STATUSES = FINAL_STATUSES | {"HELD"}
 """Where a long poll stops waiting: final, or a hold in place."""
 
 
-def _str(value: UUID | None) -> str | None:
-    return None if value is None else str(value)
-
-
 def transaction_view(
-    row: Mapping[str, Any], viewer_organization_id: UUID | None = None
+    row: Mapping[str, Any],
+    viewer_organization_id: UUID | None = None,
+    *,
+    ids: Callable[[UUID], Any] = str,
 ) -> dict[str, Any]:
     """Render a `transactions` row for a viewer.
 
@@ -28,23 +27,27 @@ def transaction_view(
     organization, without their source wallets, and the transaction's wallets, amount and
     currency are those of its first leg: the payer's other legs, and its other payees,
     stay the payer's business.
+
+    `ids` renders the row's UUIDs: a view only ever written by orjson, which writes a UUID
+    as its text, may keep them as they are (`as_is`) and skip a Python `str` for each.
     """
     payee = viewer_organization_id is not None and viewer_organization_id != row["organization_id"]
     hide_source = payee and row["kind"] in ("CROSS_ORG", "MULTI")
     legs = _visible_legs(row, viewer_organization_id if payee else None)
     first = legs[0] if legs else None
+    reverses, group = row["reverses_transaction_id"], row["atomic_group_id"]
     return {
-        "id": str(row["id"]),
-        "organization_id": str(row["organization_id"]),
-        "destination_organization_id": str(
-            _leg_payee(first, row) if first else row["destination_organization_id"]
-        ),
+        "id": ids(row["id"]),
+        "organization_id": ids(row["organization_id"]),
+        "destination_organization_id": str(_leg_payee(first, row))
+        if first
+        else ids(row["destination_organization_id"]),
         "idempotency_key": None if hide_source else row["idempotency_key"],
         "kind": row["kind"],
-        "source_wallet_id": None if hide_source else str(row["source_wallet_id"]),
+        "source_wallet_id": None if hide_source else ids(row["source_wallet_id"]),
         "destination_wallet_id": str(first["destination_wallet_id"])
         if first
-        else str(row["destination_wallet_id"]),
+        else ids(row["destination_wallet_id"]),
         "amount": format_amount(*_amount(first, row)),
         "currency": first["currency"] if first else row["currency"],
         "status": row["status"],
@@ -53,8 +56,8 @@ def transaction_view(
         "description": row["description"],
         "metadata": {} if hide_source else (row["metadata"] or {}),
         "reference": None if hide_source else row.get("reference"),
-        "reverses_transaction_id": _str(row["reverses_transaction_id"]),
-        "atomic_group_id": _str(row["atomic_group_id"]),
+        "reverses_transaction_id": None if reverses is None else ids(reverses),
+        "atomic_group_id": None if group is None else ids(group),
         "created_at": rfc3339(row["created_at"]),
         "posted_at": rfc3339(row["posted_at"]),
         "cancelled_at": rfc3339(row["cancelled_at"]),
@@ -65,6 +68,11 @@ def transaction_view(
         if row.get("postings") is None
         else [_leg_view(leg, payee) for leg in legs],
     }
+
+
+def as_is(value: UUID) -> UUID:
+    """A UUID left for the JSON writer (see `transaction_view`)."""
+    return value
 
 
 def _visible_legs(
@@ -129,14 +137,17 @@ def event_type(row: Mapping[str, Any]) -> str:
     `transfer.captured`."""
     if row["status"] == "COMPLETED" and row.get("hold_amount") is not None:
         return "transfer.captured"
-    return {
-        "COMPLETED": "transfer.completed",
-        "FAILED": "transfer.failed",
-        "CANCELLED": "transfer.cancelled",
-        "HELD": "transfer.held",
-        "VOIDED": "transfer.voided",
-        "EXPIRED": "transfer.expired",
-    }[row["status"]]
+    return _EVENT_TYPES[row["status"]]
+
+
+_EVENT_TYPES = {
+    "COMPLETED": "transfer.completed",
+    "FAILED": "transfer.failed",
+    "CANCELLED": "transfer.cancelled",
+    "HELD": "transfer.held",
+    "VOIDED": "transfer.voided",
+    "EXPIRED": "transfer.expired",
+}
 
 
 def transfer_audit_details(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -71,17 +71,17 @@ def _observe(result: BatchResult, elapsed: float) -> None:
         metrics.transfers_finished_total.labels(status, code).inc(count)
         if code == POSTING_ERROR:
             metrics.posting_unwritable_total.inc(count)
-    for outcome in result.outcomes:
-        metrics.transfer_submit_to_final_seconds.observe(
-            max(0.0, (now - outcome.transfer.created_at).total_seconds())
-        )
-    ids = [str(o.transfer.id) for o in result.outcomes]
+    metrics.observe_each(
+        metrics.transfer_submit_to_final_seconds,
+        [max(0.0, (now - o.transfer.created_at).total_seconds()) for o in result.outcomes],
+    )
+    ids = [str(o.transfer.id) for o in result.outcomes[:LOGGED_IDS]]
     log.info(
         "Posted a batch of %d transfers (%d completed) in %.1f ms.",
         len(result.outcomes),
         result.completed,
         elapsed * 1000,
-        extra={"transaction_ids": ids[:LOGGED_IDS]} if ids else None,
+        extra={"transaction_ids": ids} if ids else None,
     )
     for decided in result.actions:
         log.info(

@@ -12,12 +12,19 @@ The statement's CAST gives the array its type, so the server parses it as before
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 from uuid import UUID
 
 
 def pg_array(values: Iterable[object]) -> str:
     """The array literal of `values` (UUIDs, integers, booleans, strings or None)."""
-    return "{" + ",".join([_FORMATS.get(type(v), _element)(v) for v in values]) + "}"
+    items = list(values)
+    kinds = set(map(type, items))
+    if len(kinds) == 1:
+        whole = _WHOLE.get(kinds.pop())
+        if whole is not None:
+            return "{" + whole(items) + "}"
+    return "{" + ",".join([_FORMATS.get(type(v), _element)(v) for v in items]) + "}"
 
 
 def pg_uuid_array(values: Iterable[object]) -> str:
@@ -27,6 +34,16 @@ def pg_uuid_array(values: Iterable[object]) -> str:
     return (
         "{" + ",".join([f"{v.int:032x}" if type(v) is UUID else _element(v) for v in values]) + "}"
     )
+
+
+def _texts(items: list[str]) -> str:
+    """Every element (at least one) quoted and escaped at once: joined by NUL, which no
+    text element holds (PostgreSQL refuses it), escaping the whole string escapes each
+    element alone."""
+    joined = "\x00".join(items)
+    if joined.count("\x00") != len(items) - 1:
+        return ",".join([_text(v) for v in items])  # refused by the server, as before
+    return '"' + joined.replace("\\", "\\\\").replace('"', '\\"').replace("\x00", '","') + '"'
 
 
 def _text(value: str) -> str:
@@ -42,6 +59,16 @@ _FORMATS: dict[type, Callable[[object], str]] = {
 }
 """The exact types met in practice, looked up at once; subclasses (an enum of strings)
 go through `_element`."""
+
+_WHOLE: dict[type, Callable[[list[Any]], str]] = {
+    str: _texts,
+    int: lambda items: ",".join(map(str, items)),
+    UUID: lambda items: ",".join(map(str, items)),
+    bool: lambda items: ",".join(["true" if v else "false" for v in items]),
+    type(None): lambda items: ",".join(["NULL"] * len(items)),
+}
+"""The body of a literal whose elements are all of one of these exact types, written in
+one pass (what `_FORMATS` writes element by element)."""
 
 
 def _element(value: object) -> str:

@@ -82,8 +82,10 @@ def _sides(m: Mapping[str, Any]) -> list[tuple[Any, str, int]]:
     sees: the sender, a cross-org payee, and each payee of a multi-leg transaction's legs
     (its first leg's, as its view shows)."""
     sides = [(m["organization_id"], m["currency"], m["amount"])]
-    if m.get("postings") is None and m["destination_organization_id"] != m["organization_id"]:
-        sides.append((m["destination_organization_id"], m["currency"], m["amount"]))
+    if m.get("postings") is None:
+        if m["destination_organization_id"] != m["organization_id"]:
+            sides.append((m["destination_organization_id"], m["currency"], m["amount"]))
+        return sides
     for payee in leg_payees(m):
         first = next(leg for leg in m["postings"] if _leg_org(m, leg) == payee)
         sides.append((payee, first["currency"], int(first["amount"])))
@@ -124,56 +126,43 @@ def _columns(
 ) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
     """The upserts' columns: one per organization side for every final transfer (HELD
     ones are counted when the hold ends), one per wallet leg for completed ones."""
-    t: dict[str, list[Any]] = {
-        k: [] for k in ("orgs", "currencies", "statuses", "codes", "amounts")
-    }
-    w: dict[str, list[Any]] = {
-        k: [] for k in ("orgs", "wallet_ids", "currencies", "debits", "amounts")
-    }
+    sides: list[tuple[Any, str, str, str, int]] = []
+    legs: list[tuple[Any, Any, str, bool, int]] = []
     for m in rows:
-        if m["status"] == "HELD":
+        status = m["status"]
+        if status == "HELD":
             continue
-        for org, currency, amount in _sides(m):
-            t["orgs"].append(org)
-            t["currencies"].append(currency)
-            t["statuses"].append(m["status"])
-            t["codes"].append(m["failure_code"] or "")
-            t["amounts"].append(amount)
-        if m["status"] != "COMPLETED":
-            continue
-        for org, wallet_id, debit, currency, amount in _wallet_legs(m):
-            w["orgs"].append(org)
-            w["wallet_ids"].append(wallet_id)
-            w["currencies"].append(currency)
-            w["debits"].append(debit)
-            w["amounts"].append(amount)
-    return t, w
+        code = m["failure_code"] or ""
+        sides.extend((org, currency, status, code, amount) for org, currency, amount in _sides(m))
+        if status == "COMPLETED":
+            legs.extend(_wallet_legs(m))
+    return (
+        _named(("orgs", "currencies", "statuses", "codes", "amounts"), sides),
+        _named(("orgs", "wallet_ids", "currencies", "debits", "amounts"), legs),
+    )
 
 
-def _wallet_legs(m: Mapping[str, Any]) -> list[tuple[Any, Any, bool, str, int]]:
-    """Each wallet a completed transaction debited or credited (every leg of a MULTI)."""
-    legs = m.get("postings") or [
-        {
-            "source_wallet_id": m["source_wallet_id"],
-            "destination_wallet_id": m["destination_wallet_id"],
-            "amount": m["amount"],
-            "currency": m["currency"],
-        }
-    ]
-    out: list[tuple[Any, Any, bool, str, int]] = []
-    for leg in legs:
-        out.append(
-            (m["organization_id"], leg["source_wallet_id"], True, leg["currency"], leg["amount"])
-        )
-        out.append(
-            (
-                _leg_org(m, leg) if m.get("postings") else m["destination_organization_id"],
-                leg["destination_wallet_id"],
-                False,
-                leg["currency"],
-                leg["amount"],
-            )
-        )
+def _named(names: tuple[str, ...], rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """Rows turned into named columns (empty ones for no rows)."""
+    columns = list(zip(*rows, strict=True)) or [()] * len(names)
+    return {name: list(column) for name, column in zip(names, columns, strict=True)}
+
+
+def _wallet_legs(m: Mapping[str, Any]) -> list[tuple[Any, Any, str, bool, int]]:
+    """Each wallet a completed transaction debited or credited (every leg of a MULTI), as
+    (organization, wallet, currency, debit, amount)."""
+    postings = m.get("postings")
+    if not postings:
+        currency, amount = m["currency"], m["amount"]
+        return [
+            (m["organization_id"], m["source_wallet_id"], currency, True, amount),
+            (m["destination_organization_id"], m["destination_wallet_id"], currency, False, amount),
+        ]
+    out: list[tuple[Any, Any, str, bool, int]] = []
+    for leg in postings:
+        currency, amount = leg["currency"], leg["amount"]
+        out.append((m["organization_id"], leg["source_wallet_id"], currency, True, amount))
+        out.append((_leg_org(m, leg), leg["destination_wallet_id"], currency, False, amount))
     return out
 
 

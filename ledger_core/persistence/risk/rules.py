@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Row, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.keyset import Keyset
+from ledger_core.persistence.arrays import pg_uuid_array
 from ledger_core.persistence.pages import newest_page
 from ledger_core.persistence.rows import exactly_one, one_or_none, owned
 from ledger_core.persistence.tables import risk_rules, wallets
@@ -94,9 +95,14 @@ def load_policy(
     orgs = sorted(
         {t.organization_id for t in transfers}
         | {t.destination_organization_id for t in transfers}
-        | {payee for t in transfers for payee in t.payee_organization_ids()}
+        | {
+            payee
+            for t in transfers
+            if t.postings is not None  # another transfer pays only its destination's
+            for payee in t.payee_organization_ids()
+        }
     )
-    rules = [_rule(row) for row in conn.execute(ACTIVE_RULES, {"orgs": orgs})]
+    rules = [_rule(row) for row in conn.execute(ACTIVE_RULES, {"orgs": pg_uuid_array(orgs)})]
     if not rules:
         return None
     needed = sorted(windows_to_load(rules, transfers, locked))

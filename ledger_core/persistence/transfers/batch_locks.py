@@ -11,7 +11,7 @@ from sqlalchemy import Connection, TextClause, text
 from ledger_core.persistence.arrays import pg_array, pg_uuid_array
 from ledger_core.persistence.transfers.claim import Claimed
 from ledger_core.persistence.transfers.hold_actions import ClaimedActions
-from ledger_core.persistence.transfers.ledger_writes import LOCK_WALLETS, wallet_states
+from ledger_core.persistence.transfers.ledger_writes import LOCK_WALLETS, sorted_ids, wallet_states
 from ledger_core.posting import WalletState
 
 POSTING_LOCK_CLASS = 0x706F7374  # "post"
@@ -64,13 +64,15 @@ def free_subset(
     again when it commits (its claim was full), so waiting here would only hold a posting
     slot that another tenant's transfer may need.
     """
-    ids = sorted(
+    ids = sorted_ids(
         {wallet_id for t in claimed.transfers for wallet_id in t.wallet_ids()}
         | {wallet_id for a in actions.actions for wallet_id in actions.wallet_ids(a)}
     )
     wallets = wallet_states(
         conn.execute(_skipping_locked(LOCK_WALLETS), {"ids": pg_uuid_array(ids)})
     )
+    if len(wallets) == len(ids):  # every wallet was free: everything claimed is ready
+        return claimed.subset(claimed.transfers), actions.subset(actions.actions), wallets
     free = set(wallets)
     waiting = [t for t in claimed.transfers if not free.issuperset(t.wallet_ids())]
     blocked_groups = {t.atomic_group_id for t in waiting if t.atomic_group_id is not None}

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Result, text
 
 from ledger_core.persistence.arrays import pg_array
 from ledger_core.posting import Leg, PendingTransfer
@@ -87,12 +88,19 @@ class Claimed:
         return Claimed(transfers, {t.id: self.rows[t.id] for t in transfers})
 
 
+_PENDING_FIELDS = tuple(f.name for f in fields(PendingTransfer) if f.init)
+_pending_values = itemgetter(*_PENDING_FIELDS)
+"""The columns of a stored transfer the posting rules read, in `PendingTransfer`'s order."""
+_LEGS_AT = _PENDING_FIELDS.index("postings")
+
+
 def pending_of(row: Mapping[str, Any]) -> PendingTransfer:
     """A stored transfer as the posting rules see it."""
-    values = {k: row[k] for k in PendingTransfer.__slots__}
-    if values["postings"] is not None:
-        values["postings"] = legs_of(values["postings"])
-    return PendingTransfer(**values)
+    values = _pending_values(row)
+    if values[_LEGS_AT] is not None:
+        values = list(values)
+        values[_LEGS_AT] = legs_of(values[_LEGS_AT])
+    return PendingTransfer(*values)
 
 
 def legs_of(stored: Sequence[Mapping[str, Any]]) -> tuple[Leg, ...]:
@@ -120,14 +128,19 @@ def claim_batch(conn: Connection, limit: int, fair_share: int = DEFAULT_FAIR_SHA
     """Lock up to `limit` waiting transfers (whole atomic batches), shared fairly among
     organizations (at most `fair_share` each while several wait), in submission order."""
     params = {"limit": limit, "share": fair_share}
-    rows = [r._asdict() for r in conn.execute(CLAIM, params)]
+    rows = _dicts(conn.execute(CLAIM, params))
     quota = min((r.pop("claim_quota") for r in rows), default=limit)
     shares = Counter(r["organization_id"] for r in rows)
     more = len(rows) >= limit or any(n >= quota for n in shares.values())
     groups = [r["atomic_group_id"] for r in rows if r["atomic_group_id"] is not None]
     if groups:
-        rows += [
-            r._asdict() for r in conn.execute(CLAIM_GROUP_MEMBERS, {"groups": pg_array(groups)})
-        ]
-    rows.sort(key=lambda r: r["seq"])
+        rows += _dicts(conn.execute(CLAIM_GROUP_MEMBERS, {"groups": pg_array(groups)}))
+    rows.sort(key=itemgetter("seq"))
     return Claimed([pending_of(r) for r in rows], {r["id"]: r for r in rows}, more)
+
+
+def _dicts(result: Result[Any]) -> list[dict[str, Any]]:
+    """Every row as a dict (fetched at once: reading a result row by row costs a driver
+    call per row)."""
+    keys = tuple(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result.all()]

@@ -177,7 +177,7 @@ def _pending_action(row: Mapping[str, Any]) -> PendingAction:
 def claim_actions(conn: Connection, limit: int) -> ClaimedActions:
     """Lock up to `limit` waiting actions and their holds; an action whose hold another
     writer holds (the expiry, another batch) stays PENDING for a later batch."""
-    rows = conn.execute(CLAIM_ACTIONS, {"limit": limit})
+    rows = conn.execute(CLAIM_ACTIONS, {"limit": limit}).all()
     actions = [_pending_action(dict(r._mapping)) for r in rows]
     if not actions:
         return ClaimedActions([], {})

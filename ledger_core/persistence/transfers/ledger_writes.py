@@ -9,17 +9,18 @@ transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, TextClause, text
+from sqlalchemy import Connection, Result, TextClause, text
 
 from ledger_core.channels import FINAL_CHANNEL
 from ledger_core.persistence.analytics.rollups import rollup_statements
 from ledger_core.persistence.arrays import pg_array, pg_uuid_array
 from ledger_core.persistence.events.outbox import EventRow, outbox_insert_many
 from ledger_core.posting import Entry, PendingTransfer, WalletState
-from ledger_core.transfers import event_type, parties, transaction_view
+from ledger_core.transfers import as_is, event_type, parties, transaction_view
 
 LOCK_WALLETS = text("""
     SELECT id, organization_id, type, currency, status, balance, held, overdraft_limit FROM wallets
@@ -56,24 +57,25 @@ NOTIFY_FINAL = text("SELECT pg_notify(:channel, ids) FROM unnest(CAST(:chunks AS
 
 
 def lock_wallets(conn: Connection, transfers: Sequence[PendingTransfer]) -> dict[UUID, WalletState]:
-    ids = sorted({wallet_id for t in transfers for wallet_id in t.wallet_ids()})
+    ids = sorted_ids({wallet_id for t in transfers for wallet_id in t.wallet_ids()})
     return wallet_states(conn.execute(LOCK_WALLETS, {"ids": pg_uuid_array(ids)}))
 
 
-def wallet_states(rows: Iterable[Any]) -> dict[UUID, WalletState]:
-    """The rows of `LOCK_WALLETS` as the posting rules see them."""
+def sorted_ids(ids: Iterable[UUID]) -> list[UUID]:
+    """UUIDs in their order (`UUID.__lt__` compares `int`, a Python call per comparison)."""
+    return sorted(ids, key=_as_int)
+
+
+_as_int = attrgetter("int")
+
+
+def wallet_states(result: Result[Any]) -> dict[UUID, WalletState]:
+    """The rows of `LOCK_WALLETS` as the posting rules see them (its columns are
+    `WalletState`'s fields, in order)."""
+    rows: Sequence[Sequence[Any]] = result.all()
     return {
-        r.id: WalletState(
-            r.id,
-            r.organization_id,
-            r.type,
-            r.currency,
-            r.status,
-            r.balance,
-            r.held,
-            r.overdraft_limit,
-        )
-        for r in rows
+        wallet_id: WalletState(wallet_id, org, kind, currency, status, balance, held, overdraft)
+        for wallet_id, org, kind, currency, status, balance, held, overdraft in rows
     }
 
 
@@ -89,23 +91,24 @@ def balance_params(balances: Mapping[UUID, int], held: Mapping[UUID, int]) -> di
 def entry_params(entries: Sequence[Entry]) -> dict[str, str]:
     """The parameters of `INSERT_ENTRIES`, in the entries' order."""
     return {
-        "e_transactions": pg_uuid_array(x.transaction_id for x in entries),
-        "e_wallets": pg_uuid_array(x.wallet_id for x in entries),
-        "e_organizations": pg_uuid_array(x.organization_id for x in entries),
-        "e_directions": pg_array(x.direction for x in entries),
-        "e_amounts": pg_array(x.amount for x in entries),
-        "e_currencies": pg_array(x.currency for x in entries),
-        "e_balances": pg_array(x.balance_after for x in entries),
+        "e_transactions": pg_uuid_array([x.transaction_id for x in entries]),
+        "e_wallets": pg_uuid_array([x.wallet_id for x in entries]),
+        "e_organizations": pg_uuid_array([x.organization_id for x in entries]),
+        "e_directions": pg_array([x.direction for x in entries]),
+        "e_amounts": pg_array([x.amount for x in entries]),
+        "e_currencies": pg_array([x.currency for x in entries]),
+        "e_balances": pg_array([x.balance_after for x in entries]),
     }
 
 
 def final_events(rows: Sequence[Mapping[str, Any]]) -> list[EventRow]:
     """One event per organization involved: a cross-org transfer is reported to both sides,
-    a multi-leg transaction to the payer and every payee of its legs, each seeing its view."""
+    a multi-leg transaction to the payer and every payee of its legs, each seeing its view
+    (its ids left as UUIDs: events are only written as JSON, by `event_json`)."""
     events: list[EventRow] = []
     for row in rows:
         kind = event_type(row)
-        events.extend((org, kind, transaction_view(row, org)) for org in parties(row))
+        events.extend((org, kind, transaction_view(row, org, ids=as_is)) for org in parties(row))
     return events
 
 
