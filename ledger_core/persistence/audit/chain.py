@@ -20,7 +20,18 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Connection, Text, cast, func, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Select,
+    Text,
+    bindparam,
+    cast,
+    func,
+    select,
+    text,
+)
 
 from ledger_core import canonical_json
 from ledger_core.audit_chain import (
@@ -118,14 +129,48 @@ def unsealed_organizations(conn: Connection) -> list[UUID | None]:
     return [row[0] for row in conn.execute(_UNSEALED_ORGANIZATIONS)]
 
 
+@dataclass(frozen=True)
+class _ChainQueries:
+    """The sealer's reads of one chain, built once rather than on every round (building a
+    statement and its cache key costs more than running it). `:organization_id` and
+    `:limit` are bound when they run."""
+
+    head: Select[Any]
+    waiting: Select[Any]
+
+    @classmethod
+    def of(cls, in_chain: ColumnElement[bool]) -> _ChainQueries:
+        head = (
+            select(audit_logs.c.chain_seq, audit_logs.c.hash)
+            .where(in_chain, audit_logs.c.chain_seq.is_not(None))
+            .order_by(audit_logs.c.chain_seq.desc())
+            .limit(1)
+        )
+        waiting = (
+            select(*_RECORD_COLUMNS)
+            .where(in_chain, audit_logs.c.hash.is_(None))
+            .order_by(audit_logs.c.id)
+            .limit(bindparam("limit", type_=Integer))
+        )
+        return cls(head, waiting)
+
+
+_ORGANIZATION_CHAIN = _ChainQueries.of(
+    audit_logs.c.organization_id
+    == bindparam("organization_id", type_=audit_logs.c.organization_id.type)
+)
+_SYSTEM_CHAIN = _ChainQueries.of(audit_logs.c.organization_id.is_(None))
+_LOCK = text("SELECT pg_try_advisory_xact_lock(:key)")
+
+
+def _queries(organization_id: UUID | None) -> _ChainQueries:
+    return _SYSTEM_CHAIN if organization_id is None else _ORGANIZATION_CHAIN
+
+
 def chain_head(conn: Connection, organization_id: UUID | None) -> tuple[int, str]:
     """The chain's last `(chain_seq, hash)`; `(0, GENESIS_HASH)` for a chain not begun."""
-    head = conn.execute(
-        select(audit_logs.c.chain_seq, audit_logs.c.hash)
-        .where(_of(organization_id), audit_logs.c.chain_seq.is_not(None))
-        .order_by(audit_logs.c.chain_seq.desc())
-        .limit(1)
-    ).one_or_none()
+    query = _queries(organization_id).head
+    head = conn.execute(query, {"organization_id": organization_id}).one_or_none()
     return (0, GENESIS_HASH) if head is None else (head.chain_seq, head.hash)
 
 
@@ -161,15 +206,11 @@ def seal_organization(
     Returns how many were sealed, or None if another sealer holds the chain right now.
     """
     key = chain_lock_key(organization_id)
-    if not conn.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}):
+    if not conn.scalar(_LOCK, {"key": key}):
         return None
     last_seq, last_hash = chain_head(conn, organization_id)
-    rows = conn.execute(
-        select(*_RECORD_COLUMNS)
-        .where(_of(organization_id), audit_logs.c.hash.is_(None))
-        .order_by(audit_logs.c.id)
-        .limit(limit)
-    ).all()
+    query = _queries(organization_id).waiting
+    rows = conn.execute(query, {"organization_id": organization_id, "limit": limit}).all()
     organization = _text(organization_id)
     records = [_record(organization, row) for row in rows]
     seals = seal(records, last_seq, last_hash)
