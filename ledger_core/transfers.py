@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+from ledger_core.ids import uuid_text
 from ledger_core.money import format_amount
 from ledger_core.timestamps import rfc3339_or_none as rfc3339
 
@@ -145,7 +146,7 @@ def transfer_audit_details(row: Mapping[str, Any]) -> dict[str, Any]:
         "kind": row["kind"],
         "amount": format_amount(row["amount"], row["currency"]),
         "currency": row["currency"],
-        "source_wallet_id": str(row["source_wallet_id"]),
-        "destination_wallet_id": str(row["destination_wallet_id"]),
+        "source_wallet_id": uuid_text(row["source_wallet_id"]),
+        "destination_wallet_id": uuid_text(row["destination_wallet_id"]),
         "idempotency_key": row["idempotency_key"],
     }
