@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
@@ -125,8 +126,9 @@ class Route:
     source: WalletRef
     destination: WalletRef
 
-    @property
+    @cached_property
     def cross_org(self) -> bool:
+        """Asked several times while a transfer is stored, compared once."""
         return self.source.organization_id != self.destination.organization_id
 
 

@@ -146,11 +146,11 @@ async def route_each(
     wallets = await load_wallet_refs(
         conn, [w for _, i in requests for w in (i.source_wallet_id, i.destination_wallet_id)]
     )
+    destinations = [(wallets.get(i.destination_wallet_id), actor) for actor, i in requests]
     pairs = {
-        (wallets[i.destination_wallet_id].organization_id, actor.organization_id)
-        for actor, i in requests
-        if i.destination_wallet_id in wallets
-        and wallets[i.destination_wallet_id].organization_id != actor.organization_id
+        (payee.organization_id, actor.organization_id)
+        for payee, actor in destinations
+        if payee is not None and payee.organization_id != actor.organization_id
     }
     links = await _accepting(conn, pairs)
     accepting: dict[UUID, frozenset[UUID]] = {}
@@ -328,26 +328,23 @@ async def insert_items(conn: AsyncConnection, items: Sequence[Item]) -> list[Sto
     hashes = [i.intent.request_hash() for i in items]
     rows = await conn.execute(INSERT_INTENTS, _insert_params(items, ids, hashes, clearing))
     inserted = _by_key(rows)
-    claimed: set[tuple[UUID, str]] = set()
-    missing = [
-        (i.actor.organization_id, i.intent.idempotency_key)
-        for i in items
-        if (i.actor.organization_id, i.intent.idempotency_key) not in inserted
-    ]
+    keys = [(i.actor.organization_id, i.intent.idempotency_key) for i in items]
+    missing = [key for key in keys if key not in inserted]
     existing: dict[tuple[UUID, str], dict[str, Any]] = {}
     if missing:
         found = await conn.execute(
             FIND_BY_KEYS, {"orgs": [m[0] for m in missing], "keys": [m[1] for m in missing]}
         )
         existing = _by_key(found)
+    stored_now: dict[tuple[UUID, str], dict[str, Any]] = {}
     results: list[Stored | DomainError] = []
-    for item, request_hash in zip(items, hashes, strict=True):
-        key = (item.actor.organization_id, item.intent.idempotency_key)
-        if key in inserted and key not in claimed:
-            claimed.add(key)
-            results.append(Stored(inserted[key], replayed=False))
+    for item, key, request_hash in zip(items, keys, hashes, strict=True):
+        row = inserted.pop(key, None)
+        if row is not None:  # the first item with its key stored it; any later one replays
+            stored_now[key] = row
+            results.append(Stored(row, replayed=False))
             continue
-        row = inserted.get(key) or existing.get(key)
+        row = stored_now.get(key) or existing.get(key)
         if row is None:
             results.append(
                 ReferenceTaken(
