@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+from ledger_core.ids import uuid_text
 from ledger_core.money import format_amount
 from ledger_core.timestamps import rfc3339_or_none as rfc3339
 
@@ -15,7 +16,7 @@ DECIDED_STATUSES = FINAL_STATUSES | {"HELD"}
 
 
 def _str(value: UUID | None) -> str | None:
-    return None if value is None else str(value)
+    return None if value is None else uuid_text(value)
 
 
 def transaction_view(
@@ -34,17 +35,17 @@ def transaction_view(
     legs = _visible_legs(row, viewer_organization_id if payee else None)
     first = legs[0] if legs else None
     return {
-        "id": str(row["id"]),
-        "organization_id": str(row["organization_id"]),
-        "destination_organization_id": str(
+        "id": uuid_text(row["id"]),
+        "organization_id": uuid_text(row["organization_id"]),
+        "destination_organization_id": uuid_text(
             _leg_payee(first, row) if first else row["destination_organization_id"]
         ),
         "idempotency_key": None if hide_source else row["idempotency_key"],
         "kind": row["kind"],
-        "source_wallet_id": None if hide_source else str(row["source_wallet_id"]),
+        "source_wallet_id": None if hide_source else uuid_text(row["source_wallet_id"]),
         "destination_wallet_id": str(first["destination_wallet_id"])
         if first
-        else str(row["destination_wallet_id"]),
+        else uuid_text(row["destination_wallet_id"]),
         "amount": format_amount(*_amount(first, row)),
         "currency": first["currency"] if first else row["currency"],
         "status": row["status"],
@@ -145,7 +146,7 @@ def transfer_audit_details(row: Mapping[str, Any]) -> dict[str, Any]:
         "kind": row["kind"],
         "amount": format_amount(row["amount"], row["currency"]),
         "currency": row["currency"],
-        "source_wallet_id": str(row["source_wallet_id"]),
-        "destination_wallet_id": str(row["destination_wallet_id"]),
+        "source_wallet_id": uuid_text(row["source_wallet_id"]),
+        "destination_wallet_id": uuid_text(row["destination_wallet_id"]),
         "idempotency_key": row["idempotency_key"],
     }

@@ -17,7 +17,11 @@ from uuid import UUID
 
 def pg_array(values: Iterable[object]) -> str:
     """The array literal of `values` (UUIDs, integers, booleans, strings or None)."""
-    return "{" + ",".join([_FORMATS.get(type(v), _element)(v) for v in values]) + "}"
+    return (
+        "{"
+        + ",".join(["NULL" if v is None else _FORMATS.get(type(v), _element)(v) for v in values])
+        + "}"
+    )
 
 
 def pg_uuid_array(values: Iterable[object]) -> str:
@@ -30,7 +34,9 @@ def pg_uuid_array(values: Iterable[object]) -> str:
 
 
 def _text(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if '"' in value or "\\" in value:  # rare: ids, keys and codes need no escaping
+        value = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + value + '"'
 
 
 _FORMATS: dict[type, Callable[[object], str]] = {
