@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from ledger_core import canonical_json
@@ -58,7 +58,7 @@ class AuditRecord(NamedTuple):
             "user_agent": self.user_agent,
             "request_id": self.request_id,
             "details": self.details,
-            "created_at": _timestamp(self.created_at),
+            "created_at": rfc3339(self.created_at),
         }
         return canonical_json.dumps(body)
 
@@ -94,23 +94,6 @@ class BrokenLink:
             "expected_hash": self.expected_hash,
             "actual_hash": self.actual_hash,
         }
-
-
-def _timestamp(moment: datetime) -> str:
-    """`rfc3339(moment)`, written without strftime (which costs twice as much) where the
-    result is the same: strftime does not pad a year before 1000 to four digits."""
-    utc = moment.astimezone(UTC)
-    if utc.year < 1000:
-        return rfc3339(moment)
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 (the fastest here)
-        utc.year,
-        utc.month,
-        utc.day,
-        utc.hour,
-        utc.minute,
-        utc.second,
-        utc.microsecond,
-    )
 
 
 def record_hash(prev_hash: str, record: AuditRecord, chain_seq: int) -> str:
