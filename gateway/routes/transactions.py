@@ -153,13 +153,13 @@ def _accepted_counter(kind: str) -> Counter:
 
 def accepted(request: web.Request, stored: Stored) -> web.Response:
     """`202` with `Location` for a new transfer; `200` and `Idempotent-Replayed` for a replay."""
-    row = stored.row
-    bind_contextvars(transaction_id=str(row["id"]))  # the request's access line names it
-    body = transaction_view(row, principal(request).organization_id)
+    body = transaction_view(stored.row, principal(request).organization_id)
+    transaction_id = body["id"]
+    bind_contextvars(transaction_id=transaction_id)  # the request's access line names it
     if stored.replayed:
         return json_response(body, status=200, headers={"Idempotent-Replayed": "true"})
     return json_response(
-        body, status=202, headers={"Location": f"{API_PREFIX}/transactions/{row['id']}"}
+        body, status=202, headers={"Location": f"{API_PREFIX}/transactions/{transaction_id}"}
     )
 
 

@@ -24,7 +24,11 @@ def pg_array(values: Iterable[object]) -> str:
         whole = _WHOLE.get(kinds.pop())
         if whole is not None:
             return "{" + whole(items) + "}"
-    return "{" + ",".join([_FORMATS.get(type(v), _element)(v) for v in items]) + "}"
+    return (
+        "{"
+        + ",".join(["NULL" if v is None else _FORMATS.get(type(v), _element)(v) for v in items])
+        + "}"
+    )
 
 
 def pg_uuid_array(values: Iterable[object]) -> str:
@@ -47,7 +51,9 @@ def _texts(items: list[str]) -> str:
 
 
 def _text(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if '"' in value or "\\" in value:  # rare: ids, keys and codes need no escaping
+        value = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + value + '"'
 
 
 _FORMATS: dict[type, Callable[[object], str]] = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ledger_core.persistence.audit.chain import verify_chain
 from ledger_core.persistence.audit.records import AuditContext, audit_insert
+from ledger_core.timestamps import rfc3339
 from tests.support.api import (
     API,
     PASSWORD,
@@ -305,3 +308,62 @@ def test_concurrent_sealers_build_each_chain_once_and_in_order(engine: Engine) -
             ).all()
         assert report.verified and report.records_checked == 200, report
         assert seqs == list(range(1, 201))
+
+
+TRICKY_DETAILS = [
+    {"kind": "TRANSFER", "amount": "12.50", "currency": "USD"},
+    {"f": 1.5, "tiny": 1e-7, "big_float": 1e16, "one": 1.0, "neg": -0.0},
+    {"big": 2**64, "bigger": 10**30, "negative": -(2**63) - 1, "edge": 2**64 - 1},
+    {"text": 'q"uote \\ back \u2028 \U0001f600 \x01 \x1f \x7f \u00e9', "\u00e9": "key"},
+    {"nested": {"b": [1, {"z": None, "a": True}], "a": []}, "list": [[], {}, "x"]},
+    {},
+]
+
+
+def test_sealed_hashes_are_the_standard_library_formula(engine: Engine) -> None:
+    """Each seal is sha256(prev_hash + json.dumps(body, sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False)), the formula every stored chain was built with, whatever the
+    details hold (floats and big integers included)."""
+    book = create_book(engine, 0)
+    with engine.begin() as conn:
+        for n, details in enumerate(TRICKY_DETAILS):
+            actor = uuid.uuid4() if n % 2 else None
+            ctx = AuditContext(
+                organization_id=book.organization_id,
+                actor_id=actor,
+                client_address="10.0.0.1" if n % 2 else None,
+                user_agent="ua \u2028",
+                request_id=f"req-{n}",
+            )
+            conn.execute(
+                audit_insert(ctx, "test.tricky", resource_type="t", resource_id=n, details=details)
+            )
+    seal_all(engine)
+
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT * FROM audit_logs WHERE organization_id = :o ORDER BY chain_seq"),
+            {"o": book.organization_id},
+        ).all()
+        assert verify_chain(conn, book.organization_id).verified
+    prev = "0" * 64
+    for seq, row in enumerate(rows, start=1):
+        body = {
+            "id": row.id,
+            "chain_seq": seq,
+            "organization_id": str(row.organization_id),
+            "actor_id": None if row.actor_id is None else str(row.actor_id),
+            "action": row.action,
+            "resource_type": row.resource_type,
+            "resource_id": row.resource_id,
+            "client_address": row.client_address,
+            "user_agent": row.user_agent,
+            "request_id": row.request_id,
+            "details": row.details,
+            "created_at": rfc3339(row.created_at),
+        }
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        expected = hashlib.sha256(prev.encode() + canonical.encode()).hexdigest()
+        assert (row.chain_seq, row.prev_hash, row.hash) == (seq, prev, expected)
+        prev = expected
+    assert [row.details for row in rows] == json.loads(json.dumps(TRICKY_DETAILS))

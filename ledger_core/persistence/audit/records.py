@@ -7,13 +7,16 @@ The table is append-only (a trigger refuses UPDATE and DELETE).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
+from uuid import UUID
 
 import orjson
 from sqlalchemy import Insert, TextClause, text
 
 from ledger_core.acting import AuditContext as AuditContext
-from ledger_core.persistence.arrays import pg_array
+from ledger_core.ids import uuid_text
+from ledger_core.persistence.arrays import pg_array, pg_uuid_array
 from ledger_core.persistence.tables import audit_logs
 
 _SECRET_WORDS = ("password", "hash", "token", "secret")
@@ -45,23 +48,34 @@ def audit_values(
     details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One audit record's column values; many of them insert with one `audit_logs.insert()`."""
-    safe = dict(details or {})
-    leaked = [key for key in safe if any(word in key.lower() for word in _SECRET_WORDS)]
+    safe = dict(details) if details else {}
+    leaked = _secret_keys(tuple(safe))
     if leaked:
-        raise ValueError(f"audit details may not carry secrets: {leaked}")
+        raise ValueError(f"audit details may not carry secrets: {list(leaked)}")
     if ctx.actor_type != "user":
         safe["actor_type"] = ctx.actor_type
-    return dict(
-        organization_id=ctx.organization_id,
-        actor_id=ctx.actor_id,
-        action=action,
-        resource_type=resource_type,
-        resource_id=None if resource_id is None else str(resource_id),
-        client_address=_clip(ctx.client_address, 64),
-        user_agent=_clip(ctx.user_agent, 512),
-        request_id=_clip(ctx.request_id, 128),
-        details=safe,
-    )
+    return {
+        "organization_id": ctx.organization_id,
+        "actor_id": ctx.actor_id,
+        "action": action,
+        "resource_type": resource_type,
+        "resource_id": None if resource_id is None else _text(resource_id),
+        "client_address": _clip(ctx.client_address, 64),
+        "user_agent": _clip(ctx.user_agent, 512),
+        "request_id": _clip(ctx.request_id, 128),
+        "details": safe,
+    }
+
+
+@lru_cache(maxsize=1024)
+def _secret_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The detail keys that look like secrets; a use case audits the same few sets of keys
+    again and again, so each set is checked once."""
+    return tuple(key for key in keys if any(word in key.lower() for word in _SECRET_WORDS))
+
+
+def _text(value: object) -> str:
+    return uuid_text(value) if isinstance(value, UUID) else str(value)
 
 
 _INSERT_MANY = text("""
@@ -80,19 +94,22 @@ _INSERT_MANY = text("""
 """)
 
 
+_TEXT_COLUMNS = {
+    "actions": "action",
+    "resource_types": "resource_type",
+    "resource_ids": "resource_id",
+    "client_addresses": "client_address",
+    "user_agents": "user_agent",
+    "request_ids": "request_id",
+}
+"""`_INSERT_MANY`'s text parameters and the record values each one gathers."""
+
+
 def audit_insert_many(records: list[dict[str, Any]]) -> tuple[TextClause, dict[str, Any]]:
     """One statement inserting many `audit_values` records, in order (ids follow it)."""
-    column = {
-        "organization_ids": "organization_id",
-        "actor_ids": "actor_id",
-        "actions": "action",
-        "resource_types": "resource_type",
-        "resource_ids": "resource_id",
-        "client_addresses": "client_address",
-        "user_agents": "user_agent",
-        "request_ids": "request_id",
-    }
-    params = {name: pg_array(r[key] for r in records) for name, key in column.items()}
+    params = {name: pg_array([r[key] for r in records]) for name, key in _TEXT_COLUMNS.items()}
+    params["organization_ids"] = pg_uuid_array([r["organization_id"] for r in records])
+    params["actor_ids"] = pg_uuid_array([r["actor_id"] for r in records])
     params["details"] = pg_array(orjson.dumps(r["details"]).decode() for r in records)
     return _INSERT_MANY, params
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import text
+import orjson
+from sqlalchemy import Result, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from uuid_utils.compat import uuid7
 
@@ -28,12 +29,13 @@ from ledger_core.intents import (
     WalletRef,
     route_intent,
 )
-from ledger_core.persistence.arrays import pg_array
+from ledger_core.persistence.arrays import pg_array, pg_uuid_array
 
-LOAD_WALLETS = text("""
-    SELECT id, organization_id, user_id, type, currency, status FROM wallets
+LOAD_WALLETS = text(f"""
+    SELECT {", ".join(f.name for f in fields(WalletRef))} FROM wallets
     WHERE id = ANY(CAST(:ids AS uuid[]))
 """)
+"""A wallet's columns in `WalletRef`'s field order, so each row builds one positionally."""
 
 ACCEPTING_ORGS = text("""
     SELECT c.organization_id, c.counterparty_organization_id FROM counterparties c
@@ -120,8 +122,8 @@ class Item:
 
 
 async def load_wallet_refs(conn: AsyncConnection, ids: Sequence[UUID]) -> dict[UUID, WalletRef]:
-    rows = await conn.execute(LOAD_WALLETS, {"ids": pg_array(set(ids))})
-    return {r.id: WalletRef(**r._mapping) for r in rows}
+    rows = await conn.execute(LOAD_WALLETS, {"ids": pg_uuid_array(set(ids))})
+    return {r[0]: WalletRef(*r) for r in rows}
 
 
 async def _accepting(
@@ -144,18 +146,21 @@ async def route_each(
     wallets = await load_wallet_refs(
         conn, [w for _, i in requests for w in (i.source_wallet_id, i.destination_wallet_id)]
     )
+    destinations = [(wallets.get(i.destination_wallet_id), actor) for actor, i in requests]
     pairs = {
-        (wallets[i.destination_wallet_id].organization_id, actor.organization_id)
-        for actor, i in requests
-        if i.destination_wallet_id in wallets
-        and wallets[i.destination_wallet_id].organization_id != actor.organization_id
+        (payee.organization_id, actor.organization_id)
+        for payee, actor in destinations
+        if payee is not None and payee.organization_id != actor.organization_id
     }
     links = await _accepting(conn, pairs)
+    accepting: dict[UUID, frozenset[UUID]] = {}
+    for payee, payer in links:
+        accepting[payer] = accepting.get(payer, frozenset()) | {payee}
     results: list[Route | DomainError] = []
     for actor, intent in requests:
-        accepting = frozenset(payee for payee, payer in links if payer == actor.organization_id)
+        payees = accepting.get(actor.organization_id, frozenset())
         try:
-            results.append(route_intent(actor, intent, wallets, accepting))
+            results.append(route_intent(actor, intent, wallets, payees))
         except DomainError as exc:
             results.append(exc)
     return results
@@ -257,6 +262,54 @@ def _postings_json(item: Item, clearing: Mapping[tuple[UUID, UUID, str], UUID]) 
     return json.dumps(legs)
 
 
+def _insert_params(
+    items: Sequence[Item],
+    ids: Sequence[UUID],
+    hashes: Sequence[str],
+    clearing: Mapping[tuple[UUID, UUID, str], UUID],
+) -> dict[str, str]:
+    """`INSERT_INTENTS`'s parameters: each column of the items as one array literal."""
+    intents = [i.intent for i in items]
+    return {
+        "ids": pg_uuid_array(ids),
+        "orgs": pg_uuid_array([i.actor.organization_id for i in items]),
+        "users": pg_uuid_array([i.actor.user_id for i in items]),
+        "group_ids": pg_uuid_array([i.group_id for i in items]),
+        "group_sizes": pg_array([i.group_size for i in items]),
+        "dest_orgs": pg_uuid_array([i.route.destination.organization_id for i in items]),
+        "keys": pg_array([i.idempotency_key for i in intents]),
+        "hashes": pg_array(hashes),
+        "kinds": pg_array([_kind(i) for i in items]),
+        "srcs": pg_uuid_array([i.source_wallet_id for i in intents]),
+        "dsts": pg_uuid_array([i.destination_wallet_id for i in intents]),
+        "src_clrs": pg_uuid_array([_transfer_clearing(i, clearing, True) for i in items]),
+        "dst_clrs": pg_uuid_array([_transfer_clearing(i, clearing, False) for i in items]),
+        "amounts": pg_array([i.amount for i in intents]),
+        "currencies": pg_array([i.currency for i in intents]),
+        "descriptions": pg_array([i.description for i in intents]),
+        "metadatas": pg_array([_metadata_json(i.metadata) for i in intents]),
+        "reverses": pg_uuid_array([i.reverses_transaction_id for i in intents]),
+        "hold_secs": pg_array([i.hold_expires_in_s for i in intents]),
+        "postings": pg_array([_postings_json(i, clearing) for i in items]),
+        "references": pg_array([i.reference for i in intents]),
+        "channel": PENDING_CHANNEL,
+    }
+
+
+def _metadata_json(metadata: Mapping[str, str]) -> str:
+    return orjson.dumps(dict(metadata)).decode() if metadata else "{}"
+
+
+def _by_key(rows: Result[Any]) -> dict[tuple[UUID, str], dict[str, Any]]:
+    """Transaction rows as dicts, by organization and idempotency key."""
+    columns = list(rows.keys())
+    by_key = {}
+    for values in rows:
+        row = dict(zip(columns, values, strict=True))
+        by_key[(row["organization_id"], row["idempotency_key"])] = row
+    return by_key
+
+
 async def insert_items(conn: AsyncConnection, items: Sequence[Item]) -> list[Stored | DomainError]:
     """Insert intents as PENDING in order; a key already used is a replay or a refusal,
     a new key with a reference already used is `ReferenceTaken`.
@@ -272,52 +325,26 @@ async def insert_items(conn: AsyncConnection, items: Sequence[Item]) -> list[Sto
     ids = [
         i.group_id if i.group_id is not None and n == 0 else uuid7() for n, i in enumerate(items)
     ]
-    params = {
-        "ids": pg_array(ids),
-        "orgs": pg_array(i.actor.organization_id for i in items),
-        "users": pg_array(i.actor.user_id for i in items),
-        "group_ids": pg_array(i.group_id for i in items),
-        "group_sizes": pg_array(i.group_size for i in items),
-        "dest_orgs": pg_array(i.route.destination.organization_id for i in items),
-        "keys": pg_array(i.intent.idempotency_key for i in items),
-        "hashes": pg_array(i.intent.request_hash() for i in items),
-        "kinds": pg_array(_kind(i) for i in items),
-        "srcs": pg_array(i.intent.source_wallet_id for i in items),
-        "dsts": pg_array(i.intent.destination_wallet_id for i in items),
-        "src_clrs": pg_array(_transfer_clearing(i, clearing, True) for i in items),
-        "dst_clrs": pg_array(_transfer_clearing(i, clearing, False) for i in items),
-        "amounts": pg_array(i.intent.amount for i in items),
-        "currencies": pg_array(i.intent.currency for i in items),
-        "descriptions": pg_array(i.intent.description for i in items),
-        "metadatas": pg_array(json.dumps(dict(i.intent.metadata)) for i in items),
-        "reverses": pg_array(i.intent.reverses_transaction_id for i in items),
-        "hold_secs": pg_array(i.intent.hold_expires_in_s for i in items),
-        "postings": pg_array(_postings_json(i, clearing) for i in items),
-        "references": pg_array(i.intent.reference for i in items),
-        "channel": PENDING_CHANNEL,
-    }
-    rows = await conn.execute(INSERT_INTENTS, params)
-    inserted = {(r.organization_id, r.idempotency_key): dict(r._mapping) for r in rows}
-    claimed: set[tuple[UUID, str]] = set()
-    missing = [
-        (i.actor.organization_id, i.intent.idempotency_key)
-        for i in items
-        if (i.actor.organization_id, i.intent.idempotency_key) not in inserted
-    ]
+    hashes = [i.intent.request_hash() for i in items]
+    rows = await conn.execute(INSERT_INTENTS, _insert_params(items, ids, hashes, clearing))
+    inserted = _by_key(rows)
+    keys = [(i.actor.organization_id, i.intent.idempotency_key) for i in items]
+    missing = [key for key in keys if key not in inserted]
     existing: dict[tuple[UUID, str], dict[str, Any]] = {}
     if missing:
         found = await conn.execute(
             FIND_BY_KEYS, {"orgs": [m[0] for m in missing], "keys": [m[1] for m in missing]}
         )
-        existing = {(r.organization_id, r.idempotency_key): dict(r._mapping) for r in found}
+        existing = _by_key(found)
+    stored_now: dict[tuple[UUID, str], dict[str, Any]] = {}
     results: list[Stored | DomainError] = []
-    for item in items:
-        key = (item.actor.organization_id, item.intent.idempotency_key)
-        if key in inserted and key not in claimed:
-            claimed.add(key)
-            results.append(Stored(inserted[key], replayed=False))
+    for item, key, request_hash in zip(items, keys, hashes, strict=True):
+        row = inserted.pop(key, None)
+        if row is not None:  # the first item with its key stored it; any later one replays
+            stored_now[key] = row
+            results.append(Stored(row, replayed=False))
             continue
-        row = inserted.get(key) or existing.get(key)
+        row = stored_now.get(key) or existing.get(key)
         if row is None:
             results.append(
                 ReferenceTaken(
@@ -325,7 +352,7 @@ async def insert_items(conn: AsyncConnection, items: Sequence[Item]) -> list[Sto
                 )
             )
             continue
-        if row["request_hash"] != item.intent.request_hash():
+        if row["request_hash"] != request_hash:
             results.append(
                 IdempotencyKeyReused(
                     f"Idempotency-Key {item.intent.idempotency_key!r} was already used"

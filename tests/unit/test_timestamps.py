@@ -1,0 +1,26 @@
+"""`rfc3339` is hashed into the audit chain: its text may never change."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledger_core.timestamps import rfc3339
+
+OFFSETS = st.integers(min_value=-23 * 60, max_value=23 * 60).map(
+    lambda minutes: timezone(timedelta(minutes=minutes))
+)
+MOMENTS = st.datetimes(
+    min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31), timezones=OFFSETS
+)
+
+
+@given(MOMENTS)
+def test_rfc3339_writes_what_strftime_wrote_for_every_year(moment: datetime) -> None:
+    assert rfc3339(moment) == moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_rfc3339_has_a_fixed_width_from_year_1000() -> None:
+    assert rfc3339(datetime(2026, 11, 24, 10, 15, 30, tzinfo=UTC)) == "2026-11-24T10:15:30.000000Z"
