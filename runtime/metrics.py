@@ -160,7 +160,7 @@ def observe_each(histogram: Histogram, amounts: Sequence[float]) -> None:
     worker process every update writes the metric's shared file under a lock.
 
     Reads prometheus-client's layout of a histogram (its bounds, bucket values and sum),
-    which `tests/unit/test_metrics.py` holds to what `observe` does."""
+    which `tests/unit/test_posting_speedups.py` holds to what `observe` does."""
     if not amounts:
         return
     histogram._raise_if_not_observable()  # type: ignore[no-untyped-call]

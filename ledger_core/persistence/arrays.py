@@ -24,11 +24,7 @@ def pg_array(values: Iterable[object]) -> str:
         whole = _WHOLE.get(kinds.pop())
         if whole is not None:
             return "{" + whole(items) + "}"
-    return (
-        "{"
-        + ",".join(["NULL" if v is None else _FORMATS.get(type(v), _element)(v) for v in items])
-        + "}"
-    )
+    return "{" + ",".join([_FORMATS.get(type(v), _element)(v) for v in items]) + "}"
 
 
 def pg_uuid_array(values: Iterable[object]) -> str:
@@ -66,15 +62,17 @@ _FORMATS: dict[type, Callable[[object], str]] = {
 """The exact types met in practice, looked up at once; subclasses (an enum of strings)
 go through `_element`."""
 
+
+def _each(write: Callable[[object], str]) -> Callable[[list[Any]], str]:
+    return lambda items: ",".join(map(write, items))
+
+
 _WHOLE: dict[type, Callable[[list[Any]], str]] = {
+    **{kind: _each(write) for kind, write in _FORMATS.items()},
     str: _texts,
-    int: lambda items: ",".join(map(str, items)),
-    UUID: lambda items: ",".join(map(str, items)),
-    bool: lambda items: ",".join(["true" if v else "false" for v in items]),
-    type(None): lambda items: ",".join(["NULL"] * len(items)),
 }
 """The body of a literal whose elements are all of one of these exact types, written in
-one pass (what `_FORMATS` writes element by element)."""
+one pass: text escaped once for the whole list, the others as `_FORMATS` writes each."""
 
 
 def _element(value: object) -> str:

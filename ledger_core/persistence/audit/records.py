@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
-from uuid import UUID
 
 import orjson
 from sqlalchemy import Insert, TextClause, text
@@ -59,7 +58,7 @@ def audit_values(
         "actor_id": ctx.actor_id,
         "action": action,
         "resource_type": resource_type,
-        "resource_id": None if resource_id is None else _text(resource_id),
+        "resource_id": None if resource_id is None else uuid_text(resource_id),
         "client_address": _clip(ctx.client_address, 64),
         "user_agent": _clip(ctx.user_agent, 512),
         "request_id": _clip(ctx.request_id, 128),
@@ -72,10 +71,6 @@ def _secret_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
     """The detail keys that look like secrets; a use case audits the same few sets of keys
     again and again, so each set is checked once."""
     return tuple(key for key in keys if any(word in key.lower() for word in _SECRET_WORDS))
-
-
-def _text(value: object) -> str:
-    return uuid_text(value) if isinstance(value, UUID) else str(value)
 
 
 _INSERT_MANY = text("""
