@@ -243,7 +243,11 @@ transactions = Table(
         " AND destination_clearing_wallet_id IS NOT NULL)",
         name="cross_org_clearing",
     ),
-    Index("ix_transactions_pending_seq", "seq", postgresql_where=text("status = 'PENDING'")),
+    Index(
+        "ix_transactions_pending_seq",
+        "seq",
+        postgresql_where=text("status = 'PENDING' AND seq IS NOT NULL"),
+    ),
     Index(
         "ix_transactions_pending_org_seq",
         "organization_id",
@@ -253,7 +257,7 @@ transactions = Table(
     Index(
         "ix_transactions_pending_source_wallet_id",
         "source_wallet_id",
-        postgresql_where=text("status = 'PENDING'"),
+        postgresql_where=text("status = 'PENDING' AND source_wallet_id IS NOT NULL"),
     ),
     Index("ix_transactions_organization_id_created_at", "organization_id", "created_at", "id"),
     Index(

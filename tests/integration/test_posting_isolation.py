@@ -245,3 +245,65 @@ def test_the_oldest_pending_probes_read_one_index_entry_under_a_backlog(scratch:
         scans = _scans(plan)
         assert ("Index Scan", "ix_transactions_pending_seq", 1) in scans, scans
         assert all(rows <= 1 for _, _, rows in scans), scans  # no table is read through
+
+
+def _history(conn: Connection, book: Book, count: int) -> None:
+    """`count` COMPLETED transfers of one organization: a ledger's settled past."""
+    conn.execute(
+        text("""
+        INSERT INTO transactions (organization_id, destination_organization_id, idempotency_key,
+            request_hash, kind, source_wallet_id, destination_wallet_id, amount, currency,
+            metadata, status, posted_at)
+        SELECT :o, :o, 'past-' || n, 'h', 'TRANSFER', :s, :d, 1, :c, '{}', 'COMPLETED', now()
+        FROM generate_series(1, :count) AS n
+        """),
+        {
+            "o": book.organization_id,
+            "s": book.system_wallet_id,
+            "d": book.wallet_ids[0],
+            "c": book.currency,
+            "count": count,
+        },
+    )
+
+
+def test_a_surge_after_a_quiet_analyze_is_claimed_through_the_organization_index(
+    scratch: Engine,
+) -> None:
+    """Statistics taken while nothing waited (a quiet hour, or a fresh ANALYZE) estimate
+    no PENDING row at all. A surge of 30,000 must still be claimed a batch at a time
+    through `ix_transactions_pending_org_seq`, not by reading and sorting the whole
+    backlog through another PENDING index: that made every claim O(backlog)."""
+    from ledger_core.persistence.transfers.pending_probe import PENDING_WAITING
+    from ledger_core.persistence.transfers.pipeline_health import OLDEST_PENDING_AGE_SQL
+
+    past, surging, quiet = create_book(scratch, 1), create_book(scratch, 1), create_book(scratch, 1)
+    with scratch.begin() as conn:
+        conn.execute(text("ALTER TABLE transactions SET (autovacuum_enabled = off)"))
+        _history(conn, past, 100_000)
+    with scratch.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE transactions"))
+    with scratch.begin() as conn:
+        _flood(conn, surging, 30_000)
+        insert_intents(conn, quiet, [(quiet.system_wallet_id, quiet.wallet_ids[0], 3)])
+
+    with scratch.begin() as conn:
+        claim_plan = conn.execute(
+            text("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, FORMAT JSON) " + str(claim_sql())),
+            {"limit": 1000, "share": 100},
+        ).scalar_one()[0]["Plan"]
+    with scratch.connect() as conn:
+        probe_plans = [
+            conn.exec_driver_sql(
+                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, FORMAT JSON) " + sql, {"after": 60}
+            ).scalar_one()[0]["Plan"]
+            for sql in (OLDEST_PENDING_AGE_SQL.replace("%", "%%"), PENDING_WAITING)
+        ]
+
+    scans = [scan for scan in _scans(claim_plan) if scan[1] != "None"]  # not the CTEs
+    assert {where for _, where, _ in scans} == {"ix_transactions_pending_org_seq"}, scans
+    assert sum(rows for _, _, rows in scans) <= 200, scans  # 101 claimed and the skip scan
+    for plan in probe_plans:
+        scans = _scans(plan)
+        assert ("Index Scan", "ix_transactions_pending_seq", 1) in scans, scans
+        assert all(rows <= 1 for _, _, rows in scans), scans

@@ -13,9 +13,12 @@ from __future__ import annotations
 from sqlalchemy import text
 
 OLDEST_PENDING_CREATED_SQL = """
-    SELECT created_at FROM transactions WHERE status = 'PENDING' ORDER BY seq LIMIT 1
+    SELECT created_at FROM transactions WHERE status = 'PENDING' AND seq IS NOT NULL
+    ORDER BY seq LIMIT 1
 """
-"""When the first waiting transfer was submitted (no row when none waits)."""
+"""When the first waiting transfer was submitted (no row when none waits). `seq IS NOT
+NULL` is always true; the index's condition names it so that the posting claim cannot
+use this index (migration 0022)."""
 
 OLDEST_PENDING_AGE_SQL = f"""
     SELECT coalesce(greatest(0, extract(epoch FROM now() - ({OLDEST_PENDING_CREATED_SQL}))), 0)
