@@ -23,6 +23,7 @@ from bench.loadgen import LoadSpec, run_load
 from bench.pgbench_reference import libpq_url
 from bench.system import System, create_database, drop_database, invariant_violations, migrate
 from ledger_core.persistence.analytics.queries import time_queries
+from ledger_core.persistence.transfers.claim import CLAIM
 from ledger_core.persistence.transfers.ledger_generator import generate_ledger
 from ledger_core.persistence.wallets.history import time_history_reads
 from ledger_core.reconciliation import Mode
@@ -273,8 +274,7 @@ def history_timings(db_url: str, organization_id: str, wallet_id: str) -> dict[s
 
 
 HOT_PATH_QUERIES: dict[str, str] = {
-    "posting_claim": "SELECT id FROM transactions WHERE status = 'PENDING'"
-    " ORDER BY seq LIMIT 1000 FOR UPDATE SKIP LOCKED",
+    "posting_claim": str(CLAIM).replace(":limit", "%(limit)s").replace(":share", "%(share)s"),
     "transactions_list_keyset": "SELECT * FROM transactions WHERE organization_id = %(org)s"
     " AND (created_at, id) < (now(), 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid)"
     " ORDER BY created_at DESC, id DESC LIMIT 51",
@@ -293,7 +293,7 @@ def _node_types(plan: dict[str, Any]) -> list[str]:
 def explain_hot_paths(db_url: str, organization_id: str, wallet_id: str) -> dict[str, Any]:
     """EXPLAIN each hot-path query; say which plan nodes it uses and whether any is a Seq Scan."""
     out: dict[str, Any] = {}
-    params = {"org": organization_id, "wallet": wallet_id}
+    params = {"org": organization_id, "wallet": wallet_id, "limit": 1000, "share": 100}
     with psycopg.connect(libpq_url(db_url)) as conn:
         for name, sql in HOT_PATH_QUERIES.items():
             (plan,) = conn.execute(f"EXPLAIN (FORMAT JSON) {sql}", params).fetchone() or ([],)
