@@ -152,13 +152,16 @@ def test_two_maximal_deposits_from_system_fail_the_second_and_nothing_waits(
         ]
 
 
-def _flood(conn: Connection, book: Book, count: int) -> None:
-    """`count` PENDING transfers of one organization, written in one statement."""
+def _flood(conn: Connection, book: Book, count: int, status: str = "PENDING") -> None:
+    """`count` transfers of one organization in `status`, written in one statement: PENDING
+    ones wait for posting, COMPLETED ones stand for a ledger's settled past."""
     conn.execute(
         text("""
         INSERT INTO transactions (organization_id, destination_organization_id, idempotency_key,
-            request_hash, kind, source_wallet_id, destination_wallet_id, amount, currency, metadata)
-        SELECT :o, :o, 'flood-' || n, 'h', 'TRANSFER', :s, :d, 1, :c, '{}'
+            request_hash, kind, source_wallet_id, destination_wallet_id, amount, currency,
+            metadata, status, posted_at)
+        SELECT :o, :o, :status || '-' || n, 'h', 'TRANSFER', :s, :d, 1, :c, '{}', :status,
+               CASE WHEN :status = 'COMPLETED' THEN now() END
         FROM generate_series(1, :count) AS n
         """),
         {
@@ -167,6 +170,7 @@ def _flood(conn: Connection, book: Book, count: int) -> None:
             "d": book.wallet_ids[0],
             "c": book.currency,
             "count": count,
+            "status": status,
         },
     )
 
@@ -247,26 +251,6 @@ def test_the_oldest_pending_probes_read_one_index_entry_under_a_backlog(scratch:
         assert all(rows <= 1 for _, _, rows in scans), scans  # no table is read through
 
 
-def _history(conn: Connection, book: Book, count: int) -> None:
-    """`count` COMPLETED transfers of one organization: a ledger's settled past."""
-    conn.execute(
-        text("""
-        INSERT INTO transactions (organization_id, destination_organization_id, idempotency_key,
-            request_hash, kind, source_wallet_id, destination_wallet_id, amount, currency,
-            metadata, status, posted_at)
-        SELECT :o, :o, 'past-' || n, 'h', 'TRANSFER', :s, :d, 1, :c, '{}', 'COMPLETED', now()
-        FROM generate_series(1, :count) AS n
-        """),
-        {
-            "o": book.organization_id,
-            "s": book.system_wallet_id,
-            "d": book.wallet_ids[0],
-            "c": book.currency,
-            "count": count,
-        },
-    )
-
-
 def test_a_surge_after_a_quiet_analyze_is_claimed_through_the_organization_index(
     scratch: Engine,
 ) -> None:
@@ -280,7 +264,7 @@ def test_a_surge_after_a_quiet_analyze_is_claimed_through_the_organization_index
     past, surging, quiet = create_book(scratch, 1), create_book(scratch, 1), create_book(scratch, 1)
     with scratch.begin() as conn:
         conn.execute(text("ALTER TABLE transactions SET (autovacuum_enabled = off)"))
-        _history(conn, past, 100_000)
+        _flood(conn, past, 100_000, "COMPLETED")
     with scratch.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE transactions"))
     with scratch.begin() as conn:
