@@ -388,6 +388,12 @@ ledger_entries = Table(
         "settlement_id",
         postgresql_where=text("settlement_id IS NOT NULL"),
     ),
+    Index(
+        "ix_ledger_entries_wallet_settlements",
+        "wallet_id",
+        "id",
+        postgresql_where=text("settlement_id IS NOT NULL"),
+    ),
 )
 
 wallet_held_changes = Table(

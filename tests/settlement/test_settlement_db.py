@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from sqlalchemy import Engine, text
 
 from ledger_core.persistence.settlement.settle import (
+    UNSETTLED_OF_PAIR,
     Pair,
     run_settlement,
     settle_pair,
@@ -254,3 +256,68 @@ def test_settlement_events_go_to_both_organizations_each_time(
     assert len(events) == 4
     assert [e.organization_id for e in events].count(a.id) == 2
     assert {e.organization_id for e in events} == {a.id, b.id}
+
+
+def _rows_read(plan: dict[str, Any], tables: set[str]) -> int:
+    """Rows that the scans of a JSON plan returned from `tables` (or their indexes)."""
+    read = 0
+    where = f"{plan.get('Relation Name')} {plan.get('Index Name')}"
+    if "Scan" in str(plan["Node Type"]) and any(t in where for t in tables):
+        read += int(plan["Actual Rows"]) * int(plan["Actual Loops"])
+    for child in plan.get("Plans", []):
+        read += _rows_read(child, tables)
+    return read
+
+
+def _read_by_next_run(db: Engine, pair: Pair) -> tuple[int, int]:
+    """Transfer rows and entry rows that reading the pair's unsettled transfers goes through."""
+    with db.connect() as conn:
+        plan = conn.execute(
+            text("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, FORMAT JSON) " + str(UNSETTLED_OF_PAIR)),
+            {"a": pair.org_a, "b": pair.org_b, "currency": pair.currency},
+        ).scalar_one()[0]["Plan"]
+    return _rows_read(plan, {"transactions"}), _rows_read(plan, {"ledger_entries"})
+
+
+def test_a_run_reads_what_came_since_the_last_settlement_not_the_history(
+    ledger: CrossLedger, db: Engine
+) -> None:
+    """Each clearing wallet's newest settlement entry marks what is settled: the next run
+    reads the transfers posted after it, however long the pair's settled history."""
+    a, b = linked_pair(ledger)
+    for _ in range(20):
+        ledger.pay(a, b, 1_00)
+    pair = Pair(*sorted((a.id, b.id)), ledger.currency)
+    transfers_read, _ = _read_by_next_run(db, pair)
+    assert transfers_read >= 20  # nothing settled yet: all of it
+    assert len(settle(db)) == 1
+
+    ledger.pay(b, a, 5_00)
+    transfers_read, entries_read = _read_by_next_run(db, pair)
+    assert transfers_read <= 2, transfers_read  # the new one, by its key (both branches)
+    assert entries_read <= 6, entries_read  # per wallet: its entry, the last settlement's
+
+    [s] = settle(db)
+    assert (s.transfer_count, s.net_amount) == (1, 5_00)
+    assert all(len(v) == 1 for v in settlement_of_each_transfer(db).values())
+
+
+def test_after_a_settlement_at_zero_the_next_transfer_settles_alone(
+    ledger: CrossLedger, db: Engine
+) -> None:
+    """A settlement that nets to zero writes no entry, so it moves no mark: its transfers
+    are read again by the next run, found settled, and only the new one is netted."""
+    a, b = linked_pair(ledger)
+    ledger.pay(a, b, 20_00)
+    ledger.pay(b, a, 20_00)
+    [zero] = settle(db)
+    assert zero.net_amount == 0
+    assert settle(db) == []
+
+    ledger.pay(a, b, 7_00)
+    [s] = settle(db)
+    assert (s.transfer_count, s.net_amount, s.payer_organization_id) == (1, 7_00, a.id)
+    assert all(len(v) == 1 for v in settlement_of_each_transfer(db).values())
+    assert settlements_agree_with_items(db) == []
+    with db.connect() as conn:
+        assert unsettled_pairs(conn) == []

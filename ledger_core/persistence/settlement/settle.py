@@ -27,9 +27,18 @@ put one transfer, or one leg, in two settlements and the whole pair's transactio
 back. A multi-leg transaction with legs into several organizations is settled leg by leg,
 each leg with its own pair; it posts under the clearing wallets of every one of them.
 
-Cost: unsettled transfers are found by an anti-join of the pair's COMPLETED cross-org
-transfers against `settlement_items`, so each run reads the pair's cross-org history; a
-per-pair watermark is the next step if that history grows very large.
+Cost: a run reads what came since the last settlement, not the pairs' history. Every
+cross-organization transfer and leg writes an entry on both clearing wallets of its pair,
+and so does every settlement with a non-zero net. Entries on one wallet are written under
+that wallet's lock, so their ids follow the order in which their transactions committed:
+everything on a clearing wallet before its newest settlement entry was there when that
+settlement read, and is settled. A run therefore looks only at the transactions with
+entries after that point (the mark is one probe of `ix_ledger_entries_wallet_settlements`,
+the entries after it a range of `ix_ledger_entries_wallet_id_id`), and the anti-join
+against `settlement_items` still decides what is unsettled (a settlement that nets to
+zero writes no entry, so what it settled is read again and found settled). Should the
+reasoning ever miss a transfer, `_check_clearing` finds the clearing balances disagreeing
+and the pair is skipped, not settled short.
 """
 
 from __future__ import annotations
@@ -62,17 +71,46 @@ CROSS_ORG_MULTI = "t.kind = 'MULTI' AND t.postings @? '$[*].destination_organiza
 """Multi-leg transactions with a leg into another organization (a partial index holds them:
 `ix_transactions_cross_org_multi`)."""
 
-_UNSETTLED = f"""
-    WITH items AS (
+PAIR_CLEARING = """
+    w.type = 'CLEARING' AND w.currency = :currency
+    AND ((w.organization_id = :a AND w.counterparty_organization_id = :b)
+         OR (w.organization_id = :b AND w.counterparty_organization_id = :a))
+"""
+"""Both clearing wallets of one pair in one currency."""
+
+ANY_CLEARING = """
+    w.type = 'CLEARING' AND (CAST(:org AS uuid) IS NULL
+                             OR CAST(:org AS uuid) IN (w.organization_id,
+                                                       w.counterparty_organization_id))
+"""
+"""Every clearing wallet, or every clearing wallet of `:org`'s pairs."""
+
+
+def _unsettled(clearing: str) -> str:
+    """What settlement nets, among the transactions with entries after the last settlement
+    on the clearing wallets that `clearing` selects (see the module's docstring): each
+    COMPLETED cross-organization transfer (leg 0) and each cross-organization leg of a
+    COMPLETED multi-leg transaction (leg n, counted from 1) that is in no settlement yet."""
+    return f"""
+    WITH fresh AS (
+        SELECT DISTINCT e.transaction_id AS id
+        FROM wallets w
+        CROSS JOIN LATERAL (
+            SELECT coalesce(max(s.id), 0) AS settled_to FROM ledger_entries s
+            WHERE s.wallet_id = w.id AND s.settlement_id IS NOT NULL
+        ) AS mark
+        JOIN ledger_entries e ON e.wallet_id = w.id AND e.id > mark.settled_to
+        WHERE {clearing} AND e.transaction_id IS NOT NULL
+    ), items AS (
         SELECT t.id, 0 AS leg, t.organization_id AS payer, t.destination_organization_id AS payee,
                t.currency, t.amount, t.posted_at, t.seq
-        FROM transactions t
+        FROM fresh JOIN transactions t ON t.id = fresh.id
         WHERE t.kind = 'CROSS_ORG' AND t.status = 'COMPLETED'
         UNION ALL
         SELECT t.id, CAST(l.n AS int), t.organization_id,
                CAST(l.leg ->> 'destination_organization_id' AS uuid), l.leg ->> 'currency',
                CAST(l.leg ->> 'amount' AS bigint), t.posted_at, t.seq
-        FROM transactions t
+        FROM fresh JOIN transactions t ON t.id = fresh.id
         CROSS JOIN LATERAL jsonb_array_elements(t.postings) WITH ORDINALITY AS l(leg, n)
         WHERE {CROSS_ORG_MULTI} AND t.status = 'COMPLETED'
           AND l.leg ? 'destination_organization_id'
@@ -81,14 +119,12 @@ _UNSETTLED = f"""
     WHERE NOT EXISTS (
         SELECT 1 FROM settlement_items s WHERE s.transaction_id = i.id AND s.leg = i.leg)
 """
-"""What settlement nets: each COMPLETED cross-organization transfer (leg 0) and each
-cross-organization leg of a COMPLETED multi-leg transaction (leg n, counted from 1), that
-is in no settlement yet."""
+
 
 UNSETTLED_PAIRS = text(f"""
     SELECT DISTINCT least(u.payer, u.payee) AS org_a, greatest(u.payer, u.payee) AS org_b,
            u.currency
-    FROM ({_UNSETTLED}) u
+    FROM ({_unsettled(ANY_CLEARING)}) u
     WHERE CAST(:org AS uuid) IS NULL OR CAST(:org AS uuid) IN (u.payer, u.payee)
     ORDER BY org_a, org_b, u.currency
 """)
@@ -108,7 +144,7 @@ LOCK_PAIR_WALLETS = text("""
 """)
 
 UNSETTLED_OF_PAIR = text(f"""
-    SELECT u.id, u.leg, u.payer, u.payee, u.amount, u.posted_at FROM ({_UNSETTLED}) u
+    SELECT u.id, u.leg, u.payer, u.payee, u.amount, u.posted_at FROM ({_unsettled(PAIR_CLEARING)}) u
     WHERE u.currency = :currency
       AND ((u.payer = :a AND u.payee = :b) OR (u.payer = :b AND u.payee = :a))
     ORDER BY u.seq, u.leg
