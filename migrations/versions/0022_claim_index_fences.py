@@ -42,12 +42,25 @@ _INDEXES = (
 
 
 def _recreate(fenced: bool) -> None:
-    for name, column in _INDEXES:
-        op.drop_index(name, table_name="transactions")
-        condition = "status = 'PENDING'"
-        if fenced:
-            condition += f" AND {column} IS NOT NULL"
-        op.create_index(name, "transactions", [column], postgresql_where=sa.text(condition))
+    """Build each index anew beside the old one, then swap them, without blocking writes:
+    a plain CREATE INDEX would hold off every transfer's intake while it reads the table.
+    Safe to run again after an interruption at any step: an unfinished `_next` index is
+    dropped and built again, and a missing old index is not an error."""
+    with op.get_context().autocommit_block():
+        for name, column in _INDEXES:
+            condition = "status = 'PENDING'"
+            if fenced:
+                condition += f" AND {column} IS NOT NULL"
+            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}_next")
+            op.create_index(
+                f"{name}_next",
+                "transactions",
+                [column],
+                postgresql_where=sa.text(condition),
+                postgresql_concurrently=True,
+            )
+            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+            op.execute(f"ALTER INDEX {name}_next RENAME TO {name}")
 
 
 def upgrade() -> None:

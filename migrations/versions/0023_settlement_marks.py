@@ -23,13 +23,23 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_index(
-        "ix_ledger_entries_wallet_settlements",
-        "ledger_entries",
-        ["wallet_id", "id"],
-        postgresql_where=sa.text("settlement_id IS NOT NULL"),
-    )
+    """Built without blocking writes: a plain CREATE INDEX would hold off posting while it
+    read every entry. An interrupted build leaves an invalid index, dropped on the retry."""
+    with op.get_context().autocommit_block():
+        op.execute("DROP INDEX CONCURRENTLY IF EXISTS ix_ledger_entries_wallet_settlements")
+        op.create_index(
+            "ix_ledger_entries_wallet_settlements",
+            "ledger_entries",
+            ["wallet_id", "id"],
+            postgresql_where=sa.text("settlement_id IS NOT NULL"),
+            postgresql_concurrently=True,
+        )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_ledger_entries_wallet_settlements", table_name="ledger_entries")
+    with op.get_context().autocommit_block():
+        op.drop_index(
+            "ix_ledger_entries_wallet_settlements",
+            table_name="ledger_entries",
+            postgresql_concurrently=True,
+        )
