@@ -22,6 +22,7 @@ from ledger_core.persistence.transfers.posting import BatchResult
 from ledger_core.services import posting
 from messaging.messages import kick_posting
 from runtime import metrics
+from runtime.logs import info_line
 from workers import db
 
 log = logging.getLogger("vaultcraft.posting")
@@ -76,12 +77,11 @@ def _observe(result: BatchResult, elapsed: float) -> None:
         [max(0.0, (now - o.transfer.created_at).total_seconds()) for o in result.outcomes],
     )
     ids = [str(o.transfer.id) for o in result.outcomes[:LOGGED_IDS]]
-    log.info(
-        "Posted a batch of %d transfers (%d completed) in %.1f ms.",
-        len(result.outcomes),
-        result.completed,
-        elapsed * 1000,
-        extra={"transaction_ids": ids} if ids else None,
+    info_line(
+        log.name,
+        f"Posted a batch of {len(result.outcomes)} transfers ({result.completed} completed)"
+        f" in {elapsed * 1000:.1f} ms.",
+        **({"transaction_ids": ids} if ids else {}),
     )
     for decided in result.actions:
         log.info(
