@@ -53,6 +53,7 @@ from ledger_core.persistence.events.outbox_relay import (
 )
 from messaging.broker import redis_url, setup_broker
 from runtime import metrics
+from runtime.logs import info_line
 from runtime.settings import Settings, to_psycopg_url
 from workers import db
 from workers.event_exchange import EventExchange
@@ -128,7 +129,9 @@ class OutboxRelay:
         send_attempts(self.broker, deliveries, 1)
         for event_type, count in Counter(e.type for e in events).items():
             metrics.events_relayed_total.labels(event_type).inc(count)
-        log.info("Relayed %d events and %d webhook deliveries.", len(events), len(deliveries))
+        info_line(
+            log.name, f"Relayed {len(events)} events and {len(deliveries)} webhook deliveries."
+        )
         return len(events)
 
     def dispatch_due(self) -> int:
