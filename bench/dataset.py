@@ -119,8 +119,9 @@ async def fund(base_url: str, token: str, source: str, wallet_ids: list[str], ta
             await _call(session, "POST", f"{API}/transactions/batch", {"transfers": transfers})
 
 
-POLL_PAUSE_PER_POLL_S = 9
-"""Seconds of pause per second a finality poll took (a tenth of a core at most)."""
+POLL_PAUSE_FACTOR = 9
+"""How many times as long as a finality poll took the pause after it lasts (a tenth of a
+core at most)."""
 
 
 async def wait_until_final(
@@ -144,7 +145,7 @@ async def wait_until_final(
                 return now
             if now > deadline:
                 raise ApiError(f"transfers still PENDING after {timeout_s}s")
-            await asyncio.sleep(max(every_s, POLL_PAUSE_PER_POLL_S * (now - asked)))
+            await asyncio.sleep(max(every_s, POLL_PAUSE_FACTOR * (now - asked)))
 
 
 async def build(base_url: str, wallets: int, tag: str, timeout_s: float = 600) -> DataSet:
