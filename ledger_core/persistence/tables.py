@@ -309,13 +309,6 @@ transactions = Table(
         postgresql_ops={"postings": "jsonb_path_ops"},
         postgresql_where=text("kind = 'MULTI'"),
     ),
-    Index(
-        "ix_transactions_cross_org_multi",
-        "status",
-        postgresql_where=text(
-            "kind = 'MULTI' AND postings @? CAST('$[*].destination_organization_id' AS jsonpath)"
-        ),
-    ),
 )
 
 hold_actions = Table(

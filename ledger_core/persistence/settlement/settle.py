@@ -68,8 +68,7 @@ from ledger_core.settlement import (
 log = logging.getLogger("vaultcraft.settlement")
 
 CROSS_ORG_MULTI = "t.kind = 'MULTI' AND t.postings @? '$[*].destination_organization_id'"
-"""Multi-leg transactions with a leg into another organization (a partial index holds them:
-`ix_transactions_cross_org_multi`)."""
+"""Multi-leg transactions with a leg into another organization."""
 
 PAIR_CLEARING = """
     w.type = 'CLEARING' AND w.currency = :currency
@@ -90,7 +89,11 @@ def _unsettled(clearing: str) -> str:
     """What settlement nets, among the transactions with entries after the last settlement
     on the clearing wallets that `clearing` selects (see the module's docstring): each
     COMPLETED cross-organization transfer (leg 0) and each cross-organization leg of a
-    COMPLETED multi-leg transaction (leg n, counted from 1) that is in no settlement yet."""
+    COMPLETED multi-leg transaction (leg n, counted from 1) that is in no settlement yet.
+
+    Each of those transactions is read once, by its primary key (`posted`; `OFFSET 0`
+    keeps the planner from turning the lookup into a scan of `transactions` joined to
+    them)."""
     return f"""
     WITH fresh AS (
         SELECT DISTINCT e.transaction_id AS id
@@ -101,19 +104,25 @@ def _unsettled(clearing: str) -> str:
         ) AS mark
         JOIN ledger_entries e ON e.wallet_id = w.id AND e.id > mark.settled_to
         WHERE {clearing} AND e.transaction_id IS NOT NULL
+    ), posted AS (
+        SELECT t.* FROM fresh CROSS JOIN LATERAL (
+            SELECT id, organization_id, destination_organization_id, kind, currency, amount,
+                   postings, posted_at, seq
+            FROM transactions WHERE id = fresh.id AND status = 'COMPLETED'
+            OFFSET 0
+        ) AS t
     ), items AS (
         SELECT t.id, 0 AS leg, t.organization_id AS payer, t.destination_organization_id AS payee,
                t.currency, t.amount, t.posted_at, t.seq
-        FROM fresh JOIN transactions t ON t.id = fresh.id
-        WHERE t.kind = 'CROSS_ORG' AND t.status = 'COMPLETED'
+        FROM posted t
+        WHERE t.kind = 'CROSS_ORG'
         UNION ALL
         SELECT t.id, CAST(l.n AS int), t.organization_id,
                CAST(l.leg ->> 'destination_organization_id' AS uuid), l.leg ->> 'currency',
                CAST(l.leg ->> 'amount' AS bigint), t.posted_at, t.seq
-        FROM fresh JOIN transactions t ON t.id = fresh.id
+        FROM posted t
         CROSS JOIN LATERAL jsonb_array_elements(t.postings) WITH ORDINALITY AS l(leg, n)
-        WHERE {CROSS_ORG_MULTI} AND t.status = 'COMPLETED'
-          AND l.leg ? 'destination_organization_id'
+        WHERE {CROSS_ORG_MULTI} AND l.leg ? 'destination_organization_id'
     )
     SELECT i.* FROM items i
     WHERE NOT EXISTS (
