@@ -1,8 +1,8 @@
 """Seals new audit records into their organization's hash chain, once a second.
 
 A loop in the relay process; see `ledger_core.persistence.audit.chain`. Several relays may
-run it: a chain another sealer is working on is skipped until the next round. Each chain
-that grew gets its new head signed and published (`workers.audit_heads`).
+run it: while one holds the seal cursor the others skip their round. Each chain that grew
+gets its new head signed and published (`workers.audit_heads`).
 """
 
 from __future__ import annotations
@@ -17,12 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.exc import DBAPIError
 
-from ledger_core.persistence.audit.chain import (
-    SEAL_BATCH,
-    chain_head,
-    seal_organization,
-    unsealed_organizations,
-)
+from ledger_core.persistence.audit.chain import SEAL_BATCH, chain_head, seal_waiting
 from messaging.broker import redis_url
 from runtime.audit_keys import signing_key
 from runtime.settings import Settings
@@ -35,26 +30,27 @@ SEAL_EVERY_S = 1.0
 
 
 def seal_all(engine: Engine, publish: HeadPublisher | None = None) -> int:
-    """Seal every waiting record of every organization; returns how many were sealed.
+    """Seal every record whose transaction, and every one begun before it, has ended;
+    returns how many were sealed (0 if another sealer holds the cursor).
 
     With `publish`, each chain that grew has its new head signed and published after the
     commit that sealed it. The round runs on one connection (each batch its own
     transaction): one checkout, so one pre-ping, a round.
     """
     total = 0
+    grown: set[UUID | None] = set()
     with engine.connect() as conn:
-        organizations = unsealed_organizations(conn)
-        conn.rollback()
-        for organization_id in organizations:
-            grown = False
-            while True:
-                with conn.begin():
-                    sealed = seal_organization(conn, organization_id, SEAL_BATCH)
-                total += sealed or 0
-                grown = grown or bool(sealed)
-                if sealed is None or sealed < SEAL_BATCH:
-                    break
-            if grown and publish is not None:
+        while True:
+            with conn.begin():
+                sealed = seal_waiting(conn, SEAL_BATCH)
+            if sealed is None:
+                break
+            total += sealed.sealed
+            grown.update(sealed.grown)
+            if sealed.sealed < SEAL_BATCH:
+                break
+        if publish is not None:
+            for organization_id in grown:
                 publish(conn, organization_id)
     return total
 

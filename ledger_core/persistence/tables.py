@@ -30,6 +30,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.types import UserDefinedType
 
 metadata = MetaData(
     naming_convention={
@@ -40,6 +41,16 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+
+class TransactionId(UserDefinedType[str]):
+    """PostgreSQL's `xid8`: a transaction's 64-bit id, which never wraps around. The driver
+    reads it as its decimal text."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:
+        return "xid8"
 
 
 def _uuid_pk() -> Column[object]:
@@ -502,14 +513,38 @@ audit_logs = Table(
     Column("request_id", String(128), nullable=True),
     Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     _created_at(),
-    Column("chain_seq", BigInteger, nullable=True),
-    Column("prev_hash", String(64), nullable=True),
-    Column("hash", String(64), nullable=True),
+    Column("txid", TransactionId, nullable=True, server_default=text("pg_current_xact_id()")),
     Index("ix_audit_logs_organization_id_id", "organization_id", "id"),
     Index("ix_audit_logs_organization_id_action_id", "organization_id", "action", "id"),
-    Index("ix_audit_logs_unsealed", "id", postgresql_where=text("hash IS NULL")),
-    UniqueConstraint("organization_id", "chain_seq"),
+    Index("ix_audit_logs_txid_id", "txid", "id", postgresql_where=text("txid IS NOT NULL")),
 )
+"""Insert-only: the database refuses every UPDATE, DELETE and TRUNCATE. `txid` is the
+writing transaction's id, the order the sealer reads records in (NULL for records sealed
+before migration 0025)."""
+
+audit_seals = Table(
+    "audit_seals",
+    metadata,
+    Column("record_id", BigInteger, ForeignKey("audit_logs.id"), primary_key=True),
+    Column("organization_id", UUID(as_uuid=True), nullable=True),
+    Column("chain_seq", BigInteger, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("organization_id", "chain_seq", postgresql_nulls_not_distinct=True),
+    CheckConstraint("chain_seq > 0", name="chain_seq_positive"),
+)
+"""Each audit record's place in its organization's hash chain, written once by the sealer;
+insert-only like the records themselves."""
+
+audit_seal_cursor = Table(
+    "audit_seal_cursor",
+    metadata,
+    Column("singleton", Boolean, primary_key=True, server_default=text("true")),
+    Column("txid", TransactionId, nullable=False),
+    Column("record_id", BigInteger, nullable=False),
+    CheckConstraint("singleton", name="one_row"),
+)
+"""The last record sealed, as `(txid, record_id)`: the sealer reads on from there."""
 
 settlements = Table(
     "settlements",

@@ -17,7 +17,7 @@ import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, create_engine, text
 
-from ledger_core.persistence.audit.chain import chain_head, seal_organization
+from ledger_core.persistence.audit.chain import chain_head, seal_waiting
 from tests.support.databases import fresh_database
 from tests.support.ledger import create_book
 from tests.support.stack import Stack
@@ -63,27 +63,27 @@ def wait_for_head(client: redis.Redis, database: str, chain: str, seq: int) -> N
 
 
 def rewrite_and_reseal(engine: Engine, organization_id: object) -> None:
-    """What an intruder with the owner's rights does: edit a record, then re-seal the whole
+    """What an intruder with the owner's rights does: edit a record, then re-seal every
     chain with the product's own sealer, so that every link is consistent again."""
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only"))
+        conn.execute(text("ALTER TABLE audit_seals DISABLE TRIGGER audit_seals_append_only"))
         conn.execute(
             text(
-                "UPDATE audit_logs SET action = 'nothing.happened'"
-                " WHERE organization_id = :o AND chain_seq = 2"
+                "UPDATE audit_logs SET action = 'nothing.happened' WHERE id = ("
+                " SELECT record_id FROM audit_seals WHERE organization_id = :o AND chain_seq = 2)"
             ),
             {"o": organization_id},
         )
-        conn.execute(
-            text(
-                "UPDATE audit_logs SET chain_seq = NULL, prev_hash = NULL, hash = NULL"
-                " WHERE organization_id = :o"
-            ),
-            {"o": organization_id},
-        )
+        conn.execute(text("DELETE FROM audit_seals"))
+        conn.execute(text("UPDATE audit_seal_cursor SET txid = '0', record_id = 0"))
+        conn.execute(text("ALTER TABLE audit_seals ENABLE TRIGGER audit_seals_append_only"))
         conn.execute(text("ALTER TABLE audit_logs ENABLE TRIGGER audit_logs_append_only"))
     with engine.begin() as conn:
-        assert seal_organization(conn, organization_id) == 3  # type: ignore[arg-type]
+        resealed = seal_waiting(conn)
+    assert resealed is not None and organization_id in resealed.grown
+    with engine.connect() as conn:
+        assert chain_head(conn, organization_id)[0] == 3  # type: ignore[arg-type]
 
 
 def test_a_rewritten_and_resealed_chain_is_caught_by_its_signed_head(

@@ -99,6 +99,9 @@ def test_audit_rows_cannot_be_edited_or_deleted(service_engine: Engine) -> None:
     for statement in (
         "UPDATE audit_logs SET action = 'forged' WHERE action = 'test.role'",
         "DELETE FROM audit_logs WHERE action = 'test.role'",
+        "UPDATE audit_seals SET hash = repeat('0', 64)",
+        "DELETE FROM audit_seals",
+        "DELETE FROM audit_seal_cursor",
     ):
         assert "permission denied" in _refused(service_engine, statement)
 

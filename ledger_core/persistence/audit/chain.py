@@ -1,20 +1,22 @@
 """Sealing audit records into each organization's hash chain, and checking the chain.
 
-Records are written unsealed (no hash) by whoever audits an action, so writers never
-contend on a chain head. A sealer (a loop in the relay process) later seals each
-organization's unsealed records in id order. It takes a per-organization transaction
-advisory lock first, so two relays never interleave one chain; the 0001 migration's
-trigger allows exactly this one UPDATE per record (the chain columns, from NULL) and
-nothing else. Records without an organization (a login with an unknown email) form one
-chain of their own.
+Records are written by whoever audits an action and never change (the database refuses
+every UPDATE and DELETE of `audit_logs`), so writers never contend on a chain head. A
+sealer (a loop in the relay process) later gives each record its place in its
+organization's chain: one insert-only `audit_seals` row. Records without an organization
+(a login with an unknown email) form one chain of their own.
 
-A record committed late (a smaller id after a larger one was already sealed) is simply
-sealed later: the chain's order is `chain_seq`, not id.
+The sealer reads records in the order of the transaction that wrote them, `(txid, id)`,
+after the last record it sealed (`audit_seal_cursor`), and only records whose transaction
+ended before its read began (`txid` below the read's snapshot xmin). Every record it has
+not yet seen therefore comes after the cursor: one that commits late was still running at
+the read, so its `txid` is at least that snapshot's xmin, above every `txid` sealed so
+far. The cursor row is also the sealers' lock: a second sealer finds it taken and skips
+the round. A transaction left open on the server holds sealing back until it ends.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +30,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     cast,
+    exists,
     func,
     select,
     text,
@@ -42,36 +45,22 @@ from ledger_core.audit_chain import (
     SealedRecord,
     seal,
 )
-from ledger_core.persistence.arrays import pg_array
-from ledger_core.persistence.tables import audit_logs
+from ledger_core.persistence.arrays import pg_array, pg_uuid_array
+from ledger_core.persistence.tables import audit_logs, audit_seals
 
-SEAL_BATCH = 500
+SEAL_BATCH = 1000
 VERIFY_CHUNK = 2000
 
+_CURSOR = text("SELECT txid::text, record_id FROM audit_seal_cursor FOR UPDATE SKIP LOCKED")
+
+_MOVE_CURSOR = text("UPDATE audit_seal_cursor SET txid = CAST(:txid AS xid8), record_id = :id")
+
 _SEAL = text("""
-    UPDATE audit_logs AS a SET chain_seq = v.seq, prev_hash = v.prev, hash = v.hash
-    FROM unnest(CAST(:ids AS bigint[]), CAST(:seqs AS bigint[]), CAST(:prevs AS text[]),
-                CAST(:hashes AS text[])) AS v(id, seq, prev, hash)
-    WHERE a.id = v.id AND a.hash IS NULL
+    INSERT INTO audit_seals (record_id, organization_id, chain_seq, prev_hash, hash)
+    SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:organizations AS uuid[]),
+                         CAST(:seqs AS bigint[]), CAST(:prevs AS text[]),
+                         CAST(:hashes AS text[]))
 """)
-
-_UNSEALED_ORGANIZATIONS = text("""
-    SELECT DISTINCT organization_id FROM (
-        SELECT organization_id FROM audit_logs WHERE hash IS NULL ORDER BY id LIMIT 10000
-    ) AS waiting
-""")
-
-
-def chain_lock_key(organization_id: UUID | None) -> int:
-    """The advisory lock key of one organization's chain (signed 64-bit)."""
-    name = f"vaultcraft-audit-chain:{organization_id or 'system'}"
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-
-
-def _of(organization_id: UUID | None) -> ColumnElement[bool]:
-    column = audit_logs.c.organization_id
-    return column.is_(None) if organization_id is None else column == organization_id
-
 
 _RECORD_COLUMNS = (
     audit_logs.c.id,
@@ -85,10 +74,22 @@ _RECORD_COLUMNS = (
     cast(audit_logs.c.details, Text),
     audit_logs.c.created_at,
 )
-"""What `_record` reads, in its order. The organization is the chain's, so it is not read.
-The actor comes as the text the chain hashes (PostgreSQL writes a uuid as `str(UUID)`
-does); the details as JSON text, which `canonical_json.loads` reads several times faster
-than the driver's `json.loads`, to the same value."""
+"""What `_record` reads, in its order. The actor comes as the text the chain hashes
+(PostgreSQL writes a uuid as `str(UUID)` does); the details as JSON text, which
+`canonical_json.loads` reads several times faster than the driver's `json.loads`, to the
+same value."""
+
+_WAITING = (
+    select(*_RECORD_COLUMNS, audit_logs.c.organization_id, cast(audit_logs.c.txid, Text))
+    .where(
+        audit_logs.c.txid.is_not(None),
+        text("(audit_logs.txid, audit_logs.id) > (CAST(:txid AS xid8), :record_id)"),
+        text("audit_logs.txid < pg_snapshot_xmin(pg_current_snapshot())"),
+    )
+    .order_by(audit_logs.c.txid, audit_logs.c.id)
+    .limit(bindparam("limit", type_=Integer))
+)
+"""The records after the cursor whose transactions had all ended when the read began."""
 
 
 def _text(organization_id: UUID | None) -> str | None:
@@ -115,61 +116,46 @@ def _record(organization: str | None, row: Sequence[Any]) -> AuditRecord:
     )
 
 
-_LINK_COLUMNS = (audit_logs.c.chain_seq, audit_logs.c.prev_hash, audit_logs.c.hash)
-
-
-def _sealed(organization: str | None, row: Sequence[Any]) -> SealedRecord:
-    """The sealed record of a row of `_RECORD_COLUMNS` and then `_LINK_COLUMNS`."""
-    chain_seq, prev_hash, hash_ = row[10:13]
-    return SealedRecord(_record(organization, row), chain_seq, prev_hash, hash_)
-
-
-def unsealed_organizations(conn: Connection) -> list[UUID | None]:
-    """Organizations (None: records without one) that have records waiting to be sealed."""
-    return [row[0] for row in conn.execute(_UNSEALED_ORGANIZATIONS)]
-
-
-@dataclass(frozen=True)
-class _ChainQueries:
-    """The sealer's reads of one chain, built once rather than on every round (building a
-    statement and its cache key costs more than running it). `:organization_id` and
-    `:limit` are bound when they run."""
-
-    head: Select[Any]
-    waiting: Select[Any]
-
-    @classmethod
-    def of(cls, in_chain: ColumnElement[bool]) -> _ChainQueries:
-        head = (
-            select(audit_logs.c.chain_seq, audit_logs.c.hash)
-            .where(in_chain, audit_logs.c.chain_seq.is_not(None))
-            .order_by(audit_logs.c.chain_seq.desc())
-            .limit(1)
-        )
-        waiting = (
-            select(*_RECORD_COLUMNS)
-            .where(in_chain, audit_logs.c.hash.is_(None))
-            .order_by(audit_logs.c.id)
-            .limit(bindparam("limit", type_=Integer))
-        )
-        return cls(head, waiting)
-
-
-_ORGANIZATION_CHAIN = _ChainQueries.of(
-    audit_logs.c.organization_id
-    == bindparam("organization_id", type_=audit_logs.c.organization_id.type)
+_LINK_COLUMNS = (
+    audit_logs.c.organization_id,
+    audit_seals.c.chain_seq,
+    audit_seals.c.prev_hash,
+    audit_seals.c.hash,
 )
-_SYSTEM_CHAIN = _ChainQueries.of(audit_logs.c.organization_id.is_(None))
-_LOCK = text("SELECT pg_try_advisory_xact_lock(:key)")
 
 
-def _queries(organization_id: UUID | None) -> _ChainQueries:
-    return _SYSTEM_CHAIN if organization_id is None else _ORGANIZATION_CHAIN
+def _sealed(row: Sequence[Any]) -> SealedRecord:
+    """The sealed record of a row of `_RECORD_COLUMNS` and then `_LINK_COLUMNS`.
+
+    The record is hashed with its own organization, so a record moved to another tenant no
+    longer matches the seal of the chain it was sealed in."""
+    organization_id, chain_seq, prev_hash, hash_ = row[10:14]
+    return SealedRecord(_record(_text(organization_id), row), chain_seq, prev_hash, hash_)
+
+
+def _of(column: ColumnElement[Any], organization_id: object) -> ColumnElement[bool]:
+    """`column` is the chain's organization (None: the chain of records without one)."""
+    return column.is_(None) if organization_id is None else column == organization_id
+
+
+def _head(organization_id: object) -> Select[Any]:
+    return (
+        select(audit_seals.c.chain_seq, audit_seals.c.hash)
+        .where(_of(audit_seals.c.organization_id, organization_id))
+        .order_by(audit_seals.c.chain_seq.desc())
+        .limit(1)
+    )
+
+
+_ORGANIZATION_HEAD = _head(bindparam("organization_id", type_=audit_seals.c.organization_id.type))
+_SYSTEM_HEAD = _head(None)
+"""A chain's head, built once rather than on every round (building a statement and its
+cache key costs more than running it)."""
 
 
 def chain_head(conn: Connection, organization_id: UUID | None) -> tuple[int, str]:
     """The chain's last `(chain_seq, hash)`; `(0, GENESIS_HASH)` for a chain not begun."""
-    query = _queries(organization_id).head
+    query = _SYSTEM_HEAD if organization_id is None else _ORGANIZATION_HEAD
     head = conn.execute(query, {"organization_id": organization_id}).one_or_none()
     return (0, GENESIS_HASH) if head is None else (head.chain_seq, head.hash)
 
@@ -177,7 +163,10 @@ def chain_head(conn: Connection, organization_id: UUID | None) -> tuple[int, str
 def hash_at(conn: Connection, organization_id: UUID | None, chain_seq: int) -> str | None:
     """The stored hash of one record of a chain (None if the chain has no such record)."""
     return conn.scalar(
-        select(audit_logs.c.hash).where(_of(organization_id), audit_logs.c.chain_seq == chain_seq)
+        select(audit_seals.c.hash).where(
+            _of(audit_seals.c.organization_id, organization_id),
+            audit_seals.c.chain_seq == chain_seq,
+        )
     )
 
 
@@ -188,43 +177,65 @@ def sealed_chains(conn: Connection) -> list[UUID | None]:
         for row in conn.execute(
             text("""
                 SELECT NULL::uuid WHERE EXISTS (
-                    SELECT 1 FROM audit_logs WHERE organization_id IS NULL AND chain_seq IS NOT NULL)
+                    SELECT 1 FROM audit_seals WHERE organization_id IS NULL)
                 UNION ALL
                 SELECT o.id FROM organizations o WHERE EXISTS (
-                    SELECT 1 FROM audit_logs a WHERE a.organization_id = o.id
-                      AND a.chain_seq IS NOT NULL)
+                    SELECT 1 FROM audit_seals s WHERE s.organization_id = o.id)
             """)
         )
     ]
 
 
-def seal_organization(
-    conn: Connection, organization_id: UUID | None, limit: int = SEAL_BATCH
-) -> int | None:
-    """Seal up to `limit` waiting records of one organization in the caller's transaction.
+@dataclass(frozen=True)
+class SealRound:
+    """What one call of `seal_waiting` sealed: how many records, and whose chains grew."""
 
-    Returns how many were sealed, or None if another sealer holds the chain right now.
+    sealed: int
+    grown: list[UUID | None]
+
+
+def seal_waiting(conn: Connection, limit: int = SEAL_BATCH) -> SealRound | None:
+    """Seal up to `limit` waiting records, in the caller's transaction.
+
+    Returns None if another sealer holds the cursor right now.
     """
-    key = chain_lock_key(organization_id)
-    if not conn.scalar(_LOCK, {"key": key}):
+    cursor = conn.execute(_CURSOR).one_or_none()
+    if cursor is None:
         return None
-    last_seq, last_hash = chain_head(conn, organization_id)
-    query = _queries(organization_id).waiting
-    rows = conn.execute(query, {"organization_id": organization_id, "limit": limit}).all()
-    organization = _text(organization_id)
-    records = [_record(organization, row) for row in rows]
-    seals = seal(records, last_seq, last_hash)
-    if seals:
-        conn.execute(
-            _SEAL,
-            {
-                "ids": pg_array(r.id for r in records),
-                "seqs": pg_array(s.chain_seq for s in seals),
-                "prevs": pg_array(s.prev_hash for s in seals),
-                "hashes": pg_array(s.hash for s in seals),
-            },
-        )
-    return len(seals)
+    params = {"txid": cursor[0], "record_id": cursor[1], "limit": limit}
+    rows = conn.execute(_WAITING, params).all()
+    if not rows:
+        return SealRound(0, [])
+    chains: dict[UUID | None, list[Sequence[Any]]] = {}
+    for row in rows:
+        chains.setdefault(row[10], []).append(row)
+    ids: list[int] = []
+    organizations: list[UUID | None] = []
+    seqs: list[int] = []
+    prevs: list[str] = []
+    hashes: list[str] = []
+    for organization_id, chain in chains.items():
+        organization = _text(organization_id)
+        records = [_record(organization, row) for row in chain]
+        links = seal(records, *chain_head(conn, organization_id))
+        for record, link in zip(records, links, strict=True):
+            ids.append(record.id)
+            organizations.append(organization_id)
+            seqs.append(link.chain_seq)
+            prevs.append(link.prev_hash)
+            hashes.append(link.hash)
+    conn.execute(
+        _SEAL,
+        {
+            "ids": pg_array(ids),
+            "organizations": pg_uuid_array(organizations),
+            "seqs": pg_array(seqs),
+            "prevs": pg_array(prevs),
+            "hashes": pg_array(hashes),
+        },
+    )
+    conn.execute(_MOVE_CURSOR, {"txid": rows[-1][11], "id": rows[-1][0]})
+    return SealRound(len(rows), list(chains))
 
 
 @dataclass(frozen=True)
@@ -246,27 +257,33 @@ class ChainReport:
 def verify_chain(conn: Connection, organization_id: UUID | None) -> ChainReport:
     """Walk one organization's sealed records in chain order and report the first break.
 
-    Reads in chunks along the `(organization_id, chain_seq)` index, so memory stays flat
-    however long the chain is.
+    Reads in chunks along the seals' `(organization_id, chain_seq)` index, so memory stays
+    flat however long the chain is. A record removed from under its seal leaves a gap in
+    `chain_seq`, which breaks the link at the next record.
     """
     check = ChainCheck()
     after = 0
-    organization = _text(organization_id)
     while True:
         rows = conn.execute(
             select(*_RECORD_COLUMNS, *_LINK_COLUMNS)
-            .where(_of(organization_id), audit_logs.c.chain_seq > after)
-            .order_by(audit_logs.c.chain_seq)
+            .select_from(audit_seals.join(audit_logs, audit_logs.c.id == audit_seals.c.record_id))
+            .where(
+                _of(audit_seals.c.organization_id, organization_id), audit_seals.c.chain_seq > after
+            )
+            .order_by(audit_seals.c.chain_seq)
             .limit(VERIFY_CHUNK)
         ).all()
-        sealed = [_sealed(organization, row) for row in rows]
+        sealed = [_sealed(row) for row in rows]
         if not check.feed(sealed) or len(sealed) < VERIFY_CHUNK:
             break
         after = sealed[-1].chain_seq
     unsealed = conn.scalar(
         select(func.count())
         .select_from(audit_logs)
-        .where(_of(organization_id), audit_logs.c.hash.is_(None))
+        .where(
+            _of(audit_logs.c.organization_id, organization_id),
+            ~exists().where(audit_seals.c.record_id == audit_logs.c.id),
+        )
     )
     return ChainReport(
         verified=check.broken is None,

@@ -1,7 +1,8 @@
 """Reading the audit trail: an organization's records, newest first, with filters.
 
 Pages follow the record id (the order records were written), served by the
-`(organization_id, id)` and `(organization_id, action, id)` indexes. The records of
+`(organization_id, id)` and `(organization_id, action, id)` indexes; each record's place in
+its chain comes from its seal, once it has one. The records of
 logins with an unknown email belong to no organization and are not listed here.
 """
 
@@ -19,7 +20,7 @@ from ledger_core.accounts import Principal
 from ledger_core.keyset import Keyset
 from ledger_core.persistence.audit.chain import ChainReport, verify_chain
 from ledger_core.persistence.pages import read_page
-from ledger_core.persistence.tables import audit_logs
+from ledger_core.persistence.tables import audit_logs, audit_seals
 from ledger_core.timestamps import rfc3339
 
 
@@ -60,8 +61,10 @@ async def list_audit_logs(
     limit: int,
 ) -> tuple[list[dict[str, Any]], Keyset | None]:
     """The organization's audit records matching `filters`, newest first (admin)."""
-    stmt: Select[Any] = select(audit_logs).where(
-        audit_logs.c.organization_id == principal.organization_id
+    stmt: Select[Any] = (
+        select(audit_logs, audit_seals.c.chain_seq, audit_seals.c.prev_hash, audit_seals.c.hash)
+        .select_from(audit_logs.outerjoin(audit_seals, audit_seals.c.record_id == audit_logs.c.id))
+        .where(audit_logs.c.organization_id == principal.organization_id)
     )
     if filters.action is not None:
         stmt = stmt.where(audit_logs.c.action == filters.action)
