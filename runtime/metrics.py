@@ -64,6 +64,11 @@ outbox_oldest_unsent_age_seconds = Gauge(
     "Age of the oldest event not yet relayed.",
     multiprocess_mode="max",
 )
+audit_oldest_unsealed_age_seconds = Gauge(
+    "vaultcraft_audit_oldest_unsealed_age_seconds",
+    "Age of the first committed audit record the sealer has not reached.",
+    multiprocess_mode="max",
+)
 events_relayed_total = Counter(
     "vaultcraft_events_relayed_total",
     "Outbox events published to the event stream and webhook queue.",

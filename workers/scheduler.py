@@ -6,8 +6,8 @@
 - PENDING rescue every `VAULTCRAFT_RESCUE_INTERVAL_S` (5 s): if any waiting transfer
   is older than `VAULTCRAFT_PENDING_RESCUE_AFTER_S`, the posting workers are
   kicked. This is how work lost with a broker restart is found again from PostgreSQL;
-- gauges (pending transfers and the oldest one's age, outbox backlog and age)
-  refreshed at the rescue interval;
+- gauges (pending transfers and the oldest one's age, outbox backlog and age, the age of
+  the first audit record waiting for its seal) refreshed at the rescue interval;
 - hold expiry at the rescue interval: HELD transfers past `hold_expires_at` end EXPIRED.
 
 Several schedulers may run; each job runs in only one of them (see `job_guard`).
@@ -32,6 +32,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from dramatiq import Broker
 from sqlalchemy import Engine, create_engine, text
 
+from ledger_core.persistence.audit.chain import OLDEST_UNSEALED_AGE_SQL
 from ledger_core.persistence.transfers.pending_probe import pending_waiting_sa
 from ledger_core.persistence.transfers.pipeline_health import OLDEST_PENDING_AGE_SQL
 from ledger_core.services.holds import EXPIRE_BATCH, expire_overdue
@@ -50,7 +51,8 @@ _GAUGES = text(f"""
            ({OLDEST_PENDING_AGE_SQL}) AS oldest_pending_age,
            (SELECT count(*) FROM outbox WHERE relayed_at IS NULL) AS backlog,
            (SELECT extract(epoch FROM now() - created_at) FROM outbox
-            WHERE relayed_at IS NULL ORDER BY id LIMIT 1) AS oldest_age
+            WHERE relayed_at IS NULL ORDER BY id LIMIT 1) AS oldest_age,
+           ({OLDEST_UNSEALED_AGE_SQL}) AS oldest_unsealed_age
 """)
 
 
@@ -88,6 +90,7 @@ def refresh_gauges(engine: Engine) -> None:
     metrics.oldest_pending_age_seconds.set(float(row.oldest_pending_age))
     metrics.outbox_backlog.set(row.backlog)
     metrics.outbox_oldest_unsent_age_seconds.set(float(row.oldest_age or 0))
+    metrics.audit_oldest_unsealed_age_seconds.set(float(row.oldest_unsealed_age or 0))
 
 
 def guarded(guard: JobGuard, job: Callable[[], object]) -> Callable[[], None]:

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, text
 from tests.reconciliation.books import Books
 from tests.reconciliation.ledgers import Ledger, build_ledger
 from tests.reconciliation.queues import actors_queued
+from tests.support.ledger_checks import wait_until
 from workers.job_guard import JobGuard, lock_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,6 +165,38 @@ def test_the_oldest_pending_age_gauge_shows_a_stalled_transfer(
     refresh_gauges(db)
 
     assert 599 <= (REGISTRY.get_sample_value("vaultcraft_oldest_pending_age_seconds") or 0) < 700
+
+
+def test_the_unsealed_audit_gauge_shows_records_held_back_by_an_open_transaction(
+    db: Engine, ledger: Ledger
+) -> None:
+    """A transaction left open keeps the sealer from reading past it: the records committed
+    after it wait, and the gauge shows how long, until it ends."""
+    from workers.audit_sealer import seal_all
+    from workers.scheduler import refresh_gauges
+
+    def gauge() -> float:
+        refresh_gauges(db)
+        return REGISTRY.get_sample_value("vaultcraft_audit_oldest_unsealed_age_seconds") or 0.0
+
+    def sealed_up() -> bool:
+        seal_all(db)
+        return gauge() == 0
+
+    record = text(
+        "INSERT INTO audit_logs (organization_id, action, created_at)"
+        " VALUES (:org, 'test.gauge', now() - make_interval(secs => :age))"
+    )
+    wait_until(sealed_up, 30, "the sealer to catch up")
+    with db.connect() as open_transaction:
+        open_transaction.begin()
+        open_transaction.execute(record, {"org": ledger.acme, "age": 0})
+        with db.begin() as conn:
+            conn.execute(record, {"org": ledger.acme, "age": 400})
+        seal_all(db)
+        assert 399 <= gauge() < 500
+        open_transaction.commit()
+    wait_until(sealed_up, 30, "the records to be sealed once the transaction ended")
 
 
 def start_scheduler(fresh_url: str, redis_url: str, data_dir: Path) -> subprocess.Popen[str]:

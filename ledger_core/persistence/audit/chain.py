@@ -91,6 +91,15 @@ _WAITING = (
 )
 """The records after the cursor whose transactions had all ended when the read began."""
 
+OLDEST_UNSEALED_AGE_SQL = """
+    SELECT extract(epoch FROM now() - a.created_at) FROM audit_logs a, audit_seal_cursor c
+    WHERE a.txid IS NOT NULL AND (a.txid, a.id) > (c.txid, c.record_id)
+    ORDER BY a.txid, a.id LIMIT 1
+"""
+"""Seconds since the first committed record past the cursor was written (NULL: none waits).
+One probe of `ix_audit_logs_txid_id`. It grows while the sealer is down, and while a
+transaction left open on the server keeps the sealer from reading past it."""
+
 
 def _text(organization_id: UUID | None) -> str | None:
     return None if organization_id is None else str(organization_id)
