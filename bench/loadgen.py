@@ -116,8 +116,9 @@ def _transfer(spec: LoadSpec, key: str) -> dict[str, Any]:
 class KeepAlive:
     """One HTTP/1.1 keep-alive connection answering one request at a time.
 
-    Enough for the closed loops: the gateway answers with `Content-Length` bodies. A closed
-    connection is opened again on the next request.
+    Enough for the load: the gateway answers with `Content-Length` bodies. A closed
+    connection is opened again on the next request. A fraction of aiohttp's client CPU,
+    which on two cores would otherwise be taken from the system under test.
     """
 
     def __init__(self, base_url: str, headers: dict[str, str]) -> None:
@@ -129,11 +130,21 @@ class KeepAlive:
         self.writer: asyncio.StreamWriter | None = None
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        if self.writer is None or self.reader is None or self.writer.is_closing():
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         head = f"POST {path} HTTP/1.1\r\nContent-Length: {len(body)}\r\n{extra}".encode()
-        self.writer.write(head + self.fixed + b"\r\n" + body)
+        return await self._exchange(head + self.fixed + b"\r\n" + body)
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        return await self._exchange(f"GET {path} HTTP/1.1\r\n".encode() + self.fixed + b"\r\n")
+
+    @property
+    def closed(self) -> bool:
+        return self.writer is None or self.writer.is_closing()
+
+    async def _exchange(self, request: bytes) -> tuple[int, bytes]:
+        if self.writer is None or self.reader is None or self.writer.is_closing():
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.writer.write(request)
         try:
             raw_head = await self.reader.readuntil(b"\r\n\r\n")
             status, length, close = _parse_head(raw_head)
@@ -168,6 +179,9 @@ class _Driver:
     def __init__(self, spec: LoadSpec, session: aiohttp.ClientSession) -> None:
         self.spec = spec
         self.session = session
+        self.idle: list[KeepAlive] = []
+        """The open loop's connections between requests; one more is opened whenever
+        every connection is busy, as a connection pool without a limit does."""
         self.result = LoadResult(mode=spec.mode)
         self.codes: Counter[str] = Counter()
         self.finals: Counter[str] = Counter()
@@ -234,24 +248,44 @@ class _Driver:
                 self.result.transfers_accepted += len(answer.get("data", []))
         conn.close()
 
+    def _take(self) -> KeepAlive:
+        return self.idle.pop() if self.idle else self._connection()
+
+    def _give_back(self, conn: KeepAlive) -> None:
+        if not conn.closed:
+            self.idle.append(conn)
+
+    async def _long_poll(self, tx: dict[str, Any]) -> dict[str, Any]:
+        """The transfer as `GET ...?wait=` answers: final, or still PENDING after the wait."""
+        conn = self._take()
+        path = f"/api/v1/transactions/{tx['id']}?wait={LONG_POLL_S}"
+        try:
+            status, raw = await asyncio.wait_for(conn.get(path), REQUEST_TIMEOUT_S)
+            if status == 200:
+                answer: dict[str, Any] = orjson.loads(raw)
+                return answer
+        except (TimeoutError, aiohttp.ClientError, OSError, orjson.JSONDecodeError):
+            conn.close()
+            self.result.client_errors += 1
+            await asyncio.sleep(0.05)
+        finally:
+            self._give_back(conn)
+        return tx
+
     async def open_one(self, number: int, scheduled: float) -> None:
         key = f"{self.spec.tag}-{number}"
         self.result.transfers_submitted += 1
-        tx = await self._post(TRANSFER_PATH, _transfer(self.spec, key), key)
+        conn = self._take()
+        try:
+            tx = await self._post(TRANSFER_PATH, _transfer(self.spec, key), key, conn)
+        finally:
+            self._give_back(conn)
         if not isinstance(tx, dict) or "id" not in tx:
             return
         self.accept_latencies.append((time.monotonic() - scheduled) * 1000)
         self.result.transfers_accepted += 1
         while tx.get("status") == "PENDING" and time.monotonic() - scheduled < GIVE_UP_S:
-            try:
-                async with self.session.get(
-                    f"/api/v1/transactions/{tx['id']}", params={"wait": str(LONG_POLL_S)}
-                ) as resp:
-                    if resp.status == 200:
-                        tx = orjson.loads(await resp.read())
-            except (TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError):
-                self.result.client_errors += 1
-                await asyncio.sleep(0.05)
+            tx = await self._long_poll(tx)
         self.latencies.append((time.monotonic() - scheduled) * 1000)
         self.finals[str(tx.get("status"))] += 1
         if tx.get("posted_at") and tx.get("created_at"):
