@@ -125,6 +125,11 @@ class ChainCheck:
     last_hash: str = GENESIS_HASH
     broken: BrokenLink | None = None
 
+    def missing(self, record_id: int, chain_seq: int, hash_: str) -> None:
+        """A seal whose record is gone: the link is broken there (nothing to hash)."""
+        if self.broken is None:
+            self.broken = BrokenLink(record_id, chain_seq, "", hash_)
+
     def feed(self, sealed: Iterable[SealedRecord]) -> bool:
         """Check the next records; False once a broken link has been found."""
         for item in sealed:

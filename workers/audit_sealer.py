@@ -33,12 +33,11 @@ def seal_all(engine: Engine, publish: HeadPublisher | None = None) -> int:
     """Seal every record whose transaction, and every one begun before it, has ended;
     returns how many were sealed (0 if another sealer holds the cursor).
 
-    With `publish`, each chain that grew has its new head signed and published after the
-    commit that sealed it. The round runs on one connection (each batch its own
+    With `publish`, each chain that grew has its new head signed and published after each
+    commit that sealed some of it. The round runs on one connection (each batch its own
     transaction): one checkout, so one pre-ping, a round.
     """
     total = 0
-    grown: set[UUID | None] = set()
     with engine.connect() as conn:
         while True:
             with conn.begin():
@@ -46,12 +45,11 @@ def seal_all(engine: Engine, publish: HeadPublisher | None = None) -> int:
             if sealed is None:
                 break
             total += sealed.sealed
-            grown.update(sealed.grown)
-            if sealed.sealed < SEAL_BATCH:
+            if publish is not None:
+                for organization_id in sealed.grown:
+                    publish(conn, organization_id)
+            if sealed.read < SEAL_BATCH:
                 break
-        if publish is not None:
-            for organization_id in grown:
-                publish(conn, organization_id)
     return total
 
 

@@ -10,11 +10,17 @@ The sealer no longer finds waiting records through a partial index of unsealed r
 record carries the id of the transaction that wrote it (`txid`, `xid8`); the sealer reads
 records in `(txid, id)` order after the last one it sealed (`audit_seal_cursor`), and only
 those whose writing transaction ended before its read began, so a record that commits late
-can never land behind the cursor.
+can never land behind the cursor. The service role may not write `txid` itself.
 
-The upgrade blocks writes to `audit_logs` while it copies the existing seals (reads go on).
-Records sealed before it keep `txid` NULL; records still waiting get `txid` 1, before every
-real transaction id, and are sealed first.
+A seal names its record without a foreign key: the key's check locks the referenced row,
+which writes to every record again, the very write this migration removes. A seal whose
+record is gone is what `verify_chain` reports as a broken link.
+
+The upgrade holds an exclusive lock on `audit_logs` until it commits: every action that
+writes an audit record, and every read of the trail, waits for it. It copies the existing
+seals (about a second a million records here) and builds the `(txid, id)` index over the
+new column, which is NULL for every record sealed before it, so that index starts small.
+Records still waiting get `txid` 1, before every real transaction id, and are sealed first.
 
 Revision ID: 0025_audit_seals
 Revises: 0024_drop_cross_org_multi_index
@@ -33,6 +39,21 @@ depends_on: str | Sequence[str] | None = None
 
 ROLE = "vaultcraft_service"
 
+WRITTEN_BY_THE_SERVICE = (
+    "organization_id",
+    "actor_id",
+    "action",
+    "resource_type",
+    "resource_id",
+    "client_address",
+    "user_agent",
+    "request_id",
+    "details",
+    "created_at",
+)
+"""The columns of `audit_logs` the service role may give a value; `id` and `txid` always
+take their defaults."""
+
 UPGRADE = [
     "LOCK TABLE audit_logs IN SHARE ROW EXCLUSIVE MODE",
     "ALTER TABLE audit_logs ADD COLUMN txid xid8",
@@ -45,8 +66,6 @@ UPGRADE = [
         prev_hash varchar(64) NOT NULL,
         hash varchar(64) NOT NULL,
         CONSTRAINT pk_audit_seals PRIMARY KEY (record_id),
-        CONSTRAINT fk_audit_seals_record_id_audit_logs FOREIGN KEY (record_id)
-            REFERENCES audit_logs (id),
         CONSTRAINT uq_audit_seals_organization_id_chain_seq
             UNIQUE NULLS NOT DISTINCT (organization_id, chain_seq),
         CONSTRAINT ck_audit_seals_chain_seq_positive CHECK (chain_seq > 0)
@@ -81,6 +100,8 @@ UPGRADE = [
     CREATE TRIGGER audit_seals_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
     ON audit_seals FOR EACH STATEMENT EXECUTE FUNCTION vaultcraft_refuse_change()
     """,
+    f"REVOKE INSERT ON audit_logs FROM {ROLE}",
+    f"GRANT INSERT ({', '.join(WRITTEN_BY_THE_SERVICE)}) ON audit_logs TO {ROLE}",
     f"REVOKE ALL ON audit_seals, audit_seal_cursor FROM {ROLE}",
     f"GRANT SELECT, INSERT ON audit_seals TO {ROLE}",
     f"GRANT SELECT, UPDATE ON audit_seal_cursor TO {ROLE}",
@@ -129,6 +150,8 @@ DOWNGRADE = [
     CREATE FUNCTION vaultcraft_audit_seal_only() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF TG_OP = 'UPDATE' AND OLD.hash IS NULL AND NEW.hash IS NOT NULL
+           AND OLD.chain_seq IS NULL AND NEW.chain_seq IS NOT NULL
+           AND OLD.prev_hash IS NULL AND NEW.prev_hash IS NOT NULL
            AND (to_jsonb(OLD) - 'chain_seq' - 'prev_hash' - 'hash')
              = (to_jsonb(NEW) - 'chain_seq' - 'prev_hash' - 'hash') THEN
             RETURN NEW;
@@ -147,6 +170,7 @@ DOWNGRADE = [
     FOR EACH ROW EXECUTE FUNCTION vaultcraft_audit_seal_only()
     """,
     f"GRANT UPDATE (chain_seq, prev_hash, hash) ON audit_logs TO {ROLE}",
+    f"GRANT INSERT ON audit_logs TO {ROLE}",
 ]
 
 

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from ledger_core.persistence.audit.chain import verify_chain
+from ledger_core.persistence.audit.chain import hash_at, verify_chain
 from ledger_core.persistence.audit.records import AuditContext, audit_insert
 from ledger_core.timestamps import rfc3339
 from tests.support.api import (
@@ -325,6 +325,76 @@ async def test_verify_reports_the_first_tampered_or_removed_record(
     report = await (await client.get(f"{API}/audit-logs/verify", headers=other.headers)).json()
     assert report["verified"] is False
     assert report["first_broken"]["id"] == chain[2]["id"]
+
+
+def test_a_removed_newest_record_breaks_its_chain_and_its_head(engine: Engine) -> None:
+    """The newest record removed and its seal left: nothing comes after it to break, so the
+    seal itself must report the missing record, and the head must no longer match."""
+    book = create_book(engine, 0)
+    ctx = AuditContext(organization_id=book.organization_id)
+    with engine.begin() as conn:
+        ids = [
+            conn.execute(
+                audit_insert(ctx, "wallet.created", details={"n": n}).returning(text("id"))
+            ).scalar_one()
+            for n in range(3)
+        ]
+    seal_everything(engine)
+    with behind_the_triggers_back(engine) as conn:
+        conn.execute(text("DELETE FROM audit_logs WHERE id = :id"), {"id": ids[-1]})
+
+    with engine.connect() as conn:
+        report = verify_chain(conn, book.organization_id)
+        assert hash_at(conn, book.organization_id, 3) is None
+    assert not report.verified and report.records_checked == 2
+    assert report.first_broken is not None
+    assert (report.first_broken.id, report.first_broken.chain_seq) == (ids[-1], 3)
+
+
+def test_records_are_sealed_after_the_database_moves_to_another_server(engine: Engine) -> None:
+    """Restored on another server, the cursor is ahead of that server's transaction ids and
+    new records sort behind it. The sealer notices, seals each of them once, and goes on."""
+    book = create_book(engine, 0)
+    ctx = AuditContext(organization_id=book.organization_id)
+    seal_everything(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE audit_seal_cursor SET txid = CAST("
+                " CAST(CAST(pg_current_xact_id() AS text) AS bigint) + 1000000 AS text)::xid8"
+            )
+        )
+    with engine.begin() as conn:
+        stranded = [
+            conn.execute(
+                audit_insert(ctx, "wallet.created", details={"n": n}).returning(text("id"))
+            ).scalar_one()
+            for n in range(3)
+        ]
+    seal_everything(engine)
+    with engine.begin() as conn:
+        later = conn.execute(
+            audit_insert(ctx, "wallet.created", details={"n": 3}).returning(text("id"))
+        ).scalar_one()
+    seal_everything(engine)
+
+    with engine.connect() as conn:
+        order = (
+            conn.execute(
+                text(
+                    "SELECT record_id FROM audit_seals WHERE organization_id = :o ORDER BY chain_seq"
+                ),
+                {"o": book.organization_id},
+            )
+            .scalars()
+            .all()
+        )
+        assert verify_chain(conn, book.organization_id).verified
+        moved = conn.scalar(
+            text("SELECT txid >= pg_snapshot_xmin(pg_current_snapshot()) FROM audit_seal_cursor")
+        )
+    assert order == [*stranded, later]
+    assert moved is False
 
 
 def test_concurrent_sealers_build_each_chain_once_and_in_order(engine: Engine) -> None:

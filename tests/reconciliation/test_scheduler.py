@@ -199,6 +199,41 @@ def test_the_unsealed_audit_gauge_shows_records_held_back_by_an_open_transaction
     wait_until(sealed_up, 30, "the records to be sealed once the transaction ended")
 
 
+def test_the_unsealed_audit_gauge_reads_only_past_the_cursor(db: Engine, ledger: Ledger) -> None:
+    """The gauge's query can seek to the cursor in `ix_audit_logs_txid_id`, so its cost does
+    not grow with the records sealed before. (At this size a sequential scan is cheaper,
+    so the test turns sequential scans off to see the indexed plan's cost.)"""
+    from ledger_core.persistence.audit.chain import OLDEST_UNSEALED_AGE_SQL
+    from workers.audit_sealer import seal_all
+
+    with db.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO audit_logs (organization_id, action)"
+                " SELECT :org, 'test.many' FROM generate_series(1, 3000)"
+            ),
+            {"org": ledger.acme},
+        )
+    wait_until(lambda: seal_all(db) >= 0 and _nothing_unsealed(db), 30, "every seal")
+    with db.connect() as conn:
+        conn.execute(text("ANALYZE audit_logs, audit_seals, audit_seal_cursor"))
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        (plan,) = conn.execute(
+            text(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {OLDEST_UNSEALED_AGE_SQL}")
+        ).scalar_one()
+    assert plan["Plan"]["Shared Hit Blocks"] + plan["Plan"].get("Shared Read Blocks", 0) < 30
+
+
+def _nothing_unsealed(db: Engine) -> bool:
+    with db.connect() as conn:
+        return not conn.scalar(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM audit_logs a WHERE NOT EXISTS"
+                " (SELECT 1 FROM audit_seals s WHERE s.record_id = a.id))"
+            )
+        )
+
+
 def start_scheduler(fresh_url: str, redis_url: str, data_dir: Path) -> subprocess.Popen[str]:
     env = dict(os.environ)
     env |= {

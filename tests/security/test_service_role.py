@@ -102,6 +102,7 @@ def test_audit_rows_cannot_be_edited_or_deleted(service_engine: Engine) -> None:
         "UPDATE audit_seals SET hash = repeat('0', 64)",
         "DELETE FROM audit_seals",
         "DELETE FROM audit_seal_cursor",
+        "INSERT INTO audit_logs (action, txid) VALUES ('test.role', NULL)",  # never sealed
     ):
         assert "permission denied" in _refused(service_engine, statement)
 

@@ -13,10 +13,18 @@ not yet seen therefore comes after the cursor: one that commits late was still r
 the read, so its `txid` is at least that snapshot's xmin, above every `txid` sealed so
 far. The cursor row is also the sealers' lock: a second sealer finds it taken and skips
 the round. A transaction left open on the server holds sealing back until it ends.
+
+Transaction ids belong to one server. A database restored or replicated onto another
+server finds the cursor ahead of that server's ids, and its new records would sort behind
+the cursor; the sealer notices (the cursor is at or past its read's xmin, which cannot
+happen on the server that wrote it), seals every record without a seal once, in id order,
+and starts the cursor again from the new server's xmin. Each read also skips a record that
+already has a seal, so a record is never sealed twice whatever the cursor says.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,10 +56,16 @@ from ledger_core.audit_chain import (
 from ledger_core.persistence.arrays import pg_array, pg_uuid_array
 from ledger_core.persistence.tables import audit_logs, audit_seals
 
+log = logging.getLogger("vaultcraft.audit")
+
 SEAL_BATCH = 1000
 VERIFY_CHUNK = 2000
 
-_CURSOR = text("SELECT txid::text, record_id FROM audit_seal_cursor FOR UPDATE SKIP LOCKED")
+_CURSOR = text("""
+    SELECT txid::text, record_id, pg_snapshot_xmin(pg_current_snapshot())::text AS horizon,
+           txid >= pg_snapshot_xmin(pg_current_snapshot()) AS moved
+    FROM audit_seal_cursor FOR UPDATE SKIP LOCKED
+""")
 
 _MOVE_CURSOR = text("UPDATE audit_seal_cursor SET txid = CAST(:txid AS xid8), record_id = :id")
 
@@ -79,8 +93,15 @@ _RECORD_COLUMNS = (
 `canonical_json.loads` reads several times faster than the driver's `json.loads`, to the
 same value."""
 
+_UNSEALED = ~exists().where(audit_seals.c.record_id == audit_logs.c.id)
+
 _WAITING = (
-    select(*_RECORD_COLUMNS, audit_logs.c.organization_id, cast(audit_logs.c.txid, Text))
+    select(
+        *_RECORD_COLUMNS,
+        audit_logs.c.organization_id,
+        cast(audit_logs.c.txid, Text),
+        exists().where(audit_seals.c.record_id == audit_logs.c.id).label("sealed"),
+    )
     .where(
         audit_logs.c.txid.is_not(None),
         text("(audit_logs.txid, audit_logs.id) > (CAST(:txid AS xid8), :record_id)"),
@@ -89,16 +110,38 @@ _WAITING = (
     .order_by(audit_logs.c.txid, audit_logs.c.id)
     .limit(bindparam("limit", type_=Integer))
 )
-"""The records after the cursor whose transactions had all ended when the read began."""
+"""The records after the cursor whose transactions had all ended when the read began, and
+whether each already has a seal: a probe of the seals' key a record, never a join that
+the planner could turn into a read of every seal."""
+
+_STRANDED = (
+    select(*_RECORD_COLUMNS, audit_logs.c.organization_id, cast(audit_logs.c.txid, Text))
+    .where(
+        audit_logs.c.id > bindparam("after", type_=Integer),
+        text("audit_logs.txid < CAST(:horizon AS xid8)"),
+        _UNSEALED,
+    )
+    .order_by(audit_logs.c.id)
+    .limit(bindparam("limit", type_=Integer))
+)
+"""After a move to another server: the records without a seal whose transactions ended
+before `:horizon`, in id order from `:after`."""
 
 OLDEST_UNSEALED_AGE_SQL = """
-    SELECT extract(epoch FROM now() - a.created_at) FROM audit_logs a, audit_seal_cursor c
-    WHERE a.txid IS NOT NULL AND (a.txid, a.id) > (c.txid, c.record_id)
-    ORDER BY a.txid, a.id LIMIT 1
+    SELECT extract(epoch FROM now() - min(next.created_at)) FROM (
+        SELECT a.id, a.created_at FROM audit_logs a
+        WHERE a.txid IS NOT NULL
+          AND (a.txid, a.id) > ((SELECT txid FROM audit_seal_cursor),
+                                (SELECT record_id FROM audit_seal_cursor))
+        ORDER BY a.txid, a.id LIMIT 100
+    ) AS next
+    WHERE NOT EXISTS (SELECT 1 FROM audit_seals s WHERE s.record_id = next.id)
 """
-"""Seconds since the first committed record past the cursor was written (NULL: none waits).
-One probe of `ix_audit_logs_txid_id`. It grows while the sealer is down, and while a
-transaction left open on the server keeps the sealer from reading past it."""
+"""Seconds since the oldest of the first hundred committed records past the cursor was
+written (NULL: none waits): an index seek into `ix_audit_logs_txid_id`. It grows while the
+sealer is down, and while a transaction left open on the server keeps the sealer from
+reading past it. (Past the cursor, a record can have a seal only after the database moved
+to another server; the limit keeps such records from turning the seek into a scan.)"""
 
 
 def _text(organization_id: UUID | None) -> str | None:
@@ -130,6 +173,7 @@ _LINK_COLUMNS = (
     audit_seals.c.chain_seq,
     audit_seals.c.prev_hash,
     audit_seals.c.hash,
+    audit_seals.c.record_id,
 )
 
 
@@ -172,7 +216,9 @@ def chain_head(conn: Connection, organization_id: UUID | None) -> tuple[int, str
 def hash_at(conn: Connection, organization_id: UUID | None, chain_seq: int) -> str | None:
     """The stored hash of one record of a chain (None if the chain has no such record)."""
     return conn.scalar(
-        select(audit_seals.c.hash).where(
+        select(audit_seals.c.hash)
+        .join(audit_logs, audit_logs.c.id == audit_seals.c.record_id)
+        .where(
             _of(audit_seals.c.organization_id, organization_id),
             audit_seals.c.chain_seq == chain_seq,
         )
@@ -201,20 +247,55 @@ class SealRound:
 
     sealed: int
     grown: list[UUID | None]
+    read: int = 0
+    """Records read (the sealed ones among them too): a full batch means more may wait."""
 
 
 def seal_waiting(conn: Connection, limit: int = SEAL_BATCH) -> SealRound | None:
     """Seal up to `limit` waiting records, in the caller's transaction.
 
-    Returns None if another sealer holds the cursor right now.
+    Returns None if another sealer holds the cursor right now. After a move to another
+    server (see the module's docstring) the first call seals every record left without a
+    seal, however many, and moves the cursor to the new server's ids.
     """
     cursor = conn.execute(_CURSOR).one_or_none()
     if cursor is None:
         return None
+    if cursor.moved:
+        return _seal_stranded(conn, cursor.horizon, limit)
     params = {"txid": cursor[0], "record_id": cursor[1], "limit": limit}
     rows = conn.execute(_WAITING, params).all()
     if not rows:
         return SealRound(0, [])
+    fresh = [row for row in rows if not row.sealed]
+    grown = _seal_rows(conn, fresh) if fresh else []
+    conn.execute(_MOVE_CURSOR, {"txid": rows[-1][11], "id": rows[-1][0]})
+    return SealRound(len(fresh), grown, len(rows))
+
+
+def _seal_stranded(conn: Connection, horizon: str, limit: int) -> SealRound:
+    """Seal, in id order, every record without a seal whose transaction ended before
+    `horizon`; then restart the cursor at `horizon`, before every record still to come."""
+    log.warning(
+        "The audit seal cursor is ahead of this server's transaction ids (the database was"
+        " restored or moved): sealing every record left without a seal, in id order."
+    )
+    sealed, grown, after = 0, set[UUID | None](), 0
+    while True:
+        params = {"after": after, "horizon": horizon, "limit": limit}
+        rows = conn.execute(_STRANDED, params).all()
+        if rows:
+            grown.update(_seal_rows(conn, rows))
+            sealed, after = sealed + len(rows), rows[-1][0]
+        if len(rows) < limit:
+            break
+    conn.execute(_MOVE_CURSOR, {"txid": horizon, "id": 0})
+    return SealRound(sealed, list(grown), limit)
+
+
+def _seal_rows(conn: Connection, rows: Sequence[Sequence[Any]]) -> list[UUID | None]:
+    """Seal `rows` (of `_RECORD_COLUMNS`, then the organization), each chain in their
+    order after its head; returns the organizations whose chains grew."""
     chains: dict[UUID | None, list[Sequence[Any]]] = {}
     for row in rows:
         chains.setdefault(row[10], []).append(row)
@@ -243,8 +324,7 @@ def seal_waiting(conn: Connection, limit: int = SEAL_BATCH) -> SealRound | None:
             "hashes": pg_array(hashes),
         },
     )
-    conn.execute(_MOVE_CURSOR, {"txid": rows[-1][11], "id": rows[-1][0]})
-    return SealRound(len(rows), list(chains))
+    return list(chains)
 
 
 @dataclass(frozen=True)
@@ -267,31 +347,38 @@ def verify_chain(conn: Connection, organization_id: UUID | None) -> ChainReport:
     """Walk one organization's sealed records in chain order and report the first break.
 
     Reads in chunks along the seals' `(organization_id, chain_seq)` index, so memory stays
-    flat however long the chain is. A record removed from under its seal leaves a gap in
-    `chain_seq`, which breaks the link at the next record.
+    flat however long the chain is. A seal whose record is gone breaks the chain there,
+    and a record removed with its seal leaves a gap in `chain_seq`, which breaks the link
+    at the next record.
     """
     check = ChainCheck()
     after = 0
     while True:
         rows = conn.execute(
             select(*_RECORD_COLUMNS, *_LINK_COLUMNS)
-            .select_from(audit_seals.join(audit_logs, audit_logs.c.id == audit_seals.c.record_id))
+            .select_from(
+                audit_seals.outerjoin(audit_logs, audit_logs.c.id == audit_seals.c.record_id)
+            )
             .where(
                 _of(audit_seals.c.organization_id, organization_id), audit_seals.c.chain_seq > after
             )
             .order_by(audit_seals.c.chain_seq)
             .limit(VERIFY_CHUNK)
         ).all()
-        sealed = [_sealed(row) for row in rows]
-        if not check.feed(sealed) or len(sealed) < VERIFY_CHUNK:
+        for row in rows:
+            if row[0] is None:
+                check.missing(row[14], row[11], row[13])
+            else:
+                check.feed([_sealed(row)])
+        if check.broken is not None or len(rows) < VERIFY_CHUNK:
             break
-        after = sealed[-1].chain_seq
+        after = rows[-1][11]
     unsealed = conn.scalar(
         select(func.count())
         .select_from(audit_logs)
         .where(
             _of(audit_logs.c.organization_id, organization_id),
-            ~exists().where(audit_seals.c.record_id == audit_logs.c.id),
+            _UNSEALED,
         )
     )
     return ChainReport(
