@@ -107,19 +107,7 @@ UPGRADE = [
     f"GRANT SELECT, UPDATE ON audit_seal_cursor TO {ROLE}",
 ]
 
-AUDIT_FIELDS = (
-    "id",
-    "organization_id",
-    "actor_id",
-    "action",
-    "resource_type",
-    "resource_id",
-    "client_address",
-    "user_agent",
-    "request_id",
-    "details",
-    "created_at",
-)
+AUDIT_FIELDS = ("id", *WRITTEN_BY_THE_SERVICE)
 """The columns of `audit_logs` that 0021's seal condition keeps unchanged."""
 
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -79,6 +79,17 @@ def unsealed(engine: Engine) -> int:
             )
             or 0
         )
+
+
+def write_records(engine: Engine, ctx: AuditContext, numbers: Iterable[int]) -> list[int]:
+    """One `wallet.created` record for each number, in one transaction; their ids."""
+    with engine.begin() as conn:
+        return [
+            conn.execute(
+                audit_insert(ctx, "wallet.created", details={"n": n}).returning(text("id"))
+            ).scalar_one()
+            for n in numbers
+        ]
 
 
 def seal_everything(engine: Engine) -> None:
@@ -332,13 +343,7 @@ def test_a_removed_newest_record_breaks_its_chain_and_its_head(engine: Engine) -
     seal itself must report the missing record, and the head must no longer match."""
     book = create_book(engine, 0)
     ctx = AuditContext(organization_id=book.organization_id)
-    with engine.begin() as conn:
-        ids = [
-            conn.execute(
-                audit_insert(ctx, "wallet.created", details={"n": n}).returning(text("id"))
-            ).scalar_one()
-            for n in range(3)
-        ]
+    ids = write_records(engine, ctx, range(3))
     seal_everything(engine)
     with behind_the_triggers_back(engine) as conn:
         conn.execute(text("DELETE FROM audit_logs WHERE id = :id"), {"id": ids[-1]})
@@ -364,18 +369,9 @@ def test_records_are_sealed_after_the_database_moves_to_another_server(engine: E
                 " CAST(CAST(pg_current_xact_id() AS text) AS bigint) + 1000000 AS text)::xid8"
             )
         )
-    with engine.begin() as conn:
-        stranded = [
-            conn.execute(
-                audit_insert(ctx, "wallet.created", details={"n": n}).returning(text("id"))
-            ).scalar_one()
-            for n in range(3)
-        ]
+    stranded = write_records(engine, ctx, range(3))
     seal_everything(engine)
-    with engine.begin() as conn:
-        later = conn.execute(
-            audit_insert(ctx, "wallet.created", details={"n": 3}).returning(text("id"))
-        ).scalar_one()
+    later = write_records(engine, ctx, [3])
     seal_everything(engine)
 
     with engine.connect() as conn:
@@ -393,7 +389,7 @@ def test_records_are_sealed_after_the_database_moves_to_another_server(engine: E
         moved = conn.scalar(
             text("SELECT txid >= pg_snapshot_xmin(pg_current_snapshot()) FROM audit_seal_cursor")
         )
-    assert order == [*stranded, later]
+    assert order == [*stranded, *later]
     assert moved is False
 
 
