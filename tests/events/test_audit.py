@@ -29,8 +29,8 @@ from tests.support.api import (
     signup,
     unique_email,
 )
+from tests.support.audit import seal_everything, unsealed
 from tests.support.ledger import create_book
-from tests.support.ledger_checks import wait_until
 from workers.audit_sealer import seal_all
 
 UA = "audit-test/1.0"
@@ -68,19 +68,6 @@ def behind_the_triggers_back(engine: Engine) -> Iterator[Connection]:
         conn.execute(text("ALTER TABLE audit_logs ENABLE TRIGGER USER"))
 
 
-def unsealed(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.scalar(
-                text(
-                    "SELECT count(*) FROM audit_logs a WHERE NOT EXISTS"
-                    " (SELECT 1 FROM audit_seals s WHERE s.record_id = a.id)"
-                )
-            )
-            or 0
-        )
-
-
 def write_records(engine: Engine, ctx: AuditContext, numbers: Iterable[int]) -> list[int]:
     """One `wallet.created` record for each number, in one transaction; their ids."""
     with engine.begin() as conn:
@@ -90,13 +77,6 @@ def write_records(engine: Engine, ctx: AuditContext, numbers: Iterable[int]) -> 
             ).scalar_one()
             for n in numbers
         ]
-
-
-def seal_everything(engine: Engine) -> None:
-    """Seal until no committed record waits. The sealer takes only records whose
-    transaction ended before its read began, and that horizon is the server's: another
-    test database's open transaction may hold it back for a moment."""
-    wait_until(lambda: seal_all(engine) >= 0 and unsealed(engine) == 0, 30, "every seal")
 
 
 @pytest.mark.asyncio

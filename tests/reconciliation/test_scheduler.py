@@ -22,6 +22,7 @@ from sqlalchemy import Engine, text
 from tests.reconciliation.books import Books
 from tests.reconciliation.ledgers import Ledger, build_ledger
 from tests.reconciliation.queues import actors_queued
+from tests.support.audit import seal_everything
 from tests.support.ledger_checks import wait_until
 from workers.job_guard import JobGuard, lock_key
 
@@ -204,7 +205,6 @@ def test_the_unsealed_audit_gauge_reads_only_past_the_cursor(db: Engine, ledger:
     not grow with the records sealed before. (At this size a sequential scan is cheaper,
     so the test turns sequential scans off to see the indexed plan's cost.)"""
     from ledger_core.persistence.audit.chain import OLDEST_UNSEALED_AGE_SQL
-    from workers.audit_sealer import seal_all
 
     with db.begin() as conn:
         conn.execute(
@@ -214,7 +214,7 @@ def test_the_unsealed_audit_gauge_reads_only_past_the_cursor(db: Engine, ledger:
             ),
             {"org": ledger.acme},
         )
-    wait_until(lambda: seal_all(db) >= 0 and _nothing_unsealed(db), 30, "every seal")
+    seal_everything(db)
     with db.connect() as conn:
         conn.execute(text("ANALYZE audit_logs, audit_seals, audit_seal_cursor"))
         conn.execute(text("SET LOCAL enable_seqscan = off"))
@@ -222,16 +222,6 @@ def test_the_unsealed_audit_gauge_reads_only_past_the_cursor(db: Engine, ledger:
             text(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {OLDEST_UNSEALED_AGE_SQL}")
         ).scalar_one()
     assert plan["Plan"]["Shared Hit Blocks"] + plan["Plan"].get("Shared Read Blocks", 0) < 30
-
-
-def _nothing_unsealed(db: Engine) -> bool:
-    with db.connect() as conn:
-        return not conn.scalar(
-            text(
-                "SELECT EXISTS (SELECT 1 FROM audit_logs a WHERE NOT EXISTS"
-                " (SELECT 1 FROM audit_seals s WHERE s.record_id = a.id))"
-            )
-        )
 
 
 def start_scheduler(fresh_url: str, redis_url: str, data_dir: Path) -> subprocess.Popen[str]:

@@ -34,6 +34,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Integer,
+    Row,
     Select,
     Text,
     bindparam,
@@ -62,8 +63,7 @@ SEAL_BATCH = 1000
 VERIFY_CHUNK = 2000
 
 _CURSOR = text("""
-    SELECT txid::text, record_id, pg_snapshot_xmin(pg_current_snapshot())::text AS horizon,
-           txid >= pg_snapshot_xmin(pg_current_snapshot()) AS moved
+    SELECT txid::text, record_id, pg_snapshot_xmin(pg_current_snapshot())::text AS horizon
     FROM audit_seal_cursor FOR UPDATE SKIP LOCKED
 """)
 
@@ -93,14 +93,15 @@ _RECORD_COLUMNS = (
 `canonical_json.loads` reads several times faster than the driver's `json.loads`, to the
 same value."""
 
-_UNSEALED = ~exists().where(audit_seals.c.record_id == audit_logs.c.id)
+_SEALED = exists().where(audit_seals.c.record_id == audit_logs.c.id)
+_UNSEALED = ~_SEALED
 
 _WAITING = (
     select(
         *_RECORD_COLUMNS,
         audit_logs.c.organization_id,
-        cast(audit_logs.c.txid, Text),
-        exists().where(audit_seals.c.record_id == audit_logs.c.id).label("sealed"),
+        cast(audit_logs.c.txid, Text).label("txid"),
+        _SEALED.label("sealed"),
     )
     .where(
         audit_logs.c.txid.is_not(None),
@@ -115,7 +116,7 @@ whether each already has a seal: a probe of the seals' key a record, never a joi
 the planner could turn into a read of every seal."""
 
 _STRANDED = (
-    select(*_RECORD_COLUMNS, audit_logs.c.organization_id, cast(audit_logs.c.txid, Text))
+    select(*_RECORD_COLUMNS, audit_logs.c.organization_id)
     .where(
         audit_logs.c.id > bindparam("after", type_=Integer),
         text("audit_logs.txid < CAST(:horizon AS xid8)"),
@@ -261,15 +262,15 @@ def seal_waiting(conn: Connection, limit: int = SEAL_BATCH) -> SealRound | None:
     cursor = conn.execute(_CURSOR).one_or_none()
     if cursor is None:
         return None
-    if cursor.moved:
+    if int(cursor.txid) >= int(cursor.horizon):
         return _seal_stranded(conn, cursor.horizon, limit)
-    params = {"txid": cursor[0], "record_id": cursor[1], "limit": limit}
+    params = {"txid": cursor.txid, "record_id": cursor.record_id, "limit": limit}
     rows = conn.execute(_WAITING, params).all()
     if not rows:
         return SealRound(0, [])
     fresh = [row for row in rows if not row.sealed]
     grown = _seal_rows(conn, fresh) if fresh else []
-    conn.execute(_MOVE_CURSOR, {"txid": rows[-1][11], "id": rows[-1][0]})
+    conn.execute(_MOVE_CURSOR, {"txid": rows[-1].txid, "id": rows[-1].id})
     return SealRound(len(fresh), grown, len(rows))
 
 
@@ -286,19 +287,19 @@ def _seal_stranded(conn: Connection, horizon: str, limit: int) -> SealRound:
         rows = conn.execute(_STRANDED, params).all()
         if rows:
             grown.update(_seal_rows(conn, rows))
-            sealed, after = sealed + len(rows), rows[-1][0]
+            sealed, after = sealed + len(rows), rows[-1].id
         if len(rows) < limit:
             break
     conn.execute(_MOVE_CURSOR, {"txid": horizon, "id": 0})
     return SealRound(sealed, list(grown), limit)
 
 
-def _seal_rows(conn: Connection, rows: Sequence[Sequence[Any]]) -> list[UUID | None]:
+def _seal_rows(conn: Connection, rows: Sequence[Row[Any]]) -> list[UUID | None]:
     """Seal `rows` (of `_RECORD_COLUMNS`, then the organization), each chain in their
     order after its head; returns the organizations whose chains grew."""
-    chains: dict[UUID | None, list[Sequence[Any]]] = {}
+    chains: dict[UUID | None, list[Row[Any]]] = {}
     for row in rows:
-        chains.setdefault(row[10], []).append(row)
+        chains.setdefault(row.organization_id, []).append(row)
     ids: list[int] = []
     organizations: list[UUID | None] = []
     seqs: list[int] = []
@@ -366,13 +367,13 @@ def verify_chain(conn: Connection, organization_id: UUID | None) -> ChainReport:
             .limit(VERIFY_CHUNK)
         ).all()
         for row in rows:
-            if row[0] is None:
-                check.missing(row[14], row[11], row[13])
+            if row.id is None:
+                check.missing(row.record_id, row.chain_seq, row.hash)
             else:
                 check.feed([_sealed(row)])
         if check.broken is not None or len(rows) < VERIFY_CHUNK:
             break
-        after = rows[-1][11]
+        after = rows[-1].chain_seq
     unsealed = conn.scalar(
         select(func.count())
         .select_from(audit_logs)
