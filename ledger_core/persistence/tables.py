@@ -427,7 +427,7 @@ outbox = Table(
         UUID(as_uuid=True),
         nullable=False,
         unique=True,
-        server_default=text("gen_random_uuid()"),
+        server_default=text("vaultcraft_uuid7()"),
     ),
     Column("organization_id", UUID(as_uuid=True), ForeignKey("organizations.id"), nullable=False),
     Column("type", String(64), nullable=False),

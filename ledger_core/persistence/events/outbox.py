@@ -8,7 +8,6 @@ organization_id, data}` where `data` is the resource's public JSON.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -16,6 +15,7 @@ from uuid import UUID
 
 import orjson
 from sqlalchemy import Insert, TextClause, text
+from uuid_utils.compat import uuid7
 
 from ledger_core.persistence.tables import outbox
 from ledger_core.timestamps import rfc3339
@@ -58,7 +58,7 @@ def outbox_insert(
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
     return outbox.insert().values(
-        event_id=event_id or uuid.uuid4(),
+        event_id=event_id or uuid7(),
         organization_id=organization_id,
         type=event_type,
         data=data,
