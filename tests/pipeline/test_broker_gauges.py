@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import dramatiq
 import httpx
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from messaging.broker import QUEUES
+from runtime.settings import is_amqp
 from tests.support.brokers import client_broker
 from tests.support.ledger_checks import wait_until
 from tests.support.stack import Stack
@@ -26,6 +31,32 @@ def queue_depths(stack: Stack) -> dict[str, float]:
     }
 
 
+def _record(seen: list[dict[str, float]], depths: dict[str, float]) -> dict[str, float]:
+    seen.append({q: d for q, d in depths.items() if q.startswith("posting")})
+    return depths
+
+
+def _broker_holds(stack: Stack) -> str:
+    """What the broker itself holds for the posting queue, for a failure's message."""
+    if is_amqp(stack.broker_url):
+        return "RabbitMQ"
+    with redis.Redis.from_url(stack.broker_url) as conn:
+        held = conn.hgetall("dramatiq:posting.msgs")
+        acks = {key.decode(): conn.smembers(key) for key in conn.scan_iter("dramatiq:__acks__*")}
+        queued = conn.lrange("dramatiq:posting", 0, -1)
+        beats = conn.zrange("dramatiq:__heartbeats__", 0, -1, withscores=True)
+    now_ms = time.time() * 1000
+    ages = sorted(
+        (int(now_ms - json.loads(body)["message_timestamp"]) for body in held.values()),
+        reverse=True,
+    )
+    return (
+        f"{len(held)} posting messages held (ages in ms {ages[:10]}), {len(queued)} queued, "
+        f"ack sets {{ {', '.join(f'{k}: {len(v)}' for k, v in acks.items())} }}, "
+        f"heartbeats (ms ago) {[int(now_ms - score) for _, score in beats]}"
+    )
+
+
 def test_the_relay_reports_each_queue_its_delay_queue_and_its_dead_letters(stack: Stack) -> None:
     expected = {name for q in QUEUES for name in (q, f"{q}.DQ", f"{q}.XQ")}
     wait_until(lambda: expected <= set(queue_depths(stack)), 20, "the queue depth gauges")
@@ -37,7 +68,14 @@ def test_messages_waiting_on_the_broker_show_in_the_posting_gauge(stack: Stack) 
     # Given an idle posting queue (a worker killed while holding a message would leave it
     # unacknowledged until the broker's heartbeat timeout), no posting worker, and three
     # kicks sent to the stack's broker
-    wait_until(lambda: queue_depths(stack).get("posting") == 0, 30, "an idle posting queue")
+    seen: list[dict[str, float]] = []
+    try:
+        wait_until(lambda: _record(seen, queue_depths(stack)).get("posting") == 0, 30, "idle")
+    except AssertionError:
+        raise AssertionError(
+            f"the posting queue was not idle within 30 s: {_broker_holds(stack)}; "
+            f"the relay's last readings: {seen[-5:]}"
+        ) from None
     stack.kill("worker")
     broker = client_broker(stack.broker_url)
     try:
