@@ -7,6 +7,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
+from tests.support.brokers import start_empty
 from tests.support.stack import Stack
 
 BROKERS = ("redis", "rabbitmq")
@@ -27,7 +28,9 @@ def stack(
     broker_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
-    """Gateway, posting workers and relay as real processes over the test database."""
+    """Gateway, posting workers and relay as real processes over the test database, on a
+    broker with nothing left on it by an earlier module's stack."""
+    start_empty(broker_url)
     data_dir: Path = tmp_path_factory.mktemp("stack")
     with Stack(
         database_url,

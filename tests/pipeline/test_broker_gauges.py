@@ -65,9 +65,8 @@ def test_the_relay_reports_each_queue_its_delay_queue_and_its_dead_letters(stack
 
 def test_messages_waiting_on_the_broker_show_in_the_posting_gauge(stack: Stack) -> None:
     """Measured on the broker the stack runs on: RabbitMQ's queue, or Redis's keys."""
-    # Given an idle posting queue (a worker killed while holding a message would leave it
-    # unacknowledged until the broker's heartbeat timeout), no posting worker, and three
-    # kicks sent to the stack's broker
+    # Given an idle posting queue (the stack started on an empty broker), no posting
+    # worker, and three kicks sent to the stack's broker
     seen: list[dict[str, float]] = []
     try:
         wait_until(lambda: _record(seen, queue_depths(stack)).get("posting") == 0, 30, "idle")
