@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from bench.core_probe import DRIFT_WARNING, drift
+
 
 @dataclass(frozen=True)
 class Target:
@@ -120,6 +122,7 @@ def judge(result: dict[str, Any]) -> dict[str, Any]:
             targets[t.name].update(met=None, note=note)
     result["figures"] = values
     result["targets"] = targets
+    result["core_probe_drift"] = drift(result.get("core_probe_ms") or {})
     return result
 
 
@@ -154,6 +157,21 @@ def _scenario_line(scen: dict[str, Any]) -> tuple[str, str]:
     return "n/a", str(scen.get("note", ""))
 
 
+def _probe_lines(readings: dict[str, float]) -> list[str]:
+    """The core probe before each stage, and a warning when the machine's speed moved."""
+    if not readings:
+        return []
+    listed = ", ".join(f"{stage} {_fmt(ms)}" for stage, ms in readings.items())
+    lines = ["", f"core probe before each stage (ms, lower is faster): {listed}"]
+    moved = drift(readings)
+    if moved is not None and moved > DRIFT_WARNING:
+        lines.append(
+            f"WARNING: the machine's core speed moved by {moved:.0%} during the run;"
+            " its ratios compare stages measured at different speeds"
+        )
+    return lines
+
+
 def table(result: dict[str, Any]) -> str:
     """The human-readable summary: references, scenarios, targets, invariants, errors."""
     lines = ["", "VaultCraft benchmark " + f"({result.get('profile', '?')})", ""]
@@ -177,6 +195,7 @@ def table(result: dict[str, Any]) -> str:
         met = {True: "yes", False: "NO", None: "n/a"}[t["met"]]
         note = f"  ({t['note']})" if t.get("note") else ""
         lines.append(f"{t['label']:<52}{_fmt(t['value']):>10}{t['target']:>10}  {met}{note}")
+    lines += _probe_lines(result.get("core_probe_ms") or {})
     violations = {k: v for k, v in result.get("invariants", {}).items() if v}
     lines += [
         "",

@@ -27,8 +27,8 @@ import psycopg
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bench import core_probe, scenarios
 from bench import pgbench_reference as ref
-from bench import scenarios
 from bench.dataset import DataSet, build
 from bench.ledger_fill import fill_stored_transfers
 from bench.report import emit
@@ -76,13 +76,17 @@ class Runner:
         self.progress = progress
         self.task = progress.add_task("starting", total=3 + len(self.wanted))
         self.result: dict[str, Any] = {"profile": self.profile.name, "references": {},
-                                       "scenarios": {}, "invariants": {}, "errors": {}}  # fmt: skip
+                                       "scenarios": {}, "invariants": {}, "errors": {},
+                                       "core_probe_ms": {}}  # fmt: skip
         self.system: System | None = None
         self.data: DataSet | None = None
 
     def step(self, label: str, fn: Callable[[], Any], key: str | None = None) -> Any:
-        """Run one stage; an exception is recorded under `errors` and the run goes on."""
+        """Run one stage; an exception is recorded under `errors` and the run goes on.
+
+        The core probe runs first, with the system idle (see `bench.core_probe`)."""
         self.progress.update(self.task, description=label)
+        self.result["core_probe_ms"][key or label] = core_probe.probe_ms()
         try:
             return fn()
         except Exception as exc:  # one failed stage must not hide the others
