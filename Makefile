@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy runtime messaging ledger_core gateway workers vaultcraft
+	$(BIN)/mypy runtime messaging ledger_core gateway workers vaultcraft bench
 
 audit: $(STAMP)
 	$(BIN)/python .ci/audit_dependencies.py

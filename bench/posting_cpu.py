@@ -97,7 +97,8 @@ def drain(
     engine: Engine, limits: PostingLimits, observe: Observe
 ) -> tuple[int, float, float, list[float]]:
     """Post until nothing waits: (transfers, batch CPU s, `_observe` CPU s, per-batch CPU)."""
-    posted, batch_cpu, observe_cpu, per_batch = 0, 0.0, 0.0, []
+    posted, batch_cpu, observe_cpu = 0, 0.0, 0.0
+    per_batch: list[float] = []
     while True:
         started = time.process_time()
         wall = time.perf_counter()

@@ -206,7 +206,7 @@ def table_writes(db_url: str) -> dict[str, tuple[int, int, int, int, int, int]]:
     """Rows inserted, updated, updated HOT and deleted so far, index count and the indexes'
     size in bytes, by table."""
     with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
-        return {row[0]: tuple(row[1:]) for row in conn.execute(_TABLE_WRITES)}  # type: ignore[misc]
+        return {row[0]: tuple(row[1:]) for row in conn.execute(_TABLE_WRITES)}
 
 
 def rows_written(
