@@ -165,10 +165,34 @@ class Stack:
         return (self.log_dir / f"{name}.log").read_text(errors="replace")
 
     def __enter__(self) -> Stack:
-        for name in self.names:
-            self.start(name)
-        self.wait_ready()
+        """Start every process; should the stack not come up, stop what did start.
+
+        A stack left half-started would keep posting and relaying from the session's
+        database and broker beside the stacks of later tests (`with` calls `__exit__`
+        only after `__enter__` returned)."""
+        try:
+            for name in self.names:
+                self.start(name)
+            self._wait_ready_moving_port()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
+
+    def _wait_ready_moving_port(self, attempts: int = 3) -> None:
+        """`wait_ready`, but a gateway that lost its port to another process between
+        `free_port` and its bind is started again on a new one."""
+        for attempt in range(attempts):
+            try:
+                self.wait_ready()
+                return
+            except RuntimeError as exc:
+                if "address already in use" not in str(exc) or attempt == attempts - 1:
+                    raise
+            self.port = free_port()
+            self.base_url = f"http://127.0.0.1:{self.port}"
+            self.env["VAULTCRAFT_HTTP_PORT"] = str(self.port)
+            self.start("gateway")
 
     def __exit__(
         self,
