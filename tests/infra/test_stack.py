@@ -20,9 +20,7 @@ def test_a_gateway_whose_port_was_taken_starts_again_on_another(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         stack = Stack(database_url, redis_url, tmp_path, processes=("gateway",))
-        stack.port = taken.getsockname()[1]
-        stack.base_url = f"http://127.0.0.1:{stack.port}"
-        stack.env["VAULTCRAFT_HTTP_PORT"] = str(stack.port)
+        stack.use_port(taken.getsockname()[1])
         with stack:
             assert stack.port != taken.getsockname()[1]
             assert httpx.get(stack.base_url + "/ready", timeout=5).status_code == 200

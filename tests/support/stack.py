@@ -57,10 +57,9 @@ class Stack:
         extra_env: dict[str, str] | None = None,
         broker_url: str | None = None,
     ) -> None:
-        self.port = free_port()
-        metrics_port = free_port_block(avoid=frozenset({self.port}))
+        port = free_port()
+        metrics_port = free_port_block(avoid=frozenset({port}))
         self.first_metrics_port = metrics_port
-        self.base_url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
         self.log_dir = data_dir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -73,7 +72,6 @@ class Stack:
             "REDIS_URL": redis_url,
             "BROKER_URL": broker_url or "",
             "VAULTCRAFT_DATA_DIR": str(data_dir),
-            "VAULTCRAFT_HTTP_PORT": str(self.port),
             "VAULTCRAFT_METRICS_PORT": str(metrics_port),
             "VAULTCRAFT_JWT_SECRET": JWT_SECRET,
             "VAULTCRAFT_BCRYPT_ROUNDS": "4",
@@ -82,6 +80,13 @@ class Stack:
             **(extra_env or {}),
         }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.use_port(port)
+
+    def use_port(self, port: int) -> None:
+        """Serve HTTP on `port` from the gateway's next start on."""
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.env["VAULTCRAFT_HTTP_PORT"] = str(port)
 
     def command(self, name: str) -> list[str]:
         role = role_of(name)
@@ -189,9 +194,7 @@ class Stack:
             except RuntimeError as exc:
                 if "address already in use" not in str(exc) or attempt == attempts - 1:
                     raise
-            self.port = free_port()
-            self.base_url = f"http://127.0.0.1:{self.port}"
-            self.env["VAULTCRAFT_HTTP_PORT"] = str(self.port)
+            self.use_port(free_port())
             self.start("gateway")
 
     def __exit__(
