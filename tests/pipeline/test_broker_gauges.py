@@ -15,6 +15,7 @@ from runtime.settings import is_amqp
 from tests.support.brokers import client_broker
 from tests.support.ledger_checks import wait_until
 from tests.support.stack import Stack
+from workers.queue_depth import NAMESPACE
 
 
 def queue_depths(stack: Stack) -> dict[str, float]:
@@ -41,10 +42,12 @@ def _broker_holds(stack: Stack) -> str:
     if is_amqp(stack.broker_url):
         return "RabbitMQ"
     with redis.Redis.from_url(stack.broker_url) as conn:
-        held = conn.hgetall("dramatiq:posting.msgs")
-        acks = {key.decode(): conn.smembers(key) for key in conn.scan_iter("dramatiq:__acks__*")}
-        queued = conn.lrange("dramatiq:posting", 0, -1)
-        beats = conn.zrange("dramatiq:__heartbeats__", 0, -1, withscores=True)
+        held = conn.hgetall(f"{NAMESPACE}:posting.msgs")
+        acks = {
+            key.decode(): conn.smembers(key) for key in conn.scan_iter(f"{NAMESPACE}:__acks__*")
+        }
+        queued = conn.lrange(f"{NAMESPACE}:posting", 0, -1)
+        beats = conn.zrange(f"{NAMESPACE}:__heartbeats__", 0, -1, withscores=True)
     now_ms = time.time() * 1000
     ages = sorted(
         (int(now_ms - json.loads(body)["message_timestamp"]) for body in held.values()),
