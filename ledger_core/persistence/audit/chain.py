@@ -291,7 +291,7 @@ def _seal_stranded(conn: Connection, horizon: str, limit: int) -> SealRound:
         if len(rows) < limit:
             break
     conn.execute(_MOVE_CURSOR, {"txid": horizon, "id": 0})
-    return SealRound(sealed, list(grown), limit)
+    return SealRound(sealed, list(grown), read=limit)  # a full read: go on from the new cursor
 
 
 def _seal_rows(conn: Connection, rows: Sequence[Row[Any]]) -> list[UUID | None]:
@@ -371,6 +371,8 @@ def verify_chain(conn: Connection, organization_id: UUID | None) -> ChainReport:
                 check.missing(row.record_id, row.chain_seq, row.hash)
             else:
                 check.feed([_sealed(row)])
+            if check.broken is not None:
+                break
         if check.broken is not None or len(rows) < VERIFY_CHUNK:
             break
         after = rows[-1].chain_seq
