@@ -3,7 +3,7 @@
 Submitting stores the transfer as PENDING; a posting worker decides its outcome. A
 single transfer goes through the group committer, which batches the writes of many
 concurrent requests into one database transaction: the rules (`route_intent`) still
-decide each one, and `record_submitted` writes their audit records in that transaction.
+decide each one, and each new transfer's audit record is written with it.
 """
 
 from __future__ import annotations
@@ -17,12 +17,7 @@ from ledger_core.accounts import Principal, require_admin
 from ledger_core.acting import Acting
 from ledger_core.intents import Stored, TransferIntent, batch_fingerprint
 from ledger_core.money import parse_amount
-from ledger_core.persistence.audit.records import (
-    AuditContext,
-    audit_insert,
-    audit_insert_many,
-    audit_values,
-)
+from ledger_core.persistence.audit.records import audit_insert
 from ledger_core.persistence.transfers.batch_keys import claim_batch_key, record_batch
 from ledger_core.persistence.transfers.changes import (
     cancel_pending,
@@ -31,7 +26,6 @@ from ledger_core.persistence.transfers.changes import (
     reversed_so_far,
 )
 from ledger_core.persistence.transfers.group_intake import GroupCommitter as GroupCommitter
-from ledger_core.persistence.transfers.group_intake import Request
 from ledger_core.persistence.transfers.intake import route_all, store_intents, store_multi
 from ledger_core.persistence.transfers.reads import find_transfer
 from ledger_core.transfer_rules import (
@@ -46,31 +40,15 @@ from ledger_core.transfers import transfer_audit_details
 
 
 def transfer_committer(engine: AsyncEngine) -> GroupCommitter:
-    """The group committer of single transfers, auditing each new one as it stores it."""
-    return GroupCommitter(engine, after_store=record_submitted)
-
-
-async def record_submitted(conn: AsyncConnection, stored: Sequence[tuple[Request, Stored]]) -> None:
-    """One `transfer.submitted` record per new transfer, in the transaction that stores it."""
-    rows = [
-        audit_values(
-            request.context if isinstance(request.context, AuditContext) else AuditContext(),
-            "transfer.submitted",
-            resource_type="transaction",
-            resource_id=result.row["id"],
-            details=transfer_audit_details(result.row),
-        )
-        for request, result in stored
-        if not result.replayed
-    ]
-    if rows:
-        await conn.execute(*audit_insert_many(rows))
+    """The group committer of single transfers."""
+    return GroupCommitter(engine)
 
 
 async def submit_transfer(
     committer: GroupCommitter, acting: Acting, intent: TransferIntent
 ) -> Stored:
-    """Store one transfer as PENDING (or replay it), grouped with concurrent ones."""
+    """Store one transfer as PENDING (or replay it), grouped with concurrent ones, with its
+    `transfer.submitted` record."""
     return await committer.submit(acting.principal, intent, acting.audit)
 
 

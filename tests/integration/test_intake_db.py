@@ -1,4 +1,5 @@
-"""The intake against real PostgreSQL: committing new intents wakes the posting dispatcher.
+"""The intake against real PostgreSQL: committing new intents wakes the posting dispatcher,
+and the group committer stores each new transfer with its audit record.
 
 The dispatcher learns of new work only from `NOTIFY vaultcraft_pending` (or its slow
 probe), so a commit that stores a new intent must send it, and a pure replay must not.
@@ -10,11 +11,14 @@ import asyncio
 import uuid
 
 import psycopg
-from sqlalchemy import Engine, NullPool
+from sqlalchemy import Engine, NullPool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from ledger_core.acting import AuditContext
 from ledger_core.channels import PENDING_CHANNEL
-from ledger_core.intents import TransferIntent
+from ledger_core.errors import IdempotencyKeyReused
+from ledger_core.intents import Stored, TransferIntent
+from ledger_core.persistence.transfers.group_intake import GroupCommitter
 from ledger_core.persistence.transfers.intake import route_all, store_intents
 from runtime.settings import to_psycopg_url
 from tests.settlement.ledger import CrossLedger, Org
@@ -59,3 +63,78 @@ def test_a_new_intent_wakes_the_dispatcher_and_a_replay_does_not(
             assert _store(database_url, org, intent) is False  # the same key and request
             assert _heard(listener) == 0
         ledger.post_all()  # leave nothing PENDING for the tests that share this database
+
+
+def _group(url: str, org: Org, intents: list[TransferIntent]) -> list[Stored | BaseException]:
+    """Submit the intents together to one group committer (one writer: one group)."""
+
+    async def submit_all() -> list[Stored | BaseException]:
+        engine = create_async_engine(url, poolclass=NullPool)
+        committer = GroupCommitter(engine, writers=1)
+        await committer.start()
+        try:
+            submitted = [
+                committer.submit(
+                    org.admin,
+                    intent,
+                    AuditContext("203.0.113.7", "ua", f"req-{n}", org.admin.user_id, org.id),
+                )
+                for n, intent in enumerate(intents)
+            ]
+            return await asyncio.gather(*submitted, return_exceptions=True)
+        finally:
+            await committer.stop()
+            await engine.dispose()
+
+    return asyncio.run(submit_all())
+
+
+def test_each_new_transfer_of_a_group_is_stored_with_its_audit_record(
+    engine: Engine, database_url: str
+) -> None:
+    with CrossLedger(engine, database_url) as ledger:
+        org = ledger.org(funded=1_000)
+
+        def intent(key: str, amount: int) -> TransferIntent:
+            return TransferIntent(key, org.wallet, org.system, amount, "USD")
+
+        first, second = str(uuid.uuid4()), str(uuid.uuid4())
+        outcomes = _group(
+            database_url,
+            org,
+            [intent(first, 10), intent(second, 20), intent(first, 10), intent(first, 99)],
+        )
+        new_first, new_second, replay, refused = outcomes
+        assert isinstance(new_first, Stored) and not new_first.replayed
+        assert isinstance(new_second, Stored) and not new_second.replayed
+        assert isinstance(replay, Stored) and replay.replayed
+        assert replay.row["id"] == new_first.row["id"]
+        assert isinstance(refused, IdempotencyKeyReused)
+        (again,) = _group(database_url, org, [intent(second, 20)])
+        assert isinstance(again, Stored) and again.replayed
+
+        with engine.connect() as conn:
+            records = conn.execute(
+                text(
+                    "SELECT resource_id, request_id, client_address, actor_id, details"
+                    " FROM audit_logs WHERE organization_id = :org"
+                    " AND action = 'transfer.submitted' ORDER BY id"
+                ),
+                {"org": org.id},
+            ).all()
+        assert [(r.resource_id, r.request_id) for r in records] == [
+            (str(new_first.row["id"]), "req-0"),
+            (str(new_second.row["id"]), "req-1"),
+        ]
+        assert {(r.client_address, r.actor_id) for r in records} == {
+            ("203.0.113.7", org.admin.user_id)
+        }
+        assert records[1].details == {
+            "kind": "TRANSFER",
+            "amount": "0.20",
+            "currency": "USD",
+            "source_wallet_id": str(org.wallet),
+            "destination_wallet_id": str(org.system),
+            "idempotency_key": second,
+        }
+        ledger.post_all()

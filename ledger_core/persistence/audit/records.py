@@ -73,18 +73,31 @@ def _secret_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(key for key in keys if any(word in key.lower() for word in _SECRET_WORDS))
 
 
-_INSERT_MANY = text("""
-    INSERT INTO audit_logs (organization_id, actor_id, action, resource_type, resource_id,
-                            client_address, user_agent, request_id, details)
-    SELECT v.organization_id, v.actor_id, v.action, v.resource_type, v.resource_id,
-           v.client_address, v.user_agent, v.request_id, CAST(v.details AS jsonb)
-    FROM unnest(
+AUDIT_COLUMNS = (
+    "organization_id, actor_id, action, resource_type, resource_id, client_address, user_agent,"
+    " request_id, details"
+)
+
+AUDIT_ROWS = """
+    unnest(
         CAST(:organization_ids AS uuid[]), CAST(:actor_ids AS uuid[]), CAST(:actions AS text[]),
         CAST(:resource_types AS text[]), CAST(:resource_ids AS text[]),
         CAST(:client_addresses AS text[]), CAST(:user_agents AS text[]),
         CAST(:request_ids AS text[]), CAST(:details AS text[])
     ) WITH ORDINALITY AS v(organization_id, actor_id, action, resource_type, resource_id,
                            client_address, user_agent, request_id, details, n)
+"""
+"""`audit_many_params`' records as rows `v`, numbered by `v.n` in their order."""
+
+AUDIT_VALUES = (
+    "v.organization_id, v.actor_id, v.action, v.resource_type, v.resource_id,"
+    " v.client_address, v.user_agent, v.request_id, CAST(v.details AS jsonb)"
+)
+"""A row of `AUDIT_ROWS` as the values of `AUDIT_COLUMNS`."""
+
+_INSERT_MANY = text(f"""
+    INSERT INTO audit_logs ({AUDIT_COLUMNS})
+    SELECT {AUDIT_VALUES} FROM {AUDIT_ROWS}
     ORDER BY v.n
 """)
 
@@ -102,11 +115,16 @@ _TEXT_COLUMNS = {
 
 def audit_insert_many(records: list[dict[str, Any]]) -> tuple[TextClause, dict[str, Any]]:
     """One statement inserting many `audit_values` records, in order (ids follow it)."""
+    return _INSERT_MANY, audit_many_params(records)
+
+
+def audit_many_params(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """`AUDIT_ROWS`' parameters: each column of the `audit_values` records as one array."""
     params = {name: pg_array([r[key] for r in records]) for name, key in _TEXT_COLUMNS.items()}
     params["organization_ids"] = pg_uuid_array([r["organization_id"] for r in records])
     params["actor_ids"] = pg_uuid_array([r["actor_id"] for r in records])
     params["details"] = pg_array(orjson.dumps(r["details"]).decode() for r in records)
-    return _INSERT_MANY, params
+    return params
 
 
 def _clip(value: str | None, size: int) -> str | None:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from uuid_utils.compat import uuid7
 
 from ledger_core.accounts import Principal
+from ledger_core.acting import AuditContext
 from ledger_core.channels import PENDING_CHANNEL
 from ledger_core.errors import DomainError, IdempotencyKeyReused, ReferenceTaken
 from ledger_core.intents import (
@@ -30,6 +31,14 @@ from ledger_core.intents import (
     route_intent,
 )
 from ledger_core.persistence.arrays import pg_array, pg_uuid_array
+from ledger_core.persistence.audit.records import (
+    AUDIT_COLUMNS,
+    AUDIT_ROWS,
+    AUDIT_VALUES,
+    audit_many_params,
+    audit_values,
+)
+from ledger_core.transfers import transfer_audit_details
 
 LOAD_WALLETS = text(f"""
     SELECT {", ".join(f.name for f in fields(WalletRef))} FROM wallets
@@ -58,7 +67,7 @@ FIND_CLEARING = text("""
       AND counterparty_organization_id = ANY(CAST(:peers AS uuid[]))
 """)
 
-INSERT_INTENTS = text("""
+_INSERT_INTENTS = """
     WITH inserted AS (
     INSERT INTO transactions (
         id, organization_id, destination_organization_id, idempotency_key, request_hash, kind,
@@ -88,13 +97,30 @@ INSERT_INTENTS = text("""
     RETURNING *
     ), woken AS (
         SELECT pg_notify(:channel, '') AS sent FROM (SELECT 1 FROM inserted LIMIT 1) AS any_new
-    )
+    )/* audited */
     SELECT inserted.* FROM inserted CROSS JOIN (SELECT count(sent) FROM woken) AS w
-""")
+"""
+
+INSERT_INTENTS = text(_INSERT_INTENTS)
 """Stores the intents and, if any is new, wakes the posting dispatcher at commit, in one
 round trip; a row that meets a used idempotency key or reference is not stored. The final
 SELECT must use the wake-up's column: a CTE nobody reads is never run, and PostgreSQL drops
 a LEFT JOIN whose columns are unused."""
+
+INSERT_AUDITED_INTENTS = text(
+    _INSERT_INTENTS.replace(
+        "/* audited */",
+        f""", audited AS (
+        INSERT INTO audit_logs ({AUDIT_COLUMNS})
+        SELECT {AUDIT_VALUES} FROM {AUDIT_ROWS}
+        JOIN inserted ON inserted.id = CAST(v.resource_id AS uuid)
+        ORDER BY v.n
+    )""",
+    )
+)
+"""`INSERT_INTENTS` that also writes the `transfer.submitted` record of each intent it
+stores, in the same round trip (a data-modifying CTE always runs to completion, read or
+not); a replayed or refused intent gets no record."""
 
 FIND_BY_KEYS = text("""
     SELECT t.* FROM transactions t
@@ -115,6 +141,9 @@ class Item:
     leg_routes: tuple[Route, ...] = ()
     """For a multi-leg transaction, where each leg moves money (`route` is its first, which
     the row's own wallets and destination organization describe)."""
+    audit: AuditContext | None = None
+    """Where the request came from, when the intent's `transfer.submitted` record is to be
+    written with it (None: the caller audits the request itself)."""
 
     @property
     def multi(self) -> bool:
@@ -296,6 +325,30 @@ def _insert_params(
     }
 
 
+def _submitted_records(items: Sequence[Item], ids: Sequence[UUID]) -> list[dict[str, Any]]:
+    """The `transfer.submitted` record of each item that asks for one, by transaction id."""
+    return [
+        audit_values(
+            item.audit,
+            "transfer.submitted",
+            resource_type="transaction",
+            resource_id=transaction_id,
+            details=transfer_audit_details(
+                {
+                    "kind": _kind(item),
+                    "amount": item.intent.amount,
+                    "currency": item.intent.currency,
+                    "source_wallet_id": item.intent.source_wallet_id,
+                    "destination_wallet_id": item.intent.destination_wallet_id,
+                    "idempotency_key": item.intent.idempotency_key,
+                }
+            ),
+        )
+        for item, transaction_id in zip(items, ids, strict=True)
+        if item.audit is not None
+    ]
+
+
 def _metadata_json(metadata: Mapping[str, str]) -> str:
     return orjson.dumps(dict(metadata)).decode() if metadata else "{}"
 
@@ -326,7 +379,12 @@ async def insert_items(conn: AsyncConnection, items: Sequence[Item]) -> list[Sto
         i.group_id if i.group_id is not None and n == 0 else uuid7() for n, i in enumerate(items)
     ]
     hashes = [i.intent.request_hash() for i in items]
-    rows = await conn.execute(INSERT_INTENTS, _insert_params(items, ids, hashes, clearing))
+    params = _insert_params(items, ids, hashes, clearing)
+    audits = _submitted_records(items, ids)
+    if audits:
+        rows = await conn.execute(INSERT_AUDITED_INTENTS, params | audit_many_params(audits))
+    else:
+        rows = await conn.execute(INSERT_INTENTS, params)
     inserted = _by_key(rows)
     keys = [(i.actor.organization_id, i.intent.idempotency_key) for i in items]
     missing = [key for key in keys if key not in inserted]
