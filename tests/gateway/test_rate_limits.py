@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from gateway.app import create_app
-from gateway.rate_buckets import RateLimiter
+from gateway.rate_buckets import RateLimiter, lease_size
 from ledger_core.api_keys import RateLimit
 from runtime.embedded import ensure_redis, stop_redis
 from runtime.settings import Settings
@@ -75,7 +75,11 @@ async def test_a_stopped_redis_lets_requests_through_and_is_counted(
     private_redis: tuple[str, Path],
 ) -> None:
     url, data_dir = private_redis
-    settings = dataclasses.replace(api_settings, redis_url=url)
+    # a bucket too small for leases: every request asks Redis
+    settings = dataclasses.replace(
+        api_settings, redis_url=url, rate_limit_per_s=100, rate_limit_burst=200
+    )
+    assert lease_size(RateLimit(100, 200)) == 1
     client = await aiohttp_client(create_app(settings))
     admin = await signup(client)
     assert "RateLimit-Limit" in (await client.get(f"{API}/wallets", headers=admin.headers)).headers
@@ -120,4 +124,75 @@ async def test_concurrent_requests_spend_one_bucket_exactly_once_each(redis_url:
         assert {v.retry_after_s for v in found[10:]} == {1}
     finally:
         await client.delete(name)
+        await client.aclose()
+
+
+async def _bucket_at(client: Redis, name: str, tokens: int) -> None:
+    """A bucket holding `tokens` that does not refill for a minute (its clock is ahead)."""
+    seconds, micros = await client.time()
+    ahead_ms = seconds * 1000 + micros // 1000 + 60_000
+    await client.hset(name, mapping={"tokens": str(tokens), "ts": str(ahead_ms)})
+
+
+async def test_a_large_bucket_is_spent_from_a_lease_without_asking_redis(redis_url: str) -> None:
+    """At 10,000 tokens a second a request takes a lease of 100: it and the next 99 each
+    spend one token, counted down in the headers, and only the 101st asks Redis again."""
+    name = f"test:rate:{uuid.uuid4()}"
+    limit = RateLimit(10_000, 20_000)
+    assert lease_size(limit) == 100
+    client = Redis.from_url(redis_url)
+    limiter = RateLimiter(client)
+    try:
+        await _bucket_at(client, name, 1_000)
+        leased = await limiter.take([(name, limit)])
+        stored = await client.hgetall(name)
+        assert (leased.allowed, leased.remaining, float(stored[b"tokens"])) == (True, 999, 900)
+        found = [await limiter.take([(name, limit)]) for _ in range(99)]
+        assert [v.remaining for v in found] == list(range(998, 899, -1))
+        assert all(v.allowed for v in found)
+        assert await client.hgetall(name) == stored  # not one call to Redis
+        assert (await limiter.take([(name, limit)])).allowed
+        assert await client.hgetall(name) != stored
+    finally:
+        await client.delete(name)
+        await client.aclose()
+
+
+async def test_leases_never_spend_more_than_the_bucket_holds(redis_url: str) -> None:
+    """Two gateway processes (two limiters) on one bucket of 30 tokens with leases of 20:
+    30 requests get through between them, whichever holds the tokens, and no more. (Leases
+    of 10 s of a slow rate, so the bucket gains no token while the test runs.)"""
+    name = f"test:rate:{uuid.uuid4()}"
+    limit = RateLimit(2, 30)
+    client = Redis.from_url(redis_url)
+    first, second = RateLimiter(client, lease_worth_s=10), RateLimiter(client, lease_worth_s=10)
+    try:
+        await _bucket_at(client, name, 30)
+        found = [
+            await limiter.take([(name, limit)]) for _ in range(25) for limiter in (first, second)
+        ]
+        assert sum(v.allowed for v in found) == 30
+        refused = [v for v in found if not v.allowed]
+        assert {(v.remaining, v.retry_after_s) for v in refused} == {(0, 1)}
+    finally:
+        await client.delete(name)
+        await client.aclose()
+
+
+async def test_a_request_with_two_buckets_takes_no_lease(redis_url: str) -> None:
+    """A key's own bucket beside its organization's: each request spends one token of each
+    in Redis, as it always did."""
+    org, key = f"test:rate:{uuid.uuid4()}", f"test:rate:{uuid.uuid4()}"
+    client = Redis.from_url(redis_url)
+    limiter = RateLimiter(client, lease_worth_s=10)
+    try:
+        await _bucket_at(client, org, 1_000)
+        await _bucket_at(client, key, 1_000)
+        buckets = [(org, RateLimit(2, 2_000)), (key, RateLimit(2, 2_000))]
+        assert lease_size(buckets[0][1], 10) == 20
+        for _ in range(3):
+            assert (await limiter.take(buckets)).allowed
+        assert [round(float(await client.hget(n, "tokens"))) for n in (org, key)] == [997, 997]
+    finally:
+        await client.delete(org, key)
         await client.aclose()
