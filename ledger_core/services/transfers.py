@@ -17,7 +17,12 @@ from ledger_core.accounts import Principal, require_admin
 from ledger_core.acting import Acting
 from ledger_core.intents import Stored, TransferIntent, batch_fingerprint
 from ledger_core.money import parse_amount
-from ledger_core.persistence.audit.records import audit_insert
+from ledger_core.persistence.audit.records import (
+    AuditContext,
+    audit_insert,
+    audit_inserted,
+    audit_values,
+)
 from ledger_core.persistence.transfers.batch_keys import claim_batch_key, record_batch
 from ledger_core.persistence.transfers.changes import (
     cancel_pending,
@@ -26,7 +31,14 @@ from ledger_core.persistence.transfers.changes import (
     reversed_so_far,
 )
 from ledger_core.persistence.transfers.group_intake import GroupCommitter as GroupCommitter
-from ledger_core.persistence.transfers.intake import route_all, store_intents, store_multi
+from ledger_core.persistence.transfers.group_intake import Request
+from ledger_core.persistence.transfers.intake import (
+    Companion,
+    Item,
+    route_all,
+    store_intents,
+    store_multi,
+)
 from ledger_core.persistence.transfers.reads import find_transfer
 from ledger_core.transfer_rules import (
     check_may_cancel,
@@ -40,8 +52,33 @@ from ledger_core.transfers import transfer_audit_details
 
 
 def transfer_committer(engine: AsyncEngine) -> GroupCommitter:
-    """The group committer of single transfers."""
-    return GroupCommitter(engine)
+    """The group committer of single transfers, each stored with its audit record."""
+    return GroupCommitter(engine, companion=submitted_records)
+
+
+def submitted_records(accepted: Sequence[tuple[Request, Item]]) -> Companion:
+    """The `transfer.submitted` record of each intent, written by the statement that stores
+    it, for the intents it stores (a replay or refusal gets none)."""
+    records = [
+        audit_values(
+            request.audit or AuditContext(),
+            "transfer.submitted",
+            resource_type="transaction",
+            resource_id=item.id,
+            details=transfer_audit_details(
+                {
+                    "kind": item.kind,
+                    "amount": item.intent.amount,
+                    "currency": item.intent.currency,
+                    "source_wallet_id": item.intent.source_wallet_id,
+                    "destination_wallet_id": item.intent.destination_wallet_id,
+                    "idempotency_key": item.intent.idempotency_key,
+                }
+            ),
+        )
+        for request, item in accepted
+    ]
+    return Companion(*audit_inserted(records))
 
 
 async def submit_transfer(

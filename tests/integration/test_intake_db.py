@@ -20,6 +20,7 @@ from ledger_core.errors import IdempotencyKeyReused
 from ledger_core.intents import Stored, TransferIntent
 from ledger_core.persistence.transfers.group_intake import GroupCommitter
 from ledger_core.persistence.transfers.intake import route_all, store_intents
+from ledger_core.services.transfers import submitted_records
 from runtime.settings import to_psycopg_url
 from tests.settlement.ledger import CrossLedger, Org
 
@@ -66,11 +67,12 @@ def test_a_new_intent_wakes_the_dispatcher_and_a_replay_does_not(
 
 
 def _group(url: str, org: Org, intents: list[TransferIntent]) -> list[Stored | BaseException]:
-    """Submit the intents together to one group committer (one writer: one group)."""
+    """Submit the intents together to the gateway's group committer, with one writer (so
+    one group)."""
 
     async def submit_all() -> list[Stored | BaseException]:
         engine = create_async_engine(url, poolclass=NullPool)
-        committer = GroupCommitter(engine, writers=1)
+        committer = GroupCommitter(engine, writers=1, companion=submitted_records)
         await committer.start()
         try:
             submitted = [

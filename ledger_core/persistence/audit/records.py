@@ -113,6 +113,21 @@ _TEXT_COLUMNS = {
 """`_INSERT_MANY`'s text parameters and the record values each one gathers."""
 
 
+_INSERT_FOR_INSERTED = f"""
+    INSERT INTO audit_logs ({AUDIT_COLUMNS})
+    SELECT {AUDIT_VALUES} FROM {AUDIT_ROWS}
+    JOIN inserted ON inserted.id = CAST(v.resource_id AS uuid)
+    ORDER BY v.n
+"""
+
+
+def audit_inserted(records: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """A data-modifying CTE (its text and parameters) for a statement whose CTE `inserted`
+    returns the rows it stored: of `records`, it writes those whose `resource_id` is the id
+    of a row stored, in order, and no other."""
+    return _INSERT_FOR_INSERTED, audit_many_params(records)
+
+
 def audit_insert_many(records: list[dict[str, Any]]) -> tuple[TextClause, dict[str, Any]]:
     """One statement inserting many `audit_values` records, in order (ids follow it)."""
     return _INSERT_MANY, audit_many_params(records)

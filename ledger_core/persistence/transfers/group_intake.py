@@ -7,15 +7,16 @@ A refusal (unknown wallet, reused key) answers only its own request; a database 
 answers every request of that group with the error, and nothing of it is stored.
 
 The group's transaction has four round trips: `BEGIN`, the wallets' read, one statement
-that writes the intents, their `transfer.submitted` records and the dispatcher's wake-up,
-and `COMMIT`. Each waits for a turn of the gateway's event loop, which is busy under load,
-so the audit records ride in the intents' statement instead of a fifth.
+that writes the intents, the dispatcher's wake-up and whatever `companion` adds for them
+(the use case's audit records), and `COMMIT`. Each waits for a turn of the gateway's event
+loop, which is busy under load, so what goes with the intents rides in their statement.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DBAPIError
@@ -25,9 +26,12 @@ from ledger_core.accounts import Principal
 from ledger_core.acting import AuditContext
 from ledger_core.errors import DomainError
 from ledger_core.intents import Stored, TransferIntent
-from ledger_core.persistence.transfers.intake import Item, insert_items, route_each
+from ledger_core.persistence.transfers.intake import Companion, Item, insert_items, route_each
 
 RETRYABLE = frozenset({"40P01", "40001"})
+
+CompanionOf = Callable[[Sequence[tuple["Request", Item]]], Companion | None]
+"""What to write with a group's accepted intents, in their statement (see `Companion`)."""
 
 
 @dataclass
@@ -35,8 +39,7 @@ class Request:
     actor: Principal
     intent: TransferIntent
     audit: AuditContext | None = None
-    """Where the request came from: a new intent is stored with its `transfer.submitted`
-    record (None: no record)."""
+    """Where the request came from, for `companion` (the committer only hands it on)."""
     future: asyncio.Future[Stored] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -49,10 +52,12 @@ class GroupCommitter:
         *,
         max_group: int = 1000,
         writers: int = 2,
+        companion: CompanionOf | None = None,
     ) -> None:
         self._engine = engine
         self._max_group = max_group
         self._writers = writers
+        self._companion = companion
         self._queue: asyncio.Queue[Request] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -111,11 +116,16 @@ class GroupCommitter:
                 if isinstance(route, DomainError):
                     _answer(request, route)
                 else:
-                    items.append(Item(request.actor, request.intent, route, audit=request.audit))
+                    items.append(Item(request.actor, request.intent, route))
                     accepted.append(request)
             if not items:
                 return
-            results = await insert_items(conn, items)
+            companion = (
+                self._companion(list(zip(accepted, items, strict=True)))
+                if self._companion is not None
+                else None
+            )
+            results = await insert_items(conn, items, companion)
         for request, result in zip(accepted, results, strict=True):
             _answer(request, result)
 

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import orjson
-from sqlalchemy import Result, text
+from sqlalchemy import Result, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from uuid_utils.compat import uuid7
 
 from ledger_core.accounts import Principal
-from ledger_core.acting import AuditContext
 from ledger_core.channels import PENDING_CHANNEL
 from ledger_core.errors import DomainError, IdempotencyKeyReused, ReferenceTaken
 from ledger_core.intents import (
@@ -31,14 +31,6 @@ from ledger_core.intents import (
     route_intent,
 )
 from ledger_core.persistence.arrays import pg_array, pg_uuid_array
-from ledger_core.persistence.audit.records import (
-    AUDIT_COLUMNS,
-    AUDIT_ROWS,
-    AUDIT_VALUES,
-    audit_many_params,
-    audit_values,
-)
-from ledger_core.transfers import transfer_audit_details
 
 LOAD_WALLETS = text(f"""
     SELECT {", ".join(f.name for f in fields(WalletRef))} FROM wallets
@@ -97,7 +89,7 @@ _INSERT_INTENTS = """
     RETURNING *
     ), woken AS (
         SELECT pg_notify(:channel, '') AS sent FROM (SELECT 1 FROM inserted LIMIT 1) AS any_new
-    )/* audited */
+    )/* companion */
     SELECT inserted.* FROM inserted CROSS JOIN (SELECT count(sent) FROM woken) AS w
 """
 
@@ -107,20 +99,23 @@ round trip; a row that meets a used idempotency key or reference is not stored. 
 SELECT must use the wake-up's column: a CTE nobody reads is never run, and PostgreSQL drops
 a LEFT JOIN whose columns are unused."""
 
-INSERT_AUDITED_INTENTS = text(
-    _INSERT_INTENTS.replace(
-        "/* audited */",
-        f""", audited AS (
-        INSERT INTO audit_logs ({AUDIT_COLUMNS})
-        SELECT {AUDIT_VALUES} FROM {AUDIT_ROWS}
-        JOIN inserted ON inserted.id = CAST(v.resource_id AS uuid)
-        ORDER BY v.n
-    )""",
-    )
-)
-"""`INSERT_INTENTS` that also writes the `transfer.submitted` record of each intent it
-stores, in the same round trip (a data-modifying CTE always runs to completion, read or
-not); a replayed or refused intent gets no record."""
+
+class Companion(NamedTuple):
+    """A data-modifying CTE to run in the intents' own statement, and its parameters.
+
+    It may read `inserted`, the rows stored now (never a replayed or refused intent's), so
+    what it writes for them commits with them and costs no round trip of its own. A
+    data-modifying CTE always runs to completion, read or not. Its parameters' names must
+    not be the intake's own (`ids`, `orgs`, `keys`, ...)."""
+
+    cte: str
+    params: Mapping[str, Any]
+
+
+@lru_cache(maxsize=8)
+def _insert_with(cte: str) -> TextClause:
+    return text(_INSERT_INTENTS.replace("/* companion */", f", companion AS ({cte})"))
+
 
 FIND_BY_KEYS = text("""
     SELECT t.* FROM transactions t
@@ -141,13 +136,19 @@ class Item:
     leg_routes: tuple[Route, ...] = ()
     """For a multi-leg transaction, where each leg moves money (`route` is its first, which
     the row's own wallets and destination organization describe)."""
-    audit: AuditContext | None = None
-    """Where the request came from, when the intent's `transfer.submitted` record is to be
-    written with it (None: the caller audits the request itself)."""
+    id: UUID = field(default_factory=uuid7)
+    """The transaction's id if stored now. Time-ordered: a new transfer's index entries
+    land on the rightmost pages, which stay in memory however large the ledger grows."""
 
     @property
     def multi(self) -> bool:
         return self.intent.postings is not None
+
+    @property
+    def kind(self) -> str:
+        if self.multi:
+            return "MULTI"
+        return "CROSS_ORG" if self.route.cross_org else "TRANSFER"
 
 
 async def load_wallet_refs(conn: AsyncConnection, ids: Sequence[UUID]) -> dict[UUID, WalletRef]:
@@ -254,12 +255,6 @@ def _clearing_of(
     return clearing[(own, peer, route.source.currency)]
 
 
-def _kind(item: Item) -> str:
-    if item.multi:
-        return "MULTI"
-    return "CROSS_ORG" if item.route.cross_org else "TRANSFER"
-
-
 def _transfer_clearing(
     item: Item, clearing: Mapping[tuple[UUID, UUID, str], UUID], payer_side: bool
 ) -> UUID | None:
@@ -293,14 +288,13 @@ def _postings_json(item: Item, clearing: Mapping[tuple[UUID, UUID, str], UUID]) 
 
 def _insert_params(
     items: Sequence[Item],
-    ids: Sequence[UUID],
     hashes: Sequence[str],
     clearing: Mapping[tuple[UUID, UUID, str], UUID],
 ) -> dict[str, str]:
     """`INSERT_INTENTS`'s parameters: each column of the items as one array literal."""
     intents = [i.intent for i in items]
     return {
-        "ids": pg_uuid_array(ids),
+        "ids": pg_uuid_array([i.id for i in items]),
         "orgs": pg_uuid_array([i.actor.organization_id for i in items]),
         "users": pg_uuid_array([i.actor.user_id for i in items]),
         "group_ids": pg_uuid_array([i.group_id for i in items]),
@@ -308,7 +302,7 @@ def _insert_params(
         "dest_orgs": pg_uuid_array([i.route.destination.organization_id for i in items]),
         "keys": pg_array([i.idempotency_key for i in intents]),
         "hashes": pg_array(hashes),
-        "kinds": pg_array([_kind(i) for i in items]),
+        "kinds": pg_array([i.kind for i in items]),
         "srcs": pg_uuid_array([i.source_wallet_id for i in intents]),
         "dsts": pg_uuid_array([i.destination_wallet_id for i in intents]),
         "src_clrs": pg_uuid_array([_transfer_clearing(i, clearing, True) for i in items]),
@@ -325,30 +319,6 @@ def _insert_params(
     }
 
 
-def _submitted_records(items: Sequence[Item], ids: Sequence[UUID]) -> list[dict[str, Any]]:
-    """The `transfer.submitted` record of each item that asks for one, by transaction id."""
-    return [
-        audit_values(
-            item.audit,
-            "transfer.submitted",
-            resource_type="transaction",
-            resource_id=transaction_id,
-            details=transfer_audit_details(
-                {
-                    "kind": _kind(item),
-                    "amount": item.intent.amount,
-                    "currency": item.intent.currency,
-                    "source_wallet_id": item.intent.source_wallet_id,
-                    "destination_wallet_id": item.intent.destination_wallet_id,
-                    "idempotency_key": item.intent.idempotency_key,
-                }
-            ),
-        )
-        for item, transaction_id in zip(items, ids, strict=True)
-        if item.audit is not None
-    ]
-
-
 def _metadata_json(metadata: Mapping[str, str]) -> str:
     return orjson.dumps(dict(metadata)).decode() if metadata else "{}"
 
@@ -363,9 +333,12 @@ def _by_key(rows: Result[Any]) -> dict[tuple[UUID, str], dict[str, Any]]:
     return by_key
 
 
-async def insert_items(conn: AsyncConnection, items: Sequence[Item]) -> list[Stored | DomainError]:
+async def insert_items(
+    conn: AsyncConnection, items: Sequence[Item], companion: Companion | None = None
+) -> list[Stored | DomainError]:
     """Insert intents as PENDING in order; a key already used is a replay or a refusal,
-    a new key with a reference already used is `ReferenceTaken`.
+    a new key with a reference already used is `ReferenceTaken`. `companion` runs in the
+    same statement, on the rows stored.
 
     Two requests racing with one key both reach `ON CONFLICT DO NOTHING`: the second
     waits for the first to commit, inserts nothing, and finds the first's row by its key.
@@ -373,18 +346,12 @@ async def insert_items(conn: AsyncConnection, items: Sequence[Item]) -> list[Sto
     clearing = await _clearing_wallets(
         conn, [r for i in items for r in (i.leg_routes if i.multi else (i.route,))]
     )
-    # Time-ordered ids: a new transfer's index entries land on the rightmost pages, which
-    # stay in memory however large the ledger grows.
-    ids = [
-        i.group_id if i.group_id is not None and n == 0 else uuid7() for n, i in enumerate(items)
-    ]
     hashes = [i.intent.request_hash() for i in items]
-    params = _insert_params(items, ids, hashes, clearing)
-    audits = _submitted_records(items, ids)
-    if audits:
-        rows = await conn.execute(INSERT_AUDITED_INTENTS, params | audit_many_params(audits))
-    else:
+    params = _insert_params(items, hashes, clearing)
+    if companion is None:
         rows = await conn.execute(INSERT_INTENTS, params)
+    else:
+        rows = await conn.execute(_insert_with(companion.cte), params | dict(companion.params))
     inserted = _by_key(rows)
     keys = [(i.actor.organization_id, i.intent.idempotency_key) for i in items]
     missing = [key for key in keys if key not in inserted]
@@ -449,7 +416,10 @@ async def store_intents(
         raise IdempotencyKeyReused("the same idempotency key appears twice in this request")
     group_id = uuid7() if atomic and len(intents) > 1 else None
     group_size = len(intents) if group_id else None
-    items = [Item(actor, i, r, group_id, group_size) for i, r in zip(intents, routes, strict=True)]
+    items = [
+        Item(actor, i, r, group_id, group_size, id=group_id if group_id and n == 0 else uuid7())
+        for n, (i, r) in enumerate(zip(intents, routes, strict=True))
+    ]
     results = await insert_items(conn, items)
     refused = [(n, r) for n, r in enumerate(results) if isinstance(r, DomainError)]
     if refused:
