@@ -29,7 +29,8 @@ async def read_transfer(
 ) -> dict[str, Any]:
     """A transfer the caller may read: 404 outside their organization, 403 for a member
     whose wallets it does not touch."""
-    async with engine.connect() as conn:
+    async with engine.connect() as conn:  # one statement: no transaction to begin or end
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
         return visible_to(
             await find_transfer(conn, principal.organization_id, transfer_id), principal
         )
