@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger_core.accounts import Principal
 from ledger_core.persistence.transfers.reads import (
@@ -29,8 +29,7 @@ async def read_transfer(
 ) -> dict[str, Any]:
     """A transfer the caller may read: 404 outside their organization, 403 for a member
     whose wallets it does not touch."""
-    async with engine.connect() as conn:  # one statement: no transaction to begin or end
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
+    async with _one_statement(engine) as conn:
         return visible_to(
             await find_transfer(conn, principal.organization_id, transfer_id), principal
         )
@@ -40,9 +39,17 @@ async def read_rows_unchecked(
     engine: AsyncEngine, ids: Sequence[UUID]
 ) -> dict[UUID, dict[str, Any]]:
     """Many transfers by id, for any reader: pass each through `visible_to` before use."""
-    async with engine.connect() as conn:  # one statement: no transaction to begin or end
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
+    async with _one_statement(engine) as conn:
         return await find_transfers_unchecked(conn, ids)
+
+
+@asynccontextmanager
+async def _one_statement(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection in autocommit, for a read of one statement: no `BEGIN` before it and
+    no `ROLLBACK` after, each a round trip of its own."""
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
 
 
 async def transfers_page(

@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Insert, TextClause, text
+from sqlalchemy import Insert
 
 from ledger_core.acting import AuditContext as AuditContext
 from ledger_core.ids import uuid_text
@@ -73,34 +73,21 @@ def _secret_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(key for key in keys if any(word in key.lower() for word in _SECRET_WORDS))
 
 
-AUDIT_COLUMNS = (
-    "organization_id, actor_id, action, resource_type, resource_id, client_address, user_agent,"
-    " request_id, details"
-)
-
-AUDIT_ROWS = """
-    unnest(
+_INSERT_FOR_INSERTED = """
+    INSERT INTO audit_logs (organization_id, actor_id, action, resource_type, resource_id,
+                            client_address, user_agent, request_id, details)
+    SELECT v.organization_id, v.actor_id, v.action, v.resource_type, v.resource_id,
+           v.client_address, v.user_agent, v.request_id, CAST(v.details AS jsonb)
+    FROM unnest(
         CAST(:organization_ids AS uuid[]), CAST(:actor_ids AS uuid[]), CAST(:actions AS text[]),
         CAST(:resource_types AS text[]), CAST(:resource_ids AS text[]),
         CAST(:client_addresses AS text[]), CAST(:user_agents AS text[]),
         CAST(:request_ids AS text[]), CAST(:details AS text[])
     ) WITH ORDINALITY AS v(organization_id, actor_id, action, resource_type, resource_id,
                            client_address, user_agent, request_id, details, n)
-"""
-"""`audit_many_params`' records as rows `v`, numbered by `v.n` in their order."""
-
-AUDIT_VALUES = (
-    "v.organization_id, v.actor_id, v.action, v.resource_type, v.resource_id,"
-    " v.client_address, v.user_agent, v.request_id, CAST(v.details AS jsonb)"
-)
-"""A row of `AUDIT_ROWS` as the values of `AUDIT_COLUMNS`."""
-
-_INSERT_MANY = text(f"""
-    INSERT INTO audit_logs ({AUDIT_COLUMNS})
-    SELECT {AUDIT_VALUES} FROM {AUDIT_ROWS}
+    JOIN inserted ON inserted.id = CAST(v.resource_id AS uuid)
     ORDER BY v.n
-""")
-
+"""
 
 _TEXT_COLUMNS = {
     "actions": "action",
@@ -110,36 +97,18 @@ _TEXT_COLUMNS = {
     "user_agents": "user_agent",
     "request_ids": "request_id",
 }
-"""`_INSERT_MANY`'s text parameters and the record values each one gathers."""
-
-
-_INSERT_FOR_INSERTED = f"""
-    INSERT INTO audit_logs ({AUDIT_COLUMNS})
-    SELECT {AUDIT_VALUES} FROM {AUDIT_ROWS}
-    JOIN inserted ON inserted.id = CAST(v.resource_id AS uuid)
-    ORDER BY v.n
-"""
+"""`_INSERT_FOR_INSERTED`'s text parameters and the record values each one gathers."""
 
 
 def audit_inserted(records: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     """A data-modifying CTE (its text and parameters) for a statement whose CTE `inserted`
-    returns the rows it stored: of `records`, it writes those whose `resource_id` is the id
-    of a row stored, in order, and no other."""
-    return _INSERT_FOR_INSERTED, audit_many_params(records)
-
-
-def audit_insert_many(records: list[dict[str, Any]]) -> tuple[TextClause, dict[str, Any]]:
-    """One statement inserting many `audit_values` records, in order (ids follow it)."""
-    return _INSERT_MANY, audit_many_params(records)
-
-
-def audit_many_params(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """`AUDIT_ROWS`' parameters: each column of the `audit_values` records as one array."""
+    returns the rows it stored: of `records` (`audit_values`), it writes those whose
+    `resource_id` is the id of a row stored, in order, and no other."""
     params = {name: pg_array([r[key] for r in records]) for name, key in _TEXT_COLUMNS.items()}
     params["organization_ids"] = pg_uuid_array([r["organization_id"] for r in records])
     params["actor_ids"] = pg_uuid_array([r["actor_id"] for r in records])
     params["details"] = pg_array(orjson.dumps(r["details"]).decode() for r in records)
-    return params
+    return _INSERT_FOR_INSERTED, params
 
 
 def _clip(value: str | None, size: int) -> str | None:
