@@ -82,6 +82,16 @@ def multixacts_used(db_url: str) -> int:
     return int(row[0]) if row else 0
 
 
+def wal_position(db_url: str) -> int:
+    """The server's write-ahead log position in bytes: the difference of two readings is
+    what every writer on the server logged between them (heap and index changes, full-page
+    images after a checkpoint), a measure of write volume that the core's speed does not
+    move."""
+    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
+        row = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')").fetchone()
+    return int(row[0]) if row else 0
+
+
 def read_raw_stacks(path: Path) -> Counter[tuple[str, ...]]:
     """py-spy `--format raw` (collapsed stacks, root first) as a stack -> samples counter."""
     stacks: Counter[tuple[str, ...]] = Counter()

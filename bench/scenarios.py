@@ -97,11 +97,13 @@ def throughput(
     writes_before = profile_stats.table_writes(db_url)
     backends = profile_stats.database_backends(db_url)
     multixacts_before = profile_stats.multixacts_used(db_url)
+    wal_before = profile_stats.wal_position(db_url)
     cpu_before = profile_stats.cpu_seconds()
     load = run_load(spec, on_tick)
     final_at = asyncio.run(wait_until_final(system.base_url, data.token, profile.final_timeout_s))
     cpu_after = profile_stats.cpu_seconds()
     multixacts = profile_stats.multixacts_used(db_url) - multixacts_before
+    wal = profile_stats.wal_position(db_url) - wal_before
     backends |= profile_stats.database_backends(db_url)
     cpu = profile_stats.cpu_by_group(cpu_before, cpu_after, system.roles())
     database_cpu = profile_stats.cpu_of(cpu_before, cpu_after, backends)
@@ -126,6 +128,7 @@ def throughput(
             round(1000 * database_cpu / completed, 3) if completed else None
         ),
         "multixacts_per_transfer": round(multixacts / completed, 3) if completed else None,
+        "wal_bytes_per_transfer": round(wal / completed) if completed else None,
         "sizes": profile_stats.group_sizes(db_url, data.organization_id, tag),
         "rows_written": writes,
         "load": load.to_json(),
