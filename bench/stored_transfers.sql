@@ -1,6 +1,7 @@
 -- Set-based fill: bench.count completed, balanced transfers between the ACTIVE PRIMARY
 -- wallets of organization bench.org_id, with entries (running balances in posting order)
--- and already-relayed outbox events, as a ledger that has been in use for a while holds.
+-- and already-relayed outbox events (the relay's position moved past them when nothing
+-- else waits before them), as a ledger that has been in use for a while holds.
 -- Amounts are 1..100 minor units, so funded wallets never run out. Timestamps are spread
 -- 100 us apart, ending now, as history written at 10,000 transfers/s would be (not one
 -- instant shared by every row), but never before the newest entry already written, so each
@@ -62,7 +63,15 @@ WITH c AS (
     FROM legs
     ORDER BY legs.g, legs.leg
 )
-INSERT INTO outbox (organization_id, type, data, created_at, relayed_at)
+INSERT INTO outbox (organization_id, type, data, created_at)
 SELECT current_setting('bench.org_id')::uuid, 'transfer.completed',
-    jsonb_build_object('id', id), at, at
+    jsonb_build_object('id', id), at
 FROM t;
+WITH filled AS (
+    SELECT min(o.id) AS first, max(o.id) AS last FROM outbox AS o
+    WHERE o.id > (SELECT position FROM outbox_relay_cursor) AND o.xmin = pg_current_xact_id()::xid
+)
+UPDATE outbox_relay_cursor AS c SET position = filled.last
+FROM filled
+WHERE filled.last IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM outbox AS o WHERE o.id > c.position AND o.id < filled.first);

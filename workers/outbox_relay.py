@@ -4,26 +4,33 @@ A loop in the relay process. It LISTENs on `vaultcraft_outbox` (NOTIFYed by the 
 insert trigger at each writer's commit, and by redeliveries) and polls every second in
 case a notification was missed. Each wake-up it:
 
-1. locks a batch of unrelayed events (`FOR UPDATE SKIP LOCKED`, oldest first), so several
-   relays share the work, and marks them relayed;
+1. locks the relay's position (a second relay waits its turn) and takes the events after
+   it that may be published now, in id order (`claim_events`: it stops at an id it
+   cannot see until that id's transaction is known to have ended);
 2. appends each event to the Redis Stream `vaultcraft:events` (XADD, length capped) and,
    with `VAULTCRAFT_EVENTS_AMQP_URL`, publishes it to RabbitMQ's `vaultcraft.events`
    exchange, waiting for the broker's confirms (`workers.event_exchange`);
-3. creates the batch's webhook deliveries and commits the one transaction of 1-3; then
-   enqueues every delivery's first attempt (one round trip on Redis);
+3. creates the batch's webhook deliveries, moves the position and commits the one
+   transaction of 1-3; then enqueues every delivery's first attempt (one round trip on
+   Redis);
 4. repeats while batches come back full, then sends deliveries whose time has come and
    whose message is missing (`dispatch_due_deliveries`): redeliveries and lost retries.
 
-A batch whose publication failed (Redis or RabbitMQ down) is rolled back and stays the
-oldest unrelayed, so this relay publishes that same batch again before anything newer: a
-broker outage delays events without reordering them.
+A batch that stopped at a gap (an id not visible yet) waits for the next notification, at
+most `GAP_POLL_S`: the commit that fills it NOTIFYs. A second wake-up that finds the
+same gap reads a horizon, which settles the gap once every transaction that might still
+fill it has ended (a rolled-back id).
+
+A batch whose publication failed (Redis or RabbitMQ down) is rolled back, position with
+it, so this relay publishes that same batch again before anything newer: a broker outage
+delays events without reordering them.
 
 Batches run on the relay's own psycopg connection, kept open between wake-ups.
-A relay killed between 1 and 3 loses its connection and PostgreSQL frees its rows at once;
-one that hangs there is cut off after `VAULTCRAFT_OUTBOX_LEASE_S` idle in its transaction
-(`idle_in_transaction_session_timeout`). Publication is at least once: the stream may then
-hold an event twice (consumers dedupe by event id), webhooks never get a second relayed
-delivery.
+A relay killed between 1 and 3 loses its connection and PostgreSQL rolls its position
+back at once; one that hangs there is cut off after `VAULTCRAFT_OUTBOX_LEASE_S` idle in its
+transaction (`idle_in_transaction_session_timeout`). Publication is at least once: the
+stream may then hold an event twice (consumers dedupe by event id), webhooks never get a
+second relayed delivery.
 """
 
 from __future__ import annotations
@@ -46,10 +53,13 @@ from sqlalchemy.exc import DBAPIError
 from ledger_core.persistence.events.deliveries import dispatch_due_deliveries
 from ledger_core.persistence.events.outbox_relay import (
     OUTBOX_CHANNEL,
+    Claim,
     ClaimedEvent,
+    Horizon,
     claim_events,
     finish_events,
     outbox_backlog,
+    read_horizon,
 )
 from messaging.broker import redis_url, setup_broker
 from runtime import metrics
@@ -68,6 +78,11 @@ DUE_EVERY_S = 0.5
 """Deliveries found due in PostgreSQL (retries whose time came, lost messages) are looked
 for at most this often, not at every wake-up: under load the relay wakes for every commit."""
 GAUGE_EVERY_S = 5.0
+GAP_POLL_S = 0.05
+"""How long a relay whose batch stopped at a gap waits for a notification before it looks
+again. A commit in flight fills the gap and NOTIFYs as it does; a rolled-back id NOTIFYs
+nothing, and is settled by the horizon read when a second wake-up finds the gap still
+there."""
 
 
 class OutboxRelay:
@@ -89,6 +104,12 @@ class OutboxRelay:
         self._gauges_at = 0.0
         self._due_at = 0.0
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._horizon: Horizon | None = None
+        self.blocked = False
+        self._stuck_at: int | None = None
+        """The position of the last batch that stopped at a gap before publishing anything:
+        a second such batch at the same position reads a horizon."""
+        """The last batch stopped at a gap: events wait behind an id not yet settled."""
 
     def publish(self, events: Sequence[ClaimedEvent]) -> None:
         append_events(self.redis, events, self.settings.event_stream_maxlen)
@@ -114,18 +135,21 @@ class OutboxRelay:
 
     def relay_batch(self) -> int:
         """Take, publish and finish one batch in one transaction; returns how many events it
-        held. A failed publication rolls the batch back, so it is the next one taken."""
+        published. A failed publication rolls the batch back, so it is the next one taken."""
         conn = self._connection()
         try:
             with conn.transaction():
-                events = claim_events(conn, self.settings.outbox_batch_size)
-                if not events:
-                    return 0
-                self.publish(events)
-                deliveries = finish_events(conn, events, self.settings.webhook_rescue_after_s)
+                claim = claim_events(conn, self.settings.outbox_batch_size, self._horizon)
+                if claim.events:
+                    self.publish(claim.events)
+                deliveries = finish_events(conn, claim, self.settings.webhook_rescue_after_s)
+            self._follow_gap(conn, claim)
         except psycopg.Error:
             self.close()
             raise
+        events = claim.events
+        if not events:
+            return 0
         send_attempts(self.broker, deliveries, 1)
         for event_type, count in Counter(e.type for e in events).items():
             metrics.events_relayed_total.labels(event_type).inc(count)
@@ -133,6 +157,17 @@ class OutboxRelay:
             log.name, f"Relayed {len(events)} events and {len(deliveries)} webhook deliveries."
         )
         return len(events)
+
+    def _follow_gap(self, conn: psycopg.Connection[tuple[object, ...]], claim: Claim) -> None:
+        """After a batch: drop a horizon it settled; read one when a second batch in a row
+        stopped at the same gap without publishing anything."""
+        if claim.settled:
+            self._horizon = None
+        stuck = claim.position if claim.blocked and not claim.events else None
+        if stuck is not None and stuck == self._stuck_at and self._horizon is None:
+            self._horizon = read_horizon(conn)
+        self._stuck_at = stuck
+        self.blocked = claim.blocked
 
     def dispatch_due(self) -> int:
         with self.engine.begin() as conn:
@@ -167,7 +202,8 @@ def _listen(dsn: str, relay: OutboxRelay, stop: threading.Event) -> None:
         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(OUTBOX_CHANNEL)))
         while not stop.is_set():
             relay.drain()
-            for _ in conn.notifies(timeout=POLL_S, stop_after=1):
+            timeout = GAP_POLL_S if relay.blocked else POLL_S
+            for _ in conn.notifies(timeout=timeout, stop_after=1):
                 pass
 
 

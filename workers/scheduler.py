@@ -49,9 +49,11 @@ FULL_RECONCILIATION = CronTrigger(hour=3, minute=15, timezone=UTC)
 _GAUGES = text(f"""
     SELECT (SELECT count(*) FROM transactions WHERE status = 'PENDING') AS pending,
            ({OLDEST_PENDING_AGE_SQL}) AS oldest_pending_age,
-           (SELECT count(*) FROM outbox WHERE relayed_at IS NULL) AS backlog,
+           (SELECT count(*) FROM outbox
+            WHERE id > (SELECT position FROM outbox_relay_cursor)) AS backlog,
            (SELECT extract(epoch FROM now() - created_at) FROM outbox
-            WHERE relayed_at IS NULL ORDER BY id LIMIT 1) AS oldest_age,
+            WHERE id > (SELECT position FROM outbox_relay_cursor) ORDER BY id LIMIT 1)
+            AS oldest_age,
            ({OLDEST_UNSEALED_AGE_SQL}) AS oldest_unsealed_age
 """)
 

@@ -421,7 +421,7 @@ wallet_held_changes = Table(
 outbox = Table(
     "outbox",
     metadata,
-    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("id", BigInteger, Identity(always=True, cache=1), primary_key=True),
     Column(
         "event_id",
         UUID(as_uuid=True),
@@ -433,10 +433,19 @@ outbox = Table(
     Column("type", String(64), nullable=False),
     Column("data", JSONB, nullable=False),
     _created_at(),
-    Column("relayed_at", DateTime(timezone=True), nullable=True),
-    Index("ix_outbox_unrelayed", "id", postgresql_where=text("relayed_at IS NULL")),
     Index("ix_outbox_organization_id_id", "organization_id", "id"),
 )
+"""Events, written with the change they report; insert-only. Ids come from the identity
+alone, drawn after the writing transaction took its transaction id (migration 0027)."""
+
+outbox_relay_cursor = Table(
+    "outbox_relay_cursor",
+    metadata,
+    Column("singleton", Boolean, primary_key=True, server_default=text("true")),
+    Column("position", BigInteger, nullable=False),
+    CheckConstraint("singleton", name="one_row"),
+)
+"""The id of the last outbox event the relay published: every event after it is waiting."""
 
 webhooks = Table(
     "webhooks",

@@ -66,7 +66,7 @@ def subscribe(base_url: str, tally: Tally, orgs: list[Org], receiver: HookReceiv
 
 
 _UNSETTLED = text("""
-    SELECT (SELECT count(*) FROM outbox WHERE relayed_at IS NULL)
+    SELECT (SELECT count(*) FROM outbox WHERE id > (SELECT position FROM outbox_relay_cursor))
          + (SELECT count(*) FROM webhook_deliveries WHERE status = 'PENDING')
 """)
 

@@ -10,7 +10,8 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from uuid import UUID
 
@@ -18,13 +19,19 @@ import psycopg
 import pytest
 import redis
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from ledger_core.persistence.events.outbox import (
     WALLET_STATUS_CHANGED,
     event_envelope,
     outbox_insert,
 )
-from ledger_core.persistence.events.outbox_relay import claim_events, finish_events
+from ledger_core.persistence.events.outbox_relay import (
+    claim_events,
+    finish_events,
+    read_horizon,
+)
 from messaging.broker import setup_broker
 from runtime.settings import Settings
 from tests.events.conftest import Env, Process, RelayThread
@@ -72,7 +79,8 @@ def unrelayed(engine: Engine, ids: list[UUID]) -> int:
         return int(
             conn.scalar(
                 text(
-                    "SELECT count(*) FROM outbox WHERE event_id = ANY(:ids) AND relayed_at IS NULL"
+                    "SELECT count(*) FROM outbox WHERE event_id = ANY(:ids)"
+                    " AND id > (SELECT position FROM outbox_relay_cursor)"
                 ),
                 {"ids": ids},
             )
@@ -209,8 +217,9 @@ def test_each_subscribed_endpoint_gets_one_relayed_delivery_per_event(
     ids = insert_events(engine, book, 5)
     relay = make_relay()
     with engine.begin() as conn:
-        events = claim_events(conn.connection.driver_connection, 10_000)
-    mine = [e for e in events if UUID(e.event_id) in ids]
+        claim = claim_events(conn.connection.driver_connection, 10_000)
+    events = [e for e in claim.events if UUID(e.event_id) in ids]
+    mine = claim._replace(events=events, position=claim.previous)  # the position stays
 
     with engine.begin() as conn:
         created = finish_events(conn.connection.driver_connection, mine, 300)
@@ -348,3 +357,125 @@ def _relay_waits_on_a_lock(engine: Engine) -> bool:
                 )
             )
         )
+
+
+@contextmanager
+def open_writer(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """A connection whose transaction the test commits or rolls back itself."""
+    dsn = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(dsn) as conn:
+        yield conn
+
+
+def write_event(conn: psycopg.Connection[tuple[object, ...]], book: Book) -> UUID:
+    """Insert an event on `conn` without committing; its id is drawn now."""
+    row = conn.execute(
+        "INSERT INTO outbox (organization_id, type, data)"
+        " VALUES (%s, 'wallet.status_changed', '{}') RETURNING event_id",
+        (book.organization_id,),
+    ).fetchone()
+    assert row is not None
+    return UUID(str(row[0]))
+
+
+def drain_until(relay: OutboxRelay, done: Callable[[], bool], within_s: float = 30) -> None:
+    """Drain until `done()`: a gap settles once every transaction that might fill it on the
+    server has ended, and other tests' transactions may hold it for a moment."""
+    deadline = time.monotonic() + within_s
+    relay.drain()
+    while not done():
+        assert time.monotonic() < deadline, "the relay never passed the gap"
+        time.sleep(0.01)
+        relay.drain()
+
+
+def test_an_event_that_commits_late_is_published_before_the_ones_drawn_after_it(
+    engine: Engine, stream: redis.Redis, make_relay: type[OutboxRelay], database_url: str
+) -> None:
+    book = create_book(engine, 1)
+    relay = make_relay()
+    with open_writer(database_url) as late:
+        held = write_event(late, book)  # drawn first, committed last
+        after = insert_events(engine, book, 3)
+        for _ in range(3):  # horizons read meanwhile never settle a gap still running
+            relay.drain()
+            assert relay.blocked
+            assert unrelayed(engine, after) == 3 and stream_ids(stream, set(after)) == []
+        late.commit()
+    drain_until(relay, lambda: unrelayed(engine, after) == 0)
+    assert stream_ids(stream, {held, *after}) == [held, *after]
+    assert not relay.blocked
+
+
+def test_an_id_rolled_back_does_not_hold_the_events_after_it(
+    engine: Engine, stream: redis.Redis, make_relay: type[OutboxRelay], database_url: str
+) -> None:
+    book = create_book(engine, 1)
+    relay = make_relay()
+    with open_writer(database_url) as gone:
+        write_event(gone, book)
+        after = insert_events(engine, book, 2)
+        gone.rollback()
+    drain_until(relay, lambda: unrelayed(engine, after) == 0)
+    assert stream_ids(stream, set(after)) == after
+    assert not relay.blocked
+
+
+def test_the_horizon_holds_a_running_writer_and_leaves_other_databases_out(
+    engine: Engine, database_url: str
+) -> None:
+    """The writer takes its transaction id after a transaction that then commits: it is at
+    or past the snapshot's `xmax`, where PostgreSQL does not list it."""
+    dsn = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    elsewhere = make_url(dsn).set(database="postgres").render_as_string(hide_password=False)
+    with (
+        psycopg.connect(dsn) as first,
+        psycopg.connect(dsn) as writer,
+        psycopg.connect(elsewhere) as other,
+        psycopg.connect(dsn, autocommit=True) as relay,
+    ):
+        first.execute("SELECT pg_current_xact_id()")
+        row = writer.execute("SELECT CAST(pg_current_xact_id() AS text)").fetchone()
+        foreign = other.execute("SELECT CAST(pg_current_xact_id() AS text)").fetchone()
+        first.commit()
+        horizon = read_horizon(relay)
+        assert row is not None and foreign is not None
+        running = horizon.running.strip("{}").split(",")
+        assert row[0] in running and foreign[0] not in running
+        writer.rollback()
+        other.rollback()
+
+
+def test_outbox_ids_come_from_the_sequence_after_the_transaction_id(engine: Engine) -> None:
+    book = create_book(engine, 0)
+    with engine.connect() as conn:
+        assert (
+            conn.scalar(
+                text("SELECT seqcache FROM pg_sequence WHERE seqrelid = 'outbox_id_seq'::regclass")
+            )
+            == 1
+        )
+        with pytest.raises(DBAPIError, match="GENERATED ALWAYS"):
+            conn.execute(
+                text(
+                    "INSERT INTO outbox (id, organization_id, type, data)"
+                    " VALUES (1, :o, 'wallet.status_changed', '{}')"
+                ),
+                {"o": book.organization_id},
+            )
+        conn.rollback()
+        # A fresh transaction has no id yet. The row below is formed only if the statement
+        # trigger gave it one before the row was formed, and so before its id was drawn.
+        formed = conn.execute(
+            text(
+                "INSERT INTO outbox (organization_id, type, data)"
+                " SELECT :o, 'wallet.status_changed', '{}'"
+                " WHERE pg_current_xact_id_if_assigned() IS NOT NULL RETURNING id"
+            ),
+            {"o": book.organization_id},
+        ).all()
+        assert len(formed) == 1
+        conn.rollback()
+        with pytest.raises(DBAPIError, match="UPDATE on outbox is refused"):
+            conn.execute(text("UPDATE outbox SET type = type WHERE false"))
+        conn.rollback()

@@ -3,22 +3,17 @@ hold only rows that have metadata (migration 0019)."""
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
 
-import psycopg
 import pytest
 from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from runtime.settings import to_psycopg_url, to_sqlalchemy_url
-from tests.support.databases import drop_database
+from tests.support.databases import alembic_config, create_empty_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[2]
 BEFORE = "0018_batch_requests"
@@ -116,23 +111,9 @@ def test_a_referenced_wallet_cannot_move_to_another_organization(conn: Connectio
 @pytest.fixture
 def unmigrated_url(database_url: str) -> Iterator[str]:
     """An empty database of its own on the test server, dropped afterwards."""
-    name = f"vaultcraft_refs_{secrets.token_hex(4)}"
-    admin = make_url(to_sqlalchemy_url(database_url)).set(database="postgres")
-    with psycopg.connect(
-        to_psycopg_url(admin.render_as_string(hide_password=False)), autocommit=True
-    ) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(to_sqlalchemy_url(database_url)).set(database=name)
-    rendered = url.render_as_string(hide_password=False)
-    yield rendered
-    drop_database(rendered)
-
-
-def _config(url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return config
+    url = create_empty_database(database_url, "vaultcraft_refs")
+    yield url
+    drop_database(url)
 
 
 def _foreign_keys(conn: Connection) -> set[tuple[str, str]]:
@@ -147,7 +128,7 @@ def _foreign_keys(conn: Connection) -> set[tuple[str, str]]:
 
 
 def test_a_database_with_a_ledger_migrates_up_and_down(unmigrated_url: str) -> None:
-    config = _config(unmigrated_url)
+    config = alembic_config(unmigrated_url)
     command.upgrade(config, BEFORE)
     engine = create_engine(unmigrated_url)
     try:

@@ -28,17 +28,27 @@ def _admin_url(server_url: str) -> str:
     return to_psycopg_url(url.render_as_string(hide_password=False))
 
 
-def create_migrated_database(server_url: str, prefix: str = "vaultcraft_test") -> str:
-    """Create a new database on the server of `server_url`, migrate it to head, return its URL."""
+def alembic_config(url: str) -> Config:
+    """The project's Alembic configuration, aimed at the database of `url`."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def create_empty_database(server_url: str, prefix: str) -> str:
+    """Create a new database, unmigrated, on the server of `server_url`; return its URL."""
     name = f"{prefix}_{secrets.token_hex(4)}"
     with psycopg.connect(_admin_url(server_url), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = make_url(to_sqlalchemy_url(server_url)).set(database=name)
-    rendered = url.render_as_string(hide_password=False)
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
-    command.upgrade(config, "head")
+    return url.render_as_string(hide_password=False)
+
+
+def create_migrated_database(server_url: str, prefix: str = "vaultcraft_test") -> str:
+    """Create a new database on the server of `server_url`, migrate it to head, return its URL."""
+    rendered = create_empty_database(server_url, prefix)
+    command.upgrade(alembic_config(rendered), "head")
     return rendered
 
 

@@ -1,18 +1,28 @@
-"""The outbox relay's SQL: take committed events, then record that they were relayed.
+"""The outbox relay's SQL: read committed events by position, then move the position.
 
-A relay works on one batch in one transaction: one statement locks up to a batch of
-unrelayed events (`FOR UPDATE SKIP LOCKED`, oldest first, so several relays share the work
-and none takes a row another is publishing), marks them relayed and hands each back as the
-text the relay publishes; the relay publishes them, creates their webhook deliveries, then
-commits. Each event row is written once more after its insert (the `relayed_at` mark) and
-no lease is written. A relay that dies mid-batch loses its connection, PostgreSQL rolls
-its transaction back (the mark with it) and the rows are free at once; one that hangs is
-cut off by `idle_in_transaction_session_timeout` (the relay sets it to
-`VAULTCRAFT_OUTBOX_LEASE_S`). Events are therefore relayed at least once and none is lost.
+The outbox is insert-only. The relay's progress is one row, `outbox_relay_cursor`: the id
+of the last event it published. A relay works on one batch in one transaction: it locks
+that row (a second relay waits for it, so relays take turns and the stream keeps the
+outbox's order), reads the events after it in id order, publishes them, creates their
+webhook deliveries and moves the position, then commits. A relay that dies mid-batch loses
+its connection and PostgreSQL rolls the transaction back, position included, so the next
+relay publishes that batch again; one that hangs is cut off by
+`idle_in_transaction_session_timeout` (`VAULTCRAFT_OUTBOX_LEASE_S`). Events are relayed
+at least once and none is lost.
 
-Deliveries and the relayed mark commit together, so a re-relayed event never creates a
-second relayed delivery to an endpoint (the partial unique index of migration 0004 makes
-sure even if two relays race).
+An id is drawn when its row is formed, and its transaction commits later, so an event can
+become visible after one with a larger id: reading "everything after the position" could
+pass an id whose transaction is still running and never come back for it. So the relay
+publishes an event only if it is the next id after the one before it, or if its id is at
+most the **settled** id: one up to which every transaction that drew an id has ended. The
+relay finds a settled id with a horizon (`read_horizon`): the last id drawn, and the
+transactions that might still hold one of those ids; once none of them is in progress,
+that last id is settled. A gap left by a rolled-back transaction is passed that way, and
+only a transaction running for long holds events after a gap back.
+
+Deliveries and the position commit together, so a re-relayed event never creates a second
+relayed delivery to an endpoint (the partial unique index of migration 0004 makes sure even
+if two relays race).
 
 These statements run on the relay's own psycopg connection: the server renders each
 event's public JSON, so the relay neither decodes `data` nor encodes it again.
@@ -41,25 +51,34 @@ ENVELOPE_SQL = """jsonb_build_object(
 """The public event of an outbox row `{t}` as JSON text, the same object as
 `outbox.event_envelope` (`created_at` in RFC 3339 with microseconds and a `Z`)."""
 
-_CLAIM = f"""
-    WITH taken AS (
-        SELECT id FROM outbox
-        WHERE relayed_at IS NULL
-        ORDER BY id
-        LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
-    ), marked AS (
-        UPDATE outbox AS o SET relayed_at = now()
-        FROM taken WHERE o.id = taken.id
-        RETURNING o.id, o.event_id, o.organization_id, o.type, o.data, o.created_at
+_READ_HORIZON = "SELECT last_id, CAST(running AS text) FROM vaultcraft_outbox_horizon()"
+
+_LOCK_POSITION = """
+    SELECT position, NOT EXISTS (
+        SELECT 1 FROM unnest(CAST(%(running)s AS xid8[])) AS x
+        WHERE pg_xact_status(x) = 'in progress'
     )
-    SELECT m.id, m.event_id::text, m.organization_id::text, m.type,
-           {ENVELOPE_SQL.format(t="m")}
-    FROM marked AS m
-    ORDER BY m.id
+    FROM outbox_relay_cursor
+    FOR UPDATE
+"""
+"""The relay's position, locked until commit, and whether the horizon's transactions have
+all ended. A statement of its own, before the events are read (`_READ_EVENTS`, sent in
+the same round trip): the read's snapshot is then taken after every one of them ended, so
+it sees all they committed."""
+
+_READ_EVENTS = f"""
+    SELECT o.id, o.event_id::text, o.organization_id::text, o.type,
+           {ENVELOPE_SQL.format(t="o")}
+    FROM outbox AS o
+    WHERE o.id > (SELECT position FROM outbox_relay_cursor)
+    ORDER BY o.id
+    LIMIT %(limit)s
 """
 
-_CREATE_DELIVERIES = """
+_FINISH = """
+    WITH moved AS (
+        UPDATE outbox_relay_cursor SET position = %(position)s WHERE position <> %(position)s
+    )
     INSERT INTO webhook_deliveries (webhook_id, event_id, organization_id, next_attempt_at)
     SELECT w.id, o.event_id, o.organization_id, now() + make_interval(secs => %(lease_s)s)
     FROM outbox AS o
@@ -72,14 +91,14 @@ _CREATE_DELIVERIES = """
 """
 
 _BACKLOG = text("""
-    SELECT count(*) AS backlog,
-           extract(epoch FROM now() - min(created_at)) AS oldest_age
-    FROM outbox WHERE relayed_at IS NULL
+    SELECT count(o.id) AS backlog,
+           extract(epoch FROM now() - min(o.created_at)) AS oldest_age
+    FROM outbox_relay_cursor AS c LEFT JOIN outbox AS o ON o.id > c.position
 """)
 
 
 class ClaimedEvent(NamedTuple):
-    """One outbox row this relay holds locked (and marked relayed) while it publishes it."""
+    """One outbox event a relay batch publishes."""
 
     outbox_id: int
     event_id: str
@@ -89,32 +108,89 @@ class ClaimedEvent(NamedTuple):
     """The public event `{id, type, created_at, organization_id, data}` as JSON text."""
 
 
-def claim_events(conn: psycopg.Connection[Any], limit: int) -> list[ClaimedEvent]:
-    """Lock up to `limit` unrelayed events, oldest first, and mark them relayed, in the
-    caller's transaction: publish them and `finish_events` before it commits."""
+class Horizon(NamedTuple):
+    """The last outbox id drawn when it was read, and the transactions that may still hold
+    ids up to it (an `xid8[]` literal)."""
+
+    last_id: int
+    running: str
+
+
+class Claim(NamedTuple):
+    """What one relay batch holds: the events to publish, in order, and where the relay's
+    position goes when the batch commits."""
+
+    events: list[ClaimedEvent]
+    previous: int
+    position: int
+    settled: bool
+    """Every transaction of the horizon given has ended: its `last_id` is settled."""
+    blocked: bool
+    """An event after the batch is visible, but an id before it is not and is not
+    settled: the batch stopped at that gap."""
+
+
+def read_horizon(conn: psycopg.Connection[Any]) -> Horizon:
+    """Read a horizon, on an autocommit connection: it takes a transaction id of its own
+    and must end before its transactions are checked."""
     with conn.cursor() as cur:
-        cur.execute(_CLAIM, {"limit": limit})
-        return [ClaimedEvent(*row) for row in cur]
+        cur.execute(_READ_HORIZON)
+        last_id, running = cur.fetchone() or (0, "{}")
+        return Horizon(int(last_id), running)
+
+
+def claim_events(
+    conn: psycopg.Connection[Any], limit: int, horizon: Horizon | None = None
+) -> Claim:
+    """Lock the relay's position and take the events after it that may be published now,
+    in the caller's transaction: publish them and `finish_events` before it commits."""
+    with conn.pipeline(), conn.cursor() as lock, conn.cursor() as reader:
+        lock.execute(_LOCK_POSITION, {"running": horizon.running if horizon else "{}"})
+        reader.execute(_READ_EVENTS, {"limit": limit})
+        position, ended = lock.fetchone() or (0, False)
+        read = [ClaimedEvent(*row) for row in reader]
+    settled_id = horizon.last_id if horizon is not None and ended else position
+    events = publishable(read, position, settled_id)
+    blocked = len(events) < len(read)
+    moved = events[-1].outbox_id if events else position
+    if not blocked and len(read) < limit:
+        moved = max(moved, settled_id)
+    return Claim(events, position, moved, horizon is not None and ended, blocked)
+
+
+def publishable(events: Sequence[ClaimedEvent], after: int, settled: int) -> list[ClaimedEvent]:
+    """The leading events of `events` (visible, in id order, all after `after`) that may be
+    published: each one's id is at most `settled`, or follows the one before it."""
+    taken: list[ClaimedEvent] = []
+    last = after
+    for event in events:
+        if event.outbox_id > settled and event.outbox_id != last + 1:
+            break
+        taken.append(event)
+        last = event.outbox_id
+    return taken
 
 
 def finish_events(
-    conn: psycopg.Connection[Any], events: Sequence[ClaimedEvent], dispatch_lease_s: float
+    conn: psycopg.Connection[Any], claim: Claim, dispatch_lease_s: float
 ) -> list[str]:
-    """Create the batch's webhook deliveries, in the caller's transaction.
+    """Create the batch's webhook deliveries and move the relay's position, in the caller's
+    transaction.
 
     Returns the ids of the deliveries created now; the caller enqueues their first
     attempt after commit. Each is leased for `dispatch_lease_s`: if its message is lost,
     `dispatch_due_deliveries` sends it again once the lease runs out.
     """
-    if not events:
+    if not claim.events and claim.position == claim.previous:
         return []
-    ids = pg_array([e.outbox_id for e in events])
+    ids = pg_array([e.outbox_id for e in claim.events])
+    params = {"ids": ids, "lease_s": dispatch_lease_s, "position": claim.position}
     with conn.cursor() as cur:
-        cur.execute(_CREATE_DELIVERIES, {"ids": ids, "lease_s": dispatch_lease_s})
+        cur.execute(_FINISH, params)
         return [row[0] for row in cur]
 
 
 def outbox_backlog(conn: Connection) -> tuple[int, float]:
-    """Events not yet relayed, and the age in seconds of the oldest of them."""
+    """Events after the relay's position, and the age in seconds of the oldest of them."""
     row = conn.execute(_BACKLOG).one()
     return int(row.backlog), float(row.oldest_age or 0.0)
