@@ -19,7 +19,8 @@ case a notification was missed. Each wake-up it:
 A batch that stopped at a gap (an id not visible yet) waits for the next notification, at
 most `GAP_POLL_S`: the commit that fills it NOTIFYs. A second wake-up that finds the
 same gap reads a horizon, which settles the gap once every transaction that might still
-fill it has ended (a rolled-back id).
+fill it has ended (a rolled-back id); while it has not, the relay looks again every
+`GAP_POLL_S` rather than at every other commit.
 
 A batch whose publication failed (Redis or RabbitMQ down) is rolled back, position with
 it, so this relay publishes that same batch again before anything newer: a broker outage
@@ -158,6 +159,14 @@ class OutboxRelay:
         )
         return len(events)
 
+    @property
+    def waiting_on_horizon(self) -> bool:
+        """Stopped at the same gap again, with a horizon that has not settled: some
+        transaction that might fill the gap is still running. Other commits' wake-ups
+        cannot help until it ends, so the relay looks again only every `GAP_POLL_S`
+        instead of reading the events after the gap at each one."""
+        return self._stuck_at is not None and self._horizon is not None
+
     def _follow_gap(self, conn: psycopg.Connection[tuple[object, ...]], claim: Claim) -> None:
         """After a batch: drop a horizon it settled; read one when a second batch in a row
         stopped at the same gap without publishing anything."""
@@ -202,6 +211,10 @@ def _listen(dsn: str, relay: OutboxRelay, stop: threading.Event) -> None:
         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(OUTBOX_CHANNEL)))
         while not stop.is_set():
             relay.drain()
+            if relay.waiting_on_horizon:  # a long transaction: look again at most every poll
+                for _ in conn.notifies(timeout=GAP_POLL_S):
+                    pass
+                continue
             timeout = GAP_POLL_S if relay.blocked else POLL_S
             for _ in conn.notifies(timeout=timeout, stop_after=1):
                 pass

@@ -149,25 +149,27 @@ def claim_events(
         reader.execute(_READ_EVENTS, {"limit": limit})
         position, ended = lock.fetchone() or (0, False)
         read = [ClaimedEvent(*row) for row in reader]
+    settled = horizon is not None and ended
     settled_id = horizon.last_id if horizon is not None and ended else position
     events = publishable(read, position, settled_id)
     blocked = len(events) < len(read)
-    moved = events[-1].outbox_id if events else position
-    if not blocked and len(read) < limit:
+    moved = max(position, events[-1].outbox_id if events else position)
+    if blocked or len(read) < limit:  # every visible id up to the settled one was read
         moved = max(moved, settled_id)
-    return Claim(events, position, moved, horizon is not None and ended, blocked)
+    return Claim(events, position, moved, settled, blocked)
 
 
 def publishable(events: Sequence[ClaimedEvent], after: int, settled: int) -> list[ClaimedEvent]:
     """The leading events of `events` (visible, in id order, all after `after`) that may be
-    published: each one's id is at most `settled`, or follows the one before it."""
+    published: every id up to `after` and up to `settled` is accounted for, so an event
+    may go if its id is at most the larger of them, or follows the last one taken."""
     taken: list[ClaimedEvent] = []
-    last = after
+    frontier = max(after, settled)
     for event in events:
-        if event.outbox_id > settled and event.outbox_id != last + 1:
+        if event.outbox_id > frontier + 1:
             break
         taken.append(event)
-        last = event.outbox_id
+        frontier = max(frontier, event.outbox_id)
     return taken
 
 
