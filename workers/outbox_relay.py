@@ -107,10 +107,10 @@ class OutboxRelay:
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._horizon: Horizon | None = None
         self.blocked = False
+        """The last batch stopped at a gap: events wait behind an id not yet settled."""
         self._stuck_at: int | None = None
         """The position of the last batch that stopped at a gap before publishing anything:
         a second such batch at the same position reads a horizon."""
-        """The last batch stopped at a gap: events wait behind an id not yet settled."""
 
     def publish(self, events: Sequence[ClaimedEvent]) -> None:
         append_events(self.redis, events, self.settings.event_stream_maxlen)

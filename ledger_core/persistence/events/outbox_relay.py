@@ -13,12 +13,12 @@ at least once and none is lost.
 An id is drawn when its row is formed, and its transaction commits later, so an event can
 become visible after one with a larger id: reading "everything after the position" could
 pass an id whose transaction is still running and never come back for it. So the relay
-publishes an event only if it is the next id after the one before it, or if its id is at
-most the **settled** id: one up to which every transaction that drew an id has ended. The
-relay finds a settled id with a horizon (`read_horizon`): the last id drawn, and the
-transactions that might still hold one of those ids; once none of them is in progress,
-that last id is settled. A gap left by a rolled-back transaction is passed that way, and
-only a transaction running for long holds events after a gap back.
+publishes an event only if every id before it is accounted for: published already, or at
+most the **settled** id, one up to which every transaction that drew an id has ended
+(`publishable`). The relay finds a settled id with a horizon (`read_horizon`): the last
+id drawn, and the transactions that might still hold one of those ids; once none of them
+is in progress, that last id is settled. A gap left by a rolled-back transaction is passed
+that way, and only a transaction running for long holds events after a gap back.
 
 Deliveries and the position commit together, so a re-relayed event never creates a second
 relayed delivery to an endpoint (the partial unique index of migration 0004 makes sure even
@@ -150,7 +150,7 @@ def claim_events(
         position, ended = lock.fetchone() or (0, False)
         read = [ClaimedEvent(*row) for row in reader]
     settled = horizon is not None and ended
-    settled_id = horizon.last_id if horizon is not None and ended else position
+    settled_id = horizon.last_id if horizon is not None and settled else position
     events = publishable(read, position, settled_id)
     blocked = len(events) < len(read)
     moved = max(position, events[-1].outbox_id if events else position)
