@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger_core.timestamps import rfc3339
 
-OFFSETS = st.integers(min_value=-23 * 60, max_value=23 * 60).map(
-    lambda minutes: timezone(timedelta(minutes=minutes))
+OFFSETS = st.one_of(
+    st.integers(min_value=-23 * 60, max_value=23 * 60).map(
+        lambda minutes: timezone(timedelta(minutes=minutes))
+    ),
+    st.sampled_from([UTC, ZoneInfo("Etc/UTC"), ZoneInfo("UTC"), ZoneInfo("Europe/London")]),
 )
+"""Fixed offsets, zero among them, and the zones the database driver hands back."""
 MOMENTS = st.datetimes(
     min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31), timezones=OFFSETS
 )
