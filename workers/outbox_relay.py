@@ -211,12 +211,10 @@ def _listen(dsn: str, relay: OutboxRelay, stop: threading.Event) -> None:
         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(OUTBOX_CHANNEL)))
         while not stop.is_set():
             relay.drain()
-            if relay.waiting_on_horizon:  # a long transaction: look again at most every poll
-                for _ in conn.notifies(timeout=GAP_POLL_S):
-                    pass
-                continue
             timeout = GAP_POLL_S if relay.blocked else POLL_S
-            for _ in conn.notifies(timeout=timeout, stop_after=1):
+            # Waiting on a long transaction, notifications cannot help: sleep the poll out.
+            stop_after = None if relay.waiting_on_horizon else 1
+            for _ in conn.notifies(timeout=timeout, stop_after=stop_after):
                 pass
 
 

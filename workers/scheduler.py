@@ -33,6 +33,7 @@ from dramatiq import Broker
 from sqlalchemy import Engine, create_engine, text
 
 from ledger_core.persistence.audit.chain import OLDEST_UNSEALED_AGE_SQL
+from ledger_core.persistence.events.outbox_relay import OUTBOX_BACKLOG_SQL
 from ledger_core.persistence.transfers.pending_probe import pending_waiting_sa
 from ledger_core.persistence.transfers.pipeline_health import OLDEST_PENDING_AGE_SQL
 from ledger_core.services.holds import EXPIRE_BATCH, expire_overdue
@@ -49,12 +50,9 @@ FULL_RECONCILIATION = CronTrigger(hour=3, minute=15, timezone=UTC)
 _GAUGES = text(f"""
     SELECT (SELECT count(*) FROM transactions WHERE status = 'PENDING') AS pending,
            ({OLDEST_PENDING_AGE_SQL}) AS oldest_pending_age,
-           (SELECT count(*) FROM outbox
-            WHERE id > (SELECT position FROM outbox_relay_cursor)) AS backlog,
-           (SELECT extract(epoch FROM now() - created_at) FROM outbox
-            WHERE id > (SELECT position FROM outbox_relay_cursor) ORDER BY id LIMIT 1)
-            AS oldest_age,
+           outbox.backlog, outbox.oldest_age,
            ({OLDEST_UNSEALED_AGE_SQL}) AS oldest_unsealed_age
+    FROM ({OUTBOX_BACKLOG_SQL}) AS outbox
 """)
 
 

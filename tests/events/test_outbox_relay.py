@@ -33,7 +33,7 @@ from ledger_core.persistence.events.outbox_relay import (
     read_horizon,
 )
 from messaging.broker import setup_broker
-from runtime.settings import Settings
+from runtime.settings import Settings, to_psycopg_url
 from tests.events.conftest import Env, Process, RelayThread
 from tests.support.ledger import Book, create_book
 from workers.event_stream import EVENT_STREAM
@@ -182,7 +182,7 @@ def test_a_stream_entry_holds_the_public_event_json_and_its_filter_fields(
 
 def test_the_outbox_trigger_notifies_at_commit(engine: Engine, database_url: str) -> None:
     book = create_book(engine, 0)
-    dsn = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    dsn = to_psycopg_url(database_url)
     with psycopg.connect(dsn, autocommit=True) as listener:
         listener.execute("LISTEN vaultcraft_outbox")
         with engine.begin() as conn:
@@ -362,7 +362,7 @@ def _relay_waits_on_a_lock(engine: Engine) -> bool:
 @contextmanager
 def open_writer(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     """A connection whose transaction the test commits or rolls back itself."""
-    dsn = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    dsn = to_psycopg_url(database_url)
     with psycopg.connect(dsn) as conn:
         yield conn
 
@@ -426,7 +426,7 @@ def test_the_horizon_holds_a_running_writer_and_leaves_other_databases_out(
 ) -> None:
     """The writer takes its transaction id after a transaction that then commits: it is at
     or past the snapshot's `xmax`, where PostgreSQL does not list it."""
-    dsn = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    dsn = to_psycopg_url(database_url)
     elsewhere = make_url(dsn).set(database="postgres").render_as_string(hide_password=False)
     with (
         psycopg.connect(dsn) as first,

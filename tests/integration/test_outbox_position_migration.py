@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from alembic import command
 from sqlalchemy import Connection, create_engine, text
 
-from tests.support.databases import alembic_config, create_empty_database, drop_database
+from tests.support.databases import alembic_config
 
 BEFORE = "0026_time_ordered_event_ids"
 AFTER = "0027_outbox_read_by_position"
-
-
-@pytest.fixture
-def unmigrated_url(database_url: str) -> Iterator[str]:
-    url = create_empty_database(database_url, "vaultcraft_outbox")
-    yield url
-    drop_database(url)
 
 
 def _events(conn: Connection, relayed: list[bool]) -> list[int]:

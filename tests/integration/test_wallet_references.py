@@ -13,7 +13,7 @@ from alembic import command
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import IntegrityError
 
-from tests.support.databases import alembic_config, create_empty_database, drop_database
+from tests.support.databases import alembic_config
 
 ROOT = Path(__file__).resolve().parents[2]
 BEFORE = "0018_batch_requests"
@@ -106,14 +106,6 @@ def test_a_referenced_wallet_cannot_move_to_another_organization(conn: Connectio
         conn.execute(
             text("UPDATE wallets SET organization_id = :g WHERE id = :w"), {"g": globex, "w": alice}
         )
-
-
-@pytest.fixture
-def unmigrated_url(database_url: str) -> Iterator[str]:
-    """An empty database of its own on the test server, dropped afterwards."""
-    url = create_empty_database(database_url, "vaultcraft_refs")
-    yield url
-    drop_database(url)
 
 
 def _foreign_keys(conn: Connection) -> set[tuple[str, str]]:

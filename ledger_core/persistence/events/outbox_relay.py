@@ -90,11 +90,15 @@ _FINISH = """
     RETURNING id::text
 """
 
-_BACKLOG = text("""
+OUTBOX_BACKLOG_SQL = """
     SELECT count(o.id) AS backlog,
            extract(epoch FROM now() - min(o.created_at)) AS oldest_age
     FROM outbox_relay_cursor AS c LEFT JOIN outbox AS o ON o.id > c.position
-""")
+"""
+"""Events after the relay's position (`backlog`) and the age in seconds of the oldest of
+them (`oldest_age`, NULL when none waits): one row."""
+
+_BACKLOG = text(OUTBOX_BACKLOG_SQL)
 
 
 class ClaimedEvent(NamedTuple):
