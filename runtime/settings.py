@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import parse_qsl, quote, urlencode
 
 from sqlalchemy.engine import make_url
 
@@ -194,13 +195,26 @@ def is_amqp(url: str) -> bool:
     return url.startswith(("amqp://", "amqps://"))
 
 
+SERVICE_SESSION_OPTIONS = "-c jit=off"
+"""Server settings of every service connection. No JIT: the services run short statements,
+and a statement whose estimate grows with a table (a backlog read after a cursor, a count
+of waiting transfers) would otherwise compile for 100-400 ms to run in a millisecond."""
+
+
 def service_url(owner_url: str, given: str | None = None) -> str:
     """The service role's URL: `given` (VAULTCRAFT_SERVICE_DATABASE_URL) if set, else the
     owner's URL with the user swapped for SERVICE_ROLE and no password (a server with
-    password authentication then needs VAULTCRAFT_SERVICE_DATABASE_URL)."""
-    if given:
-        return given
-    url = make_url(to_sqlalchemy_url(owner_url)).set(username=SERVICE_ROLE, password=None)
+    password authentication then needs VAULTCRAFT_SERVICE_DATABASE_URL). Either way with
+    `SERVICE_SESSION_OPTIONS` after any `options` the URL gives."""
+    url = make_url(to_sqlalchemy_url(given or owner_url))
+    if not given:
+        url = url._replace(username=SERVICE_ROLE, password=None)  # `set` skips a None
+    options = url.query.get("options")
+    if isinstance(options, tuple):
+        options = " ".join(options)
+    if not options or SERVICE_SESSION_OPTIONS not in options:
+        merged = f"{options} {SERVICE_SESSION_OPTIONS}" if options else SERVICE_SESSION_OPTIONS
+        url = url.update_query_dict({"options": merged})
     return url.render_as_string(hide_password=False)
 
 
@@ -212,8 +226,13 @@ def to_sqlalchemy_url(url: str) -> str:
 
 
 def to_psycopg_url(url: str) -> str:
-    """The database URL as libpq/psycopg take it (no SQLAlchemy driver name)."""
-    return to_sqlalchemy_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+    """The database URL as libpq/psycopg take it: no SQLAlchemy driver name, and its query
+    quoted as libpq reads it (a space as `%20`: libpq keeps a `+` as it is)."""
+    base, _, query = to_sqlalchemy_url(url).partition("?")
+    base = base.replace("postgresql+psycopg://", "postgresql://", 1)
+    if not query:
+        return base
+    return f"{base}?{urlencode(parse_qsl(query, keep_blank_values=True), quote_via=quote)}"
 
 
 def _stored_secret(data_dir: Path) -> str:

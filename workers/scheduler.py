@@ -39,7 +39,7 @@ from ledger_core.persistence.transfers.pipeline_health import OLDEST_PENDING_AGE
 from ledger_core.services.holds import EXPIRE_BATCH, expire_overdue
 from messaging.broker import setup_broker
 from messaging.messages import kick_posting, request_reconciliation, request_settlement
-from runtime.settings import Settings
+from runtime.settings import Settings, to_psycopg_url
 from workers import db
 from workers.job_guard import JobGuard
 
@@ -166,7 +166,7 @@ def main(settings: Settings | None = None) -> None:
     url = db.database_url(settings)
     engine = create_engine(url, pool_size=2, max_overflow=2, pool_pre_ping=True)
     broker = setup_broker(settings)
-    dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    dsn = to_psycopg_url(url)
     scheduler, guards = build_scheduler(settings, engine, broker, dsn)
 
     def shut_down() -> None:

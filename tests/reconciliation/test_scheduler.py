@@ -19,6 +19,7 @@ from dramatiq.brokers.redis import RedisBroker
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, text
 
+from runtime.settings import to_psycopg_url
 from tests.reconciliation.books import Books
 from tests.reconciliation.ledgers import Ledger, build_ledger
 from tests.reconciliation.queues import actors_queued
@@ -27,10 +28,6 @@ from tests.support.ledger_checks import wait_until
 from workers.job_guard import JobGuard, lock_key
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -47,7 +44,7 @@ def ledger(books: Books) -> Ledger:
 
 @pytest.fixture
 def guards(fresh_url: str) -> Iterator[list[JobGuard]]:
-    made = [JobGuard(libpq(fresh_url), "rescue-pending") for _ in range(2)]
+    made = [JobGuard(to_psycopg_url(fresh_url), "rescue-pending") for _ in range(2)]
     yield made
     for guard in made:
         guard.release()
@@ -73,7 +70,7 @@ def test_a_job_passes_to_another_scheduler_when_its_holder_dies(
     assert not second.try_acquire()
 
     # When the holder's session ends abruptly, as when its process is killed
-    with psycopg.connect(libpq(fresh_url), autocommit=True) as admin:
+    with psycopg.connect(to_psycopg_url(fresh_url), autocommit=True) as admin:
         admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_locks"
             " WHERE locktype = 'advisory' AND granted AND database = ("
@@ -91,7 +88,7 @@ def test_two_schedulers_never_run_the_same_job_at_once(fresh_url: str) -> None:
     deadline = time.monotonic() + 2.0
 
     def scheduler(number: int) -> None:
-        guard, rng = JobGuard(libpq(fresh_url), "settle"), random.Random(number)
+        guard, rng = JobGuard(to_psycopg_url(fresh_url), "settle"), random.Random(number)
         try:
             while time.monotonic() < deadline:
                 if guard.try_acquire():
@@ -246,7 +243,7 @@ def start_scheduler(fresh_url: str, redis_url: str, data_dir: Path) -> subproces
 def advisory_holders(fresh_url: str, job: str) -> list[int]:
     """Backends holding a job's lock (a bigint key shows as classid:objid in pg_locks)."""
     key = lock_key(job) & 0xFFFFFFFFFFFFFFFF
-    with psycopg.connect(libpq(fresh_url), autocommit=True) as conn:
+    with psycopg.connect(to_psycopg_url(fresh_url), autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
             " AND classid = %s::bigint::oid AND objid = %s::bigint::oid"

@@ -5,8 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
-from runtime.settings import Settings
+from runtime.settings import (
+    SERVICE_ROLE,
+    SERVICE_SESSION_OPTIONS,
+    Settings,
+    service_url,
+    to_psycopg_url,
+)
 
 
 def _settings(tmp_path: Path, **env: str) -> Settings:
@@ -22,3 +29,27 @@ def test_the_fair_share_defaults_to_100_and_is_configurable(tmp_path: Path) -> N
 def test_a_fair_share_out_of_bounds_stops_the_process(tmp_path: Path, raw: str) -> None:
     with pytest.raises(SystemExit, match="VAULTCRAFT_FAIR_SHARE"):
         _settings(tmp_path, VAULTCRAFT_FAIR_SHARE=raw)
+
+
+def test_service_connections_run_without_jit() -> None:
+    url = service_url("postgresql://owner:secret@db.example:5432/ledger")
+    parsed = make_url(url)
+    assert (parsed.username, parsed.password) == (SERVICE_ROLE, None)
+    assert parsed.query["options"] == SERVICE_SESSION_OPTIONS
+    assert service_url(url, url) == url, "options are added once"
+
+
+def test_a_given_service_url_keeps_its_own_options_and_parameters() -> None:
+    given = "postgresql://app:pw@db/ledger?options=-c%20statement_timeout%3D5s&sslmode=require"
+    libpq = to_psycopg_url(service_url("postgresql://owner@db/ledger", given))
+    assert libpq == (
+        "postgresql://app:pw@db/ledger?options=-c%20statement_timeout%3D5s%20-c%20jit%3Doff"
+        "&sslmode=require"
+    )
+
+
+def test_libpq_urls_quote_spaces_as_libpq_reads_them() -> None:
+    assert to_psycopg_url("postgresql+psycopg://u@h/d?options=-c+jit%3Doff") == (
+        "postgresql://u@h/d?options=-c%20jit%3Doff"
+    )
+    assert to_psycopg_url("postgres://u@h:5433/d") == "postgresql://u@h:5433/d"
