@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 
 import psycopg
 from sqlalchemy import Engine, NullPool, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ledger_core.acting import AuditContext
 from ledger_core.channels import PENDING_CHANNEL
 from ledger_core.errors import IdempotencyKeyReused
 from ledger_core.intents import Stored, TransferIntent
-from ledger_core.persistence.transfers.group_intake import GroupCommitter
-from ledger_core.persistence.transfers.intake import route_all, store_intents
+from ledger_core.persistence.transfers.group_intake import CompanionOf, GroupCommitter, Request
+from ledger_core.persistence.transfers.intake import Companion, Item, route_all, store_intents
 from ledger_core.services.transfers import submitted_records
 from runtime.settings import to_psycopg_url
 from tests.settlement.ledger import CrossLedger, Org
@@ -66,13 +68,15 @@ def test_a_new_intent_wakes_the_dispatcher_and_a_replay_does_not(
         ledger.post_all()  # leave nothing PENDING for the tests that share this database
 
 
-def _group(url: str, org: Org, intents: list[TransferIntent]) -> list[Stored | BaseException]:
+def _group(
+    url: str, org: Org, intents: list[TransferIntent], companion: CompanionOf = submitted_records
+) -> list[Stored | BaseException]:
     """Submit the intents together to the gateway's group committer, with one writer (so
     one group)."""
 
     async def submit_all() -> list[Stored | BaseException]:
         engine = create_async_engine(url, poolclass=NullPool)
-        committer = GroupCommitter(engine, writers=1, companion=submitted_records)
+        committer = GroupCommitter(engine, writers=1, companion=companion)
         await committer.start()
         try:
             submitted = [
@@ -139,4 +143,40 @@ def test_each_new_transfer_of_a_group_is_stored_with_its_audit_record(
             "destination_wallet_id": str(org.system),
             "idempotency_key": second,
         }
+        ledger.post_all()
+
+
+def _failing(group: Sequence[tuple[Request, Item]]) -> Companion:
+    """A companion whose write fails once the intents are in: an audit record without an
+    action for every row stored (a companion runs only if it writes)."""
+    return Companion("INSERT INTO audit_logs (action) SELECT NULL FROM inserted", {})
+
+
+def test_a_group_whose_statement_fails_stores_none_of_it(engine: Engine, database_url: str) -> None:
+    """The group commits in autocommit, its intents in one statement: a failure after the
+    rows went in leaves none of them, no audit record, and answers every request."""
+    with CrossLedger(engine, database_url) as ledger:
+        org = ledger.org(funded=1_000)
+        keys = [str(uuid.uuid4()) for _ in range(3)]
+        intents = [TransferIntent(key, org.wallet, org.system, 10, "USD") for key in keys]
+        outcomes = _group(database_url, org, intents, companion=_failing)
+        assert all(isinstance(o, DBAPIError) for o in outcomes), outcomes
+        with engine.connect() as conn:
+            stored = conn.scalar(
+                text(
+                    "SELECT count(*) FROM transactions"
+                    " WHERE organization_id = :org AND idempotency_key = ANY(:keys)"
+                ),
+                {"org": org.id, "keys": keys},
+            )
+            audited = conn.scalar(
+                text(
+                    "SELECT count(*) FROM audit_logs"
+                    " WHERE organization_id = :org AND action = 'transfer.submitted'"
+                ),
+                {"org": org.id},
+            )
+        assert (stored, audited) == (0, 0)
+        retried = _group(database_url, org, intents)
+        assert all(isinstance(o, Stored) and not o.replayed for o in retried), retried
         ledger.post_all()

@@ -6,10 +6,14 @@ statement and one commit, so the cost of a commit is shared by every request in 
 A refusal (unknown wallet, reused key) answers only its own request; a database failure
 answers every request of that group with the error, and nothing of it is stored.
 
-The group's transaction has four round trips: `BEGIN`, the wallets' read, one statement
-that writes the intents, the dispatcher's wake-up and whatever `companion` adds for them
-(the use case's audit records), and `COMMIT`. Each waits for a turn of the gateway's event
-loop, which is busy under load, so what goes with the intents rides in their statement.
+A group takes two round trips: the wallets' read, then one statement that writes the
+intents, the dispatcher's wake-up and whatever `companion` adds for them (the use case's
+audit records). Each waits for a turn of the gateway's event loop, which is busy under
+load, so what goes with the intents rides in their statement, and the connection runs in
+autocommit: that statement is its own transaction, all of it or nothing, so a `BEGIN` and
+a `COMMIT` would only add two turns. The wallets' read needs no transaction of its own:
+what it found is checked again where it matters (foreign keys at the insert, the wallets'
+state at posting), as it was when the read had a snapshot of its own inside one.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ class GroupCommitter:
         writers: int = 2,
         companion: CompanionOf | None = None,
     ) -> None:
-        self._engine = engine
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._max_group = max_group
         self._writers = writers
         self._companion = companion
@@ -108,7 +112,7 @@ class GroupCommitter:
                     raise
 
     async def _commit(self, group: list[Request]) -> None:
-        async with self._engine.begin() as conn:
+        async with self._engine.connect() as conn:
             routes = await route_each(conn, [(r.actor, r.intent) for r in group])
             items: list[Item] = []
             accepted: list[Request] = []

@@ -1,8 +1,11 @@
 """Durably accept transfer intents as PENDING, exactly once per idempotency key.
 
-Everything here runs inside the caller's database transaction: the intents, their
-clearing wallets and the wake-up for the posting dispatcher commit together or not at all.
-A `202` is answered only after that commit, so an accepted transfer is never lost.
+The intents, their audit records and the wake-up for the posting dispatcher are one
+statement, so they commit together or not at all, whether the caller runs it in a
+transaction of its own or in autocommit (the group committer). A `202` is answered only
+after that commit, so an accepted transfer is never lost. In autocommit, the clearing
+wallets of a new pair of organizations commit before the intents: a wallet made once per
+pair and direction, which the next attempt would make all the same.
 """
 
 from __future__ import annotations
