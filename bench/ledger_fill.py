@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.pgbench_reference import libpq_url
+from runtime.settings import to_psycopg_url
 
 STORED_TRANSFERS_SQL = Path(__file__).resolve().parent / "stored_transfers.sql"
 CHUNK = 100_000
@@ -33,13 +33,13 @@ def fill_stored_transfers(
     done = 0
     while done < count:
         chunk = min(CHUNK, count - done)
-        with psycopg.connect(libpq_url(url)) as conn:
+        with psycopg.connect(to_psycopg_url(url)) as conn:
             conn.execute("SELECT set_config('bench.org_id', %s, true)", (organization_id,))
             conn.execute("SELECT set_config('bench.count', %s, true)", (str(chunk),))
             conn.execute(sql)  # trusted file, many statements
         done += chunk
         if on_progress is not None:
             on_progress(chunk)
-    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+    with psycopg.connect(to_psycopg_url(url), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE wallets, transactions, ledger_entries, outbox")
     return time.monotonic() - started

@@ -19,6 +19,8 @@ from typing import Any
 
 import psycopg
 
+from runtime.settings import to_psycopg_url
+
 HERE = Path(__file__).resolve().parent
 SETUP_SQL = HERE / "reference_setup.sql"
 PER_COMMIT_SCRIPT = HERE / "per_commit.pgbench.sql"
@@ -57,14 +59,6 @@ class ReferenceResult:
         return asdict(self)
 
 
-def libpq_url(url: str) -> str:
-    """The URL as libpq (pgbench, psycopg) wants it: no SQLAlchemy driver suffix."""
-    for prefix in ("postgresql+psycopg://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix) :]
-    return url
-
-
 def pgbench_binary() -> str:
     """pgbench from PATH if present, else the one shipped in the pgserver wheel."""
     found = shutil.which("pgbench")
@@ -80,17 +74,17 @@ def pgbench_binary() -> str:
 
 def setup_reference_data(url: str, n_wallets: int) -> None:
     """Create the reference organization with `n_wallets` funded PRIMARY wallets (idempotent)."""
-    with psycopg.connect(libpq_url(url)) as conn:
+    with psycopg.connect(to_psycopg_url(url)) as conn:
         conn.execute("SELECT set_config('bench.n_wallets', %s, true)", (str(n_wallets),))
         conn.execute(SETUP_SQL.read_text())  # trusted file, many statements
-    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+    with psycopg.connect(to_psycopg_url(url), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE wallets, transactions, ledger_entries, outbox")
 
 
 def mark_reference_events_relayed(url: str) -> int:
     """Move the relay's position past the references' outbox rows, written before the
     system starts, so its relay does not chase them. Returns how many it skipped."""
-    with psycopg.connect(libpq_url(url)) as conn:
+    with psycopg.connect(to_psycopg_url(url)) as conn:
         cur = conn.execute(
             "WITH skipped AS (SELECT count(*) AS n, max(o.id) AS last"
             " FROM outbox AS o, outbox_relay_cursor AS c WHERE o.id > c.position)"
@@ -116,7 +110,7 @@ def run_pgbench(
     ]  # fmt: skip
     for name, value in variables.items():
         args += ["-D", f"{name}={value}"]
-    args.append(libpq_url(url))
+    args.append(to_psycopg_url(url))
     proc = subprocess.run(args, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"pgbench failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 
 from bench.loadgen import percentile
-from bench.pgbench_reference import libpq_url
+from runtime.settings import to_psycopg_url
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -56,7 +56,7 @@ def cpu_by_group(
 def database_backends(db_url: str) -> set[int]:
     """Process ids of the server's backends connected to this database (PostgreSQL on this
     machine), so their CPU can be told from other users' on a shared server."""
-    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
+    with psycopg.connect(to_psycopg_url(db_url), autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pid FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -75,7 +75,7 @@ def cpu_of(
 def multixacts_used(db_url: str) -> int:
     """MultiXact ids handed out so far, server-wide, up to a constant: the age of
     template0's oldest MultiXact (frozen, so only the counter moves)."""
-    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
+    with psycopg.connect(to_psycopg_url(db_url), autocommit=True) as conn:
         row = conn.execute(
             "SELECT mxid_age(datminmxid) FROM pg_database WHERE datname = 'template0'"
         ).fetchone()
@@ -87,7 +87,7 @@ def wal_position(db_url: str) -> int:
     what every writer on the server logged between them (heap and index changes, full-page
     images after a checkpoint), a measure of write volume that the core's speed does not
     move."""
-    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
+    with psycopg.connect(to_psycopg_url(db_url), autocommit=True) as conn:
         row = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')").fetchone()
     return int(row[0]) if row else 0
 
@@ -160,7 +160,7 @@ statement compiled at every call (an estimate grown with a table) shows as `jit_
 def enable_statements(db_url: str) -> str | None:
     """Create and reset pg_stat_statements; the reason when the server cannot."""
     try:
-        with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
+        with psycopg.connect(to_psycopg_url(db_url), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             conn.execute("SELECT pg_stat_statements_reset()")
     except psycopg.Error as exc:
@@ -169,7 +169,7 @@ def enable_statements(db_url: str) -> str | None:
 
 
 def top_statements(db_url: str, limit: int = 15) -> list[dict[str, Any]]:
-    with psycopg.connect(libpq_url(db_url)) as conn:
+    with psycopg.connect(to_psycopg_url(db_url)) as conn:
         cur = conn.execute(STATEMENTS, (limit,))
         names = [c.name for c in cur.description or []]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
@@ -192,7 +192,7 @@ def group_sizes(db_url: str, organization_id: str, tag: str) -> dict[str, Any]:
     so the rows one commit stored share one value: counting rows per value counts commits.
     """
     out: dict[str, Any] = {}
-    with psycopg.connect(libpq_url(db_url)) as conn:
+    with psycopg.connect(to_psycopg_url(db_url)) as conn:
         for name, column in (("intake_commit", "created_at"), ("posting_batch", "posted_at")):
             rows = conn.execute(
                 f"SELECT count(*) FROM transactions WHERE organization_id = %s"
@@ -219,7 +219,7 @@ _TABLE_WRITES = """
 def table_writes(db_url: str) -> dict[str, tuple[int, int, int, int, int, int]]:
     """Rows inserted, updated, updated HOT and deleted so far, index count and the indexes'
     size in bytes, by table."""
-    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
+    with psycopg.connect(to_psycopg_url(db_url), autocommit=True) as conn:
         return {row[0]: tuple(row[1:]) for row in conn.execute(_TABLE_WRITES)}
 
 

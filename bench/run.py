@@ -41,6 +41,7 @@ from bench.system import (
     migrate,
 )
 from runtime.embedded import ensure_services, stop_services
+from runtime.settings import to_psycopg_url
 
 ALL = ("uniform", "hot", "bulk", "latency", "reconcile", "scale")
 
@@ -54,7 +55,7 @@ def machine(db_url: str) -> dict[str, Any]:
                 break
     except OSError:
         pass
-    with psycopg.connect(ref.libpq_url(db_url)) as conn:
+    with psycopg.connect(to_psycopg_url(db_url)) as conn:
         (version,) = conn.execute("SHOW server_version").fetchone() or ("?",)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True

@@ -20,7 +20,6 @@ from sqlalchemy import create_engine
 from bench import profile_stats
 from bench.dataset import DataSet, wait_until_final
 from bench.loadgen import LoadSpec, run_load
-from bench.pgbench_reference import libpq_url
 from bench.system import System, create_database, drop_database, invariant_violations, migrate
 from ledger_core.persistence.analytics.queries import time_queries
 from ledger_core.persistence.transfers.claim import CLAIM
@@ -28,7 +27,7 @@ from ledger_core.persistence.transfers.ledger_generator import generate_ledger
 from ledger_core.persistence.wallets.history import time_history_reads
 from ledger_core.reconciliation import Mode
 from ledger_core.services.reconciliation import reconcile as run_reconciliation
-from runtime.settings import to_sqlalchemy_url
+from runtime.settings import to_psycopg_url, to_sqlalchemy_url
 
 Tick = Callable[[float], None]
 RECONCILE_ORGANIZATIONS = 10
@@ -63,7 +62,7 @@ QUICK = Profile("quick", 1_000, 10_000, 64, 2, 5, 5, 1, 2, (4, 16), (2,),
 
 def status_counts(db_url: str, organization_id: str, tag: str) -> dict[str, int]:
     """How the transfers sent under `tag` ended, read from the database."""
-    with psycopg.connect(libpq_url(db_url)) as conn:
+    with psycopg.connect(to_psycopg_url(db_url)) as conn:
         rows = conn.execute(
             "SELECT status, count(*) FROM transactions"
             " WHERE organization_id = %s AND description = %s GROUP BY status",
@@ -297,7 +296,7 @@ def explain_hot_paths(db_url: str, organization_id: str, wallet_id: str) -> dict
     """EXPLAIN each hot-path query; say which plan nodes it uses and whether any is a Seq Scan."""
     out: dict[str, Any] = {}
     params = {"org": organization_id, "wallet": wallet_id, "limit": 1000, "share": 100}
-    with psycopg.connect(libpq_url(db_url)) as conn:
+    with psycopg.connect(to_psycopg_url(db_url)) as conn:
         for name, sql in HOT_PATH_QUERIES.items():
             (plan,) = conn.execute(f"EXPLAIN (FORMAT JSON) {sql}", params).fetchone() or ([],)
             nodes = _node_types(plan[0]["Plan"])

@@ -28,11 +28,10 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from bench.pgbench_reference import libpq_url
 from ledger_core.persistence.reconciliation.invariants import check_invariants
 from runtime.metrics_exposition import GROUP_PORT_OFFSETS
 from runtime.ports import free_port, free_port_block
-from runtime.settings import to_sqlalchemy_url
+from runtime.settings import to_psycopg_url, to_sqlalchemy_url
 from vaultcraft.supervise import PROCESS_TYPES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +51,7 @@ def create_database(server_url: str, prefix: str = "vaultcraft_bench") -> str:
     url = make_url(to_sqlalchemy_url(server_url))
     name = f"{prefix}_{secrets.token_hex(4)}"
     admin = url.set(database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(libpq_url(admin), autocommit=True) as conn:
+    with psycopg.connect(to_psycopg_url(admin), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')  # name is ours
     return url.set(database=name).render_as_string(hide_password=False)
 
@@ -60,7 +59,7 @@ def create_database(server_url: str, prefix: str = "vaultcraft_bench") -> str:
 def drop_database(url: str) -> None:
     parsed = make_url(to_sqlalchemy_url(url))
     admin = parsed.set(database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(libpq_url(admin), autocommit=True) as conn:
+    with psycopg.connect(to_psycopg_url(admin), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
 
 

@@ -10,6 +10,7 @@ import pytest
 from bench import pgbench_reference as ref
 from bench.ledger_fill import fill_stored_transfers
 from bench.system import create_database, drop_database, invariant_violations, migrate
+from runtime.settings import to_psycopg_url
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +43,10 @@ def test_hot_reference_posts_and_balances(reference_db: str) -> None:
 
 def test_batched_reference_posts_a_thousand_per_commit(reference_db: str) -> None:
     """Set-based batches of 1,000 transfers: every batch writes 1,000 transactions."""
-    with psycopg.connect(ref.libpq_url(reference_db)) as conn:
+    with psycopg.connect(to_psycopg_url(reference_db)) as conn:
         (before,) = conn.execute("SELECT count(*) FROM transactions").fetchone() or (0,)
     run = ref.run_pgbench(reference_db, ref.BATCHED_SCRIPT, 2, 2, {"lo": 1, "hi": 1000})
-    with psycopg.connect(ref.libpq_url(reference_db)) as conn:
+    with psycopg.connect(to_psycopg_url(reference_db)) as conn:
         (after,) = conn.execute("SELECT count(*) FROM transactions").fetchone() or (0,)
     assert run.tps > 0 and run.failed == 0
     assert after - before == run.transactions * ref.BATCH_SIZE
@@ -54,7 +55,7 @@ def test_batched_reference_posts_a_thousand_per_commit(reference_db: str) -> Non
 
 def test_stored_transfer_fill_keeps_the_ledger_balanced(reference_db: str) -> None:
     """The scale scenario's set-based history is as balanced as posted transfers."""
-    with psycopg.connect(ref.libpq_url(reference_db)) as conn:
+    with psycopg.connect(to_psycopg_url(reference_db)) as conn:
         (org,) = conn.execute("SELECT bench_ref.org_id()::text").fetchone() or ("",)
     fill_stored_transfers(reference_db, str(org), 2000)
     assert invariant_violations(reference_db) == []
@@ -62,10 +63,10 @@ def test_stored_transfer_fill_keeps_the_ledger_balanced(reference_db: str) -> No
 
 def test_invariant_check_reports_a_drifted_balance(reference_db: str) -> None:
     """A balance changed behind the ledger's back is caught (invariants 2 and 3)."""
-    with psycopg.connect(ref.libpq_url(reference_db)) as conn:
+    with psycopg.connect(to_psycopg_url(reference_db)) as conn:
         conn.execute("UPDATE wallets SET balance = balance + 1 WHERE id = bench_ref.wid(7)")
     found = invariant_violations(reference_db)
-    with psycopg.connect(ref.libpq_url(reference_db)) as conn:
+    with psycopg.connect(to_psycopg_url(reference_db)) as conn:
         conn.execute("UPDATE wallets SET balance = balance - 1 WHERE id = bench_ref.wid(7)")
     kinds = {line.split(":", 1)[0] for line in found}
     assert {
