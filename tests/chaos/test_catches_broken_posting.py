@@ -39,6 +39,7 @@ BATCH = 4
 TRANSFERS = 240
 ROW_LOCK = r"FOR (NO KEY )?UPDATE( SKIP LOCKED)?"
 PENDING_GUARD = r"AND t\.status = v\.claimed_as"
+OLDER_FIRST = r"AND NOT EXISTS \(SELECT FROM held_wallets WHERE held_wallets\.id = wallets\.id\)"
 
 
 @pytest.fixture
@@ -160,8 +161,12 @@ def test_the_real_posting_code_passes_every_check(scratch: Engine) -> None:
 def test_without_wallet_locks_the_checker_sees_lost_updates(
     scratch: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Both wallet locks go, and so does the wait for older transfers on a wallet, which alone
+    lets one batch at a time post off the hot wallet."""
     hot_wallet_book(scratch)
     mutate(monkeypatch, "LOCK_WALLETS", ROW_LOCK)
+    mutate(monkeypatch, "LOCK_FREE_WALLETS", ROW_LOCK)
+    mutate(monkeypatch, "LOCK_FREE_WALLETS", OLDER_FIRST)
     post_concurrently(scratch)
     violations, _ = verdict(scratch)
     kinds = {v.kind for v in violations}

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import random
-from functools import lru_cache
+from collections.abc import Sequence
 from uuid import UUID
 
-from sqlalchemy import Connection, TextClause, text
+from sqlalchemy import Connection, text
 
 from ledger_core.persistence.arrays import pg_array, pg_uuid_array
 from ledger_core.persistence.transfers.claim import Claimed
 from ledger_core.persistence.transfers.hold_actions import ClaimedActions
-from ledger_core.persistence.transfers.ledger_writes import LOCK_WALLETS, sorted_ids, wallet_states
-from ledger_core.posting import WalletState
+from ledger_core.persistence.transfers.ledger_writes import sorted_ids, wallet_states
+from ledger_core.posting import PendingTransfer, WalletState
 
 POSTING_LOCK_CLASS = 0x706F7374  # "post"
 TAKE_POSTING_SLOT = text("""
@@ -44,42 +44,107 @@ def take_posting_slot(conn: Connection, slots: int) -> None:
     conn.execute(TAKE_POSTING_SLOT, params)
 
 
-@lru_cache(maxsize=4)
-def _skipping_locked(statement: TextClause) -> TextClause:
-    return text(str(statement).replace("FOR NO KEY UPDATE", "FOR NO KEY UPDATE SKIP LOCKED"))
+LOCK_FREE_WALLETS = text("""
+    WITH held AS (
+        SELECT h.source_wallet_id, h.destination_wallet_id, h.source_clearing_wallet_id,
+               h.destination_clearing_wallet_id, h.postings
+        FROM unnest(CAST(:orgs AS uuid[]), CAST(:firsts AS bigint[]), CAST(:tops AS bigint[]))
+             AS o(organization_id, first_seq, top)
+        CROSS JOIN LATERAL (
+            SELECT * FROM transactions AS t
+            WHERE t.organization_id >= o.organization_id AND t.organization_id <= o.organization_id
+              AND t.status = 'PENDING' AND t.seq >= o.first_seq AND t.seq < o.top
+        ) AS h
+        WHERE NOT EXISTS (SELECT FROM unnest(CAST(:ours AS uuid[])) AS ours(id) WHERE ours.id = h.id)
+    ), held_wallets AS (
+        SELECT unnest(ARRAY[source_wallet_id, destination_wallet_id, source_clearing_wallet_id,
+                            destination_clearing_wallet_id]) AS id
+        FROM held
+        UNION ALL
+        SELECT CAST(leg ->> part AS uuid)
+        FROM held CROSS JOIN jsonb_array_elements(held.postings) AS leg
+        CROSS JOIN unnest(ARRAY['source_wallet_id', 'destination_wallet_id',
+                                'source_clearing_wallet_id', 'destination_clearing_wallet_id']) AS part
+    )
+    SELECT id, organization_id, type, currency, status, balance, held, overdraft_limit FROM wallets
+    WHERE id = ANY(CAST(:ids AS uuid[]))
+      AND NOT EXISTS (SELECT FROM held_wallets WHERE held_wallets.id = wallets.id)
+    ORDER BY id
+    FOR NO KEY UPDATE SKIP LOCKED
+""")
+"""Locks the batch's wallets that are free, in id order, and returns them as `LOCK_WALLETS`
+does. A wallet is free when no other transaction holds it and no older waiting transfer of
+the claimed organizations, outside this batch, touches it: such a transfer is another
+batch's (claimed before this one, its wallets perhaps not locked yet) or was let go by
+one, and it posts first. Each organization's range runs from its oldest waiting transfer
+to this batch's newest, through `ix_transactions_pending_org_seq` (the entries below the
+oldest, of transfers posted moments ago, are not walked again)."""
 
 
 def free_subset(
     conn: Connection, claimed: Claimed, actions: ClaimedActions
 ) -> tuple[Claimed, ClaimedActions, dict[UUID, WalletState]]:
-    """The claimed transfers and hold actions whose wallets no other batch holds, with
-    those wallets locked (one statement, sorted by id: the global lock order), and the
-    locked wallets as they are now.
+    """The claimed transfers and hold actions that may post now, with their wallets locked
+    (one statement, sorted by id: the global lock order), and the locked wallets as they
+    are now.
 
-    A batch busy with one tenant's hot wallets would otherwise hold up every other
-    transfer claimed with them until it commits. Transfers left out stay PENDING (their
-    row locks end with this transaction) and the worker claims again at once. When every
-    claimed transfer waits on a busy wallet, nothing is kept: the batch ends at once, its
-    commit releasing the wallets it did lock, and the batch holding the others claims
-    again when it commits (its claim was full), so waiting here would only hold a posting
-    slot that another tenant's transfer may need.
+    Transfers sharing a wallet post in the order they were accepted (`seq`). A claimed
+    transfer waits when one of its wallets is not free (`LOCK_FREE_WALLETS`: another batch
+    holds it, or an older transfer outside this batch touches it), and then so does every
+    later transfer of the batch that shares a wallet with it, and the whole of its atomic
+    batch. A batch busy with one tenant's hot wallets would otherwise also hold up every
+    other transfer claimed with them until it commits.
+
+    Transfers left out stay PENDING (their row locks end with this transaction) and the
+    worker claims again at once. When every claimed transfer waits, nothing is kept: the
+    batch ends at once, its commit releasing the wallets it did lock, and the batch holding
+    the others claims again when it commits (its claim was full), so waiting here would
+    only hold a posting slot that another tenant's transfer may need.
     """
     ids = sorted_ids(
         {wallet_id for t in claimed.transfers for wallet_id in t.wallet_ids()}
         | {wallet_id for a in actions.actions for wallet_id in actions.wallet_ids(a)}
     )
-    wallets = wallet_states(
-        conn.execute(_skipping_locked(LOCK_WALLETS), {"ids": pg_uuid_array(ids)})
-    )
+    wallets = wallet_states(conn.execute(LOCK_FREE_WALLETS, _lock_params(claimed, ids)))
     if len(wallets) == len(ids):  # every wallet was free: everything claimed is ready
         return claimed.subset(claimed.transfers), actions.subset(actions.actions), wallets
-    free = set(wallets)
-    waiting = [t for t in claimed.transfers if not free.issuperset(t.wallet_ids())]
-    blocked_groups = {t.atomic_group_id for t in waiting if t.atomic_group_id is not None}
-    ready = [
-        t
-        for t in claimed.transfers
-        if free.issuperset(t.wallet_ids()) and t.atomic_group_id not in blocked_groups
-    ]
-    ready_actions = [a for a in actions.actions if free.issuperset(actions.wallet_ids(a))]
+    ready, busy = in_order_ready(claimed.transfers, set(ids).difference(wallets))
+    ready_actions = [a for a in actions.actions if busy.isdisjoint(actions.wallet_ids(a))]
     return claimed.subset(ready), actions.subset(ready_actions), wallets
+
+
+def _lock_params(claimed: Claimed, ids: list[UUID]) -> dict[str, str]:
+    tops: dict[UUID, int] = {}
+    for t in claimed.transfers:  # in seq order: the last of each organization is its newest
+        tops[t.organization_id] = t.seq
+    orgs = [org for org in tops if org in claimed.first_seqs]
+    return {
+        "orgs": pg_uuid_array(orgs),
+        "firsts": pg_array(claimed.first_seqs[org] for org in orgs),
+        "tops": pg_array(tops[org] for org in orgs),
+        "ours": pg_uuid_array(t.id for t in claimed.transfers),
+        "ids": pg_uuid_array(ids),
+    }
+
+
+def in_order_ready(
+    transfers: Sequence[PendingTransfer], busy: set[UUID]
+) -> tuple[list[PendingTransfer], set[UUID]]:
+    """The transfers (in `seq` order) that may post while the `busy` wallets may not be
+    touched, and the wallets then busy: a transfer that waits keeps its wallets from every
+    later one, and an atomic batch waits whole, so the pass repeats until no new atomic
+    batch has to wait."""
+    waiting_groups: set[UUID] = set()
+    while True:
+        held, ready, groups = set(busy), [], set(waiting_groups)
+        for t in transfers:
+            wallet_ids = t.wallet_ids()
+            if t.atomic_group_id in waiting_groups or not held.isdisjoint(wallet_ids):
+                held.update(wallet_ids)
+                if t.atomic_group_id is not None:
+                    groups.add(t.atomic_group_id)
+            else:
+                ready.append(t)
+        if groups == waiting_groups:
+            return ready, held
+        waiting_groups = groups

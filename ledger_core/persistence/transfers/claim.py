@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from operator import itemgetter
 from typing import Any
 from uuid import UUID
@@ -22,22 +22,23 @@ from ledger_core.posting import Leg, PendingTransfer
 
 CLAIM = text("""
     WITH RECURSIVE orgs AS (
-        (SELECT organization_id FROM transactions WHERE status = 'PENDING'
-         ORDER BY organization_id LIMIT 1)
+        (SELECT organization_id, seq FROM transactions WHERE status = 'PENDING'
+         ORDER BY organization_id, seq LIMIT 1)
         UNION ALL
-        SELECT (SELECT t.organization_id FROM transactions AS t
-                WHERE t.status = 'PENDING' AND t.organization_id > orgs.organization_id
-                ORDER BY t.organization_id LIMIT 1)
-        FROM orgs WHERE orgs.organization_id IS NOT NULL
+        SELECT next.organization_id, next.seq FROM orgs CROSS JOIN LATERAL (
+            SELECT t.organization_id, t.seq FROM transactions AS t
+            WHERE t.status = 'PENDING' AND t.organization_id > orgs.organization_id
+            ORDER BY t.organization_id, t.seq LIMIT 1
+        ) AS next
     ), waiting AS (
-        SELECT organization_id FROM orgs WHERE organization_id IS NOT NULL
+        SELECT organization_id, seq AS first_seq FROM orgs
     ), quota AS (
         SELECT CASE WHEN count(*) <= 1 THEN :limit
                     ELSE CAST(least(:share, ceil(CAST(:limit AS numeric) / count(*))) AS int)
                END AS n
         FROM waiting
     )
-    SELECT c.*, quota.n AS claim_quota
+    SELECT c.*, quota.n AS claim_quota, waiting.first_seq AS claim_first_seq
     FROM waiting CROSS JOIN quota CROSS JOIN LATERAL (
         SELECT * FROM transactions AS t
         WHERE t.organization_id >= waiting.organization_id
@@ -83,9 +84,14 @@ class Claimed:
     transfers: list[PendingTransfer]
     rows: dict[UUID, dict[str, Any]]
     more: bool = False
+    first_seqs: Mapping[UUID, int] = field(default_factory=dict)
+    """Each organization's oldest waiting transfer (its `seq`) when the claim ran, locked or
+    not: where another batch's claimed transfers begin (`batch_locks.free_subset`)."""
 
     def subset(self, transfers: list[PendingTransfer]) -> Claimed:
-        return Claimed(transfers, {t.id: self.rows[t.id] for t in transfers})
+        return Claimed(
+            transfers, {t.id: self.rows[t.id] for t in transfers}, first_seqs=self.first_seqs
+        )
 
 
 _PENDING_FIELDS = tuple(f.name for f in fields(PendingTransfer) if f.init)
@@ -130,13 +136,14 @@ def claim_batch(conn: Connection, limit: int, fair_share: int = DEFAULT_FAIR_SHA
     params = {"limit": limit, "share": fair_share}
     rows = _dicts(conn.execute(CLAIM, params))
     quota = min((r.pop("claim_quota") for r in rows), default=limit)
+    first_seqs = {r["organization_id"]: r.pop("claim_first_seq") for r in rows}
     shares = Counter(r["organization_id"] for r in rows)
     more = len(rows) >= limit or any(n >= quota for n in shares.values())
     groups = [r["atomic_group_id"] for r in rows if r["atomic_group_id"] is not None]
     if groups:
         rows += _dicts(conn.execute(CLAIM_GROUP_MEMBERS, {"groups": pg_array(groups)}))
     rows.sort(key=itemgetter("seq"))
-    return Claimed([pending_of(r) for r in rows], {r["id"]: r for r in rows}, more)
+    return Claimed([pending_of(r) for r in rows], {r["id"]: r for r in rows}, more, first_seqs)
 
 
 def _dicts(result: Result[Any]) -> list[dict[str, Any]]:

@@ -6,9 +6,10 @@ One database transaction per batch:
    LOCKED` (`ledger_core.persistence.transfers.claim`), so concurrent workers take disjoint batches
    and a transfer is never posted twice (a transfer is moved out of PENDING only here,
    under its row lock, and the final-state trigger refuses any later change);
-2. keep the transfers whose wallets no other batch holds (`free_subset`), then lock every
-   wallet they touch with `FOR NO KEY UPDATE`, sorted by id, so concurrent batches always
-   lock in one global order and cannot deadlock;
+2. keep the transfers whose wallets no other batch holds and no older waiting transfer
+   outside the batch touches (`free_subset`: transfers sharing a wallet post in the order
+   they were accepted), locking every free wallet with `FOR NO KEY UPDATE SKIP LOCKED`,
+   sorted by id, so concurrent batches always lock in one global order and cannot deadlock;
 3. decide each transfer with `ledger_core.posting.plan_postings`;
 4. write balances, entries, final states and outbox events with one statement each, under
    a savepoint: if the database refuses, `post_isolated` splits the batch until only the

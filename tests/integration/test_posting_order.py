@@ -1,0 +1,154 @@
+"""Transfers that share a wallet post in the order they were accepted, whichever batch
+claimed them: against a real PostgreSQL, in a database of the test's own.
+
+Another batch is played by a second connection that has claimed the oldest transfers and
+not yet locked their wallets: the moment between a claim and its wallet locks, where two
+posting slots used to let the newer transfer through first.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Connection, Engine, create_engine, text
+
+from ledger_core.persistence.transfers.claim import claim_batch
+from ledger_core.persistence.transfers.posting import post_batch, post_claimed
+from tests.support.databases import create_migrated_database, drop_database
+from tests.support.ledger import Book, create_book, insert_intents
+
+
+@pytest.fixture
+def scratch(service_urls: tuple[str, str]) -> Iterator[Engine]:
+    url = create_migrated_database(service_urls[0], prefix="vaultcraft_order")
+    engine = create_engine(url, pool_size=3)
+    yield engine
+    engine.dispose()
+    drop_database(url)
+
+
+def _funded(engine: Engine, wallets: int, amounts: dict[int, int]) -> Book:
+    """A book whose wallets (by position) hold `amounts`, posted."""
+    book = create_book(engine, wallets)
+    with engine.begin() as conn:
+        insert_intents(
+            conn, book, [(book.system_wallet_id, book.wallet_ids[i], a) for i, a in amounts.items()]
+        )
+    with engine.begin() as conn:
+        assert post_batch(conn, 100).completed == len(amounts)
+    return book
+
+
+def _finals(conn: Connection, ids: list[uuid.UUID]) -> list[tuple[str, str | None]]:
+    rows = conn.execute(
+        text("SELECT id, status, failure_code FROM transactions WHERE id = ANY(:ids)"),
+        {"ids": ids},
+    )
+    by_id = {r.id: (r.status, r.failure_code) for r in rows}
+    return [by_id[i] for i in ids]
+
+
+def _drain(engine: Engine) -> None:
+    while True:
+        with engine.begin() as conn:
+            result = post_batch(conn, 1000)
+        if result.claimed == 0 and not result.more:
+            return
+
+
+def test_a_newer_transfer_waits_for_an_older_one_another_batch_claimed(scratch: Engine) -> None:
+    # Given a wallet holding 100.00, and 80.00 then 30.00 sent from it
+    book = _funded(scratch, 2, {0: 100_00})
+    a, b = book.wallet_ids
+    with scratch.begin() as conn:
+        older, newer = insert_intents(conn, book, [(a, b, 80_00), (a, b, 30_00)])
+
+    with scratch.connect() as first, first.begin():
+        # When one batch has claimed the older transfer, its wallets not yet locked
+        claimed = claim_batch(first, 1)
+        assert [t.id for t in claimed.transfers] == [older]
+
+        # Then a second batch claims the newer one and lets it go untouched
+        with scratch.begin() as second:
+            result = post_batch(second, 1000)
+        assert (result.claimed, result.more) == (0, True)
+        with scratch.connect() as conn:
+            assert _finals(conn, [older, newer]) == [("PENDING", None), ("PENDING", None)]
+
+        # And the first batch posts the older transfer
+        outcomes = post_claimed(first, claimed, None, datetime.now(UTC))
+        assert [o.status for o in outcomes] == ["COMPLETED"]
+
+    _drain(scratch)
+    with scratch.connect() as conn:
+        assert _finals(conn, [older, newer]) == [
+            ("COMPLETED", None),
+            ("FAILED", "insufficient_funds"),
+        ]
+
+
+def test_a_transfer_that_waits_keeps_its_wallets_from_the_later_ones(scratch: Engine) -> None:
+    # Given six wallets, and a transfer a -> b claimed by another batch
+    book = _funded(scratch, 6, {0: 10_00, 1: 10_00, 2: 10_00, 4: 10_00})
+    a, b, c, d, e, f = book.wallet_ids
+    with scratch.begin() as conn:
+        (held,) = insert_intents(conn, book, [(a, b, 1_00)])
+        after = insert_intents(conn, book, [(b, c, 1_00), (c, d, 1_00), (e, f, 1_00)])
+
+    with scratch.connect() as first, first.begin():
+        assert [t.id for t in claim_batch(first, 1).transfers] == [held]
+
+        # When a second batch claims the three later transfers
+        with scratch.begin() as second:
+            result = post_batch(second, 1000)
+
+        # Then b -> c waits on b, c -> d waits behind it on c, and e -> f posts
+        assert (result.claimed, result.more) == (1, True)
+        assert [o.transfer.id for o in result.outcomes] == [after[2]]
+        with scratch.connect() as conn:
+            assert _finals(conn, after) == [
+                ("PENDING", None),
+                ("PENDING", None),
+                ("COMPLETED", None),
+            ]
+
+    _drain(scratch)
+    with scratch.connect() as conn:
+        assert _finals(conn, [held, *after]) == [("COMPLETED", None)] * 4
+        chain = (
+            conn.execute(
+                text(
+                    "SELECT t.seq FROM ledger_entries AS e JOIN transactions AS t"
+                    " ON t.id = e.transaction_id WHERE e.wallet_id = :c ORDER BY e.id"
+                ),
+                {"c": c},
+            )
+            .scalars()
+            .all()
+        )
+    assert chain == sorted(chain)  # c's entries in acceptance order
+
+
+def test_two_maximal_deposits_post_in_order_across_batches(scratch: Engine) -> None:
+    """The first of two deposits of 2**63 - 1 minor units from SYSTEM posts, the second
+    fails out of range, even when a second batch claims the second one first."""
+    book = create_book(scratch, 2)
+    largest = 2**63 - 1
+    with scratch.begin() as conn:
+        first_id, second_id = insert_intents(
+            conn, book, [(book.system_wallet_id, w, largest) for w in book.wallet_ids]
+        )
+    with scratch.connect() as first, first.begin():
+        claimed = claim_batch(first, 1)
+        with scratch.begin() as second:
+            assert post_batch(second, 1000).claimed == 0
+        post_claimed(first, claimed, None, datetime.now(UTC))
+    _drain(scratch)
+    with scratch.connect() as conn:
+        assert _finals(conn, [first_id, second_id]) == [
+            ("COMPLETED", None),
+            ("FAILED", "amount_out_of_range"),
+        ]
