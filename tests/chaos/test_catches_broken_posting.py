@@ -13,6 +13,7 @@ there.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import threading
@@ -192,7 +193,8 @@ def claim_together(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> dict[str,
     Both claim before either locks a wallet (a barrier after the claim); the second then
     waits for the first to commit, so should it hold the same batch it finds the wallets
     free and the funds there, and writes its posting in full rather than failing or
-    stepping back for busy wallets.
+    stepping back for busy wallets. The claim turn, which would have the second claim
+    wait for the first to lock its wallets, is taken away: the row locks alone must hold.
     """
     claim_batch = posting.claim_batch
     both_claimed = threading.Barrier(2, timeout=30)
@@ -219,6 +221,7 @@ def claim_together(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> dict[str,
                 first_committed.set()
 
     monkeypatch.setattr(posting, "claim_batch", claim_and_meet)
+    monkeypatch.setattr(posting, "claim_turn", lambda conn: contextlib.nullcontext())
     threads = [
         threading.Thread(target=post, args=(name,), name=name) for name in ("first", "second")
     ]

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
 
+from ledger_core.persistence.transfers import posting
+from ledger_core.persistence.transfers.batch_locks import CLAIM_TURN_CLASS
 from ledger_core.persistence.transfers.claim import claim_batch
 from ledger_core.persistence.transfers.posting import post_batch, post_claimed
 from tests.support.databases import create_migrated_database, drop_database
@@ -152,3 +154,42 @@ def test_two_maximal_deposits_post_in_order_across_batches(scratch: Engine) -> N
             ("COMPLETED", None),
             ("FAILED", "amount_out_of_range"),
         ]
+
+
+TURN_HOLDERS = text(
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :c AND granted"
+)
+
+
+def test_the_claim_turn_ends_before_the_batch_commits(scratch: Engine) -> None:
+    book = _funded(scratch, 1, {0: 5_00})
+    with scratch.begin() as conn:
+        insert_intents(conn, book, [(book.wallet_ids[0], book.system_wallet_id, 1_00)])
+    with scratch.connect() as conn, conn.begin():
+        assert post_batch(conn, 10).completed == 1
+        with scratch.connect() as other:  # the batch is still open, its turn is over
+            assert other.execute(TURN_HOLDERS, {"c": CLAIM_TURN_CLASS}).scalar_one() == 0
+
+
+def test_a_failure_during_the_claim_turn_closes_its_connection(
+    scratch: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The turn is a session lock: a batch that fails while holding it must not hand its
+    connection back to the pool with the lock, or every later claim would wait forever."""
+    book = _funded(scratch, 1, {0: 5_00})
+    with scratch.begin() as conn:
+        insert_intents(conn, book, [(book.wallet_ids[0], book.system_wallet_id, 1_00)])
+
+    def broken_claim(*args: object) -> None:
+        raise RuntimeError("the claim broke")
+
+    monkeypatch.setattr(posting, "claim_batch", broken_claim)
+    with pytest.raises(RuntimeError, match="the claim broke"), scratch.begin() as conn:
+        post_batch(conn, 10)
+    monkeypatch.undo()
+
+    with scratch.connect() as other:
+        assert other.execute(TURN_HOLDERS, {"c": CLAIM_TURN_CLASS}).scalar_one() == 0
+    with scratch.begin() as conn:
+        conn.execute(text("SET LOCAL lock_timeout = '5s'"))
+        assert post_batch(conn, 10).completed == 1

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from uuid import UUID
 
 from sqlalchemy import Connection, text
@@ -44,6 +45,36 @@ def take_posting_slot(conn: Connection, slots: int) -> None:
     conn.execute(TAKE_POSTING_SLOT, params)
 
 
+CLAIM_TURN_CLASS = 0x636C6D74  # "clmt"
+TAKE_CLAIM_TURN = text("SELECT pg_advisory_lock(:lock_class, 0)")
+END_CLAIM_TURN = text("SELECT pg_advisory_unlock(:lock_class, 0)")
+
+
+@contextmanager
+def claim_turn(conn: Connection) -> Iterator[None]:
+    """One batch at a time claims and locks its wallets; the batches then post side by side.
+
+    Two claims running at once would take alternate transfers of one organization (each
+    skips the rows the other has just locked), and each batch would then find older
+    transfers of the other's on its wallets and let its own go, over and over. In turn,
+    each claim takes an unbroken run of the oldest free transfers, and a later batch's
+    transfers are all newer than those of the batches before it.
+
+    The turn is a session-level advisory lock, so that it ends before the batch's
+    transaction does. Should anything fail while it is held, the connection is closed
+    (invalidated) rather than returned to its pool with the lock: a session's locks end
+    with it.
+    """
+    params = {"lock_class": CLAIM_TURN_CLASS}
+    conn.execute(TAKE_CLAIM_TURN, params)
+    try:
+        yield
+        conn.execute(END_CLAIM_TURN, params)
+    except BaseException:
+        conn.invalidate()
+        raise
+
+
 LOCK_FREE_WALLETS = text("""
     WITH held AS (
         SELECT h.source_wallet_id, h.destination_wallet_id, h.source_clearing_wallet_id,
@@ -52,8 +83,9 @@ LOCK_FREE_WALLETS = text("""
              AS o(organization_id, first_seq, top)
         CROSS JOIN LATERAL (
             SELECT * FROM transactions AS t
-            WHERE t.organization_id >= o.organization_id AND t.organization_id <= o.organization_id
-              AND t.status = 'PENDING' AND t.seq >= o.first_seq AND t.seq < o.top
+            WHERE (t.organization_id, t.seq) >= (o.organization_id, o.first_seq)
+              AND (t.organization_id, t.seq) < (o.organization_id, o.top)
+              AND t.status = 'PENDING'
         ) AS h
         WHERE NOT EXISTS (SELECT FROM unnest(CAST(:ours AS uuid[])) AS ours(id) WHERE ours.id = h.id)
     ), held_wallets AS (

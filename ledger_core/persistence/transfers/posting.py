@@ -45,7 +45,11 @@ from ledger_core.persistence.analytics.rollups import (
 )
 from ledger_core.persistence.arrays import pg_array, pg_uuid_array
 from ledger_core.persistence.events.outbox import event_json
-from ledger_core.persistence.transfers.batch_locks import free_subset, take_posting_slot
+from ledger_core.persistence.transfers.batch_locks import (
+    claim_turn,
+    free_subset,
+    take_posting_slot,
+)
 from ledger_core.persistence.transfers.claim import DEFAULT_FAIR_SHARE, Claimed, claim_batch
 from ledger_core.persistence.transfers.conflicts import POSTING_ERROR, is_conflict
 from ledger_core.persistence.transfers.hold_actions import Decided, claim_actions, end_claimed
@@ -214,11 +218,12 @@ def post_batch(
     """
     if slots is not None:
         take_posting_slot(conn, slots)
-    claimed = claim_batch(conn, limit, fair_share)
-    actions = claim_actions(conn, limit)
-    if not claimed.transfers and not actions.actions:
-        return BatchResult(claimed=0, outcomes=(), finished_at=None, more=actions.more)
-    ready, ready_actions, wallets = free_subset(conn, claimed, actions)
+    with claim_turn(conn):
+        claimed = claim_batch(conn, limit, fair_share)
+        actions = claim_actions(conn, limit)
+        if not claimed.transfers and not actions.actions:
+            return BatchResult(claimed=0, outcomes=(), finished_at=None, more=actions.more)
+        ready, ready_actions, wallets = free_subset(conn, claimed, actions)
     taken = len(ready.transfers) + len(ready_actions.actions)
     if not taken:
         return BatchResult(claimed=0, outcomes=(), finished_at=None, more=True)
