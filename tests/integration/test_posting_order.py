@@ -158,7 +158,9 @@ def test_two_maximal_deposits_post_in_order_across_batches(scratch: Engine) -> N
 
 TURN_HOLDERS = text(
     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :c AND granted"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
+"""Holders of the claim turn in this test's database (`pg_locks` shows every database's)."""
 
 
 def test_the_claim_turn_ends_before_the_batch_commits(scratch: Engine) -> None:
