@@ -218,21 +218,50 @@ def post_batch(
     """
     if slots is not None:
         take_posting_slot(conn, slots)
+    wallets: dict[UUID, WalletState] | None
     with claim_turn(conn):
+        claim = conn.begin_nested()
         claimed = claim_batch(conn, limit, fair_share)
         actions = claim_actions(conn, limit)
         if not claimed.transfers and not actions.actions:
+            claim.commit()
             return BatchResult(claimed=0, outcomes=(), finished_at=None, more=actions.more)
         ready, ready_actions, wallets = free_subset(conn, claimed, actions)
+        deferred = len(ready.transfers) + len(ready_actions.actions) < len(claimed.transfers) + len(
+            actions.actions
+        )
+        if deferred:
+            claim.rollback()
+            ready, ready_actions, wallets = relock(conn, ready), actions.subset([]), None
+        else:
+            claim.commit()
     taken = len(ready.transfers) + len(ready_actions.actions)
     if not taken:
         return BatchResult(claimed=0, outcomes=(), finished_at=None, more=True)
     at = datetime.now(UTC)
     outcomes = post_isolated(conn, ready, policy, at, wallets) if ready.transfers else []
     decided = end_claimed(conn, ready_actions) if ready_actions.actions else Decided()
-    deferred = taken < len(claimed.transfers) + len(actions.actions)
     more = claimed.more or actions.more or deferred
     return BatchResult(taken, outcomes, at, more, decided.outcomes, decided.ended)
+
+
+RELOCK = text("""
+    SELECT id FROM transactions
+    WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'PENDING'
+    FOR NO KEY UPDATE SKIP LOCKED
+""")
+
+
+def relock(conn: Connection, ready: Claimed) -> Claimed:
+    """Lock again the transfers a partly blocked batch keeps, once the claim's savepoint
+    was rolled back to let the others go at once (unlocked: the next claim takes them
+    first, in order, instead of transfers behind them). Still in the claim turn, so no
+    other claim can have taken them; the batch's wallets are locked when it posts."""
+    if not ready.transfers:
+        return ready
+    ids = [t.id for t in ready.transfers]
+    locked = set(conn.execute(RELOCK, {"ids": pg_uuid_array(ids)}).scalars())
+    return ready if len(locked) == len(ids) else ready.subset([])
 
 
 def post_claimed(
