@@ -92,6 +92,9 @@ def test_a_newer_transfer_waits_for_an_older_one_another_batch_claimed(scratch: 
         ]
 
 
+UNLOCKED = text("SELECT id FROM transactions WHERE id = ANY(:ids) FOR NO KEY UPDATE SKIP LOCKED")
+
+
 def test_a_transfer_that_waits_keeps_its_wallets_from_the_later_ones(scratch: Engine) -> None:
     # Given six wallets, and a transfer a -> b claimed by another batch
     book = _funded(scratch, 6, {0: 10_00, 1: 10_00, 2: 10_00, 4: 10_00})
@@ -106,6 +109,10 @@ def test_a_transfer_that_waits_keeps_its_wallets_from_the_later_ones(scratch: En
         # When a second batch claims the three later transfers
         with scratch.begin() as second:
             result = post_batch(second, 1000)
+            # (those it lets go are free at once for the next claim, before it commits)
+            with scratch.begin() as third:
+                free = third.execute(UNLOCKED, {"ids": after}).scalars().all()
+            assert set(free) == set(after[:2])
 
         # Then b -> c waits on b, c -> d waits behind it on c, and e -> f posts
         assert (result.claimed, result.more) == (1, True)

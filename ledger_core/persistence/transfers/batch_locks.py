@@ -127,8 +127,8 @@ def free_subset(
     batch. A batch busy with one tenant's hot wallets would otherwise also hold up every
     other transfer claimed with them until it commits.
 
-    Transfers left out stay PENDING (their row locks end with this transaction) and the
-    worker claims again at once. When every claimed transfer waits, nothing is kept: the
+    Transfers left out stay PENDING; `posting.post_batch` then rolls the claim back to its
+    savepoint and locks again only what it keeps, so the next claim takes them first. When every claimed transfer waits, nothing is kept: the
     batch ends at once, its commit releasing the wallets it did lock, and the batch holding
     the others claims again when it commits (its claim was full), so waiting here would
     only hold a posting slot that another tenant's transfer may need.

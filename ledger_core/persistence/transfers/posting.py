@@ -9,7 +9,9 @@ One database transaction per batch:
 2. keep the transfers whose wallets no other batch holds and no older waiting transfer
    outside the batch touches (`free_subset`: transfers sharing a wallet post in the order
    they were accepted), locking every free wallet with `FOR NO KEY UPDATE SKIP LOCKED`,
-   sorted by id, so concurrent batches always lock in one global order and cannot deadlock;
+   sorted by id, so concurrent batches always lock in one global order and cannot deadlock
+   (claims take turns; a batch that lets transfers go rolls its claim back to a savepoint
+   and locks again what it keeps, so the others are free at once: `relock`);
 3. decide each transfer with `ledger_core.posting.plan_postings`;
 4. write balances, entries, final states and outbox events with one statement each, under
    a savepoint: if the database refuses, `post_isolated` splits the batch until only the
