@@ -6,7 +6,6 @@ refuses one amount, in a database of the test's own.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +16,7 @@ from ledger_core.persistence.transfers.claim import claim_batch
 from ledger_core.persistence.transfers.posting import post_batch
 from tests.support.databases import create_migrated_database, drop_database
 from tests.support.ledger import Book, create_book, insert_intents
+from tests.support.ledger_checks import final_states
 
 POISON = 4242
 REFUSE_POISON = """
@@ -44,15 +44,6 @@ def scratch(service_urls: tuple[str, str]) -> Iterator[Engine]:
     drop_database(url)
 
 
-def _states(conn: Connection, ids: list[uuid.UUID]) -> list[tuple[str, str | None]]:
-    rows = conn.execute(
-        text("SELECT id, status, failure_code FROM transactions WHERE id = ANY(:ids)"),
-        {"ids": ids},
-    )
-    by_id = {r.id: (r.status, r.failure_code) for r in rows}
-    return [by_id[i] for i in ids]
-
-
 def _drain(engine: Engine) -> int:
     batches = 0
     while True:
@@ -75,7 +66,7 @@ def test_a_transfer_that_cannot_be_written_fails_alone(scratch: Engine) -> None:
     assert _drain(scratch) == 1
 
     with scratch.connect() as conn:
-        states = _states(conn, ids)
+        states = final_states(conn, ids)
         events = conn.execute(
             text(
                 "SELECT count(*) FROM outbox WHERE data->>'id' = :id AND type = 'transfer.failed'"
@@ -110,7 +101,7 @@ def test_an_atomic_batch_with_an_unwritable_member_fails_whole(scratch: Engine) 
     _drain(scratch)
 
     with scratch.connect() as conn:
-        assert _states(conn, ids) == [
+        assert final_states(conn, ids) == [
             ("COMPLETED", None),
             ("FAILED", "posting_error"),
             ("FAILED", "posting_error"),
@@ -145,7 +136,7 @@ def test_two_maximal_deposits_from_system_fail_the_second_and_nothing_waits(
 
     assert result.claimed == 3
     with engine.connect() as conn:
-        assert _states(conn, [first, second, victim]) == [
+        assert final_states(conn, [first, second, victim]) == [
             ("COMPLETED", None),
             ("FAILED", "amount_out_of_range"),
             ("COMPLETED", None),

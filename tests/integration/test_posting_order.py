@@ -8,12 +8,11 @@ posting slots used to let the newer transfer through first.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from ledger_core.persistence.transfers import posting
 from ledger_core.persistence.transfers.batch_locks import CLAIM_TURN_CLASS
@@ -21,6 +20,7 @@ from ledger_core.persistence.transfers.claim import claim_batch
 from ledger_core.persistence.transfers.posting import post_batch, post_claimed
 from tests.support.databases import create_migrated_database, drop_database
 from tests.support.ledger import Book, create_book, insert_intents
+from tests.support.ledger_checks import final_states
 
 
 @pytest.fixture
@@ -42,15 +42,6 @@ def _funded(engine: Engine, wallets: int, amounts: dict[int, int]) -> Book:
     with engine.begin() as conn:
         assert post_batch(conn, 100).completed == len(amounts)
     return book
-
-
-def _finals(conn: Connection, ids: list[uuid.UUID]) -> list[tuple[str, str | None]]:
-    rows = conn.execute(
-        text("SELECT id, status, failure_code FROM transactions WHERE id = ANY(:ids)"),
-        {"ids": ids},
-    )
-    by_id = {r.id: (r.status, r.failure_code) for r in rows}
-    return [by_id[i] for i in ids]
 
 
 def _drain(engine: Engine) -> None:
@@ -78,7 +69,7 @@ def test_a_newer_transfer_waits_for_an_older_one_another_batch_claimed(scratch: 
             result = post_batch(second, 1000)
         assert (result.claimed, result.more) == (0, True)
         with scratch.connect() as conn:
-            assert _finals(conn, [older, newer]) == [("PENDING", None), ("PENDING", None)]
+            assert final_states(conn, [older, newer]) == [("PENDING", None), ("PENDING", None)]
 
         # And the first batch posts the older transfer
         outcomes = post_claimed(first, claimed, None, datetime.now(UTC))
@@ -86,7 +77,7 @@ def test_a_newer_transfer_waits_for_an_older_one_another_batch_claimed(scratch: 
 
     _drain(scratch)
     with scratch.connect() as conn:
-        assert _finals(conn, [older, newer]) == [
+        assert final_states(conn, [older, newer]) == [
             ("COMPLETED", None),
             ("FAILED", "insufficient_funds"),
         ]
@@ -118,7 +109,7 @@ def test_a_transfer_that_waits_keeps_its_wallets_from_the_later_ones(scratch: En
         assert (result.claimed, result.more) == (1, True)
         assert [o.transfer.id for o in result.outcomes] == [after[2]]
         with scratch.connect() as conn:
-            assert _finals(conn, after) == [
+            assert final_states(conn, after) == [
                 ("PENDING", None),
                 ("PENDING", None),
                 ("COMPLETED", None),
@@ -126,7 +117,7 @@ def test_a_transfer_that_waits_keeps_its_wallets_from_the_later_ones(scratch: En
 
     _drain(scratch)
     with scratch.connect() as conn:
-        assert _finals(conn, [held, *after]) == [("COMPLETED", None)] * 4
+        assert final_states(conn, [held, *after]) == [("COMPLETED", None)] * 4
         chain = (
             conn.execute(
                 text(
@@ -157,7 +148,7 @@ def test_two_maximal_deposits_post_in_order_across_batches(scratch: Engine) -> N
         post_claimed(first, claimed, None, datetime.now(UTC))
     _drain(scratch)
     with scratch.connect() as conn:
-        assert _finals(conn, [first_id, second_id]) == [
+        assert final_states(conn, [first_id, second_id]) == [
             ("COMPLETED", None),
             ("FAILED", "amount_out_of_range"),
         ]

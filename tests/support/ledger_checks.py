@@ -100,6 +100,16 @@ def unfinished(conn: Connection, ids: Iterable[UUID | str]) -> list[str]:
     return [f"{i}: {found.get(i, 'missing')}" for i in wanted if found.get(i) not in FINAL]
 
 
+def final_states(conn: Connection, ids: list[UUID]) -> list[tuple[str, str | None]]:
+    """Each transfer's status and failure code, in the order of `ids`."""
+    rows = conn.execute(
+        text("SELECT id, status, failure_code FROM transactions WHERE id = ANY(:ids)"),
+        {"ids": ids},
+    )
+    by_id = {r.id: (r.status, r.failure_code) for r in rows}
+    return [by_id[i] for i in ids]
+
+
 def pending_count(engine: Engine, org: str | None = None) -> int:
     """PENDING transfers of one organization, or of all of them."""
     sql = "SELECT count(*) FROM transactions WHERE status = 'PENDING'"

@@ -128,10 +128,10 @@ def free_subset(
     other transfer claimed with them until it commits.
 
     Transfers left out stay PENDING; `posting.post_batch` then rolls the claim back to its
-    savepoint and locks again only what it keeps, so the next claim takes them first. When every claimed transfer waits, nothing is kept: the
-    batch ends at once, its commit releasing the wallets it did lock, and the batch holding
-    the others claims again when it commits (its claim was full), so waiting here would
-    only hold a posting slot that another tenant's transfer may need.
+    savepoint and locks again only what it keeps, so the next claim takes them first. When
+    every claimed transfer waits, nothing is kept and the batch ends at once: the batch
+    holding the others claims again when it commits (its claim was full), so waiting here
+    would only hold a posting slot that another tenant's transfer may need.
     """
     ids = sorted_ids(
         {wallet_id for t in claimed.transfers for wallet_id in t.wallet_ids()}
