@@ -232,10 +232,10 @@ def post_batch(
         deferred = len(ready.transfers) + len(ready_actions.actions) < len(claimed.transfers) + len(
             actions.actions
         )
-        if deferred:
+        if deferred and not ready_actions.actions:
             claim.rollback()
-            ready, ready_actions, wallets = relock(conn, ready), actions.subset([]), None
-        else:
+            ready, wallets = relock(conn, ready), None
+        else:  # captures and voids it decides keep the batch's claim whole
             claim.commit()
     taken = len(ready.transfers) + len(ready_actions.actions)
     if not taken:
@@ -258,7 +258,12 @@ def relock(conn: Connection, ready: Claimed) -> Claimed:
     """Lock again the transfers a partly blocked batch keeps, once the claim's savepoint
     was rolled back to let the others go at once (unlocked: the next claim takes them
     first, in order, instead of transfers behind them). Still in the claim turn, so no
-    other claim can have taken them; the batch's wallets are locked when it posts."""
+    other claim can have taken them; the batch's wallets are locked when it posts.
+
+    A batch that also decides captures or voids keeps its claim as it is instead (the
+    transfers it lets go stay locked until it commits): locking those actions and their
+    holds again is not worth it for a rare batch, and dropping them could hold a capture
+    back for as long as every batch is partly blocked."""
     if not ready.transfers:
         return ready
     ids = [t.id for t in ready.transfers]
