@@ -12,7 +12,11 @@ from sqlalchemy import Connection, text
 from ledger_core.persistence.arrays import pg_array, pg_uuid_array
 from ledger_core.persistence.transfers.claim import Claimed
 from ledger_core.persistence.transfers.hold_actions import ClaimedActions
-from ledger_core.persistence.transfers.ledger_writes import sorted_ids, wallet_states
+from ledger_core.persistence.transfers.ledger_writes import (
+    WALLET_STATE_COLUMNS,
+    sorted_ids,
+    wallet_states,
+)
 from ledger_core.posting import PendingTransfer, WalletState
 
 POSTING_LOCK_CLASS = 0x706F7374  # "post"
@@ -75,7 +79,7 @@ def claim_turn(conn: Connection) -> Iterator[None]:
         raise
 
 
-LOCK_FREE_WALLETS = text("""
+LOCK_FREE_WALLETS = text(f"""
     WITH held AS (
         SELECT h.source_wallet_id, h.destination_wallet_id, h.source_clearing_wallet_id,
                h.destination_clearing_wallet_id, h.postings
@@ -98,7 +102,7 @@ LOCK_FREE_WALLETS = text("""
         CROSS JOIN unnest(ARRAY['source_wallet_id', 'destination_wallet_id',
                                 'source_clearing_wallet_id', 'destination_clearing_wallet_id']) AS part
     )
-    SELECT id, organization_id, type, currency, status, balance, held, overdraft_limit FROM wallets
+    SELECT {WALLET_STATE_COLUMNS} FROM wallets
     WHERE id = ANY(CAST(:ids AS uuid[]))
       AND NOT EXISTS (SELECT FROM held_wallets WHERE held_wallets.id = wallets.id)
     ORDER BY id

@@ -22,8 +22,11 @@ from ledger_core.persistence.events.outbox import EventRow, outbox_insert_many
 from ledger_core.posting import Entry, PendingTransfer, WalletState
 from ledger_core.transfers import as_is, event_type, parties, transaction_view
 
-LOCK_WALLETS = text("""
-    SELECT id, organization_id, type, currency, status, balance, held, overdraft_limit FROM wallets
+WALLET_STATE_COLUMNS = "id, organization_id, type, currency, status, balance, held, overdraft_limit"
+"""The wallet columns a batch locks and reads, in `WalletState`'s order (`wallet_states`)."""
+
+LOCK_WALLETS = text(f"""
+    SELECT {WALLET_STATE_COLUMNS} FROM wallets
     WHERE id = ANY(CAST(:ids AS uuid[]))
     ORDER BY id
     FOR NO KEY UPDATE
