@@ -40,6 +40,9 @@ BATCH = 4
 TRANSFERS = 240
 ROW_LOCK = r"FOR (NO KEY )?UPDATE( SKIP LOCKED)?"
 PENDING_GUARD = r"AND t\.status = v\.claimed_as"
+LOST_UPDATE_ROUNDS = 3
+"""A lost update needs two batches to read one wallet before either commits: on a loaded
+machine one round of the workload can go by without that, three in a row do not."""
 OLDER_FIRST = r"(?<=SELECT id FROM held_wallets WHERE id IS )NOT "
 """Turns the list of wallets older transfers hold into the list of its nulls: nothing."""
 
@@ -165,14 +168,17 @@ def test_without_wallet_locks_the_checker_sees_lost_updates(
 ) -> None:
     """Both wallet locks go, and so does the wait for older transfers on a wallet, which alone
     lets one batch at a time post off the hot wallet."""
-    hot_wallet_book(scratch)
     mutate(monkeypatch, "LOCK_WALLETS", ROW_LOCK)
     mutate(monkeypatch, "LOCK_FREE_WALLETS", ROW_LOCK)
     mutate(monkeypatch, "HELD_WALLETS", OLDER_FIRST)
-    post_concurrently(scratch)
-    violations, _ = verdict(scratch)
-    kinds = {v.kind for v in violations}
-    assert kinds & {"balance_mismatch", "balance_after_wrong", "overdraft_in_history"}, kinds
+    kinds: set[str] = set()
+    for _ in range(LOST_UPDATE_ROUNDS):
+        hot_wallet_book(scratch)
+        post_concurrently(scratch)
+        kinds = {v.kind for v in verdict(scratch)[0]}
+        if kinds & {"balance_mismatch", "balance_after_wrong", "overdraft_in_history"}:
+            return
+    raise AssertionError(f"no lost update in {LOST_UPDATE_ROUNDS} rounds: {kinds}")
 
 
 def test_without_claim_locks_and_pending_guard_the_final_state_trigger_still_refuses(

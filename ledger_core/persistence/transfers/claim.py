@@ -71,10 +71,13 @@ a shared batch stays short, so the others' transfers commit within the latency t
 CLAIM_GROUP_MEMBERS = text("""
     SELECT * FROM transactions
     WHERE atomic_group_id = ANY(CAST(:groups AS uuid[])) AND id <> atomic_group_id
-      AND status = 'PENDING'
     ORDER BY seq
     FOR NO KEY UPDATE
 """)
+"""The other members of the claimed atomic batches, whatever their state (`claim_batch`
+keeps the PENDING ones): with `status = 'PENDING'` in the condition the planner may walk a
+PENDING partial index, the whole backlog, once that backlog has grown since the last
+ANALYZE, instead of `ix_transactions_atomic_group_id`."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,8 @@ def claim_batch(conn: Connection, limit: int, fair_share: int = DEFAULT_FAIR_SHA
     more = len(rows) >= limit or any(n >= quota for n in shares.values())
     groups = [r["atomic_group_id"] for r in rows if r["atomic_group_id"] is not None]
     if groups:
-        rows += _dicts(conn.execute(CLAIM_GROUP_MEMBERS, {"groups": pg_array(groups)}))
+        members = _dicts(conn.execute(CLAIM_GROUP_MEMBERS, {"groups": pg_array(groups)}))
+        rows += [r for r in members if r["status"] == "PENDING"]
     rows.sort(key=itemgetter("seq"))
     return Claimed([pending_of(r) for r in rows], {r["id"]: r for r in rows}, more, first_seqs)
 
