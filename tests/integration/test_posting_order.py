@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from uuid import UUID
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -193,3 +194,61 @@ def test_a_failure_during_the_claim_turn_closes_its_connection(
     with scratch.begin() as conn:
         conn.execute(text("SET LOCAL lock_timeout = '5s'"))
         assert post_batch(conn, 10).completed == 1
+
+
+def _held(engine: Engine, book: Book, source: int, destination: int, amount: int) -> UUID:
+    """A hold of `amount` between two of the book's wallets, posted: HELD."""
+    with engine.begin() as conn:
+        (hold,) = insert_intents(
+            conn, book, [(book.wallet_ids[source], book.wallet_ids[destination], amount)]
+        )
+        conn.execute(
+            text(
+                "UPDATE transactions SET hold_amount = amount,"
+                " hold_expires_at = now() + interval '1 hour' WHERE id = :id"
+            ),
+            {"id": hold},
+        )
+    with engine.begin() as conn:
+        assert post_batch(conn, 10).claimed == 1
+    with engine.connect() as conn:
+        assert final_states(conn, [hold]) == [("HELD", None)]
+    return hold
+
+
+def test_a_partly_blocked_batch_deciding_a_capture_keeps_its_claim_whole(scratch: Engine) -> None:
+    """Such a batch keeps the transfers it lets go locked until it commits, rather than
+    dropping the capture it decides along with them."""
+    book = _funded(scratch, 4, {0: 10_00, 2: 10_00})
+    a, b, c, d = book.wallet_ids
+    hold = _held(scratch, book, 0, 1, 3_00)
+    with scratch.begin() as conn:
+        (older,) = insert_intents(conn, book, [(c, d, 1_00)])
+        (waits,) = insert_intents(conn, book, [(d, c, 50)])
+        conn.execute(
+            text(
+                "INSERT INTO hold_actions (organization_id, transaction_id, action,"
+                " idempotency_key, request_hash) VALUES (:o, :t, 'CAPTURE', 'capture-1', :h)"
+            ),
+            {"o": book.organization_id, "t": hold, "h": "0" * 64},
+        )
+
+    with scratch.connect() as first, first.begin():
+        assert [t.id for t in claim_batch(first, 1).transfers] == [older]
+
+        # When a second batch claims the newer transfer, which waits on c and d, and the capture
+        with scratch.begin() as second:
+            result = post_batch(second, 1000)
+            # (the transfer it lets go stays locked until it commits)
+            with scratch.begin() as third:
+                assert third.execute(UNLOCKED, {"ids": [waits]}).scalars().all() == []
+
+        # Then it decides the capture and posts no transfer
+        assert [(o.status, o.action.transaction_id) for o in result.actions] == [
+            ("COMPLETED", hold)
+        ]
+        assert (result.claimed, result.outcomes, result.more) == (1, [], True)
+
+    _drain(scratch)
+    with scratch.connect() as conn:
+        assert final_states(conn, [hold, older, waits]) == [("COMPLETED", None)] * 3
