@@ -282,3 +282,49 @@ def test_a_surge_after_a_quiet_analyze_is_claimed_through_the_organization_index
         scans = _scans(plan)
         assert ("Index Scan", "ix_transactions_pending_seq", 1) in scans, scans
         assert all(rows <= 1 for _, _, rows in scans), scans
+
+
+def test_lookups_by_key_skip_the_pending_indexes_after_a_quiet_analyze(scratch: Engine) -> None:
+    """After statistics that saw no PENDING row, the statements that find transfers by key
+    and test that they still wait (a batch locking its transfers again, the claim of atomic
+    batches' members, a cancel) must use the key, not walk a PENDING partial index through
+    the whole surge and test each entry."""
+    from ledger_core.persistence.transfers.changes import CANCEL
+    from ledger_core.persistence.transfers.claim import CLAIM_GROUP_MEMBERS
+    from ledger_core.persistence.transfers.posting import RELOCK
+
+    past, surging = create_book(scratch, 1), create_book(scratch, 1)
+    with scratch.begin() as conn:
+        conn.execute(text("ALTER TABLE transactions SET (autovacuum_enabled = off)"))
+        _flood(conn, past, 20_000, "COMPLETED")
+    with scratch.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE transactions"))
+    with scratch.begin() as conn:
+        _flood(conn, surging, 30_000)
+        ids = (
+            conn.execute(
+                text(
+                    "SELECT id FROM transactions WHERE organization_id = :o ORDER BY seq LIMIT 1000"
+                ),
+                {"o": surging.organization_id},
+            )
+            .scalars()
+            .all()
+        )
+
+    explain = "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, FORMAT JSON) "
+    with scratch.connect() as conn, conn.begin():
+        plans = [
+            conn.execute(text(explain + str(statement)), params).scalar_one()[0]["Plan"]
+            for statement, params in (
+                (RELOCK, {"ids": list(ids)}),
+                (CLAIM_GROUP_MEMBERS, {"groups": list(ids[:10])}),
+                (CANCEL, {"id": ids[-1], "group": None}),
+            )
+        ]
+        conn.rollback()
+
+    for plan in plans:
+        scans = [scan for scan in _scans(plan) if scan[1] != "None"]
+        assert not any("pending" in where for _, where, _ in scans), scans
+        assert all(rows <= len(ids) for _, _, rows in scans), scans
