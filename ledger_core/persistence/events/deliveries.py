@@ -45,7 +45,7 @@ _LEASE = text("""
 _GIVE_UP = text("""
     UPDATE webhook_deliveries
     SET status = 'FAILED', next_attempt_at = NULL, last_error = :error, updated_at = now()
-    WHERE id = :id AND status = 'PENDING'
+    WHERE id = :id AND status = (SELECT 'PENDING')
 """)
 
 _RECORD_ATTEMPT = text("""
@@ -58,8 +58,12 @@ _FINISH = text("""
     SET status = :status, last_status_code = :status_code, last_error = :error,
         next_attempt_at = now() + make_interval(secs => CAST(:delay_s AS double precision)),
         updated_at = now()
-    WHERE id = :id AND attempts = :attempt AND status = 'PENDING'
+    WHERE id = :id AND attempts = :attempt AND status = (SELECT 'PENDING')
 """)
+"""`_GIVE_UP` and `_FINISH` compare the state with a subquery's value, which the planner does
+not know when it plans: with `status = 'PENDING'` it may walk `ix_webhook_deliveries_due`,
+every waiting delivery, instead of the primary key, once a backlog (a slow receiver) has
+grown since the last ANALYZE."""
 
 _ABANDON_INTERRUPTED = text("""
     UPDATE webhook_deliveries
