@@ -23,6 +23,7 @@ import orjson
 from sqlalchemy import Connection, text
 
 from ledger_core.persistence.events.outbox import event_envelope
+from ledger_core.persistence.pending_state import STILL_PENDING
 
 _START = text("""
     SELECT d.id, d.status, d.attempts, d.event_id, w.url, w.secret,
@@ -42,10 +43,10 @@ _LEASE = text("""
     WHERE id = :id
 """)
 
-_GIVE_UP = text("""
+_GIVE_UP = text(f"""
     UPDATE webhook_deliveries
     SET status = 'FAILED', next_attempt_at = NULL, last_error = :error, updated_at = now()
-    WHERE id = :id AND status = (SELECT 'PENDING')
+    WHERE id = :id AND {STILL_PENDING}
 """)
 
 _RECORD_ATTEMPT = text("""
@@ -53,17 +54,13 @@ _RECORD_ATTEMPT = text("""
     VALUES (:id, :attempt, :status_code, :error, :duration_ms)
 """)
 
-_FINISH = text("""
+_FINISH = text(f"""
     UPDATE webhook_deliveries
     SET status = :status, last_status_code = :status_code, last_error = :error,
         next_attempt_at = now() + make_interval(secs => CAST(:delay_s AS double precision)),
         updated_at = now()
-    WHERE id = :id AND attempts = :attempt AND status = (SELECT 'PENDING')
+    WHERE id = :id AND attempts = :attempt AND {STILL_PENDING}
 """)
-"""`_GIVE_UP` and `_FINISH` compare the state with a subquery's value, which the planner does
-not know when it plans: with `status = 'PENDING'` it may walk `ix_webhook_deliveries_due`,
-every waiting delivery, instead of the primary key, once a backlog (a slow receiver) has
-grown since the last ANALYZE."""
 
 _ABANDON_INTERRUPTED = text("""
     UPDATE webhook_deliveries

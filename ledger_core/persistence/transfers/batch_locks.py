@@ -131,15 +131,14 @@ def free_subset(
     conn: Connection, claimed: Claimed, actions: ClaimedActions
 ) -> tuple[Claimed, ClaimedActions, dict[UUID, WalletState]]:
     """The claimed transfers and hold actions that may post now, with their wallets locked
-    (one statement, sorted by id: the global lock order), and the locked wallets as they
-    are now.
+    (sorted by id: the global lock order), and the locked wallets as they are now.
 
     Transfers sharing a wallet post in the order they were accepted (`seq`). A claimed
     transfer waits when one of its wallets is not free: an older transfer outside this
     batch touches it (`HELD_WALLETS`), or another transaction holds it (`LOCK_FREE_WALLETS`
     skips it). Then so does every later transfer of the batch that shares a wallet with it,
-    and the whole of its atomic batch. A batch busy with one tenant's hot wallets would otherwise also hold up every
-    other transfer claimed with them until it commits.
+    and the whole of its atomic batch. A batch busy with one tenant's hot wallets would
+    otherwise also hold up every other transfer claimed with them until it commits.
 
     Transfers left out stay PENDING; `posting.post_batch` then rolls the claim back to its
     savepoint and locks again only what it keeps, so the next claim takes them first. When

@@ -18,6 +18,7 @@ from uuid import UUID
 from sqlalchemy import Connection, Result, text
 
 from ledger_core.persistence.arrays import pg_array
+from ledger_core.persistence.pending_state import STILL_PENDING
 from ledger_core.posting import Leg, PendingTransfer
 
 CLAIM = text("""
@@ -68,16 +69,13 @@ DEFAULT_FAIR_SHARE = 100
 """Most transfers one organization puts in a batch shared with others unless configured:
 a shared batch stays short, so the others' transfers commit within the latency target."""
 
-CLAIM_GROUP_MEMBERS = text("""
+CLAIM_GROUP_MEMBERS = text(f"""
     SELECT * FROM transactions
     WHERE atomic_group_id = ANY(CAST(:groups AS uuid[])) AND id <> atomic_group_id
+      AND {STILL_PENDING}
     ORDER BY seq
     FOR NO KEY UPDATE
 """)
-"""The other members of the claimed atomic batches, whatever their state (`claim_batch`
-keeps the PENDING ones): with `status = 'PENDING'` in the condition the planner may walk a
-PENDING partial index, the whole backlog, once that backlog has grown since the last
-ANALYZE, instead of `ix_transactions_atomic_group_id`."""
 
 
 @dataclass(frozen=True)
@@ -144,8 +142,7 @@ def claim_batch(conn: Connection, limit: int, fair_share: int = DEFAULT_FAIR_SHA
     more = len(rows) >= limit or any(n >= quota for n in shares.values())
     groups = [r["atomic_group_id"] for r in rows if r["atomic_group_id"] is not None]
     if groups:
-        members = _dicts(conn.execute(CLAIM_GROUP_MEMBERS, {"groups": pg_array(groups)}))
-        rows += [r for r in members if r["status"] == "PENDING"]
+        rows += _dicts(conn.execute(CLAIM_GROUP_MEMBERS, {"groups": pg_array(groups)}))
     rows.sort(key=itemgetter("seq"))
     return Claimed([pending_of(r) for r in rows], {r["id"]: r for r in rows}, more, first_seqs)
 
