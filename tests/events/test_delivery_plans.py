@@ -6,21 +6,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from ledger_core.persistence.events.deliveries import _FINISH, _GIVE_UP
-from tests.integration.test_posting_isolation import _scans
-from tests.support.databases import create_migrated_database, drop_database
+from tests.support.databases import fresh_engine
 from tests.support.ledger import create_book
+from tests.support.plans import plan_scans
 
 
 @pytest.fixture
 def scratch(service_urls: tuple[str, str]) -> Iterator[Engine]:
-    url = create_migrated_database(service_urls[0], prefix="vaultcraft_deliveries")
-    engine = create_engine(url, pool_size=2)
-    yield engine
-    engine.dispose()
-    drop_database(url)
+    with fresh_engine(service_urls[0], "vaultcraft_deliveries") as engine:
+        yield engine
 
 
 DELIVERIES = text("""
@@ -75,6 +72,6 @@ def test_a_delivery_ends_by_key_behind_a_backlog_the_statistics_missed(scratch: 
         conn.rollback()
 
     for plan in plans:
-        scans = [scan for scan in _scans(plan) if scan[1] != "None"]
+        scans = [scan for scan in plan_scans(plan) if scan[1] != "None"]
         assert not any("due" in where for _, where, _ in scans), scans
         assert all(rows <= 1 for _, _, rows in scans), scans

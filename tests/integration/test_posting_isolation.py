@@ -17,6 +17,7 @@ from ledger_core.persistence.transfers.posting import post_batch
 from tests.support.databases import create_migrated_database, drop_database
 from tests.support.ledger import Book, create_book, insert_intents
 from tests.support.ledger_checks import final_states
+from tests.support.plans import plan_scans
 
 POISON = 4242
 REFUSE_POISON = """
@@ -202,15 +203,15 @@ def claim_sql() -> object:
     return CLAIM
 
 
-def _scans(plan: dict[str, object]) -> list[tuple[str, str, int]]:
-    """Every scan of a JSON plan: (node type, index or relation, rows it returned)."""
-    found = []
-    if "Scan" in str(plan["Node Type"]):
-        where = plan.get("Index Name") or plan.get("Relation Name")
-        found.append((str(plan["Node Type"]), str(where), int(str(plan["Actual Rows"]))))
-    for child in plan.get("Plans", []):  # type: ignore[attr-defined]
-        found += _scans(child)
-    return found
+def _analyze_a_settled_past(engine: Engine, count: int) -> None:
+    """`count` COMPLETED transfers of an organization of their own, then statistics taken
+    while nothing waits (autovacuum off, so that none is taken later by itself)."""
+    past = create_book(engine, 1)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE transactions SET (autovacuum_enabled = off)"))
+        _flood(conn, past, count, "COMPLETED")
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE transactions"))
 
 
 def test_the_oldest_pending_probes_read_one_index_entry_under_a_backlog(scratch: Engine) -> None:
@@ -237,7 +238,7 @@ def test_the_oldest_pending_probes_read_one_index_entry_under_a_backlog(scratch:
 
     assert 3590 < age < 3700 and stalled is True and fresh is False
     for plan in plans:
-        scans = _scans(plan)
+        scans = plan_scans(plan)
         assert ("Index Scan", "ix_transactions_pending_seq", 1) in scans, scans
         assert all(rows <= 1 for _, _, rows in scans), scans  # no table is read through
 
@@ -252,12 +253,8 @@ def test_a_surge_after_a_quiet_analyze_is_claimed_through_the_organization_index
     from ledger_core.persistence.transfers.pending_probe import PENDING_WAITING
     from ledger_core.persistence.transfers.pipeline_health import OLDEST_PENDING_AGE_SQL
 
-    past, surging, quiet = create_book(scratch, 1), create_book(scratch, 1), create_book(scratch, 1)
-    with scratch.begin() as conn:
-        conn.execute(text("ALTER TABLE transactions SET (autovacuum_enabled = off)"))
-        _flood(conn, past, 100_000, "COMPLETED")
-    with scratch.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE transactions"))
+    surging, quiet = create_book(scratch, 1), create_book(scratch, 1)
+    _analyze_a_settled_past(scratch, 100_000)
     with scratch.begin() as conn:
         _flood(conn, surging, 30_000)
         insert_intents(conn, quiet, [(quiet.system_wallet_id, quiet.wallet_ids[0], 3)])
@@ -275,11 +272,11 @@ def test_a_surge_after_a_quiet_analyze_is_claimed_through_the_organization_index
             for sql in (OLDEST_PENDING_AGE_SQL.replace("%", "%%"), PENDING_WAITING)
         ]
 
-    scans = [scan for scan in _scans(claim_plan) if scan[1] != "None"]  # not the CTEs
+    scans = [scan for scan in plan_scans(claim_plan) if scan[1] != "None"]  # not the CTEs
     assert {where for _, where, _ in scans} == {"ix_transactions_pending_org_seq"}, scans
     assert sum(rows for _, _, rows in scans) <= 200, scans  # 101 claimed and the skip scan
     for plan in probe_plans:
-        scans = _scans(plan)
+        scans = plan_scans(plan)
         assert ("Index Scan", "ix_transactions_pending_seq", 1) in scans, scans
         assert all(rows <= 1 for _, _, rows in scans), scans
 
@@ -293,12 +290,8 @@ def test_lookups_by_key_skip_the_pending_indexes_after_a_quiet_analyze(scratch: 
     from ledger_core.persistence.transfers.claim import CLAIM_GROUP_MEMBERS
     from ledger_core.persistence.transfers.posting import RELOCK
 
-    past, surging = create_book(scratch, 1), create_book(scratch, 1)
-    with scratch.begin() as conn:
-        conn.execute(text("ALTER TABLE transactions SET (autovacuum_enabled = off)"))
-        _flood(conn, past, 20_000, "COMPLETED")
-    with scratch.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE transactions"))
+    surging = create_book(scratch, 1)
+    _analyze_a_settled_past(scratch, 20_000)
     with scratch.begin() as conn:
         _flood(conn, surging, 30_000)
         ids = (
@@ -325,6 +318,6 @@ def test_lookups_by_key_skip_the_pending_indexes_after_a_quiet_analyze(scratch: 
         conn.rollback()
 
     for plan in plans:
-        scans = [scan for scan in _scans(plan) if scan[1] != "None"]
+        scans = [scan for scan in plan_scans(plan) if scan[1] != "None"]
         assert not any("pending" in where for _, where, _ in scans), scans
         assert all(rows <= len(ids) for _, _, rows in scans), scans

@@ -13,24 +13,21 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from ledger_core.persistence.transfers import posting
 from ledger_core.persistence.transfers.batch_locks import CLAIM_TURN_CLASS
 from ledger_core.persistence.transfers.claim import claim_batch
 from ledger_core.persistence.transfers.posting import post_batch, post_claimed
-from tests.support.databases import create_migrated_database, drop_database
+from tests.support.databases import fresh_engine
 from tests.support.ledger import Book, create_book, insert_intents
 from tests.support.ledger_checks import final_states
 
 
 @pytest.fixture
 def scratch(service_urls: tuple[str, str]) -> Iterator[Engine]:
-    url = create_migrated_database(service_urls[0], prefix="vaultcraft_order")
-    engine = create_engine(url, pool_size=3)
-    yield engine
-    engine.dispose()
-    drop_database(url)
+    with fresh_engine(service_urls[0], "vaultcraft_order", pool_size=3) as engine:
+        yield engine
 
 
 def _funded(engine: Engine, wallets: int, amounts: dict[int, int]) -> Book:

@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
 from runtime.settings import to_psycopg_url, to_sqlalchemy_url
@@ -64,6 +65,17 @@ def fresh_database(server_url: str, prefix: str = "vaultcraft_own") -> Iterator[
         yield url
     finally:
         drop_database(url)
+
+
+@contextmanager
+def fresh_engine(server_url: str, prefix: str, pool_size: int = 2) -> Iterator[Engine]:
+    """An engine on a `fresh_database` of its own, for the `with` block alone."""
+    with fresh_database(server_url, prefix) as url:
+        engine = create_engine(url, pool_size=pool_size)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 @contextmanager
