@@ -44,14 +44,19 @@ def post_one_batch(
     engine: Engine,
     limits: PostingLimits,
     gate: AbstractContextManager[object] | None = None,
+    *,
+    spread: bool = True,
 ) -> BatchResult:
     """Post up to `limits.batch_size` waiting transfers in one unit of work.
 
     `gate` is entered before a connection is taken (a worker process's share of the
-    posting slots), so threads waiting their turn hold no pooled connection.
+    posting slots), so threads waiting their turn hold no pooled connection. Without
+    `spread` the batch waits for the first posting slot, even while another is free.
     """
     with nullcontext() if gate is None else gate, engine.begin() as conn:
-        result = post_batch(conn, limits.batch_size, load_policy, limits.slots, limits.fair_share)
+        result = post_batch(
+            conn, limits.batch_size, load_policy, limits.slots, limits.fair_share, spread=spread
+        )
         record_hold_endings(conn, result)
         return result
 
@@ -86,13 +91,22 @@ def post_pending(
     Returns True when it stopped because everything claimed waits on wallets other
     batches hold (look again shortly), False when nothing is waiting. `on_batch` is told
     of every batch that posted something, with its seconds (waiting for `gate` included).
+
+    The first batch waits for the first posting slot; only once a batch leaves transfers
+    waiting beyond its claim (a backlog) may the next take any free slot. While transfers
+    trickle in, batches then post one after another, each claiming everything that arrived
+    during the one before, instead of two slots sharing the trickle in batches half the
+    size, each paying a batch's fixed cost and holding wallets the other wants. A backlog
+    still posts in every slot.
     """
+    spread = False
     while True:
         started = time.perf_counter()
-        result = post_one_batch(engine, limits, gate)
+        result = post_one_batch(engine, limits, gate, spread=spread)
         if result.claimed and on_batch is not None:
             on_batch(result, time.perf_counter() - started)
         if result.claimed == 0 and result.more:
             return True
         if not result.more:
             return False
+        spread = True

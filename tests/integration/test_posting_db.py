@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from ledger_core.persistence.transfers.batch_locks import POSTING_LOCK_CLASS, take_posting_slot
-from ledger_core.persistence.transfers.posting import post_batch
+from ledger_core.persistence.transfers.posting import BatchResult, post_batch
+from ledger_core.services import posting
 from tests.support.ledger import create_book, insert_intents
 
 
@@ -151,6 +152,60 @@ def test_a_batch_waits_for_a_free_posting_slot(engine: Engine) -> None:
     worker.join(10)
     assert posted.is_set()
     assert _ledger_state(engine, book.organization_id)["completed"] == 2
+
+
+def test_a_batch_of_a_trickle_waits_for_the_first_slot_while_another_is_free(
+    engine: Engine,
+) -> None:
+    """Without `spread`, a batch waits for slot 0 even though slot 1 of 2 is free."""
+    book = create_book(engine, 1)
+    with engine.begin() as conn:
+        insert_intents(conn, book, [(book.system_wallet_id, book.wallet_ids[0], 100)])
+    posted = threading.Event()
+
+    def post() -> None:
+        with engine.begin() as conn:
+            post_batch(conn, 1000, slots=2, spread=False)
+        posted.set()
+
+    with engine.begin() as holder:
+        holder.execute(text("SELECT pg_advisory_xact_lock(:c, 0)"), {"c": POSTING_LOCK_CLASS})
+        worker = threading.Thread(target=post)
+        worker.start()
+        assert not posted.wait(0.5)  # slot 1 is free, yet the batch waits for slot 0
+        assert _ledger_state(engine, book.organization_id)["pending"] == 1
+    worker.join(10)
+    assert posted.is_set()
+    assert _ledger_state(engine, book.organization_id)["completed"] == 1
+
+
+def test_a_worker_spreads_over_the_slots_only_behind_a_backlog(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's first batch waits for the first slot; once a batch leaves transfers
+    waiting beyond its claim, the next ones may take any free slot."""
+    book = create_book(engine, 1)
+    spreads: list[bool] = []
+    post_one_batch = posting.post_one_batch
+
+    def recorded(*args: object, spread: bool = True, **kwargs: object) -> BatchResult:
+        spreads.append(spread)
+        return post_one_batch(*args, spread=spread, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(posting, "post_one_batch", recorded)
+    limits = posting.PostingLimits(batch_size=2, slots=2)
+    with engine.begin() as conn:
+        insert_intents(conn, book, [(book.system_wallet_id, book.wallet_ids[0], 1)] * 5)
+
+    assert posting.post_pending(engine, limits) is False
+    assert spreads == [False, True, True]  # claims of 2 (full), 2 (full), then 1
+    assert _ledger_state(engine, book.organization_id)["completed"] == 5
+
+    spreads.clear()
+    with engine.begin() as conn:
+        insert_intents(conn, book, [(book.system_wallet_id, book.wallet_ids[0], 1)])
+    assert posting.post_pending(engine, limits) is False
+    assert spreads == [False]
 
 
 def test_a_batch_takes_the_one_free_posting_slot_and_no_other(engine: Engine) -> None:

@@ -204,6 +204,8 @@ def post_batch(
     policy: PolicyLoader | None = None,
     slots: int | None = None,
     fair_share: int = DEFAULT_FAIR_SHARE,
+    *,
+    spread: bool = True,
 ) -> BatchResult:
     """Post up to `limit` waiting transfers, and decide up to `limit` waiting captures and
     voids, in the caller's open database transaction (transfers first, then the holds'
@@ -212,15 +214,16 @@ def post_batch(
     With `slots`, at most that many batches post at once across every worker: the others
     wait their turn, and each then claims everything that arrived meanwhile. Under load
     batches therefore grow by themselves (like the intake's group commit) instead of many
-    small batches contending for the same wallets; an idle system posts at once.
-    `fair_share` caps one organization's part of a batch shared with others.
+    small batches contending for the same wallets; an idle system posts at once. Without
+    `spread` the batch waits for the first slot even while another is free
+    (`take_posting_slot`). `fair_share` caps one organization's part of a batch shared with others.
 
     `claimed` 0 with `more` means every claimed transfer waits on wallets another
     transaction holds: nothing was posted, try again shortly. Only `claimed` 0 without
     `more` says nothing is waiting.
     """
     if slots is not None:
-        take_posting_slot(conn, slots)
+        take_posting_slot(conn, slots if spread else 1)
     wallets: dict[UUID, WalletState] | None
     with claim_turn(conn):
         claim = conn.begin_nested()
