@@ -214,10 +214,10 @@ class WorkerMetrics(Middleware):
         from runtime import metrics  # late: see the module docstring
 
         queue = q_name(message.queue_name)
-        metrics.worker_messages_total.labels(queue, message.actor_name, outcome).inc()
         started = self._started.pop(message.message_id, None)
-        if started is not None:
+        if started is not None:  # first, so a scrape that counts the message has its time
             elapsed = time.perf_counter() - started
             metrics.worker_message_duration_seconds.labels(queue, message.actor_name).observe(
                 elapsed
             )
+        metrics.worker_messages_total.labels(queue, message.actor_name, outcome).inc()

@@ -43,7 +43,7 @@ PENDING_GUARD = r"AND t\.status = v\.claimed_as"
 LOST_UPDATE_ROUNDS = 3
 """A lost update needs two batches to read one wallet before either commits: on a loaded
 machine one round of the workload can go by without that, three in a row do not."""
-OLDER_FIRST = r"(?<=SELECT transfer_id, id FROM held_wallets WHERE id IS )NOT "
+OLDER_FIRST = r"(?<=SELECT transfer_seq, id FROM held_wallets WHERE id IS )NOT "
 """Turns the list of wallets older transfers hold into the list of its nulls: nothing."""
 
 

@@ -81,7 +81,7 @@ def claim_turn(conn: Connection) -> Iterator[None]:
 
 HELD_WALLETS = text("""
     WITH held AS (
-        SELECT h.id, h.source_wallet_id, h.destination_wallet_id, h.source_clearing_wallet_id,
+        SELECT h.seq, h.source_wallet_id, h.destination_wallet_id, h.source_clearing_wallet_id,
                h.destination_clearing_wallet_id, h.postings
         FROM unnest(CAST(:orgs AS uuid[]), CAST(:firsts AS bigint[]), CAST(:tops AS bigint[]))
              AS o(organization_id, first_seq, top)
@@ -92,24 +92,24 @@ HELD_WALLETS = text("""
               AND t.status = 'PENDING'
         ) AS h
     ), held_wallets AS (
-        SELECT held.id AS transfer_id,
+        SELECT held.seq AS transfer_seq,
                unnest(ARRAY[source_wallet_id, destination_wallet_id, source_clearing_wallet_id,
                             destination_clearing_wallet_id]) AS id
         FROM held
         UNION ALL
-        SELECT held.id, CAST(leg ->> part AS uuid)
+        SELECT held.seq, CAST(leg ->> part AS uuid)
         FROM held CROSS JOIN jsonb_array_elements(held.postings) AS leg
         CROSS JOIN unnest(ARRAY['source_wallet_id', 'destination_wallet_id',
                                 'source_clearing_wallet_id', 'destination_clearing_wallet_id']) AS part
     )
-    SELECT transfer_id, id FROM held_wallets WHERE id IS NOT NULL
+    SELECT transfer_seq, id FROM held_wallets WHERE id IS NOT NULL
 """)
 """The wallets that waiting transfers of the claimed organizations touch, each beside its
-transfer. Those not in this batch are older ones: such a transfer is another batch's
-(claimed before this one, its wallets perhaps not locked yet) or was let go by one, and it
-posts first. Each organization's range runs from its oldest waiting transfer to this
-batch's newest, through `ix_transactions_pending_org_seq` (the entries below the oldest, of
-transfers posted moments ago, are not walked again).
+transfer's `seq` (an integer reads faster than an id). Those not in this batch are older
+ones: such a transfer is another batch's (claimed before this one, its wallets perhaps not
+locked yet) or was let go by one, and it posts first. Each organization's range runs from
+its oldest waiting transfer to this batch's newest, through `ix_transactions_pending_org_seq`
+(the entries below the oldest, of transfers posted moments ago, are not walked again).
 
 A list, not an anti-join against the batch's wallets: the planner cannot know that most
 transfers have no legs, takes `jsonb_array_elements`' 100 rows a call, and sizes that
@@ -155,11 +155,11 @@ def free_subset(
         {wallet_id for t in claimed.transfers for wallet_id in t.wallet_ids()}
         | {wallet_id for a in actions.actions for wallet_id in actions.wallet_ids(a)}
     )
-    ours = {t.id for t in claimed.transfers}
+    ours = {t.seq for t in claimed.transfers}
     held = {
         wallet_id
-        for transfer_id, wallet_id in conn.execute(HELD_WALLETS, _held_params(claimed))
-        if transfer_id not in ours
+        for seq, wallet_id in conn.execute(HELD_WALLETS, _held_params(claimed))
+        if seq not in ours
     }
     free = pg_uuid_array(i for i in ids if i not in held)
     wallets = wallet_states(conn.execute(LOCK_FREE_WALLETS, {"ids": free}))
