@@ -321,3 +321,56 @@ def test_lookups_by_key_skip_the_pending_indexes_after_a_quiet_analyze(scratch: 
         scans = [scan for scan in plan_scans(plan) if scan[1] != "None"]
         assert not any("pending" in where for _, where, _ in scans), scans
         assert all(rows <= len(ids) for _, _, rows in scans), scans
+
+
+def _flood_actions(conn: Connection, book: Book, count: int, status: str) -> list[object]:
+    """`count` voids asked of one transfer of `book`, in `status` (decided ones stand for
+    the past), and their ids."""
+    _flood(conn, book, 1, "COMPLETED")
+    return list(
+        conn.execute(
+            text("""
+            INSERT INTO hold_actions (organization_id, transaction_id, action, idempotency_key,
+                request_hash, status, decided_at)
+            SELECT :o, t.id, 'VOID', :status || '-' || n, 'h', :status,
+                   CASE WHEN :status <> 'PENDING' THEN now() END
+            FROM generate_series(1, :count) AS n
+            CROSS JOIN (SELECT id FROM transactions WHERE organization_id = :o LIMIT 1) AS t
+            ORDER BY n
+            RETURNING id
+            """),
+            {"o": book.organization_id, "count": count, "status": status},
+        ).scalars()
+    )
+
+
+def test_deciding_claimed_voids_and_captures_uses_their_keys_after_a_quiet_analyze(
+    scratch: Engine,
+) -> None:
+    """After statistics that saw no waiting capture or void, a batch's decision of the ones
+    it claimed finds them by key, not by walking the PENDING index through the backlog."""
+    from ledger_core.persistence.transfers.hold_actions import FINISH_ACTIONS
+
+    past, surging = create_book(scratch, 1), create_book(scratch, 1)
+    with scratch.begin() as conn:
+        conn.execute(text("ALTER TABLE hold_actions SET (autovacuum_enabled = off)"))
+        _flood_actions(conn, past, 20_000, "FAILED")
+    with scratch.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE hold_actions"))
+    with scratch.begin() as conn:
+        ids = _flood_actions(conn, surging, 30_000, "PENDING")[:50]
+
+    explain = "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, FORMAT JSON) "
+    params = {
+        "ids": ids,
+        "statuses": ["FAILED"] * len(ids),
+        "codes": ["hold_not_open"] * len(ids),
+        "messages": ["not open"] * len(ids),
+    }
+    with scratch.connect() as conn, conn.begin():
+        plan = conn.execute(text(explain + str(FINISH_ACTIONS)), params).scalar_one()[0]["Plan"]
+        conn.rollback()
+
+    scans = [scan for scan in plan_scans(plan) if scan[1] != "None"]
+    assert not any("pending" in where for _, where, _ in scans), scans
+    assert all(rows <= len(ids) for _, _, rows in scans), scans

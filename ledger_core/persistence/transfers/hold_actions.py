@@ -31,6 +31,7 @@ from ledger_core.holds import (
     decide_actions,
 )
 from ledger_core.persistence.arrays import pg_array
+from ledger_core.persistence.pending_state import STILL_PENDING
 from ledger_core.persistence.transfers.claim import pending_of
 from ledger_core.persistence.transfers.conflicts import POSTING_ERROR, is_conflict
 from ledger_core.persistence.transfers.holds import Ending, write_endings
@@ -84,16 +85,18 @@ LOCK_HOLDS = text("""
 
 READ_HOLDS = text("SELECT * FROM transactions WHERE id = ANY(CAST(:ids AS uuid[]))")
 
-FINISH_ACTIONS = text("""
+FINISH_ACTIONS = text(f"""
     UPDATE hold_actions AS a
     SET status = v.status, failure_code = v.code, failure_message = v.message, decided_at = now()
     FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:codes AS text[]),
                 CAST(:messages AS text[])) AS v(id, status, code, message)
-    WHERE a.id = v.id AND a.status = 'PENDING'
+    WHERE a.id = v.id AND a.{STILL_PENDING}
     RETURNING a.id
 """)
 """Decides claimed actions; the PENDING guard makes a second decision write nothing, which
-`_finish` turns into a rolled-back write."""
+`_finish` turns into a rolled-back write. The guard is `STILL_PENDING`: written plainly,
+after a quiet ANALYZE it walked `ix_hold_actions_pending_seq` through a backlog of 30,000
+waiting captures and voids to decide 50 of them."""
 
 
 async def find_hold(
