@@ -24,14 +24,14 @@ from uuid import UUID
 
 import coverage
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 import ledger_core.persistence.transfers.batch_locks as batch_locks
 import ledger_core.persistence.transfers.claim as claim
 import ledger_core.persistence.transfers.ledger_writes as ledger_writes
 import ledger_core.persistence.transfers.posting as posting
 from ledger_core.persistence.reconciliation.invariants import Violation, check_invariants
-from tests.support.databases import create_migrated_database, drop_database
+from tests.support.databases import fresh_engine
 from tests.support.ledger import Book, create_book, insert_intents
 from tests.support.ledger_checks import double_postings, pending_count
 
@@ -50,11 +50,8 @@ OLDER_FIRST = r"(?<=SELECT transfer_seq, id FROM held_wallets WHERE id IS )NOT "
 @pytest.fixture
 def scratch(service_urls: tuple[str, str]) -> Iterator[Engine]:
     """A database of this test's own, dropped afterwards."""
-    url = create_migrated_database(service_urls[0], prefix="vaultcraft_mutant")
-    engine = create_engine(url, pool_size=THREADS, max_overflow=2)
-    yield engine
-    engine.dispose()
-    drop_database(url)
+    with fresh_engine(service_urls[0], "vaultcraft_mutant", THREADS, max_overflow=2) as engine:
+        yield engine
 
 
 @pytest.fixture(autouse=True)

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, text
 
 from ledger_core.money import MAX_MINOR_UNITS
 from ledger_core.persistence.transfers.claim import claim_batch
 from ledger_core.persistence.transfers.posting import post_batch
-from tests.support.databases import create_migrated_database, drop_database
+from tests.support.databases import fresh_engine
 from tests.support.ledger import Book, create_book, insert_intents
 from tests.support.ledger_checks import final_states
 from tests.support.plans import plan_scans
@@ -36,13 +36,10 @@ CREATE TRIGGER refuse_poison BEFORE INSERT ON ledger_entries
 @pytest.fixture
 def scratch(service_urls: tuple[str, str]) -> Iterator[Engine]:
     """A database of this test's own, with a trigger that refuses entries of 42.42."""
-    url = create_migrated_database(service_urls[0], prefix="vaultcraft_isolation")
-    engine = create_engine(url, pool_size=2)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(REFUSE_POISON)
-    yield engine
-    engine.dispose()
-    drop_database(url)
+    with fresh_engine(service_urls[0], "vaultcraft_isolation") as engine:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(REFUSE_POISON)
+        yield engine
 
 
 def _drain(engine: Engine) -> int:

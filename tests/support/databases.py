@@ -68,10 +68,12 @@ def fresh_database(server_url: str, prefix: str = "vaultcraft_own") -> Iterator[
 
 
 @contextmanager
-def fresh_engine(server_url: str, prefix: str, pool_size: int = 2) -> Iterator[Engine]:
+def fresh_engine(
+    server_url: str, prefix: str, pool_size: int = 2, max_overflow: int = 10
+) -> Iterator[Engine]:
     """An engine on a `fresh_database` of its own, for the `with` block alone."""
     with fresh_database(server_url, prefix) as url:
-        engine = create_engine(url, pool_size=pool_size)
+        engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow)
         try:
             yield engine
         finally:

@@ -216,7 +216,8 @@ def post_batch(
     batches therefore grow by themselves (like the intake's group commit) instead of many
     small batches contending for the same wallets; an idle system posts at once. Without
     `spread` the batch waits for the first slot even while another is free
-    (`take_posting_slot`). `fair_share` caps one organization's part of a batch shared with others.
+    (`take_posting_slot`). `fair_share` caps one organization's part of a batch shared
+    with others.
 
     `claimed` 0 with `more` means every claimed transfer waits on wallets another
     transaction holds: nothing was posted, try again shortly. Only `claimed` 0 without
