@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 import orjson
-from sqlalchemy import Result, TextClause, text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from uuid_utils.compat import uuid7
 
@@ -34,6 +34,7 @@ from ledger_core.intents import (
     route_intent,
 )
 from ledger_core.persistence.arrays import pg_array, pg_uuid_array
+from ledger_core.persistence.direct import fetch_all
 
 LOAD_WALLETS = text(f"""
     SELECT {", ".join(f.name for f in fields(WalletRef))} FROM wallets
@@ -155,7 +156,7 @@ class Item:
 
 
 async def load_wallet_refs(conn: AsyncConnection, ids: Sequence[UUID]) -> dict[UUID, WalletRef]:
-    rows = await conn.execute(LOAD_WALLETS, {"ids": pg_uuid_array(set(ids))})
+    rows = await fetch_all(conn, LOAD_WALLETS, {"ids": pg_uuid_array(set(ids))})
     return {r[0]: WalletRef(*r) for r in rows}
 
 
@@ -166,8 +167,10 @@ async def _accepting(
     if not pairs:
         return set()
     ordered = sorted(pairs)
-    rows = await conn.execute(
-        ACCEPTING_ORGS, {"payees": [p[0] for p in ordered], "payers": [p[1] for p in ordered]}
+    rows = await fetch_all(
+        conn,
+        ACCEPTING_ORGS,
+        {"payees": [p[0] for p in ordered], "payers": [p[1] for p in ordered]},
     )
     return {(r.organization_id, r.counterparty_organization_id) for r in rows}
 
@@ -234,7 +237,7 @@ async def _clearing_wallets(
             "peers": [p[1] for p in missing],
             "currencies": [p[2] for p in missing],
         }
-        await conn.execute(ENSURE_CLEARING, params)
+        await fetch_all(conn, ENSURE_CLEARING, params)
         found = await _find_clearing(conn, pairs)
     return found
 
@@ -243,7 +246,7 @@ async def _find_clearing(
     conn: AsyncConnection, pairs: set[tuple[UUID, UUID, str]]
 ) -> dict[tuple[UUID, UUID, str], UUID]:
     params = {"orgs": [p[0] for p in pairs], "peers": [p[1] for p in pairs]}
-    rows = await conn.execute(FIND_CLEARING, params)
+    rows = await fetch_all(conn, FIND_CLEARING, params)
     found = {(r.organization_id, r.counterparty_organization_id, r.currency): r.id for r in rows}
     return {key: wallet_id for key, wallet_id in found.items() if key in pairs}
 
@@ -326,12 +329,11 @@ def _metadata_json(metadata: Mapping[str, str]) -> str:
     return orjson.dumps(dict(metadata)).decode() if metadata else "{}"
 
 
-def _by_key(rows: Result[Any]) -> dict[tuple[UUID, str], dict[str, Any]]:
-    """Transaction rows as dicts, by organization and idempotency key."""
-    columns = list(rows.keys())
+def _by_key(rows: Sequence[Any]) -> dict[tuple[UUID, str], dict[str, Any]]:
+    """Transaction rows (named tuples) as dicts, by organization and idempotency key."""
     by_key = {}
     for values in rows:
-        row = dict(zip(columns, values, strict=True))
+        row = values._asdict()
         by_key[(row["organization_id"], row["idempotency_key"])] = row
     return by_key
 
@@ -352,16 +354,16 @@ async def insert_items(
     hashes = [i.intent.request_hash() for i in items]
     params = _insert_params(items, hashes, clearing)
     if companion is None:
-        rows = await conn.execute(INSERT_INTENTS, params)
+        rows = await fetch_all(conn, INSERT_INTENTS, params)
     else:
-        rows = await conn.execute(_insert_with(companion.cte), params | dict(companion.params))
+        rows = await fetch_all(conn, _insert_with(companion.cte), params | dict(companion.params))
     inserted = _by_key(rows)
     keys = [(i.actor.organization_id, i.intent.idempotency_key) for i in items]
     missing = [key for key in keys if key not in inserted]
     existing: dict[tuple[UUID, str], dict[str, Any]] = {}
     if missing:
-        found = await conn.execute(
-            FIND_BY_KEYS, {"orgs": [m[0] for m in missing], "keys": [m[1] for m in missing]}
+        found = await fetch_all(
+            conn, FIND_BY_KEYS, {"orgs": [m[0] for m in missing], "keys": [m[1] for m in missing]}
         )
         existing = _by_key(found)
     stored_now: dict[tuple[UUID, str], dict[str, Any]] = {}

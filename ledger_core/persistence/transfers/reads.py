@@ -9,10 +9,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from psycopg.rows import dict_row
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.persistence.arrays import pg_array
+from ledger_core.persistence.direct import fetch_all
 from ledger_core.persistence.pages import stream_chunks
 from ledger_core.persistence.tables import TAGGED
 
@@ -55,16 +57,18 @@ async def find_transfer(
     conn: AsyncConnection, organization_id: UUID, transfer_id: UUID
 ) -> dict[str, Any] | None:
     """A transfer the organization is party to (payer or payee), with its wallets' owners."""
-    row = (await conn.execute(GET_TRANSFER, {"id": transfer_id, "org": organization_id})).first()
-    return None if row is None else dict(row._mapping)
+    rows = await fetch_all(
+        conn, GET_TRANSFER, {"id": transfer_id, "org": organization_id}, row_factory=dict_row
+    )
+    return rows[0] if rows else None
 
 
 async def find_transfers_unchecked(
     conn: AsyncConnection, ids: Sequence[UUID]
 ) -> dict[UUID, dict[str, Any]]:
     """Many transfers by id, for any reader: pass each through `visible_to` before use."""
-    rows = await conn.execute(GET_TRANSFERS, {"ids": pg_array(ids)})
-    return {row.id: dict(row._mapping) for row in rows}
+    rows = await fetch_all(conn, GET_TRANSFERS, {"ids": pg_array(ids)}, row_factory=dict_row)
+    return {row["id"]: row for row in rows}
 
 
 @dataclass(frozen=True)
