@@ -1,0 +1,110 @@
+"""Statements run on the driver's connection (`ledger_core.persistence.direct`) against real
+PostgreSQL: the same SQL, transaction and errors as through SQLAlchemy, and a connection
+that broke under a statement is dropped by the pool instead of being handed out again."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from psycopg.rows import dict_row
+from sqlalchemy import NullPool, text
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ledger_core.persistence.direct import driver_sql, fetch_all
+
+ROWS = text("SELECT n, n * 2 AS twice FROM generate_series(1, :upto) AS n")
+
+
+def _run(database_url: str, body, **engine_options):  # type: ignore[no-untyped-def]
+    async def main():  # type: ignore[no-untyped-def]
+        engine = create_async_engine(database_url, **engine_options)
+        try:
+            return await body(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def test_a_text_clause_becomes_psycopg_placeholders_with_literal_percent_doubled() -> None:
+    clause = text("SELECT CAST(:ids AS uuid[]), x::text, '50%' LIKE :p, :p")
+    assert driver_sql(clause) == "SELECT CAST(%(ids)s AS uuid[]), x::text, '50%%' LIKE %(p)s, %(p)s"
+
+
+def test_rows_come_back_as_named_tuples_or_as_the_factory_builds_them(database_url: str) -> None:
+    async def body(engine: AsyncEngine) -> tuple[list, list, list]:  # type: ignore[type-arg]
+        async with engine.connect() as conn:
+            named = await fetch_all(conn, ROWS, {"upto": 3})
+            dicts = await fetch_all(conn, ROWS, {"upto": 2}, row_factory=dict_row)
+            none = await fetch_all(conn, text("SET LOCAL work_mem = '8MB'"), {})
+        return named, dicts, none
+
+    named, dicts, none = _run(database_url, body, poolclass=NullPool)
+    assert [(r.n, r.twice) for r in named] == [(1, 2), (2, 4), (3, 6)]
+    assert named[2][1] == 6
+    assert dicts == [{"n": 1, "twice": 2}, {"n": 2, "twice": 4}]
+    assert none == []
+
+
+def test_a_statement_joins_the_callers_transaction_and_its_rollback(database_url: str) -> None:
+    table = f"direct_{uuid.uuid4().hex[:8]}"
+
+    async def body(engine: AsyncEngine) -> tuple[int, int]:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"CREATE TABLE {table} (n int PRIMARY KEY)"))
+        async with engine.connect() as conn:
+            await fetch_all(conn, text(f"INSERT INTO {table} VALUES (:n)"), {"n": 1})
+            await conn.rollback()
+        async with engine.begin() as conn:
+            await fetch_all(conn, text(f"INSERT INTO {table} VALUES (:n)"), {"n": 2})
+        auto = await engine.execution_options(isolation_level="AUTOCOMMIT").connect()
+        await fetch_all(auto, text(f"INSERT INTO {table} VALUES (:n)"), {"n": 3})
+        await auto.close()
+        async with engine.connect() as conn:
+            rows = await fetch_all(conn, text(f"SELECT n FROM {table} ORDER BY n"), {})
+            await conn.execute(text(f"DROP TABLE {table}"))
+            await conn.commit()
+        return tuple(r.n for r in rows)  # type: ignore[return-value]
+
+    assert _run(database_url, body, poolclass=NullPool) == (2, 3)
+
+
+def test_a_database_error_is_raised_as_sqlalchemy_raises_it(database_url: str) -> None:
+    table = f"direct_{uuid.uuid4().hex[:8]}"
+
+    async def body(engine: AsyncEngine) -> None:
+        auto = engine.execution_options(isolation_level="AUTOCOMMIT")
+        async with auto.connect() as conn:
+            await fetch_all(conn, text(f"CREATE TABLE {table} (n int PRIMARY KEY)"), {})
+            insert = text(f"INSERT INTO {table} VALUES (:n)")
+            await fetch_all(conn, insert, {"n": 1})
+            with pytest.raises(IntegrityError) as taken:
+                await fetch_all(conn, insert, {"n": 1})
+            assert getattr(taken.value.orig, "sqlstate", None) == "23505"
+            with pytest.raises(ProgrammingError):
+                await fetch_all(conn, text("SELECT * FROM no_such_table_here"), {})
+            assert [r.n for r in await fetch_all(conn, text(f"SELECT n FROM {table}"), {})] == [1]
+            await fetch_all(conn, text(f"DROP TABLE {table}"), {})
+
+    _run(database_url, body, poolclass=NullPool)
+
+
+def test_a_connection_that_broke_under_a_statement_is_not_handed_out_again(
+    database_url: str,
+) -> None:
+    async def body(engine: AsyncEngine) -> tuple[int, int]:
+        async with engine.connect() as conn:
+            first = (await fetch_all(conn, text("SELECT pg_backend_pid() AS pid"), {}))[0].pid
+        async with engine.connect() as conn:
+            with pytest.raises(OperationalError) as cut:
+                await fetch_all(conn, text("SELECT pg_terminate_backend(pg_backend_pid())"), {})
+            assert cut.value.connection_invalidated
+        async with engine.connect() as conn:
+            second = (await fetch_all(conn, text("SELECT pg_backend_pid() AS pid"), {}))[0].pid
+        return first, second
+
+    first, second = _run(database_url, body, pool_size=1, max_overflow=0)
+    assert first != second
