@@ -1,0 +1,168 @@
+"""`python -m bench.fixed_rate --rate 1000`: what a transfer costs at a fixed submit rate.
+
+Starts the system as `bench.run` does, builds 1,000 funded wallets through the API, then
+submits single transfers between random pairs on a fixed schedule (64 keep-alive
+connections, open loop, no long polls) for `--seconds`, `--rounds` times. Each round
+reports the `202` latency, the CPU every role spent a posted transfer (from the first
+submit until nothing is PENDING), PostgreSQL's CPU split by the client its backends serve
+(`application_name`; the gateway's have none), and the group-commit and posting batch sizes.
+
+A closed loop measures how fast the system can go, and its CPU a transfer moves with the
+batch sizes that speed allows. At a fixed rate two trees do the same work, so their CPU a
+transfer and their latency compare directly: run them alternately (`PYTHONPATH` selects
+the tree the child processes import).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import random
+import shutil
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+import uvloop
+
+from bench import profile_stats as stats
+from bench.dataset import DataSet, build, wait_until_final
+from bench.loadgen import TRANSFER_PATH, KeepAlive, random_amount, summarize
+from bench.system import System, create_database, drop_database, migrate
+from runtime.embedded import ensure_services, stop_services
+from runtime.settings import to_psycopg_url
+
+CONNECTIONS = 64
+ROLES = ("gateway", "worker", "relay", "webhooks", "scheduler", "postgres", "redis-server")
+
+
+def _submit(spec: dict[str, Any], out: Connection) -> None:
+    """The load: each connection sends on its own fixed schedule; reports the count sent,
+    the count refused and the `202` latencies in ms."""
+
+    async def main() -> None:
+        sent, refused, latencies = 0, 0, list[float]()
+        start = time.monotonic() + 0.2
+        stop = start + spec["seconds"]
+        period = CONNECTIONS / spec["rate"]
+        headers = {"Authorization": f"Bearer {spec['token']}", "Content-Type": "application/json"}
+
+        async def connection(n: int) -> None:
+            nonlocal sent, refused
+            client = KeepAlive(spec["base_url"], headers)
+            at = start + n * period / CONNECTIONS
+            while at < stop:
+                await asyncio.sleep(max(0.0, at - time.monotonic()))
+                source, destination = random.sample(spec["wallets"], 2)
+                body = orjson.dumps(
+                    {
+                        "source_wallet_id": source,
+                        "destination_wallet_id": destination,
+                        "amount": random_amount(),
+                        "currency": spec["currency"],
+                        "description": spec["tag"],
+                    }
+                )
+                began = time.monotonic()
+                status, _ = await client.post(
+                    TRANSFER_PATH, body, {"Idempotency-Key": os.urandom(12).hex()}
+                )
+                latencies.append((time.monotonic() - began) * 1000)
+                sent += 1
+                refused += status != 202
+                at += period
+
+        await asyncio.gather(*(connection(n) for n in range(CONNECTIONS)))
+        out.send((sent, refused, latencies))
+
+    uvloop.run(main())
+
+
+def backend_clients(db_url: str) -> dict[int, str]:
+    """Each PostgreSQL backend's client, by pid (`application_name`, else its type)."""
+    with psycopg.connect(to_psycopg_url(db_url)) as conn:
+        rows = conn.execute(
+            "SELECT pid, coalesce(nullif(application_name, ''), backend_type) FROM pg_stat_activity"
+        ).fetchall()
+    return {pid: name for pid, name in rows}
+
+
+def one_round(
+    system: System, data: DataSet, db_url: str, args: argparse.Namespace, n: int
+) -> dict[str, Any]:
+    """Submit at `args.rate` for `args.seconds`, wait until every transfer is final, and
+    report what it cost."""
+    tag = f"fixed-{n}"
+    spec = {"base_url": system.base_url, "token": data.token, "wallets": data.wallet_ids,
+            "currency": data.currency, "rate": args.rate, "seconds": args.seconds, "tag": tag}  # fmt: skip
+    roles = system.roles()
+    receive, send = multiprocessing.Pipe(duplex=False)
+    cpu0 = stats.cpu_seconds()
+    load = multiprocessing.Process(target=_submit, args=(spec, send))
+    load.start()
+    sent, refused, latencies = receive.recv()
+    load.join()
+    asyncio.run(wait_until_final(system.base_url, data.token, 300))
+    cpu1 = stats.cpu_seconds()
+    clients = backend_clients(db_url)
+    by_role = stats.cpu_by_group(cpu0, cpu1, roles)
+    by_client: dict[str, float] = {}
+    for pid, (name, seconds) in cpu1.items():
+        if name == "postgres" and pid in clients:
+            used = seconds - cpu0.get(pid, (name, 0.0))[1]
+            by_client[clients[pid]] = by_client.get(clients[pid], 0.0) + used
+    return {
+        "round": n,
+        "sent": sent,
+        "refused": refused,
+        "accept_ms": summarize(latencies),
+        "cpu_ms_per_transfer": {
+            role: round(1000 * by_role[role] / sent, 3) for role in ROLES if role in by_role
+        },
+        "postgres_cpu_ms_by_client": {
+            client: round(1000 * seconds / sent, 3)
+            for client, seconds in sorted(by_client.items(), key=lambda item: -item[1])
+            if seconds > 0
+        },
+        "sizes": stats.group_sizes(db_url, data.organization_id, tag),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.fixed_rate", description=__doc__)
+    parser.add_argument("--rate", type=float, default=1000, help="transfers submitted a second")
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--wallets", type=int, default=1000)
+    args = parser.parse_args(argv)
+    given_db, given_redis = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
+    work = Path(tempfile.mkdtemp(prefix="vaultcraft-fixed-rate-"))
+    try:
+        urls = ensure_services(work / "services", given_db, given_redis)
+        db_url = create_database(urls.database_url, "vaultcraft_fixed_rate")
+        system = System(db_url, urls.redis_url, work / "app")
+        try:
+            migrate(db_url)
+            system.start()
+            data = asyncio.run(build(system.base_url, args.wallets, "setup"))
+            for n in range(args.rounds):
+                time.sleep(2)
+                print(json.dumps(one_round(system, data, db_url, args, n)), flush=True)
+        finally:
+            system.stop()
+            drop_database(db_url)
+    finally:
+        stop_services(work / "services", given_db, given_redis)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
