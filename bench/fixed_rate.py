@@ -21,11 +21,8 @@ import json
 import multiprocessing
 import os
 import random
-import shutil
-import tempfile
 import time
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -33,10 +30,9 @@ import psycopg
 import uvloop
 
 from bench import profile_stats as stats
-from bench.dataset import DataSet, build, wait_until_final
+from bench.dataset import DataSet, wait_until_final
 from bench.loadgen import TRANSFER_PATH, KeepAlive, random_amount, summarize
-from bench.system import System, create_database, drop_database, migrate
-from runtime.embedded import ensure_services, stop_services
+from bench.system import System, system_with_wallets
 from runtime.settings import to_psycopg_url
 
 CONNECTIONS = 64
@@ -142,25 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--wallets", type=int, default=1000)
     args = parser.parse_args(argv)
-    given_db, given_redis = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
-    work = Path(tempfile.mkdtemp(prefix="vaultcraft-fixed-rate-"))
-    try:
-        urls = ensure_services(work / "services", given_db, given_redis)
-        db_url = create_database(urls.database_url, "vaultcraft_fixed_rate")
-        system = System(db_url, urls.redis_url, work / "app")
-        try:
-            migrate(db_url)
-            system.start()
-            data = asyncio.run(build(system.base_url, args.wallets, "setup"))
-            for n in range(args.rounds):
-                time.sleep(2)
-                print(json.dumps(one_round(system, data, db_url, args, n)), flush=True)
-        finally:
-            system.stop()
-            drop_database(db_url)
-    finally:
-        stop_services(work / "services", given_db, given_redis)
-        shutil.rmtree(work, ignore_errors=True)
+    with system_with_wallets("vaultcraft_fixed_rate", args.wallets) as (system, data, db_url):
+        for n in range(args.rounds):
+            time.sleep(2)
+            print(json.dumps(one_round(system, data, db_url, args, n)), flush=True)
     return 0
 
 

@@ -13,12 +13,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -26,10 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import profile_stats as stats
-from bench.dataset import DataSet, build, wait_until_final
+from bench.dataset import DataSet, wait_until_final
 from bench.loadgen import LoadSpec, run_load, summarize
-from bench.system import System, create_database, drop_database, migrate
-from runtime.embedded import ensure_services, stop_services
+from bench.system import System, system_with_wallets
 
 MODES = {
     "uniform": ("closed", None),
@@ -208,23 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("profile-out"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    given_db, given_redis = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
-    work = Path(tempfile.mkdtemp(prefix="vaultcraft-profile-"))
-    try:
-        urls = ensure_services(work / "services", given_db, given_redis)
-        db_url = create_database(urls.database_url, "vaultcraft_profile")
-        system = System(db_url, urls.redis_url, work / "app")
-        try:
-            migrate(db_url)
-            system.start()
-            data = asyncio.run(build(system.base_url, args.wallets, "setup"))
-            result = profile(system, data, db_url, args)
-        finally:
-            system.stop()
-            drop_database(db_url)
-    finally:
-        stop_services(work / "services", given_db, given_redis)
-        shutil.rmtree(work, ignore_errors=True)
+    with system_with_wallets("vaultcraft_profile", args.wallets) as (system, data, db_url):
+        result = profile(system, data, db_url, args)
     (args.out / "report.json").write_text(json.dumps(result, indent=1, default=str))
     print(json.dumps(result, indent=1, default=str))
     return 0

@@ -8,6 +8,7 @@ own environment, so what is measured is the product, not a test double.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import shlex
@@ -15,9 +16,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +32,9 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from bench.dataset import DataSet, build
 from ledger_core.persistence.reconciliation.invariants import check_invariants
+from runtime.embedded import ensure_services, stop_services
 from runtime.metrics_exposition import GROUP_PORT_OFFSETS
 from runtime.ports import free_port, free_port_block
 from runtime.settings import to_psycopg_url, to_sqlalchemy_url
@@ -204,6 +210,30 @@ class System:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+@contextmanager
+def system_with_wallets(prefix: str, wallets: int) -> Iterator[tuple[System, DataSet, str]]:
+    """A scratch database migrated to head, every role running on it, and `wallets` funded
+    wallets built through the API; the system, the database and any embedded servers
+    (used when `DATABASE_URL` / `REDIS_URL` are not set) are gone afterwards.
+    Yields the system, the data set and the database's URL."""
+    given_db, given_redis = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
+    work = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
+    try:
+        urls = ensure_services(work / "services", given_db, given_redis)
+        db_url = create_database(urls.database_url, prefix)
+        system = System(db_url, urls.redis_url, work / "app")
+        try:
+            migrate(db_url)
+            system.start()
+            yield system, asyncio.run(build(system.base_url, wallets, "setup")), db_url
+        finally:
+            system.stop()
+            drop_database(db_url)
+    finally:
+        stop_services(work / "services", given_db, given_redis)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _proc_stat_ppid(pid: int) -> int | None:
