@@ -3,8 +3,8 @@
 SQLAlchemy's async execution of a text statement costs about three times psycopg's CPU:
 a greenlet hop, an execution context, and result metadata rebuilt from the statement's
 column description at every call (0.48 against 0.16 ms for a 10-row, 35-column
-`RETURNING *`, measured here). The gateway runs such statements for every group commit
-and long-poll read on its one event loop, so there it is worth going around.
+`RETURNING *`; BENCHMARKS.md). The gateway runs such statements for every group commit and
+long-poll read on its one event loop, so there it is worth going around.
 
 Only the execution goes around SQLAlchemy. The statement stays a `text()` clause, compiled
 once for psycopg; it runs on the connection the caller checked out of the engine's pool,

@@ -18,9 +18,9 @@ state at posting), as it was when the read had a snapshot of its own inside one.
 One writer by default. A second one halves the groups, and each group costs its round
 trips, its commit and its turns of the loop: at a fixed 1,000 transfers/s one writer spent
 3 % less CPU a transfer across the system and answered the `202` in p50 / p99 24 / 64 ms
-against 29-36 / 75-84 ms with two (BENCHMARKS.md). A group statement waits on nothing but
-another transaction inserting the same idempotency key or reference, so one writer does
-not stall behind anyone's lock.
+against 29-36 / 75-84 ms with two (BENCHMARKS.md). A group statement waits only for
+another transaction inserting the same idempotency key or reference: nothing here locks
+wallets or users `FOR UPDATE`, which would hold its foreign-key checks.
 """
 
 from __future__ import annotations
