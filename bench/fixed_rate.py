@@ -20,52 +20,46 @@ import asyncio
 import json
 import multiprocessing
 import os
-import random
 import time
 from multiprocessing.connection import Connection
 from typing import Any
 
 import orjson
-import psycopg
 import uvloop
 
 from bench import profile_stats as stats
 from bench.dataset import DataSet, wait_until_final
-from bench.loadgen import TRANSFER_PATH, KeepAlive, random_amount, summarize
+from bench.loadgen import (
+    TRANSFER_PATH,
+    KeepAlive,
+    LoadSpec,
+    request_headers,
+    summarize,
+    transfer_body,
+)
 from bench.system import System, system_with_wallets
-from runtime.settings import to_psycopg_url
 
 CONNECTIONS = 64
 ROLES = ("gateway", "worker", "relay", "webhooks", "scheduler", "postgres", "redis-server")
 
 
-def _submit(spec: dict[str, Any], out: Connection) -> None:
-    """The load: each connection sends on its own fixed schedule; reports the count sent,
-    the count refused and the `202` latencies in ms."""
+def _submit(spec: LoadSpec, out: Connection) -> None:
+    """The load: each of `spec.concurrency` connections sends on its own fixed schedule;
+    reports the count sent, the count refused and the `202` latencies in ms."""
 
     async def main() -> None:
         sent, refused, latencies = 0, 0, list[float]()
         start = time.monotonic() + 0.2
-        stop = start + spec["seconds"]
-        period = CONNECTIONS / spec["rate"]
-        headers = {"Authorization": f"Bearer {spec['token']}", "Content-Type": "application/json"}
+        stop = start + spec.duration_s
+        period = spec.concurrency / spec.rate
 
         async def connection(n: int) -> None:
             nonlocal sent, refused
-            client = KeepAlive(spec["base_url"], headers)
-            at = start + n * period / CONNECTIONS
+            client = KeepAlive(spec.base_url, request_headers(spec))
+            at = start + n * period / spec.concurrency
             while at < stop:
                 await asyncio.sleep(max(0.0, at - time.monotonic()))
-                source, destination = random.sample(spec["wallets"], 2)
-                body = orjson.dumps(
-                    {
-                        "source_wallet_id": source,
-                        "destination_wallet_id": destination,
-                        "amount": random_amount(),
-                        "currency": spec["currency"],
-                        "description": spec["tag"],
-                    }
-                )
+                body = orjson.dumps(transfer_body(spec))
                 began = time.monotonic()
                 status, _ = await client.post(
                     TRANSFER_PATH, body, {"Idempotency-Key": os.urandom(12).hex()}
@@ -75,19 +69,10 @@ def _submit(spec: dict[str, Any], out: Connection) -> None:
                 refused += status != 202
                 at += period
 
-        await asyncio.gather(*(connection(n) for n in range(CONNECTIONS)))
+        await asyncio.gather(*(connection(n) for n in range(spec.concurrency)))
         out.send((sent, refused, latencies))
 
     uvloop.run(main())
-
-
-def backend_clients(db_url: str) -> dict[int, str]:
-    """Each PostgreSQL backend's client, by pid (`application_name`, else its type)."""
-    with psycopg.connect(to_psycopg_url(db_url)) as conn:
-        rows = conn.execute(
-            "SELECT pid, coalesce(nullif(application_name, ''), backend_type) FROM pg_stat_activity"
-        ).fetchall()
-    return {pid: name for pid, name in rows}
 
 
 def one_round(
@@ -96,8 +81,8 @@ def one_round(
     """Submit at `args.rate` for `args.seconds`, wait until every transfer is final, and
     report what it cost."""
     tag = f"fixed-{n}"
-    spec = {"base_url": system.base_url, "token": data.token, "wallets": data.wallet_ids,
-            "currency": data.currency, "rate": args.rate, "seconds": args.seconds, "tag": tag}  # fmt: skip
+    spec = LoadSpec("open", system.base_url, data.token, data.wallet_ids, data.currency, tag,
+                    CONNECTIONS, args.seconds, rate=args.rate)  # fmt: skip
     roles = system.roles()
     receive, send = multiprocessing.Pipe(duplex=False)
     cpu0 = stats.cpu_seconds()
@@ -107,13 +92,10 @@ def one_round(
     load.join()
     asyncio.run(wait_until_final(system.base_url, data.token, 300))
     cpu1 = stats.cpu_seconds()
-    clients = backend_clients(db_url)
+    clients = stats.database_clients(db_url)
     by_role = stats.cpu_by_group(cpu0, cpu1, roles)
-    by_client: dict[str, float] = {}
-    for pid, (name, seconds) in cpu1.items():
-        if name == "postgres" and pid in clients:
-            used = seconds - cpu0.get(pid, (name, 0.0))[1]
-            by_client[clients[pid]] = by_client.get(clients[pid], 0.0) + used
+    backends = {pid: cpu1[pid] for pid in clients if pid in cpu1}
+    by_client = stats.cpu_by_group(cpu0, backends, clients)
     return {
         "round": n,
         "sent": sent,
@@ -123,9 +105,7 @@ def one_round(
             role: round(1000 * by_role[role] / sent, 3) for role in ROLES if role in by_role
         },
         "postgres_cpu_ms_by_client": {
-            client: round(1000 * seconds / sent, 3)
-            for client, seconds in sorted(by_client.items(), key=lambda item: -item[1])
-            if seconds > 0
+            client: round(1000 * seconds / sent, 3) for client, seconds in by_client.items()
         },
         "sizes": stats.group_sizes(db_url, data.organization_id, tag),
     }

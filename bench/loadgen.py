@@ -102,7 +102,8 @@ def random_amount() -> str:
     return f"0.{random.randint(1, 99):02d}"
 
 
-def _transfer(spec: LoadSpec, key: str) -> dict[str, Any]:
+def transfer_body(spec: LoadSpec) -> dict[str, Any]:
+    """A transfer of a random small amount between two random wallets of the load."""
     src, dst = random.sample(spec.wallet_ids, 2)
     return {
         "source_wallet_id": src,
@@ -220,7 +221,7 @@ class _Driver:
             return None
 
     def _connection(self) -> KeepAlive:
-        return KeepAlive(self.spec.base_url, _headers(self.spec))
+        return KeepAlive(self.spec.base_url, request_headers(self.spec))
 
     async def closed_client(self, number: int, deadline: float) -> None:
         conn = self._connection()
@@ -229,7 +230,7 @@ class _Driver:
             key = f"{self.spec.tag}-{number}-{i}"
             i += 1
             self.result.transfers_submitted += 1
-            if await self._post(TRANSFER_PATH, _transfer(self.spec, key), key, conn) is not None:
+            if await self._post(TRANSFER_PATH, transfer_body(self.spec), key, conn) is not None:
                 self.result.transfers_accepted += 1
         conn.close()
 
@@ -241,7 +242,7 @@ class _Driver:
             for _ in range(self.spec.batch_size):
                 key = f"{self.spec.tag}-{number}-{i}"
                 i += 1
-                transfers.append({"idempotency_key": key, **_transfer(self.spec, key)})
+                transfers.append({"idempotency_key": key, **transfer_body(self.spec)})
             self.result.transfers_submitted += len(transfers)
             answer = await self._post(BATCH_PATH, {"transfers": transfers}, None, conn)
             if isinstance(answer, dict):
@@ -277,7 +278,7 @@ class _Driver:
         self.result.transfers_submitted += 1
         conn = self._take()
         try:
-            tx = await self._post(TRANSFER_PATH, _transfer(self.spec, key), key, conn)
+            tx = await self._post(TRANSFER_PATH, transfer_body(self.spec), key, conn)
         finally:
             self._give_back(conn)
         if not isinstance(tx, dict) or "id" not in tx:
@@ -326,12 +327,13 @@ async def drive(spec: LoadSpec) -> LoadResult:
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, keepalive_timeout=60)
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     async with aiohttp.ClientSession(
-        spec.base_url, connector=connector, headers=_headers(spec), timeout=timeout
+        spec.base_url, connector=connector, headers=request_headers(spec), timeout=timeout
     ) as session:
         return await _Driver(spec, session).run()
 
 
-def _headers(spec: LoadSpec) -> dict[str, str]:
+def request_headers(spec: LoadSpec) -> dict[str, str]:
+    """The headers every request of the load carries."""
     return {"Authorization": f"Bearer {spec.token}", "Content-Type": "application/json"}
 
 

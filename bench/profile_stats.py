@@ -56,12 +56,19 @@ def cpu_by_group(
 def database_backends(db_url: str) -> set[int]:
     """Process ids of the server's backends connected to this database (PostgreSQL on this
     machine), so their CPU can be told from other users' on a shared server."""
+    return set(database_clients(db_url))
+
+
+def database_clients(db_url: str) -> dict[int, str]:
+    """The server's backends connected to this database, each with the client it serves:
+    its `application_name`, else its backend type."""
     with psycopg.connect(to_psycopg_url(db_url), autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity"
+            "SELECT pid, coalesce(nullif(application_name, ''), backend_type)"
+            " FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).fetchall()
-    return {int(row[0]) for row in rows}
+    return {int(pid): str(client) for pid, client in rows}
 
 
 def cpu_of(
