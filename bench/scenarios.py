@@ -162,8 +162,11 @@ def latency(
         duration_s=profile.latency_duration_s,
         rate=rate,
     )
+    cpu_before = profile_stats.cpu_seconds()
     load = run_load(spec, on_tick)
     asyncio.run(wait_until_final(system.base_url, data.token, profile.final_timeout_s))
+    cpu = profile_stats.cpu_by_group(cpu_before, profile_stats.cpu_seconds(), system.roles())
+    counts = status_counts(db_url, data.organization_id, tag)
     return {
         "rate_per_s": round(rate, 1),
         "p50_ms": load.latency_ms.get("p50"),
@@ -171,7 +174,10 @@ def latency(
         "client_latency_ms": load.latency_ms,
         "accept_latency_ms": load.accept_latency_ms,
         "server_posted_minus_created_ms": load.server_latency_ms,
-        "statuses": status_counts(db_url, data.organization_id, tag),
+        "statuses": counts,
+        "cpu_s": cpu,
+        "cpu_ms_per_transfer": cpu_per_transfer(cpu, counts.get("COMPLETED", 0)),
+        "sizes": profile_stats.group_sizes(db_url, data.organization_id, tag),
         "load": load.to_json(),
     }
 

@@ -20,11 +20,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from psycopg.rows import dict_row
 from sqlalchemy import Connection, Row, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.keyset import Keyset
 from ledger_core.persistence.arrays import pg_uuid_array
+from ledger_core.persistence.direct import fetch_all_sync
 from ledger_core.persistence.pages import newest_page
 from ledger_core.persistence.rows import exactly_one, one_or_none, owned
 from ledger_core.persistence.tables import risk_rules, wallets
@@ -73,8 +75,7 @@ its entries count instead, once voided or expired nothing does. Both change only
 the wallet's lock, which the batch holds."""
 
 
-def _rule(row: Any) -> RiskRule:
-    m = row._mapping
+def _rule(m: Mapping[Any, Any]) -> RiskRule:
     return RiskRule(
         id=m["id"],
         organization_id=m["organization_id"],
@@ -102,17 +103,19 @@ def load_policy(
             for payee in t.payee_organization_ids()
         }
     )
-    rules = [_rule(row) for row in conn.execute(ACTIVE_RULES, {"orgs": pg_uuid_array(orgs)})]
+    params = {"orgs": pg_uuid_array(orgs)}
+    rules = [_rule(row) for row in fetch_all_sync(conn, ACTIVE_RULES, params, dict_row)]
     if not rules:
         return None
     needed = sorted(windows_to_load(rules, transfers, locked))
     usage: dict[UsageKey, WindowUsage] = {}
     if needed:
-        rows = conn.execute(
+        rows = fetch_all_sync(
+            conn,
             WINDOW_USAGE,
             {"wallet_ids": [w for w, _ in needed], "seconds": [s for _, s in needed]},
         )
-        usage = {(r.wallet_id, r.seconds): WindowUsage(int(r.total), r.debits) for r in rows}
+        usage = {(wallet, s): WindowUsage(int(total), debits) for wallet, s, debits, total in rows}
     return RulePolicy(rules, usage)
 
 
@@ -136,7 +139,7 @@ class StoredRule:
 
 def _stored(row: Row[Any]) -> StoredRule:
     m = row._mapping
-    return StoredRule(_rule(row), m["is_active"], m["created_by"], m["created_at"], m["updated_at"])
+    return StoredRule(_rule(m), m["is_active"], m["created_by"], m["created_at"], m["updated_at"])
 
 
 async def wallet_scope(

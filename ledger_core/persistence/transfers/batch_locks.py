@@ -10,6 +10,7 @@ from uuid import UUID
 from sqlalchemy import Connection, text
 
 from ledger_core.persistence.arrays import pg_array, pg_uuid_array
+from ledger_core.persistence.direct import fetch_all_sync
 from ledger_core.persistence.transfers.claim import Claimed
 from ledger_core.persistence.transfers.hold_actions import ClaimedActions
 from ledger_core.persistence.transfers.ledger_writes import (
@@ -46,7 +47,7 @@ def take_posting_slot(conn: Connection, slots: int) -> None:
         "order": pg_array((first + n) % slots for n in range(slots)),
         "fallback": random.randrange(slots),
     }
-    conn.execute(TAKE_POSTING_SLOT, params)
+    fetch_all_sync(conn, TAKE_POSTING_SLOT, params)
 
 
 CLAIM_TURN_CLASS = 0x636C6D74  # "clmt"
@@ -70,10 +71,10 @@ def claim_turn(conn: Connection) -> Iterator[None]:
     with it.
     """
     params = {"lock_class": CLAIM_TURN_CLASS}
-    conn.execute(TAKE_CLAIM_TURN, params)
+    fetch_all_sync(conn, TAKE_CLAIM_TURN, params)
     try:
         yield
-        conn.execute(END_CLAIM_TURN, params)
+        fetch_all_sync(conn, END_CLAIM_TURN, params)
     except BaseException:
         conn.invalidate()
         raise
@@ -158,11 +159,11 @@ def free_subset(
     ours = {t.seq for t in claimed.transfers}
     held = {
         wallet_id
-        for seq, wallet_id in conn.execute(HELD_WALLETS, _held_params(claimed))
+        for seq, wallet_id in fetch_all_sync(conn, HELD_WALLETS, _held_params(claimed))
         if seq not in ours
     }
     free = pg_uuid_array(i for i in ids if i not in held)
-    wallets = wallet_states(conn.execute(LOCK_FREE_WALLETS, {"ids": free}))
+    wallets = wallet_states(fetch_all_sync(conn, LOCK_FREE_WALLETS, {"ids": free}))
     if len(wallets) == len(ids):  # every wallet was free: everything claimed is ready
         return claimed.subset(claimed.transfers), actions.subset(actions.actions), wallets
     ready, busy = in_order_ready(claimed.transfers, set(ids).difference(wallets))

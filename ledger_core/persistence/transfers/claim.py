@@ -15,9 +15,11 @@ from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Result, text
+from psycopg.rows import dict_row
+from sqlalchemy import Connection, text
 
 from ledger_core.persistence.arrays import pg_array
+from ledger_core.persistence.direct import fetch_all_sync
 from ledger_core.persistence.pending_state import STILL_PENDING
 from ledger_core.posting import Leg, PendingTransfer
 
@@ -135,20 +137,13 @@ def claim_batch(conn: Connection, limit: int, fair_share: int = DEFAULT_FAIR_SHA
     """Lock up to `limit` waiting transfers (whole atomic batches), shared fairly among
     organizations (at most `fair_share` each while several wait), in submission order."""
     params = {"limit": limit, "share": fair_share}
-    rows = _dicts(conn.execute(CLAIM, params))
+    rows: list[dict[str, Any]] = fetch_all_sync(conn, CLAIM, params, dict_row)
     quota = min((r.pop("claim_quota") for r in rows), default=limit)
     first_seqs = {r["organization_id"]: r.pop("claim_first_seq") for r in rows}
     shares = Counter(r["organization_id"] for r in rows)
     more = len(rows) >= limit or any(n >= quota for n in shares.values())
     groups = [r["atomic_group_id"] for r in rows if r["atomic_group_id"] is not None]
     if groups:
-        rows += _dicts(conn.execute(CLAIM_GROUP_MEMBERS, {"groups": pg_array(groups)}))
+        rows += fetch_all_sync(conn, CLAIM_GROUP_MEMBERS, {"groups": pg_array(groups)}, dict_row)
     rows.sort(key=itemgetter("seq"))
     return Claimed([pending_of(r) for r in rows], {r["id"]: r for r in rows}, more, first_seqs)
-
-
-def _dicts(result: Result[Any]) -> list[dict[str, Any]]:
-    """Every row as a dict (fetched at once: reading a result row by row costs a driver
-    call per row)."""
-    keys = tuple(result.keys())
-    return [dict(zip(keys, row, strict=True)) for row in result.all()]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from psycopg.rows import dict_row
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -31,6 +32,7 @@ from ledger_core.holds import (
     decide_actions,
 )
 from ledger_core.persistence.arrays import pg_array
+from ledger_core.persistence.direct import fetch_all_sync
 from ledger_core.persistence.pending_state import STILL_PENDING
 from ledger_core.persistence.transfers.claim import pending_of
 from ledger_core.persistence.transfers.conflicts import POSTING_ERROR, is_conflict
@@ -180,8 +182,8 @@ def _pending_action(row: Mapping[str, Any]) -> PendingAction:
 def claim_actions(conn: Connection, limit: int) -> ClaimedActions:
     """Lock up to `limit` waiting actions and their holds; an action whose hold another
     writer holds (the expiry, another batch) stays PENDING for a later batch."""
-    rows = conn.execute(CLAIM_ACTIONS, {"limit": limit}).all()
-    actions = [_pending_action(dict(r._mapping)) for r in rows]
+    rows = fetch_all_sync(conn, CLAIM_ACTIONS, {"limit": limit}, dict_row)
+    actions = [_pending_action(r) for r in rows]
     if not actions:
         return ClaimedActions([], {})
     ids = sorted({a.transaction_id for a in actions})

@@ -13,11 +13,12 @@ from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Result, TextClause, text
+from sqlalchemy import Connection, TextClause, text
 
 from ledger_core.channels import FINAL_CHANNEL
 from ledger_core.persistence.analytics.rollups import rollup_statements
 from ledger_core.persistence.arrays import pg_array, pg_uuid_array
+from ledger_core.persistence.direct import fetch_all_sync
 from ledger_core.persistence.events.outbox import EventRow, outbox_insert_many
 from ledger_core.posting import Entry, PendingTransfer, WalletState
 from ledger_core.transfers import as_is, event_type, parties, transaction_view
@@ -61,7 +62,7 @@ NOTIFY_FINAL = text("SELECT pg_notify(:channel, ids) FROM unnest(CAST(:chunks AS
 
 def lock_wallets(conn: Connection, transfers: Sequence[PendingTransfer]) -> dict[UUID, WalletState]:
     ids = sorted_ids({wallet_id for t in transfers for wallet_id in t.wallet_ids()})
-    return wallet_states(conn.execute(LOCK_WALLETS, {"ids": pg_uuid_array(ids)}))
+    return wallet_states(fetch_all_sync(conn, LOCK_WALLETS, {"ids": pg_uuid_array(ids)}))
 
 
 def sorted_ids(ids: Iterable[UUID]) -> list[UUID]:
@@ -72,10 +73,9 @@ def sorted_ids(ids: Iterable[UUID]) -> list[UUID]:
 _as_int = attrgetter("int")
 
 
-def wallet_states(result: Result[Any]) -> dict[UUID, WalletState]:
+def wallet_states(rows: Sequence[Sequence[Any]]) -> dict[UUID, WalletState]:
     """The rows of `LOCK_WALLETS` as the posting rules see them (its columns are
     `WalletState`'s fields, in order)."""
-    rows: Sequence[Sequence[Any]] = result.all()
     return {
         wallet_id: WalletState(wallet_id, org, kind, currency, status, balance, held, overdraft)
         for wallet_id, org, kind, currency, status, balance, held, overdraft in rows

@@ -46,6 +46,7 @@ from ledger_core.persistence.analytics.rollups import (
     rollup_params,
 )
 from ledger_core.persistence.arrays import pg_array, pg_uuid_array
+from ledger_core.persistence.direct import fetch_all_sync
 from ledger_core.persistence.events.outbox import event_json
 from ledger_core.persistence.pending_state import STILL_PENDING
 from ledger_core.persistence.transfers.batch_locks import (
@@ -187,7 +188,7 @@ def write_plan(conn: Connection, plan: PostingPlan, claimed: Claimed, at: dateti
         "chunks": pg_array(id_chunks(ids)),
         **rollup_params(final),
     }
-    finished = conn.execute(WRITE_BATCH, params).scalar_one()
+    [(finished, _notified)] = fetch_all_sync(conn, WRITE_BATCH, params)
     if finished != len(o):
         raise RuntimeError("a claimed transfer left PENDING under its row lock; refusing the batch")
 
@@ -273,7 +274,7 @@ def relock(conn: Connection, ready: Claimed) -> Claimed:
     if not ready.transfers:
         return ready
     ids = pg_uuid_array(t.id for t in ready.transfers)
-    locked = conn.execute(RELOCK, {"ids": ids}).scalars().all()
+    locked = fetch_all_sync(conn, RELOCK, {"ids": ids})
     return ready if len(locked) == len(ready.transfers) else ready.subset([])
 
 
