@@ -1,6 +1,7 @@
 """Statements run on the driver's connection (`ledger_core.persistence.direct`) against real
-PostgreSQL: the same SQL, transaction and errors as through SQLAlchemy, and a connection
-that broke under a statement is dropped by the pool instead of being handed out again."""
+PostgreSQL, on async (the gateway's) and sync (the posting workers') connections: the same
+SQL, transaction, savepoints and errors as through SQLAlchemy, and a connection that broke
+under a statement is dropped by the pool instead of being handed out again."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import uuid
 
 import pytest
 from psycopg.rows import dict_row
-from sqlalchemy import NullPool, text
+from sqlalchemy import NullPool, create_engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ledger_core.persistence.direct import driver_sql, fetch_all
+from ledger_core.persistence.direct import driver_sql, fetch_all, fetch_all_sync
 
 ROWS = text("SELECT n, n * 2 AS twice FROM generate_series(1, :upto) AS n")
 
@@ -107,4 +108,63 @@ def test_a_connection_that_broke_under_a_statement_is_not_handed_out_again(
         return first, second
 
     first, second = _run(database_url, body, pool_size=1, max_overflow=0)
+    assert first != second
+
+
+def test_sync_rows_come_back_as_tuples_or_as_the_factory_builds_them(database_url: str) -> None:
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            assert fetch_all_sync(conn, ROWS, {"upto": 2}) == [(1, 2), (2, 4)]
+            assert fetch_all_sync(conn, ROWS, {"upto": 1}, dict_row) == [{"n": 1, "twice": 2}]
+            assert fetch_all_sync(conn, text("SET LOCAL work_mem = '8MB'"), {}) == []
+    finally:
+        engine.dispose()
+
+
+def test_a_sync_error_under_a_savepoint_leaves_the_outer_transaction_usable(
+    database_url: str,
+) -> None:
+    """What a posting batch relies on: a failed write under `begin_nested` is rolled back to
+    its savepoint, and the batch's transaction (its row locks, its earlier writes) goes on."""
+    table = f"direct_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(database_url, poolclass=NullPool)
+    insert = text(f"INSERT INTO {table} VALUES (:n)")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE TABLE {table} (n int PRIMARY KEY)"))
+        with engine.begin() as conn:
+            fetch_all_sync(conn, insert, {"n": 1})
+            with pytest.raises(IntegrityError) as taken, conn.begin_nested():
+                fetch_all_sync(conn, insert, {"n": 2})
+                fetch_all_sync(conn, insert, {"n": 1})
+            assert getattr(taken.value.orig, "sqlstate", None) == "23505"
+            with conn.begin_nested():
+                fetch_all_sync(conn, insert, {"n": 3})
+        with engine.begin() as conn:
+            kept = fetch_all_sync(conn, text(f"SELECT n FROM {table} ORDER BY n"), {})
+            with pytest.raises(ProgrammingError), conn.begin_nested():
+                fetch_all_sync(conn, text("SELECT * FROM no_such_table_here"), {})
+            conn.execute(text(f"DROP TABLE {table}"))
+    finally:
+        engine.dispose()
+    assert kept == [(1,), (3,)]
+
+
+def test_a_sync_connection_that_broke_under_a_statement_is_not_handed_out_again(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    pid = text("SELECT pg_backend_pid()")
+    try:
+        with engine.connect() as conn:
+            [(first,)] = fetch_all_sync(conn, pid, {})
+        with engine.connect() as conn:
+            with pytest.raises(OperationalError) as cut:
+                fetch_all_sync(conn, text("SELECT pg_terminate_backend(pg_backend_pid())"), {})
+            assert cut.value.connection_invalidated
+        with engine.connect() as conn:
+            [(second,)] = fetch_all_sync(conn, pid, {})
+    finally:
+        engine.dispose()
     assert first != second
