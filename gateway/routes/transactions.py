@@ -277,7 +277,12 @@ async def submit_batch(request: web.Request, body: CreateBatch) -> web.Response:
     key = idempotency_key(request) if "Idempotency-Key" in request.headers else None
     try:
         stored = await transfers.submit_batch(
-            request.app[ENGINE], who, _batch_intents(body), atomic=body.atomic, batch_key=key
+            request.app[ENGINE],
+            request.app[COMMITTER],
+            who,
+            _batch_intents(body),
+            atomic=body.atomic,
+            batch_key=key,
         )
     except BatchRefused as exc:
         raise _refused_batch(exc) from None
@@ -309,7 +314,9 @@ async def submit_multi(request: web.Request, body: CreateMulti) -> web.Response:
     """Submit a multi-leg transaction"""
     intent = _multi_intent(body, idempotency_key(request))
     try:
-        stored = await transfers.submit_multi(request.app[ENGINE], acting(request), intent)
+        stored = await transfers.submit_multi(
+            request.app[ENGINE], request.app[COMMITTER], acting(request), intent
+        )
     except BatchRefused as exc:
         raise _refused_batch(exc, "postings") from None
     count_accepted([stored])
@@ -354,7 +361,7 @@ async def reverse(
     who = acting(request)
     key = idempotency_key(request)
     stored = await transfers.reverse_transfer(
-        request.app[ENGINE], who, transaction_id, body.amount, key
+        request.app[ENGINE], request.app[COMMITTER], who, transaction_id, body.amount, key
     )
     count_accepted([stored])
     return accepted(request, stored)

@@ -9,6 +9,7 @@ decide each one, and each new transfer's audit record is written with it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -91,6 +92,7 @@ async def submit_transfer(
 
 async def submit_batch(
     engine: AsyncEngine,
+    committer: GroupCommitter,
     acting: Acting,
     intents: Sequence[TransferIntent],
     *,
@@ -101,11 +103,12 @@ async def submit_batch(
 
     With `batch_key` (the request's `Idempotency-Key`) the same batch again replays what the
     first stored, checking nothing else, and another batch under the key is refused
-    (`idempotency_key_reused`), exactly like a single transfer's key.
+    (`idempotency_key_reused`), exactly like a single transfer's key. Single transfers
+    under the batch's keys wait for it outside `committer`'s groups.
     """
     who = acting.principal
     org = who.organization_id
-    async with engine.begin() as conn:
+    async with _stored_alone(committer, org, intents), engine.begin() as conn:
         if batch_key is not None:
             fingerprint = batch_fingerprint(intents, atomic=atomic)
             earlier = await claim_batch_key(conn, org, batch_key, fingerprint)
@@ -129,7 +132,9 @@ async def submit_batch(
     return stored
 
 
-async def submit_multi(engine: AsyncEngine, acting: Acting, intent: TransferIntent) -> Stored:
+async def submit_multi(
+    engine: AsyncEngine, committer: GroupCommitter, acting: Acting, intent: TransferIntent
+) -> Stored:
     """Store a multi-leg transaction as PENDING (or replay it); its legs post all or none.
 
     Each leg is routed like a transfer (a refused leg refuses the request, naming it): a
@@ -137,7 +142,7 @@ async def submit_multi(engine: AsyncEngine, acting: Acting, intent: TransferInte
     posted through the clearing wallets of that pair like a cross-organization transfer.
     """
     who = acting.principal
-    async with engine.begin() as conn:
+    async with _stored_alone(committer, who.organization_id, [intent]), engine.begin() as conn:
         routes = await route_all(conn, who, intent.legs())
         stored = await store_multi(conn, who, intent, routes)
         if not stored.replayed:
@@ -157,6 +162,17 @@ async def submit_multi(engine: AsyncEngine, acting: Acting, intent: TransferInte
                 )
             )
     return stored
+
+
+def _stored_alone(
+    committer: GroupCommitter, organization_id: UUID, intents: Sequence[TransferIntent]
+) -> AbstractAsyncContextManager[None]:
+    """Single transfers under these intents' keys or references wait for the transaction
+    storing them outside `committer`'s groups (`GroupCommitter.storing_elsewhere`)."""
+    references = [i.reference for i in intents if i.reference is not None]
+    return committer.storing_elsewhere(
+        organization_id, [i.idempotency_key for i in intents], references
+    )
 
 
 async def cancel_found(
@@ -193,7 +209,12 @@ async def cancel_transfer(
 
 
 async def reverse_transfer(
-    engine: AsyncEngine, acting: Acting, transfer_id: UUID, amount: str | None, key: str
+    engine: AsyncEngine,
+    committer: GroupCommitter,
+    acting: Acting,
+    transfer_id: UUID,
+    amount: str | None,
+    key: str,
 ) -> Stored:
     """Store the transfer that reverses (part of) a completed one (admins only).
 
@@ -203,7 +224,7 @@ async def reverse_transfer(
     """
     who = acting.principal
     require_admin(who)
-    async with engine.begin() as conn:
+    async with committer.storing_elsewhere(who.organization_id, [key]), engine.begin() as conn:
         found = visible_to(await find_transfer(conn, who.organization_id, transfer_id), who)
         asked = None if amount is None else parse_amount(amount, found["currency"])
         original = check_reversible(await lock_original(conn, who.organization_id, transfer_id))

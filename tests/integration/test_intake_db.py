@@ -16,13 +16,13 @@ from sqlalchemy import Engine, NullPool, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ledger_core.acting import AuditContext
+from ledger_core.acting import Acting, AuditContext
 from ledger_core.channels import PENDING_CHANNEL
 from ledger_core.errors import IdempotencyKeyReused
 from ledger_core.intents import Stored, TransferIntent
 from ledger_core.persistence.transfers.group_intake import CompanionOf, GroupCommitter, Request
 from ledger_core.persistence.transfers.intake import Companion, Item, route_all, store_intents
-from ledger_core.services.transfers import submitted_records
+from ledger_core.services.transfers import submit_batch, submitted_records, transfer_committer
 from runtime.settings import to_psycopg_url
 from tests.settlement.ledger import CrossLedger, Org
 
@@ -179,4 +179,54 @@ def test_a_group_whose_statement_fails_stores_none_of_it(engine: Engine, databas
         assert (stored, audited) == (0, 0)
         retried = _group(database_url, org, intents)
         assert all(isinstance(o, Stored) and not o.replayed for o in retried), retried
+        ledger.post_all()
+
+
+def test_a_batch_in_flight_holds_up_only_requests_for_its_own_keys(
+    engine: Engine, database_url: str
+) -> None:
+    """A single transfer under a key a batch is storing waits for the batch on its own: in
+    the group it would wait on the batch's uncommitted row, and with it every request of
+    the group, another tenant's included.
+
+    The batch is held mid-flight by a transaction that stores the same key first and does
+    not commit until the other tenant's transfer has been answered."""
+    with CrossLedger(engine, database_url) as ledger:
+        a, b = ledger.org(funded=1_000), ledger.org(funded=1_000)
+        key = str(uuid.uuid4())
+        shared = TransferIntent(key, a.wallet, a.system, 10, "USD")
+        other = TransferIntent(str(uuid.uuid4()), b.wallet, b.system, 10, "USD")
+
+        async def scenario() -> tuple[bool, Stored, list[Stored], Stored]:
+            url_engine = create_async_engine(database_url, poolclass=NullPool)
+            committer = transfer_committer(url_engine)
+            await committer.start()
+            blocker = await url_engine.connect()
+            try:
+                await blocker.begin()
+                routes = await route_all(blocker, a.admin, [shared])
+                await store_intents(blocker, a.admin, [shared], routes)
+                batch = asyncio.create_task(
+                    submit_batch(
+                        url_engine, committer, Acting(a.admin, AuditContext()), [shared],
+                        atomic=False,
+                    )
+                )  # fmt: skip
+                await asyncio.sleep(0.3)  # the batch now waits on the blocker's row
+                single = asyncio.create_task(committer.submit(a.admin, shared))
+                await asyncio.sleep(0.1)
+                answered = await asyncio.wait_for(committer.submit(b.admin, other), 5)
+                single_waited = not single.done()
+                await blocker.rollback()
+                return single_waited, answered, await batch, await single
+            finally:
+                await blocker.close()
+                await committer.stop()
+                await url_engine.dispose()
+
+        single_waited, answered, batch, single = asyncio.run(scenario())
+        assert not answered.replayed
+        assert single_waited
+        assert [s.replayed for s in batch] == [False]
+        assert single.replayed and single.row["id"] == batch[0].row["id"]
         ledger.post_all()
