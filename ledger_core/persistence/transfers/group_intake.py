@@ -46,7 +46,7 @@ from ledger_core.persistence.transfers.intake import Companion, Item, insert_ite
 
 RETRYABLE = frozenset({"40P01", "40001"})
 
-Claim = tuple[UUID, str, str]
+UniqueName = tuple[UUID, str, str]
 """What one stored transfer takes that is unique: (organization, "key" or "reference", value)."""
 
 CompanionOf = Callable[[Sequence[tuple["Request", Item]]], Companion | None]
@@ -79,7 +79,7 @@ class GroupCommitter:
         self._companion = companion
         self._queue: asyncio.Queue[Request] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
-        self._elsewhere: dict[Claim, tuple[int, asyncio.Event]] = {}
+        self._elsewhere: dict[UniqueName, tuple[int, asyncio.Event]] = {}
 
     async def start(self) -> None:
         self._tasks = [
@@ -100,8 +100,8 @@ class GroupCommitter:
     ) -> Stored:
         if self._elsewhere:
             references = [] if intent.reference is None else [intent.reference]
-            claims = _claims(actor.organization_id, [intent.idempotency_key], references)
-            await self._clear_of_elsewhere(claims)
+            names = _unique_names(actor.organization_id, [intent.idempotency_key], references)
+            await self._clear_of_elsewhere(names)
         request = Request(actor, intent, audit)
         await self._queue.put(request)
         return await request.future
@@ -117,25 +117,25 @@ class GroupCommitter:
         Inside a group it would wait on the uncommitted row, and the group's statement
         with it, holding up every request of the group, other tenants' included.
         """
-        claims = _claims(organization_id, keys, references)
-        for claim in claims:
-            held, released = self._elsewhere.get(claim, (0, asyncio.Event()))
-            self._elsewhere[claim] = (held + 1, released)
+        names = _unique_names(organization_id, keys, references)
+        for name in names:
+            count, released = self._elsewhere.get(name, (0, asyncio.Event()))
+            self._elsewhere[name] = (count + 1, released)
         try:
             yield
         finally:
-            for claim in claims:
-                held, released = self._elsewhere[claim]
-                if held > 1:
-                    self._elsewhere[claim] = (held - 1, released)
+            for name in names:
+                count, released = self._elsewhere[name]
+                if count > 1:
+                    self._elsewhere[name] = (count - 1, released)
                 else:
-                    del self._elsewhere[claim]
+                    del self._elsewhere[name]
                     released.set()
 
-    async def _clear_of_elsewhere(self, claims: set[Claim]) -> None:
-        """Wait until no transaction of `storing_elsewhere` stores any of `claims`."""
+    async def _clear_of_elsewhere(self, names: set[UniqueName]) -> None:
+        """Wait until no transaction of `storing_elsewhere` stores any of `names`."""
         while True:
-            busy = next((self._elsewhere[c] for c in claims if c in self._elsewhere), None)
+            busy = next((self._elsewhere[n] for n in names if n in self._elsewhere), None)
             if busy is None:
                 return
             await busy[1].wait()
@@ -188,7 +188,9 @@ class GroupCommitter:
             _answer(request, result)
 
 
-def _claims(organization_id: UUID, keys: Iterable[str], references: Iterable[str]) -> set[Claim]:
+def _unique_names(
+    organization_id: UUID, keys: Iterable[str], references: Iterable[str]
+) -> set[UniqueName]:
     return {(organization_id, "key", key) for key in keys} | {
         (organization_id, "reference", reference) for reference in references
     }
