@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import psycopg
 from sqlalchemy import Engine, NullPool, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ledger_core.acting import Acting, AuditContext
 from ledger_core.channels import PENDING_CHANNEL
@@ -182,6 +182,21 @@ def test_a_group_whose_statement_fails_stores_none_of_it(engine: Engine, databas
         ledger.post_all()
 
 
+async def _until_an_insert_waits_on_a_lock(engine: AsyncEngine, timeout_s: float = 10) -> None:
+    """Until a backend of this database waits for a lock while inserting transfers."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO transactions%'"
+    )
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        async with engine.connect() as conn:
+            if (await conn.execute(waiting)).scalar_one():
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the batch never waited on the blocker's row")
+
+
 def test_a_batch_in_flight_holds_up_only_requests_for_its_own_keys(
     engine: Engine, database_url: str
 ) -> None:
@@ -212,7 +227,7 @@ def test_a_batch_in_flight_holds_up_only_requests_for_its_own_keys(
                         atomic=False,
                     )
                 )  # fmt: skip
-                await asyncio.sleep(0.3)  # the batch now waits on the blocker's row
+                await _until_an_insert_waits_on_a_lock(url_engine)  # the batch, on the blocker
                 single = asyncio.create_task(committer.submit(a.admin, shared))
                 await asyncio.sleep(0.1)
                 answered = await asyncio.wait_for(committer.submit(b.admin, other), 5)
