@@ -69,11 +69,11 @@ class Runner:
     """One benchmark run: owns the database, the system, the results and the progress bar."""
 
     def __init__(self, args: argparse.Namespace, progress: Progress) -> None:
+        self.args = args
         self.profile = scenarios.QUICK if args.quick else scenarios.FULL
         self.wanted = set(args.scenarios)
-        if self.wanted & {"latency", "scale"}:
-            self.wanted.add("uniform")  # both are defined relative to the uniform rate
-        self.args = args
+        if "scale" in self.wanted or ("latency" in self.wanted and self._latency_needs_uniform()):
+            self.wanted.add("uniform")  # `scale`, and `latency` without a reference or rate
         self.progress = progress
         self.task = progress.add_task("starting", total=3 + len(self.wanted))
         self.result: dict[str, Any] = {"profile": self.profile.name, "references": {},
@@ -162,6 +162,10 @@ class Runner:
         self.result["scenarios"]["latency"] = out
         self.keep_server_errors("latency")
         self.check("latency", db_url)
+
+    def _latency_needs_uniform(self) -> bool:
+        """Whether `latency_rate` will take half `uniform`: no rate given, no references."""
+        return not self.args.latency_rate and self.args.skip_references
 
     def latency_rate(self) -> tuple[float, str]:
         """Half the per-commit reference's rate: a fixed load, so a slower system does not
