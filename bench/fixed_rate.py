@@ -37,10 +37,10 @@ from bench.loadgen import (
     summarize,
     transfer_body,
 )
+from bench.scenarios import cpu_per_transfer
 from bench.system import System, system_with_wallets
 
 CONNECTIONS = 64
-ROLES = ("gateway", "worker", "relay", "webhooks", "scheduler", "postgres", "redis-server")
 
 
 def _submit(spec: LoadSpec, out: Connection) -> None:
@@ -101,9 +101,7 @@ def one_round(
         "sent": sent,
         "refused": refused,
         "accept_ms": summarize(latencies),
-        "cpu_ms_per_transfer": {
-            role: round(1000 * by_role[role] / sent, 3) for role in ROLES if role in by_role
-        },
+        "cpu_ms_per_transfer": cpu_per_transfer(by_role, sent),
         "postgres_cpu_ms_by_client": {
             client: round(1000 * seconds / sent, 3) for client, seconds in by_client.items()
         },
