@@ -9,7 +9,6 @@ decide each one, and each new transfer's audit record is written with it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -32,7 +31,7 @@ from ledger_core.persistence.transfers.changes import (
     reversed_so_far,
 )
 from ledger_core.persistence.transfers.group_intake import GroupCommitter as GroupCommitter
-from ledger_core.persistence.transfers.group_intake import Request
+from ledger_core.persistence.transfers.group_intake import Request, key_name, unique_names
 from ledger_core.persistence.transfers.intake import (
     Companion,
     Item,
@@ -108,7 +107,7 @@ async def submit_batch(
     """
     who = acting.principal
     org = who.organization_id
-    async with _stored_alone(committer, org, intents), engine.begin() as conn:
+    async with committer.storing_elsewhere(unique_names(org, intents)), engine.begin() as conn:
         if batch_key is not None:
             fingerprint = batch_fingerprint(intents, atomic=atomic)
             earlier = await claim_batch_key(conn, org, batch_key, fingerprint)
@@ -142,7 +141,8 @@ async def submit_multi(
     posted through the clearing wallets of that pair like a cross-organization transfer.
     """
     who = acting.principal
-    async with _stored_alone(committer, who.organization_id, [intent]), engine.begin() as conn:
+    names = unique_names(who.organization_id, [intent])
+    async with committer.storing_elsewhere(names), engine.begin() as conn:
         routes = await route_all(conn, who, intent.legs())
         stored = await store_multi(conn, who, intent, routes)
         if not stored.replayed:
@@ -162,17 +162,6 @@ async def submit_multi(
                 )
             )
     return stored
-
-
-def _stored_alone(
-    committer: GroupCommitter, organization_id: UUID, intents: Sequence[TransferIntent]
-) -> AbstractAsyncContextManager[None]:
-    """Single transfers under these intents' keys or references wait for the transaction
-    storing them outside `committer`'s groups (`GroupCommitter.storing_elsewhere`)."""
-    references = [i.reference for i in intents if i.reference is not None]
-    return committer.storing_elsewhere(
-        organization_id, [i.idempotency_key for i in intents], references
-    )
 
 
 async def cancel_found(
@@ -224,7 +213,8 @@ async def reverse_transfer(
     """
     who = acting.principal
     require_admin(who)
-    async with committer.storing_elsewhere(who.organization_id, [key]), engine.begin() as conn:
+    name = key_name(who.organization_id, key)
+    async with committer.storing_elsewhere({name}), engine.begin() as conn:
         found = visible_to(await find_transfer(conn, who.organization_id, transfer_id), who)
         asked = None if amount is None else parse_amount(amount, found["currency"])
         original = check_reversible(await lock_original(conn, who.organization_id, transfer_id))

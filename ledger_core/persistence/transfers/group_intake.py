@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -99,25 +99,20 @@ class GroupCommitter:
         self, actor: Principal, intent: TransferIntent, audit: AuditContext | None = None
     ) -> Stored:
         if self._elsewhere:
-            references = [] if intent.reference is None else [intent.reference]
-            names = _unique_names(actor.organization_id, [intent.idempotency_key], references)
-            await self._clear_of_elsewhere(names)
+            await self._clear_of_elsewhere(unique_names(actor.organization_id, [intent]))
         request = Request(actor, intent, audit)
         await self._queue.put(request)
         return await request.future
 
     @contextlib.asynccontextmanager
-    async def storing_elsewhere(
-        self, organization_id: UUID, keys: Iterable[str], references: Iterable[str] = ()
-    ) -> AsyncIterator[None]:
+    async def storing_elsewhere(self, names: set[UniqueName]) -> AsyncIterator[None]:
         """Around a transaction of the caller's own that stores transfers under these
-        idempotency keys and references: until it ends, a request for one of them waits
+        names (`unique_names`, `key_name`): until it ends, a request for one of them waits
         outside the groups.
 
         Inside a group it would wait on the uncommitted row, and the group's statement
         with it, holding up every request of the group, other tenants' included.
         """
-        names = _unique_names(organization_id, keys, references)
         for name in names:
             count, released = self._elsewhere.get(name, (0, asyncio.Event()))
             self._elsewhere[name] = (count + 1, released)
@@ -188,11 +183,18 @@ class GroupCommitter:
             _answer(request, result)
 
 
-def _unique_names(
-    organization_id: UUID, keys: Iterable[str], references: Iterable[str]
-) -> set[UniqueName]:
-    return {(organization_id, "key", key) for key in keys} | {
-        (organization_id, "reference", reference) for reference in references
+def key_name(organization_id: UUID, key: str) -> UniqueName:
+    """What a transfer stored under idempotency key `key` takes in its organization."""
+    return (organization_id, "key", key)
+
+
+def unique_names(organization_id: UUID, intents: Sequence[TransferIntent]) -> set[UniqueName]:
+    """The idempotency keys and references `intents` take in their organization."""
+    names = {key_name(organization_id, intent.idempotency_key) for intent in intents}
+    return names | {
+        (organization_id, "reference", intent.reference)
+        for intent in intents
+        if intent.reference is not None
     }
 
 
