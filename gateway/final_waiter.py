@@ -10,6 +10,16 @@ fails, its watches are woken without a row and read for themselves. A notificati
 be missed while the connection is down, so every waiter is woken to re-read when it
 drops and again once listening resumes; waiters also re-read every few seconds as a last
 resort.
+
+Most long polls ask for a transfer the same caller submitted through this gateway a
+moment ago, which is still PENDING: their first read would only say so. The intake tells
+the waiter which transfers it is about to store, and for whom (`expect`), before their
+statement runs, so before any of them can become final; a final notification heard
+since crosses the transfer off. A long poll by that same caller (organization and user,
+so the read it skips could not have refused it) for a transfer still expected waits for
+its notification without reading first. Anything else reads first, as before: another
+caller, another gateway's transfer, one whose notification came already, or any poll
+after the listener lost its connection (which forgets every expectation).
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID
@@ -34,6 +44,13 @@ log = logging.getLogger("vaultcraft.gateway.waiter")
 
 RECHECK_S = 5.0
 """A safety net only: the listener wakes every waiter whenever it (re)connects."""
+
+EXPECT_S = 10.0
+"""Expected transfers are forgotten after one to two of these, notified or not: what a
+transfer still PENDING that long costs is one read, what remembering costs is memory."""
+
+Caller = tuple[UUID, UUID]
+"""Who submits or polls: (organization, user)."""
 
 T = TypeVar("T")
 
@@ -66,6 +83,11 @@ class FinalWaiter:
         self._task: asyncio.Task[None] | None = None
         self._woken: set[UUID] = set()
         self._reader: asyncio.Task[None] | None = None
+        self._expected: dict[str, Caller] = {}
+        self._expected_before: dict[str, Caller] = {}
+        """Transfers about to be stored, or stored, whose final notification has not come,
+        by id as notifications spell it: this generation's and the previous one's."""
+        self._generation_ends = 0.0
         self.closing = False
         """Set when the server shuts down: every long poll answers with what it has now."""
         self.listening = asyncio.Event()
@@ -85,7 +107,32 @@ class FinalWaiter:
         """Wake every long poll for good, so a stopping server answers them instead of
         dropping them when its shutdown timeout runs out (a poll may wait 30 s)."""
         self.closing = True
+        self._forget_expected()
         self._wake_all()
+
+    def expect(self, transfers: Iterable[tuple[UUID, Caller]]) -> None:
+        """Note transfers (id, submitter) about to be stored. Call it before the statement
+        that stores them runs: a final notification heard before this call would be
+        missed, and a poll would then wait for one that never comes (until `RECHECK_S`)."""
+        if not self.listening.is_set() or self.closing:
+            return
+        now = time.monotonic()
+        if now >= self._generation_ends:
+            self._expected_before, self._expected = self._expected, {}
+            self._generation_ends = now + EXPECT_S
+        for transaction_id, caller in transfers:
+            self._expected[str(transaction_id)] = caller
+
+    def _awaits_notification(self, transaction_id: UUID, caller: Caller | None) -> bool:
+        """Whether `caller` submitted this transfer here and it has not become final since."""
+        if caller is None:
+            return False
+        key = str(transaction_id)
+        return (self._expected.get(key) or self._expected_before.get(key)) == caller
+
+    def _forget_expected(self) -> None:
+        self._expected.clear()
+        self._expected_before.clear()
 
     @contextlib.asynccontextmanager
     async def watch(self, transaction_id: UUID) -> AsyncIterator[Watch]:
@@ -108,18 +155,21 @@ class FinalWaiter:
         wait_s: float,
         read: Callable[[dict[str, Any] | None], Awaitable[T]],
         settled: Callable[[T], bool],
+        caller: Caller | None = None,
     ) -> T:
         """`read` until `settled` or `wait_s` pass, sleeping on the transaction's
         notifications in between; `read` gets the row the waiter read for every watch
         woken with it, or None when it must read for itself.
 
         The watch is registered before the first read, so a change in between still wakes
-        it; without any notification it reads again every `RECHECK_S`. A stopping server
-        answers with what it has.
+        it; without any notification it reads again every `RECHECK_S`. A transfer that
+        `caller` submitted here and that is still expected is not read before its
+        notification (see the module). A stopping server answers with what it has.
         """
         deadline = time.monotonic() + wait_s
         async with self.watch(transaction_id) as watch:
-            self.refresh(transaction_id)
+            if not self._awaits_notification(transaction_id, caller):
+                self.refresh(transaction_id)
             while True:
                 remaining = max(0.0, deadline - time.monotonic())
                 with contextlib.suppress(TimeoutError):
@@ -135,6 +185,10 @@ class FinalWaiter:
         self._schedule_read([transaction_id])
 
     def _wake(self, payload: str) -> None:
+        if self._expected or self._expected_before:
+            for raw in payload.split(","):
+                self._expected.pop(raw, None)
+                self._expected_before.pop(raw, None)
         if not self._waiters:  # the usual case under load: nobody long-polls, nothing to parse
             return
         ids = []
@@ -179,6 +233,7 @@ class FinalWaiter:
                         self._wake(notice.payload)
             except psycopg.OperationalError as exc:
                 self.listening.clear()
+                self._forget_expected()
                 log.warning("Long-poll listener lost PostgreSQL (%s); reconnecting.", exc)
                 self._wake_all()
                 await asyncio.sleep(1.0)

@@ -1,7 +1,9 @@
 """The gateway's transfer intake: group commit of intents and long-poll wake-ups.
 
 Both live for the lifetime of the app (`cleanup_ctx`): the committer's writer tasks and
-the LISTEN connection that wakes `?wait=` requests.
+the LISTEN connection that wakes `?wait=` requests. The committer tells the waiter which
+transfers it is about to store, so that their submitters' long polls need not read them
+before they are final.
 """
 
 from __future__ import annotations
@@ -20,9 +22,6 @@ from runtime.settings import to_psycopg_url
 
 
 async def intake_context(app: web.Application) -> AsyncIterator[None]:
-    committer = transfer_committer(app[ENGINE])
-    await committer.start()
-    app[COMMITTER] = committer
     engine = app[ENGINE]
 
     async def read_rows(ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
@@ -31,6 +30,9 @@ async def intake_context(app: web.Application) -> AsyncIterator[None]:
     waiter = FinalWaiter(to_psycopg_url(app[SETTINGS].sqlalchemy_url), read_rows)
     await waiter.start()
     app[WAITER] = waiter
+    committer = transfer_committer(engine, waiter.expect)
+    await committer.start()
+    app[COMMITTER] = committer
     yield
     await committer.stop()
     await waiter.stop()

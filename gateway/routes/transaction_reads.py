@@ -132,7 +132,11 @@ async def _wait_final(request: web.Request, transaction_id: UUID, wait_s: float)
         return await _read(request, transaction_id)
 
     return await request.app[WAITER].wait_until(
-        transaction_id, wait_s, read, lambda row: row["status"] in DECIDED_STATUSES
+        transaction_id,
+        wait_s,
+        read,
+        lambda row: row["status"] in DECIDED_STATUSES,
+        caller=(who.organization_id, who.user_id),
     )
 
 

@@ -8,7 +8,7 @@ decide each one, and each new transfer's audit record is written with it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -30,8 +30,13 @@ from ledger_core.persistence.transfers.changes import (
     lock_original,
     reversed_so_far,
 )
+from ledger_core.persistence.transfers.group_intake import (
+    Announce,
+    Request,
+    key_name,
+    unique_names,
+)
 from ledger_core.persistence.transfers.group_intake import GroupCommitter as GroupCommitter
-from ledger_core.persistence.transfers.group_intake import Request, key_name, unique_names
 from ledger_core.persistence.transfers.intake import (
     Companion,
     Item,
@@ -50,10 +55,22 @@ from ledger_core.transfer_rules import (
 )
 from ledger_core.transfers import transfer_audit_details
 
+ExpectTransfers = Callable[[Iterable[tuple[UUID, tuple[UUID, UUID]]]], None]
+"""Told the id and the submitter (organization, user) of each transfer about to be stored."""
 
-def transfer_committer(engine: AsyncEngine) -> GroupCommitter:
-    """The group committer of single transfers, each stored with its audit record."""
-    return GroupCommitter(engine, companion=submitted_records)
+
+def transfer_committer(
+    engine: AsyncEngine, expect: ExpectTransfers | None = None
+) -> GroupCommitter:
+    """The group committer of single transfers, each stored with its audit record;
+    `expect` is told of each group's new transfers before their statement runs."""
+    announce: Announce | None = None
+    if expect is not None:
+
+        def announce(items: Sequence[Item]) -> None:
+            expect((i.id, (i.actor.organization_id, i.actor.user_id)) for i in items)
+
+    return GroupCommitter(engine, companion=submitted_records, announce=announce)
 
 
 def submitted_records(accepted: Sequence[tuple[Request, Item]]) -> Companion:

@@ -87,3 +87,94 @@ def test_a_failed_batch_read_still_wakes_every_watch_to_read_for_itself(
             await waiter.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_poll_by_the_submitter_of_an_expected_transfer_reads_only_once_it_is_notified(
+    database_url: str,
+) -> None:
+    """The intake announced the transfer before storing it: its submitter's long poll skips
+    the read that would only find it PENDING, and wakes with the notification's read."""
+    conninfo = to_psycopg_url(database_url)
+    reads: list[list[UUID]] = []
+
+    async def read_rows(ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
+        reads.append(list(ids))
+        return {i: {"id": i, "status": "COMPLETED"} for i in ids}
+
+    async def own_read(handed: dict[str, Any] | None) -> dict[str, Any]:
+        assert handed is not None, "the waiter reads for its watches"
+        return handed
+
+    async def scenario() -> None:
+        waiter = FinalWaiter(conninfo, read_rows)
+        await waiter.start()
+        try:
+            await _listening(waiter)
+            transfer, submitter = uuid.uuid4(), (uuid.uuid4(), uuid.uuid4())
+            waiter.expect([(transfer, submitter)])
+            poll = asyncio.create_task(
+                waiter.wait_until(
+                    transfer, 10, own_read, lambda row: row["status"] == "COMPLETED", submitter
+                )
+            )
+            await asyncio.sleep(0.3)
+            assert not poll.done()
+            assert reads == []
+            await _notify(conninfo, [transfer])
+            row = await asyncio.wait_for(poll, timeout=10)
+            assert row["id"] == transfer
+            assert reads == [[transfer]]
+        finally:
+            await waiter.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_poll_reads_first_once_notified_for_another_caller_or_after_the_listener_reconnects(
+    database_url: str,
+) -> None:
+    """Only a transfer still awaiting its notification, polled by its own submitter, skips
+    the first read: any other poll reads at once (and here finds the transfer final)."""
+    conninfo = to_psycopg_url(database_url)
+
+    async def read_rows(ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
+        return {i: {"id": i, "status": "COMPLETED"} for i in ids}
+
+    async def own_read(handed: dict[str, Any] | None) -> dict[str, Any]:
+        assert handed is not None
+        return handed
+
+    async def poll(waiter: FinalWaiter, transfer: UUID, caller: tuple[UUID, UUID]) -> None:
+        settled = waiter.wait_until(
+            transfer, 10, own_read, lambda row: row["status"] == "COMPLETED", caller
+        )
+        assert (await asyncio.wait_for(settled, timeout=2))["id"] == transfer
+
+    async def scenario() -> None:
+        waiter = FinalWaiter(conninfo, read_rows)
+        await waiter.start()
+        try:
+            await _listening(waiter)
+            submitter, colleague = (uuid.uuid4(), uuid.uuid4()), (uuid.uuid4(), uuid.uuid4())
+            notified, others, before_loss = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+            waiter.expect([(notified, submitter), (others, submitter)])
+            async with waiter.watch(notified) as heard:
+                await _notify(conninfo, [notified])
+                await asyncio.wait_for(heard.event.wait(), timeout=10)
+            await poll(waiter, notified, submitter)
+            await poll(waiter, others, colleague)
+
+            waiter.expect([(before_loss, submitter)])
+            async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                await conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = 'vaultcraft-gateway-waiter'"
+                )
+            while waiter.listening.is_set():
+                await asyncio.sleep(0.05)
+            await _listening(waiter)
+            await poll(waiter, before_loss, submitter)
+        finally:
+            await waiter.stop()
+
+    asyncio.run(scenario())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import psycopg
 from sqlalchemy import Engine, NullPool, text
@@ -143,6 +143,50 @@ def test_each_new_transfer_of_a_group_is_stored_with_its_audit_record(
             "destination_wallet_id": str(org.system),
             "idempotency_key": second,
         }
+        ledger.post_all()
+
+
+def test_the_intake_announces_each_new_transfer_and_its_submitter_before_storing_it(
+    engine: Engine, database_url: str
+) -> None:
+    """What lets a submitter's long poll skip its first read (`FinalWaiter.expect`): the
+    announcement comes before the statement, so before the transfer can become final."""
+    announced: list[tuple[uuid.UUID, tuple[uuid.UUID, uuid.UUID]]] = []
+    stored_when_announced: list[int] = []
+
+    def expect(transfers: Iterable[tuple[uuid.UUID, tuple[uuid.UUID, uuid.UUID]]]) -> None:
+        batch = list(transfers)
+        announced.extend(batch)
+        with psycopg.connect(to_psycopg_url(database_url)) as conn:
+            (found,) = conn.execute(
+                "SELECT count(*) FROM transactions WHERE id = ANY(%s)", ([t for t, _ in batch],)
+            ).fetchone() or (None,)
+        stored_when_announced.append(found)
+
+    with CrossLedger(engine, database_url) as ledger:
+        org = ledger.org(funded=1_000)
+        intents = [
+            TransferIntent(str(uuid.uuid4()), org.wallet, org.system, 10 + n, "USD")
+            for n in range(3)
+        ]
+
+        async def submit_all() -> list[Stored]:
+            async_engine = create_async_engine(database_url, poolclass=NullPool)
+            committer = transfer_committer(async_engine, expect)
+            await committer.start()
+            try:
+                return list(
+                    await asyncio.gather(*(committer.submit(org.admin, i) for i in intents))
+                )
+            finally:
+                await committer.stop()
+                await async_engine.dispose()
+
+        stored = asyncio.run(submit_all())
+        assert stored_when_announced and set(stored_when_announced) == {0}
+        caller = (org.id, org.admin.user_id)
+        assert {s.row["id"] for s in stored} <= {t for t, _ in announced}
+        assert {c for _, c in announced} == {caller}
         ledger.post_all()
 
 

@@ -52,6 +52,10 @@ UniqueName = tuple[UUID, str, str]
 CompanionOf = Callable[[Sequence[tuple["Request", Item]]], Companion | None]
 """What to write with a group's accepted intents, in their statement (see `Companion`)."""
 
+Announce = Callable[[Sequence[Item]], None]
+"""Told of the intents a group is about to store, before their statement runs (the
+gateway's long polls, which may then wait for a new transfer without reading it first)."""
+
 
 @dataclass
 class Request:
@@ -72,11 +76,13 @@ class GroupCommitter:
         max_group: int = 1000,
         writers: int = 1,
         companion: CompanionOf | None = None,
+        announce: Announce | None = None,
     ) -> None:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._max_group = max_group
         self._writers = writers
         self._companion = companion
+        self._announce = announce
         self._queue: asyncio.Queue[Request] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._elsewhere: dict[UniqueName, tuple[int, asyncio.Event]] = {}
@@ -178,6 +184,8 @@ class GroupCommitter:
                 if self._companion is not None
                 else None
             )
+            if self._announce is not None:
+                self._announce(items)
             results = await insert_items(conn, items, companion)
         for request, result in zip(accepted, results, strict=True):
             _answer(request, result)
