@@ -165,13 +165,13 @@ def test_a_poll_reads_first_once_notified_for_another_caller_or_after_the_listen
             await poll(waiter, others, colleague)
 
             waiter.expect([(before_loss, submitter)])
-            async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-                await conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE application_name = 'vaultcraft-gateway-waiter'"
-                )
-            while waiter.listening.is_set():
-                await asyncio.sleep(0.05)
+            async with waiter.watch(uuid.uuid4()) as dropped:  # woken when the listener drops
+                async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                    await conn.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE application_name = 'vaultcraft-gateway-waiter'"
+                    )
+                await asyncio.wait_for(dropped.event.wait(), timeout=10)
             await _listening(waiter)
             await poll(waiter, before_loss, submitter)
         finally:
