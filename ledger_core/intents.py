@@ -107,16 +107,16 @@ def batch_fingerprint(intents: Sequence[TransferIntent], *, atomic: bool) -> str
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WalletRef:
-    """What the gateway needs to know of a wallet to accept a transfer."""
+    """What the gateway needs to know of a wallet to accept a transfer: what never changes
+    once the wallet exists (its status does, and posting checks it under the wallet's lock)."""
 
     id: UUID
     organization_id: UUID
     user_id: UUID | None
     type: str
     currency: str
-    status: str
 
 
 @dataclass(frozen=True)

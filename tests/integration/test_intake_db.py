@@ -21,7 +21,13 @@ from ledger_core.channels import PENDING_CHANNEL
 from ledger_core.errors import IdempotencyKeyReused
 from ledger_core.intents import Stored, TransferIntent
 from ledger_core.persistence.transfers.group_intake import CompanionOf, GroupCommitter, Request
-from ledger_core.persistence.transfers.intake import Companion, Item, route_all, store_intents
+from ledger_core.persistence.transfers.intake import (
+    Companion,
+    Item,
+    KnownWallets,
+    route_all,
+    store_intents,
+)
 from ledger_core.services.transfers import submit_batch, submitted_records, transfer_committer
 from runtime.settings import to_psycopg_url
 from tests.settlement.ledger import CrossLedger, Org
@@ -187,6 +193,54 @@ def test_the_intake_announces_each_new_transfer_and_its_submitter_before_storing
         caller = (org.id, org.admin.user_id)
         assert {s.row["id"] for s in stored} <= {t for t, _ in announced}
         assert {c for _, c in announced} == {caller}
+        ledger.post_all()
+
+
+def test_known_wallets_reads_each_wallet_once_and_never_remembers_a_missing_one(
+    engine: Engine, database_url: str
+) -> None:
+    with CrossLedger(engine, database_url) as ledger:
+        org = ledger.org(funded=1_000)
+        not_yet = uuid.uuid4()
+
+        async def scenario() -> None:
+            known = KnownWallets(size=4)
+            async_engine = create_async_engine(database_url, poolclass=NullPool)
+            try:
+                async with async_engine.connect() as conn:
+                    first = await known.load(conn, [org.wallet, org.system, not_yet])
+                    assert set(first) == {org.wallet, org.system}
+                    assert first[org.wallet].organization_id == org.id
+                    assert first[org.system].type == "SYSTEM"
+                closed = await async_engine.connect()
+                await closed.close()  # a read on it would fail: known wallets need none
+                again = await known.load(closed, [org.wallet, org.system])
+                assert again == {w: first[w] for w in (org.wallet, org.system)}
+                async with async_engine.begin() as conn:
+                    await conn.execute(
+                        text(
+                            "INSERT INTO wallets (id, organization_id, type, currency, name)"
+                            " VALUES (:id, :org, 'BONUS', 'USD', 'created since')"
+                        ),
+                        {"id": not_yet, "org": org.id},
+                    )
+                async with async_engine.connect() as conn:
+                    assert (await known.load(conn, [not_yet]))[not_yet].currency == "USD"
+                    others = [uuid.uuid4() for _ in range(5)]
+                    await conn.execute(
+                        text(
+                            "INSERT INTO wallets (id, organization_id, type, currency, name)"
+                            " SELECT id, :org, 'BONUS', 'USD', 'more' FROM unnest(CAST(:ids AS uuid[])) id"
+                        ),
+                        {"ids": others, "org": org.id},
+                    )
+                    await conn.commit()
+                    assert set(await known.load(conn, others)) == set(others)
+                    assert len(known) <= 4  # the older half is forgotten past its size
+            finally:
+                await async_engine.dispose()
+
+        asyncio.run(scenario())
         ledger.post_all()
 
 

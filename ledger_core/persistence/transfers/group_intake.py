@@ -6,14 +6,15 @@ statement and one commit, so the cost of a commit is shared by every request in 
 A refusal (unknown wallet, reused key) answers only its own request; a database failure
 answers every request of that group with the error, and nothing of it is stored.
 
-A group takes two round trips: the wallets' read, then one statement that writes the
-intents, the dispatcher's wake-up and whatever `companion` adds for them (the use case's
-audit records). Each waits for a turn of the gateway's event loop, which is busy under
-load, so what goes with the intents rides in their statement, and the connection runs in
-autocommit: that statement is its own transaction, all of it or nothing, so a `BEGIN` and
-a `COMMIT` would only add two turns. The wallets' read needs no transaction of its own:
-what it found is checked again where it matters (foreign keys at the insert, the wallets'
-state at posting), as it was when the read had a snapshot of its own inside one.
+A group takes one round trip once its wallets are known (`KnownWallets`; else two: the
+wallets' read first): one statement that writes the intents, the dispatcher's wake-up and
+whatever `companion` adds for them (the use case's audit records). Each round trip waits
+for a turn of the gateway's event loop, which is busy under load, so what goes with the
+intents rides in their statement, and the connection runs in autocommit: that statement
+is its own transaction, all of it or nothing, so a `BEGIN` and a `COMMIT` would only add
+two turns. The wallets' read needs no transaction of its own: what it found never changes,
+and the rest is checked where it matters (foreign keys at the insert, the wallets' state
+at posting).
 
 One writer by default. A second one halves the groups, and each group costs its round
 trips, its commit and its turns of the loop: at a fixed 1,000 transfers/s one writer spent
@@ -42,7 +43,13 @@ from ledger_core.accounts import Principal
 from ledger_core.acting import AuditContext
 from ledger_core.errors import DomainError
 from ledger_core.intents import Stored, TransferIntent
-from ledger_core.persistence.transfers.intake import Companion, Item, insert_items, route_each
+from ledger_core.persistence.transfers.intake import (
+    Companion,
+    Item,
+    KnownWallets,
+    insert_items,
+    route_each,
+)
 
 RETRYABLE = frozenset({"40P01", "40001"})
 
@@ -83,6 +90,7 @@ class GroupCommitter:
         self._writers = writers
         self._companion = companion
         self._announce = announce
+        self._wallets = KnownWallets()
         self._queue: asyncio.Queue[Request] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._elsewhere: dict[UniqueName, tuple[int, asyncio.Event]] = {}
@@ -168,7 +176,7 @@ class GroupCommitter:
 
     async def _commit(self, group: list[Request]) -> None:
         async with self._engine.connect() as conn:
-            routes = await route_each(conn, [(r.actor, r.intent) for r in group])
+            routes = await route_each(conn, [(r.actor, r.intent) for r in group], self._wallets)
             items: list[Item] = []
             accepted: list[Request] = []
             for request, route in zip(group, routes, strict=True):

@@ -11,9 +11,10 @@ pair and direction, which the next attempt would make all the same.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
+from itertools import islice
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -155,9 +156,45 @@ class Item:
         return "CROSS_ORG" if self.route.cross_org else "TRANSFER"
 
 
-async def load_wallet_refs(conn: AsyncConnection, ids: Sequence[UUID]) -> dict[UUID, WalletRef]:
+async def load_wallet_refs(conn: AsyncConnection, ids: Iterable[UUID]) -> dict[UUID, WalletRef]:
     rows = await fetch_all(conn, LOAD_WALLETS, {"ids": pg_uuid_array(set(ids))})
     return {r[0]: WalletRef(*r) for r in rows}
+
+
+class KnownWallets:
+    """The wallets one intake has read, so that it reads each only once.
+
+    A `WalletRef` holds only what never changes once the wallet exists (wallets are never
+    deleted), so a copy is never stale. Group commit then takes one round trip where it
+    took two (the wallets' read, then the intents' statement) for every group whose
+    wallets it has seen. A wallet not found is not remembered: it may be created next.
+    At `size` wallets the older half is forgotten.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._size = size
+        self._refs: dict[UUID, WalletRef] = {}
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    async def load(self, conn: AsyncConnection, ids: Iterable[UUID]) -> dict[UUID, WalletRef]:
+        refs = self._refs
+        found = {}
+        missing = set()
+        for wallet_id in ids:
+            ref = refs.get(wallet_id)
+            if ref is None:
+                missing.add(wallet_id)
+            else:
+                found[wallet_id] = ref
+        if missing:
+            loaded = await load_wallet_refs(conn, missing)
+            found |= loaded
+            refs |= loaded
+            if len(refs) > self._size:
+                self._refs = dict(islice(refs.items(), len(refs) // 2, None))
+        return found
 
 
 async def _accepting(
@@ -176,12 +213,14 @@ async def _accepting(
 
 
 async def route_each(
-    conn: AsyncConnection, requests: Sequence[tuple[Principal, TransferIntent]]
+    conn: AsyncConnection,
+    requests: Sequence[tuple[Principal, TransferIntent]],
+    known: KnownWallets | None = None,
 ) -> list[Route | DomainError]:
-    """Check every intent against its wallets; each gets a route or its refusal."""
-    wallets = await load_wallet_refs(
-        conn, [w for _, i in requests for w in (i.source_wallet_id, i.destination_wallet_id)]
-    )
+    """Check every intent against its wallets (read, or taken from `known`); each gets a
+    route or its refusal."""
+    ids = [w for _, i in requests for w in (i.source_wallet_id, i.destination_wallet_id)]
+    wallets = await (load_wallet_refs(conn, ids) if known is None else known.load(conn, ids))
     destinations = [(wallets.get(i.destination_wallet_id), actor) for actor, i in requests]
     pairs = {
         (payee.organization_id, actor.organization_id)
