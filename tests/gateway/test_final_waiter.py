@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from uuid import UUID
 
 import psycopg
 from psycopg import sql
 
-from gateway.final_waiter import FinalWaiter
+from gateway.final_waiter import FinalWaiter, RowReader
 from ledger_core.channels import FINAL_CHANNEL
 from runtime.settings import to_psycopg_url
 
@@ -32,6 +32,18 @@ async def _listening(waiter: FinalWaiter) -> None:
     await asyncio.wait_for(waiter.listening.wait(), timeout=10)
 
 
+@contextlib.asynccontextmanager
+async def _listening_waiter(conninfo: str, read_rows: RowReader) -> AsyncIterator[FinalWaiter]:
+    """A started waiter, listening; stopped on the way out."""
+    waiter = FinalWaiter(conninfo, read_rows)
+    await waiter.start()
+    try:
+        await _listening(waiter)
+        yield waiter
+    finally:
+        await waiter.stop()
+
+
 def test_one_notification_wakes_every_watch_with_one_read(database_url: str) -> None:
     conninfo = to_psycopg_url(database_url)
     reads: list[list[UUID]] = []
@@ -41,10 +53,7 @@ def test_one_notification_wakes_every_watch_with_one_read(database_url: str) -> 
         return {i: {"id": i, "status": "COMPLETED"} for i in ids}
 
     async def scenario() -> None:
-        waiter = FinalWaiter(conninfo, read_rows)
-        await waiter.start()
-        try:
-            await _listening(waiter)
+        async with _listening_waiter(conninfo, read_rows) as waiter:
             watched = [uuid.uuid4() for _ in range(150)]  # one NOTIFY payload holds 200
             async with contextlib.AsyncExitStack() as stack:
                 watches = [await stack.enter_async_context(waiter.watch(i)) for i in watched]
@@ -56,8 +65,6 @@ def test_one_notification_wakes_every_watch_with_one_read(database_url: str) -> 
                 assert [w.row["id"] for w in watches if w.row] == watched
             assert len(reads) == 1
             assert sorted(reads[0]) == sorted(watched)  # nobody watched the other id
-        finally:
-            await waiter.stop()
 
     asyncio.run(scenario())
 
@@ -71,10 +78,7 @@ def test_a_failed_batch_read_still_wakes_every_watch_to_read_for_itself(
         raise psycopg.OperationalError("the pool is exhausted")
 
     async def scenario() -> None:
-        waiter = FinalWaiter(conninfo, read_rows)
-        await waiter.start()
-        try:
-            await _listening(waiter)
+        async with _listening_waiter(conninfo, read_rows) as waiter:
             watched = [uuid.uuid4() for _ in range(3)]
             async with contextlib.AsyncExitStack() as stack:
                 watches = [await stack.enter_async_context(waiter.watch(i)) for i in watched]
@@ -83,8 +87,6 @@ def test_a_failed_batch_read_still_wakes_every_watch_to_read_for_itself(
                     asyncio.gather(*(w.event.wait() for w in watches)), timeout=10
                 )
                 assert all(w.row is None for w in watches)
-        finally:
-            await waiter.stop()
 
     asyncio.run(scenario())
 
@@ -106,10 +108,7 @@ def test_a_poll_by_the_submitter_of_an_expected_transfer_reads_only_once_it_is_n
         return handed
 
     async def scenario() -> None:
-        waiter = FinalWaiter(conninfo, read_rows)
-        await waiter.start()
-        try:
-            await _listening(waiter)
+        async with _listening_waiter(conninfo, read_rows) as waiter:
             transfer, submitter = uuid.uuid4(), (uuid.uuid4(), uuid.uuid4())
             waiter.expect([(transfer, submitter)])
             poll = asyncio.create_task(
@@ -124,8 +123,6 @@ def test_a_poll_by_the_submitter_of_an_expected_transfer_reads_only_once_it_is_n
             row = await asyncio.wait_for(poll, timeout=10)
             assert row["id"] == transfer
             assert reads == [[transfer]]
-        finally:
-            await waiter.stop()
 
     asyncio.run(scenario())
 
@@ -151,10 +148,7 @@ def test_a_poll_reads_first_once_notified_for_another_caller_or_after_the_listen
         assert (await asyncio.wait_for(settled, timeout=2))["id"] == transfer
 
     async def scenario() -> None:
-        waiter = FinalWaiter(conninfo, read_rows)
-        await waiter.start()
-        try:
-            await _listening(waiter)
+        async with _listening_waiter(conninfo, read_rows) as waiter:
             submitter, colleague = (uuid.uuid4(), uuid.uuid4()), (uuid.uuid4(), uuid.uuid4())
             notified, others, before_loss = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
             waiter.expect([(notified, submitter), (others, submitter)])
@@ -174,7 +168,5 @@ def test_a_poll_reads_first_once_notified_for_another_caller_or_after_the_listen
                 await asyncio.wait_for(dropped.event.wait(), timeout=10)
             await _listening(waiter)
             await poll(waiter, before_loss, submitter)
-        finally:
-            await waiter.stop()
 
     asyncio.run(scenario())

@@ -343,3 +343,47 @@ def test_a_batch_in_flight_holds_up_only_requests_for_its_own_keys(
         assert [s.replayed for s in batch] == [False]
         assert single.replayed and single.row["id"] == batch[0].row["id"]
         ledger.post_all()
+
+
+def test_a_transaction_elsewhere_holds_up_a_group_for_its_lock_wait_at_most(
+    engine: Engine, database_url: str
+) -> None:
+    """What another gateway stores is unknown here: a group whose statement meets a row
+    that another transaction is storing waits `LOCK_WAIT_MS`, then its requests are stored
+    one by one, so only the request under that key waits for the transaction to end.
+
+    The other gateway is a transaction that stores tenant A's key and holds; tenant A's
+    single transfer under that key and tenant B's transfer go to this gateway together."""
+    with CrossLedger(engine, database_url) as ledger:
+        a, b = ledger.org(funded=1_000), ledger.org(funded=1_000)
+        shared = TransferIntent(str(uuid.uuid4()), a.wallet, a.system, 10, "USD")
+        other = TransferIntent(str(uuid.uuid4()), b.wallet, b.system, 10, "USD")
+
+        async def scenario() -> tuple[float, bool, Stored, Stored, Stored]:
+            url_engine = create_async_engine(database_url, poolclass=NullPool)
+            committer = transfer_committer(url_engine)
+            await committer.start()
+            elsewhere = await url_engine.connect()
+            try:
+                await elsewhere.begin()
+                routes = await route_all(elsewhere, a.admin, [shared])
+                (stored_elsewhere,) = await store_intents(elsewhere, a.admin, [shared], routes)
+                started = asyncio.get_running_loop().time()
+                single = asyncio.create_task(committer.submit(a.admin, shared))
+                answered = await asyncio.wait_for(committer.submit(b.admin, other), 5)
+                took = asyncio.get_running_loop().time() - started
+                await asyncio.sleep(0.3)
+                single_waited = not single.done()
+                await elsewhere.commit()
+                return took, single_waited, answered, stored_elsewhere, await single
+            finally:
+                await elsewhere.close()
+                await committer.stop()
+                await url_engine.dispose()
+
+        took, single_waited, answered, stored_elsewhere, single = asyncio.run(scenario())
+        assert not answered.replayed
+        assert took < 2
+        assert single_waited
+        assert single.replayed and single.row["id"] == stored_elsewhere.row["id"]
+        ledger.post_all()

@@ -25,7 +25,11 @@ wallets or users `FOR UPDATE`, which would hold its foreign-key checks. The tran
 gateway stores in transactions of their own (batches, multi-leg transfers, reversals) say
 which keys and references they are storing (`storing_elsewhere`), and a request for one of
 those waits for that transaction on its own, before it joins a group: one tenant's batch
-in flight never holds up another tenant's transfers through the group they share.
+in flight never holds up another tenant's transfers through the group they share. Another
+gateway's transactions are unknown here, so a group's statement waits at most
+`LOCK_WAIT_MS` for a row another transaction holds; past that nothing of the group is
+stored and its requests are stored one by one, each in a task of its own, off the writer:
+the one under the busy key waits for it alone, the others are answered at once.
 """
 
 from __future__ import annotations
@@ -36,8 +40,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ledger_core.accounts import Principal
 from ledger_core.acting import AuditContext
@@ -52,6 +57,16 @@ from ledger_core.persistence.transfers.intake import (
 )
 
 RETRYABLE = frozenset({"40P01", "40001"})
+LOCK_NOT_AVAILABLE = "55P03"
+
+LOCK_WAIT_MS = 200
+"""How long a group's statement waits for a row another transaction holds (`lock_timeout`
+of the writer's connections). A group's statement takes a few milliseconds; a wait this
+long is a transaction elsewhere storing the same key or reference."""
+
+ALONE_AT_ONCE = 4
+"""Requests stored one by one at the same time, each on a connection of the gateway's pool
+(the one under the busy row holds its connection while it waits)."""
 
 UniqueName = tuple[UUID, str, str]
 """What one stored transfer takes that is unique: (organization, "key" or "reference", value)."""
@@ -84,8 +99,17 @@ class GroupCommitter:
         writers: int = 1,
         companion: CompanionOf | None = None,
         announce: Announce | None = None,
+        lock_wait_ms: int = LOCK_WAIT_MS,
     ) -> None:
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._engine = create_async_engine(
+            with_lock_timeout(engine.url, lock_wait_ms),
+            pool_size=writers,
+            max_overflow=writers,
+            isolation_level="AUTOCOMMIT",
+            connect_args={"connect_timeout": 5},
+        )
+        self._patient = engine.execution_options(isolation_level="AUTOCOMMIT")
+        """For requests stored one by one: they may wait as long as the row takes."""
         self._max_group = max_group
         self._writers = writers
         self._companion = companion
@@ -93,6 +117,8 @@ class GroupCommitter:
         self._wallets = KnownWallets()
         self._queue: asyncio.Queue[Request] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._alone: set[asyncio.Task[None]] = set()
+        self._alone_slots = asyncio.Semaphore(ALONE_AT_ONCE)
         self._elsewhere: dict[UniqueName, tuple[int, asyncio.Event]] = {}
 
     async def start(self) -> None:
@@ -108,6 +134,7 @@ class GroupCommitter:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._engine.dispose()
 
     async def submit(
         self, actor: Principal, intent: TransferIntent, audit: AuditContext | None = None
@@ -154,28 +181,52 @@ class GroupCommitter:
             group = [await self._queue.get()]
             while len(group) < self._max_group and not self._queue.empty():
                 group.append(self._queue.get_nowait())
+            handed_on = False
             try:
-                await self._commit_with_retry(group)
+                await self._commit_with_retry(group, self._engine)
+            except DBAPIError as exc:
+                handed_on = _sqlstate(exc) == LOCK_NOT_AVAILABLE
+                if handed_on:
+                    self._one_by_one(group)
+                else:
+                    _answer_all(group, exc)
             except Exception as exc:
-                for request in group:
-                    _answer(request, exc)
+                _answer_all(group, exc)
             finally:
-                for _ in group:
-                    self._queue.task_done()
+                if not handed_on:  # else each request's own task marks it done
+                    for _ in group:
+                        self._queue.task_done()
 
-    async def _commit_with_retry(self, group: list[Request]) -> None:
+    def _one_by_one(self, group: list[Request]) -> None:
+        """Store each request of a group that waited too long for another transaction's row
+        in a task of its own, so that only the request under that row waits for it."""
+        for request in group:
+            task = asyncio.create_task(self._store_alone(request), name="intake-alone")
+            self._alone.add(task)
+            task.add_done_callback(self._alone.discard)
+
+    async def _store_alone(self, request: Request) -> None:
+        try:
+            async with self._alone_slots:
+                await self._commit_with_retry([request], self._patient)
+        except Exception as exc:
+            _answer(request, exc)
+        finally:
+            self._queue.task_done()
+
+    async def _commit_with_retry(self, group: list[Request], engine: AsyncEngine) -> None:
         """Two groups racing on the same keys in different orders can deadlock; PostgreSQL
         aborts one of them, which is then simply tried again."""
         for attempt in range(3):
             try:
-                await self._commit(group)
+                await self._commit(group, engine)
                 return
             except DBAPIError as exc:
-                if getattr(exc.orig, "sqlstate", None) not in RETRYABLE or attempt == 2:
+                if _sqlstate(exc) not in RETRYABLE or attempt == 2:
                     raise
 
-    async def _commit(self, group: list[Request]) -> None:
-        async with self._engine.connect() as conn:
+    async def _commit(self, group: list[Request], engine: AsyncEngine) -> None:
+        async with engine.connect() as conn:
             routes = await route_each(conn, [(r.actor, r.intent) for r in group], self._wallets)
             items: list[Item] = []
             accepted: list[Request] = []
@@ -212,6 +263,23 @@ def unique_names(organization_id: UUID, intents: Sequence[TransferIntent]) -> se
         for intent in intents
         if intent.reference is not None
     }
+
+
+def with_lock_timeout(url: URL, lock_wait_ms: int) -> URL:
+    """`url` with `lock_timeout` added to the server settings it gives (`options`)."""
+    given = url.query.get("options")
+    options = " ".join(given) if isinstance(given, tuple) else given
+    lock = f"-c lock_timeout={lock_wait_ms}"
+    return url.update_query_dict({"options": f"{options} {lock}" if options else lock})
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)
+
+
+def _answer_all(group: Sequence[Request], exc: BaseException) -> None:
+    for request in group:
+        _answer(request, exc)
 
 
 def _answer(request: Request, outcome: Stored | BaseException) -> None:
