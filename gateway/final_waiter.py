@@ -185,14 +185,16 @@ class FinalWaiter:
         self._schedule_read([transaction_id])
 
     def _wake(self, payload: str) -> None:
-        if self._expected or self._expected_before:
-            for raw in payload.split(","):
-                self._expected.pop(raw, None)
-                self._expected_before.pop(raw, None)
-        if not self._waiters:  # the usual case under load: nobody long-polls, nothing to parse
+        if not (self._waiters or self._expected or self._expected_before):
+            return  # nobody long-polls and nothing is expected: nothing to parse
+        named = payload.split(",")
+        for raw in named:
+            self._expected.pop(raw, None)
+            self._expected_before.pop(raw, None)
+        if not self._waiters:  # the usual case under load: nobody long-polls
             return
         ids = []
-        for raw in payload.split(","):
+        for raw in named:
             try:
                 transaction_id = UUID(raw)
             except ValueError:

@@ -8,8 +8,9 @@ probe), so a commit that stores a new intent must send it, and a pure replay mus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 import psycopg
 from sqlalchemy import Engine, NullPool, text
@@ -74,17 +75,32 @@ def test_a_new_intent_wakes_the_dispatcher_and_a_replay_does_not(
         ledger.post_all()  # leave nothing PENDING for the tests that share this database
 
 
+@contextlib.asynccontextmanager
+async def _started(
+    url: str, committer_on: Callable[[AsyncEngine], GroupCommitter] = transfer_committer
+) -> AsyncIterator[tuple[AsyncEngine, GroupCommitter]]:
+    """An engine on `url` and a started committer on it; both closed on the way out."""
+    engine = create_async_engine(url, poolclass=NullPool)
+    committer = committer_on(engine)
+    await committer.start()
+    try:
+        yield engine, committer
+    finally:
+        await committer.stop()
+        await engine.dispose()
+
+
 def _group(
     url: str, org: Org, intents: list[TransferIntent], companion: CompanionOf = submitted_records
 ) -> list[Stored | BaseException]:
     """Submit the intents together to the gateway's group committer, with one writer (so
     one group)."""
 
+    def committer_on(engine: AsyncEngine) -> GroupCommitter:
+        return GroupCommitter(engine, writers=1, companion=companion)
+
     async def submit_all() -> list[Stored | BaseException]:
-        engine = create_async_engine(url, poolclass=NullPool)
-        committer = GroupCommitter(engine, writers=1, companion=companion)
-        await committer.start()
-        try:
+        async with _started(url, committer_on) as (_, committer):
             submitted = [
                 committer.submit(
                     org.admin,
@@ -94,9 +110,6 @@ def _group(
                 for n, intent in enumerate(intents)
             ]
             return await asyncio.gather(*submitted, return_exceptions=True)
-        finally:
-            await committer.stop()
-            await engine.dispose()
 
     return asyncio.run(submit_all())
 
@@ -177,16 +190,13 @@ def test_the_intake_announces_each_new_transfer_and_its_submitter_before_storing
         ]
 
         async def submit_all() -> list[Stored]:
-            async_engine = create_async_engine(database_url, poolclass=NullPool)
-            committer = transfer_committer(async_engine, expect)
-            await committer.start()
-            try:
+            def committer_on(engine: AsyncEngine) -> GroupCommitter:
+                return transfer_committer(engine, expect)
+
+            async with _started(database_url, committer_on) as (_, committer):
                 return list(
                     await asyncio.gather(*(committer.submit(org.admin, i) for i in intents))
                 )
-            finally:
-                await committer.stop()
-                await async_engine.dispose()
 
         stored = asyncio.run(submit_all())
         assert stored_when_announced and set(stored_when_announced) == {0}
@@ -311,31 +321,28 @@ def test_a_batch_in_flight_holds_up_only_requests_for_its_own_keys(
         other = TransferIntent(str(uuid.uuid4()), b.wallet, b.system, 10, "USD")
 
         async def scenario() -> tuple[bool, Stored, list[Stored], Stored]:
-            url_engine = create_async_engine(database_url, poolclass=NullPool)
-            committer = transfer_committer(url_engine)
-            await committer.start()
-            blocker = await url_engine.connect()
-            try:
-                await blocker.begin()
-                routes = await route_all(blocker, a.admin, [shared])
-                await store_intents(blocker, a.admin, [shared], routes)
-                batch = asyncio.create_task(
-                    submit_batch(
-                        url_engine, committer, Acting(a.admin, AuditContext()), [shared],
-                        atomic=False,
-                    )
-                )  # fmt: skip
-                await _until_an_insert_waits_on_a_lock(url_engine)  # the batch, on the blocker
-                single = asyncio.create_task(committer.submit(a.admin, shared))
-                await asyncio.sleep(0.1)
-                answered = await asyncio.wait_for(committer.submit(b.admin, other), 5)
-                single_waited = not single.done()
-                await blocker.rollback()
-                return single_waited, answered, await batch, await single
-            finally:
-                await blocker.close()
-                await committer.stop()
-                await url_engine.dispose()
+            async with _started(database_url) as (url_engine, committer):
+                blocker = await url_engine.connect()
+                try:
+                    await blocker.begin()
+                    routes = await route_all(blocker, a.admin, [shared])
+                    await store_intents(blocker, a.admin, [shared], routes)
+                    batch = asyncio.create_task(
+                        submit_batch(
+                            url_engine, committer, Acting(a.admin, AuditContext()), [shared],
+                            atomic=False,
+                        )
+                    )  # fmt: skip
+                    # the batch, on the blocker's row
+                    await _until_an_insert_waits_on_a_lock(url_engine)
+                    single = asyncio.create_task(committer.submit(a.admin, shared))
+                    await asyncio.sleep(0.1)
+                    answered = await asyncio.wait_for(committer.submit(b.admin, other), 5)
+                    single_waited = not single.done()
+                    await blocker.rollback()
+                    return single_waited, answered, await batch, await single
+                finally:
+                    await blocker.close()
 
         single_waited, answered, batch, single = asyncio.run(scenario())
         assert not answered.replayed
@@ -360,26 +367,22 @@ def test_a_transaction_elsewhere_holds_up_a_group_for_its_lock_wait_at_most(
         other = TransferIntent(str(uuid.uuid4()), b.wallet, b.system, 10, "USD")
 
         async def scenario() -> tuple[float, bool, Stored, Stored, Stored]:
-            url_engine = create_async_engine(database_url, poolclass=NullPool)
-            committer = transfer_committer(url_engine)
-            await committer.start()
-            elsewhere = await url_engine.connect()
-            try:
-                await elsewhere.begin()
-                routes = await route_all(elsewhere, a.admin, [shared])
-                (stored_elsewhere,) = await store_intents(elsewhere, a.admin, [shared], routes)
-                started = asyncio.get_running_loop().time()
-                single = asyncio.create_task(committer.submit(a.admin, shared))
-                answered = await asyncio.wait_for(committer.submit(b.admin, other), 5)
-                took = asyncio.get_running_loop().time() - started
-                await asyncio.sleep(0.3)
-                single_waited = not single.done()
-                await elsewhere.commit()
-                return took, single_waited, answered, stored_elsewhere, await single
-            finally:
-                await elsewhere.close()
-                await committer.stop()
-                await url_engine.dispose()
+            async with _started(database_url) as (url_engine, committer):
+                elsewhere = await url_engine.connect()
+                try:
+                    await elsewhere.begin()
+                    routes = await route_all(elsewhere, a.admin, [shared])
+                    (stored_elsewhere,) = await store_intents(elsewhere, a.admin, [shared], routes)
+                    started = asyncio.get_running_loop().time()
+                    single = asyncio.create_task(committer.submit(a.admin, shared))
+                    answered = await asyncio.wait_for(committer.submit(b.admin, other), 5)
+                    took = asyncio.get_running_loop().time() - started
+                    await asyncio.sleep(0.3)
+                    single_waited = not single.done()
+                    await elsewhere.commit()
+                    return took, single_waited, answered, stored_elsewhere, await single
+                finally:
+                    await elsewhere.close()
 
         took, single_waited, answered, stored_elsewhere, single = asyncio.run(scenario())
         assert not answered.replayed

@@ -8,14 +8,26 @@ POSTING_ERROR = "posting_error"
 """Failure code of a transfer or hold action the database refused to write."""
 
 
+SERIALIZATION_OR_DEADLOCK = frozenset({"40001", "40P01"})
+"""SQLSTATEs of a transaction PostgreSQL aborted for another's sake: trying again works."""
+LOCK_NOT_AVAILABLE = "55P03"
+"""SQLSTATE of a statement that waited for a lock longer than its `lock_timeout`."""
+
+
+def sqlstate(exc: DBAPIError) -> str:
+    """The SQLSTATE of the driver's error, or "" when it has none."""
+    return getattr(exc.orig, "sqlstate", None) or ""
+
+
 def is_conflict(exc: BaseException) -> bool:
     """A lost connection or a serialization, deadlock or lock-timeout conflict: retry the
     whole batch later rather than blame one transfer."""
     if not isinstance(exc, DBAPIError):
         return False
-    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    state = sqlstate(exc)
     return (
         exc.connection_invalidated
-        or sqlstate in {"40001", "40P01", "55P03"}
-        or sqlstate.startswith("08")
+        or state in SERIALIZATION_OR_DEADLOCK
+        or state == LOCK_NOT_AVAILABLE
+        or state.startswith("08")
     )

@@ -48,6 +48,11 @@ from ledger_core.accounts import Principal
 from ledger_core.acting import AuditContext
 from ledger_core.errors import DomainError
 from ledger_core.intents import Stored, TransferIntent
+from ledger_core.persistence.transfers.conflicts import (
+    LOCK_NOT_AVAILABLE,
+    SERIALIZATION_OR_DEADLOCK,
+    sqlstate,
+)
 from ledger_core.persistence.transfers.intake import (
     Companion,
     Item,
@@ -55,9 +60,6 @@ from ledger_core.persistence.transfers.intake import (
     insert_items,
     route_each,
 )
-
-RETRYABLE = frozenset({"40P01", "40001"})
-LOCK_NOT_AVAILABLE = "55P03"
 
 LOCK_WAIT_MS = 200
 """How long a group's statement waits for a row another transaction holds (`lock_timeout`
@@ -185,7 +187,7 @@ class GroupCommitter:
             try:
                 await self._commit_with_retry(group, self._engine)
             except DBAPIError as exc:
-                handed_on = _sqlstate(exc) == LOCK_NOT_AVAILABLE
+                handed_on = sqlstate(exc) == LOCK_NOT_AVAILABLE
                 if handed_on:
                     self._one_by_one(group)
                 else:
@@ -222,7 +224,7 @@ class GroupCommitter:
                 await self._commit(group, engine)
                 return
             except DBAPIError as exc:
-                if _sqlstate(exc) not in RETRYABLE or attempt == 2:
+                if sqlstate(exc) not in SERIALIZATION_OR_DEADLOCK or attempt == 2:
                     raise
 
     async def _commit(self, group: list[Request], engine: AsyncEngine) -> None:
@@ -271,10 +273,6 @@ def with_lock_timeout(url: URL, lock_wait_ms: int) -> URL:
     options = " ".join(given) if isinstance(given, tuple) else given
     lock = f"-c lock_timeout={lock_wait_ms}"
     return url.update_query_dict({"options": f"{options} {lock}" if options else lock})
-
-
-def _sqlstate(exc: DBAPIError) -> str | None:
-    return getattr(exc.orig, "sqlstate", None)
 
 
 def _answer_all(group: Sequence[Request], exc: BaseException) -> None:

@@ -191,9 +191,9 @@ class KnownWallets:
         if missing:
             loaded = await load_wallet_refs(conn, missing)
             found |= loaded
-            refs |= loaded
-            if len(refs) > self._size:
-                self._refs = dict(islice(refs.items(), len(refs) // 2, None))
+            self._refs |= loaded  # not `refs`: another load may have halved it meanwhile
+            if len(self._refs) > self._size:
+                self._refs = dict(islice(self._refs.items(), len(self._refs) // 2, None))
         return found
 
 
