@@ -9,7 +9,6 @@ This is `aiohttp.web.run_app` with one difference: the app is served by
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from contextlib import suppress
 
@@ -20,6 +19,7 @@ from gateway.access_log import StructuredAccessLogger
 from gateway.app import create_app
 from gateway.protocol_errors import GatewayRunner
 from runtime.settings import Settings
+from runtime.startup_heap import freeze_startup_objects
 
 SHUTDOWN_TIMEOUT_S = 10.0
 
@@ -52,14 +52,6 @@ def serve(settings: Settings, *, reuse_port: bool = False) -> None:
         loop.close()
 
 
-def _freeze_startup_objects() -> None:
-    """Leave what startup built (modules, routes, models, pools) out of every later garbage
-    collection: it lives as long as the process, and rescanning its ~160,000 objects in each
-    full collection took several per cent of the gateway's CPU under load."""
-    gc.collect()
-    gc.freeze()
-
-
 async def _serve(settings: Settings, reuse_port: bool) -> None:
     runner = GatewayRunner(
         create_app(settings),
@@ -71,7 +63,7 @@ async def _serve(settings: Settings, reuse_port: bool) -> None:
     try:
         site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_port=reuse_port)
         await site.start()
-        _freeze_startup_objects()
+        freeze_startup_objects()
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()

@@ -14,6 +14,7 @@ import pika.exceptions
 import redis
 
 from runtime.settings import Settings, is_amqp
+from runtime.startup_heap import freeze_startup_objects
 
 log = logging.getLogger("vaultcraft.relay")
 
@@ -94,6 +95,7 @@ def main(settings: Settings) -> None:
         threading.Thread(target=loop, args=(stop,), name=name, daemon=True)
         for name, loop in loops(settings)
     ]
+    freeze_startup_objects()
     for thread in threads:
         thread.start()
     stop.wait()

@@ -40,6 +40,7 @@ from ledger_core.services.holds import EXPIRE_BATCH, expire_overdue
 from messaging.broker import setup_broker
 from messaging.messages import kick_posting, request_reconciliation, request_settlement
 from runtime.settings import Settings, to_psycopg_url
+from runtime.startup_heap import freeze_startup_objects
 from workers import db
 from workers.job_guard import JobGuard
 
@@ -186,6 +187,7 @@ def main(settings: Settings | None = None) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("Scheduler started with jobs: %s.", ", ".join(g.job for g in guards))
+    freeze_startup_objects()
     try:
         scheduler.start()
     finally:
