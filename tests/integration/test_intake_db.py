@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 import psycopg
+import pytest
 from sqlalchemy import Engine, NullPool, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -21,6 +23,7 @@ from ledger_core.acting import Acting, AuditContext
 from ledger_core.channels import PENDING_CHANNEL
 from ledger_core.errors import IdempotencyKeyReused
 from ledger_core.intents import Stored, TransferIntent
+from ledger_core.persistence.transfers import group_intake
 from ledger_core.persistence.transfers.group_intake import CompanionOf, GroupCommitter, Request
 from ledger_core.persistence.transfers.intake import (
     Companion,
@@ -389,4 +392,67 @@ def test_a_transaction_elsewhere_holds_up_a_group_for_its_lock_wait_at_most(
         assert took < 2
         assert single_waited
         assert single.replayed and single.row["id"] == stored_elsewhere.row["id"]
+        ledger.post_all()
+
+
+def _groups_of(url: str, org: Org, pace: Sequence[float]) -> tuple[list[int], list[float]]:
+    """Submit one transfer, then one after each pause of `pace` (not waiting for answers
+    but the first); returns the size of every group the committer stored and how long each
+    request took to be answered."""
+    groups: list[int] = []
+
+    def committer_on(engine: AsyncEngine) -> GroupCommitter:
+        return GroupCommitter(engine, writers=1, announce=lambda items: groups.append(len(items)))
+
+    def intent() -> TransferIntent:
+        return TransferIntent(str(uuid.uuid4()), org.wallet, org.system, 10, "USD")
+
+    async def timed(committer: GroupCommitter) -> float:
+        started = time.monotonic()
+        await committer.submit(org.admin, intent())
+        return time.monotonic() - started
+
+    async def submit_all() -> list[float]:
+        async with _started(url, committer_on) as (_, committer):
+            took = [await timed(committer)]
+            waiting = []
+            for pause in pace:
+                await asyncio.sleep(pause)
+                waiting.append(asyncio.create_task(timed(committer)))
+            return took + list(await asyncio.gather(*waiting))
+
+    took = asyncio.run(submit_all())
+    return groups, took
+
+
+def test_while_requests_keep_coming_a_small_group_waits_for_more(
+    engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests arriving while the previous group is recent are gathered for `GATHER_S`:
+    two requests 50 ms apart, right after a commit, share one group."""
+    monkeypatch.setattr(group_intake, "GATHER_S", 0.5)
+    monkeypatch.setattr(group_intake, "STREAM_GAP_S", 10.0)
+    with CrossLedger(engine, database_url) as ledger:
+        org = ledger.org(funded=1_000)
+        groups, _ = _groups_of(database_url, org, [0, 0.05])
+        assert groups == [1, 2]
+        ledger.post_all()
+
+
+def test_a_lone_request_and_a_large_group_are_stored_at_once(
+    engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(group_intake, "GATHER_S", 3.0)
+    monkeypatch.setattr(group_intake, "STREAM_GAP_S", 0.2)
+    with CrossLedger(engine, database_url) as ledger:
+        org = ledger.org(funded=1_000)
+        groups, took = _groups_of(database_url, org, [0.5])
+        assert groups == [1, 1]
+        assert max(took) < 2, "a request after a quiet spell must not wait to be gathered"
+
+        monkeypatch.setattr(group_intake, "SMALL_GROUP", 1)
+        monkeypatch.setattr(group_intake, "STREAM_GAP_S", 10.0)
+        groups, took = _groups_of(database_url, org, [0])
+        assert groups == [1, 1]
+        assert max(took) < 2, "a group already large must not wait for more"
         ledger.post_all()

@@ -30,12 +30,21 @@ gateway's transactions are unknown here, so a group's statement waits at most
 `LOCK_WAIT_MS` for a row another transaction holds; past that nothing of the group is
 stored and its requests are stored one by one, each in a task of its own, off the writer:
 the one under the busy key waits for it alone, the others are answered at once.
+
+At a moderate rate the writer finds only a request or two queued after each commit, and
+pays a whole commit (its round trip, PostgreSQL's statement and commit, the dispatcher's
+wake-up) for each. While requests keep coming (the previous group began less than
+`STREAM_GAP_S` ago), a group of fewer than `SMALL_GROUP` waits for more until its oldest
+request has waited `GATHER_S`: at a fixed 1,000 transfers/s groups of about 2 became
+about 4.5, for 2 ms more on the `202`. A lone request, a group already large, or one whose
+requests waited that long for the previous commit is stored at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -70,6 +79,16 @@ ALONE_AT_ONCE = 4
 """Requests stored one by one at the same time, each on a connection of the gateway's pool
 (the one under the busy row holds its connection while it waits)."""
 
+GATHER_S = 0.002
+"""How long the oldest request of a small group may wait for more while requests keep
+coming (counted from when it was queued)."""
+
+SMALL_GROUP = 8
+"""A group this large or larger is stored at once."""
+
+STREAM_GAP_S = 0.005
+"""Requests keep coming when the previous group began less than this long ago."""
+
 UniqueName = tuple[UUID, str, str]
 """What one stored transfer takes that is unique: (organization, "key" or "reference", value)."""
 
@@ -90,6 +109,7 @@ class Request:
     future: asyncio.Future[Stored] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 class GroupCommitter:
@@ -179,10 +199,16 @@ class GroupCommitter:
             await busy[1].wait()
 
     async def _run(self) -> None:
+        began = float("-inf")
         while True:
             group = [await self._queue.get()]
-            while len(group) < self._max_group and not self._queue.empty():
-                group.append(self._queue.get_nowait())
+            self._take_queued(group)
+            now = time.monotonic()
+            gather = group[0].queued_at + GATHER_S - now
+            if gather > 0 and len(group) < SMALL_GROUP and now - began < STREAM_GAP_S:
+                await asyncio.sleep(gather)
+                self._take_queued(group)
+            began = time.monotonic()
             handed_on = False
             try:
                 await self._commit_with_retry(group, self._engine)
@@ -198,6 +224,10 @@ class GroupCommitter:
                 if not handed_on:  # else each request's own task marks it done
                     for _ in group:
                         self._queue.task_done()
+
+    def _take_queued(self, group: list[Request]) -> None:
+        while len(group) < self._max_group and not self._queue.empty():
+            group.append(self._queue.get_nowait())
 
     def _one_by_one(self, group: list[Request]) -> None:
         """Store each request of a group that waited too long for another transaction's row
