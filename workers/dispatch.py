@@ -36,7 +36,9 @@ KICK_EVERY_S = 0.010
 more of them under load bought nothing but the kicks' own cost: a notification heard, a
 message enqueued, a posting run started that mostly found its work claimed already. At a
 fixed 1,000 transfers/s the relay spent about 0.13 CPU-ms a transfer on them with a 2 ms
-window (BENCHMARKS.md). A trickle still kicks at once."""
+window (BENCHMARKS.md). After a kick the loop sleeps this long, so the notifications of
+the commits meanwhile are read together, not woken for one by one. A trickle still kicks
+at once."""
 IDLE_PROBE_S = 1.0
 
 
@@ -52,18 +54,15 @@ def listen_once(conn: psycopg.Connection[tuple[object, ...]], stop: threading.Ev
     """Wait for intents, kick the posting workers, and probe for missed work when idle."""
     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(PENDING_CHANNEL)))
     probe_after = 0.0
-    kicked_at = float("-inf")
     while not stop.is_set():
         heard = False
         for _ in conn.notifies(timeout=IDLE_PROBE_S, stop_after=1):
             heard = True
         if heard:
-            wait = kicked_at + KICK_EVERY_S - time.monotonic()
-            if wait > 0:
-                for _ in conn.notifies(timeout=wait):
-                    pass  # committed before the kick below: its claim covers them
+            for _ in conn.notifies(timeout=0):
+                pass  # committed before the kick below: its claim covers them
             _kick()
-            kicked_at = time.monotonic()
+            stop.wait(KICK_EVERY_S)  # later commits' notifications queue up, read at once
             continue
         if pending_waiting(conn, probe_after):
             log.info("Found PENDING transfers nobody announced; kicking the posting workers.")

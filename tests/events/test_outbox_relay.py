@@ -36,6 +36,7 @@ from messaging.broker import setup_broker
 from runtime.settings import Settings, to_psycopg_url
 from tests.events.conftest import Env, Process, RelayThread
 from tests.support.ledger import Book, create_book
+from workers import outbox_relay
 from workers.event_stream import EVENT_STREAM
 from workers.outbox_relay import OutboxRelay
 
@@ -205,6 +206,37 @@ def test_a_running_relay_wakes_on_commit_not_on_its_poll(
             assert time.monotonic() - started < 5
             time.sleep(0.005)
         assert time.monotonic() - started < 0.5  # the idle poll is 1 s
+
+
+def test_under_a_stream_of_commits_the_relay_takes_one_round_per_interval(
+    engine: Engine, relay: RelayThread, stream: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each commit NOTIFYs; a relay that rests `ROUND_EVERY_S` after a round reads the
+    notifications of the commits meanwhile together, and relays them all in one round."""
+    rounds: list[float] = []
+    drain = OutboxRelay.drain
+
+    def counted(self: OutboxRelay) -> None:
+        rounds.append(time.monotonic())
+        drain(self)
+
+    monkeypatch.setattr(outbox_relay, "ROUND_EVERY_S", 0.3)
+    book = create_book(engine, 0)
+    insert_events(engine, book, 1)
+    time.sleep(1.5)  # idle: the next commit is relayed at once
+    monkeypatch.setattr(OutboxRelay, "drain", counted)
+    started = time.monotonic()
+    ids: list[UUID] = []
+    while time.monotonic() - started < 0.9:
+        ids += insert_events(engine, book, 1)
+        time.sleep(0.02)
+    while unrelayed(engine, ids):
+        assert time.monotonic() - started < 5
+        time.sleep(0.01)
+
+    assert len(ids) >= 20
+    assert 2 <= len(rounds) <= 7, f"{len(ids)} commits in 0.9 s, rounds 0.3 s apart: {rounds}"
+    assert stream_ids(stream, set(ids)) == ids
 
 
 def test_each_subscribed_endpoint_gets_one_relayed_delivery_per_event(
