@@ -85,11 +85,19 @@ def test_a_transfer_that_breaks_the_write_fails_alone(
     assert t.balance(b) == "30.00"
     logs = stack.logs("worker")
     assert f"Transfer {accepted[10]} of organization {t.organization_id} could not be" in logs
-    assert (
-        "vaultcraft_posting_unwritable_total 1.0"
-        in httpx.get(f"http://127.0.0.1:{stack.metrics_port('worker')}/metrics").text
+    wait_until(
+        lambda: _worker_metrics_show(stack, "vaultcraft_posting_unwritable_total 1.0"),
+        timeout_s=30,
+        what="the worker group's metrics server, started after its workers, to count it",
     )
     assert_ledger_sound(engine)
+
+
+def _worker_metrics_show(stack: Stack, line: str) -> bool:
+    try:
+        return line in httpx.get(f"http://127.0.0.1:{stack.metrics_port('worker')}/metrics").text
+    except httpx.TransportError:
+        return False
 
 
 def flood(engine: Engine, tenant: Tenant, source: str, destination: str, count: int) -> None:
