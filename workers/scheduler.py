@@ -48,8 +48,15 @@ log = logging.getLogger("vaultcraft.scheduler")
 
 FULL_RECONCILIATION = CronTrigger(hour=3, minute=15, timezone=UTC)
 
+PENDING_COUNTED_UP_TO = 100_000
+"""`vaultcraft_pending_transfers` counts waiting transfers up to this many: past it, a count
+would read a backlog's every index entry each refresh, when it is needed least (the oldest
+waiting transfer's age says how bad it is)."""
+
 _GAUGES = text(f"""
-    SELECT (SELECT count(*) FROM transactions WHERE status = 'PENDING') AS pending,
+    SELECT (SELECT count(*) FROM (
+                SELECT 1 FROM transactions WHERE status = 'PENDING' LIMIT :counted_up_to
+            ) AS waiting) AS pending,
            ({OLDEST_PENDING_AGE_SQL}) AS oldest_pending_age,
            outbox.backlog, outbox.oldest_age,
            ({OLDEST_UNSEALED_AGE_SQL}) AS oldest_unsealed_age
@@ -86,7 +93,7 @@ def refresh_gauges(engine: Engine) -> None:
     from runtime import metrics  # late: see `main`
 
     with engine.connect() as conn:
-        row = conn.execute(_GAUGES).one()
+        row = conn.execute(_GAUGES, {"counted_up_to": PENDING_COUNTED_UP_TO}).one()
     metrics.pending_transfers.set(row.pending)
     metrics.oldest_pending_age_seconds.set(float(row.oldest_pending_age))
     metrics.outbox_backlog.set(row.backlog)

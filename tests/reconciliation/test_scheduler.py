@@ -151,6 +151,23 @@ def test_gauges_show_pending_transfers_and_the_outbox_backlog(db: Engine, ledger
     assert (REGISTRY.get_sample_value("vaultcraft_oldest_pending_age_seconds") or 0) < 60
 
 
+def test_the_pending_gauge_counts_up_to_its_bound(
+    db: Engine, ledger: Ledger, books: Books, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog is counted up to `PENDING_COUNTED_UP_TO`, not read row by row past it."""
+    from workers import scheduler
+
+    for _ in range(3):
+        books.unposted(ledger.alice, ledger.bob, 5, "PENDING")
+    scheduler.refresh_gauges(db)
+    waiting = REGISTRY.get_sample_value("vaultcraft_pending_transfers") or 0
+    assert waiting >= 3
+
+    monkeypatch.setattr(scheduler, "PENDING_COUNTED_UP_TO", 2)
+    scheduler.refresh_gauges(db)
+    assert REGISTRY.get_sample_value("vaultcraft_pending_transfers") == 2
+
+
 def test_the_oldest_pending_age_gauge_shows_a_stalled_transfer(
     db: Engine, ledger: Ledger, books: Books
 ) -> None:
