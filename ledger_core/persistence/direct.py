@@ -50,9 +50,9 @@ async def fetch_all(
     driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
     sql = driver_sql(clause)
     try:
-        cursor = driver.cursor(row_factory=row_factory)
-        await cursor.execute(sql, params)
-        return await cursor.fetchall() if _returns_rows(cursor) else []
+        async with driver.cursor(row_factory=row_factory) as cursor:
+            await cursor.execute(sql, params)
+            return await cursor.fetchall() if _returns_rows(cursor) else []
     except psycopg.Error as exc:
         broken = driver.closed or driver.broken
         if broken:
@@ -70,9 +70,9 @@ def fetch_all_sync(
     driver: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
     sql = driver_sql(clause)
     try:
-        cursor = driver.cursor(row_factory=row_factory)
-        cursor.execute(sql, params)
-        return cursor.fetchall() if _returns_rows(cursor) else []
+        with driver.cursor(row_factory=row_factory) as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if _returns_rows(cursor) else []
     except psycopg.Error as exc:
         broken = driver.closed or driver.broken
         if broken:
