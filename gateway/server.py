@@ -19,7 +19,7 @@ from gateway.access_log import StructuredAccessLogger
 from gateway.app import create_app
 from gateway.protocol_errors import GatewayRunner
 from runtime.settings import Settings
-from runtime.startup_heap import freeze_startup_objects
+from runtime.startup_heap import settle_startup_heap
 
 SHUTDOWN_TIMEOUT_S = 10.0
 
@@ -63,7 +63,7 @@ async def _serve(settings: Settings, reuse_port: bool) -> None:
     try:
         site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_port=reuse_port)
         await site.start()
-        freeze_startup_objects()
+        settle_startup_heap()
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()

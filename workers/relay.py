@@ -14,7 +14,7 @@ import pika.exceptions
 import redis
 
 from runtime.settings import Settings, is_amqp
-from runtime.startup_heap import freeze_startup_objects
+from runtime.startup_heap import settle_startup_heap
 
 log = logging.getLogger("vaultcraft.relay")
 
@@ -95,7 +95,7 @@ def main(settings: Settings) -> None:
         threading.Thread(target=loop, args=(stop,), name=name, daemon=True)
         for name, loop in loops(settings)
     ]
-    freeze_startup_objects()
+    settle_startup_heap()
     for thread in threads:
         thread.start()
     stop.wait()

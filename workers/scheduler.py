@@ -40,7 +40,7 @@ from ledger_core.services.holds import EXPIRE_BATCH, expire_overdue
 from messaging.broker import setup_broker
 from messaging.messages import kick_posting, request_reconciliation, request_settlement
 from runtime.settings import Settings, to_psycopg_url
-from runtime.startup_heap import freeze_startup_objects
+from runtime.startup_heap import settle_startup_heap
 from workers import db
 from workers.job_guard import JobGuard
 
@@ -194,7 +194,7 @@ def main(settings: Settings | None = None) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("Scheduler started with jobs: %s.", ", ".join(g.job for g in guards))
-    freeze_startup_objects()
+    settle_startup_heap()
     try:
         scheduler.start()
     finally:

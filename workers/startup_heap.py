@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dramatiq import Broker, Middleware, Worker
 
-from runtime.startup_heap import freeze_startup_objects
+from runtime.startup_heap import settle_startup_heap
 
 
-class FreezeAfterBoot(Middleware):
-    """Freezes the process's startup objects once its worker threads have started."""
+class SettleHeapAfterBoot(Middleware):
+    """Settles the process's heap (`runtime.startup_heap`) once its worker threads run."""
 
     def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
-        freeze_startup_objects()
+        settle_startup_heap()
