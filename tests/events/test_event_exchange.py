@@ -18,7 +18,13 @@ from messaging.broker import setup_broker
 from runtime.ports import free_port
 from runtime.settings import Settings
 from tests.events.conftest import Env, RelayThread
-from tests.events.test_outbox_relay import insert_events, stream_ids, unrelayed
+from tests.events.test_outbox_relay import (  # noqa: F401 - fixtures
+    insert_events,
+    make_relay,
+    settled_outbox,
+    stream_ids,
+    unrelayed,
+)
 from tests.support.ledger import create_book
 from workers.event_exchange import EXCHANGE, EventExchange
 from workers.outbox_relay import OutboxRelay
@@ -79,6 +85,7 @@ def relay_for(engine: Engine, redis_url: str, events_env: Env) -> Iterator[type[
         client.close()
 
 
+@pytest.mark.usefixtures("settled_outbox")
 def test_every_relayed_event_is_a_persistent_message_routed_by_its_type(
     engine: Engine, amqp_url: str, channel: BlockingChannel, relay_for: type[OutboxRelay]
 ) -> None:
@@ -101,6 +108,7 @@ def test_every_relayed_event_is_a_persistent_message_routed_by_its_type(
     assert set(body) == {"id", "type", "created_at", "organization_id", "data"}
 
 
+@pytest.mark.usefixtures("settled_outbox")
 def test_while_rabbitmq_is_unreachable_nothing_is_marked_relayed_or_reordered(
     engine: Engine,
     amqp_url: str,
