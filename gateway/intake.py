@@ -30,7 +30,7 @@ async def intake_context(app: web.Application) -> AsyncIterator[None]:
     waiter = FinalWaiter(to_psycopg_url(app[SETTINGS].sqlalchemy_url), read_rows)
     await waiter.start()
     app[WAITER] = waiter
-    committer = transfer_committer(engine, waiter.expect)
+    committer = transfer_committer(engine, waiter.expect, app[SETTINGS].intake_gather_ms)
     await committer.start()
     app[COMMITTER] = committer
     yield

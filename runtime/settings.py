@@ -72,6 +72,8 @@ class Settings:
     allow_private_webhooks: bool = False
     posting_batch_size: int = 1000
     posting_concurrency: int = 2
+    posting_kick_interval_ms: int = 10  # the dispatcher kicks at most this often
+    intake_gather_ms: int = 2  # a small intake group waits this long for more under a stream
     fair_share: int = 100  # most transfers of one organization in a batch shared with others
     reconcile_interval_s: int = 60
     settle_interval_s: int = 60
@@ -88,6 +90,7 @@ class Settings:
     webhook_rescue_after_s: int = 300
     outbox_batch_size: int = 500
     outbox_lease_s: int = 30
+    outbox_rest_ms: int = 20  # the outbox relay rests this long after a round
     event_stream_maxlen: int = 1_000_000
     broker_url: str | None = None  # amqp://... selects RabbitMQ; unset, the Redis broker
     events_amqp_url: str | None = None  # also publish relayed events to RabbitMQ
@@ -120,6 +123,10 @@ class Settings:
             allow_private_webhooks=_flag(env.get("VAULTCRAFT_ALLOW_PRIVATE_WEBHOOKS")),
             posting_batch_size=_int(env, "VAULTCRAFT_POSTING_BATCH_SIZE", 1000),
             posting_concurrency=_int_between(env, "VAULTCRAFT_POSTING_CONCURRENCY", 2, 1, 64),
+            posting_kick_interval_ms=_int_between(
+                env, "VAULTCRAFT_POSTING_KICK_INTERVAL_MS", 10, 0, 1000
+            ),
+            intake_gather_ms=_int_between(env, "VAULTCRAFT_INTAKE_GATHER_MS", 2, 0, 100),
             fair_share=_int_between(env, "VAULTCRAFT_FAIR_SHARE", 100, 1, 10_000),
             reconcile_interval_s=_int(env, "VAULTCRAFT_RECONCILE_INTERVAL_S", 60),
             settle_interval_s=_int(env, "VAULTCRAFT_SETTLE_INTERVAL_S", 60),
@@ -144,6 +151,7 @@ class Settings:
             ),
             outbox_batch_size=_int_between(env, "VAULTCRAFT_OUTBOX_BATCH_SIZE", 500, 1, 10_000),
             outbox_lease_s=_int_between(env, "VAULTCRAFT_OUTBOX_LEASE_S", 30, 1, 3600),
+            outbox_rest_ms=_int_between(env, "VAULTCRAFT_OUTBOX_REST_MS", 20, 0, 1000),
             event_stream_maxlen=_int_between(
                 env, "VAULTCRAFT_EVENT_STREAM_MAXLEN", 1_000_000, 1000, 1_000_000_000
             ),

@@ -2,7 +2,8 @@
 
 The gateway commits intents with a `NOTIFY vaultcraft_pending`; this loop LISTENs and
 sends a `post_pending` message: at once when the last one went out a while ago, else once
-`KICK_EVERY_S` has passed since it, for everything committed meanwhile. The broker message
+the kick interval (`VAULTCRAFT_POSTING_KICK_INTERVAL_MS`) has passed since it, for
+everything committed meanwhile. The broker message
 is derived from the database, never sent by the gateway itself, so an intent committed
 just before a crash still gets posted: on start, and whenever it has heard nothing for a
 second, the loop also looks for PENDING transfers directly (an indexed probe) and kicks
@@ -31,14 +32,6 @@ from workers import db
 
 log = logging.getLogger("vaultcraft.dispatch")
 
-KICK_EVERY_S = 0.010
-"""At most one kick this often. A kick wakes a worker that claims everything committed, so
-more of them under load bought nothing but the kicks' own cost: a notification heard, a
-message enqueued, a posting run started that mostly found its work claimed already. At a
-fixed 1,000 transfers/s the relay spent about 0.13 CPU-ms a transfer on them with a 2 ms
-window (BENCHMARKS.md). After a kick the loop sleeps this long, so the notifications of
-the commits meanwhile are read together, not woken for one by one. A trickle still kicks
-at once."""
 IDLE_PROBE_S = 1.0
 
 
@@ -50,8 +43,20 @@ def _psycopg_url() -> str:
     return to_psycopg_url(db.database_url(db.settings()))
 
 
-def listen_once(conn: psycopg.Connection[tuple[object, ...]], stop: threading.Event) -> None:
-    """Wait for intents, kick the posting workers, and probe for missed work when idle."""
+def listen_once(
+    conn: psycopg.Connection[tuple[object, ...]], stop: threading.Event, kick_every_s: float
+) -> None:
+    """Wait for intents, kick the posting workers, and probe for missed work when idle.
+
+    At most one kick every `kick_every_s`. A kick wakes a worker that claims everything
+    committed, so more of them under load bought nothing but the kicks' own cost: a
+    notification heard, a message enqueued, a posting run started that mostly found its
+    work claimed already (at a fixed 1,000 transfers/s the relay spent about 0.13 CPU-ms a
+    transfer on them with a 2 ms window: BENCHMARKS.md). After a kick the loop sleeps that
+    long, so the notifications of the commits meanwhile are read together, not woken for
+    one by one. A trickle still kicks at once. A longer interval makes posting batches
+    larger under a steady stream (less CPU a transfer) and adds up to that much to the time
+    from commit to posted."""
     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(PENDING_CHANNEL)))
     probe_after = 0.0
     while not stop.is_set():
@@ -62,7 +67,7 @@ def listen_once(conn: psycopg.Connection[tuple[object, ...]], stop: threading.Ev
             for _ in conn.notifies(timeout=0):
                 pass  # committed before the kick below: its claim covers them
             _kick()
-            stop.wait(KICK_EVERY_S)  # later commits' notifications queue up, read at once
+            stop.wait(kick_every_s)  # later commits' notifications queue up, read at once
             continue
         if pending_waiting(conn, probe_after):
             log.info("Found PENDING transfers nobody announced; kicking the posting workers.")
@@ -81,7 +86,7 @@ def run_dispatcher(stop: threading.Event) -> None:
             with psycopg.connect(
                 _psycopg_url(), autocommit=True, application_name="vaultcraft-dispatch"
             ) as conn:
-                listen_once(conn, stop)
+                listen_once(conn, stop, db.settings().posting_kick_interval_ms / 1000)
         except psycopg.OperationalError as exc:
             log.warning("Dispatcher lost PostgreSQL (%s); reconnecting in 1 s.", exc)
             time.sleep(1.0)

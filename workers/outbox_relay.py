@@ -2,8 +2,8 @@
 
 A loop in the relay process. It LISTENs on `vaultcraft_outbox` (NOTIFYed by the outbox's
 insert trigger at each writer's commit, and by redeliveries) and polls every second in
-case a notification was missed; after a wake-up it rests `ROUND_EVERY_S`, so under load
-one round serves many commits. Each wake-up it:
+case a notification was missed; after a wake-up it rests `VAULTCRAFT_OUTBOX_REST_MS`, so
+under load one round serves many commits. Each wake-up it:
 
 1. locks the relay's position (a second relay waits its turn) and takes the events after
    it that may be published now, in id order (`claim_events`: it stops at an id it
@@ -79,11 +79,6 @@ POLL_S = 1.0
 DUE_EVERY_S = 0.5
 """Deliveries found due in PostgreSQL (retries whose time came, lost messages) are looked
 for at most this often, not at every wake-up: under load the relay wakes for every commit."""
-ROUND_EVERY_S = 0.02
-"""At most one wake-up's work this often. Every posting commit NOTIFYs; under load a round
-per commit cost about a millisecond of the relay's CPU each for a handful of events. The
-relay now rests this long after a round, and the notifications of the commits meanwhile
-are read together: an event waits 20 ms more at most, a lone commit is relayed at once."""
 GAUGE_EVERY_S = 5.0
 GAP_POLL_S = 0.05
 """How long a relay whose batch stopped at a gap waits for a notification before it looks
@@ -213,11 +208,18 @@ class OutboxRelay:
 
 
 def _listen(dsn: str, relay: OutboxRelay, stop: threading.Event) -> None:
+    """Drain at every wake-up, resting `VAULTCRAFT_OUTBOX_REST_MS` after each round.
+
+    Every posting commit NOTIFYs; under load a round per commit cost about a millisecond of
+    the relay's CPU each for a handful of events. Resting after a round lets the
+    notifications of the commits meanwhile be read together: an event waits that long more
+    at most, a lone commit is relayed at once."""
+    rest_s = relay.settings.outbox_rest_ms / 1000
     with psycopg.connect(dsn, autocommit=True, application_name=APPLICATION_NAME) as conn:
         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(OUTBOX_CHANNEL)))
         while not stop.is_set():
             relay.drain()
-            if stop.wait(ROUND_EVERY_S):  # later commits' notifications queue up meanwhile
+            if stop.wait(rest_s):  # later commits' notifications queue up meanwhile
                 return
             timeout = GAP_POLL_S if relay.blocked else POLL_S
             # Waiting on a long transaction, notifications cannot help: sleep the poll out.

@@ -31,6 +31,7 @@ from ledger_core.persistence.transfers.changes import (
     reversed_so_far,
 )
 from ledger_core.persistence.transfers.group_intake import (
+    GATHER_MS,
     Announce,
     Request,
     key_name,
@@ -60,17 +61,20 @@ ExpectTransfers = Callable[[Iterable[tuple[UUID, tuple[UUID, UUID]]]], None]
 
 
 def transfer_committer(
-    engine: AsyncEngine, expect: ExpectTransfers | None = None
+    engine: AsyncEngine, expect: ExpectTransfers | None = None, gather_ms: int = GATHER_MS
 ) -> GroupCommitter:
     """The group committer of single transfers, each stored with its audit record;
-    `expect` is told of each group's new transfers before their statement runs."""
+    `expect` is told of each group's new transfers before their statement runs; a small
+    group waits up to `gather_ms` for more while requests keep coming."""
     announce: Announce | None = None
     if expect is not None:
 
         def announce(items: Sequence[Item]) -> None:
             expect((i.id, (i.actor.organization_id, i.actor.user_id)) for i in items)
 
-    return GroupCommitter(engine, companion=submitted_records, announce=announce)
+    return GroupCommitter(
+        engine, companion=submitted_records, announce=announce, gather_ms=gather_ms
+    )
 
 
 def submitted_records(accepted: Sequence[tuple[Request, Item]]) -> Companion:

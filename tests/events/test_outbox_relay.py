@@ -36,7 +36,6 @@ from messaging.broker import setup_broker
 from runtime.settings import Settings, to_psycopg_url
 from tests.events.conftest import Env, Process, RelayThread
 from tests.support.ledger import Book, create_book
-from workers import outbox_relay
 from workers.event_stream import EVENT_STREAM
 from workers.outbox_relay import OutboxRelay
 
@@ -230,10 +229,15 @@ def test_a_running_relay_wakes_on_commit_not_on_its_poll(
 
 
 def test_under_a_stream_of_commits_the_relay_takes_one_round_per_interval(
-    engine: Engine, relay: RelayThread, stream: redis.Redis, monkeypatch: pytest.MonkeyPatch
+    engine: Engine,
+    events_env: Env,
+    no_deliveries_left_behind: None,
+    stream: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Each commit NOTIFYs; a relay that rests `ROUND_EVERY_S` after a round reads the
-    notifications of the commits meanwhile together, and relays them all in one round."""
+    """Each commit NOTIFYs; a relay that rests `VAULTCRAFT_OUTBOX_REST_MS` after a round
+    reads the notifications of the commits meanwhile together, and relays them all in one
+    round."""
     rounds: list[float] = []
     drain = OutboxRelay.drain
 
@@ -241,19 +245,20 @@ def test_under_a_stream_of_commits_the_relay_takes_one_round_per_interval(
         rounds.append(time.monotonic())
         drain(self)
 
-    monkeypatch.setattr(outbox_relay, "ROUND_EVERY_S", 0.3)
+    resting = Settings.from_env({**events_env, "VAULTCRAFT_OUTBOX_REST_MS": "300"})
     book = create_book(engine, 0)
-    insert_events(engine, book, 1)
-    time.sleep(1.5)  # idle: the next commit is relayed at once
-    monkeypatch.setattr(OutboxRelay, "drain", counted)
-    started = time.monotonic()
-    ids: list[UUID] = []
-    while time.monotonic() - started < 0.9:
-        ids += insert_events(engine, book, 1)
-        time.sleep(0.02)
-    while unrelayed(engine, ids):
-        assert time.monotonic() - started < 5
-        time.sleep(0.01)
+    with RelayThread(resting):
+        insert_events(engine, book, 1)
+        time.sleep(1.5)  # idle: the next commit is relayed at once
+        monkeypatch.setattr(OutboxRelay, "drain", counted)
+        started = time.monotonic()
+        ids: list[UUID] = []
+        while time.monotonic() - started < 0.9:
+            ids += insert_events(engine, book, 1)
+            time.sleep(0.02)
+        while unrelayed(engine, ids):
+            assert time.monotonic() - started < 5
+            time.sleep(0.01)
 
     assert len(ids) >= 20
     assert 2 <= len(rounds) <= 7, f"{len(ids)} commits in 0.9 s, rounds 0.3 s apart: {rounds}"

@@ -1,7 +1,7 @@
 """The posting dispatcher against real PostgreSQL notifications: how often it kicks.
 
 A kick wakes a posting worker that claims everything committed, so the dispatcher sends
-one at once for a lone commit and at most one per `KICK_EVERY_S` under a stream of them,
+one at once for a lone commit and at most one per kick interval under a stream of them,
 the last one after every commit it heard. The kicks are recorded here instead of sent
 (the broker's side is `tests/ops/test_doorbell.py` and the pipeline tests).
 """
@@ -20,6 +20,10 @@ from ledger_core.channels import PENDING_CHANNEL
 from runtime.settings import to_psycopg_url
 from workers import dispatch
 
+KICK_EVERY_S = 0.4
+"""The kick interval the dispatcher runs with here (`VAULTCRAFT_POSTING_KICK_INTERVAL_MS`),
+long enough to tell kicks apart."""
+
 
 class _Dispatcher:
     """`listen_once` in a thread of its own, its kicks timed instead of sent."""
@@ -30,7 +34,7 @@ class _Dispatcher:
         self._stop = threading.Event()
         self._listener = psycopg.connect(url, autocommit=True)
         self._thread = threading.Thread(
-            target=dispatch.listen_once, args=(self._listener, self._stop)
+            target=dispatch.listen_once, args=(self._listener, self._stop, KICK_EVERY_S)
         )
         self._notifier = psycopg.connect(url, autocommit=True)
 
@@ -63,7 +67,6 @@ class _Dispatcher:
 
 @pytest.fixture
 def dispatcher(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Dispatcher]:
-    monkeypatch.setattr(dispatch, "KICK_EVERY_S", 0.4)
     running = _Dispatcher(to_psycopg_url(database_url), monkeypatch)
     running.start()
     yield running

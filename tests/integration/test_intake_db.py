@@ -395,14 +395,21 @@ def test_a_transaction_elsewhere_holds_up_a_group_for_its_lock_wait_at_most(
         ledger.post_all()
 
 
-def _groups_of(url: str, org: Org, pace: Sequence[float]) -> tuple[list[int], list[float]]:
+def _groups_of(
+    url: str, org: Org, pace: Sequence[float], gather_ms: int
+) -> tuple[list[int], list[float]]:
     """Submit one transfer, then one after each pause of `pace` (not waiting for answers
-    but the first); returns the size of every group the committer stored and how long each
-    request took to be answered."""
+    but the first), to a committer gathering for `gather_ms`; returns the size of every
+    group it stored and how long each request took to be answered."""
     groups: list[int] = []
 
     def committer_on(engine: AsyncEngine) -> GroupCommitter:
-        return GroupCommitter(engine, writers=1, announce=lambda items: groups.append(len(items)))
+        return GroupCommitter(
+            engine,
+            writers=1,
+            announce=lambda items: groups.append(len(items)),
+            gather_ms=gather_ms,
+        )
 
     def intent() -> TransferIntent:
         return TransferIntent(str(uuid.uuid4()), org.wallet, org.system, 10, "USD")
@@ -428,31 +435,32 @@ def _groups_of(url: str, org: Org, pace: Sequence[float]) -> tuple[list[int], li
 def test_while_requests_keep_coming_a_small_group_waits_for_more(
     engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Requests arriving while the previous group is recent are gathered for `GATHER_S`:
-    two requests 50 ms apart, right after a commit, share one group."""
-    monkeypatch.setattr(group_intake, "GATHER_S", 0.5)
+    """Requests arriving while the previous group is recent are gathered for the gathering
+    time: two requests 50 ms apart, right after a commit, share one group; with no
+    gathering they do not."""
     monkeypatch.setattr(group_intake, "STREAM_GAP_S", 10.0)
     with CrossLedger(engine, database_url) as ledger:
         org = ledger.org(funded=1_000)
-        groups, _ = _groups_of(database_url, org, [0, 0.05])
+        groups, _ = _groups_of(database_url, org, [0, 0.05], gather_ms=500)
         assert groups == [1, 2]
+        groups, _ = _groups_of(database_url, org, [0, 0.05], gather_ms=0)
+        assert groups == [1, 1, 1]
         ledger.post_all()
 
 
 def test_a_lone_request_and_a_large_group_are_stored_at_once(
     engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(group_intake, "GATHER_S", 3.0)
     monkeypatch.setattr(group_intake, "STREAM_GAP_S", 0.2)
     with CrossLedger(engine, database_url) as ledger:
         org = ledger.org(funded=1_000)
-        groups, took = _groups_of(database_url, org, [0.5])
+        groups, took = _groups_of(database_url, org, [0.5], gather_ms=3000)
         assert groups == [1, 1]
         assert max(took) < 2, "a request after a quiet spell must not wait to be gathered"
 
         monkeypatch.setattr(group_intake, "SMALL_GROUP", 1)
         monkeypatch.setattr(group_intake, "STREAM_GAP_S", 10.0)
-        groups, took = _groups_of(database_url, org, [0])
+        groups, took = _groups_of(database_url, org, [0], gather_ms=3000)
         assert groups == [1, 1]
         assert max(took) < 2, "a group already large must not wait for more"
         ledger.post_all()

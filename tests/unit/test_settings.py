@@ -31,6 +31,33 @@ def test_a_fair_share_out_of_bounds_stops_the_process(tmp_path: Path, raw: str) 
         _settings(tmp_path, VAULTCRAFT_FAIR_SHARE=raw)
 
 
+PACING = [
+    ("VAULTCRAFT_POSTING_KICK_INTERVAL_MS", "posting_kick_interval_ms", 10, 1000),
+    ("VAULTCRAFT_INTAKE_GATHER_MS", "intake_gather_ms", 2, 100),
+    ("VAULTCRAFT_OUTBOX_REST_MS", "outbox_rest_ms", 20, 1000),
+]
+"""The waits that trade a few milliseconds for larger commits: name, field, default, most."""
+
+
+@pytest.mark.parametrize(("name", "field", "default", "most"), PACING)
+def test_each_pacing_wait_has_its_default_and_may_be_turned_off(
+    tmp_path: Path, name: str, field: str, default: int, most: int
+) -> None:
+    assert getattr(_settings(tmp_path), field) == default
+    assert getattr(_settings(tmp_path, **{name: "0"}), field) == 0
+    assert getattr(_settings(tmp_path, **{name: str(most)}), field) == most
+
+
+@pytest.mark.parametrize(("name", "field", "default", "most"), PACING)
+@pytest.mark.parametrize("beyond", ["-1", "past the most", "2.5"])
+def test_a_pacing_wait_out_of_bounds_stops_the_process(
+    tmp_path: Path, name: str, field: str, default: int, most: int, beyond: str
+) -> None:
+    raw = str(most + 1) if beyond == "past the most" else beyond
+    with pytest.raises(SystemExit, match=name):
+        _settings(tmp_path, **{name: raw})
+
+
 def test_service_connections_run_without_jit() -> None:
     url = service_url("postgresql://owner:secret@db.example:5432/ledger")
     parsed = make_url(url)

@@ -35,9 +35,10 @@ At a moderate rate the writer finds only a request or two queued after each comm
 pays a whole commit (its round trip, PostgreSQL's statement and commit, the dispatcher's
 wake-up) for each. While requests keep coming (the previous group began less than
 `STREAM_GAP_S` ago), a group of fewer than `SMALL_GROUP` waits for more until its oldest
-request has waited `GATHER_S`: at a fixed 1,000 transfers/s groups of about 2 became
-about 4.5, for 2 ms more on the `202`. A lone request, a group already large, or one whose
-requests waited that long for the previous commit is stored at once.
+request has waited `gather_ms` (`VAULTCRAFT_INTAKE_GATHER_MS`, 2 by default): at a fixed
+1,000 transfers/s groups of about 2 became about 4.5, for 2 ms more on the `202`. A lone
+request, a group already large, or one whose requests waited that long for the previous
+commit is stored at once (0 turns the gathering off).
 """
 
 from __future__ import annotations
@@ -79,9 +80,9 @@ ALONE_AT_ONCE = 4
 """Requests stored one by one at the same time, each on a connection of the gateway's pool
 (the one under the busy row holds its connection while it waits)."""
 
-GATHER_S = 0.002
+GATHER_MS = 2
 """How long the oldest request of a small group may wait for more while requests keep
-coming (counted from when it was queued)."""
+coming (counted from when it was queued), unless the committer is given another."""
 
 SMALL_GROUP = 8
 """A group this large or larger is stored at once."""
@@ -122,6 +123,7 @@ class GroupCommitter:
         companion: CompanionOf | None = None,
         announce: Announce | None = None,
         lock_wait_ms: int = LOCK_WAIT_MS,
+        gather_ms: int = GATHER_MS,
     ) -> None:
         self._engine = create_async_engine(
             with_lock_timeout(engine.url, lock_wait_ms),
@@ -133,6 +135,7 @@ class GroupCommitter:
         self._patient = engine.execution_options(isolation_level="AUTOCOMMIT")
         """For requests stored one by one: they may wait as long as the row takes."""
         self._max_group = max_group
+        self._gather_s = gather_ms / 1000
         self._writers = writers
         self._companion = companion
         self._announce = announce
@@ -204,7 +207,7 @@ class GroupCommitter:
             group = [await self._queue.get()]
             self._take_queued(group)
             now = time.monotonic()
-            gather = group[0].queued_at + GATHER_S - now
+            gather = group[0].queued_at + self._gather_s - now
             if gather > 0 and len(group) < SMALL_GROUP and now - began < STREAM_GAP_S:
                 await asyncio.sleep(gather)
                 self._take_queued(group)
