@@ -33,12 +33,13 @@ from bench.loadgen import (
     TRANSFER_PATH,
     KeepAlive,
     LoadSpec,
+    ends_with_the_run,
     request_headers,
     summarize,
     transfer_body,
 )
 from bench.scenarios import cpu_per_transfer
-from bench.system import System, system_with_wallets
+from bench.system import System, exit_on_sigterm, system_with_wallets
 
 CONNECTIONS = 64
 
@@ -88,8 +89,8 @@ def one_round(
     cpu0 = stats.cpu_seconds()
     load = multiprocessing.Process(target=_submit, args=(spec, send))
     load.start()
-    sent, refused, latencies = receive.recv()
-    load.join()
+    with ends_with_the_run(load):
+        sent, refused, latencies = receive.recv()
     asyncio.run(wait_until_final(system.base_url, data.token, 300))
     cpu1 = stats.cpu_seconds()
     clients = stats.database_clients(db_url)
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--wallets", type=int, default=1000)
     args = parser.parse_args(argv)
+    exit_on_sigterm()
     with system_with_wallets("vaultcraft_fixed_rate", args.wallets) as (system, data, db_url):
         for n in range(args.rounds):
             time.sleep(2)

@@ -20,9 +20,11 @@ import random
 import resource
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import aiohttp
@@ -354,15 +356,28 @@ def run_load(spec: LoadSpec, on_tick: Callable[[float], None] | None = None) -> 
     started = time.monotonic()
     proc.start()
     child.close()
-    while not parent.poll(0.5):
-        if on_tick is not None:
-            on_tick(time.monotonic() - started)
-        if not proc.is_alive() and not parent.poll(0):
-            raise RuntimeError(f"load generator exited with code {proc.exitcode}")
-    try:
-        result: LoadResult = parent.recv()
-    except EOFError as exc:
-        proc.join()
-        raise RuntimeError(f"load generator exited with code {proc.exitcode}") from exc
-    proc.join()
+    with ends_with_the_run(proc):
+        while not parent.poll(0.5):
+            if on_tick is not None:
+                on_tick(time.monotonic() - started)
+            if not proc.is_alive() and not parent.poll(0):
+                raise RuntimeError(f"load generator exited with code {proc.exitcode}")
+        try:
+            result: LoadResult = parent.recv()
+        except EOFError as exc:
+            raise RuntimeError(f"load generator exited with code {proc.exitcode}") from exc
     return result
+
+
+@contextmanager
+def ends_with_the_run(proc: BaseProcess) -> Iterator[None]:
+    """Wait for the load's process at the end of the block; if the block ends in an error,
+    Ctrl-C or SIGTERM, stop it first, instead of letting it drive a system that is gone
+    (and the interpreter's exit wait for it)."""
+    try:
+        yield
+    except BaseException:
+        proc.terminate()
+        raise
+    finally:
+        proc.join()

@@ -37,6 +37,7 @@ from bench.system import (
     System,
     create_database,
     drop_database,
+    exit_on_sigterm,
     invariant_violations,
     migrate,
 )
@@ -266,6 +267,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    exit_on_sigterm()
     given_db, given_redis = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
     work = Path(tempfile.mkdtemp(prefix="vaultcraft-bench-"))
     started = time.monotonic()

@@ -43,6 +43,13 @@ from vaultcraft.supervise import PROCESS_TYPES
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def exit_on_sigterm() -> None:
+    """`kill` (SIGTERM) ends a benchmark as Ctrl-C does: through the `finally` blocks that
+    stop the system's processes and drop the benchmark's databases, instead of leaving them
+    running and stored."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 def roles() -> dict[str, list[str]]:
     """The operator's process types (`vaultcraft.supervise.PROCESS_TYPES`, the Procfile):
     role -> arguments after `vaultcraft`. `web` is called `gateway` here."""
