@@ -5,7 +5,8 @@ submits single transfers between random pairs on a fixed schedule (64 keep-alive
 connections, open loop, no long polls) for `--seconds`, `--rounds` times. Each round
 reports the `202` latency, the CPU every role spent a posted transfer (from the first
 submit until nothing is PENDING), PostgreSQL's CPU split by the client its backends serve
-(`application_name`; the gateway's have none), and the group-commit and posting batch sizes.
+(`application_name`; the gateway's have none), the time from each transfer's intake
+transaction to its posting transaction, and the group-commit and posting batch sizes.
 
 A closed loop measures how fast the system can go, and its CPU a transfer moves with the
 batch sizes that speed allows. At a fixed rate two trees do the same work, so their CPU a
@@ -106,6 +107,7 @@ def one_round(
         "postgres_cpu_ms_by_client": {
             client: round(1000 * seconds / sent, 3) for client, seconds in by_client.items()
         },
+        "created_to_posted_ms": stats.created_to_posted_ms(db_url, data.organization_id, tag),
         "sizes": stats.group_sizes(db_url, data.organization_id, tag),
     }
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from bench.loadgen import percentile
+from bench.loadgen import percentile, summarize
 from runtime.settings import to_psycopg_url
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -208,6 +208,19 @@ def group_sizes(db_url: str, organization_id: str, tag: str) -> dict[str, Any]:
             ).fetchall()
             out[name] = _sizes([float(n) for (n,) in rows])
     return out
+
+
+def created_to_posted_ms(db_url: str, organization_id: str, tag: str) -> dict[str, float | None]:
+    """From each posted transfer's intake transaction to its posting transaction (both
+    columns hold their writing transaction's start), in ms: the server's share of the time
+    from submit to final, which the pacing waits add to."""
+    with psycopg.connect(to_psycopg_url(db_url)) as conn:
+        rows = conn.execute(
+            "SELECT extract(epoch FROM posted_at - created_at) * 1000 FROM transactions"
+            " WHERE organization_id = %s AND description = %s AND posted_at IS NOT NULL",
+            (organization_id, tag),
+        ).fetchall()
+    return summarize([float(ms) for (ms,) in rows])
 
 
 STATS_SETTLE_S = 11.0
