@@ -3,11 +3,10 @@
 The gateway commits intents with a `NOTIFY vaultcraft_pending`; this loop LISTENs and
 sends a `post_pending` message: at once when the last one went out a while ago, else once
 the kick interval (`VAULTCRAFT_POSTING_KICK_INTERVAL_MS`) has passed since it, for
-everything committed meanwhile. The broker message
-is derived from the database, never sent by the gateway itself, so an intent committed
-just before a crash still gets posted: on start, and whenever it has heard nothing for a
-second, the loop also looks for PENDING transfers directly (an indexed probe) and kicks
-the workers if any wait.
+everything committed meanwhile. The broker message is derived from the database, never
+sent by the gateway itself, so an intent committed just before a crash still gets posted:
+on start, and whenever it has heard nothing for a second, the loop also looks for PENDING
+transfers directly (an indexed probe) and kicks the workers if any wait.
 Like every sender, it sends by actor name (`messaging.messages`), never importing the
 posting worker.
 """
