@@ -192,6 +192,19 @@ def _sizes(sizes: list[float]) -> dict[str, float | None]:
     }
 
 
+def tagged_rows(
+    db_url: str, organization_id: str, tag: str, select: str, rest: str = ""
+) -> list[tuple[Any, ...]]:
+    """`SELECT {select}` over the transfers one load sent (its organization, its `tag` as
+    the description), with `rest` (more conditions, a grouping) after the filter."""
+    with psycopg.connect(to_psycopg_url(db_url)) as conn:
+        return conn.execute(
+            f"SELECT {select} FROM transactions"
+            f" WHERE organization_id = %s AND description = %s {rest}",
+            (organization_id, tag),
+        ).fetchall()
+
+
 def group_sizes(db_url: str, organization_id: str, tag: str) -> dict[str, Any]:
     """Transfers per gateway commit and per posting transaction, from the rows' timestamps.
 
@@ -199,14 +212,11 @@ def group_sizes(db_url: str, organization_id: str, tag: str) -> dict[str, Any]:
     so the rows one commit stored share one value: counting rows per value counts commits.
     """
     out: dict[str, Any] = {}
-    with psycopg.connect(to_psycopg_url(db_url)) as conn:
-        for name, column in (("intake_commit", "created_at"), ("posting_batch", "posted_at")):
-            rows = conn.execute(
-                f"SELECT count(*) FROM transactions WHERE organization_id = %s"
-                f" AND description = %s AND {column} IS NOT NULL GROUP BY {column}",
-                (organization_id, tag),
-            ).fetchall()
-            out[name] = _sizes([float(n) for (n,) in rows])
+    for name, column in (("intake_commit", "created_at"), ("posting_batch", "posted_at")):
+        rows = tagged_rows(
+            db_url, organization_id, tag, "count(*)", f"AND {column} IS NOT NULL GROUP BY {column}"
+        )
+        out[name] = _sizes([float(n) for (n,) in rows])
     return out
 
 
@@ -214,12 +224,13 @@ def created_to_posted_ms(db_url: str, organization_id: str, tag: str) -> dict[st
     """From each posted transfer's intake transaction to its posting transaction (both
     columns hold their writing transaction's start), in ms: the server's share of the time
     from submit to final, which the pacing waits add to."""
-    with psycopg.connect(to_psycopg_url(db_url)) as conn:
-        rows = conn.execute(
-            "SELECT extract(epoch FROM posted_at - created_at) * 1000 FROM transactions"
-            " WHERE organization_id = %s AND description = %s AND posted_at IS NOT NULL",
-            (organization_id, tag),
-        ).fetchall()
+    rows = tagged_rows(
+        db_url,
+        organization_id,
+        tag,
+        "extract(epoch FROM posted_at - created_at) * 1000",
+        "AND posted_at IS NOT NULL",
+    )
     return summarize([float(ms) for (ms,) in rows])
 
 

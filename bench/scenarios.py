@@ -62,12 +62,9 @@ QUICK = Profile("quick", 1_000, 10_000, 64, 2, 5, 5, 1, 2, (4, 16), (2,),
 
 def status_counts(db_url: str, organization_id: str, tag: str) -> dict[str, int]:
     """How the transfers sent under `tag` ended, read from the database."""
-    with psycopg.connect(to_psycopg_url(db_url)) as conn:
-        rows = conn.execute(
-            "SELECT status, count(*) FROM transactions"
-            " WHERE organization_id = %s AND description = %s GROUP BY status",
-            (organization_id, tag),
-        ).fetchall()
+    rows = profile_stats.tagged_rows(
+        db_url, organization_id, tag, "status, count(*)", "GROUP BY status"
+    )
     return {str(status): int(n) for status, n in rows}
 
 
