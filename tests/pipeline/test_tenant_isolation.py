@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import httpx
@@ -16,10 +17,15 @@ pytestmark = pytest.mark.slow
 
 MAX_AMOUNT = "92233720368547758.07"
 """2**63 - 1 minor units of USD: the largest amount the API accepts."""
+QUIET_TRANSFERS = 5
+"""How many transfers the other tenant makes, one after another, during the flood."""
 SHARED_MACHINE_BOUND_S = 0.5
-"""The flood test's bound for the other tenant's transfer. spec/performance.md's p99 target
-is 100 ms on a quiet machine; on the shared test machine this measured ~0.25 s, against
-the whole flood's drain (tens of seconds) before fair claiming."""
+"""The flood test's bound for the median of the other tenant's transfers. spec/performance.md's
+p99 target is 100 ms on a quiet machine; here they measure 20-90 ms with nothing beside the
+test, against the whole flood's drain (seconds to tens of seconds) before fair claiming."""
+SHARED_MACHINE_WORST_S = 1.5
+"""The bound for the slowest of them: one transfer met 0.57 s with another test loading the
+same two cores; a flood that delays other tenants delays every one of them by its drain."""
 
 
 def posting_latency(engine: Engine, transaction_id: str) -> float:
@@ -118,26 +124,33 @@ def flood(engine: Engine, tenant: Tenant, source: str, destination: str, count: 
 def test_a_flood_of_one_tenant_does_not_delay_another(
     stack: Stack, http: httpx.Client, engine: Engine
 ) -> None:
-    """20,000 waiting transfers of one tenant: another's single transfer still posts at once."""
+    """20,000 waiting transfers of one tenant: another's transfers still post at once."""
     # Given a tenant with 20,000 transfers waiting, and the workers busy draining them
     flooder, quiet = signup(http), signup(http)
     sink, wallet = flooder.wallet(), quiet.wallet()
     flood(engine, flooder, flooder.system_wallet_id, sink, 20_000)
     started = time.monotonic()
-    assert flooder.transfer(flooder.system_wallet_id, sink, "1.00").status_code == 202
-    time.sleep(0.3)
-    assert pending_count(engine, flooder.organization_id) > 1000
+    try:
+        assert flooder.transfer(flooder.system_wallet_id, sink, "1.00").status_code == 202
+        time.sleep(0.3)
+        assert pending_count(engine, flooder.organization_id) > 1000
 
-    # When the other tenant submits one transfer
-    answer = quiet.transfer(quiet.system_wallet_id, wallet, "5.00")
-    final = quiet.wait_final(answer.json()["id"])
+        # When the other tenant submits transfers one after another
+        latencies = []
+        for _ in range(QUIET_TRANSFERS):
+            answer = quiet.transfer(quiet.system_wallet_id, wallet, "5.00")
+            final = quiet.wait_final(answer.json()["id"])
+            assert final["status"] == "COMPLETED"
+            latencies.append(posting_latency(engine, final["id"]))
 
-    # Then it posts within the latency target, long before the flood is drained
-    assert final["status"] == "COMPLETED"
-    assert posting_latency(engine, final["id"]) <= SHARED_MACHINE_BOUND_S
-    assert pending_count(engine, flooder.organization_id) > 0
-    wait_until(
-        lambda: pending_count(engine, flooder.organization_id) == 0, 60, "the flood to drain"
-    )
+        # Then they post within the latency target, long before the flood is drained
+        assert statistics.median(latencies) <= SHARED_MACHINE_BOUND_S, latencies
+        assert max(latencies) <= SHARED_MACHINE_WORST_S, latencies
+        assert pending_count(engine, flooder.organization_id) > 0
+    finally:
+        wait_until(
+            lambda: pending_count(engine, flooder.organization_id) == 0, 60, "the flood to drain"
+        )
     assert time.monotonic() - started < 60
+    assert quiet.balance(wallet) == f"{5 * QUIET_TRANSFERS}.00"
     assert_ledger_sound(engine)
