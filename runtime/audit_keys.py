@@ -4,6 +4,11 @@
 the base64 itself; unset, a key is generated once into the data dir (like the JWT
 secret). Verification needs only the public key: `VAULTCRAFT_AUDIT_PUBLIC_KEY` (file or
 base64 of the 32 raw public bytes), or else the one derived from the signing key.
+
+Rotating the key: the public keys of earlier signing keys go in
+`VAULTCRAFT_AUDIT_RETIRED_KEYS` (comma-separated, each a file or base64 as above), and the
+heads they signed keep verifying (`trusted_keys`). A key left out of that list is no longer
+trusted: the heads it signed are then reported as forged.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
     PrivateFormat,
+    PublicFormat,
     load_pem_private_key,
     load_pem_public_key,
 )
@@ -36,13 +42,28 @@ def signing_key(settings: Settings) -> Ed25519PrivateKey:
 def public_key(settings: Settings) -> Ed25519PublicKey:
     if not settings.audit_public_key:
         return signing_key(settings).public_key()
-    raw = _material(settings.audit_public_key)
+    return _public(settings.audit_public_key, "VAULTCRAFT_AUDIT_PUBLIC_KEY")
+
+
+def trusted_keys(settings: Settings) -> list[Ed25519PublicKey]:
+    """The keys `vaultcraft verify` believes: the current one, then every retired one."""
+    retired = [v.strip() for v in settings.audit_retired_keys.split(",") if v.strip()]
+    return [public_key(settings), *(_public(v, "VAULTCRAFT_AUDIT_RETIRED_KEYS") for v in retired)]
+
+
+def encode_public(key: Ed25519PublicKey) -> str:
+    """Base64 of the raw public bytes: the form the public-key settings take."""
+    return base64.b64encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+
+
+def _public(value: str, name: str) -> Ed25519PublicKey:
+    raw = _material(value)
     if raw.startswith(b"-----"):
         key = load_pem_public_key(raw)
         if not isinstance(key, Ed25519PublicKey):
-            raise SystemExit("VAULTCRAFT_AUDIT_PUBLIC_KEY is not an Ed25519 key")
+            raise SystemExit(f"{name} holds a key that is not an Ed25519 key")
         return key
-    return Ed25519PublicKey.from_public_bytes(_base64(raw, "VAULTCRAFT_AUDIT_PUBLIC_KEY"))
+    return Ed25519PublicKey.from_public_bytes(_base64(raw, name))
 
 
 def encode_private(key: Ed25519PrivateKey) -> str:

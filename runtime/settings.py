@@ -59,6 +59,7 @@ class Settings:
     service_database_url: str | None = None
     audit_signing_key: str = field(default="", repr=False)
     audit_public_key: str = ""
+    audit_retired_keys: str = ""  # public keys of earlier signing keys, comma-separated
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     metrics_port: int = 9191
@@ -106,6 +107,7 @@ class Settings:
             service_database_url=env.get("VAULTCRAFT_SERVICE_DATABASE_URL") or None,
             audit_signing_key=env.get("VAULTCRAFT_AUDIT_SIGNING_KEY") or "",
             audit_public_key=env.get("VAULTCRAFT_AUDIT_PUBLIC_KEY") or "",
+            audit_retired_keys=env.get("VAULTCRAFT_AUDIT_RETIRED_KEYS") or "",
             http_host=env.get("VAULTCRAFT_HTTP_HOST") or "127.0.0.1",
             http_port=_int(env, "VAULTCRAFT_HTTP_PORT", 8000),
             metrics_port=_int(env, "VAULTCRAFT_METRICS_PORT", 9191),

@@ -331,5 +331,26 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int | None:
     return verify(settings, require_final=args.require_final)
 
 
+@command(
+    "audit-key",
+    "Print a new audit signing key and its public key (`new`), or the public key of the"
+    " signing key in use (`public`: the value to retire it with).",
+    arg("which", choices=("new", "public")),
+    services=False,
+)
+def _audit_key(args: argparse.Namespace, settings: Settings) -> int | None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from runtime.audit_keys import encode_private, encode_public, signing_key
+
+    if args.which == "public":
+        print(encode_public(signing_key(settings).public_key()))
+        return 0
+    key = Ed25519PrivateKey.generate()
+    print(f"VAULTCRAFT_AUDIT_SIGNING_KEY={encode_private(key)}")
+    print(f"VAULTCRAFT_AUDIT_PUBLIC_KEY={encode_public(key.public_key())}")
+    return 0
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -190,12 +190,14 @@ def verify(settings: Settings, *, require_final: bool, out: TextIO = sys.stdout)
 def _verify_audit_chains(settings: Settings, conn: Connection, out: TextIO) -> bool:
     import redis
 
+    from ledger_core.audit_heads import TrustedKeys
     from messaging.broker import redis_url
-    from runtime.audit_keys import public_key
+    from runtime.audit_keys import trusted_keys
     from workers.audit_heads import check_anchors
 
+    keys = TrustedKeys.of(trusted_keys(settings))
     with redis.Redis.from_url(redis_url(settings), socket_timeout=10) as client:
-        findings, anchored = check_anchors(conn, client, public_key(settings))
+        findings, anchored = check_anchors(conn, client, keys)
     if not findings:
         print(f"Audit chains: intact; {anchored} match their signed heads.", file=out)
         return True

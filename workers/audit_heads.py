@@ -15,10 +15,16 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import redis
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, text
 
-from ledger_core.audit_heads import SignedHead, chain_name, chain_organization, sign_head
+from ledger_core.audit_heads import (
+    SignedHead,
+    TrustedKeys,
+    chain_name,
+    chain_organization,
+    sign_head,
+)
 from ledger_core.persistence.audit.chain import hash_at, sealed_chains, verify_chain
 
 HEAD_STREAM = "vaultcraft:audit-heads"
@@ -72,7 +78,7 @@ class AnchorFinding:
     chain: str
     kind: str
     """`broken` (the chain's own links), `head_mismatch` (the chain disagrees with its
-    newest signed head), `forged_head` (a published head not signed by our key)."""
+    newest signed head), `forged_head` (a published head signed by no trusted key)."""
     chain_seq: int | None
     detail: str
 
@@ -81,9 +87,10 @@ class AnchorFinding:
 
 
 def check_anchors(
-    conn: Connection, client: redis.Redis, key: Ed25519PublicKey
+    conn: Connection, client: redis.Redis, keys: TrustedKeys
 ) -> tuple[list[AnchorFinding], int]:
-    """Check every sealed chain's links and its newest signed head.
+    """Check every sealed chain's links and its newest signed head, believing heads signed
+    by any of `keys` (the current key and the retired ones).
 
     Returns the findings and how many chains were anchored by a published head (a chain
     whose heads were never published is checked for its links only).
@@ -93,9 +100,11 @@ def check_anchors(
     findings: list[AnchorFinding] = []
     anchors: dict[str, SignedHead] = {}
     for head in _newest_first(client, database):
-        if not head.signed_by(key):
+        if keys.signer(head) is None:
             findings.append(
-                AnchorFinding(head.chain, "forged_head", head.chain_seq, "not signed by our key")
+                AnchorFinding(
+                    head.chain, "forged_head", head.chain_seq, "signed by no key we trust"
+                )
             )
         elif head.chain in waiting:
             anchors[head.chain] = head

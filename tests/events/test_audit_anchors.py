@@ -2,7 +2,8 @@
 
 The relay seals records and publishes each chain's new head, signed; `vaultcraft verify`
 checks the chains against them. Rewriting records and re-sealing the chain (so every
-link checks out again) is caught, and so is a head signed by another key.
+link checks out again) is caught, and so is a head signed by another key. A key rotated
+out keeps vouching for the heads it signed while it is listed as retired.
 """
 
 from __future__ import annotations
@@ -18,19 +19,24 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, create_engine, text
 
 from ledger_core.persistence.audit.chain import chain_head, seal_waiting
+from runtime.audit_keys import encode_private, encode_public
 from tests.support.databases import fresh_database
 from tests.support.ledger import create_book
 from tests.support.stack import Stack
 from workers.audit_heads import HEAD_STREAM, publish_heads, sign_heads
 
 
-def vaultcraft_verify(url: str, redis_url: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+def vaultcraft_verify(
+    url: str, redis_url: str, data_dir: Path, **keys: str
+) -> subprocess.CompletedProcess[str]:
+    """`vaultcraft verify`, with `keys` as extra VAULTCRAFT_AUDIT_* settings."""
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "REDIS_URL": redis_url,
         "VAULTCRAFT_DATA_DIR": str(data_dir),
         "VAULTCRAFT_LOG_FORMAT": "json",
+        **{f"VAULTCRAFT_AUDIT_{name.upper()}": value for name, value in keys.items()},
     }
     argv = [sys.executable, "-m", "vaultcraft.cli", "verify"]
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
@@ -117,5 +123,55 @@ def test_a_rewritten_and_resealed_chain_is_caught_by_its_signed_head(
             assert refused.returncode == 1
             assert f"forged_head: audit chain {org} at chain_seq 3" in refused.stdout
             assert f"head_mismatch: audit chain {org} at chain_seq 3" in refused.stdout
+        finally:
+            owner.dispose()
+
+
+def test_heads_signed_before_a_key_rotation_verify_while_the_old_key_is_retired(
+    service_urls: tuple[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    old_public, new_public = encode_public(old.public_key()), encode_public(new.public_key())
+    with fresh_database(service_urls[0], "vaultcraft_rotate") as url:
+        owner = create_engine(url)
+        try:
+            # Given a chain sealed under the old key, then sealed further under the new one
+            org = create_book(owner, 1).organization_id
+            database = url.rsplit("/", 1)[1].split("?")[0]
+            for seq, (key, action) in enumerate(
+                [(old, "wallet.created"), (new, "wallet.locked")], start=1
+            ):
+                record_actions(owner, org, [action])
+                env = {"VAULTCRAFT_AUDIT_SIGNING_KEY": encode_private(key)}
+                with Stack(
+                    url, redis_url, tmp_path / str(seq), processes=("relay",), extra_env=env
+                ):
+                    wait_for_head(client, database, str(org), seq)
+
+            # When verify trusts the new key and the retired old one, then the chain is intact
+            new_key = encode_private(new)
+            rotated = vaultcraft_verify(
+                url, redis_url, tmp_path, signing_key=new_key, retired_keys=old_public
+            )
+            assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+            assert "Audit chains: intact; 1 match their signed heads." in rotated.stdout
+            public_only = vaultcraft_verify(
+                url,
+                redis_url,
+                tmp_path / "verifier",
+                public_key=new_public,
+                retired_keys=old_public,
+            )
+            assert public_only.returncode == 0, public_only.stdout + public_only.stderr
+
+            # and once the old key is no longer listed, what it signed is disowned
+            disowned = vaultcraft_verify(url, redis_url, tmp_path, signing_key=new_key)
+            assert disowned.returncode == 1
+            assert (
+                f"forged_head: audit chain {org} at chain_seq 1: signed by no key we trust"
+                in disowned.stdout
+            )
+            assert "chain_seq 2" not in disowned.stdout
         finally:
             owner.dispose()

@@ -26,6 +26,7 @@ COMMANDS = (
     "create-org",
     "reconcile",
     "verify",
+    "audit-key",
 )
 
 
@@ -44,6 +45,32 @@ def test_version_is_the_installed_distributions() -> None:
     )
 
     assert result.stdout.strip() == f"vaultcraft {declared.group(1)}"
+
+
+def test_audit_key_new_prints_a_key_that_public_names_again(tmp_path: Path) -> None:
+    """`audit-key new` prints environment lines; `audit-key public` under that signing key
+    prints the same public key (the value to retire it with)."""
+    env = {**os.environ, "VAULTCRAFT_DATA_DIR": str(tmp_path)}
+    env.pop("VAULTCRAFT_AUDIT_SIGNING_KEY", None)
+    new = subprocess.run(
+        [*vaultcraft_argv(), "audit-key", "new"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    lines = dict(line.split("=", 1) for line in new.stdout.splitlines())
+    assert set(lines) == {"VAULTCRAFT_AUDIT_SIGNING_KEY", "VAULTCRAFT_AUDIT_PUBLIC_KEY"}
+
+    public = subprocess.run(
+        [*vaultcraft_argv(), "audit-key", "public"],
+        capture_output=True,
+        text=True,
+        env={**env, "VAULTCRAFT_AUDIT_SIGNING_KEY": lines["VAULTCRAFT_AUDIT_SIGNING_KEY"]},
+        check=True,
+    )
+    assert public.stdout.strip() == lines["VAULTCRAFT_AUDIT_PUBLIC_KEY"]
+    assert not (tmp_path / "audit_signing_key").exists()
 
 
 def test_help_lists_every_command() -> None:
