@@ -94,19 +94,14 @@ def one_round(
         sent, refused, latencies = receive.recv()
     asyncio.run(wait_until_final(system.base_url, data.token, 300))
     cpu1 = stats.cpu_seconds()
-    clients = stats.database_clients(db_url)
     by_role = stats.cpu_by_group(cpu0, cpu1, roles)
-    backends = {pid: cpu1[pid] for pid in clients if pid in cpu1}
-    by_client = stats.cpu_by_group(cpu0, backends, clients)
     return {
         "round": n,
         "sent": sent,
         "refused": refused,
         "accept_ms": summarize(latencies),
         "cpu_ms_per_transfer": cpu_per_transfer(by_role, sent),
-        "postgres_cpu_ms_by_client": {
-            client: round(1000 * seconds / sent, 3) for client, seconds in by_client.items()
-        },
+        "postgres_cpu_ms_by_client": stats.postgres_cpu_ms_by_client(db_url, cpu0, cpu1, sent),
         "created_to_posted_ms": stats.created_to_posted_ms(db_url, data.organization_id, tag),
         "sizes": stats.group_sizes(db_url, data.organization_id, tag),
     }

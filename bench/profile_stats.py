@@ -71,6 +71,22 @@ def database_clients(db_url: str) -> dict[int, str]:
     return {int(pid): str(client) for pid, client in rows}
 
 
+def postgres_cpu_ms_by_client(
+    db_url: str,
+    before: dict[int, tuple[str, float]],
+    after: dict[int, tuple[str, float]],
+    transfers: int,
+) -> dict[str, float]:
+    """CPU-ms a transfer that this database's backends spent between two snapshots, by the
+    client each serves (`database_clients`: backends still connected at the end)."""
+    clients = database_clients(db_url)
+    backends = {pid: after[pid] for pid in clients if pid in after}
+    spent = cpu_by_group(before, backends, clients)
+    return (
+        {client: round(1000 * s / transfers, 3) for client, s in spent.items()} if transfers else {}
+    )
+
+
 def cpu_of(
     before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], pids: set[int]
 ) -> float:

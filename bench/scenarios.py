@@ -162,8 +162,10 @@ def latency(
     cpu_before = profile_stats.cpu_seconds()
     load = run_load(spec, on_tick)
     asyncio.run(wait_until_final(system.base_url, data.token, profile.final_timeout_s))
-    cpu = profile_stats.cpu_by_group(cpu_before, profile_stats.cpu_seconds(), system.roles())
+    cpu_after = profile_stats.cpu_seconds()
+    cpu = profile_stats.cpu_by_group(cpu_before, cpu_after, system.roles())
     counts = status_counts(db_url, data.organization_id, tag)
+    completed = counts.get("COMPLETED", 0)
     return {
         "rate_per_s": round(rate, 1),
         "p50_ms": load.latency_ms.get("p50"),
@@ -173,7 +175,10 @@ def latency(
         "server_posted_minus_created_ms": load.server_latency_ms,
         "statuses": counts,
         "cpu_s": cpu,
-        "cpu_ms_per_transfer": cpu_per_transfer(cpu, counts.get("COMPLETED", 0)),
+        "cpu_ms_per_transfer": cpu_per_transfer(cpu, completed),
+        "postgres_cpu_ms_by_client": profile_stats.postgres_cpu_ms_by_client(
+            db_url, cpu_before, cpu_after, completed
+        ),
         "sizes": profile_stats.group_sizes(db_url, data.organization_id, tag),
         "load": load.to_json(),
     }

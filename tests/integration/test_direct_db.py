@@ -14,7 +14,7 @@ from sqlalchemy import NullPool, create_engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ledger_core.persistence.direct import driver_sql, fetch_all, fetch_all_sync
+from ledger_core.persistence.direct import Savepoint, driver_sql, fetch_all, fetch_all_sync
 
 ROWS = text("SELECT n, n * 2 AS twice FROM generate_series(1, :upto) AS n")
 
@@ -125,8 +125,8 @@ def test_sync_rows_come_back_as_tuples_or_as_the_factory_builds_them(database_ur
 def test_a_sync_error_under_a_savepoint_leaves_the_outer_transaction_usable(
     database_url: str,
 ) -> None:
-    """What a posting batch relies on: a failed write under `begin_nested` is rolled back to
-    its savepoint, and the batch's transaction (its row locks, its earlier writes) goes on."""
+    """A failed write under `begin_nested` is rolled back to its savepoint, and the
+    transaction (its row locks, its earlier writes) goes on."""
     table = f"direct_{uuid.uuid4().hex[:8]}"
     engine = create_engine(database_url, poolclass=NullPool)
     insert = text(f"INSERT INTO {table} VALUES (:n)")
@@ -149,6 +149,44 @@ def test_a_sync_error_under_a_savepoint_leaves_the_outer_transaction_usable(
     finally:
         engine.dispose()
     assert kept == [(1,), (3,)]
+
+
+def test_a_driver_savepoint_rolls_back_to_itself_and_commits_unreleased(database_url: str) -> None:
+    """What a posting batch relies on (`Savepoint`): a failed write rolled back to its
+    savepoint leaves the transaction usable with its earlier writes; a savepoint of a name
+    already set is the one `rollback()` returns to; savepoints never released commit."""
+    table = f"direct_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(database_url, poolclass=NullPool)
+    insert = text(f"INSERT INTO {table} VALUES (:n)")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE TABLE {table} (n int PRIMARY KEY)"))
+        with engine.begin() as conn:
+            fetch_all_sync(conn, insert, {"n": 1})
+            claim = Savepoint(conn, "claim")
+            fetch_all_sync(conn, insert, {"n": 2})
+            attempt = Savepoint(conn, "attempt")
+            with pytest.raises(IntegrityError):
+                fetch_all_sync(conn, insert, {"n": 1})
+            attempt.rollback()
+            fetch_all_sync(conn, insert, {"n": 3})
+            half = Savepoint(conn, "attempt")
+            fetch_all_sync(conn, insert, {"n": 4})
+            half.rollback()
+            fetch_all_sync(conn, insert, {"n": 5})
+        with engine.begin() as conn:
+            kept = fetch_all_sync(conn, text(f"SELECT n FROM {table} ORDER BY n"), {})
+            claim = Savepoint(conn, "claim")
+            fetch_all_sync(conn, insert, {"n": 6})
+            claim.rollback()
+            undone = fetch_all_sync(conn, text(f"SELECT count(*) FROM {table} WHERE n = 6"), {})
+            conn.execute(text(f"DROP TABLE {table}"))
+    finally:
+        engine.dispose()
+    assert kept == [(1,), (2,), (3,), (5,)]
+    assert undone == [(0,)]
+    with pytest.raises(ValueError, match="not a savepoint name"):
+        Savepoint(None, "x; DROP TABLE wallets")  # type: ignore[arg-type]
 
 
 def test_a_sync_connection_that_broke_under_a_statement_is_not_handed_out_again(

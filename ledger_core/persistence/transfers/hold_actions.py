@@ -32,7 +32,7 @@ from ledger_core.holds import (
     decide_actions,
 )
 from ledger_core.persistence.arrays import pg_array
-from ledger_core.persistence.direct import fetch_all_sync
+from ledger_core.persistence.direct import Savepoint, fetch_all_sync
 from ledger_core.persistence.pending_state import STILL_PENDING
 from ledger_core.persistence.transfers.claim import pending_of
 from ledger_core.persistence.transfers.conflicts import POSTING_ERROR, is_conflict
@@ -219,12 +219,13 @@ def end_claimed(conn: Connection, claimed: ClaimedActions) -> Decided:
     write, each action alone; one that still cannot be written ends FAILED
     `posting_error`, its hold left as it was.
     """
+    attempt = Savepoint(conn, "actions")
     try:
-        with conn.begin_nested():
-            return _end(conn, claimed)
+        return _end(conn, claimed)
     except Exception as exc:
         if is_conflict(exc):
             raise
+        attempt.rollback()
         if len(claimed.actions) == 1:
             return _fail_unwritable(conn, claimed.actions[0], exc)
     return sum((end_claimed(conn, claimed.subset([a])) for a in claimed.actions), Decided())

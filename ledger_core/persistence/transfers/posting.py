@@ -46,7 +46,7 @@ from ledger_core.persistence.analytics.rollups import (
     rollup_params,
 )
 from ledger_core.persistence.arrays import pg_array, pg_uuid_array
-from ledger_core.persistence.direct import fetch_all_sync
+from ledger_core.persistence.direct import Savepoint, fetch_all_sync
 from ledger_core.persistence.events.outbox import event_json
 from ledger_core.persistence.pending_state import STILL_PENDING
 from ledger_core.persistence.transfers.batch_locks import (
@@ -228,11 +228,10 @@ def post_batch(
         take_posting_slot(conn, slots if spread else 1)
     wallets: dict[UUID, WalletState] | None
     with claim_turn(conn):
-        claim = conn.begin_nested()
+        claim = Savepoint(conn, "claim")
         claimed = claim_batch(conn, limit, fair_share)
         actions = claim_actions(conn, limit)
         if not claimed.transfers and not actions.actions:
-            claim.commit()
             return BatchResult(claimed=0, outcomes=(), finished_at=None, more=actions.more)
         ready, ready_actions, wallets = free_subset(conn, claimed, actions)
         deferred = len(ready.transfers) + len(ready_actions.actions) < len(claimed.transfers) + len(
@@ -241,8 +240,7 @@ def post_batch(
         if deferred and not ready_actions.actions:
             claim.rollback()
             ready, wallets = relock(conn, ready), None
-        else:  # captures and voids it decides keep the batch's claim whole
-            claim.commit()
+        # else: captures and voids it decides keep the batch's claim whole
     taken = len(ready.transfers) + len(ready_actions.actions)
     if not taken:
         return BatchResult(claimed=0, outcomes=(), finished_at=None, more=True)
@@ -314,12 +312,13 @@ def post_isolated(
     `locked` (the wallets as `free_subset` locked them) serves the first attempt only: the
     halves read their wallets again, since the first half's balances are the second's.
     """
+    attempt = Savepoint(conn, "attempt")
     try:
-        with conn.begin_nested():
-            return post_claimed(conn, claimed, policy, at, locked)
+        return post_claimed(conn, claimed, policy, at, locked)
     except Exception as exc:
         if is_conflict(exc):
             raise
+        attempt.rollback()
         units = list(group_units(claimed.transfers))
         if len(units) == 1:
             return fail_unwritable(conn, claimed, at, exc)
