@@ -144,8 +144,10 @@ class Runner:
     def throughput(self, name: str, mode: str, db_url: str, wallets: int | None = None) -> None:
         assert self.system is not None and self.data is not None, "the system did not start"
         ids = self.data.wallet_ids[:wallets] if wallets else self.data.wallet_ids
+        settled = self.settle(name, db_url)
         out = scenarios.throughput(self.system, self.data, db_url, mode, ids, name,
                                    self.profile, self.tick(name))  # fmt: skip
+        out["settled_before"] = settled
         if name in ("uniform", "scale"):
             out["analytics_ms"] = scenarios.analytics_timings(db_url, self.data.organization_id)
         if name == "uniform":
@@ -157,12 +159,20 @@ class Runner:
     def latency(self, db_url: str) -> None:
         assert self.system is not None and self.data is not None, "the system did not start"
         rate, basis = self.latency_rate()
+        settled = self.settle("latency", db_url)
         out = scenarios.latency(self.system, self.data, db_url, rate, self.profile, "latency",
                                 self.tick("latency"))  # fmt: skip
         out["rate_basis"] = basis
+        out["settled_before"] = settled
         self.result["scenarios"]["latency"] = out
         self.keep_server_errors("latency")
         self.check("latency", db_url)
+
+    def settle(self, name: str, db_url: str) -> dict[str, Any]:
+        """Before a measured stage: the earlier stages' events relayed, audit records
+        sealed and transfers reconciled (`scenarios.settle_background`)."""
+        self.progress.update(self.task, description=f"{name}: settling what came before")
+        return scenarios.settle_background(db_url)
 
     def _latency_needs_uniform(self) -> bool:
         """Whether `latency_rate` will take half `uniform`: no rate given, no references."""

@@ -181,13 +181,33 @@ def test_without_wallet_locks_the_checker_sees_lost_updates(
 def test_without_claim_locks_and_pending_guard_the_final_state_trigger_still_refuses(
     scratch: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Defence in depth: two workers post the same transfers, the database refuses the second."""
+    """Defence in depth: two workers post the same transfers, the database refuses the second.
+
+    A refused write rolls its batch back to the claim, which then finds those transfers no
+    longer PENDING and leaves them to the batch that posted them."""
     hot_wallet_book(scratch)
     mutate(monkeypatch, "CLAIM", ROW_LOCK)
     mutate(monkeypatch, "WRITE_BATCH", PENDING_GUARD)
+    refused = count_refused_writes(monkeypatch)
     failures = post_concurrently(scratch)
-    assert failures > 0  # batches that reposted a final transfer were rolled back
+    assert refused["writes"] > 0, failures  # writes that reposted a final transfer
     assert verdict(scratch) == ([], [])
+
+
+def count_refused_writes(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count the batch writes the database refuses (`post_claimed` raising)."""
+    refused = {"writes": 0}
+    post_claimed = posting.post_claimed
+
+    def counted(*args: Any) -> Any:
+        try:
+            return post_claimed(*args)
+        except Exception:
+            refused["writes"] += 1
+            raise
+
+    monkeypatch.setattr(posting, "post_claimed", counted)
+    return refused
 
 
 def claim_together(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:

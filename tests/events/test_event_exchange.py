@@ -17,14 +17,7 @@ from sqlalchemy import Engine, create_engine
 from messaging.broker import setup_broker
 from runtime.ports import free_port
 from runtime.settings import Settings
-from tests.events.conftest import Env, RelayThread
-from tests.events.test_outbox_relay import (  # noqa: F401 - fixtures
-    insert_events,
-    make_relay,
-    settled_outbox,
-    stream_ids,
-    unrelayed,
-)
+from tests.events.conftest import Env, RelayThread, insert_events, stream_ids, unrelayed
 from tests.support.ledger import create_book
 from workers.event_exchange import EXCHANGE, EventExchange
 from workers.outbox_relay import OutboxRelay

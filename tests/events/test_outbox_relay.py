@@ -18,7 +18,7 @@ from uuid import UUID
 import psycopg
 import pytest
 import redis
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -32,23 +32,18 @@ from ledger_core.persistence.events.outbox_relay import (
     finish_events,
     read_horizon,
 )
-from messaging.broker import setup_broker
 from runtime.settings import Settings, to_psycopg_url
-from tests.events.conftest import Env, Process, RelayThread
+from tests.events.conftest import (
+    Env,
+    Process,
+    RelayThread,
+    insert_events,
+    stream_ids,
+    unrelayed,
+)
 from tests.support.ledger import Book, create_book
 from workers.event_stream import EVENT_STREAM
 from workers.outbox_relay import OutboxRelay
-
-
-def insert_events(engine: Engine, book: Book, count: int) -> list[UUID]:
-    ids = [uuid.uuid4() for _ in range(count)]
-    with engine.begin() as conn:
-        for n, event_id in enumerate(ids):
-            data = {"id": str(book.wallet_ids[0]) if book.wallet_ids else "w", "n": n}
-            conn.execute(
-                outbox_insert(WALLET_STATUS_CHANGED, book.organization_id, data, event_id=event_id)
-            )
-    return ids
 
 
 def add_webhook(engine: Engine, book: Book, events: list[str], *, deleted: bool = False) -> UUID:
@@ -62,68 +57,6 @@ def add_webhook(engine: Engine, book: Book, events: list[str], *, deleted: bool 
             {"o": book.organization_id, "e": json.dumps(events), "a": not deleted, "d": deleted},
         ).scalar_one()
     return found
-
-
-def stream_ids(client: redis.Redis, wanted: set[UUID]) -> list[UUID]:
-    """Event ids of the stream's entries that are among `wanted`, in stream order."""
-    found = []
-    for _entry_id, fields in client.xrange(EVENT_STREAM):
-        event_id = UUID(fields[b"event_id"].decode())
-        if event_id in wanted:
-            found.append(event_id)
-    return found
-
-
-def unrelayed(engine: Engine, ids: list[UUID]) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.scalar(
-                text(
-                    "SELECT count(*) FROM outbox WHERE event_id = ANY(:ids)"
-                    " AND id > (SELECT position FROM outbox_relay_cursor)"
-                ),
-                {"ids": ids},
-            )
-            or 0
-        )
-
-
-@pytest.fixture
-def make_relay(
-    events_settings: Settings, engine: Engine, stream: redis.Redis, no_deliveries_left_behind: None
-) -> Iterator[type[OutboxRelay]]:
-    """Build relays in the test process (each with its own engine, like separate processes)."""
-    relays: list[OutboxRelay] = []
-
-    class TestRelay(OutboxRelay):
-        def __init__(self, settings: Settings = events_settings) -> None:
-            own = create_engine(engine.url, pool_size=2)
-            relays.append(self)
-            super().__init__(settings, own, stream, setup_broker(settings))
-
-    yield TestRelay
-    for relay in relays:
-        relay.close()
-        relay.engine.dispose()
-
-
-SETTLE_S = 30.0
-
-
-@pytest.fixture
-def settled_outbox(engine: Engine, make_relay: type[OutboxRelay]) -> None:
-    """No gap before the test's own events: one drain then publishes them all.
-
-    An earlier test in this database may have rolled back an outbox insert, leaving an id
-    that no event will ever take. The relay passes such a gap only on a later wake-up,
-    after reading the horizon, and only once an event after it is visible: a marker event
-    is relayed here until it is through, whatever the earlier tests left behind."""
-    marker = insert_events(engine, create_book(engine, 0), 1)
-    relay = make_relay()
-    deadline = time.monotonic() + SETTLE_S
-    while relay.relay_batch() or unrelayed(engine, marker):
-        assert time.monotonic() < deadline, "the relay never passed what earlier tests left"
-        time.sleep(0.01)
 
 
 @pytest.mark.usefixtures("settled_outbox")

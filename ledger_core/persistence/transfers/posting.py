@@ -13,9 +13,10 @@ One database transaction per batch:
    (claims take turns; a batch that lets transfers go rolls its claim back to a savepoint
    and locks again what it keeps, so the others are free at once: `relock`);
 3. decide each transfer with `ledger_core.posting.plan_postings`;
-4. write balances, entries, final states and outbox events with one statement each, under
-   a savepoint: if the database refuses, `post_isolated` splits the batch until only the
-   transfers that cannot be written fail (`posting_error`);
+4. write balances, entries, final states and outbox events in one statement, in the
+   claim's subtransaction (`post_in_claim`): if the database refuses, the batch rolls back
+   to its claim, locks its transfers again, and `post_isolated` splits it under nested
+   savepoints until only the transfers that cannot be written fail (`posting_error`);
 5. decide the waiting captures and voids claimed with them (`hold_actions`), whose holds'
    rows and wallets step 1 and 2 locked too.
 
@@ -245,7 +246,12 @@ def post_batch(
     if not taken:
         return BatchResult(claimed=0, outcomes=(), finished_at=None, more=True)
     at = datetime.now(UTC)
-    outcomes = post_isolated(conn, ready, policy, at, wallets) if ready.transfers else []
+    if not ready.transfers:
+        outcomes: list[Outcome] = []
+    elif ready_actions.actions:  # their locks must outlive a failed write: nested attempts
+        outcomes = post_isolated(conn, ready, policy, at, wallets)
+    else:
+        outcomes = post_in_claim(conn, claim, ready, policy, at, wallets)
     decided = end_claimed(conn, ready_actions) if ready_actions.actions else Decided()
     more = claimed.more or actions.more or deferred
     return BatchResult(taken, outcomes, at, more, decided.outcomes, decided.ended)
@@ -263,7 +269,9 @@ def relock(conn: Connection, ready: Claimed) -> Claimed:
     """Lock again the transfers a partly blocked batch keeps, once the claim's savepoint
     was rolled back to let the others go at once (unlocked: the next claim takes them
     first, in order, instead of transfers behind them). Still in the claim turn, so no
-    other claim can have taken them; the batch's wallets are locked when it posts.
+    other claim can have taken them; the batch's wallets are locked when it posts. After a
+    refused write (`post_in_claim`) the turn is over: should another batch have taken any
+    of them meanwhile, this batch keeps none and that one posts them.
 
     A batch that also decides captures or voids keeps its claim as it is instead (the
     transfers it lets go stay locked until it commits): locking those actions and their
@@ -274,6 +282,38 @@ def relock(conn: Connection, ready: Claimed) -> Claimed:
     ids = pg_uuid_array(t.id for t in ready.transfers)
     locked = fetch_all_sync(conn, RELOCK, {"ids": ids})
     return ready if len(locked) == len(ready.transfers) else ready.subset([])
+
+
+def post_in_claim(
+    conn: Connection,
+    claim: Savepoint,
+    ready: Claimed,
+    policy: PolicyLoader | None,
+    at: datetime,
+    wallets: dict[UUID, WalletState] | None,
+) -> list[Outcome]:
+    """Write the batch in the claim's own subtransaction; should the database refuse it,
+    roll back to the claim, lock the transfers again and post them isolated.
+
+    A row locked by one subtransaction and updated by another gets a multixact as its
+    `xmax` (the lock and the update, two transaction ids), and PostgreSQL cannot tell such
+    a row version dead without reading the multixact: index scans then never mark its
+    entries dead, and every claim walks the PENDING indexes' entries of all the transfers
+    posted since the last vacuum, reading each one's row (13-20 ms a claim after 230,000
+    transfers with no vacuum yet; BENCHMARKS.md). Locked and updated by one subtransaction,
+    the old versions are plainly dead once the batch commits, and the first scan over them
+    marks their entries. The nested attempts of `post_isolated` are kept for the rare batch
+    whose write fails (and for batches that decide captures or voids, whose locks must
+    outlive a failed write).
+    """
+    try:
+        return post_claimed(conn, ready, policy, at, wallets)
+    except Exception as exc:
+        if is_conflict(exc):
+            raise
+        claim.rollback()
+    relocked = relock(conn, ready)
+    return post_isolated(conn, relocked, policy, at) if relocked.transfers else []
 
 
 def post_claimed(
