@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from psycopg.rows import dict_row
-from sqlalchemy import NullPool, create_engine, text
+from sqlalchemy import Engine, NullPool, TextClause, create_engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -122,17 +124,27 @@ def test_sync_rows_come_back_as_tuples_or_as_the_factory_builds_them(database_ur
         engine.dispose()
 
 
+@contextmanager
+def scratch_table(database_url: str) -> Iterator[tuple[Engine, str, TextClause]]:
+    """An engine, a fresh table `(n int PRIMARY KEY)` (dropped afterwards) and its insert."""
+    table = f"direct_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE TABLE {table} (n int PRIMARY KEY)"))
+        yield engine, table, text(f"INSERT INTO {table} VALUES (:n)")
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP TABLE {table}"))
+    finally:
+        engine.dispose()
+
+
 def test_a_sync_error_under_a_savepoint_leaves_the_outer_transaction_usable(
     database_url: str,
 ) -> None:
     """A failed write under `begin_nested` is rolled back to its savepoint, and the
     transaction (its row locks, its earlier writes) goes on."""
-    table = f"direct_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(database_url, poolclass=NullPool)
-    insert = text(f"INSERT INTO {table} VALUES (:n)")
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(f"CREATE TABLE {table} (n int PRIMARY KEY)"))
+    with scratch_table(database_url) as (engine, table, insert):
         with engine.begin() as conn:
             fetch_all_sync(conn, insert, {"n": 1})
             with pytest.raises(IntegrityError) as taken, conn.begin_nested():
@@ -145,9 +157,6 @@ def test_a_sync_error_under_a_savepoint_leaves_the_outer_transaction_usable(
             kept = fetch_all_sync(conn, text(f"SELECT n FROM {table} ORDER BY n"), {})
             with pytest.raises(ProgrammingError), conn.begin_nested():
                 fetch_all_sync(conn, text("SELECT * FROM no_such_table_here"), {})
-            conn.execute(text(f"DROP TABLE {table}"))
-    finally:
-        engine.dispose()
     assert kept == [(1,), (3,)]
 
 
@@ -155,12 +164,7 @@ def test_a_driver_savepoint_rolls_back_to_itself_and_commits_unreleased(database
     """What a posting batch relies on (`Savepoint`): a failed write rolled back to its
     savepoint leaves the transaction usable with its earlier writes; a savepoint of a name
     already set is the one `rollback()` returns to; savepoints never released commit."""
-    table = f"direct_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(database_url, poolclass=NullPool)
-    insert = text(f"INSERT INTO {table} VALUES (:n)")
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(f"CREATE TABLE {table} (n int PRIMARY KEY)"))
+    with scratch_table(database_url) as (engine, table, insert):
         with engine.begin() as conn:
             fetch_all_sync(conn, insert, {"n": 1})
             claim = Savepoint(conn, "claim")
@@ -180,9 +184,6 @@ def test_a_driver_savepoint_rolls_back_to_itself_and_commits_unreleased(database
             fetch_all_sync(conn, insert, {"n": 6})
             claim.rollback()
             undone = fetch_all_sync(conn, text(f"SELECT count(*) FROM {table} WHERE n = 6"), {})
-            conn.execute(text(f"DROP TABLE {table}"))
-    finally:
-        engine.dispose()
     assert kept == [(1,), (2,), (3,), (5,)]
     assert undone == [(0,)]
     with pytest.raises(ValueError, match="not a savepoint name"):

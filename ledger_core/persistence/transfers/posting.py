@@ -238,10 +238,9 @@ def post_batch(
         deferred = len(ready.transfers) + len(ready_actions.actions) < len(claimed.transfers) + len(
             actions.actions
         )
-        if deferred and not ready_actions.actions:
+        if deferred and not ready_actions.actions:  # captures and voids keep the claim whole
             claim.rollback()
             ready, wallets = relock(conn, ready), None
-        # else: captures and voids it decides keep the batch's claim whole
     taken = len(ready.transfers) + len(ready_actions.actions)
     if not taken:
         return BatchResult(claimed=0, outcomes=(), finished_at=None, more=True)
@@ -306,14 +305,30 @@ def post_in_claim(
     whose write fails (and for batches that decide captures or voids, whose locks must
     outlive a failed write).
     """
+    written = write_or_refuse(conn, claim, ready, policy, at, wallets)
+    if not isinstance(written, Exception):
+        return written
+    relocked = relock(conn, ready)
+    return post_isolated(conn, relocked, policy, at) if relocked.transfers else []
+
+
+def write_or_refuse(
+    conn: Connection,
+    savepoint: Savepoint,
+    claimed: Claimed,
+    policy: PolicyLoader | None,
+    at: datetime,
+    locked: dict[UUID, WalletState] | None,
+) -> list[Outcome] | Exception:
+    """`post_claimed`'s outcomes, or the error the database refused the write with, the
+    transaction rolled back to `savepoint`. A conflict or a lost connection is raised."""
     try:
-        return post_claimed(conn, ready, policy, at, wallets)
+        return post_claimed(conn, claimed, policy, at, locked)
     except Exception as exc:
         if is_conflict(exc):
             raise
-        claim.rollback()
-    relocked = relock(conn, ready)
-    return post_isolated(conn, relocked, policy, at) if relocked.transfers else []
+        savepoint.rollback()
+        return exc
 
 
 def post_claimed(
@@ -352,16 +367,12 @@ def post_isolated(
     `locked` (the wallets as `free_subset` locked them) serves the first attempt only: the
     halves read their wallets again, since the first half's balances are the second's.
     """
-    attempt = Savepoint(conn, "attempt")
-    try:
-        return post_claimed(conn, claimed, policy, at, locked)
-    except Exception as exc:
-        if is_conflict(exc):
-            raise
-        attempt.rollback()
-        units = list(group_units(claimed.transfers))
-        if len(units) == 1:
-            return fail_unwritable(conn, claimed, at, exc)
+    written = write_or_refuse(conn, Savepoint(conn, "attempt"), claimed, policy, at, locked)
+    if not isinstance(written, Exception):
+        return written
+    units = list(group_units(claimed.transfers))
+    if len(units) == 1:
+        return fail_unwritable(conn, claimed, at, written)
     half = len(units) // 2
     first = [t for unit in units[:half] for t in unit]
     second = [t for unit in units[half:] for t in unit]
