@@ -266,3 +266,28 @@ def test_a_posted_transfers_old_row_version_is_plainly_dead(engine: Engine) -> N
 
     assert len(old) == 120
     assert [mask for mask in old if mask & MULTIXACT_XMAX] == []
+
+
+MULTIXACTS_HANDED_OUT = text(
+    "SELECT mxid_age(datminmxid) FROM pg_database WHERE datname = 'template0'"
+)
+"""The server's MultiXact counter, up to a constant (template0's is frozen)."""
+
+
+def test_posting_batches_hand_out_no_multixacts(engine: Engine) -> None:
+    """The same promise read from the server's MultiXact counter, which needs no extension:
+    twenty batches locked in one subtransaction and written in another took one multixact
+    each. The counter is server-wide and other tests may move it meanwhile, so the least of
+    three rounds is what counts."""
+    book = create_book(engine, 3)
+    a, b, c = book.wallet_ids
+    rounds = []
+    for _ in range(3):
+        with engine.begin() as conn:
+            insert_intents(conn, book, [(book.system_wallet_id, a, 9), (a, b, 1), (b, c, 1)] * 33)
+        with engine.connect() as conn:
+            before = conn.scalar(MULTIXACTS_HANDED_OUT)
+        assert _drain(engine, 5) == 99
+        with engine.connect() as conn:
+            rounds.append(conn.scalar(MULTIXACTS_HANDED_OUT) - before)
+    assert min(rounds) < 5, rounds
