@@ -31,6 +31,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from dramatiq import Broker
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from ledger_core.persistence.audit.chain import OLDEST_UNSEALED_AGE_SQL
 from ledger_core.persistence.events.outbox_relay import OUTBOX_BACKLOG_SQL
@@ -157,6 +158,27 @@ def build_scheduler(
     return scheduler, guards
 
 
+def warn_without_autovacuum(engine: Engine) -> bool:
+    """Say so, once at start, when the server runs with `autovacuum = off`, and return
+    whether it did. Every posted transfer leaves a dead row version in `transactions` that
+    only a vacuum reclaims in full; without one the ledger's tables and indexes grow with
+    every transfer (docs/operations.md, "External PostgreSQL"). A database not reachable
+    yet is left to the jobs to report."""
+    try:
+        with engine.connect() as conn:
+            setting = conn.scalar(text("SELECT current_setting('autovacuum')"))
+    except DBAPIError:
+        return False
+    if setting == "on":
+        return False
+    log.warning(
+        "PostgreSQL runs with autovacuum = %s: dead row versions of posted transfers will"
+        " pile up until the operator vacuums. Turn it on (docs/operations.md).",
+        setting,
+    )
+    return True
+
+
 def main(settings: Settings | None = None) -> None:
     """Run the scheduler in the foreground until SIGTERM or SIGINT.
 
@@ -173,6 +195,7 @@ def main(settings: Settings | None = None) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per tick is noise
     url = db.database_url(settings)
     engine = create_engine(url, pool_size=2, max_overflow=2, pool_pre_ping=True)
+    warn_without_autovacuum(engine)
     broker = setup_broker(settings)
     dsn = to_psycopg_url(url)
     scheduler, guards = build_scheduler(settings, engine, broker, dsn)

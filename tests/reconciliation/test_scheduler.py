@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from dramatiq.brokers.redis import RedisBroker
 from prometheus_client import REGISTRY
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from runtime.settings import to_psycopg_url
 from tests.reconciliation.books import Books
@@ -26,6 +26,7 @@ from tests.reconciliation.queues import actors_queued
 from tests.support.audit import seal_everything
 from tests.support.ledger_checks import wait_until
 from workers.job_guard import JobGuard, lock_key
+from workers.scheduler import warn_without_autovacuum
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -297,3 +298,19 @@ def test_two_scheduler_processes_share_the_jobs_and_stop_cleanly_on_sigterm(
     assert [p.returncode for p in processes] == [0, 0], outputs
     assert all("Scheduler stopped." in output for output in outputs), outputs
     assert advisory_holders(fresh_url, "rescue-pending") == []
+
+
+def test_the_scheduler_warns_once_when_the_server_runs_without_autovacuum(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whichever way this server is set: a warning exactly when autovacuum is off."""
+    with engine.connect() as conn:
+        off = conn.scalar(text("SHOW autovacuum")) == "off"
+    with caplog.at_level("WARNING", logger="vaultcraft.scheduler"):
+        assert warn_without_autovacuum(engine) is off
+    assert ("autovacuum = off" in caplog.text) is off
+
+
+def test_no_autovacuum_warning_without_a_database() -> None:
+    unreachable = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert warn_without_autovacuum(unreachable) is False
