@@ -276,9 +276,10 @@ MULTIXACTS_HANDED_OUT = text(
 
 def test_posting_batches_hand_out_no_multixacts(engine: Engine) -> None:
     """The same promise read from the server's MultiXact counter, which needs no extension:
-    twenty batches locked in one subtransaction and written in another took one multixact
-    each. The counter is server-wide and other tests may move it meanwhile, so the least of
-    three rounds is what counts."""
+    a batch that locked in one subtransaction and wrote in another took one multixact. The
+    counter is server-wide and tests running beside this one may move it (a few dozen a
+    second at most), so each round posts 99 one-transfer batches and the least of three
+    rounds must stay under half that."""
     book = create_book(engine, 3)
     a, b, c = book.wallet_ids
     rounds = []
@@ -287,7 +288,7 @@ def test_posting_batches_hand_out_no_multixacts(engine: Engine) -> None:
             insert_intents(conn, book, [(book.system_wallet_id, a, 9), (a, b, 1), (b, c, 1)] * 33)
         with engine.connect() as conn:
             before = conn.scalar(MULTIXACTS_HANDED_OUT)
-        assert _drain(engine, 5) == 99
+        assert _drain(engine, 1) == 99
         with engine.connect() as conn:
             rounds.append(conn.scalar(MULTIXACTS_HANDED_OUT) - before)
-    assert min(rounds) < 5, rounds
+    assert min(rounds) < 50, rounds
