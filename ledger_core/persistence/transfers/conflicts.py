@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from sqlalchemy.exc import DBAPIError
+
+from ledger_core.persistence.direct import Savepoint
+
+T = TypeVar("T")
 
 POSTING_ERROR = "posting_error"
 """Failure code of a transfer or hold action the database refused to write."""
@@ -31,3 +38,16 @@ def is_conflict(exc: BaseException) -> bool:
         or state == LOCK_NOT_AVAILABLE
         or state.startswith("08")
     )
+
+
+def written_or_refused(savepoint: Savepoint, write: Callable[[], T]) -> T | Exception:
+    """What `write` returns, or the error the database refused it with, the transaction
+    rolled back to `savepoint` (set before the write). A conflict or a lost connection is
+    raised: the whole batch is retried, no transfer or action is blamed."""
+    try:
+        return write()
+    except Exception as exc:
+        if is_conflict(exc):
+            raise
+        savepoint.rollback()
+        return exc

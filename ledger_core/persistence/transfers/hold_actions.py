@@ -35,7 +35,7 @@ from ledger_core.persistence.arrays import pg_array
 from ledger_core.persistence.direct import Savepoint, fetch_all_sync
 from ledger_core.persistence.pending_state import STILL_PENDING
 from ledger_core.persistence.transfers.claim import pending_of
-from ledger_core.persistence.transfers.conflicts import POSTING_ERROR, is_conflict
+from ledger_core.persistence.transfers.conflicts import POSTING_ERROR, written_or_refused
 from ledger_core.persistence.transfers.holds import Ending, write_endings
 from ledger_core.persistence.transfers.ledger_writes import NOTIFY_FINAL, id_chunks, lock_wallets
 
@@ -219,15 +219,11 @@ def end_claimed(conn: Connection, claimed: ClaimedActions) -> Decided:
     write, each action alone; one that still cannot be written ends FAILED
     `posting_error`, its hold left as it was.
     """
-    attempt = Savepoint(conn, "actions")
-    try:
-        return _end(conn, claimed)
-    except Exception as exc:
-        if is_conflict(exc):
-            raise
-        attempt.rollback()
-        if len(claimed.actions) == 1:
-            return _fail_unwritable(conn, claimed.actions[0], exc)
+    decided = written_or_refused(Savepoint(conn, "actions"), lambda: _end(conn, claimed))
+    if not isinstance(decided, Exception):
+        return decided
+    if len(claimed.actions) == 1:
+        return _fail_unwritable(conn, claimed.actions[0], decided)
     return sum((end_claimed(conn, claimed.subset([a])) for a in claimed.actions), Decided())
 
 

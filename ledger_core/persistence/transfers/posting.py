@@ -56,7 +56,7 @@ from ledger_core.persistence.transfers.batch_locks import (
     take_posting_slot,
 )
 from ledger_core.persistence.transfers.claim import DEFAULT_FAIR_SHARE, Claimed, claim_batch
-from ledger_core.persistence.transfers.conflicts import POSTING_ERROR, is_conflict
+from ledger_core.persistence.transfers.conflicts import POSTING_ERROR, written_or_refused
 from ledger_core.persistence.transfers.hold_actions import Decided, claim_actions, end_claimed
 from ledger_core.persistence.transfers.ledger_writes import (
     INSERT_ENTRIES,
@@ -305,30 +305,11 @@ def post_in_claim(
     whose write fails (and for batches that decide captures or voids, whose locks must
     outlive a failed write).
     """
-    written = write_or_refuse(conn, claim, ready, policy, at, wallets)
+    written = written_or_refused(claim, lambda: post_claimed(conn, ready, policy, at, wallets))
     if not isinstance(written, Exception):
         return written
     relocked = relock(conn, ready)
     return post_isolated(conn, relocked, policy, at) if relocked.transfers else []
-
-
-def write_or_refuse(
-    conn: Connection,
-    savepoint: Savepoint,
-    claimed: Claimed,
-    policy: PolicyLoader | None,
-    at: datetime,
-    locked: dict[UUID, WalletState] | None,
-) -> list[Outcome] | Exception:
-    """`post_claimed`'s outcomes, or the error the database refused the write with, the
-    transaction rolled back to `savepoint`. A conflict or a lost connection is raised."""
-    try:
-        return post_claimed(conn, claimed, policy, at, locked)
-    except Exception as exc:
-        if is_conflict(exc):
-            raise
-        savepoint.rollback()
-        return exc
 
 
 def post_claimed(
@@ -367,7 +348,8 @@ def post_isolated(
     `locked` (the wallets as `free_subset` locked them) serves the first attempt only: the
     halves read their wallets again, since the first half's balances are the second's.
     """
-    written = write_or_refuse(conn, Savepoint(conn, "attempt"), claimed, policy, at, locked)
+    attempt = Savepoint(conn, "attempt")
+    written = written_or_refused(attempt, lambda: post_claimed(conn, claimed, policy, at, locked))
     if not isinstance(written, Exception):
         return written
     units = list(group_units(claimed.transfers))
