@@ -6,17 +6,22 @@ under a statement is dropped by the pool instead of being handed out again."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import psycopg
 import pytest
+from psycopg.pq import Format
 from psycopg.rows import dict_row
 from sqlalchemy import Engine, NullPool, TextClause, create_engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ledger_core import canonical_json
 from ledger_core.persistence.direct import Savepoint, driver_sql, fetch_all, fetch_all_sync
+from runtime.settings import to_psycopg_url
 
 ROWS = text("SELECT n, n * 2 AS twice FROM generate_series(1, :upto) AS n")
 
@@ -207,3 +212,26 @@ def test_a_sync_connection_that_broke_under_a_statement_is_not_handed_out_again(
     finally:
         engine.dispose()
     assert first != second
+
+
+def test_json_is_read_back_as_the_standard_library_reads_it_by_the_canonical_decoder(
+    database_url: str,
+) -> None:
+    """Every connection, SQLAlchemy's and the driver's own, decodes `json` and `jsonb` with
+    `canonical_json.loads` (set when `ledger_core.persistence` is imported): orjson's speed,
+    and the standard library's value where the two differ (integers beyond 64 bits)."""
+    stored = {"order": "x", "big": 2**70, "nested": [1, {"é": None}], "n": -(2**63)}
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            jsonb = raw.adapters.types["jsonb"].oid
+            assert raw.adapters.get_loader(jsonb, Format.TEXT)._loads is canonical_json.loads
+            read = conn.execute(text("SELECT CAST(:v AS jsonb)"), {"v": json.dumps(stored)})
+            assert read.scalar_one() == stored
+    finally:
+        engine.dispose()
+    with psycopg.connect(to_psycopg_url(database_url)) as plain:
+        assert plain.execute("SELECT '{\"a\": [1, 2]}'::json").fetchone() == ({"a": [1, 2]},)
+        loader = plain.adapters.get_loader(plain.adapters.types["json"].oid, Format.TEXT)
+        assert loader._loads is canonical_json.loads
