@@ -28,7 +28,6 @@ from datetime import datetime
 from multiprocessing.process import BaseProcess
 from typing import Any, cast
 
-import aiohttp
 import orjson
 import uvloop
 from yarl import URL
@@ -154,7 +153,7 @@ class KeepAlive:
             status, answer, close = await self.wire.send(request)
         except (ConnectionError, ValueError) as exc:
             self.close()
-            raise aiohttp.ClientConnectionError(f"no answer: {exc}") from None
+            raise ConnectionError(f"no answer: {exc}") from None
         if close:
             self.close()
         return status, answer
@@ -235,9 +234,8 @@ def _parse_head(raw: bytes) -> tuple[int, int, bool]:
 
 
 class _Driver:
-    def __init__(self, spec: LoadSpec, session: aiohttp.ClientSession) -> None:
+    def __init__(self, spec: LoadSpec) -> None:
         self.spec = spec
-        self.session = session
         self.idle: list[KeepAlive] = []
         """The open loop's connections between requests; one more is opened whenever
         every connection is busy, as a connection pool without a limit does."""
@@ -252,27 +250,18 @@ class _Driver:
         if not self.result.first_submit:
             self.result.first_submit = time.monotonic()
 
-    async def _post(
-        self, path: str, body: dict[str, Any], key: str | None, conn: KeepAlive | None = None
-    ) -> Any:
+    async def _post(self, path: str, body: dict[str, Any], key: str | None, conn: KeepAlive) -> Any:
         headers = {"Idempotency-Key": key} if key else {}
         self._mark_submit()
         self.result.requests += 1
         try:
-            if conn is not None:
-                async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                    status, raw = await conn.post(path, orjson.dumps(body), headers)
-            else:
-                async with self.session.post(
-                    path, data=orjson.dumps(body), headers=headers
-                ) as resp:
-                    status, raw = resp.status, await resp.read()
+            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                status, raw = await conn.post(path, orjson.dumps(body), headers)
             self.codes[str(status)] += 1
             self.result.last_answer = time.monotonic()
             return orjson.loads(raw) if status in (200, 202) else None
-        except (TimeoutError, aiohttp.ClientError, OSError, orjson.JSONDecodeError):
-            if conn is not None:
-                conn.close()
+        except (TimeoutError, OSError, orjson.JSONDecodeError):
+            conn.close()
             self.result.client_errors += 1
             await asyncio.sleep(0.05)
             return None
@@ -323,7 +312,7 @@ class _Driver:
             if status == 200:
                 answer: dict[str, Any] = orjson.loads(raw)
                 return answer
-        except (TimeoutError, aiohttp.ClientError, OSError, orjson.JSONDecodeError):
+        except (TimeoutError, OSError, orjson.JSONDecodeError):
             conn.close()
             self.result.client_errors += 1
             await asyncio.sleep(0.05)
@@ -380,14 +369,8 @@ class _Driver:
 
 
 async def drive(spec: LoadSpec) -> LoadResult:
-    """Send the load described by `spec` over one keep-alive connection pool."""
-    limit = spec.concurrency if spec.mode != "open" else 0
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, keepalive_timeout=60)
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
-    async with aiohttp.ClientSession(
-        spec.base_url, connector=connector, headers=request_headers(spec), timeout=timeout
-    ) as session:
-        return await _Driver(spec, session).run()
+    """Send the load described by `spec` over keep-alive connections (`KeepAlive`)."""
+    return await _Driver(spec).run()
 
 
 def request_headers(spec: LoadSpec) -> dict[str, str]:
