@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from bench.system import create_database, drop_database, migrate
 from ledger_core.persistence.transfers.posting import post_batch
@@ -127,16 +127,16 @@ def main() -> None:
     with open(os.devnull, "w") as sink, tempfile.TemporaryDirectory() as metrics_dir:
         configure_logging("worker", stream=sink)
         enable_multiprocess_metrics(Path(metrics_dir))  # as in a worker process
+        from workers.db import pooled_engine
         from workers.posting import _observe as observe
 
         try:
             migrate(url)
-            engine = create_engine(  # as `workers.db` makes a worker's
+            engine = pooled_engine(  # as `workers.db` makes a worker's
                 to_sqlalchemy_url(url),
                 pool_size=4,
                 max_overflow=4,
-                pool_pre_ping=True,
-                connect_args={"application_name": "vaultcraft-worker"},
+                application_name="vaultcraft-worker",
             )
             org, wallets = make_book(engine, args.wallets)
             limits = PostingLimits(args.batch, slots=2)

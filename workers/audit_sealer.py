@@ -14,7 +14,7 @@ from uuid import UUID
 
 import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from ledger_core.persistence.audit.chain import SEAL_BATCH, chain_head, seal_waiting
@@ -74,12 +74,11 @@ class HeadPublisher:
 
 def run_audit_sealer(settings: Settings) -> Callable[[threading.Event], None]:
     def loop(stop: threading.Event) -> None:
-        engine = create_engine(
+        engine = db.pooled_engine(
             db.database_url(settings),
             pool_size=1,
             max_overflow=1,
-            pool_pre_ping=True,
-            connect_args={"application_name": "vaultcraft-audit-sealer"},
+            application_name="vaultcraft-audit-sealer",
         )
         client = redis.Redis.from_url(redis_url(settings), socket_timeout=5)
         publish = HeadPublisher(signing_key(settings), client)

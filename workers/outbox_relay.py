@@ -49,7 +49,7 @@ import psycopg
 import redis
 from dramatiq import Broker
 from psycopg import sql
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from ledger_core.persistence.events.deliveries import dispatch_due_deliveries
@@ -233,12 +233,8 @@ def run_outbox_relay(settings: Settings) -> Callable[[threading.Event], None]:
 
     def loop(stop: threading.Event) -> None:
         url = db.database_url(settings)
-        engine = create_engine(
-            url,
-            pool_size=1,
-            max_overflow=1,
-            pool_pre_ping=True,
-            connect_args={"application_name": APPLICATION_NAME},
+        engine = db.pooled_engine(
+            url, pool_size=1, max_overflow=1, application_name=APPLICATION_NAME
         )
         client = redis.Redis.from_url(redis_url(settings), socket_timeout=10)
         exchange = EventExchange(settings.events_amqp_url) if settings.events_amqp_url else None

@@ -30,7 +30,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from dramatiq import Broker
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from ledger_core.persistence.audit.chain import OLDEST_UNSEALED_AGE_SQL
@@ -194,7 +194,7 @@ def main(settings: Settings | None = None) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per tick is noise
     url = db.database_url(settings)
-    engine = create_engine(url, pool_size=2, max_overflow=2, pool_pre_ping=True)
+    engine = db.pooled_engine(url, pool_size=2, max_overflow=2)
     warn_without_autovacuum(engine)
     broker = setup_broker(settings)
     dsn = to_psycopg_url(url)
