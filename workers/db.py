@@ -64,17 +64,26 @@ def pooled_engine(
 
 
 def ping_when_idle(engine: Engine, idle_s: float) -> None:
-    """`pool_pre_ping`, for connections returned to the pool more than `idle_s` ago only.
+    """`pool_pre_ping`, for connections that may have been cut since they were returned:
+    those returned more than `idle_s` ago, and those returned before any connection of
+    the pool was found dead.
 
     A pre-ping is a round trip at every checkout, and a posting batch, a relay round or a
     seal checks a connection out each time: under load that is one more statement a
     batch, on the connection the previous batch returned a moment ago. A connection idle
     for a while is the one a restart or an idle timeout may have cut: it is pinged, and
     when it is dead every connection pooled before it is replaced, as `pool_pre_ping`
-    does. A connection cut while in steady use fails the statement that finds it; the
-    connection leaves the pool and that batch, round or seal is tried again, as after any
-    connection lost mid-transaction.
+    does. A connection cut while in steady use fails the statement that finds it and
+    leaves the pool (that batch, round or seal is tried again, as after any connection
+    lost mid-transaction); the connections returned before that are pinged at their next
+    checkout, so a restart under load costs one failed statement a pool, not one a
+    connection.
     """
+    found_dead = [0.0]
+
+    @event.listens_for(engine, "invalidate")
+    def _invalidated(_dbapi: Any, _record: ConnectionPoolEntry, _exc: BaseException | None) -> None:
+        found_dead[0] = time.monotonic()
 
     @event.listens_for(engine, "checkin")
     def _returned(_dbapi: Any, record: ConnectionPoolEntry) -> None:
@@ -85,8 +94,10 @@ def ping_when_idle(engine: Engine, idle_s: float) -> None:
         dbapi: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
     ) -> None:
         returned = record.info.get(_RETURNED_AT)
-        if returned is None or time.monotonic() - returned < idle_s:
-            return  # new (the info goes with each connection), or back a moment ago
+        if returned is None:
+            return  # new: the info goes with each connection
+        if time.monotonic() - returned < idle_s and returned > found_dead[0]:
+            return  # back a moment ago, and nothing was found cut since
         try:
             engine.dialect.do_ping(dbapi)
         except psycopg.Error as exc:  # as `pool_pre_ping`: the others may be cut too

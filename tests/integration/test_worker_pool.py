@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
+from ledger_core.persistence.direct import fetch_all_sync
 from workers import db
 
 SHORT_S = 0.2
@@ -26,11 +27,12 @@ LONG_S = 60.0
 
 @contextmanager
 def counted_pings(
-    database_url: str, monkeypatch: pytest.MonkeyPatch, idle_s: float
+    database_url: str, monkeypatch: pytest.MonkeyPatch, idle_s: float, size: int = 1
 ) -> Iterator[tuple[Engine, list[int]]]:
-    """A one-connection worker pool that pings after `idle_s`, and a count of its pings."""
+    """A worker pool of `size` connections that pings after `idle_s`, and a count of its
+    pings."""
     monkeypatch.setattr(db, "IDLE_BEFORE_PING_S", idle_s)
-    engine = db.pooled_engine(database_url, pool_size=1, max_overflow=0)
+    engine = db.pooled_engine(database_url, pool_size=size, max_overflow=0)
     pings = [0]
     ping = engine.dialect.do_ping
 
@@ -103,3 +105,24 @@ def test_a_connection_cut_while_in_use_fails_once_and_leaves_the_pool(
         assert cut.value.connection_invalidated
         assert backend_pid(pool) != first
         assert pings == [0]
+
+
+def test_after_one_connection_is_found_cut_the_others_are_pinged_before_use(
+    database_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart under load cuts every pooled connection; the first statement to meet a
+    cut fails, and the connections returned before it are pinged (and replaced) at their
+    next checkout instead of each failing a statement of its own. The statement runs on
+    the driver's connection, as a posting batch's do (`fetch_all_sync`), which leaves the
+    rest of the pool to these pings (SQLAlchemy's own execution would recycle it)."""
+    with counted_pings(database_url, monkeypatch, LONG_S, size=2) as (pool, pings):
+        with pool.connect() as one, pool.connect() as two:
+            old = {int(c.execute(text("SELECT pg_backend_pid()")).scalar_one()) for c in (one, two)}
+        for pid in old:
+            terminate(engine, pid)
+        with pytest.raises(OperationalError), pool.connect() as conn:
+            fetch_all_sync(conn, text("SELECT 1"), {})
+        with pool.connect() as one, pool.connect() as two:  # both: the old one is among them
+            new = {int(c.execute(text("SELECT pg_backend_pid()")).scalar_one()) for c in (one, two)}
+        assert new.isdisjoint(old)
+        assert pings == [1]
