@@ -214,22 +214,29 @@ def claim_together(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> dict[str,
     """Two workers claim at the same time, and the second posts once the first committed;
     returns how many transfers each completed.
 
-    Both claim before either locks a wallet (a barrier after the claim); the second then
-    waits for the first to commit, so should it hold the same batch it finds the wallets
-    free and the funds there, and writes its posting in full rather than failing or
-    stepping back for busy wallets. The claim turn, which would have the second claim
-    wait for the first to lock its wallets, is taken away: the row locks alone must hold.
+    The first claims, then the second, and both claim before either locks a wallet (a
+    barrier after the claims); the second then waits for the first to commit, so should it
+    hold the same batch it finds the wallets free and the funds there, and writes its
+    posting in full rather than failing or stepping back for busy wallets. The claim turn,
+    which would have the second claim wait for the first to lock its wallets, is taken
+    away: the row locks alone must hold.
     """
     claim_batch = posting.claim_batch
     both_claimed = threading.Barrier(2, timeout=30)
+    first_claimed = threading.Event()
     first_committed = threading.Event()
     errors: list[BaseException] = []
     completed: dict[str, int] = {}
 
     def claim_and_meet(conn: Any, limit: int, *args: Any) -> Any:
+        second = threading.current_thread().name == "second"
+        if second:
+            assert first_claimed.wait(timeout=30), "the first claim never ran"
         claimed = claim_batch(conn, limit, *args)
+        if not second:
+            first_claimed.set()
         both_claimed.wait()
-        if threading.current_thread().name == "second":
+        if second:
             assert first_committed.wait(timeout=30), "the first posting never committed"
         return claimed
 
@@ -242,6 +249,7 @@ def claim_together(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> dict[str,
             both_claimed.abort()
         finally:
             if name == "first":
+                first_claimed.set()  # so that a first that failed before claiming frees the second
                 first_committed.set()
 
     monkeypatch.setattr(posting, "claim_batch", claim_and_meet)
