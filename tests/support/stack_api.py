@@ -53,6 +53,22 @@ class Tenant:
         body = leg(source, destination, amount, currency)
         return self.post("/api/v1/transactions/transfer", body, key=key or str(uuid.uuid4()))
 
+    def transfer_retrying(
+        self, source: str, destination: str, amount: str, attempts: int = 3
+    ) -> httpx.Response:
+        """`transfer`, sent again under the same idempotency key when the connection fails
+        (as a client should): `202`, or `200` when an attempt whose answer was lost stored
+        it. Many threads on one `httpx.Client` now and then get a pooled connection that
+        fails under them (`ReadError`), after the request may have reached the server."""
+        key = str(uuid.uuid4())
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.transfer(source, destination, amount, key=key)
+            except httpx.TransportError:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
+
     def multi(
         self, legs: list[dict[str, str]], key: str | None = None, **extra: Any
     ) -> httpx.Response:
