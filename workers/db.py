@@ -51,7 +51,8 @@ def engine() -> Engine:
 def pooled_engine(
     url: str, *, pool_size: int, max_overflow: int, application_name: str | None = None
 ) -> Engine:
-    """An engine whose pool pings a connection before handing it out only when it sat idle
+    """An engine whose pool pings a connection before handing it out only when it may have
+    been cut: after a second idle, or after another of the pool's was found cut
     (`ping_when_idle`)."""
     connect_args: dict[str, Any] = {}
     if application_name is not None:

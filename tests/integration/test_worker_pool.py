@@ -52,6 +52,12 @@ def backend_pid(engine: Engine) -> int:
         return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
 
+def backend_pids_of_two(engine: Engine) -> set[int]:
+    """The backends of two connections checked out at once: with a pool of two, both."""
+    with engine.connect() as one, engine.connect() as two:
+        return {int(c.execute(text("SELECT pg_backend_pid()")).scalar_one()) for c in (one, two)}
+
+
 def terminate(engine: Engine, pid: int) -> None:
     """Close another session from the server's side, as a restart or a timeout would."""
     with engine.connect() as conn:
@@ -116,13 +122,11 @@ def test_after_one_connection_is_found_cut_the_others_are_pinged_before_use(
     the driver's connection, as a posting batch's do (`fetch_all_sync`), which leaves the
     rest of the pool to these pings (SQLAlchemy's own execution would recycle it)."""
     with counted_pings(database_url, monkeypatch, LONG_S, size=2) as (pool, pings):
-        with pool.connect() as one, pool.connect() as two:
-            old = {int(c.execute(text("SELECT pg_backend_pid()")).scalar_one()) for c in (one, two)}
+        old = backend_pids_of_two(pool)
         for pid in old:
             terminate(engine, pid)
         with pytest.raises(OperationalError), pool.connect() as conn:
             fetch_all_sync(conn, text("SELECT 1"), {})
-        with pool.connect() as one, pool.connect() as two:  # both: the old one is among them
-            new = {int(c.execute(text("SELECT pg_backend_pid()")).scalar_one()) for c in (one, two)}
+        new = backend_pids_of_two(pool)  # the old connection left is among them
         assert new.isdisjoint(old)
         assert pings == [1]

@@ -58,15 +58,20 @@ class Tenant:
     ) -> httpx.Response:
         """`transfer`, sent again under the same idempotency key when the connection fails
         (as a client should): `202`, or `200` when an attempt whose answer was lost stored
-        it. Many threads on one `httpx.Client` now and then get a pooled connection that
-        fails under them (`ReadError`), after the request may have reached the server."""
+        it; a `200` to a first attempt, or without `Idempotent-Replayed`, fails here. Many
+        threads on one `httpx.Client` now and then get a pooled connection that fails under
+        them (`ReadError`), after the request may have reached the server."""
         key = str(uuid.uuid4())
         for attempt in range(1, attempts + 1):
             try:
-                return self.transfer(source, destination, amount, key=key)
+                resp = self.transfer(source, destination, amount, key=key)
             except httpx.TransportError:
                 if attempt == attempts:
                     raise
+                continue
+            if resp.status_code == 200:
+                assert attempt > 1 and resp.headers.get("Idempotent-Replayed") == "true", resp
+            return resp
         raise AssertionError("unreachable")
 
     def multi(
