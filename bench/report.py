@@ -148,10 +148,11 @@ def _scenario_line(scen: dict[str, Any]) -> tuple[str, str]:
         )
     if "p99_ms" in scen:
         accept = _get(scen, "accept_latency_ms", "p50")
+        client = f"202 p50 {_fmt(accept)} ms" if accept is not None else scen.get("client", "")
         cpu = sum((scen.get("cpu_ms_per_transfer") or {}).values())
         return f"p50 {_fmt(scen['p50_ms'])} / p99 {_fmt(scen['p99_ms'])} ms", (
             f"open loop at {_fmt(scen.get('rate_per_s'))}/s ({scen.get('rate_basis', '')}),"
-            f" 202 p50 {_fmt(accept)} ms, {_fmt(float(cpu))} CPU-ms a transfer"
+            f" {client}, {_fmt(float(cpu))} CPU-ms a transfer"
         )
     if "seconds" in scen:
         entries = scen.get("entries")

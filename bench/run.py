@@ -160,8 +160,9 @@ class Runner:
         assert self.system is not None and self.data is not None, "the system did not start"
         rate, basis = self.latency_rate()
         settled = self.settle("latency", db_url)
+        wait_s = scenarios.SUBMIT_WAIT_S if self.args.latency_client == "wait" else 0
         out = scenarios.latency(self.system, self.data, db_url, rate, self.profile, "latency",
-                                self.tick("latency"))  # fmt: skip
+                                self.tick("latency"), submit_wait_s=wait_s)  # fmt: skip
         out["rate_basis"] = basis
         out["settled_before"] = settled
         self.result["scenarios"]["latency"] = out
@@ -271,6 +272,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--latency-rate",
         type=float,
         help="transfers/s of the `latency` open loop (default: half the per-commit reference)",
+    )
+    parser.add_argument(
+        "--latency-client",
+        choices=("wait", "poll"),
+        default="wait",
+        help="`latency`: submit with ?wait= (one request a transfer, the default), or submit"
+        " and then long-poll GET /transactions/{id}?wait= (two)",
     )
     return parser.parse_args(argv)
 

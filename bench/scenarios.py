@@ -35,6 +35,9 @@ Tick = Callable[[float], None]
 RECONCILE_ORGANIZATIONS = 10
 RECONCILE_WALLETS_PER_ORG = 1_000
 
+SUBMIT_WAIT_S = 5
+"""How long a `latency` client's submit waits for its transfer to be decided."""
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -147,9 +150,10 @@ def cpu_per_transfer(cpu: dict[str, float], completed: int) -> dict[str, float]:
 
 def latency(
     system: System, data: DataSet, db_url: str, rate: float, profile: Profile, tag: str,
-    on_tick: Tick | None = None,
+    on_tick: Tick | None = None, submit_wait_s: int = SUBMIT_WAIT_S,
 ) -> dict[str, Any]:  # fmt: skip
-    """Open loop at `rate` transfers/s; submit-to-final latency per transfer."""
+    """Open loop at `rate` transfers/s; submit-to-final latency per transfer. Each client
+    submits with `?wait=submit_wait_s` (0: submits, then long-polls the transfer)."""
     spec = LoadSpec(
         mode="open",
         base_url=system.base_url,
@@ -160,6 +164,7 @@ def latency(
         concurrency=0,
         duration_s=profile.latency_duration_s,
         rate=rate,
+        submit_wait_s=submit_wait_s,
     )
     cpu_before = profile_stats.cpu_seconds()
     load = run_load(spec, on_tick)
@@ -170,6 +175,7 @@ def latency(
     completed = counts.get("COMPLETED", 0)
     return {
         "rate_per_s": round(rate, 1),
+        "client": f"submit with ?wait={submit_wait_s}" if submit_wait_s else "submit, long-poll",
         "p50_ms": load.latency_ms.get("p50"),
         "p99_ms": load.latency_ms.get("p99"),
         "client_latency_ms": load.latency_ms,

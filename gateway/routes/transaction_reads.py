@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.auth import principal
 from gateway.csv_export import CHUNK_ROWS, stream_csv, text_cell, wants_csv
+from gateway.long_poll import read_transfer, wait_decided
 from gateway.pagination import page_after, page_response
 from gateway.registry import RouteTable
 from gateway.responses import json_response
@@ -22,12 +23,12 @@ from gateway.schemas.transactions import (
     TransactionOut,
     WaitQuery,
 )
-from gateway.state import ENGINE, WAITER
+from gateway.state import ENGINE
 from ledger_core.history import entry_view
 from ledger_core.keyset import Keyset
 from ledger_core.services import transfer_reads
-from ledger_core.services.transfer_reads import TransferFilter, visible_to
-from ledger_core.transfers import DECIDED_STATUSES, transaction_view
+from ledger_core.services.transfer_reads import TransferFilter
+from ledger_core.transfers import transaction_view
 
 routes = RouteTable(tag="Transfers", read_scope="transfers:read", write_scope="transfers:write")
 
@@ -115,35 +116,10 @@ async def get_one(request: web.Request, transaction_id: UUID, query: WaitQuery) 
     """
     who = principal(request)
     if not query.wait:
-        row = await _read(request, transaction_id)
+        row = await read_transfer(request, transaction_id)
     else:
-        row = await _wait_final(request, transaction_id, float(query.wait))
+        row = await wait_decided(request, transaction_id, float(query.wait))
     return json_response(transaction_view(row, who.organization_id))
-
-
-async def _wait_final(request: web.Request, transaction_id: UUID, wait_s: float) -> dict[str, Any]:
-    """Read the transfer until it is decided, sleeping on its notification in between; reads
-    go through the waiter, which reads every transfer woken at one moment with one query."""
-    who = principal(request)
-
-    async def read(handed: dict[str, Any] | None) -> dict[str, Any]:
-        if handed is not None:
-            return visible_to(handed, who)
-        return await _read(request, transaction_id)
-
-    return await request.app[WAITER].wait_until(
-        transaction_id,
-        wait_s,
-        read,
-        lambda row: row["status"] in DECIDED_STATUSES,
-        caller=(who.organization_id, who.user_id),
-    )
-
-
-async def _read(request: web.Request, transaction_id: UUID) -> dict[str, Any]:
-    return await transfer_reads.read_transfer(
-        request.app[ENGINE], principal(request), transaction_id
-    )
 
 
 @routes.get("/transactions/{transaction_id}/ledger", response=EntriesOut, errors=(403, 404))

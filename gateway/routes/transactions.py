@@ -1,7 +1,8 @@
 """Transfers: submit (one, or a batch), cancel and reverse. Reads are in `transaction_reads`.
 
 Submitting only stores the intent: a `202` means it is durably PENDING and will be posted
-by a worker; poll `GET /transactions/{id}` (optionally with `?wait=`) for the outcome.
+by a worker; poll `GET /transactions/{id}` (optionally with `?wait=`) for the outcome, or
+submit with `?wait=` to have the answer itself wait for it (`accepted`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from structlog.contextvars import bind_contextvars
 
 from gateway.auth import acting, principal
 from gateway.error_statuses import status_of
+from gateway.long_poll import wait_decided
 from gateway.registry import API_PREFIX, RouteTable
 from gateway.responses import Problem, field_error, json_response
 from gateway.route_spec import HeaderParam
@@ -29,6 +31,7 @@ from gateway.schemas.transactions import (
     CreateTransfer,
     HoldActionOut,
     ReverseTransfer,
+    SubmitWaitQuery,
     TransactionOut,
     VoidHold,
     WaitQuery,
@@ -40,7 +43,7 @@ from ledger_core.intents import BatchRefused, Stored, TransferIntent
 from ledger_core.money import parse_amount
 from ledger_core.posting import Leg
 from ledger_core.services import holds, transfers
-from ledger_core.transfers import transaction_view
+from ledger_core.transfers import DECIDED_STATUSES, transaction_view
 from runtime import metrics
 
 routes = RouteTable(tag="Transfers", read_scope="transfers:read", write_scope="transfers:write")
@@ -91,9 +94,10 @@ _ACCEPTS_TRANSFER: dict[str, Any] = {
     "status": 202,
     "headers": (IDEMPOTENCY_KEY,),
     "created_path": "/transactions/{transaction_id}",
+    "query": SubmitWaitQuery,
 }
 """What every route that stores a transfer under an `Idempotency-Key` declares: `202` with
-`Location`, or `200` with `Idempotent-Replayed` (see `accepted`)."""
+`Location`, or `200` with `Idempotent-Replayed` (see `accepted`), and `?wait=N`."""
 
 
 def idempotency_key(request: web.Request) -> str:
@@ -151,9 +155,17 @@ def _accepted_counter(kind: str) -> Counter:
     return metrics.transfers_accepted_total.labels(kind)
 
 
-def accepted(request: web.Request, stored: Stored) -> web.Response:
-    """`202` with `Location` for a new transfer; `200` and `Idempotent-Replayed` for a replay."""
-    body = transaction_view(stored.row, principal(request).organization_id)
+async def accepted(request: web.Request, stored: Stored, wait_s: int = 0) -> web.Response:
+    """`202` with `Location` for a new transfer; `200` and `Idempotent-Replayed` for a replay.
+
+    With `wait_s`, the answer waits until the transfer is decided or that time passes, and
+    shows it as it is then: one request where a client would otherwise submit and then
+    long-poll. It was stored either way, so the status does not change with the wait.
+    """
+    row = stored.row
+    if wait_s and row["status"] not in DECIDED_STATUSES:
+        row = await wait_decided(request, row["id"], float(wait_s))
+    body = transaction_view(row, principal(request).organization_id)
     transaction_id = body["id"]
     bind_contextvars(transaction_id=transaction_id)  # the request's access line names it
     if stored.replayed:
@@ -177,12 +189,14 @@ def accepted(request: web.Request, stored: Stored) -> web.Response:
         " entries) until it is captured, voided or expires after `hold_expires_in_s`. " + _KEY_DOC
     ),
 )
-async def submit_transfer(request: web.Request, body: CreateTransfer) -> web.Response:
+async def submit_transfer(
+    request: web.Request, body: CreateTransfer, query: SubmitWaitQuery
+) -> web.Response:
     """Submit a transfer (answers 202 once it is durably PENDING)"""
     intent = _intent(body, idempotency_key(request), _hold_seconds(request, body))
     stored = await transfers.submit_transfer(request.app[COMMITTER], acting(request), intent)
     count_accepted([stored])
-    return accepted(request, stored)
+    return await accepted(request, stored, query.wait)
 
 
 @routes.post(
@@ -196,9 +210,11 @@ async def submit_transfer(request: web.Request, body: CreateTransfer) -> web.Res
         " clients should use that operation. " + _KEY_DOC
     ),
 )
-async def submit_wallet_transfer(request: web.Request, body: CreateTransfer) -> web.StreamResponse:
+async def submit_wallet_transfer(
+    request: web.Request, body: CreateTransfer, query: SubmitWaitQuery
+) -> web.StreamResponse:
     """Submit a transfer between wallets (same as /transactions/transfer)"""
-    return await submit_transfer(request, body)
+    return await submit_transfer(request, body, query)
 
 
 def _each(items: Sequence[Any], prefix: str, make: Callable[[Any], T]) -> list[T]:
@@ -310,7 +326,9 @@ async def submit_batch(request: web.Request, body: CreateBatch) -> web.Response:
         " reads the transaction and gets its events, seeing only its own legs. " + _KEY_DOC
     ),
 )
-async def submit_multi(request: web.Request, body: CreateMulti) -> web.Response:
+async def submit_multi(
+    request: web.Request, body: CreateMulti, query: SubmitWaitQuery
+) -> web.Response:
     """Submit a multi-leg transaction"""
     intent = _multi_intent(body, idempotency_key(request))
     try:
@@ -320,7 +338,7 @@ async def submit_multi(request: web.Request, body: CreateMulti) -> web.Response:
     except BatchRefused as exc:
         raise _refused_batch(exc, "postings") from None
     count_accepted([stored])
-    return accepted(request, stored)
+    return await accepted(request, stored, query.wait)
 
 
 @routes.post(
@@ -355,7 +373,7 @@ async def cancel(request: web.Request, transaction_id: UUID) -> web.Response:
     ),
 )
 async def reverse(
-    request: web.Request, transaction_id: UUID, body: ReverseTransfer
+    request: web.Request, transaction_id: UUID, body: ReverseTransfer, query: SubmitWaitQuery
 ) -> web.Response:
     """Reverse a completed transfer (admin)"""
     who = acting(request)
@@ -364,7 +382,7 @@ async def reverse(
         request.app[ENGINE], request.app[COMMITTER], who, transaction_id, body.amount, key
     )
     count_accepted([stored])
-    return accepted(request, stored)
+    return await accepted(request, stored, query.wait)
 
 
 _HOLD_DOC = (

@@ -184,6 +184,20 @@ class WaitQuery(QueryModel):
     )
 
 
+class SubmitWaitQuery(QueryModel):
+    wait: int = Field(
+        0,
+        ge=0,
+        le=30,
+        description=(
+            "Seconds to hold the answer until the transfer is decided (COMPLETED, FAILED,"
+            " CANCELLED or HELD): the status stays `202` (`200` for a replay), the body is the"
+            " transfer as it is then, PENDING if the time ran out. 0 (the default) answers"
+            " as soon as it is stored."
+        ),
+    )
+
+
 class EntryOut(BaseModel):
     id: int
     transaction_id: UUID | None

@@ -1,0 +1,44 @@
+"""Holding an answer until a transfer is decided: the `?wait=N` of a read and of a submit.
+
+Both go through the gateway's `FinalWaiter`, which reads every transfer woken at one moment
+with one query; a submit's own transfer is one the intake told the waiter to expect, so
+its wait reads nothing until the transfer's final notification arrives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from aiohttp import web
+
+from gateway.auth import principal
+from gateway.state import ENGINE, WAITER
+from ledger_core.services import transfer_reads
+from ledger_core.services.transfer_reads import visible_to
+from ledger_core.transfers import DECIDED_STATUSES
+
+
+async def wait_decided(request: web.Request, transaction_id: UUID, wait_s: float) -> dict[str, Any]:
+    """The transfer once it is COMPLETED, FAILED, CANCELLED or HELD, or as it is after
+    `wait_s`, read with the caller's own access."""
+    who = principal(request)
+
+    async def read(handed: dict[str, Any] | None) -> dict[str, Any]:
+        if handed is not None:
+            return visible_to(handed, who)
+        return await read_transfer(request, transaction_id)
+
+    return await request.app[WAITER].wait_until(
+        transaction_id,
+        wait_s,
+        read,
+        lambda row: row["status"] in DECIDED_STATUSES,
+        caller=(who.organization_id, who.user_id),
+    )
+
+
+async def read_transfer(request: web.Request, transaction_id: UUID) -> dict[str, Any]:
+    return await transfer_reads.read_transfer(
+        request.app[ENGINE], principal(request), transaction_id
+    )

@@ -1,0 +1,121 @@
+"""`?wait=N` on a submit: one request that answers once the transfer is decided."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+from sqlalchemy import Engine, text
+
+from tests.support.stack_api import Tenant, leg, signup
+
+TRANSFER = "/api/v1/transactions/transfer"
+
+
+def _submit(
+    t: Tenant, body: dict[str, object], wait: object, key: str | None = None, path: str = TRANSFER
+) -> httpx.Response:
+    return t.post(path, body, key=key or str(uuid.uuid4()), params={"wait": wait})
+
+
+@contextmanager
+def _wallet_held_by_another_transaction(engine: Engine, wallet: str) -> Iterator[None]:
+    """Posting skips a transfer whose wallet another transaction holds (`SKIP LOCKED`), so
+    the transfer stays PENDING until the block ends. `FOR NO KEY UPDATE`, as posting locks
+    wallets: the intake's foreign-key checks (`FOR KEY SHARE`) still go through."""
+    with engine.begin() as conn:
+        conn.execute(text("SELECT 1 FROM wallets WHERE id = :id FOR NO KEY UPDATE"), {"id": wallet})
+        yield
+
+
+def test_a_submit_with_wait_answers_with_the_decided_transfer(http: httpx.Client) -> None:
+    t = signup(http)
+    a, b = t.wallet(), t.wallet()
+    t.deposit(a, "10.00")
+    started = time.monotonic()
+    posted = _submit(t, leg(a, b, "4.00"), 10)
+    failed = _submit(t, leg(a, b, "6.01"), 10)
+    assert time.monotonic() - started < 10
+    assert posted.status_code == 202, posted.text
+    assert posted.headers["Location"] == f"/api/v1/transactions/{posted.json()['id']}"
+    assert (posted.json()["status"], posted.json()["amount"]) == ("COMPLETED", "4.00")
+    assert posted.json()["posted_at"] is not None
+    assert failed.status_code == 202, failed.text
+    assert (failed.json()["status"], failed.json()["failure_code"]) == (
+        "FAILED",
+        "insufficient_funds",
+    )
+    assert (t.balance(a), t.balance(b)) == ("6.00", "4.00")
+
+
+def test_a_submit_with_wait_answers_pending_when_the_time_runs_out(
+    http: httpx.Client, engine: Engine
+) -> None:
+    t = signup(http)
+    a, b = t.wallet(), t.wallet()
+    t.deposit(a, "10.00")
+    with _wallet_held_by_another_transaction(engine, a):
+        started = time.monotonic()
+        resp = _submit(t, leg(a, b, "1.00"), 1)
+        waited = time.monotonic() - started
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["status"] == "PENDING"
+    assert 1.0 <= waited < 5
+    assert t.wait_final(resp.json()["id"])["status"] == "COMPLETED"
+
+
+def test_a_replayed_submit_with_wait_waits_for_the_stored_transfer(
+    http: httpx.Client, engine: Engine
+) -> None:
+    """A client whose answer was lost sends the same request again, and waits again."""
+    t = signup(http)
+    a, b = t.wallet(), t.wallet()
+    t.deposit(a, "10.00")
+    key = str(uuid.uuid4())
+    released = threading.Event()
+    with _wallet_held_by_another_transaction(engine, a):
+        first = _submit(t, leg(a, b, "2.00"), 0, key=key)
+        assert (first.status_code, first.json()["status"]) == (202, "PENDING")
+        threading.Timer(0.5, released.set).start()
+        released.wait()
+    replay = _submit(t, leg(a, b, "2.00"), 10, key=key)
+    assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
+    assert (replay.json()["id"], replay.json()["status"]) == (first.json()["id"], "COMPLETED")
+    assert (t.balance(a), t.balance(b)) == ("8.00", "2.00")
+
+
+def test_multi_leg_and_hold_submits_wait_too(http: httpx.Client) -> None:
+    t = signup(http)
+    a, b, c = t.wallet(), t.wallet(), t.wallet()
+    t.deposit(a, "10.00")
+    multi = _submit(
+        t,
+        {"postings": [leg(a, b, "1.00"), leg(a, c, "2.00")]},
+        10,
+        path="/api/v1/transactions",
+    )
+    assert (multi.status_code, multi.json()["status"]) == (202, "COMPLETED"), multi.text
+    hold = _submit(t, {**leg(a, b, "3.00"), "hold": True}, 10)
+    assert (hold.status_code, hold.json()["status"]) == (202, "HELD"), hold.text
+    assert (t.balance(a), t.balance(b), t.balance(c)) == ("7.00", "1.00", "2.00")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"wait": 31}, {"wait": -1}, {"wait": "soon"}, {"wait": 1.5}, {"wait": 1, "poll": 1}],
+)
+def test_a_bad_wait_is_refused_and_stores_nothing(
+    http: httpx.Client, query: dict[str, object]
+) -> None:
+    t = signup(http)
+    a, b = t.wallet(), t.wallet()
+    resp = t.post(TRANSFER, leg(t.system_wallet_id, a, "1.00"), key="k1", params=query)
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["code"] == "validation_error"
+    assert t.get("/api/v1/transactions").json()["data"] == []
+    assert t.balance(b) == "0.00"
