@@ -37,6 +37,18 @@ def test_signup_login_me_and_organization(stack: Stack) -> None:
         assert me["organization"]["id"] == created["organization"]["id"]
 
 
+def test_a_transfer_submitted_with_wait_comes_back_decided(admin: VaultCraftClient) -> None:
+    _, primary = _funded(admin, "10.00")
+    savings = admin.create_wallet("BONUS", "INR")
+
+    posted = admin.transfer(primary["id"], savings["id"], "4.00", "INR", wait_s=10)
+    refused = admin.transfer(primary["id"], savings["id"], "6.01", "INR", wait_s=10)
+
+    assert posted["status"] == "COMPLETED" and posted["posted_at"] is not None
+    assert (refused["status"], refused["failure_code"]) == ("FAILED", "insufficient_funds")
+    assert Decimal(admin.wallet(savings["id"])["balance"]) == Decimal("4.00")
+
+
 def test_deposit_transfer_and_wait_final(admin: VaultCraftClient) -> None:
     """A deposit from SYSTEM, then a transfer, each waited on with the long poll."""
     system, primary = _funded(admin, "100.00")

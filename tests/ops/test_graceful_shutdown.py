@@ -6,9 +6,10 @@ gives back its messages, and whatever it had not posted is posted after the rest
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from sqlalchemy import Engine, create_engine, text
 from gateway.server import SHUTDOWN_TIMEOUT_S
 from ledger_core.persistence.reconciliation.invariants import check_invariants, describe
 from tests.support.stack import Stack
-from tests.support.stack_api import Tenant, signup
+from tests.support.stack_api import Tenant, leg, signup
 from vaultcraft.cli import WORKER_SHUTDOWN_MS
 
 
@@ -42,38 +43,55 @@ def statuses(engine: Engine, ids: list[str]) -> dict[str, int]:
     return {r.status: int(r.count) for r in rows}
 
 
-def test_gateway_answers_a_long_poll_in_flight_then_exits(
-    own_database: str, redis_url: str, tmp_path: Path
+def test_gateway_answers_long_polls_and_waiting_submits_in_flight_then_exits(
+    own_database: str, redis_url: str, engine: Engine, tmp_path: Path
 ) -> None:
-    # Given a gateway without workers, so a transfer stays PENDING
+    # Given a gateway without workers, so transfers stay PENDING
     with Stack(own_database, redis_url, tmp_path, processes=("gateway",)) as stack:
         with httpx.Client(base_url=stack.base_url, timeout=40) as http:
             t = signup(http)
             wallet = t.wallet()
             pending = t.transfer(t.system_wallet_id, wallet, "5.00").json()["id"]
-            answers: list[httpx.Response | BaseException] = []
+            answers: dict[str, httpx.Response | BaseException] = {}
 
-            def long_poll() -> None:
+            def ask(name: str, send: Callable[[], httpx.Response]) -> None:
                 try:
-                    answers.append(t.get(f"/api/v1/transactions/{pending}", params={"wait": 30}))
-                except BaseException as exc:  # the assertion below reports it
-                    answers.append(exc)
+                    answers[name] = send()
+                except BaseException as exc:  # the assertions below report it
+                    answers[name] = exc
 
-            poller = threading.Thread(target=long_poll)
-            poller.start()
-            time.sleep(1.0)  # the poll is now waiting on the server
+            poll = functools.partial(t.get, f"/api/v1/transactions/{pending}", params={"wait": 30})
+            submit = functools.partial(
+                t.post,
+                "/api/v1/transactions/transfer",
+                leg(t.system_wallet_id, wallet, "6.00"),
+                key="waiting-submit",
+                params={"wait": 30},
+            )
+            askers = [
+                threading.Thread(target=ask, args=("poll", poll)),
+                threading.Thread(target=ask, args=("submit", submit)),
+            ]
+            for asker in askers:
+                asker.start()
+            time.sleep(1.0)  # both now wait on the server
             assert not answers
 
             # When the gateway is told to stop
             stopped_at = time.monotonic()
             code = stack.stop("gateway", timeout_s=SHUTDOWN_TIMEOUT_S + 5)
-            poller.join(timeout=10)
+            for asker in askers:
+                asker.join(timeout=10)
 
-    # Then the poll got its answer, the transfer as it stands, long before its 30 s
-    [answer] = answers
-    assert isinstance(answer, httpx.Response), answer
-    assert answer.status_code == 200
-    assert (answer.json()["id"], answer.json()["status"]) == (pending, "PENDING")
+    # Then each got its answer, the transfer as it stands, long before its 30 s: the poll
+    # a 200, the submit (its transfer stored before it waited) a 202
+    polled, submitted = answers["poll"], answers["submit"]
+    assert isinstance(polled, httpx.Response), polled
+    assert polled.status_code == 200
+    assert (polled.json()["id"], polled.json()["status"]) == (pending, "PENDING")
+    assert isinstance(submitted, httpx.Response), submitted
+    assert (submitted.status_code, submitted.json()["status"]) == (202, "PENDING")
+    assert statuses(engine, [submitted.json()["id"]]) == {"PENDING": 1}
     # and the gateway exited cleanly, well inside its shutdown bound
     assert code == 0
     assert time.monotonic() - stopped_at < SHUTDOWN_TIMEOUT_S

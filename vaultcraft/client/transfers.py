@@ -41,9 +41,15 @@ class TransfersMixin(ClientBase):
         description: str | None = None,
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
+        wait_s: int = 0,
     ) -> Transaction:
         """Submit a transfer; answers once it is durably `PENDING` (or as it is now, on a
-        replay of the same key). Pass your own key to make retries across restarts safe."""
+        replay of the same key). Pass your own key to make retries across restarts safe.
+
+        With `wait_s` (≤ 30) the server holds the answer until a worker has decided the
+        transfer (`COMPLETED`, `FAILED`, or `HELD`) or the time is up, when it is still
+        `PENDING`: the outcome in one request, without `wait_final`.
+        """
         body: dict[str, Any] = {
             "source_wallet_id": source_wallet_id,
             "destination_wallet_id": destination_wallet_id,
@@ -54,11 +60,14 @@ class TransfersMixin(ClientBase):
             body["description"] = description
         if metadata is not None:
             body["metadata"] = dict(metadata)
-        key = idempotency_key or new_idempotency_key()
-        return cast(
-            Transaction,
-            self._call("POST", "/transactions/transfer", json=body, idempotency_key=key),
-        )
+        return self._submit(body, idempotency_key or new_idempotency_key(), wait_s)
+
+    def _submit(self, body: dict[str, Any], key: str, wait_s: int) -> Transaction:
+        """`POST /transactions/transfer`, held until decided when `wait_s` is given."""
+        options: dict[str, Any] = {"json": body, "idempotency_key": key}
+        if wait_s:
+            options |= {"params": {"wait": wait_s}, "timeout": wait_s + WAIT_SLACK_S}
+        return cast(Transaction, self._call("POST", "/transactions/transfer", **options))
 
     def transfer_batch(
         self, transfers: Sequence[TransferRequest], *, atomic: bool = False
@@ -140,9 +149,11 @@ class TransfersMixin(ClientBase):
         *,
         expires_in_s: int | None = None,
         idempotency_key: str | None = None,
+        wait_s: int = 0,
     ) -> Transaction:
         """Ask for `amount` to be reserved on the source; a worker makes it `HELD` (or
-        `FAILED`). `transaction(id, wait_s=...)` returns as soon as it is either."""
+        `FAILED`). With `wait_s`, or `transaction(id, wait_s=...)`, the answer comes as
+        soon as it is either."""
         body: dict[str, Any] = {
             "source_wallet_id": source_wallet_id,
             "destination_wallet_id": destination_wallet_id,
@@ -152,11 +163,7 @@ class TransfersMixin(ClientBase):
         }
         if expires_in_s is not None:
             body["hold_expires_in_s"] = expires_in_s
-        key = idempotency_key or new_idempotency_key()
-        return cast(
-            Transaction,
-            self._call("POST", "/transactions/transfer", json=body, idempotency_key=key),
-        )
+        return self._submit(body, idempotency_key or new_idempotency_key(), wait_s)
 
     def capture(
         self,
