@@ -77,15 +77,26 @@ def test_a_replayed_submit_with_wait_waits_for_the_stored_transfer(
     a, b = t.wallet(), t.wallet()
     t.deposit(a, "10.00")
     key = str(uuid.uuid4())
-    released = threading.Event()
-    with _wallet_held_by_another_transaction(engine, a):
-        first = _submit(t, leg(a, b, "2.00"), 0, key=key)
-        assert (first.status_code, first.json()["status"]) == (202, "PENDING")
-        threading.Timer(0.5, released.set).start()
-        released.wait()
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_wallet() -> None:
+        with _wallet_held_by_another_transaction(engine, a):
+            held.set()
+            release.wait(timeout=10)
+
+    holder = threading.Thread(target=hold_the_wallet)
+    holder.start()
+    held.wait(timeout=10)
+    first = _submit(t, leg(a, b, "2.00"), 0, key=key)
+    assert (first.status_code, first.json()["status"]) == (202, "PENDING")
+    threading.Timer(1.0, release.set).start()
+    started = time.monotonic()
     replay = _submit(t, leg(a, b, "2.00"), 10, key=key)
+    waited = time.monotonic() - started
+    holder.join(timeout=10)
     assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
     assert (replay.json()["id"], replay.json()["status"]) == (first.json()["id"], "COMPLETED")
+    assert 0.5 < waited < 10  # it waited for the wallet to be let go, then for the posting
     assert (t.balance(a), t.balance(b)) == ("8.00", "2.00")
 
 
