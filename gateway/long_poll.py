@@ -7,6 +7,8 @@ its wait reads nothing until the transfer's final notification arrives.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -36,6 +38,23 @@ async def wait_decided(request: web.Request, transaction_id: UUID, wait_s: float
         lambda row: row["status"] in DECIDED_STATUSES,
         caller=(who.organization_id, who.user_id),
     )
+
+
+async def wait_all_decided(
+    request: web.Request, rows: Sequence[Mapping[str, Any]], wait_s: int
+) -> list[Mapping[str, Any]]:
+    """`rows` (transfers as stored), each still undecided one waited on at once, together,
+    for at most `wait_s` (none when 0) and replaced by what it is then."""
+    now = list(rows)
+    if not wait_s:
+        return now
+    waiting = [n for n, row in enumerate(now) if row["status"] not in DECIDED_STATUSES]
+    decided = await asyncio.gather(
+        *(wait_decided(request, now[n]["id"], float(wait_s)) for n in waiting)
+    )
+    for n, row in zip(waiting, decided, strict=True):
+        now[n] = row
+    return now
 
 
 async def read_transfer(request: web.Request, transaction_id: UUID) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from structlog.contextvars import bind_contextvars
 
 from gateway.auth import acting, principal
 from gateway.error_statuses import status_of
-from gateway.long_poll import wait_decided
+from gateway.long_poll import wait_all_decided
 from gateway.registry import API_PREFIX, RouteTable
 from gateway.responses import Problem, field_error, json_response
 from gateway.route_spec import HeaderParam
@@ -43,7 +43,7 @@ from ledger_core.intents import BatchRefused, Stored, TransferIntent
 from ledger_core.money import parse_amount
 from ledger_core.posting import Leg
 from ledger_core.services import holds, transfers
-from ledger_core.transfers import DECIDED_STATUSES, transaction_view
+from ledger_core.transfers import transaction_view
 from runtime import metrics
 
 routes = RouteTable(tag="Transfers", read_scope="transfers:read", write_scope="transfers:write")
@@ -162,9 +162,7 @@ async def accepted(request: web.Request, stored: Stored, wait_s: int = 0) -> web
     shows it as it is then: one request where a client would otherwise submit and then
     long-poll. It was stored either way, so the status does not change with the wait.
     """
-    row = stored.row
-    if wait_s and row["status"] not in DECIDED_STATUSES:
-        row = await wait_decided(request, row["id"], float(wait_s))
+    [row] = await wait_all_decided(request, [stored.row], wait_s)
     body = transaction_view(row, principal(request).organization_id)
     transaction_id = body["id"]
     bind_contextvars(transaction_id=transaction_id)  # the request's access line names it
@@ -276,6 +274,7 @@ def _refused_batch(exc: BatchRefused, prefix: str = "transfers") -> Problem:
     response=BatchOut,
     status=202,
     headers=(BATCH_IDEMPOTENCY_KEY,),
+    query=SubmitWaitQuery,
     errors=_SUBMIT_ERRORS,
     description=(
         "Up to 1,000 transfers, each with its own `idempotency_key`, stored together in request"
@@ -284,10 +283,13 @@ def _refused_batch(exc: BatchRefused, prefix: str = "transfers") -> Problem:
         " An optional `Idempotency-Key` header names the whole batch: the same batch again"
         " answers `200` with `Idempotent-Replayed: true`, another batch under the key"
         " `422 idempotency_key_reused`. A batch whose every transfer was already stored under"
-        " its item key also answers `200` with `Idempotent-Replayed: true`."
+        " its item key also answers `200` with `Idempotent-Replayed: true`. With `?wait=N` the"
+        " answer waits until every transfer of the batch is decided, or N seconds pass."
     ),
 )
-async def submit_batch(request: web.Request, body: CreateBatch) -> web.Response:
+async def submit_batch(
+    request: web.Request, body: CreateBatch, query: SubmitWaitQuery
+) -> web.Response:
     """Submit a batch of transfers"""
     who = acting(request)
     key = idempotency_key(request) if "Idempotency-Key" in request.headers else None
@@ -303,7 +305,8 @@ async def submit_batch(request: web.Request, body: CreateBatch) -> web.Response:
     except BatchRefused as exc:
         raise _refused_batch(exc) from None
     count_accepted(stored)
-    data = [transaction_view(s.row, who.principal.organization_id) for s in stored]
+    rows = await wait_all_decided(request, [s.row for s in stored], query.wait)
+    data = [transaction_view(row, who.principal.organization_id) for row in rows]
     if all(s.replayed for s in stored):
         return json_response({"data": data}, status=200, headers={"Idempotent-Replayed": "true"})
     return json_response({"data": data}, status=202)

@@ -116,6 +116,28 @@ def test_multi_leg_and_hold_submits_wait_too(http: httpx.Client) -> None:
     assert (t.balance(a), t.balance(b), t.balance(c)) == ("7.00", "1.00", "2.00")
 
 
+def test_a_batch_with_wait_answers_with_every_transfer_decided(http: httpx.Client) -> None:
+    t = signup(http)
+    a, b = t.wallet(), t.wallet()
+    t.deposit(a, "10.00")
+    items = [
+        {"idempotency_key": str(uuid.uuid4()), **leg(a, b, amount)}
+        for amount in ("3.00", "2.00", "9.00")
+    ]
+    resp = t.post("/api/v1/transactions/batch", {"transfers": items}, params={"wait": 10})
+    assert resp.status_code == 202, resp.text
+    statuses = [(tx["amount"], tx["status"], tx["failure_code"]) for tx in resp.json()["data"]]
+    assert statuses == [
+        ("3.00", "COMPLETED", None),
+        ("2.00", "COMPLETED", None),
+        ("9.00", "FAILED", "insufficient_funds"),
+    ]
+    replay = t.post("/api/v1/transactions/batch", {"transfers": items}, params={"wait": 10})
+    assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
+    assert [tx["status"] for tx in replay.json()["data"]] == ["COMPLETED", "COMPLETED", "FAILED"]
+    assert (t.balance(a), t.balance(b)) == ("5.00", "5.00")
+
+
 @pytest.mark.parametrize(
     "query",
     [{"wait": 31}, {"wait": -1}, {"wait": "soon"}, {"wait": 1.5}, {"wait": 1, "poll": 1}],
@@ -128,5 +150,8 @@ def test_a_bad_wait_is_refused_and_stores_nothing(
     resp = t.post(TRANSFER, leg(t.system_wallet_id, a, "1.00"), key="k1", params=query)
     assert resp.status_code == 422, resp.text
     assert resp.json()["code"] == "validation_error"
+    batch = {"transfers": [{"idempotency_key": "k2", **leg(t.system_wallet_id, a, "1.00")}]}
+    refused = t.post("/api/v1/transactions/batch", batch, params=query)
+    assert (refused.status_code, refused.json()["code"]) == (422, "validation_error")
     assert t.get("/api/v1/transactions").json()["data"] == []
     assert t.balance(b) == "0.00"
