@@ -30,6 +30,12 @@ def new_idempotency_key() -> str:
     return str(uuid.uuid4())
 
 
+def _held_for(wait_s: int) -> dict[str, Any]:
+    """The request options of an answer the server holds up to `wait_s` (`?wait=`), read
+    with a timeout beyond that hold; none when 0."""
+    return {"params": {"wait": wait_s}, "timeout": wait_s + WAIT_SLACK_S} if wait_s else {}
+
+
 class TransfersMixin(ClientBase):
     def transfer(
         self,
@@ -64,9 +70,7 @@ class TransfersMixin(ClientBase):
 
     def _submit(self, body: dict[str, Any], key: str, wait_s: int) -> Transaction:
         """`POST /transactions/transfer`, held until decided when `wait_s` is given."""
-        options: dict[str, Any] = {"json": body, "idempotency_key": key}
-        if wait_s:
-            options |= {"params": {"wait": wait_s}, "timeout": wait_s + WAIT_SLACK_S}
+        options = {"json": body, "idempotency_key": key, **_held_for(wait_s)}
         return cast(Transaction, self._call("POST", "/transactions/transfer", **options))
 
     def transfer_batch(
@@ -88,10 +92,8 @@ class TransfersMixin(ClientBase):
     def transaction(self, transaction_id: str, *, wait_s: int = 0) -> Transaction:
         """Read a transfer; with `wait_s` (≤ 30) the server holds the answer until it is
         final or the time is up."""
-        params = {"wait": wait_s} if wait_s else None
-        timeout = wait_s + WAIT_SLACK_S if wait_s else None
         path = f"/transactions/{transaction_id}"
-        return cast(Transaction, self._call("GET", path, params=params, timeout=timeout))
+        return cast(Transaction, self._call("GET", path, **_held_for(wait_s)))
 
     def wait_final(self, transaction_id: str, timeout_s: float = 30.0) -> Transaction:
         """The transfer once it is `COMPLETED`, `FAILED` or `CANCELLED`.
