@@ -129,15 +129,16 @@ def test_cancel_and_reverse(admin: VaultCraftClient) -> None:
 
     with pytest.raises(ApiError) as refused:
         admin.cancel(done["id"])
-    reversal = admin.wait_final(admin.reverse(done["id"], Decimal("3"))["id"])
+    reversal = admin.reverse(done["id"], Decimal("3"), wait_s=10)
 
     assert refused.value.code == "not_cancellable"
+    assert reversal["status"] == "COMPLETED"
     assert reversal["reverses_transaction_id"] == done["id"]
     assert admin.wallet(other["id"])["balance"] == "5.00"
 
 
 def test_batch_posts_every_transfer(admin: VaultCraftClient) -> None:
-    """A batch gets a key per transfer and posts them all."""
+    """A batch gets a key per transfer and posts them all; the answer waits for them."""
     _, primary = _funded(admin, "9.00")
     other = admin.create_wallet("BONUS")
     leg: TransferRequest = {
@@ -147,10 +148,10 @@ def test_batch_posts_every_transfer(admin: VaultCraftClient) -> None:
         "currency": "INR",
     }
 
-    batch = admin.transfer_batch([leg] * 3, atomic=True)
+    batch = admin.transfer_batch([leg] * 3, atomic=True, wait_s=10)
 
     assert len({t["idempotency_key"] for t in batch}) == 3
-    assert {admin.wait_final(t["id"])["status"] for t in batch} == {"COMPLETED"}
+    assert [t["status"] for t in batch] == ["COMPLETED"] * 3
     assert admin.wallet(other["id"])["balance"] == "6.00"
 
 
@@ -209,9 +210,10 @@ def test_hold_capture_void_and_legs(admin: VaultCraftClient) -> None:
                 "amount": "1.00",
                 "currency": "INR",
             },
-        ]
+        ],
+        wait_s=20,
     )
     assert multi["kind"] == "MULTI" and len(multi["postings"] or []) == 2
-    assert admin.wait_final(multi["id"], timeout_s=20)["status"] == "COMPLETED"
+    assert multi["status"] == "COMPLETED"
     assert admin.wallet(primary["id"])["balance"] == "75.00"
     assert len(admin.ledger(multi["id"])) == 4

@@ -74,11 +74,13 @@ class TransfersMixin(ClientBase):
         return cast(Transaction, self._call("POST", "/transactions/transfer", **options))
 
     def transfer_batch(
-        self, transfers: Sequence[TransferRequest], *, atomic: bool = False
+        self, transfers: Sequence[TransferRequest], *, atomic: bool = False, wait_s: int = 0
     ) -> list[Transaction]:
         """Up to 1,000 transfers stored together, in order; each gets a key if it has none.
 
-        The keys are fixed before the first attempt, so a retried batch is a replay.
+        The keys are fixed before the first attempt, so a retried batch is a replay. With
+        `wait_s` (≤ 30) the answer waits until every transfer of the batch is decided or
+        the time is up.
         """
         items = []
         for transfer in transfers:
@@ -86,7 +88,8 @@ class TransfersMixin(ClientBase):
             item["amount"] = amount_text(item["amount"])
             items.append(item)
         body = {"transfers": items, "atomic": atomic}
-        answer = self._call("POST", "/transactions/batch", json=body, replayable=True)
+        options = {"json": body, "replayable": True, **_held_for(wait_s)}
+        answer = self._call("POST", "/transactions/batch", **options)
         return cast(list[Transaction], answer["data"])
 
     def transaction(self, transaction_id: str, *, wait_s: int = 0) -> Transaction:
@@ -135,12 +138,15 @@ class TransfersMixin(ClientBase):
         amount: Amount | None = None,
         *,
         idempotency_key: str | None = None,
+        wait_s: int = 0,
     ) -> Transaction:
-        """A new transfer back from destination to source, of `amount` or all that remains."""
+        """A new transfer back from destination to source, of `amount` or all that remains;
+        with `wait_s` the answer waits until it is decided, as `transfer`'s does."""
         body = {} if amount is None else {"amount": amount_text(amount)}
         key = idempotency_key or new_idempotency_key()
         path = f"/transactions/{transaction_id}/reverse"
-        return cast(Transaction, self._call("POST", path, json=body, idempotency_key=key))
+        options = {"json": body, "idempotency_key": key, **_held_for(wait_s)}
+        return cast(Transaction, self._call("POST", path, **options))
 
     def hold(
         self,
@@ -193,9 +199,7 @@ class TransfersMixin(ClientBase):
         """A capture or void as stored: `PENDING` until a worker decides it; with `wait_s`
         (≤ 30) the server holds the answer until it is decided."""
         path = f"/transactions/{transaction_id}/actions/{action_id}"
-        params = {"wait": wait_s} if wait_s else None
-        timeout = wait_s + WAIT_SLACK_S if wait_s else None
-        return cast(HoldActionView, self._call("GET", path, params=params, timeout=timeout))
+        return cast(HoldActionView, self._call("GET", path, **_held_for(wait_s)))
 
     def _end_hold(
         self,
@@ -227,13 +231,14 @@ class TransfersMixin(ClientBase):
         *,
         description: str | None = None,
         idempotency_key: str | None = None,
+        wait_s: int = 0,
     ) -> Transaction:
-        """One `MULTI` transaction of 1-100 legs, which post all together or not at all."""
+        """One `MULTI` transaction of 1-100 legs, which post all together or not at all;
+        with `wait_s` the answer waits until it is decided, as `transfer`'s does."""
         legs = [dict(leg, amount=amount_text(leg["amount"])) for leg in postings]
         body: dict[str, Any] = {"postings": legs}
         if description is not None:
             body["description"] = description
         key = idempotency_key or new_idempotency_key()
-        return cast(
-            Transaction, self._call("POST", "/transactions", json=body, idempotency_key=key)
-        )
+        options = {"json": body, "idempotency_key": key, **_held_for(wait_s)}
+        return cast(Transaction, self._call("POST", "/transactions", **options))
