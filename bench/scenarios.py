@@ -343,13 +343,7 @@ def _node_types(plan: dict[str, Any]) -> list[str]:
 def explain_hot_paths(db_url: str, organization_id: str, wallet_id: str) -> dict[str, Any]:
     """EXPLAIN each hot-path query; say which plan nodes it uses and whether any is a Seq Scan."""
     out: dict[str, Any] = {}
-    params = {
-        "org": organization_id,
-        "wallet": wallet_id,
-        "limit": 1000,
-        "share": 100,
-        "lone": 1000,
-    }
+    params = {"org": organization_id, "wallet": wallet_id, "limit": 1000, "share": 100}
     with psycopg.connect(to_psycopg_url(db_url)) as conn:
         for name, sql in HOT_PATH_QUERIES.items():
             (plan,) = conn.execute(f"EXPLAIN (FORMAT JSON) {sql}", params).fetchone() or ([],)

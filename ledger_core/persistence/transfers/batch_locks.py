@@ -21,11 +21,6 @@ from ledger_core.persistence.transfers.ledger_writes import (
 from ledger_core.posting import PendingTransfer, WalletState
 
 POSTING_LOCK_CLASS = 0x706F7374  # "post"
-BULK_SLOT = 0
-"""The one posting slot whose batch may fill up with a lone organization's backlog. In the
-other slots a lone organization gets at most its fair share, so that while its large batch
-posts a transfer of another organization that arrives waits for one short batch, not for
-a full one in every slot."""
 TAKE_POSTING_SLOT = text("""
     SELECT coalesce(
         (SELECT s FROM unnest(CAST(:order AS int[])) AS o(s)
@@ -39,9 +34,8 @@ gets (`LIMIT 1`), and the waiting subquery runs only when that found none (`coal
 asks for its second value only then)."""
 
 
-def take_posting_slot(conn: Connection, slots: int) -> int:
-    """Take a free posting slot if there is one, else wait for one picked at random;
-    return the slot taken.
+def take_posting_slot(conn: Connection, slots: int) -> None:
+    """Take a free posting slot if there is one, else wait for one picked at random.
 
     Waiting on a random slot while another is free would hold a transfer (perhaps another
     tenant's, see `free_subset`) behind a whole batch for nothing. The free slots are tried
@@ -53,8 +47,7 @@ def take_posting_slot(conn: Connection, slots: int) -> int:
         "order": pg_array((first + n) % slots for n in range(slots)),
         "fallback": random.randrange(slots),
     }
-    [(slot,)] = fetch_all_sync(conn, TAKE_POSTING_SLOT, params)
-    return int(slot)
+    fetch_all_sync(conn, TAKE_POSTING_SLOT, params)
 
 
 CLAIM_TURN_CLASS = 0x636C6D74  # "clmt"

@@ -36,7 +36,7 @@ CLAIM = text("""
     ), waiting AS (
         SELECT organization_id, seq AS first_seq FROM orgs
     ), quota AS (
-        SELECT CASE WHEN count(*) <= 1 THEN :lone
+        SELECT CASE WHEN count(*) <= 1 THEN :limit
                     ELSE CAST(least(:share, ceil(CAST(:limit AS numeric) / count(*))) AS int)
                END AS n
         FROM waiting
@@ -55,7 +55,7 @@ CLAIM = text("""
 """)
 """Fair claim: while several organizations have transfers waiting, each gets an equal
 share of the batch, at most `fair_share` (`VAULTCRAFT_FAIR_SHARE`), in submission order; a lone organization gets
-`lone_limit` (`claim_batch`). The organizations are found by a skip scan of
+the whole batch. The organizations are found by a skip scan of
 `ix_transactions_pending_org_seq` (one index probe per organization, however many rows
 wait), and each share is one short range of the same index. So a tenant with 100,000
 waiting transfers neither fills every batch nor makes another tenant's batch as slow as
@@ -133,18 +133,10 @@ def _uuid(value: str | None) -> UUID | None:
     return None if value is None else UUID(value)
 
 
-def claim_batch(
-    conn: Connection,
-    limit: int,
-    fair_share: int = DEFAULT_FAIR_SHARE,
-    lone_limit: int | None = None,
-) -> Claimed:
+def claim_batch(conn: Connection, limit: int, fair_share: int = DEFAULT_FAIR_SHARE) -> Claimed:
     """Lock up to `limit` waiting transfers (whole atomic batches), shared fairly among
-    organizations (at most `fair_share` each while several wait), in submission order.
-    While only one organization has transfers waiting it gets `lone_limit` (default:
-    `limit`)."""
-    lone = limit if lone_limit is None else min(limit, lone_limit)
-    params = {"limit": limit, "share": fair_share, "lone": lone}
+    organizations (at most `fair_share` each while several wait), in submission order."""
+    params = {"limit": limit, "share": fair_share}
     rows: list[dict[str, Any]] = fetch_all_sync(conn, CLAIM, params, dict_row)
     quota = min((r.pop("claim_quota") for r in rows), default=limit)
     first_seqs = {r["organization_id"]: r.pop("claim_first_seq") for r in rows}

@@ -51,7 +51,6 @@ from ledger_core.persistence.direct import Savepoint, fetch_all_sync
 from ledger_core.persistence.events.outbox import event_json
 from ledger_core.persistence.pending_state import STILL_PENDING
 from ledger_core.persistence.transfers.batch_locks import (
-    BULK_SLOT,
     claim_turn,
     free_subset,
     take_posting_slot,
@@ -220,18 +219,18 @@ def post_batch(
     small batches contending for the same wallets; an idle system posts at once. Without
     `spread` the batch waits for the first slot even while another is free
     (`take_posting_slot`). `fair_share` caps one organization's part of a batch shared
-    with others, and its part of a batch it has alone in any slot but `BULK_SLOT`.
+    with others.
 
     `claimed` 0 with `more` means every claimed transfer waits on wallets another
     transaction holds: nothing was posted, try again shortly. Only `claimed` 0 without
     `more` says nothing is waiting.
     """
-    slot = take_posting_slot(conn, slots if spread else 1) if slots is not None else 0
-    lone_limit = limit if slot == BULK_SLOT else fair_share
+    if slots is not None:
+        take_posting_slot(conn, slots if spread else 1)
     wallets: dict[UUID, WalletState] | None
     with claim_turn(conn):
         claim = Savepoint(conn, "claim")
-        claimed = claim_batch(conn, limit, fair_share, lone_limit)
+        claimed = claim_batch(conn, limit, fair_share)
         actions = claim_actions(conn, limit)
         if not claimed.transfers and not actions.actions:
             return BatchResult(claimed=0, outcomes=(), finished_at=None, more=actions.more)
