@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 
 import pytest
 from sqlalchemy import Engine, text
 
 from bench.profile_stats import multixacts_used
-from ledger_core.persistence.transfers.batch_locks import POSTING_LOCK_CLASS, take_posting_slot
+from ledger_core.persistence.transfers.batch_locks import (
+    FIRST_SLOT_PATIENCE_MS,
+    POSTING_LOCK_CLASS,
+    take_posting_slot,
+)
 from ledger_core.persistence.transfers.posting import BatchResult, post_batch
 from ledger_core.services import posting
 from tests.support.ledger import create_book, insert_intents
+
+HELD_SLOTS = """
+    SELECT array_agg(objid ORDER BY objid) FROM pg_locks
+    WHERE locktype = 'advisory' AND classid = :c AND pid = pg_backend_pid() AND granted
+"""
+"""The posting slots the current session holds."""
 
 
 def _drain(engine: Engine, limit: int) -> int:
@@ -155,29 +166,77 @@ def test_a_batch_waits_for_a_free_posting_slot(engine: Engine) -> None:
     assert _ledger_state(engine, book.organization_id)["completed"] == 2
 
 
-def test_a_batch_of_a_trickle_waits_for_the_first_slot_while_another_is_free(
-    engine: Engine,
-) -> None:
-    """Without `spread`, a batch waits for slot 0 even though slot 1 of 2 is free."""
-    book = create_book(engine, 1)
-    with engine.begin() as conn:
-        insert_intents(conn, book, [(book.system_wallet_id, book.wallet_ids[0], 100)])
-    posted = threading.Event()
+def _one_transfer_each(engine: Engine, organizations: int) -> None:
+    """A PENDING deposit of each of `organizations` new organizations."""
+    for _ in range(organizations):
+        book = create_book(engine, 1)
+        with engine.begin() as conn:
+            insert_intents(conn, book, [(book.system_wallet_id, book.wallet_ids[0], 100)])
+
+
+def _post_in_a_thread(engine: Engine, seen: dict[str, object]) -> threading.Thread:
+    """A batch (`spread` off, 2 slots) posting in a thread, recording what it claimed, how
+    long it took, the slots it held and its `lock_timeout` after taking one."""
 
     def post() -> None:
         with engine.begin() as conn:
-            post_batch(conn, 1000, slots=2, spread=False)
-        posted.set()
+            conn.execute(text("SET LOCAL lock_timeout = '7s'"))
+            started = time.monotonic()
+            seen["claimed"] = post_batch(conn, 1000, slots=2, spread=False).claimed
+            seen["waited"] = time.monotonic() - started
+            seen["slots"] = conn.execute(text(HELD_SLOTS), {"c": POSTING_LOCK_CLASS}).scalar_one()
+            seen["lock_timeout"] = conn.execute(text("SHOW lock_timeout")).scalar_one()
 
+    worker = threading.Thread(target=post)
+    worker.start()
+    return worker
+
+
+def test_a_lone_tenants_batch_waits_for_the_first_slot_while_another_is_free(
+    engine: Engine,
+) -> None:
+    """Without `spread`, while only one organization has transfers waiting, a batch waits
+    for slot 0 even though slot 1 of 2 is free: a trickle posts in one slot, batch after
+    batch, each claiming what arrived during the one before."""
+    _one_transfer_each(engine, 1)
+    seen: dict[str, object] = {}
     with engine.begin() as holder:
         holder.execute(text("SELECT pg_advisory_xact_lock(:c, 0)"), {"c": POSTING_LOCK_CLASS})
-        worker = threading.Thread(target=post)
-        worker.start()
-        assert not posted.wait(0.5)  # slot 1 is free, yet the batch waits for slot 0
-        assert _ledger_state(engine, book.organization_id)["pending"] == 1
+        worker = _post_in_a_thread(engine, seen)
+        worker.join(0.5)
+        assert worker.is_alive()  # slot 1 is free, yet the batch waits for slot 0
     worker.join(10)
-    assert posted.is_set()
-    assert _ledger_state(engine, book.organization_id)["completed"] == 1
+    assert seen["claimed"] == 1 and seen["slots"] == [0] and seen["lock_timeout"] == "7s"
+
+
+def test_another_tenants_transfer_waits_only_a_moment_behind_a_long_batch(
+    engine: Engine,
+) -> None:
+    """While transfers of several organizations wait, a batch waits for a busy slot 0 for
+    `FIRST_SLOT_PATIENCE_MS`, then posts in slot 1 while slot 0 is still held (the long
+    batch of another tenant's backlog), its `lock_timeout` as it was."""
+    _one_transfer_each(engine, 2)
+    seen: dict[str, object] = {}
+    with engine.begin() as holder:
+        holder.execute(text("SELECT pg_advisory_xact_lock(:c, 0)"), {"c": POSTING_LOCK_CLASS})
+        worker = _post_in_a_thread(engine, seen)
+        worker.join(10)
+        assert not worker.is_alive()  # posted while slot 0 is still held
+    assert seen["claimed"] == 2 and seen["slots"] == [1] and seen["lock_timeout"] == "7s"
+    assert float(seen["waited"]) >= FIRST_SLOT_PATIENCE_MS / 1000  # type: ignore[arg-type]
+
+
+def test_a_batch_takes_the_first_slot_once_it_frees_within_the_patience(engine: Engine) -> None:
+    """Slot 0 ends its batch within the patience: the waiting batch takes slot 0, not 1."""
+    _one_transfer_each(engine, 2)
+    seen: dict[str, object] = {}
+    holder = engine.connect()
+    holder.begin()
+    holder.execute(text("SELECT pg_advisory_xact_lock(:c, 0)"), {"c": POSTING_LOCK_CLASS})
+    threading.Timer(FIRST_SLOT_PATIENCE_MS / 4000, holder.rollback).start()
+    _post_in_a_thread(engine, seen).join(10)
+    holder.close()
+    assert seen["claimed"] == 2 and seen["slots"] == [0] and seen["lock_timeout"] == "7s"
 
 
 def test_a_worker_spreads_over_the_slots_only_behind_a_backlog(
@@ -213,10 +272,7 @@ def test_a_batch_takes_the_one_free_posting_slot_and_no_other(engine: Engine) ->
     """While other batches hold slots 0 and 2 of 3, a batch takes slot 1 at once, and only
     that one, whichever slot it tries first."""
     held = "SELECT pg_advisory_xact_lock(:c, 0), pg_advisory_xact_lock(:c, 2)"
-    mine = """
-        SELECT array_agg(objid ORDER BY objid) FROM pg_locks
-        WHERE locktype = 'advisory' AND classid = :c AND pid = pg_backend_pid() AND granted
-    """
+    mine = HELD_SLOTS
     with engine.begin() as holder:
         holder.execute(text(held), {"c": POSTING_LOCK_CLASS})
         for _ in range(6):

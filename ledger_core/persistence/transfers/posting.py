@@ -53,6 +53,7 @@ from ledger_core.persistence.pending_state import STILL_PENDING
 from ledger_core.persistence.transfers.batch_locks import (
     claim_turn,
     free_subset,
+    take_first_slot,
     take_posting_slot,
 )
 from ledger_core.persistence.transfers.claim import DEFAULT_FAIR_SHARE, Claimed, claim_batch
@@ -217,8 +218,8 @@ def post_batch(
     wait their turn, and each then claims everything that arrived meanwhile. Under load
     batches therefore grow by themselves (like the intake's group commit) instead of many
     small batches contending for the same wallets; an idle system posts at once. Without
-    `spread` the batch waits for the first slot even while another is free
-    (`take_posting_slot`). `fair_share` caps one organization's part of a batch shared
+    `spread` the batch waits a moment for the first slot even while another is free
+    (`take_first_slot`). `fair_share` caps one organization's part of a batch shared
     with others.
 
     `claimed` 0 with `more` means every claimed transfer waits on wallets another
@@ -226,7 +227,7 @@ def post_batch(
     `more` says nothing is waiting.
     """
     if slots is not None:
-        take_posting_slot(conn, slots if spread else 1)
+        (take_posting_slot if spread else take_first_slot)(conn, slots)
     wallets: dict[UUID, WalletState] | None
     with claim_turn(conn):
         claim = Savepoint(conn, "claim")
