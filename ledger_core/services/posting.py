@@ -93,14 +93,15 @@ def post_pending(
     batches hold (look again shortly), False when nothing is waiting. `on_batch` is told
     of every batch that posted something, with its seconds (waiting for `gate` included).
 
-    The first batch waits for the first posting slot (at most `batch_locks.FIRST_SLOT_PATIENCE_MS`,
-    then it takes any free one); only once a batch leaves transfers waiting beyond its
-    claim (a backlog) may the next take any free slot at once. While transfers trickle in,
-    batches then post one after another, each claiming everything that arrived during the
-    one before, instead of two slots sharing the trickle in batches half the size, each
-    paying a batch's fixed cost and holding wallets the other wants. A backlog still posts
-    in every slot, and a long batch in the first slot (a tenant's backlog) holds nobody
-    else's transfer for longer than the patience.
+    The first batch waits for the first posting slot (while transfers of several
+    organizations wait, at most `batch_locks.FIRST_SLOT_PATIENCE_MS`, then it takes any
+    free one); only once a batch leaves transfers waiting beyond its claim (a backlog) may
+    the next take any free slot at once. While transfers trickle in, batches then post
+    one after another, each claiming everything that arrived during the one before,
+    instead of two slots sharing the trickle in batches half the size, each paying a
+    batch's fixed cost and holding wallets the other wants. A backlog still posts in every
+    slot, and a long batch in the first slot (a tenant's backlog) holds a transfer of
+    another tenant, kicked after it arrived, no longer than about the patience.
     """
     spread = False
     while True:
