@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import Engine, text
@@ -174,6 +176,14 @@ def _one_transfer_each(engine: Engine, organizations: int) -> None:
             insert_intents(conn, book, [(book.system_wallet_id, book.wallet_ids[0], 100)])
 
 
+@contextmanager
+def _first_slot_held(engine: Engine) -> Iterator[None]:
+    """Posting slot 0 held by another transaction, as by a batch posting, until the end."""
+    with engine.begin() as holder:
+        holder.execute(text("SELECT pg_advisory_xact_lock(:c, 0)"), {"c": POSTING_LOCK_CLASS})
+        yield
+
+
 def _post_in_a_thread(engine: Engine, seen: dict[str, object]) -> threading.Thread:
     """A batch (`spread` off, 2 slots) posting in a thread, recording what it claimed, how
     long it took, the slots it held and its `lock_timeout` after taking one."""
@@ -200,8 +210,7 @@ def test_a_lone_tenants_batch_waits_for_the_first_slot_while_another_is_free(
     batch, each claiming what arrived during the one before."""
     _one_transfer_each(engine, 1)
     seen: dict[str, object] = {}
-    with engine.begin() as holder:
-        holder.execute(text("SELECT pg_advisory_xact_lock(:c, 0)"), {"c": POSTING_LOCK_CLASS})
+    with _first_slot_held(engine):
         worker = _post_in_a_thread(engine, seen)
         worker.join(0.5)
         assert worker.is_alive()  # slot 1 is free, yet the batch waits for slot 0
@@ -217,8 +226,7 @@ def test_another_tenants_transfer_waits_only_a_moment_behind_a_long_batch(
     batch of another tenant's backlog), its `lock_timeout` as it was."""
     _one_transfer_each(engine, 2)
     seen: dict[str, object] = {}
-    with engine.begin() as holder:
-        holder.execute(text("SELECT pg_advisory_xact_lock(:c, 0)"), {"c": POSTING_LOCK_CLASS})
+    with _first_slot_held(engine):
         worker = _post_in_a_thread(engine, seen)
         worker.join(10)
         assert not worker.is_alive()  # posted while slot 0 is still held
