@@ -51,8 +51,8 @@ def post_one_batch(
 
     `gate` is entered before a connection is taken (a worker process's share of the
     posting slots), so threads waiting their turn hold no pooled connection. Without
-    `spread` the batch waits a moment for the first posting slot, even while another is
-    free.
+    `spread` the batch waits for the first posting slot, even while another is free (only a
+    moment while several organizations have transfers waiting).
     """
     with nullcontext() if gate is None else gate, engine.begin() as conn:
         result = post_batch(

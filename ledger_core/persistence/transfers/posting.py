@@ -218,9 +218,9 @@ def post_batch(
     wait their turn, and each then claims everything that arrived meanwhile. Under load
     batches therefore grow by themselves (like the intake's group commit) instead of many
     small batches contending for the same wallets; an idle system posts at once. Without
-    `spread` the batch waits a moment for the first slot even while another is free
-    (`take_first_slot`). `fair_share` caps one organization's part of a batch shared
-    with others.
+    `spread` the batch waits for the first slot even while another is free, only a moment
+    while several organizations have transfers waiting (`take_first_slot`). `fair_share`
+    caps one organization's part of a batch shared with others.
 
     `claimed` 0 with `more` means every claimed transfer waits on wallets another
     transaction holds: nothing was posted, try again shortly. Only `claimed` 0 without
