@@ -39,11 +39,15 @@ _local_slots: threading.BoundedSemaphore | None = None
 def local_slots() -> threading.BoundedSemaphore:
     """This process's share of the posting slots, made on first use: a thread waits for one
     before it takes a pooled connection, so threads queued behind a running batch hold no
-    connection."""
+    connection.
+
+    One more than the posting slots: a batch queued for the first posting slot behind a
+    tenant's long batch holds one while it waits (`batch_locks.take_first_slot`), and a
+    kick for another tenant's transfer must still reach PostgreSQL to take a free slot."""
     global _local_slots
     with _slots_made:
         if _local_slots is None:
-            _local_slots = threading.BoundedSemaphore(db.settings().posting_concurrency)
+            _local_slots = threading.BoundedSemaphore(db.settings().posting_concurrency + 1)
         return _local_slots
 
 

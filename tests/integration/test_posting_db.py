@@ -20,6 +20,7 @@ from ledger_core.persistence.transfers.batch_locks import (
 from ledger_core.persistence.transfers.posting import BatchResult, post_batch
 from ledger_core.services import posting
 from tests.support.ledger import create_book, insert_intents
+from tests.support.ledger_checks import wait_until
 
 HELD_SLOTS = """
     SELECT array_agg(objid ORDER BY objid) FROM pg_locks
@@ -216,6 +217,41 @@ def test_a_lone_tenants_batch_waits_for_the_first_slot_while_another_is_free(
         assert worker.is_alive()  # slot 1 is free, yet the batch waits for slot 0
     worker.join(10)
     assert seen["claimed"] == 1 and seen["slots"] == [0] and seen["lock_timeout"] == "7s"
+
+
+def test_a_second_lone_batch_leaves_the_first_slot_to_the_one_queued_before_it(
+    engine: Engine,
+) -> None:
+    """While a batch already queues for the busy slot 0 and only one organization's
+    transfers wait, another kicked batch gives its thread back at once (nothing claimed,
+    nothing said to be waiting): the queued one claims them all once the slot frees."""
+    _one_transfer_each(engine, 1)
+    seen: dict[str, object] = {}
+    with _first_slot_held(engine):
+        queued = _post_in_a_thread(engine, seen)
+        wait_until(lambda: _waiting_for_first_slot(engine) == 1, 10, "a batch queued")
+        started = time.monotonic()
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL lock_timeout = '2s'"))  # fails, should it queue too
+            second = post_batch(conn, 1000, slots=2, spread=False)
+        assert time.monotonic() - started < 1.0
+        assert (second.claimed, second.more) == (0, False)
+        assert queued.is_alive()
+    queued.join(10)
+    assert seen["claimed"] == 1 and seen["slots"] == [0]
+
+
+def _waiting_for_first_slot(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    " AND CAST(classid AS bigint) = :c AND objid = 0"
+                ),
+                {"c": POSTING_LOCK_CLASS},
+            ).scalar_one()
+        )
 
 
 def test_another_tenants_transfer_waits_only_a_moment_behind_a_long_batch(

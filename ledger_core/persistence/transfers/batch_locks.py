@@ -80,10 +80,23 @@ SEVERAL_ORGANIZATIONS_WAIT = text("""
 skip scan of `ix_transactions_pending_org_seq`."""
 
 
-def take_first_slot(conn: Connection, slots: int) -> None:
+ANOTHER_WAITS_FOR_SLOT = text("""
+    SELECT EXISTS (
+        SELECT FROM pg_locks
+        WHERE locktype = 'advisory' AND NOT granted AND objsubid = 2
+          AND CAST(classid AS bigint) = :lock_class AND CAST(objid AS bigint) = :slot
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    )
+""")
+"""Whether a batch is already queued for the slot."""
+
+
+def take_first_slot(conn: Connection, slots: int) -> bool:
     """Take posting slot 0; while it is busy and transfers of several organizations wait,
     wait for it up to `FIRST_SLOT_PATIENCE_MS`, then take any free slot
-    (`take_posting_slot`).
+    (`take_posting_slot`). False, with no slot taken, when only one organization's
+    transfers wait and another batch is already queued for slot 0: that one claims what
+    this one would, and this one gives its worker thread back at once.
 
     Batches of a trickle queue for the first slot so that each claims everything that
     arrived during the one before (`services.posting.post_pending`). Behind a batch that
@@ -96,12 +109,14 @@ def take_first_slot(conn: Connection, slots: int) -> None:
     params = {"lock_class": POSTING_LOCK_CLASS, "slot": 0}
     if slots == 1:
         fetch_all_sync(conn, WAIT_SLOT, params)
-        return
+        return True
     if fetch_all_sync(conn, TRY_SLOT, params)[0][0]:
-        return
+        return True
     if not fetch_all_sync(conn, SEVERAL_ORGANIZATIONS_WAIT, {})[0][0]:
+        if fetch_all_sync(conn, ANOTHER_WAITS_FOR_SLOT, params)[0][0]:
+            return False
         fetch_all_sync(conn, WAIT_SLOT, params)
-        return
+        return True
     waiting = Savepoint(conn, "first_slot")
     timeout = {"timeout": f"{FIRST_SLOT_PATIENCE_MS}ms"}
     [(previous, _)] = fetch_all_sync(conn, SET_LOCK_TIMEOUT, timeout)
@@ -112,8 +127,9 @@ def take_first_slot(conn: Connection, slots: int) -> None:
             raise
         waiting.rollback()  # also restores `lock_timeout`
         take_posting_slot(conn, slots)
-        return
+        return True
     fetch_all_sync(conn, SET_LOCK_TIMEOUT, {"timeout": previous})
+    return True
 
 
 CLAIM_TURN_CLASS = 0x636C6D74  # "clmt"

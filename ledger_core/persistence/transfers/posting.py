@@ -224,10 +224,13 @@ def post_batch(
 
     `claimed` 0 with `more` means every claimed transfer waits on wallets another
     transaction holds: nothing was posted, try again shortly. Only `claimed` 0 without
-    `more` says nothing is waiting.
+    `more` says nothing is waiting, or nothing another batch already queued for the first
+    slot will not claim (`take_first_slot`).
     """
-    if slots is not None:
-        (take_posting_slot if spread else take_first_slot)(conn, slots)
+    if slots is not None and spread:
+        take_posting_slot(conn, slots)
+    elif slots is not None and not take_first_slot(conn, slots):
+        return BatchResult(claimed=0, outcomes=(), finished_at=None, more=False)
     wallets: dict[UUID, WalletState] | None
     with claim_turn(conn):
         claim = Savepoint(conn, "claim")
