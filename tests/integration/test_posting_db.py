@@ -145,6 +145,14 @@ def test_final_transactions_cannot_change(engine: Engine) -> None:
         conn.execute(text("UPDATE transactions SET status = 'PENDING' WHERE id = :id"), {"id": tid})
 
 
+@contextmanager
+def _first_slot_held(engine: Engine) -> Iterator[None]:
+    """Posting slot 0 held by another transaction, as by a batch posting, until the end."""
+    with engine.begin() as holder:
+        holder.execute(text("SELECT pg_advisory_xact_lock(:c, 0)"), {"c": POSTING_LOCK_CLASS})
+        yield
+
+
 def test_a_batch_waits_for_a_free_posting_slot(engine: Engine) -> None:
     """With one slot, a batch posts only after the slot's holder commits."""
     book = create_book(engine, 2)
@@ -158,8 +166,7 @@ def test_a_batch_waits_for_a_free_posting_slot(engine: Engine) -> None:
             post_batch(conn, 1000, slots=1)
         posted.set()
 
-    with engine.begin() as holder:
-        holder.execute(text("SELECT pg_advisory_xact_lock(:c, 0)"), {"c": POSTING_LOCK_CLASS})
+    with _first_slot_held(engine):
         worker = threading.Thread(target=post)
         worker.start()
         assert not posted.wait(0.5)  # blocked behind the slot's holder
@@ -175,14 +182,6 @@ def _one_transfer_each(engine: Engine, organizations: int) -> None:
         book = create_book(engine, 1)
         with engine.begin() as conn:
             insert_intents(conn, book, [(book.system_wallet_id, book.wallet_ids[0], 100)])
-
-
-@contextmanager
-def _first_slot_held(engine: Engine) -> Iterator[None]:
-    """Posting slot 0 held by another transaction, as by a batch posting, until the end."""
-    with engine.begin() as holder:
-        holder.execute(text("SELECT pg_advisory_xact_lock(:c, 0)"), {"c": POSTING_LOCK_CLASS})
-        yield
 
 
 def _post_in_a_thread(engine: Engine, seen: dict[str, object]) -> threading.Thread:
