@@ -75,6 +75,10 @@ class LoadResult:
     latency_ms: dict[str, float | None] = field(default_factory=dict)
     accept_latency_ms: dict[str, float | None] = field(default_factory=dict)
     server_latency_ms: dict[str, float | None] = field(default_factory=dict)
+    before_created_ms: dict[str, float | None] = field(default_factory=dict)
+    """From a submit's scheduled time to its transfer's `created_at` (the intake's statement)."""
+    after_posted_ms: dict[str, float | None] = field(default_factory=dict)
+    """From a transfer's `posted_at` (its posting batch's start) to its final answer's arrival."""
     cpu_user_s: float = 0.0
     cpu_system_s: float = 0.0
 
@@ -248,6 +252,8 @@ class _Driver:
         self.latencies: list[float] = []
         self.accept_latencies: list[float] = []
         self.server_latencies: list[float] = []
+        self.before_created: list[float] = []
+        self.after_posted: list[float] = []
 
     def _mark_submit(self) -> None:
         if not self.result.first_submit:
@@ -340,12 +346,16 @@ class _Driver:
         self.result.transfers_accepted += 1
         while tx.get("status") == "PENDING" and time.monotonic() - scheduled < GIVE_UP_S:
             tx = await self._long_poll(tx)
-        self.latencies.append((time.monotonic() - scheduled) * 1000)
+        answered = time.monotonic()
+        self.latencies.append((answered - scheduled) * 1000)
         self.finals[str(tx.get("status"))] += 1
         if tx.get("posted_at") and tx.get("created_at"):
-            posted = datetime.fromisoformat(tx["posted_at"])
-            created = datetime.fromisoformat(tx["created_at"])
-            self.server_latencies.append((posted - created).total_seconds() * 1000)
+            posted = datetime.fromisoformat(tx["posted_at"]).timestamp()
+            created = datetime.fromisoformat(tx["created_at"]).timestamp()
+            self.server_latencies.append((posted - created) * 1000)
+            wall = time.time() - answered  # this machine's wall clock at monotonic zero
+            self.before_created.append((created - (wall + scheduled)) * 1000)
+            self.after_posted.append((wall + answered - posted) * 1000)
 
     async def open_loop(self) -> None:
         started = time.monotonic()
@@ -371,6 +381,8 @@ class _Driver:
         self.result.latency_ms = summarize(self.latencies)
         self.result.accept_latency_ms = summarize(self.accept_latencies)
         self.result.server_latency_ms = summarize(self.server_latencies)
+        self.result.before_created_ms = summarize(self.before_created)
+        self.result.after_posted_ms = summarize(self.after_posted)
         return self.result
 
 

@@ -181,6 +181,8 @@ def latency(
         "client_latency_ms": load.latency_ms,
         "accept_latency_ms": load.accept_latency_ms,
         "server_posted_minus_created_ms": load.server_latency_ms,
+        "scheduled_to_created_ms": load.before_created_ms,
+        "posted_to_answered_ms": load.after_posted_ms,
         "statuses": counts,
         "cpu_s": cpu,
         "cpu_ms_per_transfer": cpu_per_transfer(cpu, completed),
