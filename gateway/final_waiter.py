@@ -38,6 +38,7 @@ import psycopg
 from psycopg import sql
 
 from ledger_core.channels import FINAL_CHANNEL
+from ledger_core.final_notices import FinalState, read_payload
 
 log = logging.getLogger("vaultcraft.gateway.waiter")
 
@@ -61,17 +62,25 @@ RowReader = Callable[[Sequence[UUID]], Awaitable[dict[UUID, dict[str, Any]]]]
 @dataclass(eq=False)
 class Watch:
     """One long poll's interest in one transaction: set when it may have changed; `row` is
-    the transaction as read after the change, when the waiter could read it for everyone."""
+    the transaction as read after the change, when the waiter could read it for everyone;
+    `final` its state as the notification gave it, for a watch that `applies` such states
+    to a row of its own instead of reading."""
 
+    applies: bool = False
     event: asyncio.Event = field(default_factory=asyncio.Event)
     row: dict[str, Any] | None = None
+    final: FinalState | None = None
 
-    def wake(self, row: dict[str, Any] | None = None) -> None:
+    def wake(self, row: dict[str, Any] | None = None, final: FinalState | None = None) -> None:
+        """Wake the poll; a notified state stays until it is taken, whatever wakes it
+        meanwhile (a read that began before that commit may still show it PENDING)."""
         self.row = row
+        self.final = final or self.final
         self.event.set()
 
     def clear(self) -> None:
         self.row = None
+        self.final = None
         self.event.clear()
 
 
@@ -135,8 +144,8 @@ class FinalWaiter:
         self._expected_before.clear()
 
     @contextlib.asynccontextmanager
-    async def watch(self, transaction_id: UUID) -> AsyncIterator[Watch]:
-        watch = Watch()
+    async def watch(self, transaction_id: UUID, applies: bool = False) -> AsyncIterator[Watch]:
+        watch = Watch(applies)
         if self.closing:
             watch.wake()
         self._waiters[transaction_id].add(watch)
@@ -156,10 +165,13 @@ class FinalWaiter:
         read: Callable[[dict[str, Any] | None], Awaitable[T]],
         settled: Callable[[T], bool],
         caller: Caller | None = None,
+        apply: Callable[[FinalState], T] | None = None,
     ) -> T:
         """`read` until `settled` or `wait_s` pass, sleeping on the transaction's
         notifications in between; `read` gets the row the waiter read for every watch
-        woken with it, or None when it must read for itself.
+        woken with it, or None when it must read for itself. With `apply`, a notification
+        that carries the transaction's new state (`final_notices`) is answered with
+        `apply(state)` and nothing is read: the caller holds the row as it was stored.
 
         The watch is registered before the first read, so a change in between still wakes
         it; without any notification it reads again every `RECHECK_S`. A transfer that
@@ -167,16 +179,19 @@ class FinalWaiter:
         notification (see the module). A stopping server answers with what it has.
         """
         deadline = time.monotonic() + wait_s
-        async with self.watch(transaction_id) as watch:
+        async with self.watch(transaction_id, applies=apply is not None) as watch:
             if not self._awaits_notification(transaction_id, caller):
                 self.refresh(transaction_id)
             while True:
                 remaining = max(0.0, deadline - time.monotonic())
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(watch.event.wait(), timeout=min(RECHECK_S, remaining))
-                handed = watch.row
+                handed, final = watch.row, watch.final
                 watch.clear()  # before reading: a wake-up during the read is kept for the next
-                found = await read(handed)
+                if final is not None and apply is not None:
+                    found = apply(final)
+                else:
+                    found = await read(handed)
                 if settled(found) or deadline <= time.monotonic() or self.closing:
                     return found
 
@@ -187,19 +202,23 @@ class FinalWaiter:
     def _wake(self, payload: str) -> None:
         if not (self._waiters or self._expected or self._expected_before):
             return  # nobody long-polls and nothing is expected: nothing to parse
-        named = payload.split(",")
-        for raw in named:
+        named = read_payload(payload)
+        for raw, _ in named:
             self._expected.pop(raw, None)
             self._expected_before.pop(raw, None)
         if not self._waiters:  # the usual case under load: nobody long-polls
             return
         ids = []
-        for raw in named:
+        for raw, final in named:
             try:
                 transaction_id = UUID(raw)
             except ValueError:
                 continue
-            if transaction_id in self._waiters:
+            watches = self._waiters.get(transaction_id, ())
+            if final is not None and all(watch.applies for watch in watches):
+                for watch in watches:
+                    watch.wake(final=final)
+            elif watches:
                 ids.append(transaction_id)
         self._schedule_read(ids)
 

@@ -21,9 +21,15 @@ from ledger_core.services.transfer_reads import visible_to
 from ledger_core.transfers import DECIDED_STATUSES
 
 
-async def wait_decided(request: web.Request, transaction_id: UUID, wait_s: float) -> dict[str, Any]:
+async def wait_decided(
+    request: web.Request,
+    transaction_id: UUID,
+    wait_s: float,
+    stored: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The transfer once it is COMPLETED, FAILED, CANCELLED or HELD, or as it is after
-    `wait_s`, read with the caller's own access."""
+    `wait_s`, read with the caller's own access. Given the row its submitter `stored`, a
+    final notification that carries the new state is applied to that row, unread."""
     who = principal(request)
 
     async def read(handed: dict[str, Any] | None) -> dict[str, Any]:
@@ -37,20 +43,22 @@ async def wait_decided(request: web.Request, transaction_id: UUID, wait_s: float
         read,
         lambda row: row["status"] in DECIDED_STATUSES,
         caller=(who.organization_id, who.user_id),
+        apply=None if stored is None else lambda final: final.applied_to(stored),
     )
 
 
 async def wait_all_decided(
     request: web.Request, rows: Sequence[Mapping[str, Any]], wait_s: int
 ) -> list[Mapping[str, Any]]:
-    """`rows` (transfers as stored), each still undecided one waited on at once, together,
-    for at most `wait_s` (none when 0) and replaced by what it is then."""
+    """`rows` (transfers as their submitter stored them), each still undecided one waited
+    on at once, together, for at most `wait_s` (none when 0) and replaced by what it is
+    then."""
     now = list(rows)
     if not wait_s:
         return now
     waiting = [n for n, row in enumerate(now) if row["status"] not in DECIDED_STATUSES]
     decided = await asyncio.gather(
-        *(wait_decided(request, now[n]["id"], float(wait_s)) for n in waiting)
+        *(wait_decided(request, now[n]["id"], float(wait_s), now[n]) for n in waiting)
     )
     for n, row in zip(waiting, decided, strict=True):
         now[n] = row

@@ -7,14 +7,16 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import psycopg
 from psycopg import sql
 
-from gateway.final_waiter import FinalWaiter, RowReader
+from gateway.final_waiter import Caller, FinalWaiter, RowReader, Watch
 from ledger_core.channels import FINAL_CHANNEL
+from ledger_core.final_notices import FinalState, state_chunks
 from runtime.settings import to_psycopg_url
 
 
@@ -54,7 +56,7 @@ def test_one_notification_wakes_every_watch_with_one_read(database_url: str) -> 
 
     async def scenario() -> None:
         async with _listening_waiter(conninfo, read_rows) as waiter:
-            watched = [uuid.uuid4() for _ in range(150)]  # one NOTIFY payload holds 200
+            watched = [uuid.uuid4() for _ in range(150)]  # as many as a posting chunk names
             async with contextlib.AsyncExitStack() as stack:
                 watches = [await stack.enter_async_context(waiter.watch(i)) for i in watched]
                 unwatched = uuid.uuid4()
@@ -170,3 +172,99 @@ def test_a_poll_reads_first_once_notified_for_another_caller_or_after_the_listen
             await poll(waiter, before_loss, submitter)
 
     asyncio.run(scenario())
+
+
+async def _notify_states(conninfo: str, decided: Sequence[tuple[UUID, str]]) -> None:
+    """What a posting batch sends: each transfer with its state (`final_notices`)."""
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        for chunk in state_chunks(decided, datetime.now(UTC)):
+            await conn.execute(
+                sql.SQL("SELECT pg_notify({}, %s)").format(sql.Literal(FINAL_CHANNEL)), (chunk,)
+            )
+
+
+def test_a_submitters_wait_answers_from_the_notified_state_without_reading(
+    database_url: str,
+) -> None:
+    """The submitter holds the row it stored: a notification that carries the transfer's
+    new state is applied to it, and nothing is read; a FAILED one is read as before."""
+    conninfo = to_psycopg_url(database_url)
+    reads: list[list[UUID]] = []
+
+    async def read_rows(ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
+        reads.append(list(ids))
+        return {i: {"id": i, "status": "FAILED"} for i in ids}
+
+    async def own_read(handed: dict[str, Any] | None) -> dict[str, Any]:
+        assert handed is not None
+        return handed
+
+    async def wait(waiter: FinalWaiter, transfer: UUID, submitter: Caller) -> dict[str, Any]:
+        stored = {"id": transfer, "status": "PENDING", "posted_at": None}
+        return await waiter.wait_until(
+            transfer,
+            10,
+            own_read,
+            lambda row: row["status"] != "PENDING",
+            submitter,
+            apply=lambda final: final.applied_to(stored),
+        )
+
+    async def scenario() -> None:
+        async with _listening_waiter(conninfo, read_rows) as waiter:
+            posted, held, failed = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+            submitter = (uuid.uuid4(), uuid.uuid4())
+            waiter.expect([(i, submitter) for i in (posted, held, failed)])
+            polls = [
+                asyncio.create_task(wait(waiter, i, submitter)) for i in (posted, held, failed)
+            ]
+            await asyncio.sleep(0.3)
+            await _notify_states(
+                conninfo, [(posted, "COMPLETED"), (held, "HELD"), (failed, "FAILED")]
+            )
+            rows = await asyncio.wait_for(asyncio.gather(*polls), timeout=10)
+            assert [row["status"] for row in rows] == ["COMPLETED", "HELD", "FAILED"]
+            assert rows[0]["posted_at"] is not None and rows[1]["posted_at"] is None
+            assert reads == [[failed]]
+
+    asyncio.run(scenario())
+
+
+def test_a_notified_state_is_read_for_a_watch_that_cannot_apply_it(database_url: str) -> None:
+    """Another caller's long poll holds no row of its own: the transfer is read once for
+    every watch of it, the submitter's included."""
+    conninfo = to_psycopg_url(database_url)
+    reads: list[list[UUID]] = []
+
+    async def read_rows(ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
+        reads.append(list(ids))
+        return {i: {"id": i, "status": "COMPLETED"} for i in ids}
+
+    async def scenario() -> None:
+        async with _listening_waiter(conninfo, read_rows) as waiter:
+            transfer = uuid.uuid4()
+            async with (
+                waiter.watch(transfer, applies=True) as submitters,
+                waiter.watch(transfer) as colleagues,
+            ):
+                await _notify_states(conninfo, [(transfer, "COMPLETED")])
+                await asyncio.wait_for(
+                    asyncio.gather(submitters.event.wait(), colleagues.event.wait()), timeout=10
+                )
+                assert submitters.row == colleagues.row == {"id": transfer, "status": "COMPLETED"}
+                assert submitters.final is None
+            assert reads == [[transfer]]
+
+    asyncio.run(scenario())
+
+
+def test_a_notified_state_outlives_a_read_that_began_before_it() -> None:
+    """A read started before the transfer's commit may still find it PENDING; waking the
+    watch with that row must not drop the state the notification gave."""
+    final = FinalState("COMPLETED", datetime.now(UTC))
+    watch = Watch(applies=True)
+    watch.wake(final=final)
+    watch.wake({"status": "PENDING"})
+    assert (watch.final, watch.row) == (final, {"status": "PENDING"})
+    watch.clear()
+    assert (watch.final, watch.row, watch.event.is_set()) == (None, None, False)

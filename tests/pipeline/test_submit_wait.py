@@ -23,6 +23,14 @@ def _submit(
     return t.post(path, body, key=key or str(uuid.uuid4()), params={"wait": wait})
 
 
+def _as_read_now(t: Tenant, answered: dict[str, object]) -> bool:
+    """Whether a decided answer shows the transfer exactly as a read of it does now: a
+    submitter's wait may build it from the row it stored and the final notification."""
+    read = t.get(f"/api/v1/transactions/{answered['id']}")
+    assert read.status_code == 200, read.text
+    return bool(read.json() == answered)
+
+
 @contextmanager
 def _wallet_held_by_another_transaction(engine: Engine, wallet: str) -> Iterator[None]:
     """Posting skips a transfer whose wallet another transaction holds (`SKIP LOCKED`), so
@@ -45,6 +53,7 @@ def test_a_submit_with_wait_answers_with_the_decided_transfer(http: httpx.Client
     assert posted.headers["Location"] == f"/api/v1/transactions/{posted.json()['id']}"
     assert (posted.json()["status"], posted.json()["amount"]) == ("COMPLETED", "4.00")
     assert posted.json()["posted_at"] is not None
+    assert _as_read_now(t, posted.json()) and _as_read_now(t, failed.json())
     assert failed.status_code == 202, failed.text
     assert (failed.json()["status"], failed.json()["failure_code"]) == (
         "FAILED",
@@ -113,6 +122,7 @@ def test_multi_leg_and_hold_submits_wait_too(http: httpx.Client) -> None:
     assert (multi.status_code, multi.json()["status"]) == (202, "COMPLETED"), multi.text
     hold = _submit(t, {**leg(a, b, "3.00"), "hold": True}, 10)
     assert (hold.status_code, hold.json()["status"]) == (202, "HELD"), hold.text
+    assert _as_read_now(t, multi.json()) and _as_read_now(t, hold.json())
     assert (t.balance(a), t.balance(b), t.balance(c)) == ("7.00", "1.00", "2.00")
 
 
@@ -132,6 +142,7 @@ def test_a_batch_with_wait_answers_with_every_transfer_decided(http: httpx.Clien
         ("2.00", "COMPLETED", None),
         ("9.00", "FAILED", "insufficient_funds"),
     ]
+    assert all(_as_read_now(t, tx) for tx in resp.json()["data"])
     replay = t.post("/api/v1/transactions/batch", {"transfers": items}, params={"wait": 10})
     assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
     assert [tx["status"] for tx in replay.json()["data"]] == ["COMPLETED", "COMPLETED", "FAILED"]

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger_core.channels import FINAL_CHANNEL, PENDING_CHANNEL
+from ledger_core.final_notices import id_chunks
 from ledger_core.holds import (
     ActionOutcome,
     ActionRequest,
@@ -37,7 +38,7 @@ from ledger_core.persistence.pending_state import STILL_PENDING
 from ledger_core.persistence.transfers.claim import pending_of
 from ledger_core.persistence.transfers.conflicts import POSTING_ERROR, written_or_refused
 from ledger_core.persistence.transfers.holds import Ending, write_endings
-from ledger_core.persistence.transfers.ledger_writes import NOTIFY_FINAL, id_chunks, lock_wallets
+from ledger_core.persistence.transfers.ledger_writes import NOTIFY_FINAL, lock_wallets
 
 log = logging.getLogger("vaultcraft.posting")
 

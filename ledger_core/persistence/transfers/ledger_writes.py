@@ -16,6 +16,7 @@ from uuid import UUID
 from sqlalchemy import Connection, TextClause, text
 
 from ledger_core.channels import FINAL_CHANNEL
+from ledger_core.final_notices import id_chunks
 from ledger_core.persistence.analytics.rollups import rollup_statements
 from ledger_core.persistence.arrays import pg_array, pg_uuid_array
 from ledger_core.persistence.direct import fetch_all_sync
@@ -128,8 +129,3 @@ def final_statements(rows: Sequence[Mapping[str, Any]]) -> list[tuple[TextClause
     if chunks:
         statements.append((NOTIFY_FINAL, {"channel": FINAL_CHANNEL, "chunks": chunks}))
     return statements
-
-
-def id_chunks(ids: Sequence[UUID]) -> list[str]:
-    """NOTIFY payloads are capped at 8000 bytes: the ids go in chunks of 200."""
-    return [",".join(str(i) for i in ids[n : n + 200]) for n in range(0, len(ids), 200)]

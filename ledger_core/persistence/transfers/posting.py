@@ -40,6 +40,7 @@ from uuid import UUID
 from sqlalchemy import Connection, text
 
 from ledger_core.channels import FINAL_CHANNEL
+from ledger_core.final_notices import state_chunks
 from ledger_core.holds import ActionOutcome
 from ledger_core.persistence.analytics.rollups import (
     UPSERT_TRANSFERS_SQL,
@@ -65,7 +66,6 @@ from ledger_core.persistence.transfers.ledger_writes import (
     balance_params,
     entry_params,
     final_events,
-    id_chunks,
     lock_wallets,
 )
 from ledger_core.posting import (
@@ -187,7 +187,7 @@ def write_plan(conn: Connection, plan: PostingPlan, claimed: Claimed, at: dateti
         "o_types": pg_array([kind for _, kind, _ in events]),
         "o_data": pg_array([event_json(data) for _, _, data in events]),
         "channel": FINAL_CHANNEL,
-        "chunks": pg_array(id_chunks(ids)),
+        "chunks": pg_array(state_chunks([(x.transfer.id, x.status) for x in o], at)),
         **rollup_params(final),
     }
     [(finished, _notified)] = fetch_all_sync(conn, WRITE_BATCH, params)
