@@ -20,6 +20,11 @@ so the read it skips could not have refused it) for a transfer still expected wa
 its notification without reading first. Anything else reads first, as before: another
 caller, another gateway's transfer, one whose notification came already, or any poll
 after the listener lost its connection (which forgets every expectation).
+
+A posting batch's notification also carries each COMPLETED or HELD transfer's new state
+(`ledger_core.final_notices`). A submit that waits (`?wait=` on a submit route) holds the
+row its intake stored, so it applies that state to the row and answers without any read;
+only a transfer that some other watch also waits on, or one that FAILED, is read.
 """
 
 from __future__ import annotations
