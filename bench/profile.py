@@ -26,6 +26,7 @@ from typing import Any
 from bench import profile_stats as stats
 from bench.dataset import DataSet, wait_until_final
 from bench.loadgen import LoadSpec, run_load, summarize
+from bench.scenarios import SUBMIT_WAIT_S
 from bench.system import System, system_with_wallets
 
 MODES = {
@@ -132,7 +133,8 @@ def profile(system: System, data: DataSet, db_url: str, args: argparse.Namespace
     ids = data.wallet_ids[:hot] if hot else data.wallet_ids
     spec = LoadSpec(mode, system.base_url, data.token, ids, data.currency, args.scenario,
                     args.clients if mode == "closed" else 2, args.seconds,
-                    rate=args.open_rate)  # fmt: skip
+                    rate=args.open_rate,
+                    submit_wait_s=SUBMIT_WAIT_S if args.scenario == "latency" else 0)  # fmt: skip
     out: dict[str, Any] = {"scenario": args.scenario, "seconds": args.seconds,
                            "statements_note": stats.enable_statements(db_url)}  # fmt: skip
     roles = system.roles()
