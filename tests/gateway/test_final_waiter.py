@@ -34,6 +34,17 @@ async def _listening(waiter: FinalWaiter) -> None:
     await asyncio.wait_for(waiter.listening.wait(), timeout=10)
 
 
+def _recording_reader(status: str) -> tuple[list[list[UUID]], RowReader]:
+    """A batched reader that finds every transfer in `status`, and the list of its reads."""
+    reads: list[list[UUID]] = []
+
+    async def read_rows(ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
+        reads.append(list(ids))
+        return {i: {"id": i, "status": status} for i in ids}
+
+    return reads, read_rows
+
+
 @contextlib.asynccontextmanager
 async def _listening_waiter(conninfo: str, read_rows: RowReader) -> AsyncIterator[FinalWaiter]:
     """A started waiter, listening; stopped on the way out."""
@@ -48,11 +59,7 @@ async def _listening_waiter(conninfo: str, read_rows: RowReader) -> AsyncIterato
 
 def test_one_notification_wakes_every_watch_with_one_read(database_url: str) -> None:
     conninfo = to_psycopg_url(database_url)
-    reads: list[list[UUID]] = []
-
-    async def read_rows(ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
-        reads.append(list(ids))
-        return {i: {"id": i, "status": "COMPLETED"} for i in ids}
+    reads, read_rows = _recording_reader("COMPLETED")
 
     async def scenario() -> None:
         async with _listening_waiter(conninfo, read_rows) as waiter:
@@ -99,11 +106,7 @@ def test_a_poll_by_the_submitter_of_an_expected_transfer_reads_only_once_it_is_n
     """The intake announced the transfer before storing it: its submitter's long poll skips
     the read that would only find it PENDING, and wakes with the notification's read."""
     conninfo = to_psycopg_url(database_url)
-    reads: list[list[UUID]] = []
-
-    async def read_rows(ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
-        reads.append(list(ids))
-        return {i: {"id": i, "status": "COMPLETED"} for i in ids}
+    reads, read_rows = _recording_reader("COMPLETED")
 
     async def own_read(handed: dict[str, Any] | None) -> dict[str, Any]:
         assert handed is not None, "the waiter reads for its watches"
@@ -189,11 +192,7 @@ def test_a_submitters_wait_answers_from_the_notified_state_without_reading(
     """The submitter holds the row it stored: a notification that carries the transfer's
     new state is applied to it, and nothing is read; a FAILED one is read as before."""
     conninfo = to_psycopg_url(database_url)
-    reads: list[list[UUID]] = []
-
-    async def read_rows(ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
-        reads.append(list(ids))
-        return {i: {"id": i, "status": "FAILED"} for i in ids}
+    reads, read_rows = _recording_reader("FAILED")
 
     async def own_read(handed: dict[str, Any] | None) -> dict[str, Any]:
         assert handed is not None
@@ -234,11 +233,7 @@ def test_a_notified_state_is_read_for_a_watch_that_cannot_apply_it(database_url:
     """Another caller's long poll holds no row of its own: the transfer is read once for
     every watch of it, the submitter's included."""
     conninfo = to_psycopg_url(database_url)
-    reads: list[list[UUID]] = []
-
-    async def read_rows(ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
-        reads.append(list(ids))
-        return {i: {"id": i, "status": "COMPLETED"} for i in ids}
+    reads, read_rows = _recording_reader("COMPLETED")
 
     async def scenario() -> None:
         async with _listening_waiter(conninfo, read_rows) as waiter:
