@@ -1,15 +1,17 @@
 """What a final notification (`channels.FINAL_CHANNEL`) says.
 
-Whoever makes transactions final in a database transaction also notifies their ids, so
-that long polls (`?wait=`) wake at its commit. A payload is either plain ids,
-comma-separated, or a posting batch's `<moment>;<item>,<item>,...`, where an item is an id
-or `<id>:<STATUS>`: that transaction is now COMPLETED or HELD, decided at the moment
-(its `posted_at` when COMPLETED), with no failure. Nothing else of its row changed, so a
-waiter that holds the row as it was stored can answer from it without reading it again.
-A FAILED transfer is named by its id alone: its message is not worth a payload's room.
+Whoever makes transactions final in a database transaction also notifies their ids,
+comma-separated, so that long polls (`?wait=`) wake at its commit. A posting batch adds
+one more item, `=<moment>|<letters>`: one letter per id before it, `C` for a transaction
+now COMPLETED (its `posted_at` is the moment), `H` for one now HELD, `-` for any other
+outcome. Nothing else of a COMPLETED or HELD transaction's row changed, so a waiter that
+holds the row as it was stored can answer from it without reading it again. A FAILED
+transfer gets `-`: its failure message is not worth the payload's room.
 
-PostgreSQL caps a payload at 8000 bytes: ids go 150 to a chunk (an item with its status
-is 46 characters, a moment 32).
+The states item is not an id, so a reader that knows only ids (a gateway of an earlier
+release, during a rolling upgrade) skips it and reads the rest as before. PostgreSQL caps
+a payload at 8000 bytes: 200 ids to a payload (37 characters each with its comma, one
+letter each, and a moment of 32).
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-CHUNK = 150
-CARRIED = ("COMPLETED", "HELD")
-"""The statuses a notification carries; a transaction in any other is named by id only."""
+CHUNK = 200
+STATES = "="
+"""What the states item begins with; no id does."""
+LETTERS = {"COMPLETED": "C", "HELD": "H"}
+CARRIED = {letter: status for status, letter in LETTERS.items()}
+NOT_CARRIED = "-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,22 +55,29 @@ def id_chunks(ids: Sequence[UUID]) -> list[str]:
 
 
 def state_chunks(decided: Sequence[tuple[UUID, str]], at: datetime) -> list[str]:
-    """Payloads naming each decided transaction (id, status), with its state when carried."""
-    moment = at.isoformat()
-    items = [f"{i}:{status}" if status in CARRIED else str(i) for i, status in decided]
-    return [f"{moment};" + ",".join(items[n : n + CHUNK]) for n in range(0, len(items), CHUNK)]
+    """Payloads naming each decided transaction (id, status), with the states carried."""
+    states = f"{STATES}{at.isoformat()}|"
+    chunks = []
+    for n in range(0, len(decided), CHUNK):
+        part = decided[n : n + CHUNK]
+        letters = "".join(LETTERS.get(status, NOT_CARRIED) for _, status in part)
+        chunks.append(",".join([*(str(i) for i, _ in part), states + letters]))
+    return chunks
 
 
 def read_payload(payload: str) -> list[tuple[str, FinalState | None]]:
-    """Each named id (as its text) with its state when the payload carries it. Anything
-    that does not read as a moment or a status is ignored: the id is then named alone."""
-    head, _, body = payload.rpartition(";")
-    at = _moment(head) if head else None
-    named: list[tuple[str, FinalState | None]] = []
-    for item in body.split(","):
-        raw, _, status = item.partition(":")
-        named.append((raw, FinalState(status, at) if at and status in CARRIED else None))
-    return named
+    """Each named id (as its text) with its state when the payload carries it. States that
+    do not read as a moment and one letter per id are ignored: the ids are named alone."""
+    items = payload.split(",")
+    states = items.pop() if items[-1].startswith(STATES) else ""
+    moment, _, letters = states[len(STATES) :].partition("|")
+    at = _moment(moment) if len(letters) == len(items) else None
+    if at is None:
+        return [(raw, None) for raw in items]
+    return [
+        (raw, FinalState(CARRIED[letter], at) if letter in CARRIED else None)
+        for raw, letter in zip(items, letters, strict=True)
+    ]
 
 
 def _moment(text: str) -> datetime | None:

@@ -63,7 +63,7 @@ def test_one_notification_wakes_every_watch_with_one_read(database_url: str) -> 
 
     async def scenario() -> None:
         async with _listening_waiter(conninfo, read_rows) as waiter:
-            watched = [uuid.uuid4() for _ in range(150)]  # as many as a posting chunk names
+            watched = [uuid.uuid4() for _ in range(200)]  # as many as a posting chunk names
             async with contextlib.AsyncExitStack() as stack:
                 watches = [await stack.enter_async_context(waiter.watch(i)) for i in watched]
                 unwatched = uuid.uuid4()
