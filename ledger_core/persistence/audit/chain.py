@@ -93,10 +93,19 @@ _RECORD_COLUMNS = (
 `canonical_json.loads` reads several times faster than the driver's `json.loads`, to the
 same value."""
 
-_SEALED = exists().where(audit_seals.c.record_id == audit_logs.c.id)
-_UNSEALED = ~_SEALED
+_SEALED = (
+    select(audit_seals.c.record_id)
+    .where(audit_seals.c.record_id == audit_logs.c.id)
+    .scalar_subquery()
+    .is_not(None)
+)
+"""Whether a record has a seal: one probe of the seals' key for each record read. A scalar
+subquery rather than `EXISTS`, which PostgreSQL may instead run as one hashed read of every
+seal for the whole statement (it did, from stale statistics, at 88 ms a round of a thousand
+records with 300,000 sealed, and more with every record sealed since)."""
+_UNSEALED = ~exists().where(audit_seals.c.record_id == audit_logs.c.id)
 
-_WAITING = (
+WAITING_RECORDS = (
     select(
         *_RECORD_COLUMNS,
         audit_logs.c.organization_id,
@@ -112,8 +121,7 @@ _WAITING = (
     .limit(bindparam("limit", type_=Integer))
 )
 """The records after the cursor whose transactions had all ended when the read began, and
-whether each already has a seal: a probe of the seals' key a record, never a join that
-the planner could turn into a read of every seal."""
+whether each already has a seal (`_SEALED`)."""
 
 _STRANDED = (
     select(*_RECORD_COLUMNS, audit_logs.c.organization_id)
@@ -265,7 +273,7 @@ def seal_waiting(conn: Connection, limit: int = SEAL_BATCH) -> SealRound | None:
     if int(cursor.txid) >= int(cursor.horizon):
         return _seal_stranded(conn, cursor.horizon, limit)
     params = {"txid": cursor.txid, "record_id": cursor.record_id, "limit": limit}
-    rows = conn.execute(_WAITING, params).all()
+    rows = conn.execute(WAITING_RECORDS, params).all()
     if not rows:
         return SealRound(0, [])
     fresh = [row for row in rows if not row.sealed]
