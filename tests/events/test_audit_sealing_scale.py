@@ -15,6 +15,7 @@ from ledger_core.persistence.audit.chain import (
 )
 from tests.support.audit import seal_everything
 from tests.support.databases import fresh_engine
+from tests.support.ledger import create_book
 from workers.audit_sealer import seal_all
 
 SEALED = 20_000
@@ -63,13 +64,7 @@ def test_the_sealer_probes_each_records_seal_instead_of_reading_every_seal(
     """With every seal read into a hash for each round, a round's cost grew with the
     trail (88 ms for a thousand records at 300,000 sealed): the read must probe the seals'
     key for the records it reads, whatever the statistics say."""
-    with scratch.begin() as conn:
-        organization_id = conn.execute(
-            text(
-                "INSERT INTO organizations (name, default_currency)"
-                " VALUES ('Sealed', 'USD') RETURNING id::text"
-            )
-        ).scalar_one()
+    organization_id = str(create_book(scratch, 0).organization_id)
     _write_records(scratch, organization_id, SEALED)
     seal_everything(scratch)
     _write_records(scratch, organization_id, WAITING)
