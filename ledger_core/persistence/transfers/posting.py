@@ -174,20 +174,21 @@ def write_plan(conn: Connection, plan: PostingPlan, claimed: Claimed, at: dateti
     final = final_rows(plan, claimed, at)
     events = final_events(final)
     ids = [x.transfer.id for x in o]
+    statuses = [x.status for x in o]
     params = {
         "at": at,
         **balance_params(plan.balances, plan.held),
         **entry_params(plan.entries),
         "ids": pg_uuid_array(ids),
         "claimed_as": pg_array(["PENDING"] * len(o)),
-        "statuses": pg_array([x.status for x in o]),
+        "statuses": pg_array(statuses),
         "codes": pg_array([x.failure_code for x in o]),
         "messages": pg_array([x.failure_message for x in o]),
         "o_organizations": pg_uuid_array([org for org, _, _ in events]),
         "o_types": pg_array([kind for _, kind, _ in events]),
         "o_data": pg_array([event_json(data) for _, _, data in events]),
         "channel": FINAL_CHANNEL,
-        "chunks": pg_array(state_chunks([(x.transfer.id, x.status) for x in o], at)),
+        "chunks": pg_array(state_chunks(list(zip(ids, statuses, strict=True)), at)),
         **rollup_params(final),
     }
     [(finished, _notified)] = fetch_all_sync(conn, WRITE_BATCH, params)
