@@ -27,6 +27,8 @@ HELD_SLOTS = """
     WHERE locktype = 'advisory' AND classid = :c AND pid = pg_backend_pid() AND granted
 """
 """The posting slots the current session holds."""
+HOLD_FIRST_SLOT = "SELECT pg_advisory_xact_lock(:c, 0)"
+"""Takes posting slot 0 until the transaction ends, as a posting batch does."""
 
 
 def _drain(engine: Engine, limit: int) -> int:
@@ -149,7 +151,7 @@ def test_final_transactions_cannot_change(engine: Engine) -> None:
 def _first_slot_held(engine: Engine) -> Iterator[None]:
     """Posting slot 0 held by another transaction, as by a batch posting, until the end."""
     with engine.begin() as holder:
-        holder.execute(text("SELECT pg_advisory_xact_lock(:c, 0)"), {"c": POSTING_LOCK_CLASS})
+        holder.execute(text(HOLD_FIRST_SLOT), {"c": POSTING_LOCK_CLASS})
         yield
 
 
@@ -275,7 +277,7 @@ def test_a_batch_takes_the_first_slot_once_it_frees_within_the_patience(engine: 
     seen: dict[str, object] = {}
     holder = engine.connect()
     holder.begin()
-    holder.execute(text("SELECT pg_advisory_xact_lock(:c, 0)"), {"c": POSTING_LOCK_CLASS})
+    holder.execute(text(HOLD_FIRST_SLOT), {"c": POSTING_LOCK_CLASS})
     threading.Timer(FIRST_SLOT_PATIENCE_MS / 4000, holder.rollback).start()
     _post_in_a_thread(engine, seen).join(10)
     holder.close()
@@ -315,14 +317,13 @@ def test_a_batch_takes_the_one_free_posting_slot_and_no_other(engine: Engine) ->
     """While other batches hold slots 0 and 2 of 3, a batch takes slot 1 at once, and only
     that one, whichever slot it tries first."""
     held = "SELECT pg_advisory_xact_lock(:c, 0), pg_advisory_xact_lock(:c, 2)"
-    mine = HELD_SLOTS
     with engine.begin() as holder:
         holder.execute(text(held), {"c": POSTING_LOCK_CLASS})
         for _ in range(6):
             with engine.begin() as conn:
                 conn.execute(text("SET LOCAL lock_timeout = '2s'"))
                 take_posting_slot(conn, 3)
-                assert conn.execute(text(mine), {"c": POSTING_LOCK_CLASS}).scalar_one() == [1]
+                assert conn.execute(text(HELD_SLOTS), {"c": POSTING_LOCK_CLASS}).scalar_one() == [1]
 
 
 MULTIXACT_XMAX = 0x1000
