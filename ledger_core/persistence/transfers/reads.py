@@ -50,7 +50,19 @@ GET_TRANSFER = text(
     + f" OR {_LEG_PAYEE})"
 )
 
-GET_TRANSFERS = text(_WITH_USERS + "WHERE t.id = ANY(CAST(:ids AS uuid[]))")
+GET_TRANSFERS = text(
+    _WITH_USERS
+    + "WHERE t.id IN (SELECT unnest(wanted.ids)"
+    + " FROM (SELECT CAST(:ids AS uuid[]) AS ids OFFSET 0) AS wanted)"
+)
+"""Transfers by id, read through a prepared statement that keeps one plan.
+
+With `t.id = ANY(:ids)` PostgreSQL planned each call anew: a plan made for the actual
+array expects as many rows as it holds (usually one), the plan for any array ten, each
+with its multi-leg owners' subquery, so the reusable plan always looked costlier and was
+never kept. Behind `OFFSET 0` the array is a column of a subquery, whose length neither
+plan knows: both expect ten ids, probed one by one on the primary key, and the reusable
+one is kept after the first five calls (a read of one to three ids: 0.30 ms against 0.54)."""
 
 
 async def find_transfer(
