@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -21,8 +20,6 @@ from ledger_core.money import parse_amount
 from runtime.settings import Settings
 from tests.support.api import API, auth_headers, create_wallet, expect_problem, signup
 
-pytestmark = pytest.mark.asyncio
-
 INJECTIONS = [
     "'; DROP TABLE wallets; --",
     "' OR '1'='1",
@@ -33,6 +30,7 @@ INJECTIONS = [
 ]
 
 
+@pytest.mark.asyncio
 class TestRequestId:
     async def test_echoed_or_generated_on_every_answer(self, client: TestClient) -> None:
         resp = await client.get(f"{API}/health", headers={"X-Request-ID": "abc-123"})
@@ -51,6 +49,7 @@ class TestRequestId:
         assert resp.headers["X-Request-ID"] != "x" * 500
 
 
+@pytest.mark.asyncio
 class TestProblems:
     async def test_unknown_route_and_wrong_method(self, client: TestClient) -> None:
         await expect_problem(await client.get(f"{API}/nope"), 404, "not_found")
@@ -198,6 +197,7 @@ async def money_client(aiohttp_client) -> TestClient:
     return await aiohttp_client(app)
 
 
+@pytest.mark.asyncio
 class TestMoneyFields:
     @pytest.mark.parametrize(
         "amount",
@@ -249,6 +249,7 @@ class TestMoneyFields:
             await expect_problem(resp, 422, "invalid_currency")
 
 
+@pytest.mark.asyncio
 class TestOperations:
     async def test_health_ready_metrics(self, client: TestClient) -> None:
         for prefix in (API, ""):
@@ -271,7 +272,7 @@ class TestOperations:
             assert resp.status == 200 and len(await resp.read()) > 1000
 
 
-def test_route_declaration_checks_handler_signature(tmp_path: Path) -> None:
+def test_route_declaration_checks_handler_signature() -> None:
     table = RouteTable(tag="Test")
     with pytest.raises(TypeError, match="body"):
         table.post("/x/{thing_id}", body=Charge)(_charge)
