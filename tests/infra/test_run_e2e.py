@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import pytest
 import redis
 
 from runtime.embedded import ensure_postgres, redis_socket
+from runtime.ports import free_port_block
 from runtime.settings import to_psycopg_url, to_sqlalchemy_url
 
 pytestmark = pytest.mark.slow
@@ -41,41 +41,18 @@ if MISSING and os.environ.get("CI") != "true":
     pytestmark = pytest.mark.skip(reason=f"process modules missing: {', '.join(MISSING)}")
 
 
-def _free_port_block(size: int) -> int:
-    """A port p such that p .. p+size-1 are all free (workers take consecutive ports)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = int(probe.getsockname()[1])
-        if first + size > 65535:
-            continue
-        sockets = []
-        try:
-            for port in range(first, first + size):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no block of free ports found")
-
-
 class RunningVaultCraft:
     """One `vaultcraft run` process tree, its data dir and its log."""
 
     def __init__(self, data_dir: Path, env: dict[str, str], log_path: Path) -> None:
         self.data_dir = data_dir
-        self.http_port = _free_port_block(1)
+        self.http_port = free_port_block(1)
         self.log_path = log_path
         full_env = {
             **env,
             "VAULTCRAFT_DATA_DIR": str(data_dir),
             "VAULTCRAFT_HTTP_PORT": str(self.http_port),
-            "VAULTCRAFT_METRICS_PORT": str(_free_port_block(8)),
+            "VAULTCRAFT_METRICS_PORT": str(free_port_block(8)),
             "VAULTCRAFT_LOG_FORMAT": "json",
         }
         with log_path.open("ab") as log:

@@ -91,19 +91,24 @@ def test_a_transfer_that_breaks_the_write_fails_alone(
     assert t.balance(b) == "30.00"
     logs = stack.logs("worker")
     assert f"Transfer {accepted[10]} of organization {t.organization_id} could not be" in logs
-    wait_until(
-        lambda: _worker_metrics_show(stack, "vaultcraft_posting_unwritable_total 1.0"),
-        timeout_s=30,
-        what="the worker group's metrics server, started after its workers, to count it",
-    )
+    try:
+        wait_until(
+            lambda: "vaultcraft_posting_unwritable_total 1.0" in _worker_metrics(stack),
+            timeout_s=30,
+            what="the worker group's metrics server, started after its workers, to count it",
+        )
+    except AssertionError as exc:
+        served = [x for x in _worker_metrics(stack).splitlines() if "unwritable" in x]
+        told = [x for x in stack.logs("worker").splitlines() if "metrics" in x.lower()]
+        raise AssertionError(f"{exc}; it serves {served}; the worker said {told}") from None
     assert_ledger_sound(engine)
 
 
-def _worker_metrics_show(stack: Stack, line: str) -> bool:
+def _worker_metrics(stack: Stack) -> str:
     try:
-        return line in httpx.get(f"http://127.0.0.1:{stack.metrics_port('worker')}/metrics").text
-    except httpx.TransportError:
-        return False
+        return httpx.get(f"http://127.0.0.1:{stack.metrics_port('worker')}/metrics").text
+    except httpx.TransportError as exc:
+        return f"(no answer: {exc})"
 
 
 def flood(engine: Engine, tenant: Tenant, source: str, destination: str, count: int) -> None:

@@ -20,7 +20,7 @@ from types import TracebackType
 import httpx
 
 from runtime.metrics_exposition import GROUP_PORT_OFFSETS
-from runtime.ports import free_port, free_port_block
+from runtime.ports import free_port_block
 
 JWT_SECRET = "stack-test-secret-" + "s" * 32
 DEFAULT_PROCESSES = ("gateway", "worker", "relay")
@@ -57,9 +57,8 @@ class Stack:
         extra_env: dict[str, str] | None = None,
         broker_url: str | None = None,
     ) -> None:
-        port = free_port()
-        metrics_port = free_port_block(avoid=frozenset({port}))
-        self.first_metrics_port = metrics_port
+        port = free_port_block(1)
+        self.first_metrics_port = _metrics_ports(avoid=frozenset({port}))
         self.data_dir = data_dir
         self.log_dir = data_dir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -72,7 +71,7 @@ class Stack:
             "REDIS_URL": redis_url,
             "BROKER_URL": broker_url or "",
             "VAULTCRAFT_DATA_DIR": str(data_dir),
-            "VAULTCRAFT_METRICS_PORT": str(metrics_port),
+            "VAULTCRAFT_METRICS_PORT": str(self.first_metrics_port),
             "VAULTCRAFT_JWT_SECRET": JWT_SECRET,
             "VAULTCRAFT_BCRYPT_ROUNDS": "4",
             "VAULTCRAFT_SIGNUP_LIMIT": "100000",  # every tenant signs up from 127.0.0.1
@@ -103,8 +102,8 @@ class Stack:
     def start(self, name: str) -> None:
         env = self.env
         if name != role_of(name):
-            avoid = frozenset({self.port})
-            env = {**env, "VAULTCRAFT_METRICS_PORT": str(free_port_block(avoid=avoid))}
+            avoid = frozenset({self.port, *self._metrics_block()})
+            env = {**env, "VAULTCRAFT_METRICS_PORT": str(_metrics_ports(avoid))}
         with (self.log_dir / f"{name}.log").open("ab") as log:
             self.procs[name] = subprocess.Popen(
                 self.command(name),
@@ -125,6 +124,9 @@ class Stack:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+
+    def _metrics_block(self) -> range:
+        return range(self.first_metrics_port, self.first_metrics_port + len(GROUP_PORT_OFFSETS))
 
     def metrics_port(self, group: str) -> int:
         """Where the `worker`, `webhooks`, `relay` or `scheduler` group serves its metrics."""
@@ -186,7 +188,7 @@ class Stack:
 
     def _wait_ready_moving_port(self, attempts: int = 3) -> None:
         """`wait_ready`, but a gateway that lost its port to another process between
-        `free_port` and its bind is started again on a new one."""
+        `free_port_block` and its bind is started again on a new one."""
         for attempt in range(attempts):
             try:
                 self.wait_ready()
@@ -194,7 +196,7 @@ class Stack:
             except RuntimeError as exc:
                 if "address already in use" not in str(exc) or attempt == attempts - 1:
                     raise
-            self.use_port(free_port())
+            self.use_port(free_port_block(1, avoid=frozenset(self._metrics_block())))
             self.start("gateway")
 
     def __exit__(
@@ -208,3 +210,8 @@ class Stack:
                 self.stop(name)
             except subprocess.TimeoutExpired:
                 self.kill(name)  # SIGKILL to the whole group
+
+
+def _metrics_ports(avoid: frozenset[int]) -> int:
+    """The first metrics port of a stack: one port a group, counted as the product counts."""
+    return free_port_block(len(GROUP_PORT_OFFSETS), avoid)
