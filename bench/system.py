@@ -36,7 +36,7 @@ from bench.dataset import DataSet, build
 from ledger_core.persistence.reconciliation.invariants import check_invariants
 from runtime.embedded import ensure_services, stop_services
 from runtime.metrics_exposition import GROUP_PORT_OFFSETS
-from runtime.ports import free_port, free_port_block
+from runtime.ports import free_port_block
 from runtime.settings import to_psycopg_url, to_sqlalchemy_url
 from vaultcraft.supervise import PROCESS_TYPES
 
@@ -116,7 +116,7 @@ class System:
     database_url: str
     redis_url: str
     data_dir: Path
-    http_port: int = field(default_factory=free_port)
+    http_port: int = field(default_factory=lambda: free_port_block(1))
     metrics_port: int = 0
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
