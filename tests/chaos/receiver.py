@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Coroutine
@@ -25,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from ledger_core.webhooks import EVENT_ID_HEADER, SIGNATURE_HEADER, verify
+from runtime.ports import free_port_block
 
 OUTAGES = ("refuse", "error", "hang")
 
@@ -66,9 +66,7 @@ class HookReceiver:
         self.mode = "up"
 
     def __enter__(self) -> HookReceiver:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port_block(1)  # it goes down and comes up again on this port
         self._thread.start()
         self._call(self._start())
         return self

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import sys
 import threading
 import time
@@ -32,6 +31,7 @@ from ledger_core.persistence.events.outbox_relay import (
     finish_events,
     read_horizon,
 )
+from runtime.ports import free_port_block
 from runtime.settings import Settings, to_psycopg_url
 from tests.events.conftest import (
     Env,
@@ -260,27 +260,12 @@ def test_two_relays_at_once_publish_each_event_exactly_once(
     assert max(published.values()) == 1
 
 
-def _free_port_pair() -> int:
-    """A port p with p+1 also free: the relay serves metrics on VAULTCRAFT_METRICS_PORT + 1."""
-    for _ in range(50):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = int(a.getsockname()[1])
-            try:
-                with socket.socket() as b:
-                    b.bind(("127.0.0.1", port + 1))
-                    return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port pair")
-
-
 def start_relay(events_env: Env, tmp_path: Path, name: str) -> Process:
     env = {
         **events_env,
         "VAULTCRAFT_OUTBOX_BATCH_SIZE": "100",
         "VAULTCRAFT_WEBHOOK_RESCUE_AFTER_S": "300",
-        "VAULTCRAFT_METRICS_PORT": str(_free_port_pair() - 1),
+        "VAULTCRAFT_METRICS_PORT": str(free_port_block(2) - 1),
     }
     argv = [sys.executable, "-m", "vaultcraft.cli", "relay"]
     return Process(argv, env, tmp_path / f"{name}.log")

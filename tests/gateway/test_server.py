@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,19 +11,14 @@ from pathlib import Path
 
 import requests
 
+from runtime.ports import free_port_block
 from tests.support.fixtures import JWT_SECRET
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_serve_answers_then_stops_on_sigterm(
     database_url: str, redis_url: str, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port_block(1)
     env = {
         **os.environ,
         "DATABASE_URL": database_url,

@@ -1,19 +1,12 @@
-"""Small helpers for the operations tests: free ports and scraping an exposition server."""
+"""Small helpers for the operations tests: scraping an exposition server."""
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scrape(port: int, token: str | None = None) -> Samples:

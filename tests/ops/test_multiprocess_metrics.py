@@ -17,7 +17,8 @@ from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 
 from runtime.metrics_exposition import MULTIPROC_ENV, start_metrics_server
-from tests.ops.scraping import Samples, free_port, scrape
+from runtime.ports import free_port_block
+from tests.ops.scraping import Samples, scrape
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,7 +132,7 @@ time.sleep(60)
 
 def test_relay_serves_its_group_on_the_second_port(tmp_path: Path) -> None:
     """`start_group_metrics("relay")` serves on VAULTCRAFT_METRICS_PORT + 1 from its own dir."""
-    port = free_port()  # ephemeral, so port - 1 is a valid base however it is chosen
+    port = free_port_block(2) + 1  # the relay's, one above the base
     env = {"VAULTCRAFT_METRICS_PORT": str(port - 1), "VAULTCRAFT_DATA_DIR": str(tmp_path)}
     relay = _python(RELAY, env=env)
     try:
@@ -163,7 +164,7 @@ def test_dramatiq_worker_group_serves_metrics_of_all_its_processes(
 ) -> None:
     """Messages handled by two Dramatiq worker processes show up on the group's one port."""
     # Given a worker group of two processes with its metrics port and directory
-    queue, port, directory = f"ops-{secrets.token_hex(4)}", free_port(), tmp_path / "worker"
+    queue, port, directory = f"ops-{secrets.token_hex(4)}", free_port_block(1), tmp_path / "worker"
     env = {
         "REDIS_URL": redis_url,
         "VAULTCRAFT_METRICS_PORT": str(port),
