@@ -30,6 +30,8 @@ from dramatiq.message import Message
 
 DOORBELL_CAP = 64
 """Tokens kept per doorbell: more than the consumers that could be waiting on it."""
+SOCKET_TIMEOUT_MARGIN_S = 0.25
+"""At least this much of a Redis URL's `socket_timeout` is left unwaited by the doorbell."""
 
 
 def doorbell_key(namespace: str, queue_name: str) -> str:
@@ -135,13 +137,19 @@ class _DoorbellConsumer(_RedisConsumer):
 
     def _wait_for_doorbell(self) -> None:
         key = doorbell_key(self.broker.namespace, self.queue_name)
-        self.broker.client.blpop([key], timeout=self._wait_s())
+        try:
+            self.broker.client.blpop([key], timeout=self._wait_s())
+        except redis.TimeoutError:
+            pass  # a wait that outlived the socket timeout heard no ring; redis-py dropped
+            # that connection, so its late answer cannot be read as another command's
 
     def _wait_s(self) -> float:
         """The worker timeout, kept under the client's socket timeout if the Redis URL sets
-        one (`?socket_timeout=`): a wait outliving it would end in a timeout error."""
+        one (`?socket_timeout=`) by a margin for Redis's own lateness: it ends a blocked
+        wait on a timer tick of its `hz` (every 100 ms by default), not at the instant."""
         wait = max(int(self.timeout), 1) / 1000
         socket_timeout = self.broker.client.connection_pool.connection_kwargs.get("socket_timeout")
         if socket_timeout:
-            wait = min(wait, float(socket_timeout) * 0.8)
+            limit = float(socket_timeout)
+            wait = min(wait, limit - max(limit * 0.2, SOCKET_TIMEOUT_MARGIN_S))
         return max(wait, 0.01)

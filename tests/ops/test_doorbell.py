@@ -84,6 +84,44 @@ def test_a_socket_timeout_shorter_than_the_wait_is_respected(
         broker.close()
 
 
+def test_a_wait_leaves_redis_room_to_answer_inside_the_socket_timeout(
+    redis_url: str, namespace: str
+) -> None:
+    """Redis ends a blocked wait on a tick of its timer (every 100 ms by default), not at
+    the instant asked: a wait of 0.8 of a 0.5 s socket timeout met the timeout now and then
+    on a loaded machine."""
+    separator = "&" if "?" in redis_url else "?"
+    for socket_timeout, longest in ((0.5, 0.25), (1.0, 0.75), (10.0, 3.0)):
+        broker = _broker(f"{redis_url}{separator}socket_timeout={socket_timeout}", namespace)
+        consumer = broker.consume("posting", prefetch=1, timeout=3000)
+        try:
+            assert consumer._wait_s() == pytest.approx(longest)
+        finally:
+            consumer.close()
+            broker.close()
+
+
+def test_a_wait_that_outlives_the_socket_timeout_is_no_ring_and_the_consumer_goes_on(
+    redis_url: str, namespace: str
+) -> None:
+    """A socket timeout shorter than Redis can answer in: each doorbell wait may time out,
+    and is then an empty turn; a message enqueued meanwhile still arrives."""
+    separator = "&" if "?" in redis_url else "?"
+    broker = _broker(f"{redis_url}{separator}socket_timeout=0.02", namespace)
+    consumer = broker.consume("posting", prefetch=1, timeout=3000)
+    try:
+        for _ in range(5):
+            assert next(consumer) is None
+        broker.enqueue(_message())
+        deadline = time.monotonic() + 5
+        while (message := next(consumer)) is None:
+            assert time.monotonic() < deadline
+        consumer.ack(message)
+    finally:
+        consumer.close()
+        broker.close()
+
+
 def test_messages_enqueued_together_arrive_in_order_and_ring_the_doorbell(
     redis_url: str, namespace: str
 ) -> None:
