@@ -81,8 +81,10 @@ def scrape(url: str) -> str:
 
 
 def metric_sum(text: str, name: str, label: str = "") -> float:
-    """Sum of every sample of `name` whose labels contain `label`."""
-    pattern = re.compile(rf"^{re.escape(name)}(\{{[^}}]*\}})? ([0-9.eE+-]+)$", re.MULTILINE)
+    """Sum of every sample of `name` whose labels contain `label`. A label's value may hold
+    braces (a route template such as `/api/v1/transactions/{transaction_id}`)."""
+    label_set = r'\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\}'
+    pattern = re.compile(rf"^{re.escape(name)}({label_set})? ([0-9.eE+-]+)$", re.MULTILINE)
     return sum(float(v) for labels, v in pattern.findall(text) if label in (labels or ""))
 
 
