@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 import uuid
 
-import jwt
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import Engine, select, text
@@ -27,6 +25,7 @@ from tests.support.api import (
     unique_email,
 )
 from tests.support.fixtures import JWT_SECRET
+from tests.support.tokens import alg_none, forge
 
 pytestmark = pytest.mark.asyncio
 
@@ -212,14 +211,7 @@ class TestLogin:
 
 
 def _forge(claims: dict[str, object], key: str = JWT_SECRET, alg: str = "HS256") -> str:
-    return jwt.encode(claims, key, algorithm=alg)
-
-
-def _alg_none(claims: dict[str, object]) -> str:
-    def part(data: dict[str, object]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
-
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+    return forge(claims, key, alg)
 
 
 class TestTokens:
@@ -237,7 +229,7 @@ class TestTokens:
             {"Authorization": f"Token {account.token}"},
             auth_headers(_forge({**good, "exp": now - 10, "iat": now - 100})),
             auth_headers(_forge(good, key="some-other-key-" + "z" * 32)),
-            auth_headers(_alg_none(good)),
+            auth_headers(alg_none(good)),
             auth_headers(_forge({"sub": sub, "iat": now})),
             auth_headers(_forge({"sub": sub, "exp": now + 60})),
             auth_headers(_forge({"iat": now, "exp": now + 60})),
