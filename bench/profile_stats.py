@@ -115,6 +115,15 @@ def wal_position(db_url: str) -> int:
     return int(row[0]) if row else 0
 
 
+def database_size(db_url: str) -> int:
+    """The database's size on disk in bytes: every table's and index's files, dead row
+    versions included (nothing vacuums them during a scenario with `autovacuum` off). The
+    difference of two readings is what the stored history grew by."""
+    with psycopg.connect(to_psycopg_url(db_url), autocommit=True) as conn:
+        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    return int(row[0]) if row else 0
+
+
 def read_raw_stacks(path: Path) -> Counter[tuple[str, ...]]:
     """py-spy `--format raw` (collapsed stacks, root first) as a stack -> samples counter."""
     stacks: Counter[tuple[str, ...]] = Counter()

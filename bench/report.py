@@ -143,7 +143,8 @@ def _scenario_line(scen: dict[str, Any]) -> tuple[str, str]:
         return f"{_fmt(scen['posted_per_s'])} posted/s", (
             f"{scen.get('completed')} completed in {_fmt(scen.get('wall_s'))} s"
             f" (drain {_fmt(scen.get('drain_s'))} s), posting batch mean {_fmt(sizes)},"
-            f" {_fmt(rows)} rows, {_fmt(scen.get('wal_bytes_per_transfer'))} WAL bytes and"
+            f" {_fmt(rows)} rows, {_fmt(scen.get('wal_bytes_per_transfer'))} WAL bytes,"
+            f" {_fmt(scen.get('database_bytes_per_transfer'))} bytes stored and"
             f" {_fmt(float(cpu))} CPU-ms a transfer"
         )
     if "p99_ms" in scen:

@@ -99,6 +99,7 @@ def throughput(
     backends = profile_stats.database_backends(db_url)
     multixacts_before = profile_stats.multixacts_used(db_url)
     wal_before = profile_stats.wal_position(db_url)
+    size_before = profile_stats.database_size(db_url)
     cpu_before = profile_stats.cpu_seconds()
     load = run_load(spec, on_tick)
     final_at = asyncio.run(wait_until_final(system.base_url, data.token, profile.final_timeout_s))
@@ -113,6 +114,7 @@ def throughput(
     writes = profile_stats.rows_written(
         writes_before, profile_stats.table_writes(db_url), counts.get("COMPLETED", 0)
     )
+    grown = profile_stats.database_size(db_url) - size_before
     wall = final_at - load.first_submit if load.first_submit else None
     completed = counts.get("COMPLETED", 0)
     return {
@@ -130,6 +132,7 @@ def throughput(
         ),
         "multixacts_per_transfer": round(multixacts / completed, 3) if completed else None,
         "wal_bytes_per_transfer": round(wal / completed) if completed else None,
+        "database_bytes_per_transfer": round(grown / completed) if completed else None,
         "sizes": profile_stats.group_sizes(db_url, data.organization_id, tag),
         "rows_written": writes,
         "load": load.to_json(),

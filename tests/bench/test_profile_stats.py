@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from bench.profile_stats import cpu_by_group, hot_frames, read_raw_stacks
+from sqlalchemy import Engine, text
+
+from bench.profile_stats import cpu_by_group, database_size, hot_frames, read_raw_stacks
 
 RAW = """\
 process 7:"python -m dramatiq";thread (0x1);run (worker.py:10);post_pending (posting.py:60);wait (connection.py:5) 30
@@ -37,3 +39,20 @@ def test_cpu_is_charged_to_roles_and_new_processes_count_from_zero() -> None:
     before = {1: ("python", 10.0), 2: ("postgres", 5.0)}
     after = {1: ("python", 12.5), 2: ("postgres", 6.0), 3: ("postgres", 0.5), 4: ("idle", 0.0)}
     assert cpu_by_group(before, after, {1: "gateway"}) == {"gateway": 2.5, "postgres": 1.5}
+
+
+def test_the_database_size_grows_with_what_is_stored(engine: Engine, database_url: str) -> None:
+    """`database_size` reads the database's files: a table of a few megabytes shows."""
+    before = database_size(database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TABLE size_probe AS SELECT repeat('x', 200) AS v FROM generate_series(1, 20000)"
+            )
+        )
+    try:
+        grown = database_size(database_url) - before
+        assert 20000 * 200 <= grown <= 3 * 20000 * 260
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE size_probe"))

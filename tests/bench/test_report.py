@@ -76,3 +76,20 @@ def test_a_quick_sized_figure_is_reported_but_not_judged() -> None:
         "value": 0.95,
         "met": True,
     }
+
+
+def test_a_scenario_line_says_what_a_transfer_wrote_and_stored() -> None:
+    """Beside the rate: rows, WAL and the database's growth a transfer."""
+    result = _result()
+    result["scenarios"]["uniform"].update(
+        completed=40_000,
+        wall_s=20.0,
+        rows_written={"rows_per_transfer": 11.2},
+        wal_bytes_per_transfer=6736,
+        database_bytes_per_transfer=5312,
+        cpu_ms_per_transfer={"gateway": 0.3, "postgres": 0.4},
+    )
+    out = io.StringIO()
+    emit(result, out)
+    (line,) = [row for row in out.getvalue().split("\n") if "2,000.0 posted/s" in row]
+    assert "11.2 rows, 6736 WAL bytes, 5312 bytes stored and 0.700 CPU-ms a transfer" in line
