@@ -6,7 +6,9 @@ the kick interval (`VAULTCRAFT_POSTING_KICK_INTERVAL_MS`) has passed since it, f
 everything committed meanwhile. The broker message is derived from the database, never
 sent by the gateway itself, so an intent committed just before a crash still gets posted:
 on start, and whenever it has heard nothing for a second, the loop also looks for PENDING
-transfers directly (an indexed probe) and kicks the workers if any wait.
+transfers directly (an indexed probe) and kicks the workers if any wait. While a posting
+session claims (`workers.posting_session`: a kicked worker staying on while transfers keep
+coming) a kick is not sent; the session claims what was committed.
 Like every sender, it sends by actor name (`messaging.messages`), never importing the
 posting worker.
 """
@@ -27,7 +29,7 @@ from ledger_core.persistence.transfers.pending_probe import pending_waiting
 from messaging.broker import setup_broker
 from messaging.messages import kick_posting
 from runtime.settings import to_psycopg_url
-from workers import db
+from workers import db, posting_session
 
 log = logging.getLogger("vaultcraft.dispatch")
 
@@ -35,7 +37,10 @@ IDLE_PROBE_S = 1.0
 
 
 def _kick() -> None:
-    kick_posting(setup_broker())
+    """Kick the posting workers, unless a posting session is claiming anyway."""
+    broker = setup_broker()
+    if not posting_session.running(broker):
+        kick_posting(broker)
 
 
 def _psycopg_url() -> str:

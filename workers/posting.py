@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from dramatiq import Broker
@@ -23,7 +24,7 @@ from ledger_core.services import posting
 from messaging.messages import kick_posting
 from runtime import metrics
 from runtime.logs import info_line
-from workers import db
+from workers import db, posting_session
 
 log = logging.getLogger("vaultcraft.posting")
 BUSY_RETRY_MS = 100
@@ -52,13 +53,20 @@ def local_slots() -> threading.BoundedSemaphore:
 
 
 def post_pending(broker: Broker) -> None:
-    """Post waiting transfers until a claim leaves nothing waiting beyond its shares."""
+    """Post waiting transfers until a claim leaves nothing waiting beyond its shares, then
+    stay on while more keep coming (`posting_session`)."""
     settings = db.settings()
     limits = posting.PostingLimits(
         settings.posting_batch_size, settings.posting_concurrency, settings.fair_share
     )
+
+    def drain(on_batch: Callable[[BatchResult, float], None]) -> bool:
+        return posting.post_pending(db.engine(), limits, gate=local_slots(), on_batch=on_batch)
+
     try:
-        busy = posting.post_pending(db.engine(), limits, gate=local_slots(), on_batch=_observe)
+        busy = drain(_observe) or posting_session.stay(
+            broker, settings.posting_kick_interval_ms / 1000, drain, _observe
+        )
     except DBAPIError as exc:
         if is_conflict(exc):
             log.warning("Posting batch rolled back and will be retried: %s", exc.orig)

@@ -1,0 +1,143 @@
+"""Posting sessions on a real Redis: a kicked worker keeps claiming while transfers keep
+coming, the dispatcher does not kick meanwhile, and the marker is gone before the session's
+last look for PENDING transfers (so no commit waits for a kick that was skipped).
+
+The drains here are scripted (how many transfers each batch claimed); the posting itself is
+covered by the pipeline tests, which run every transfer through real workers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from ledger_core.persistence.transfers.posting import BatchResult
+from messaging.doorbell import DoorbellRedisBroker
+from workers import dispatch, posting_session
+
+INTERVAL_S = 0.02
+
+Drain = Callable[[Callable[[BatchResult, float], None]], bool]
+
+
+@pytest.fixture
+def broker(redis_url: str) -> Iterator[DoorbellRedisBroker]:
+    made = DoorbellRedisBroker(url=redis_url, namespace=f"session-{secrets.token_hex(4)}")  # type: ignore[no-untyped-call]
+    made.declare_queue("posting")
+    yield made
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(f"{made.namespace}*"):
+        client.delete(key)
+
+
+class ScriptedDrain:
+    """A drain whose batches claim the given counts, one drain each, then nothing; it notes
+    whether the session's marker stood during each drain."""
+
+    def __init__(self, broker: DoorbellRedisBroker, claims: list[int], busy_at: int = -1) -> None:
+        self.broker = broker
+        self.claims = list(claims)
+        self.busy_at = busy_at
+        self.marked: list[bool] = []
+        self.times: list[float] = []
+
+    def __call__(self, on_batch: Callable[[BatchResult, float], None]) -> bool:
+        self.marked.append(posting_session.running(self.broker))
+        self.times.append(time.monotonic())
+        claimed = self.claims.pop(0) if self.claims else 0
+        if claimed:
+            on_batch(BatchResult(claimed=claimed, outcomes=(), finished_at=None, more=False), 0.001)
+        return len(self.marked) - 1 == self.busy_at
+
+
+def _told() -> tuple[list[int], Callable[[BatchResult, float], None]]:
+    claimed: list[int] = []
+    return claimed, lambda result, _elapsed: claimed.append(result.claimed)
+
+
+def test_a_session_claims_while_work_comes_and_ends_after_idle_claims(
+    broker: DoorbellRedisBroker,
+) -> None:
+    drain = ScriptedDrain(broker, [5, 3, 0, 4, 0, 0, 9])
+    claimed, on_batch = _told()
+
+    busy = posting_session.stay(broker, INTERVAL_S, drain, on_batch)
+
+    assert busy is False
+    # 5, 3, an idle claim, 4, two idle claims: the session ends; the last drain finds 9
+    assert claimed == [5, 3, 4, 9]
+    assert drain.marked == [True] * 6 + [False], "the marker must be gone before the last look"
+    rounds = drain.times[:-1]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(rounds)]
+    assert all(gap >= INTERVAL_S * 0.9 for gap in gaps), f"claims one interval apart: {gaps}"
+    assert not posting_session.running(broker)
+
+
+def test_a_session_stops_when_its_transfers_wait_on_busy_wallets(
+    broker: DoorbellRedisBroker,
+) -> None:
+    drain = ScriptedDrain(broker, [5, 3, 2], busy_at=1)
+
+    busy = posting_session.stay(broker, INTERVAL_S, drain, lambda result, elapsed: None)
+
+    assert drain.marked == [True, True, False]
+    assert busy is False, "the last drain decides: here it found nothing busy"
+
+
+def test_a_session_clears_its_marker_when_a_drain_fails(broker: DoorbellRedisBroker) -> None:
+    def failing(on_batch: Callable[[BatchResult, float], None]) -> bool:
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError):
+        posting_session.stay(broker, INTERVAL_S, failing, lambda result, elapsed: None)
+    assert not posting_session.running(broker)
+
+
+def test_without_a_kick_interval_there_is_only_the_last_drain(
+    broker: DoorbellRedisBroker,
+) -> None:
+    drain = ScriptedDrain(broker, [5, 3])
+    posting_session.stay(broker, 0, drain, lambda result, elapsed: None)
+    assert drain.marked == [False]
+
+
+def test_the_marker_expires_if_its_worker_dies(broker: DoorbellRedisBroker) -> None:
+    client = posting_session.marker_client(broker)
+    assert client is not None
+    client.set(posting_session.marker_key(broker), 1, px=int(INTERVAL_S * 3000))
+    assert posting_session.running(broker)
+    time.sleep(INTERVAL_S * 3 + 0.05)
+    assert not posting_session.running(broker)
+
+
+def test_the_dispatcher_does_not_kick_while_a_session_claims(
+    broker: DoorbellRedisBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dispatch, "setup_broker", lambda: broker)
+    client = posting_session.marker_client(broker)
+    assert client is not None
+    queue = f"{broker.namespace}:posting"
+
+    client.set(posting_session.marker_key(broker), 1, px=5000)
+    dispatch._kick()
+    assert client.llen(queue) == 0, "a session is claiming: no message"
+
+    client.delete(posting_session.marker_key(broker))
+    dispatch._kick()
+    assert client.llen(queue) == 1, "no session: the workers are kicked"
+
+
+def test_sessions_of_two_namespaces_are_apart(broker: DoorbellRedisBroker, redis_url: str) -> None:
+    other = DoorbellRedisBroker(url=redis_url, namespace=f"{broker.namespace}-other")  # type: ignore[no-untyped-call]
+    client = posting_session.marker_client(broker)
+    assert client is not None
+    client.set(posting_session.marker_key(broker), 1, px=5000)
+    try:
+        assert posting_session.running(broker) and not posting_session.running(other)
+    finally:
+        client.delete(posting_session.marker_key(broker))

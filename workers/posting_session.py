@@ -1,0 +1,133 @@
+"""A posting session: a kicked worker that keeps claiming while transfers keep coming.
+
+Every kick is a broker message: the dispatcher's enqueue, Redis's scripts, a consumer's
+fetch, Dramatiq's handling and acknowledgement, about 1.6 CPU-ms a message across the
+system before the batch's own work (BENCHMARKS.md, "What a kick costs"). Under a steady
+stream the dispatcher sends one every kick interval, each for one batch. Instead, a worker
+whose run drained everything stays on for up to `SESSION_S`: it claims again once a kick
+interval has passed since its last claim, and goes on while its claims find work. Meanwhile
+a marker in the broker's Redis (`marker_key`, expiring after a few intervals should the
+worker die) tells the dispatcher not to kick: the session will claim what was committed.
+
+No commit is left waiting for a kick that was skipped: the session clears the marker before
+its last look for PENDING transfers, so a commit the dispatcher heard while the marker
+stood is committed before that look, and one it hears later finds no marker and kicks.
+Only a Redis broker carries the marker; with RabbitMQ every run ends when it has drained,
+as before, and the dispatcher kicks as before.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+from dramatiq import Broker
+from redis import Redis
+
+from ledger_core.persistence.transfers.posting import BatchResult
+
+SESSION_KEY = "posting.session"
+"""The marker's key, after the broker's namespace."""
+SESSION_S = 2.0
+"""How long one message's session lasts at most; the next kick starts another. Well inside
+the workers' shutdown timeout and Dramatiq's time limit."""
+IDLE_ROUNDS = 2
+"""A session ends after this many claims in a row found nothing."""
+MARKER_INTERVALS = 3
+"""The marker outlives the session's last refresh by this many kick intervals."""
+
+PostPending = Callable[[Callable[[BatchResult, float], None]], bool]
+"""One drain of the posting use case, telling `on_batch` of each batch; True when what
+it claimed waits on wallets other batches hold."""
+
+
+def marker_client(broker: Broker) -> Redis | None:
+    """The Redis that carries the session marker: the broker's, if it is Redis."""
+    client = getattr(broker, "client", None)
+    return client if isinstance(client, Redis) else None
+
+
+def marker_key(broker: Broker) -> str:
+    """The marker's key, in the broker's namespace (deployments sharing a Redis keep theirs
+    apart as they keep their queues)."""
+    return f"{getattr(broker, 'namespace', 'dramatiq')}:{SESSION_KEY}"
+
+
+def running(broker: Broker) -> bool:
+    """Whether a posting session is claiming (the dispatcher then need not kick)."""
+    client = marker_client(broker)
+    return client is not None and bool(client.exists(marker_key(broker)))
+
+
+def stay(
+    broker: Broker,
+    interval_s: float,
+    drain: PostPending,
+    on_batch: Callable[[BatchResult, float], None],
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """Claim every `interval_s` while claims find work, for at most `SESSION_S`, with the
+    marker set; then clear it and drain once more. Returns what the last drain returned
+    (True: what it claimed waits on busy wallets). Without a Redis broker, or with no kick
+    interval, only the last drain runs."""
+    client = marker_client(broker)
+    if client is not None and interval_s > 0:
+        with _Marker(client, marker_key(broker), interval_s) as refresh:
+            _rounds(interval_s, drain, on_batch, refresh, clock, sleep)
+    return drain(on_batch)
+
+
+def _rounds(
+    interval_s: float,
+    drain: PostPending,
+    on_batch: Callable[[BatchResult, float], None],
+    refresh: Callable[[], None],
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> None:
+    """The session's claims, until they find nothing `IDLE_ROUNDS` times in a row, time is
+    up, or what one claimed waits on busy wallets (the last drain then says so)."""
+    ends = clock() + SESSION_S
+    claimed_at = clock()
+    idle = 0
+    while idle < IDLE_ROUNDS and clock() < ends:
+        refresh()
+        sleep(max(0.0, claimed_at + interval_s - clock()))
+        claimed_at = clock()
+        counted = _Counted(on_batch)
+        if drain(counted):
+            return
+        idle = 0 if counted.claimed else idle + 1
+
+
+class _Counted:
+    """`on_batch`, counting the transfers the batches it is told of claimed."""
+
+    def __init__(self, on_batch: Callable[[BatchResult, float], None]) -> None:
+        self._on_batch = on_batch
+        self.claimed = 0
+
+    def __call__(self, result: BatchResult, elapsed: float) -> None:
+        self.claimed += result.claimed
+        self._on_batch(result, elapsed)
+
+
+class _Marker(AbstractContextManager[Callable[[], None]]):
+    """The marker, set (and refreshed by the callable it gives) inside the block, cleared
+    on leaving it, whatever happened."""
+
+    def __init__(self, client: Redis, key: str, interval_s: float) -> None:
+        self._client = client
+        self._key = key
+        self._expiry_ms = max(1, int(interval_s * 1000 * MARKER_INTERVALS))
+
+    def _refresh(self) -> None:
+        self._client.set(self._key, 1, px=self._expiry_ms)
+
+    def __enter__(self) -> Callable[[], None]:
+        return self._refresh
+
+    def __exit__(self, *exc: object) -> None:
+        self._client.delete(self._key)
