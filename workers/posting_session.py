@@ -65,8 +65,6 @@ def stay(
     interval_s: float,
     drain: PostPending,
     on_batch: Callable[[BatchResult, float], None],
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> bool:
     """Claim every `interval_s` while claims find work, for at most `SESSION_S`, with the
     marker set; then clear it and drain once more. Returns what the last drain returned
@@ -75,7 +73,7 @@ def stay(
     client = marker_client(broker)
     if client is not None and interval_s > 0:
         with _Marker(client, marker_key(broker), interval_s) as refresh:
-            _rounds(interval_s, drain, on_batch, refresh, clock, sleep)
+            _rounds(interval_s, drain, on_batch, refresh)
     return drain(on_batch)
 
 
@@ -84,18 +82,16 @@ def _rounds(
     drain: PostPending,
     on_batch: Callable[[BatchResult, float], None],
     refresh: Callable[[], None],
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
 ) -> None:
     """The session's claims, until they find nothing `IDLE_ROUNDS` times in a row, time is
     up, or what one claimed waits on busy wallets (the last drain then says so)."""
-    ends = clock() + SESSION_S
-    claimed_at = clock()
+    ends = time.monotonic() + SESSION_S
+    claimed_at = time.monotonic()
     idle = 0
-    while idle < IDLE_ROUNDS and clock() < ends:
+    while idle < IDLE_ROUNDS and time.monotonic() < ends:
         refresh()
-        sleep(max(0.0, claimed_at + interval_s - clock()))
-        claimed_at = clock()
+        time.sleep(max(0.0, claimed_at + interval_s - time.monotonic()))
+        claimed_at = time.monotonic()
         counted = _Counted(on_batch)
         if drain(counted):
             return
