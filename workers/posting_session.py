@@ -69,11 +69,12 @@ def stay(
     """Claim every `interval_s` while claims find work, for at most `SESSION_S`, with the
     marker set; then clear it and drain once more. Returns what the last drain returned
     (True: what it claimed waits on busy wallets). Without a Redis broker, or with no kick
-    interval, only the last drain runs."""
+    interval, there is no session and nothing is drained (False)."""
     client = marker_client(broker)
-    if client is not None and interval_s > 0:
-        with _Marker(client, marker_key(broker), interval_s) as refresh:
-            _rounds(interval_s, drain, on_batch, refresh)
+    if client is None or interval_s <= 0:
+        return False
+    with _Marker(client, marker_key(broker), interval_s) as refresh:
+        _rounds(interval_s, drain, on_batch, refresh)
     return drain(on_batch)
 
 

@@ -12,9 +12,11 @@ import itertools
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from typing import cast
 
 import pytest
 import redis
+from dramatiq.brokers.stub import StubBroker
 
 from ledger_core.persistence.transfers.posting import BatchResult
 from messaging.doorbell import DoorbellRedisBroker
@@ -98,12 +100,10 @@ def test_a_session_clears_its_marker_when_a_drain_fails(broker: DoorbellRedisBro
     assert not posting_session.running(broker)
 
 
-def test_without_a_kick_interval_there_is_only_the_last_drain(
-    broker: DoorbellRedisBroker,
-) -> None:
+def test_without_a_kick_interval_there_is_no_session(broker: DoorbellRedisBroker) -> None:
     drain = ScriptedDrain(broker, [5, 3])
-    posting_session.stay(broker, 0, drain, lambda result, elapsed: None)
-    assert drain.marked == [False]
+    assert posting_session.stay(broker, 0, drain, lambda result, elapsed: None) is False
+    assert drain.marked == [], "the run before it drained already"
 
 
 def test_the_marker_expires_if_its_worker_dies(broker: DoorbellRedisBroker) -> None:
@@ -141,3 +141,13 @@ def test_sessions_of_two_namespaces_are_apart(broker: DoorbellRedisBroker, redis
         assert posting_session.running(broker) and not posting_session.running(other)
     finally:
         client.delete(posting_session.marker_key(broker))
+
+
+def test_a_broker_without_redis_has_no_sessions() -> None:
+    """RabbitMQ's broker carries no Redis client: every run ends when it has drained, and
+    the dispatcher always kicks."""
+    stub = StubBroker()
+    drain = ScriptedDrain(cast(DoorbellRedisBroker, stub), [5])
+    assert posting_session.stay(stub, INTERVAL_S, drain, lambda result, elapsed: None) is False
+    assert drain.marked == []
+    assert not posting_session.running(stub)
