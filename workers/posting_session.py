@@ -19,8 +19,8 @@ as before, and the dispatcher kicks as before.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from dramatiq import Broker
 from redis import Redis
@@ -73,7 +73,7 @@ def stay(
     client = marker_client(broker)
     if client is None or interval_s <= 0:
         return False
-    with _Marker(client, marker_key(broker), interval_s) as refresh:
+    with _marked(client, marker_key(broker), interval_s) as refresh:
         _rounds(interval_s, drain, on_batch, refresh)
     return drain(on_batch)
 
@@ -111,20 +111,16 @@ class _Counted:
         self._on_batch(result, elapsed)
 
 
-class _Marker(AbstractContextManager[Callable[[], None]]):
-    """The marker, set (and refreshed by the callable it gives) inside the block, cleared
-    on leaving it, whatever happened."""
+@contextmanager
+def _marked(client: Redis, key: str, interval_s: float) -> Iterator[Callable[[], None]]:
+    """The marker, set (and refreshed) by the callable it gives inside the block, cleared on
+    leaving it, whatever happened."""
+    expiry_ms = max(1, int(interval_s * 1000 * MARKER_INTERVALS))
 
-    def __init__(self, client: Redis, key: str, interval_s: float) -> None:
-        self._client = client
-        self._key = key
-        self._expiry_ms = max(1, int(interval_s * 1000 * MARKER_INTERVALS))
+    def refresh() -> None:
+        client.set(key, 1, px=expiry_ms)
 
-    def _refresh(self) -> None:
-        self._client.set(self._key, 1, px=self._expiry_ms)
-
-    def __enter__(self) -> Callable[[], None]:
-        return self._refresh
-
-    def __exit__(self, *exc: object) -> None:
-        self._client.delete(self._key)
+    try:
+        yield refresh
+    finally:
+        client.delete(key)

@@ -49,8 +49,8 @@ class ScriptedDrain:
         self.times: list[float] = []
 
     def __call__(self, on_batch: Callable[[BatchResult, float], None]) -> bool:
+        self.times.append(time.monotonic())  # first: the marker's read below takes a round trip
         self.marked.append(posting_session.running(self.broker))
-        self.times.append(time.monotonic())
         claimed = self.claims.pop(0) if self.claims else 0
         if claimed:
             on_batch(BatchResult(claimed=claimed, outcomes=(), finished_at=None, more=False), 0.001)

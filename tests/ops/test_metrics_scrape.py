@@ -129,12 +129,12 @@ def test_each_process_reports_what_the_traffic_did(stack: Stack) -> None:
         "vaultcraft_worker_messages_total",
         labels(queue="posting", actor="post_pending", outcome="ok"),
     )
-    deadline = time.monotonic() + 20
-    handled = 0.0
-    while handled < 1 and time.monotonic() < deadline:
-        handled = scrape(stack.metrics_port("worker"), TOKEN).get(handled_ok, 0.0)
-        time.sleep(0.2)
-    assert handled >= 1, "one message may post many batches, but some message posted them"
+
+    def handled() -> float:
+        return scrape(stack.metrics_port("worker"), TOKEN).get(handled_ok, 0.0)
+
+    wait_until(lambda: handled() >= 1, timeout_s=20, what="the post_pending message's count")
+    assert handled() >= 1, "one message may post many batches, but some message posted them"
 
     # and the relay measures the broker's queues
     relay = scrape(stack.metrics_port("relay"), TOKEN)
