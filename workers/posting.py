@@ -28,8 +28,9 @@ from workers import db, posting_session
 
 log = logging.getLogger("vaultcraft.posting")
 BUSY_RETRY_MS = 100
-"""Everything claimed waits on wallets another batch holds: look again after this long (a
-safety net: the batch holding them claims again itself when its claim was full)."""
+"""Everything claimed waits on wallets another batch holds, or a session ended because its
+worker is stopping: a worker looks again after this long (for busy wallets a safety net:
+the batch holding them claims again itself when its claim was full)."""
 LOGGED_IDS = 100
 """A batch's line names at most this many of its transfers."""
 
@@ -54,7 +55,9 @@ def local_slots() -> threading.BoundedSemaphore:
 
 def post_pending(broker: Broker) -> None:
     """Post waiting transfers until a claim leaves nothing waiting beyond its shares, then
-    stay on while more keep coming (`posting_session`)."""
+    stay on while more keep coming (`posting_session`). Kicks the posting workers again
+    when what it claimed waits on busy wallets, or when it stopped a session because the
+    worker is stopping."""
     settings = db.settings()
     limits = posting.PostingLimits(
         settings.posting_batch_size, settings.posting_concurrency, settings.fair_share
@@ -64,14 +67,14 @@ def post_pending(broker: Broker) -> None:
         return posting.post_pending(db.engine(), limits, gate=local_slots(), on_batch=on_batch)
 
     try:
-        busy = drain(_observe) or posting_session.stay(
+        again = drain(_observe) or posting_session.stay(
             broker, settings.posting_kick_interval_ms / 1000, drain, _observe
         )
     except DBAPIError as exc:
         if is_conflict(exc):
             log.warning("Posting batch rolled back and will be retried: %s", exc.orig)
         raise
-    if busy:
+    if again:
         kick_posting(broker, delay_ms=BUSY_RETRY_MS)
 
 

@@ -13,16 +13,19 @@ No commit is left waiting for a kick that was skipped: the session clears the ma
 its last look for PENDING transfers, so a commit the dispatcher heard while the marker
 stood is committed before that look, and one it hears later finds no marker and kicks.
 Only a Redis broker carries the marker; with RabbitMQ every run ends when it has drained,
-as before, and the dispatcher kicks as before.
+as before, and the dispatcher kicks as before. A worker asked to stop ends its session at
+once (`EndSessionsOnShutdown`): its shutdown waits for the batch in hand, not for the rest
+of the session.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from dramatiq import Broker
+from dramatiq import Broker, Middleware, Worker
 from redis import Redis
 
 from ledger_core.persistence.transfers.posting import BatchResult
@@ -36,6 +39,9 @@ IDLE_ROUNDS = 2
 """A session ends after this many claims in a row found nothing."""
 MARKER_INTERVALS = 3
 """The marker outlives the session's last refresh by this many kick intervals."""
+
+_stopping = threading.Event()
+"""Set while this process's worker shuts down: sessions end at their next round."""
 
 PostPending = Callable[[Callable[[BatchResult, float], None]], bool]
 """One drain of the posting use case, telling `on_batch` of each batch; True when what
@@ -67,15 +73,17 @@ def stay(
     on_batch: Callable[[BatchResult, float], None],
 ) -> bool:
     """Claim every `interval_s` while claims find work, for at most `SESSION_S`, with the
-    marker set; then clear it and drain once more. Returns what the last drain returned
-    (True: what it claimed waits on busy wallets). Without a Redis broker, or with no kick
+    marker set; then clear it and drain once more. Returns whether the posting workers
+    should be kicked again: what the last drain returned (True: what it claimed waits on
+    busy wallets), or True without that drain when the worker is stopping (another worker
+    then claims what the session would have). Without a Redis broker, or with no kick
     interval, there is no session and nothing is drained (False)."""
     client = marker_client(broker)
     if client is None or interval_s <= 0:
         return False
     with _marked(client, marker_key(broker), interval_s) as refresh:
         _rounds(interval_s, drain, on_batch, refresh)
-    return drain(on_batch)
+    return _stopping.is_set() or drain(on_batch)
 
 
 def _rounds(
@@ -85,18 +93,32 @@ def _rounds(
     refresh: Callable[[], None],
 ) -> None:
     """The session's claims, until they find nothing `IDLE_ROUNDS` times in a row, time is
-    up, or what one claimed waits on busy wallets (the last drain then says so)."""
+    up, what one claimed waits on busy wallets (the last drain then says so), or the
+    worker is stopping."""
     ends = time.monotonic() + SESSION_S
     claimed_at = time.monotonic()
     idle = 0
     while idle < IDLE_ROUNDS and time.monotonic() < ends:
         refresh()
-        time.sleep(max(0.0, claimed_at + interval_s - time.monotonic()))
+        if _stopping.wait(max(0.0, claimed_at + interval_s - time.monotonic())):
+            return
         claimed_at = time.monotonic()
         counted = _Counted(on_batch)
         if drain(counted):
             return
         idle = 0 if counted.claimed else idle + 1
+
+
+class EndSessionsOnShutdown(Middleware):
+    """Ends this process's posting sessions when its worker is asked to stop: Dramatiq's
+    shutdown waits for every running message, and a session would otherwise go on claiming
+    for the rest of its `SESSION_S`."""
+
+    def before_worker_boot(self, broker: Broker, worker: Worker) -> None:
+        _stopping.clear()
+
+    def before_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
+        _stopping.set()
 
 
 class _Counted:

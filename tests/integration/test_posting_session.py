@@ -12,14 +12,18 @@ import itertools
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import cast
 
+import dramatiq
 import pytest
 import redis
 from dramatiq.brokers.stub import StubBroker
 
 from ledger_core.persistence.transfers.posting import BatchResult
+from messaging.broker import setup_broker
 from messaging.doorbell import DoorbellRedisBroker
+from runtime.settings import Settings
 from workers import dispatch, posting_session
 
 INTERVAL_S = 0.02
@@ -151,3 +155,76 @@ def test_a_broker_without_redis_has_no_sessions() -> None:
     assert posting_session.stay(stub, INTERVAL_S, drain, lambda result, elapsed: None) is False
     assert drain.marked == []
     assert not posting_session.running(stub)
+
+
+class EndlessDrain:
+    """A drain that claims a transfer every time, as under a steady stream."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, on_batch: Callable[[BatchResult, float], None]) -> bool:
+        self.calls += 1
+        on_batch(BatchResult(claimed=1, outcomes=(), finished_at=None, more=False), 0.001)
+        return False
+
+
+def test_a_stopping_worker_ends_its_session_and_hands_the_rest_on(
+    broker: DoorbellRedisBroker,
+) -> None:
+    """Dramatiq's shutdown waits for the running message: a session must not keep it
+    claiming for the rest of its `SESSION_S`. It ends at once, skips its last drain and asks
+    for a kick, so another worker claims what it would have."""
+    broker.add_middleware(posting_session.EndSessionsOnShutdown())
+    drain = EndlessDrain()
+    ended: list[tuple[bool, float]] = []
+
+    def session() -> None:
+        kick_again = posting_session.stay(broker, INTERVAL_S, drain, lambda result, elapsed: None)
+        ended.append((kick_again, time.monotonic()))
+
+    actor = dramatiq.actor(session, actor_name="session", queue_name="posting", broker=broker)
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=50)
+    worker.start()
+    try:
+        actor.send()
+        assert _until(lambda: posting_session.running(broker)), "the session never started"
+        time.sleep(INTERVAL_S * 3)
+    finally:
+        stopping = time.monotonic()
+        worker.stop()
+        stopped = time.monotonic() - stopping
+    assert ended, "the session's message did not finish"
+    kick_again, at = ended[0]
+    assert kick_again is True
+    assert at - stopping < INTERVAL_S * 5 and stopped < posting_session.SESSION_S / 2
+    assert not posting_session.running(broker)
+    calls = drain.calls
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=50)
+    worker.start()  # a worker booting again in this process has sessions again
+    try:
+        actor.send()
+        assert _until(lambda: drain.calls > calls + IDLE_BOUND)
+    finally:
+        worker.stop()
+
+
+def test_worker_processes_end_their_sessions_on_shutdown(redis_url: str, tmp_path: Path) -> None:
+    setup_broker(Settings(database_url=None, redis_url=redis_url, data_dir=tmp_path))
+    import workers.bootstrap
+
+    middleware = workers.bootstrap.BROKER.middleware
+    assert any(isinstance(m, posting_session.EndSessionsOnShutdown) for m in middleware)
+
+
+IDLE_BOUND = 3
+"""More claims than a session stopped at once would make."""
+
+
+def _until(check: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+    ends = time.monotonic() + timeout_s
+    while time.monotonic() < ends:
+        if check():
+            return True
+        time.sleep(0.005)
+    return check()
