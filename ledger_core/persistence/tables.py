@@ -134,6 +134,11 @@ wallets = Table(
     ),
     _created_at(),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("counts_day", Date, nullable=True),
+    Column("day_debit_count", BigInteger, nullable=False, server_default=text("0")),
+    Column("day_credit_count", BigInteger, nullable=False, server_default=text("0")),
+    Column("day_debit_volume", Numeric(39, 0), nullable=False, server_default=text("0")),
+    Column("day_credit_volume", Numeric(39, 0), nullable=False, server_default=text("0")),
     CheckConstraint("type IN ('PRIMARY', 'BONUS', 'SYSTEM', 'CLEARING')", name="type"),
     CheckConstraint("status IN ('ACTIVE', 'LOCKED', 'CLOSED')", name="status"),
     CheckConstraint(
@@ -168,10 +173,17 @@ wallets = Table(
         postgresql_ops={"metadata": "jsonb_path_ops"},
         postgresql_where=text(TAGGED),
     ),
+    CheckConstraint(
+        "day_debit_count >= 0 AND day_credit_count >= 0"
+        " AND day_debit_volume >= 0 AND day_credit_volume >= 0",
+        name="day_counts",
+    ),
     UniqueConstraint("id", "organization_id"),
 )
 """`(id, organization_id)` is unique so that rows naming a wallet with an organization
-refer to the pair: the database checks the wallet belongs to that organization."""
+refer to the pair: the database checks the wallet belongs to that organization.
+`counts_day` and the `day_` columns count the completed transfers a posting batch moved
+through the wallet on that UTC day (see `wallet_rollups`)."""
 
 counterparties = Table(
     "counterparties",
@@ -691,8 +703,11 @@ wallet_rollups = Table(
     Column("credit_count", BigInteger, nullable=False),
     Column("credit_volume", Numeric(39, 0), nullable=False),
 )
-"""Completed transfers per wallet and UTC day, for "top wallets by volume". Only the
-posting batch holding the wallet's row lock writes a wallet's row, so it never contends."""
+"""Completed transfers per wallet and UTC day, for "top wallets by volume", beside the
+wallet's own `counts_day` columns: a day's figures are this row's plus the wallet's when
+its `counts_day` is that day. Posting counts on the wallet's row and moves a finished day
+here when it next touches the wallet; other paths (a hold's capture) add here directly.
+Only the batch holding the wallet's row lock writes a wallet's row, so it never contends."""
 
 api_keys = Table(
     "api_keys",

@@ -236,3 +236,90 @@ async def test_a_cancel_through_the_api_path_is_counted(
         await async_engine.dispose()
     (statuses,) = (await _get(client, admin, "statuses"))["data"]
     assert statuses["by_status"] == {"CANCELLED": {"count": 1, "volume": "12.34"}}
+
+
+def _top(body: dict[str, Any]) -> list[tuple[str, str, int, int]]:
+    """(wallet, volume, debits, credits) of each ranked wallet of the only currency."""
+    if not body["data"]:
+        return []
+    (currency,) = body["data"]
+    return [
+        (x["wallet_id"], x["volume"], x["debit_count"], x["credit_count"])
+        for x in currency["wallets"]
+    ]
+
+
+async def test_a_wallets_counts_of_an_earlier_day_move_to_the_rollups_when_it_posts_again(
+    client: TestClient, engine: Engine
+) -> None:
+    """Posting counts a wallet's transfers of the day on its own row; the first batch that
+    touches it on a later day moves those counts to `wallet_rollups`, adding them to what
+    that day's row already holds, and starts the new day. Every day reads the same before
+    and after the move."""
+    admin = await signup(client)
+    system = await system_wallet(client, admin.token)
+    a = await create_wallet(client, admin.token, name="Alice")
+    b = await create_wallet(client, admin.token, name="Bob")
+    post_transfer(engine, system["id"], a["id"], 100_000)
+    today = datetime.now(UTC).date()
+    yesterday = today - timedelta(days=1)
+    with engine.begin() as conn:  # as if that deposit had been posted yesterday
+        conn.execute(
+            text(
+                "UPDATE wallets SET counts_day = :day"
+                " WHERE organization_id = :org AND counts_day IS NOT NULL"
+            ),
+            {"day": yesterday, "org": admin.org["id"]},
+        )
+        conn.execute(  # and a capture had counted a debit of 5.00 from Alice yesterday
+            text("""
+                INSERT INTO wallet_rollups (organization_id, day, wallet_id, currency,
+                    debit_count, debit_volume, credit_count, credit_volume)
+                VALUES (:org, :day, :wallet, 'INR', 1, 500, 0, 0)
+            """),
+            {"org": admin.org["id"], "day": yesterday, "wallet": a["id"]},
+        )
+    before = await _get(client, admin, "top-wallets", day=yesterday.isoformat())
+    expected_yesterday = [
+        (a["id"], "1005.00", 1, 1),
+        (system["id"], "1000.00", 1, 0),
+    ]
+    assert _top(before) == expected_yesterday
+    assert _top(await _get(client, admin, "top-wallets")) == []
+
+    post_transfer(engine, a["id"], b["id"], 10_000)
+    idle = await create_wallet(client, admin.token, name="Idle")
+    with engine.begin() as conn:  # as a batch stamps a wallet it moved no transfer through
+        conn.execute(
+            text("UPDATE wallets SET counts_day = :day WHERE id = :id"),
+            {
+                "day": today,
+                "id": idle["id"],
+            },
+        )
+
+    after = await _get(client, admin, "top-wallets", day=yesterday.isoformat())
+    assert _top(after) == expected_yesterday, "the moved counts read as they did"
+    assert sorted(_top(await _get(client, admin, "top-wallets"))) == sorted(
+        [(a["id"], "100.00", 1, 0), (b["id"], "100.00", 0, 1)]
+    )
+    with engine.connect() as conn:
+        moved = conn.execute(
+            text("""
+                SELECT wallet_id, debit_count, debit_volume, credit_count, credit_volume
+                FROM wallet_rollups WHERE organization_id = :org AND day = :day
+            """),
+            {"org": admin.org["id"], "day": yesterday},
+        ).all()
+        rows = conn.execute(
+            text("""
+                SELECT id, counts_day, day_debit_count, day_credit_count FROM wallets
+                WHERE organization_id = :org
+            """),
+            {"org": admin.org["id"]},
+        ).all()
+    assert [tuple(r) for r in moved] == [(uuid.UUID(a["id"]), 1, 500, 1, 100_000)]
+    by_id = {str(r.id): (r.counts_day, r.day_debit_count, r.day_credit_count) for r in rows}
+    assert by_id[a["id"]] == (today, 1, 0)
+    assert by_id[b["id"]] == (today, 0, 1)
+    assert by_id[system["id"]] == (yesterday, 1, 0), "untouched today: its counts stay put"

@@ -2,7 +2,8 @@
 
 Nothing here scans the ledger. Transfer counts and volumes come from `transfer_rollups`
 (primary key range on organization, grain and time), top wallets of one UTC day from
-`wallet_rollups` (organization and day), balances from the organization's wallets, the backlog from the
+`wallet_rollups` (organization and day) and the counts of that day on the organization's
+wallets, balances from the organization's wallets, the backlog from the
 partial index of PENDING transfers, and the rest are `LIMIT`ed lookups by index.
 `time_queries` runs each one on a sync connection so the benchmark can report them.
 """
@@ -40,12 +41,26 @@ QUERIES: Mapping[str, TextClause] = {
     "top_wallets": text("""
         SELECT t.*, w.type, w.name
         FROM (
-            SELECT wallet_id, currency, debit_count, debit_volume, credit_count, credit_volume,
+            SELECT wallet_id, currency, sum(debit_count) AS debit_count,
+                   sum(debit_volume) AS debit_volume, sum(credit_count) AS credit_count,
+                   sum(credit_volume) AS credit_volume,
                    row_number() OVER (PARTITION BY currency
-                                      ORDER BY debit_volume + credit_volume DESC, wallet_id)
+                                      ORDER BY sum(debit_volume) + sum(credit_volume) DESC,
+                                               wallet_id)
                        AS rank
-            FROM wallet_rollups
-            WHERE organization_id = :org AND day = :day
+            FROM (
+                SELECT wallet_id, currency, debit_count, debit_volume, credit_count,
+                       credit_volume
+                FROM wallet_rollups
+                WHERE organization_id = :org AND day = :day
+                UNION ALL
+                SELECT id, currency, day_debit_count, day_debit_volume, day_credit_count,
+                       day_credit_volume
+                FROM wallets
+                WHERE organization_id = :org AND counts_day = :day
+            ) AS days
+            GROUP BY wallet_id, currency
+            HAVING sum(debit_count) + sum(credit_count) > 0
         ) AS t
         CROSS JOIN LATERAL (SELECT type, name FROM wallets WHERE id = t.wallet_id) AS w
         WHERE t.rank <= :top

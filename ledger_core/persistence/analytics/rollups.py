@@ -76,6 +76,50 @@ one write statement (`rollup_params` gives their parameters)."""
 UPSERT_TRANSFERS = text(UPSERT_TRANSFERS_SQL)
 UPSERT_WALLETS = text(UPSERT_WALLETS_SQL)
 
+TODAY = "(SELECT timezone('UTC', now())::date AS day) AS t"
+"""Today's UTC date as `t.day` (a transaction's `now()`), in a `FROM` list."""
+
+SET_COUNTED_BALANCES = f"""
+        UPDATE wallets AS w SET balance = v.balance, held = v.held, updated_at = now(),
+            (counts_day, day_debit_count, day_debit_volume, day_credit_count,
+             day_credit_volume) = (
+                SELECT t.day, v.dn + k * w.day_debit_count, v.dv + k * w.day_debit_volume,
+                       v.cn + k * w.day_credit_count, v.cv + k * w.day_credit_volume
+                FROM (SELECT CASE w.counts_day WHEN t.day THEN 1 ELSE 0 END AS k) AS kept)
+        FROM unnest(CAST(:wallet_ids AS uuid[]), CAST(:balances AS bigint[]),
+                    CAST(:held AS bigint[]), CAST(:day_debits AS bigint[]),
+                    CAST(:day_debit_volumes AS numeric[]), CAST(:day_credits AS bigint[]),
+                    CAST(:day_credit_volumes AS numeric[])) AS v(id, balance, held, dn, dv, cn, cv),
+             {TODAY}
+        WHERE w.id = v.id
+"""
+"""Posting's update of the wallets it moved (`SET_BALANCES`), which also adds the
+completed transfers of the batch to each wallet's counts of the day, starting them afresh
+(`k` = 0) when the counts on the row are of another day (`FLUSH_WALLET_DAYS` moves those
+first). Every wallet of the batch is stamped with the day, with nothing to add for one
+that no completed transfer debited or credited (a clearing wallet, a hold's)."""
+
+FLUSH_WALLET_DAYS = f"""
+        INSERT INTO wallet_rollups AS r
+            (organization_id, day, wallet_id, currency, debit_count, debit_volume, credit_count,
+             credit_volume)
+        SELECT organization_id, counts_day, id, currency, day_debit_count, day_debit_volume,
+               day_credit_count, day_credit_volume
+        FROM wallets, {TODAY}
+        WHERE id = ANY(CAST(:wallet_ids AS uuid[])) AND counts_day <> t.day
+          AND day_debit_count + day_credit_count > 0
+        ON CONFLICT (organization_id, day, wallet_id) DO UPDATE
+        SET debit_count = r.debit_count + excluded.debit_count,
+            debit_volume = r.debit_volume + excluded.debit_volume,
+            credit_count = r.credit_count + excluded.credit_count,
+            credit_volume = r.credit_volume + excluded.credit_volume
+"""
+"""Moves the counts of another day off the wallets of a batch, which `SET_COUNTED_BALANCES`
+is about to start counting today on. In the same statement as that update: every part of a
+statement reads the rows as they were before it, so this reads the counts the update
+replaces. Only a batch holding a wallet's row lock writes its rows here, so the order of
+the rows needs no care."""
+
 
 def _sides(m: Mapping[str, Any]) -> list[tuple[Any, str, int]]:
     """The organizations a final transfer counts for, each with the currency and amount it
@@ -115,10 +159,39 @@ def rollup_statements(
 
 
 def rollup_params(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """The parameters of `UPSERT_TRANSFERS_SQL` and `UPSERT_WALLETS_SQL` together (empty
-    arrays, which add nothing, when no row counts)."""
-    t, w = _columns(rows)
-    return {**_arrays("rt_", t), **_arrays("rw_", w)}
+    """The parameters of `UPSERT_TRANSFERS_SQL` (empty arrays, which add nothing, when no
+    row counts); posting counts wallets with `wallet_day_params`."""
+    t, _ = _columns(rows)
+    return _arrays("rt_", t)
+
+
+def wallet_day_params(
+    rows: Sequence[Mapping[str, Any]], wallet_ids: Sequence[UUID]
+) -> dict[str, str]:
+    """The day's counts of `SET_COUNTED_BALANCES`, in the order of `wallet_ids` (which
+    holds every wallet a completed transfer among `rows` debited or credited): the number
+    and volume of each wallet's debits and credits. A multi-leg transaction's legs name
+    their wallets and amounts as its JSON holds them (text)."""
+    at = {wallet_id: n for n, wallet_id in enumerate(wallet_ids)}
+    debits, credits = [0] * len(at), [0] * len(at)
+    debit_volumes, credit_volumes = [0] * len(at), [0] * len(at)
+    for m in rows:
+        if m["status"] != "COMPLETED":
+            continue
+        for _org, wallet_id, _currency, debit, amount in _wallet_legs(m):
+            n = at[wallet_id if isinstance(wallet_id, UUID) else UUID(wallet_id)]
+            if debit:
+                debits[n] += 1
+                debit_volumes[n] += int(amount)
+            else:
+                credits[n] += 1
+                credit_volumes[n] += int(amount)
+    return {
+        "day_debits": pg_array(debits),
+        "day_debit_volumes": pg_array(debit_volumes),
+        "day_credits": pg_array(credits),
+        "day_credit_volumes": pg_array(credit_volumes),
+    }
 
 
 def _columns(

@@ -43,9 +43,11 @@ from ledger_core.channels import FINAL_CHANNEL
 from ledger_core.final_notices import state_chunks
 from ledger_core.holds import ActionOutcome
 from ledger_core.persistence.analytics.rollups import (
+    FLUSH_WALLET_DAYS,
+    SET_COUNTED_BALANCES,
     UPSERT_TRANSFERS_SQL,
-    UPSERT_WALLETS_SQL,
     rollup_params,
+    wallet_day_params,
 )
 from ledger_core.persistence.arrays import pg_array, pg_uuid_array
 from ledger_core.persistence.direct import Savepoint, fetch_all_sync
@@ -62,7 +64,6 @@ from ledger_core.persistence.transfers.conflicts import POSTING_ERROR, written_o
 from ledger_core.persistence.transfers.hold_actions import Decided, claim_actions, end_claimed
 from ledger_core.persistence.transfers.ledger_writes import (
     INSERT_ENTRIES,
-    SET_BALANCES,
     balance_params,
     entry_params,
     final_events,
@@ -108,8 +109,10 @@ def _unindented(sql: str) -> str:
 
 WRITE_BATCH = text(
     _unindented(f"""
-    WITH balances AS (
-{SET_BALANCES}
+    WITH flushed AS (
+{FLUSH_WALLET_DAYS}
+    ), balances AS (
+{SET_COUNTED_BALANCES}
     ), entries AS (
 {INSERT_ENTRIES}
     ), finished AS ({FINISH}
@@ -121,18 +124,18 @@ WRITE_BATCH = text(
         ORDER BY v.n
         RETURNING 1
     ), transfer_rollups AS ({UPSERT_TRANSFERS_SQL}
-    ), wallet_rollups AS ({UPSERT_WALLETS_SQL}
     )
     SELECT (SELECT count(*) FROM finished) AS finished,
            (SELECT count(*) FROM (SELECT pg_notify(:channel, ids)
                                   FROM unnest(CAST(:chunks AS text[])) AS ids) AS n) AS notified
 """)
 )
-"""Balances, entries, final states, outbox events, analytics rollups and long-poll wake-ups
-in one round trip (built once: a statement text made per call would be compiled again at
-every batch; unindented, so that psycopg caches its conversion). The rollups' upserts
-return nothing and are read by nothing: PostgreSQL runs a data-modifying WITH to
-completion all the same."""
+"""Balances (with each wallet's counts of the day, a finished day moved to
+`wallet_rollups` first), entries, final states, outbox events, transfer rollups and
+long-poll wake-ups in one round trip (built once: a statement text made per call would be
+compiled again at every batch; unindented, so that psycopg caches its conversion). The
+rollups' writes return nothing and are read by nothing: PostgreSQL runs a data-modifying
+WITH to completion all the same."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,7 @@ def write_plan(conn: Connection, plan: PostingPlan, claimed: Claimed, at: dateti
         "channel": FINAL_CHANNEL,
         "chunks": pg_array(state_chunks(list(zip(ids, statuses, strict=True)), at)),
         **rollup_params(final),
+        **wallet_day_params(final, list(plan.balances)),
     }
     [(finished, _notified)] = fetch_all_sync(conn, WRITE_BATCH, params)
     if finished != len(o):
