@@ -41,26 +41,30 @@ QUERIES: Mapping[str, TextClause] = {
     "top_wallets": text("""
         SELECT t.*, w.type, w.name
         FROM (
-            SELECT wallet_id, currency, sum(debit_count) AS debit_count,
-                   sum(debit_volume) AS debit_volume, sum(credit_count) AS credit_count,
-                   sum(credit_volume) AS credit_volume,
+            SELECT wallet_id, currency, debit_count, debit_volume, credit_count, credit_volume,
                    row_number() OVER (PARTITION BY currency
-                                      ORDER BY sum(debit_volume) + sum(credit_volume) DESC,
-                                               wallet_id)
+                                      ORDER BY debit_volume + credit_volume DESC, wallet_id)
                        AS rank
             FROM (
-                SELECT wallet_id, currency, debit_count, debit_volume, credit_count,
-                       credit_volume
-                FROM wallet_rollups
-                WHERE organization_id = :org AND day = :day
-                UNION ALL
-                SELECT id, currency, day_debit_count, day_debit_volume, day_credit_count,
-                       day_credit_volume
-                FROM wallets
-                WHERE organization_id = :org AND counts_day = :day
+                SELECT coalesce(r.wallet_id, d.id) AS wallet_id,
+                       coalesce(r.currency, d.currency) AS currency,
+                       coalesce(r.debit_count, 0) + coalesce(d.day_debit_count, 0) AS debit_count,
+                       coalesce(r.debit_volume, 0) + coalesce(d.day_debit_volume, 0)
+                           AS debit_volume,
+                       coalesce(r.credit_count, 0) + coalesce(d.day_credit_count, 0)
+                           AS credit_count,
+                       coalesce(r.credit_volume, 0) + coalesce(d.day_credit_volume, 0)
+                           AS credit_volume
+                FROM (SELECT * FROM wallet_rollups WHERE organization_id = :org AND day = :day)
+                     AS r
+                FULL JOIN (
+                    SELECT id, currency, day_debit_count, day_debit_volume, day_credit_count,
+                           day_credit_volume
+                    FROM wallets
+                    WHERE organization_id = :org AND counts_day = :day
+                      AND day_debit_count + day_credit_count > 0
+                ) AS d ON d.id = r.wallet_id
             ) AS days
-            GROUP BY wallet_id, currency
-            HAVING sum(debit_count) + sum(credit_count) > 0
         ) AS t
         CROSS JOIN LATERAL (SELECT type, name FROM wallets WHERE id = t.wallet_id) AS w
         WHERE t.rank <= :top
