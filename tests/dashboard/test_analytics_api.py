@@ -323,3 +323,26 @@ async def test_a_wallets_counts_of_an_earlier_day_move_to_the_rollups_when_it_po
     assert by_id[a["id"]] == (today, 1, 0)
     assert by_id[b["id"]] == (today, 0, 1)
     assert by_id[system["id"]] == (yesterday, 1, 0), "untouched today: its counts stay put"
+
+
+async def test_each_currency_ranks_its_own_top_wallets(client: TestClient, engine: Engine) -> None:
+    """The ranking is per currency, each cut at `limit`, whatever the other holds."""
+    admin = await signup(client)
+    inr_system = await system_wallet(client, admin.token)
+    usd_system = await create_wallet(client, admin.token, type="SYSTEM", currency="USD")
+    inr = [await create_wallet(client, admin.token) for _ in range(3)]
+    usd = [await create_wallet(client, admin.token, currency="USD") for _ in range(2)]
+    for n, wallet in enumerate(inr, start=1):
+        post_transfer(engine, inr_system["id"], wallet["id"], n * 1_000)
+    for n, wallet in enumerate(usd, start=1):
+        post_transfer(engine, usd_system["id"], wallet["id"], n * 100)
+
+    body = await _get(client, admin, "top-wallets", limit="2")
+
+    ranked = {
+        c["currency"]: [(x["wallet_id"], x["volume"]) for x in c["wallets"]] for c in body["data"]
+    }
+    assert ranked == {
+        "INR": [(inr_system["id"], "60.00"), (inr[2]["id"], "30.00")],
+        "USD": [(usd_system["id"], "3.00"), (usd[1]["id"], "2.00")],
+    }
