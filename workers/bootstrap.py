@@ -7,8 +7,8 @@ settings (`messaging.broker.setup_broker`, which also makes it Dramatiq's global
 the one the `dramatiq` command consumes from), declares every actor on that broker
 (`workers.actors.declare_actors`), asks for what the process built until its worker
 threads run to be left out of later garbage collections (`SettleHeapAfterBoot`), and for
-its posting sessions to end when the worker is asked to stop (`EndSessionsOnShutdown`). Dramatiq
-binds an actor to a broker when the actor is declared, so the broker has to exist first;
+its posting sessions to end when the worker is asked to stop (`EndSessionsOnShutdown`).
+Dramatiq binds an actor to a broker when the actor is declared, so the broker has to exist first;
 doing this here, explicitly, keeps every other worker module free of import-time effects:
 they read their settings when a message runs (`workers.db.settings`), never when they are
 imported.

@@ -50,10 +50,22 @@ UPSERT_TRANSFERS_SQL = f"""
                   volume = r.volume + excluded.volume
 """
 
-UPSERT_WALLETS_SQL = """
+INTO_WALLET_ROLLUPS = """
     INSERT INTO wallet_rollups AS r
         (organization_id, day, wallet_id, currency, debit_count, debit_volume, credit_count,
          credit_volume)
+"""
+ADD_TO_WALLET_DAY = """
+    ON CONFLICT (organization_id, day, wallet_id)
+    DO UPDATE SET debit_count = r.debit_count + excluded.debit_count,
+                  debit_volume = r.debit_volume + excluded.debit_volume,
+                  credit_count = r.credit_count + excluded.credit_count,
+                  credit_volume = r.credit_volume + excluded.credit_volume
+"""
+"""How a wallet's counts for a day are added to `wallet_rollups`: to whatever its row for
+that day holds already."""
+
+UPSERT_WALLETS_SQL = f"""{INTO_WALLET_ROLLUPS}
     SELECT v.org, (now() AT TIME ZONE 'UTC')::date, v.wallet_id, min(v.currency),
            count(*) FILTER (WHERE v.debit), coalesce(sum(v.amount) FILTER (WHERE v.debit), 0),
            count(*) FILTER (WHERE NOT v.debit),
@@ -63,15 +75,10 @@ UPSERT_WALLETS_SQL = """
                 CAST(:rw_amounts AS bigint[]))
          AS v(org, wallet_id, currency, debit, amount)
     GROUP BY v.org, v.wallet_id
-    ORDER BY v.org, v.wallet_id
-    ON CONFLICT (organization_id, day, wallet_id)
-    DO UPDATE SET debit_count = r.debit_count + excluded.debit_count,
-                  debit_volume = r.debit_volume + excluded.debit_volume,
-                  credit_count = r.credit_count + excluded.credit_count,
-                  credit_volume = r.credit_volume + excluded.credit_volume
-"""
-"""The two upserts as SQL text, so that the posting batch can run them as parts of its
-one write statement (`rollup_params` gives their parameters)."""
+    ORDER BY v.org, v.wallet_id{ADD_TO_WALLET_DAY}"""
+"""The two upserts as SQL text. The posting batch runs the transfers' one as a part of its
+one write statement (`rollup_params` gives its parameters) and counts wallets on their own
+rows (`SET_COUNTED_BALANCES`); other paths run both (`rollup_statements`)."""
 
 UPSERT_TRANSFERS = text(UPSERT_TRANSFERS_SQL)
 UPSERT_WALLETS = text(UPSERT_WALLETS_SQL)
@@ -99,21 +106,12 @@ completed transfers of the batch to each wallet's counts of the day, starting th
 first). Every wallet of the batch is stamped with the day, with nothing to add for one
 that no completed transfer debited or credited (a clearing wallet, a hold's)."""
 
-FLUSH_WALLET_DAYS = f"""
-        INSERT INTO wallet_rollups AS r
-            (organization_id, day, wallet_id, currency, debit_count, debit_volume, credit_count,
-             credit_volume)
+FLUSH_WALLET_DAYS = f"""{INTO_WALLET_ROLLUPS}
         SELECT organization_id, counts_day, id, currency, day_debit_count, day_debit_volume,
                day_credit_count, day_credit_volume
         FROM wallets, {TODAY}
         WHERE id = ANY(CAST(:wallet_ids AS uuid[])) AND counts_day <> t.day
-          AND day_debit_count + day_credit_count > 0
-        ON CONFLICT (organization_id, day, wallet_id) DO UPDATE
-        SET debit_count = r.debit_count + excluded.debit_count,
-            debit_volume = r.debit_volume + excluded.debit_volume,
-            credit_count = r.credit_count + excluded.credit_count,
-            credit_volume = r.credit_volume + excluded.credit_volume
-"""
+          AND day_debit_count + day_credit_count > 0{ADD_TO_WALLET_DAY}"""
 """Moves the counts of another day off the wallets of a batch, which `SET_COUNTED_BALANCES`
 is about to start counting today on. In the same statement as that update: every part of a
 statement reads the rows as they were before it, so this reads the counts the update
@@ -149,10 +147,11 @@ def rollup_statements(
 
     Run them in the transaction that made the change, sync or async alike.
     """
-    t, w = _columns(rows)
+    t = _side_columns(rows)
     if not t["orgs"]:
         return []
     statements = [(UPSERT_TRANSFERS, _arrays("rt_", t))]
+    w = _leg_columns(rows)
     if w["orgs"]:
         statements.append((UPSERT_WALLETS, _arrays("rw_", w)))
     return statements
@@ -161,8 +160,7 @@ def rollup_statements(
 def rollup_params(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """The parameters of `UPSERT_TRANSFERS_SQL` (empty arrays, which add nothing, when no
     row counts); posting counts wallets with `wallet_day_params`."""
-    t, _ = _columns(rows)
-    return _arrays("rt_", t)
+    return _arrays("rt_", _side_columns(rows))
 
 
 def wallet_day_params(
@@ -175,17 +173,14 @@ def wallet_day_params(
     at = {wallet_id: n for n, wallet_id in enumerate(wallet_ids)}
     debits, credits = [0] * len(at), [0] * len(at)
     debit_volumes, credit_volumes = [0] * len(at), [0] * len(at)
-    for m in rows:
-        if m["status"] != "COMPLETED":
-            continue
-        for _org, wallet_id, _currency, debit, amount in _wallet_legs(m):
-            n = at[wallet_id if isinstance(wallet_id, UUID) else UUID(wallet_id)]
-            if debit:
-                debits[n] += 1
-                debit_volumes[n] += int(amount)
-            else:
-                credits[n] += 1
-                credit_volumes[n] += int(amount)
+    for _org, wallet_id, _currency, debit, amount in _completed_legs(rows):
+        n = at[wallet_id if isinstance(wallet_id, UUID) else UUID(wallet_id)]
+        if debit:
+            debits[n] += 1
+            debit_volumes[n] += int(amount)
+        else:
+            credits[n] += 1
+            credit_volumes[n] += int(amount)
     return {
         "day_debits": pg_array(debits),
         "day_debit_volumes": pg_array(debit_volumes),
@@ -194,25 +189,27 @@ def wallet_day_params(
     }
 
 
-def _columns(
-    rows: Sequence[Mapping[str, Any]],
-) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
-    """The upserts' columns: one per organization side for every final transfer (HELD
-    ones are counted when the hold ends), one per wallet leg for completed ones."""
+def _side_columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """`UPSERT_TRANSFERS`' columns: one per organization side for every final transfer
+    (HELD ones are counted when the hold ends)."""
     sides: list[tuple[Any, str, str, str, int]] = []
-    legs: list[tuple[Any, Any, str, bool, int]] = []
     for m in rows:
         status = m["status"]
         if status == "HELD":
             continue
         code = m["failure_code"] or ""
         sides.extend((org, currency, status, code, amount) for org, currency, amount in _sides(m))
-        if status == "COMPLETED":
-            legs.extend(_wallet_legs(m))
-    return (
-        _named(("orgs", "currencies", "statuses", "codes", "amounts"), sides),
-        _named(("orgs", "wallet_ids", "currencies", "debits", "amounts"), legs),
-    )
+    return _named(("orgs", "currencies", "statuses", "codes", "amounts"), sides)
+
+
+def _leg_columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """`UPSERT_WALLETS`' columns: one per wallet leg of every completed transfer."""
+    return _named(("orgs", "wallet_ids", "currencies", "debits", "amounts"), _completed_legs(rows))
+
+
+def _completed_legs(rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, Any, str, bool, int]]:
+    """The wallet legs (`_wallet_legs`) of the completed transfers among `rows`."""
+    return [leg for m in rows if m["status"] == "COMPLETED" for leg in _wallet_legs(m)]
 
 
 def _named(names: tuple[str, ...], rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
