@@ -3,6 +3,14 @@
 Money columns are BIGINT counts of minor units. Triggers installed by the migrations
 refuse UPDATE and DELETE on ledger entries and audit records, and refuse any change to a
 transaction once it has left PENDING.
+
+The references every transfer writes are checked once a statement instead of once a row
+(migration 0029), so they are not declared here as foreign keys: a transaction's wallets
+(each with its organization), author and reversed transaction; a ledger entry's wallet
+(with its organization) and transaction; an event's and an audit record's organization.
+Each of those tables refuses, at the end of every INSERT, a row whose referenced key does
+not exist (SQLSTATE 23503, named as the foreign key it replaces); deleting a wallet,
+organization or user still named is refused, and referenced keys never change.
 """
 
 from __future__ import annotations
@@ -15,7 +23,6 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
-    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
@@ -78,12 +85,6 @@ TAGGED = "metadata <> '{}'::jsonb"
 """The predicate of the metadata indexes: rows without metadata (most) get no entry. A
 lookup by metadata pairs states it too, as this literal, so the planner can use them; any
 non-empty `@>` pattern implies it."""
-
-
-def _wallet_of(wallet: str, organization: str) -> ForeignKeyConstraint:
-    """A wallet named with the organization it must belong to: one reference to the pair,
-    which also proves the organization exists (the wallet's own reference)."""
-    return ForeignKeyConstraint([wallet, organization], ["wallets.id", "wallets.organization_id"])
 
 
 organizations = Table(
@@ -181,7 +182,8 @@ wallets = Table(
     UniqueConstraint("id", "organization_id"),
 )
 """`(id, organization_id)` is unique so that rows naming a wallet with an organization
-refer to the pair: the database checks the wallet belongs to that organization.
+refer to the pair: the database checks the wallet belongs to that organization (a foreign
+key, or the statement checks of migration 0029).
 `counts_day` and the `day_` columns count the completed transfers a posting batch moved
 through the wallet on that UTC day (see `wallet_rollups`)."""
 
@@ -222,12 +224,10 @@ transactions = Table(
     Column("description", String(500), nullable=True),
     Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("reference", String(128), nullable=True),
-    Column(
-        "reverses_transaction_id", UUID(as_uuid=True), ForeignKey("transactions.id"), nullable=True
-    ),
+    Column("reverses_transaction_id", UUID(as_uuid=True), nullable=True),
     Column("atomic_group_id", UUID(as_uuid=True), nullable=True),
     Column("atomic_group_size", Integer, nullable=True),
-    Column("created_by", UUID(as_uuid=True), ForeignKey("users.id"), nullable=True),
+    Column("created_by", UUID(as_uuid=True), nullable=True),
     _created_at(),
     Column("posted_at", DateTime(timezone=True), nullable=True),
     Column("cancelled_at", DateTime(timezone=True), nullable=True),
@@ -238,10 +238,6 @@ transactions = Table(
     Column("hold_request_hash", String(64), nullable=True),
     Column("postings", JSONB, nullable=True),
     UniqueConstraint("organization_id", "idempotency_key"),
-    _wallet_of("source_wallet_id", "organization_id"),
-    _wallet_of("destination_wallet_id", "destination_organization_id"),
-    _wallet_of("source_clearing_wallet_id", "organization_id"),
-    _wallet_of("destination_clearing_wallet_id", "destination_organization_id"),
     CheckConstraint("amount > 0", name="positive_amount"),
     CheckConstraint("kind IN ('TRANSFER', 'CROSS_ORG', 'MULTI')", name="kind"),
     CheckConstraint("(kind = 'MULTI') = (postings IS NOT NULL)", name="multi_postings"),
@@ -371,7 +367,7 @@ ledger_entries = Table(
     "ledger_entries",
     metadata,
     Column("id", BigInteger, Identity(always=False), primary_key=True),
-    Column("transaction_id", UUID(as_uuid=True), ForeignKey("transactions.id"), nullable=True),
+    Column("transaction_id", UUID(as_uuid=True), nullable=True),
     Column("settlement_id", UUID(as_uuid=True), ForeignKey("settlements.id"), nullable=True),
     Column("wallet_id", UUID(as_uuid=True), nullable=False),
     Column("organization_id", UUID(as_uuid=True), nullable=False),
@@ -380,7 +376,6 @@ ledger_entries = Table(
     Column("currency", String(3), nullable=False),
     Column("balance_after", BigInteger, nullable=False),
     _written_at(),
-    _wallet_of("wallet_id", "organization_id"),
     CheckConstraint("direction IN ('DEBIT', 'CREDIT')", name="direction"),
     CheckConstraint("(transaction_id IS NULL) <> (settlement_id IS NULL)", name="one_origin"),
     CheckConstraint("amount > 0", name="positive_amount"),
@@ -441,7 +436,7 @@ outbox = Table(
         unique=True,
         server_default=text("vaultcraft_uuid7()"),
     ),
-    Column("organization_id", UUID(as_uuid=True), ForeignKey("organizations.id"), nullable=False),
+    Column("organization_id", UUID(as_uuid=True), nullable=False),
     Column("type", String(64), nullable=False),
     Column("data", JSONB, nullable=False),
     _created_at(),
@@ -524,7 +519,7 @@ audit_logs = Table(
     "audit_logs",
     metadata,
     Column("id", BigInteger, Identity(always=False), primary_key=True),
-    Column("organization_id", UUID(as_uuid=True), ForeignKey("organizations.id"), nullable=True),
+    Column("organization_id", UUID(as_uuid=True), nullable=True),
     Column("actor_id", UUID(as_uuid=True), nullable=True),
     Column("action", String(64), nullable=False),
     Column("resource_type", String(32), nullable=True),

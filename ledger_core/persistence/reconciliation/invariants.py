@@ -15,10 +15,11 @@ What each promise is checked as (`Violation.kind` in brackets):
    [`posted_without_entries`]; a transaction that is not COMPLETED has none
    [`entries_without_posting`]. Each entry is in its wallet's organization and currency
    [`entry_wallet_mismatch`], so that "an organization's books" means one thing (the
-   database refuses an entry outside its wallet's organization too: one foreign key to
-   `wallets (id, organization_id)`). Each cross-organization leg of a multi-leg
-   transaction names the clearing wallets of its pair and currency, the payer's for the
-   payee and the payee's for the payer [`leg_clearing_wrong`, `expected` the leg's number].
+   database refuses an entry outside its wallet's organization too: its reference to
+   `wallets (id, organization_id)`, checked by statement since migration 0029). Each
+   cross-organization leg of a multi-leg transaction names the clearing wallets of its
+   pair and currency, the payer's for the payee and the payee's for the payer
+   [`leg_clearing_wrong`, `expected` the leg's number].
 2. Balance = history. A wallet's stored balance is credits minus debits over its entries
    [`balance_mismatch`]; each entry's `balance_after` is the running sum of the wallet's
    entries in id order [`balance_after_wrong`, the wallet's first wrong entry, with

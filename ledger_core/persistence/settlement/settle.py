@@ -6,8 +6,10 @@
 2. locks the four wallets it will move (both CLEARING wallets of the pair, both SYSTEM
    wallets) in id order, the global order the posting worker locks in too, so the two
    never deadlock. Both use `FOR NO KEY UPDATE`: it excludes every other writer of the
-   row but not the `KEY SHARE` locks of foreign-key checks, so transfers being accepted
-   meanwhile are not held up by the lock itself;
+   row but not the `KEY SHARE` locks of the foreign keys that still name wallets
+   (reconciliation checkpoints, held changes). Transfers being accepted meanwhile take no
+   lock on their wallets at all (their references are checked by statement, migration
+   0029);
 3. only then reads the COMPLETED cross-organization transfers of the pair, and the
    cross-organization legs of COMPLETED multi-leg transactions between them, that are in
    no settlement yet;

@@ -13,8 +13,8 @@ for a turn of the gateway's event loop, which is busy under load, so what goes w
 intents rides in their statement, and the connection runs in autocommit: that statement
 is its own transaction, all of it or nothing, so a `BEGIN` and a `COMMIT` would only add
 two turns. The wallets' read needs no transaction of its own: what it found never changes,
-and the rest is checked where it matters (foreign keys at the insert, the wallets' state
-at posting).
+and the rest is checked where it matters (the references' checks at the insert, the
+wallets' state at posting).
 
 One writer by default. A second one halves the groups, and each group costs its round
 trips, its commit and its turns of the loop: at a fixed 1,000 transfers/s one writer spent

@@ -24,8 +24,10 @@ The slots and the free-wallet probe are in `batch_locks`, the shared writes in
 `ledger_writes`.
 
 `NO KEY UPDATE` rather than `UPDATE`: it still excludes every other writer of the row, but
-not the `KEY SHARE` locks that foreign-key checks take. The gateway stores new intents that
-reference these wallets while a batch is posting; with `FOR UPDATE` the two could deadlock.
+not the `KEY SHARE` locks that foreign-key checks take (the references that are still
+foreign keys, such as reconciliation checkpoints'); with `FOR UPDATE` those could deadlock
+with a batch. New intents naming these wallets take no lock on them: their references are
+checked by statement (migration 0029).
 """
 
 from __future__ import annotations

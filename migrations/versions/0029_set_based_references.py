@@ -1,0 +1,262 @@
+"""the hot tables' references are checked once a statement instead of once a row
+
+A foreign key is checked by a row trigger: for every row inserted, PostgreSQL queues an
+event and, at the statement's end, runs one query through SPI that finds and share-locks
+the referenced row. A posted transfer fired ten of them (its transaction's two wallets,
+their two clearing wallets, its author and its reversal; the audit record's organization;
+both ledger entries' wallets and transaction; the event's organization), a fifth of
+what PostgreSQL spent posting a batch.
+
+The same references are now checked by one statement-level trigger a table, over the
+statement's new rows (a transition table): each row's referenced key is probed in the
+referenced table's primary or unique index, in one query. A missing key raises
+`foreign_key_violation` (SQLSTATE 23503) naming the constraint it replaces, as before.
+
+What the row locks of a foreign key also gave, that a referenced row cannot vanish or
+change its key while a reference to it is being written, is kept by the other side:
+- a referenced key never changes: changing `id` of a wallet, transaction, organization or
+  user, or a wallet's `organization_id`, is refused (no path of the service does either);
+- deleting wallets, organizations or users is checked the same way, once a statement:
+  the check first takes a SHARE lock on each referencing table, so it waits for every
+  transaction writing them to end and keeps new writes out until it ends, then refuses
+  the delete if any row names a deleted key. (Transactions are never deleted, 0021.)
+- the references of a stored row never change: an UPDATE that would change one is refused
+  (ledger entries, audit records and events are insert-only already; this holds even for
+  the owner with their guards switched off for a repair).
+
+Revision ID: 0029_set_based_references
+Revises: 0028_wallet_day_counts
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from alembic import op
+
+revision: str = "0029_set_based_references"
+down_revision: str | Sequence[str] | None = "0028_wallet_day_counts"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+class Reference(NamedTuple):
+    """One foreign key replaced: `table(columns)` names `parent(keys)`. (A tuple, not a
+    dataclass: Alembic loads a migration without registering it as a module.)"""
+
+    table: str
+    columns: tuple[str, ...]
+    parent: str
+    keys: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return f"fk_{self.table}_{self.columns[0]}_{self.parent}"
+
+    def definition(self) -> str:
+        return (
+            f"FOREIGN KEY ({', '.join(self.columns)})"
+            f" REFERENCES {self.parent} ({', '.join(self.keys)})"
+        )
+
+
+def _wallet(table: str, wallet: str, organization: str) -> Reference:
+    return Reference(table, (wallet, organization), "wallets", ("id", "organization_id"))
+
+
+REFERENCES = (
+    _wallet("ledger_entries", "wallet_id", "organization_id"),
+    Reference("ledger_entries", ("transaction_id",), "transactions", ("id",)),
+    _wallet("transactions", "source_wallet_id", "organization_id"),
+    _wallet("transactions", "destination_wallet_id", "destination_organization_id"),
+    _wallet("transactions", "source_clearing_wallet_id", "organization_id"),
+    _wallet("transactions", "destination_clearing_wallet_id", "destination_organization_id"),
+    Reference("transactions", ("created_by",), "users", ("id",)),
+    Reference("transactions", ("reverses_transaction_id",), "transactions", ("id",)),
+    Reference("outbox", ("organization_id",), "organizations", ("id",)),
+    Reference("audit_logs", ("organization_id",), "organizations", ("id",)),
+)
+
+TABLES = ("transactions", "ledger_entries", "outbox", "audit_logs")
+PARENTS = ("wallets", "organizations", "users")
+"""Parents whose rows may be deleted; `transactions` refuses every DELETE already."""
+KEYS = {
+    "wallets": ("id", "organization_id"),
+    "transactions": ("id",),
+    "organizations": ("id",),
+    "users": ("id",),
+}
+"""Columns the references name, which never change."""
+
+
+def _of(table: str) -> list[Reference]:
+    return [r for r in REFERENCES if r.table == table]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _violation(reference: Reference, alias: str) -> str:
+    """RAISE as PostgreSQL's own foreign key check words it, for the key in `alias`."""
+    message = (
+        f'insert or update on table "{reference.table}" violates foreign key constraint'
+        f' "{reference.name}"'
+    )
+    detail = (
+        f"Key ({', '.join(reference.columns)})=({', '.join('%s' for _ in reference.columns)})"
+        f' is not present in table "{reference.parent}".'
+    )
+    values = ", ".join(f"{alias}.{c}" for c in reference.columns)
+    return f"""
+            RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+                MESSAGE = {_literal(message)}, CONSTRAINT = '{reference.name}',
+                TABLE = '{reference.table}', SCHEMA = 'public',
+                DETAIL = format({_literal(detail)}, {values});"""
+
+
+def _matches(reference: Reference, child: str, parent: str) -> str:
+    """The condition that the row `child` names the row `parent`."""
+    pairs = zip(reference.columns, reference.keys, strict=True)
+    return " AND ".join(f"{parent}.{k} = {child}.{c}" for c, k in pairs)
+
+
+def _missing(reference: Reference, rows: str) -> str:
+    """The first row of `rows` whose key is not in the parent. The probe is a scalar
+    subquery, so it stays one index probe a row whatever the planner guesses of `rows`."""
+    present = _matches(reference, child="a", parent="p")
+    given = " AND ".join(f"a.{c} IS NOT NULL" for c in reference.columns)
+    columns = ", ".join(f"a.{c}" for c in reference.columns)
+    return f"""
+        SELECT {columns} INTO missing FROM {rows} AS a
+        WHERE {given}
+          AND (SELECT true FROM {reference.parent} AS p WHERE {present}) IS NULL
+        LIMIT 1;
+        IF FOUND THEN{_violation(reference, "missing")}
+        END IF;"""
+
+
+def _check_function(table: str) -> str:
+    checks = "".join(_missing(r, "added") for r in _of(table))
+    return f"""
+    CREATE FUNCTION vaultcraft_{table}_references() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        missing record;
+    BEGIN{checks}
+        RETURN NULL;
+    END $$"""
+
+
+def _check_trigger(table: str) -> str:
+    return f"""
+    CREATE TRIGGER {table}_references_exist AFTER INSERT ON {table}
+        REFERENCING NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION vaultcraft_{table}_references()"""
+
+
+def _children(parent: str) -> list[Reference]:
+    return [r for r in REFERENCES if r.parent == parent]
+
+
+def _delete_function(parent: str) -> str:
+    """Refuses deleting a row still named. SECURITY DEFINER: the service role may not take
+    a SHARE lock on the insert-only tables it references from."""
+    tables = sorted({r.table for r in _children(parent)})
+    checks = []
+    for reference in _children(parent):
+        named = _matches(reference, child="c", parent="d")
+        keys = ", ".join(f"d.{k}" for k in reference.keys)
+        found = ", ".join(f"named.{k}" for k in reference.keys)
+        message = (
+            f'update or delete on table "{parent}" violates foreign key constraint'
+            f' "{reference.name}" on table "{reference.table}"'
+        )
+        detail = (
+            f"Key ({', '.join(reference.keys)})=(%s) is still referenced from table"
+            f' "{reference.table}".'
+        )
+        checks.append(f"""
+        SELECT {keys} INTO named FROM removed AS d
+        WHERE EXISTS (SELECT FROM public.{reference.table} AS c WHERE {named})
+        LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+                MESSAGE = {_literal(message)}, CONSTRAINT = '{reference.name}',
+                TABLE = '{reference.table}', SCHEMA = 'public',
+                DETAIL = format({_literal(detail)}, concat_ws(', ', {found}));
+        END IF;""")
+    return f"""
+    CREATE FUNCTION vaultcraft_{parent}_still_named() RETURNS trigger LANGUAGE plpgsql
+        SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    DECLARE
+        named record;
+    BEGIN
+        LOCK TABLE {", ".join(f"public.{t}" for t in tables)} IN SHARE MODE;{"".join(checks)}
+        RETURN NULL;
+    END $$"""
+
+
+def _delete_trigger(parent: str) -> str:
+    return f"""
+    CREATE TRIGGER {parent}_deleted_unnamed AFTER DELETE ON {parent}
+        REFERENCING OLD TABLE AS removed
+        FOR EACH STATEMENT EXECUTE FUNCTION vaultcraft_{parent}_still_named()"""
+
+
+REFUSE_CHANGE = """
+    CREATE FUNCTION vaultcraft_refuse_reference_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION '% of table "%" never change', TG_ARGV[0], TG_TABLE_NAME
+            USING ERRCODE = 'foreign_key_violation', TABLE = TG_TABLE_NAME;
+    END $$"""
+
+
+def _fixed_trigger(table: str, columns: Sequence[str], what: str) -> str:
+    """Fires only for an UPDATE that sets one of `columns` to something else."""
+    old = ", ".join(f"OLD.{c}" for c in columns)
+    new = ", ".join(f"NEW.{c}" for c in columns)
+    return f"""
+    CREATE TRIGGER {table}_{what.replace(" ", "_")}_fixed
+        BEFORE UPDATE OF {", ".join(columns)} ON {table}
+        FOR EACH ROW WHEN (ROW({old}) IS DISTINCT FROM ROW({new}))
+        EXECUTE FUNCTION vaultcraft_refuse_reference_change('{what}')"""
+
+
+def _reference_columns(table: str) -> list[str]:
+    return list(dict.fromkeys(c for r in _of(table) for c in r.columns))
+
+
+def upgrade() -> None:
+    for reference in REFERENCES:
+        op.drop_constraint(reference.name, reference.table, type_="foreignkey")
+    for table in TABLES:
+        op.execute(_check_function(table))
+        op.execute(_check_trigger(table))
+    for parent in PARENTS:
+        op.execute(_delete_function(parent))
+        op.execute(_delete_trigger(parent))
+    op.execute(REFUSE_CHANGE)
+    for parent, keys in KEYS.items():
+        op.execute(_fixed_trigger(parent, keys, "keys"))
+    for table in TABLES:
+        op.execute(_fixed_trigger(table, _reference_columns(table), "references"))
+
+
+def downgrade() -> None:
+    for table in TABLES:
+        op.execute(f"DROP TRIGGER {table}_references_fixed ON {table}")
+    for parent in KEYS:
+        op.execute(f"DROP TRIGGER {parent}_keys_fixed ON {parent}")
+    op.execute("DROP FUNCTION vaultcraft_refuse_reference_change()")
+    for parent in PARENTS:
+        op.execute(f"DROP TRIGGER {parent}_deleted_unnamed ON {parent}")
+        op.execute(f"DROP FUNCTION vaultcraft_{parent}_still_named()")
+    for table in TABLES:
+        op.execute(f"DROP TRIGGER {table}_references_exist ON {table}")
+        op.execute(f"DROP FUNCTION vaultcraft_{table}_references()")
+    for reference in REFERENCES:
+        op.execute(
+            f"ALTER TABLE {reference.table} ADD CONSTRAINT {reference.name}"
+            f" {reference.definition()}"
+        )
