@@ -30,7 +30,7 @@ Revises: 0028_wallet_day_counts
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from alembic import op
@@ -148,11 +148,12 @@ def _check_function(table: str) -> str:
     END $$"""
 
 
-def _check_trigger(table: str) -> str:
+def _statement_trigger(table: str, check: StatementCheck) -> str:
+    """A trigger run once a statement, over the rows it changed (a transition table)."""
     return f"""
-    CREATE TRIGGER {table}_references_exist AFTER INSERT ON {table}
-        REFERENCING NEW TABLE AS added
-        FOR EACH STATEMENT EXECUTE FUNCTION vaultcraft_{table}_references()"""
+    CREATE TRIGGER {table}_{check.trigger} AFTER {check.event} ON {table}
+        REFERENCING {check.rows}
+        FOR EACH STATEMENT EXECUTE FUNCTION vaultcraft_{table}_{check.function}()"""
 
 
 def _children(parent: str) -> list[Reference]:
@@ -197,13 +198,6 @@ def _delete_function(parent: str) -> str:
     END $$"""
 
 
-def _delete_trigger(parent: str) -> str:
-    return f"""
-    CREATE TRIGGER {parent}_deleted_unnamed AFTER DELETE ON {parent}
-        REFERENCING OLD TABLE AS removed
-        FOR EACH STATEMENT EXECUTE FUNCTION vaultcraft_{parent}_still_named()"""
-
-
 REFUSE_CHANGE = """
     CREATE FUNCTION vaultcraft_refuse_reference_change() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
@@ -227,15 +221,39 @@ def _reference_columns(table: str) -> list[str]:
     return list(dict.fromkeys(c for r in _of(table) for c in r.columns))
 
 
+class StatementCheck(NamedTuple):
+    """Statement-level checks of some tables: `body` makes each table's function."""
+
+    tables: tuple[str, ...]
+    event: str
+    rows: str
+    trigger: str
+    function: str
+    body: Callable[[str], str]
+
+
+CHECKS = (
+    StatementCheck(
+        TABLES, "INSERT", "NEW TABLE AS added", "references_exist", "references", _check_function
+    ),
+    StatementCheck(
+        PARENTS,
+        "DELETE",
+        "OLD TABLE AS removed",
+        "deleted_unnamed",
+        "still_named",
+        _delete_function,
+    ),
+)
+
+
 def upgrade() -> None:
     for reference in REFERENCES:
         op.drop_constraint(reference.name, reference.table, type_="foreignkey")
-    for table in TABLES:
-        op.execute(_check_function(table))
-        op.execute(_check_trigger(table))
-    for parent in PARENTS:
-        op.execute(_delete_function(parent))
-        op.execute(_delete_trigger(parent))
+    for check in CHECKS:
+        for table in check.tables:
+            op.execute(check.body(table))
+            op.execute(_statement_trigger(table, check))
     op.execute(REFUSE_CHANGE)
     for parent, keys in KEYS.items():
         op.execute(_fixed_trigger(parent, keys, "keys"))
@@ -249,12 +267,10 @@ def downgrade() -> None:
     for parent in KEYS:
         op.execute(f"DROP TRIGGER {parent}_keys_fixed ON {parent}")
     op.execute("DROP FUNCTION vaultcraft_refuse_reference_change()")
-    for parent in PARENTS:
-        op.execute(f"DROP TRIGGER {parent}_deleted_unnamed ON {parent}")
-        op.execute(f"DROP FUNCTION vaultcraft_{parent}_still_named()")
-    for table in TABLES:
-        op.execute(f"DROP TRIGGER {table}_references_exist ON {table}")
-        op.execute(f"DROP FUNCTION vaultcraft_{table}_references()")
+    for check in CHECKS:
+        for table in check.tables:
+            op.execute(f"DROP TRIGGER {table}_{check.trigger} ON {table}")
+            op.execute(f"DROP FUNCTION vaultcraft_{table}_{check.function}()")
     for reference in REFERENCES:
         op.execute(
             f"ALTER TABLE {reference.table} ADD CONSTRAINT {reference.name}"

@@ -296,6 +296,25 @@ def _in_thread(work: Callable[[], None]) -> tuple[threading.Thread, list[BaseExc
     return thread, failures
 
 
+def _second_waits_then_is_refused(
+    database_url: str,
+    first: Callable[[psycopg.Connection], object],
+    second: Callable[[psycopg.Connection], object],
+) -> None:
+    """`first` runs and stays uncommitted; `second`, on another connection, must wait for
+    it, then fail as a foreign key would once `first` commits."""
+    with _psycopg(database_url) as one, _psycopg(database_url) as other:
+        first(one)
+        thread, failures = _in_thread(lambda: second(other))
+        time.sleep(0.5)
+        assert thread.is_alive(), "the second statement must wait for the first"
+        one.commit()
+        thread.join(10)
+        other.rollback()
+    assert not thread.is_alive()
+    assert [type(f) for f in failures] == [errors.ForeignKeyViolation]
+
+
 def test_a_delete_waits_for_a_transfer_naming_the_wallet_then_is_refused(
     database_url: str, service_engine: Engine
 ) -> None:
@@ -303,18 +322,13 @@ def test_a_delete_waits_for_a_transfer_naming_the_wallet_then_is_refused(
     stored while the wallet is deleted. The delete waits for it, then sees it."""
     lone = create_book(service_engine, 2)
     a, b = lone.wallet_ids
-    with _psycopg(database_url) as storing, _psycopg(database_url) as deleting:
-        storing.execute(INSERT_RACING, (lone.organization_id, lone.organization_id, a, b))
-        thread, failures = _in_thread(
-            lambda: deleting.execute("DELETE FROM wallets WHERE id = %s", (b,))
-        )
-        time.sleep(0.5)
-        assert thread.is_alive(), "the delete must wait for the transfer being stored"
-        storing.commit()
-        thread.join(10)
-        deleting.rollback()
-    assert not thread.is_alive()
-    assert [type(f) for f in failures] == [errors.ForeignKeyViolation]
+    _second_waits_then_is_refused(
+        database_url,
+        lambda conn: conn.execute(
+            INSERT_RACING, (lone.organization_id, lone.organization_id, a, b)
+        ),
+        lambda conn: conn.execute("DELETE FROM wallets WHERE id = %s", (b,)),
+    )
     assert _count(service_engine, "SELECT count(*) FROM wallets WHERE id = :w", w=b) == 1
 
 
@@ -323,20 +337,14 @@ def test_a_transfer_waits_for_a_delete_of_its_wallet_then_is_refused(
 ) -> None:
     lone = create_book(service_engine, 2)
     a, b = lone.wallet_ids
-    with _psycopg(database_url) as deleting, _psycopg(database_url) as storing:
-        deleting.execute("DELETE FROM wallets WHERE id = %s", (b,))
-        thread, failures = _in_thread(
-            lambda: storing.execute(
-                INSERT_RACING, (lone.organization_id, lone.organization_id, a, b)
-            )
-        )
-        time.sleep(0.5)
-        assert thread.is_alive(), "the transfer must wait for the delete"
-        deleting.commit()
-        thread.join(10)
-        storing.rollback()
-    assert not thread.is_alive()
-    assert [type(f) for f in failures] == [errors.ForeignKeyViolation]
+    _second_waits_then_is_refused(
+        database_url,
+        lambda conn: conn.execute("DELETE FROM wallets WHERE id = %s", (b,)),
+        lambda conn: conn.execute(
+            INSERT_RACING, (lone.organization_id, lone.organization_id, a, b)
+        ),
+    )
+    assert _count(service_engine, "SELECT count(*) FROM wallets WHERE id = :w", w=b) == 0
 
 
 def _foreign_keys(engine: Engine) -> set[str]:
