@@ -20,6 +20,8 @@ change its key while a reference to it is being written, is kept by the other si
   the check first takes a SHARE lock on each referencing table, so it waits for every
   transaction writing them to end and keeps new writes out until it ends, then refuses
   the delete if any row names a deleted key. (Transactions are never deleted, 0021.)
+- a referenced table (wallets, transactions, organizations, users) is never truncated (a
+  TRUNCATE runs no DELETE trigger);
 - the references of a stored row never change: an UPDATE that would change one is refused
   (ledger entries, audit records and events are insert-only already; this holds even for
   the owner with their guards switched off for a repair).
@@ -198,6 +200,15 @@ def _delete_function(parent: str) -> str:
     END $$"""
 
 
+REFUSE_TRUNCATE = """
+    CREATE FUNCTION vaultcraft_refuse_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'TRUNCATE of % is refused: its rows may be named, delete them instead',
+            TG_TABLE_NAME USING ERRCODE = 'foreign_key_violation', TABLE = TG_TABLE_NAME;
+    END $$"""
+"""A TRUNCATE runs no DELETE trigger, and no foreign key makes it cascade to the naming
+tables any more: a referenced table is never truncated."""
+
 REFUSE_CHANGE = """
     CREATE FUNCTION vaultcraft_refuse_reference_change() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
@@ -255,8 +266,13 @@ def upgrade() -> None:
             op.execute(check.body(table))
             op.execute(_statement_trigger(table, check))
     op.execute(REFUSE_CHANGE)
+    op.execute(REFUSE_TRUNCATE)
     for parent, keys in KEYS.items():
         op.execute(_fixed_trigger(parent, keys, "keys"))
+        op.execute(
+            f"CREATE TRIGGER {parent}_no_truncate BEFORE TRUNCATE ON {parent}"
+            " FOR EACH STATEMENT EXECUTE FUNCTION vaultcraft_refuse_truncate()"
+        )
     for table in TABLES:
         op.execute(_fixed_trigger(table, _reference_columns(table), "references"))
 
@@ -265,7 +281,9 @@ def downgrade() -> None:
     for table in TABLES:
         op.execute(f"DROP TRIGGER {table}_references_fixed ON {table}")
     for parent in KEYS:
+        op.execute(f"DROP TRIGGER {parent}_no_truncate ON {parent}")
         op.execute(f"DROP TRIGGER {parent}_keys_fixed ON {parent}")
+    op.execute("DROP FUNCTION vaultcraft_refuse_truncate()")
     op.execute("DROP FUNCTION vaultcraft_refuse_reference_change()")
     for check in CHECKS:
         for table in check.tables:

@@ -3,7 +3,9 @@
 Every row a transfer writes that names a wallet, transaction, organization or user is
 refused when that row does not exist, as a foreign key would refuse it (SQLSTATE 23503,
 the same constraint name); a named row cannot be deleted, and keys never change. The
-statements run as the service role, which is what every service process connects as.
+statements run as the service role, which is what every service process connects as. The
+module has a database of its own: it leaves PENDING transfers that a posting batch of
+another test would claim.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -21,7 +23,8 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from ledger_core.persistence.transfers.posting import post_batch
-from tests.support.databases import alembic_config
+from runtime.settings import service_url, to_sqlalchemy_url
+from tests.support.databases import alembic_config, fresh_database
 from tests.support.ledger import Book, create_book, insert_intents
 
 BEFORE = "0028_wallet_day_counts"
@@ -42,6 +45,26 @@ INSERT_EVENT = (
     "INSERT INTO outbox (organization_id, type, data) VALUES (:org, 'transaction.completed', '{}')"
 )
 INSERT_AUDIT = "INSERT INTO audit_logs (organization_id, action) VALUES (:org, 'test.reference')"
+
+
+@pytest.fixture(scope="module")
+def database_url(service_urls: tuple[str, str]) -> Iterator[str]:
+    with fresh_database(service_urls[0], "vaultcraft_references") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def engine(database_url: str) -> Iterator[Engine]:
+    owner = create_engine(database_url, pool_size=2)
+    yield owner
+    owner.dispose()
+
+
+@pytest.fixture(scope="module")
+def service_engine(database_url: str) -> Iterator[Engine]:
+    service = create_engine(to_sqlalchemy_url(service_url(database_url)), pool_size=2)
+    yield service
+    service.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -259,6 +282,12 @@ def test_keys_and_references_never_change(
         [pending] = insert_intents(conn, book, [(book.wallet_ids[1], book.system_wallet_id, 1)])
     params = {"a": book.wallet_ids[0], "org": book.organization_id, "t": pending}
     assert _sqlstate_and_constraint(service_engine, statement, **params)[0] == "23503"
+
+
+@pytest.mark.parametrize("table", ["wallets", "transactions", "organizations", "users"])
+def test_a_named_table_is_never_truncated(engine: Engine, table: str) -> None:
+    """A TRUNCATE runs no DELETE trigger; the owner is refused it outright."""
+    assert _sqlstate_and_constraint(engine, f"TRUNCATE {table} CASCADE")[0] == "23503"
 
 
 def test_an_unchanged_reference_may_be_set(service_engine: Engine, book: Book) -> None:
