@@ -168,11 +168,7 @@ examples are built from their schema (`gateway.openapi_examples`), using these f
 models they contain: a batch, a page of transfers or a transfer's ledger shows these."""
 
 _PROBLEMS: dict[int, tuple[str, str, list[dict[str, str]]]] = {
-    400: (
-        "invalid_cursor",
-        "the cursor is not one this list issued",
-        [{"field": "cursor", "message": "not a cursor of this list"}],
-    ),
+    400: ("bad_request", "the request is not valid HTTP/1.1", []),
     401: ("unauthorized", "the access token is missing, invalid or expired", []),
     403: ("forbidden", "only an admin may do this", []),
     404: ("not_found", "no such wallet", []),
@@ -185,6 +181,7 @@ _PROBLEMS: dict[int, tuple[str, str, list[dict[str, str]]]] = {
         [{"field": "amount", "message": "at most 2 decimal places for INR"}],
     ),
     429: ("rate_limited", "too many requests; slow down", []),
+    431: ("request_header_fields_too_large", "the request's headers are too large", []),
     503: (
         "service_unavailable",
         "not ready: postgresql unreachable: TimeoutError",

@@ -284,16 +284,19 @@ def _replay_response(success: dict[str, Any]) -> dict[str, Any]:
     return replay
 
 
+BEFORE_ROUTING = {400, 431}
+"""What any request may get before it reaches a route (`gateway.protocol_errors`): a message
+that is not valid HTTP/1.1, or headers too large (and `400 invalid_cursor` on lists)."""
+
+
 def _error_statuses(spec: RouteSpec) -> set[int]:
-    statuses = set(spec.errors)
+    statuses = set(spec.errors) | BEFORE_ROUTING
     if spec.auth:
         statuses.update((401, 403, 429))
     if spec.body is not None or spec.query is not None or spec.path_params:
         statuses.add(422)
     if spec.body is not None:
         statuses.update((413, 415))
-    if spec.query is not None and "cursor" in spec.query.model_fields:
-        statuses.add(400)  # invalid_cursor
     if spec.auth or spec.body is not None:
         statuses.add(503)
     return statuses
