@@ -80,16 +80,14 @@ REFERENCES = (
     Reference("audit_logs", ("organization_id",), "organizations", ("id",)),
 )
 
-TABLES = ("transactions", "ledger_entries", "outbox", "audit_logs")
-PARENTS = ("wallets", "organizations", "users")
-"""Parents whose rows may be deleted; `transactions` refuses every DELETE already."""
+TABLES = tuple(dict.fromkeys(r.table for r in REFERENCES))
 KEYS = {
-    "wallets": ("id", "organization_id"),
-    "transactions": ("id",),
-    "organizations": ("id",),
-    "users": ("id",),
+    parent: tuple(dict.fromkeys(k for r in REFERENCES if r.parent == parent for k in r.keys))
+    for parent in dict.fromkeys(r.parent for r in REFERENCES)
 }
-"""Columns the references name, which never change."""
+"""Each referenced table's columns that the references name, which never change."""
+PARENTS = tuple(parent for parent in KEYS if parent != "transactions")
+"""Parents whose rows may be deleted; `transactions` refuses every DELETE already (0021)."""
 
 
 def _of(table: str) -> list[Reference]:

@@ -10,10 +10,10 @@ another test would claim.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -23,7 +23,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from ledger_core.persistence.transfers.posting import post_batch
-from runtime.settings import service_url, to_sqlalchemy_url
+from runtime.settings import service_url, to_psycopg_url, to_sqlalchemy_url
 from tests.support.databases import alembic_config, fresh_database
 from tests.support.ledger import Book, create_book, insert_intents
 
@@ -307,24 +307,6 @@ INSERT_RACING = """
 """
 
 
-def _psycopg(url: str) -> psycopg.Connection:
-    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
-
-
-def _in_thread(work: Callable[[], None]) -> tuple[threading.Thread, list[BaseException]]:
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            work()
-        except BaseException as exc:
-            failures.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, failures
-
-
 def _second_waits_then_is_refused(
     database_url: str,
     first: Callable[[psycopg.Connection], object],
@@ -332,16 +314,20 @@ def _second_waits_then_is_refused(
 ) -> None:
     """`first` runs and stays uncommitted; `second`, on another connection, must wait for
     it, then fail as a foreign key would once `first` commits."""
-    with _psycopg(database_url) as one, _psycopg(database_url) as other:
+    url = to_psycopg_url(database_url)
+    with (
+        psycopg.connect(url) as one,
+        psycopg.connect(url) as other,
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
         first(one)
-        thread, failures = _in_thread(lambda: second(other))
+        waiting = pool.submit(second, other)
         time.sleep(0.5)
-        assert thread.is_alive(), "the second statement must wait for the first"
+        assert not waiting.done(), "the second statement must wait for the first"
         one.commit()
-        thread.join(10)
+        failure = waiting.exception(timeout=10)
         other.rollback()
-    assert not thread.is_alive()
-    assert [type(f) for f in failures] == [errors.ForeignKeyViolation]
+    assert type(failure) is errors.ForeignKeyViolation
 
 
 def test_a_delete_waits_for_a_transfer_naming_the_wallet_then_is_refused(
