@@ -199,6 +199,37 @@ def test_rows_naming_what_exists_are_written(engine: Engine, book: Book) -> None
         conn.execute(text("INSERT INTO audit_logs (organization_id, action) VALUES (NULL, 'x')"))
 
 
+INSERT_ENTRIES = """
+    INSERT INTO ledger_entries (transaction_id, wallet_id, organization_id, direction, amount,
+        currency, balance_after)
+    SELECT :transaction, w.id, :org, 'CREDIT', 1, 'USD', 1
+    FROM unnest(CAST(:wallets AS uuid[])) AS w(id)
+"""
+WALLET_ROWS_READ = """
+    SELECT idx_tup_fetch + seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = 'wallets'
+"""
+
+
+def test_each_wallet_reference_reads_one_wallet(
+    engine: Engine, service_engine: Engine, posted: uuid.UUID
+) -> None:
+    """An organization of many wallets that the statistics do not know of yet (as after a
+    burst of sign-ups, or with autovacuum off): each entry's check reads its own wallet by
+    id (migration 0030). With both keys in the probe the planner read every wallet of the
+    organization for each entry here (12,040 rows for these 40 entries)."""
+    crowded = create_book(service_engine, 300)
+    named = crowded.wallet_ids[:40]
+    with engine.connect() as conn:
+        before = conn.execute(text(WALLET_ROWS_READ)).scalar_one()
+        conn.execute(
+            text(INSERT_ENTRIES),
+            {"transaction": posted, "org": crowded.organization_id, "wallets": named},
+        )
+        read = conn.execute(text(WALLET_ROWS_READ)).scalar_one() - before
+        conn.rollback()
+    assert read <= len(named)
+
+
 @pytest.mark.parametrize(
     ("wallet", "constraint"),
     [
