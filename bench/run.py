@@ -127,7 +127,8 @@ class Runner:
         }  # fmt: skip
         for name, run in runs.items():
             self.progress.update(self.task, description=f"pgbench {name}")
-            self.result["references"][name] = run().to_json()
+            checkpoint_s = scenarios.checkpoint(db_url)
+            self.result["references"][name] = run().to_json() | {"checkpoint_s": checkpoint_s}
         ref.mark_reference_events_relayed(db_url)
         self.check("references", db_url)
 
