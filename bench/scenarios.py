@@ -232,7 +232,8 @@ def settle_background(db_url: str, timeout_s: float = 600) -> dict[str, Any]:
     minute) that work ran inside `latency`'s 20 seconds, and the database's CPU a transfer
     there counted it. This waits until no event waits for the relay and no audit record for
     the sealer, then brings the reconciliation checkpoints up to date
-    (`catch_up_reconciliation`), and reports how long that took.
+    (`catch_up_reconciliation`) and runs a `CHECKPOINT` (`checkpoint`), and reports how long
+    each took.
     """
     engine = create_engine(to_sqlalchemy_url(db_url))
     started = time.monotonic()
