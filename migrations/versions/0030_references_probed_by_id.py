@@ -10,8 +10,8 @@ of 301 wallets in one organization: 300 index entries read a probe, 2 ms of a 5 
 statement for 40 transfers. On a large organization whose wallets outgrew its statistics
 that is a full scan of its wallets for every entry.
 
-The probe now finds the wallet by its id alone (its primary key, the only index that
-leads with it) and compares the rest of the reference with what it found: `(SELECT
+The probe now finds the wallet by its id alone (the primary key, or the unique `(id,
+organization_id)`: either leads with the id and holds one entry for it) and compares the rest of the reference with what it found: `(SELECT
 p.organization_id FROM wallets AS p WHERE p.id = a.wallet_id) IS DISTINCT FROM
 a.organization_id`. Missing and belonging to another organization are refused as before,
 with the same constraint's name. Single-column references already probed one index.
