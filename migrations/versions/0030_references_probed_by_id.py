@@ -22,8 +22,10 @@ Revises: 0029_set_based_references
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import NamedTuple
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
 
 from alembic import op
 
@@ -33,65 +35,26 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-class Reference(NamedTuple):
-    """`table(columns)` names `parent(keys)`; the first key is the parent's primary key.
-    (A tuple, not a dataclass: Alembic loads a migration without registering it.)"""
-
-    table: str
-    columns: tuple[str, ...]
-    parent: str
-    keys: tuple[str, ...]
-
-    @property
-    def name(self) -> str:
-        return f"fk_{self.table}_{self.columns[0]}_{self.parent}"
+def _migration_0029() -> ModuleType:
+    """0029 itself, for its references, its refusals' wording and its check functions (a
+    migration's file name is not a module name, so it is loaded from its path)."""
+    path = Path(__file__).with_name("0029_set_based_references.py")
+    spec = importlib.util.spec_from_file_location("vaultcraft_migration_0029", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _wallet(table: str, wallet: str, organization: str) -> Reference:
-    return Reference(table, (wallet, organization), "wallets", ("id", "organization_id"))
+_0029 = _migration_0029()
+TABLES = tuple(dict.fromkeys(r.table for r in _0029.REFERENCES if len(r.keys) > 1))
+"""The tables with a reference to a wallet and its organization: their check functions are
+written again whole."""
 
 
-REFERENCES = (
-    _wallet("ledger_entries", "wallet_id", "organization_id"),
-    Reference("ledger_entries", ("transaction_id",), "transactions", ("id",)),
-    _wallet("transactions", "source_wallet_id", "organization_id"),
-    _wallet("transactions", "destination_wallet_id", "destination_organization_id"),
-    _wallet("transactions", "source_clearing_wallet_id", "organization_id"),
-    _wallet("transactions", "destination_clearing_wallet_id", "destination_organization_id"),
-    Reference("transactions", ("created_by",), "users", ("id",)),
-    Reference("transactions", ("reverses_transaction_id",), "transactions", ("id",)),
-)
-"""The references of the two tables that name a wallet (0029's, in its order): their
-check functions are written again whole."""
-
-TABLES = tuple(dict.fromkeys(r.table for r in REFERENCES))
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _violation(reference: Reference) -> str:
-    """RAISE as PostgreSQL's own foreign key check words it (as 0029 does)."""
-    message = (
-        f'insert or update on table "{reference.table}" violates foreign key constraint'
-        f' "{reference.name}"'
-    )
-    detail = (
-        f"Key ({', '.join(reference.columns)})=({', '.join('%s' for _ in reference.columns)})"
-        f' is not present in table "{reference.parent}".'
-    )
-    values = ", ".join(f"missing.{c}" for c in reference.columns)
-    return f"""
-            RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
-                MESSAGE = {_literal(message)}, CONSTRAINT = '{reference.name}',
-                TABLE = '{reference.table}', SCHEMA = 'public',
-                DETAIL = format({_literal(detail)}, {values});"""
-
-
-def _by_id(reference: Reference) -> str:
-    """The row `a` names no row of the parent: found by its primary key alone, the rest of
-    the reference compared with what was found."""
+def _by_id(reference: _0029.Reference) -> str:
+    """The row `a` names no row of the parent: found by its first key alone (the parent's
+    id), the rest of the reference compared with what was found."""
     first, *rest = zip(reference.columns, reference.keys, strict=True)
     found = "true" if not rest else ", ".join(f"p.{k}" for _, k in rest)
     given = "true" if not rest else ", ".join(f"a.{c}" for c, _ in rest)
@@ -103,24 +66,17 @@ def _by_id(reference: Reference) -> str:
     )
 
 
-def _by_all_keys(reference: Reference) -> str:
-    """0029's probe: every key in the WHERE, the index left to the planner."""
-    present = " AND ".join(
-        f"p.{k} = a.{c}" for c, k in zip(reference.columns, reference.keys, strict=True)
-    )
-    return f"(SELECT true FROM {reference.parent} AS p WHERE {present}) IS NULL"
-
-
-def _check_function(table: str, probe: Callable[[Reference], str]) -> str:
+def _check_function(table: str) -> str:
+    """0029's check function of `table`, each reference probed `_by_id`."""
     checks = "".join(
         f"""
         SELECT {", ".join(f"a.{c}" for c in r.columns)} INTO missing FROM added AS a
         WHERE {" AND ".join(f"a.{c} IS NOT NULL" for c in r.columns)}
-          AND {probe(r)}
+          AND {_by_id(r)}
         LIMIT 1;
-        IF FOUND THEN{_violation(r)}
+        IF FOUND THEN{_0029._violation(r, "missing")}
         END IF;"""
-        for r in REFERENCES
+        for r in _0029.REFERENCES
         if r.table == table
     )
     return f"""
@@ -135,9 +91,11 @@ def _check_function(table: str, probe: Callable[[Reference], str]) -> str:
 
 def upgrade() -> None:
     for table in TABLES:
-        op.execute(_check_function(table, _by_id))
+        op.execute(_check_function(table))
 
 
 def downgrade() -> None:
     for table in TABLES:
-        op.execute(_check_function(table, _by_all_keys))
+        op.execute(
+            _0029._check_function(table).replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+        )
