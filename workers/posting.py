@@ -68,7 +68,11 @@ def post_pending(broker: Broker) -> None:
 
     try:
         again = drain(_observe) or posting_session.stay(
-            broker, settings.posting_kick_interval_ms / 1000, drain, _observe
+            broker,
+            settings.posting_kick_interval_ms / 1000,
+            drain,
+            _observe,
+            busy_interval_s=settings.posting_busy_interval_ms / 1000,
         )
     except DBAPIError as exc:
         if is_conflict(exc):

@@ -13,17 +13,29 @@ No commit is left waiting for a kick that was skipped: the session clears the ma
 its last look for PENDING transfers, so a commit the dispatcher heard while the marker
 stood is committed before that look, and one it hears later finds no marker and kicks.
 Only a Redis broker carries the marker; with RabbitMQ every run ends when it has drained,
-as before, and the dispatcher kicks as before. A worker asked to stop ends its session at
-once (`EndSessionsOnShutdown`): its shutdown waits for the batch in hand, not for the rest
-of the session.
+as before, and the dispatcher kicks as before.
+
+While the system runs at its capacity the session claims less often (`busy_interval_s`).
+A sign of that it can read off its own claims: the transfers came in crowded intake
+commits (`CROWDED_INTAKE` or more in the median one), which happens when requests queue
+at a gateway for its commits, or when they arrive in batches of their own. Then what limits
+the rate is what every transfer costs, and a batch's fixed cost (a dozen round trips, the
+claim's planning, the commit, the notifications) shared by four times the transfers is CPU
+the gateways and PostgreSQL get back. A transfer then waits up to the longer interval for
+its claim; at a moderate rate the commits stay small and the claims keep the kick interval.
+
+A worker asked to stop ends its session at once (`EndSessionsOnShutdown`): its shutdown
+waits for the batch in hand, not for the rest of the session.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 from dramatiq import Broker, Middleware, Worker
 from redis import Redis
@@ -37,8 +49,14 @@ SESSION_S = 2.0
 the workers' shutdown timeout and Dramatiq's time limit."""
 IDLE_ROUNDS = 2
 """A session ends after this many claims in a row found nothing."""
+CROWDED_INTAKE = 16
+"""From this many transfers in the median intake commit of a claim (a commit's transfers
+share their `created_at`) the session takes its busy interval for the next claim. A fixed
+rate of half what the machine can post comes in commits of about 5, with now and then a
+burst of dozens (the median passes over it); a closed loop of 64 clients at capacity in
+commits of about 30 (BENCHMARKS.md)."""
 MARKER_INTERVALS = 3
-"""The marker outlives the session's last refresh by this many kick intervals."""
+"""The marker outlives the session's last refresh by this many of its longest interval."""
 
 _stopping = threading.Event()
 """Set while this process's worker shuts down: sessions end at their next round."""
@@ -71,23 +89,41 @@ def stay(
     interval_s: float,
     drain: PostPending,
     on_batch: Callable[[BatchResult, float], None],
+    busy_interval_s: float = 0.0,
 ) -> bool:
     """Claim every `interval_s` while claims find work, for at most `SESSION_S`, with the
-    marker set; then clear it and drain once more. Returns whether the posting workers
-    should be kicked again: what the last drain returned (True: what it claimed waits on
-    busy wallets), or True without that drain when the worker is stopping (another worker
-    then claims what the session would have). Without a Redis broker, or with no kick
-    interval, there is no session and nothing is drained (False)."""
+    marker set; then clear it and drain once more. After a claim whose transfers came in
+    crowded intake commits the next waits `busy_interval_s` instead, when that is longer.
+    Returns whether the posting workers should be kicked again: what the last drain
+    returned (True: what it claimed waits on busy wallets), or True without that drain when
+    the worker is stopping (another worker then claims what the session would have).
+    Without a Redis broker, or with no kick interval, there is no session and nothing is
+    drained (False)."""
     client = marker_client(broker)
     if client is None or interval_s <= 0:
         return False
-    with _marked(client, marker_key(broker), interval_s) as refresh:
-        _rounds(interval_s, drain, on_batch, refresh)
+    pace = _Pace(interval_s, max(interval_s, busy_interval_s))
+    with _marked(client, marker_key(broker), pace.longest_s) as refresh:
+        _rounds(pace, drain, on_batch, refresh)
     return _stopping.is_set() or drain(on_batch)
 
 
+class _Pace:
+    """How long a session waits before its next claim: the kick interval, or the busy one
+    after a claim of crowded intake commits."""
+
+    def __init__(self, interval_s: float, busy_interval_s: float) -> None:
+        self.interval_s = interval_s
+        self.longest_s = busy_interval_s
+
+    def after(self, claim: _Counted) -> float:
+        commits = sorted(claim.intake_commits.values())
+        crowded = bool(commits) and commits[len(commits) // 2] >= CROWDED_INTAKE
+        return self.longest_s if crowded else self.interval_s
+
+
 def _rounds(
-    interval_s: float,
+    pace: _Pace,
     drain: PostPending,
     on_batch: Callable[[BatchResult, float], None],
     refresh: Callable[[], None],
@@ -97,16 +133,18 @@ def _rounds(
     worker is stopping."""
     ends = time.monotonic() + SESSION_S
     claimed_at = time.monotonic()
+    wait_s = pace.interval_s
     idle = 0
     while idle < IDLE_ROUNDS and time.monotonic() < ends:
         refresh()
-        if _stopping.wait(max(0.0, claimed_at + interval_s - time.monotonic())):
+        if _stopping.wait(max(0.0, claimed_at + wait_s - time.monotonic())):
             return
         claimed_at = time.monotonic()
         counted = _Counted(on_batch)
         if drain(counted):
             return
         idle = 0 if counted.claimed else idle + 1
+        wait_s = pace.after(counted)
 
 
 class EndSessionsOnShutdown(Middleware):
@@ -122,14 +160,18 @@ class EndSessionsOnShutdown(Middleware):
 
 
 class _Counted:
-    """`on_batch`, counting the transfers the batches it is told of claimed."""
+    """`on_batch`, counting what the batches it is told of claimed (hold actions included)
+    and how many of the transfers they decided came in each intake commit (a commit's
+    transfers share their `created_at`)."""
 
     def __init__(self, on_batch: Callable[[BatchResult, float], None]) -> None:
         self._on_batch = on_batch
         self.claimed = 0
+        self.intake_commits: Counter[datetime] = Counter()
 
     def __call__(self, result: BatchResult, elapsed: float) -> None:
         self.claimed += result.claimed
+        self.intake_commits.update(o.transfer.created_at for o in result.outcomes)
         self._on_batch(result, elapsed)
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
 
@@ -21,6 +23,7 @@ import redis
 from dramatiq.brokers.stub import StubBroker
 
 from ledger_core.persistence.transfers.posting import BatchResult
+from ledger_core.posting import Outcome, PendingTransfer
 from messaging.broker import setup_broker
 from messaging.doorbell import DoorbellRedisBroker
 from runtime.settings import Settings
@@ -82,6 +85,93 @@ def test_a_session_claims_while_work_comes_and_ends_after_idle_claims(
     gaps = [later - earlier for earlier, later in itertools.pairwise(rounds)]
     assert all(gap >= INTERVAL_S * 0.9 for gap in gaps), f"claims one interval apart: {gaps}"
     assert not posting_session.running(broker)
+
+
+def _decided(*commits: int) -> BatchResult:
+    """A batch that posted intake commits of these many transfers each."""
+    org = uuid.uuid4()
+    start = datetime.now(UTC)
+    stored = [
+        start + timedelta(milliseconds=n) for n, size in enumerate(commits) for _ in range(size)
+    ]
+    outcomes = [
+        Outcome(
+            PendingTransfer(
+                id=uuid.uuid4(),
+                seq=n,
+                organization_id=org,
+                destination_organization_id=org,
+                kind="TRANSFER",
+                source_wallet_id=uuid.uuid4(),
+                destination_wallet_id=uuid.uuid4(),
+                amount=1,
+                currency="USD",
+                created_at=created_at,
+            ),
+            "COMPLETED",
+        )
+        for n, created_at in enumerate(stored)
+    ]
+    return BatchResult(claimed=len(outcomes), outcomes=outcomes, finished_at=start)
+
+
+class DecidingDrain:
+    """A drain whose claims post the given batches, one drain each, then nothing."""
+
+    def __init__(self, batches: list[BatchResult]) -> None:
+        self.batches = list(batches)
+        self.times: list[float] = []
+
+    def __call__(self, on_batch: Callable[[BatchResult, float], None]) -> bool:
+        self.times.append(time.monotonic())
+        if self.batches:
+            on_batch(self.batches.pop(0), 0.001)
+        return False
+
+
+BUSY_INTERVAL_S = 0.12
+
+
+def test_claims_of_crowded_intake_commits_wait_the_busy_interval(
+    broker: DoorbellRedisBroker,
+) -> None:
+    """At capacity requests queue at the gateway and its commits grow: the session then
+    claims every busy interval, for larger batches; once the commits are small again it
+    claims every kick interval. The marker outlives the longer wait."""
+    crowded = posting_session.CROWDED_INTAKE
+    drain = DecidingDrain(
+        [
+            _decided(crowded, crowded),
+            _decided(crowded * 2, crowded, 3),
+            _decided(*[2] * 8),
+            _decided(crowded * 6, 3, 4, 2, 5),  # a burst among small commits
+        ]
+    )
+    marked: list[bool] = []
+
+    def on_batch(result: BatchResult, elapsed: float) -> None:
+        time.sleep(INTERVAL_S * 4)  # longer than the kick interval's marker lives
+        marked.append(posting_session.running(broker))
+
+    posting_session.stay(broker, INTERVAL_S, drain, on_batch, busy_interval_s=BUSY_INTERVAL_S)
+
+    gaps = [later - earlier for earlier, later in itertools.pairwise(drain.times)]
+    assert all(gap >= BUSY_INTERVAL_S * 0.9 for gap in gaps[:2]), gaps
+    assert all(gap < BUSY_INTERVAL_S * 0.9 for gap in gaps[2:]), gaps
+    assert marked[:2] == [True, True], "the marker stood through the busy wait"
+    assert not posting_session.running(broker)
+
+
+def test_without_a_longer_busy_interval_crowded_claims_keep_the_kick_interval(
+    broker: DoorbellRedisBroker,
+) -> None:
+    crowded = posting_session.CROWDED_INTAKE
+    drain = DecidingDrain([_decided(crowded, crowded), _decided(crowded, crowded)])
+
+    posting_session.stay(broker, BUSY_INTERVAL_S, drain, lambda r, e: None, busy_interval_s=0.05)
+
+    gaps = [later - earlier for earlier, later in itertools.pairwise(drain.times)]
+    assert all(BUSY_INTERVAL_S * 0.9 <= gap < BUSY_INTERVAL_S * 1.9 for gap in gaps[:3]), gaps
 
 
 def test_a_session_stops_when_its_transfers_wait_on_busy_wallets(
