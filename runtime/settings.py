@@ -73,7 +73,7 @@ class Settings:
     allow_private_webhooks: bool = False
     posting_batch_size: int = 1000
     posting_concurrency: int = 2
-    posting_kick_interval_ms: int = 20  # the dispatcher kicks at most this often
+    posting_kick_interval_ms: int = 15  # the dispatcher kicks at most this often
     posting_busy_interval_ms: int = 80  # a session's claims at capacity (crowded intake)
     intake_gather_ms: int = 2  # a small intake group waits this long for more under a stream
     fair_share: int = 100  # most transfers of one organization in a batch shared with others
@@ -127,7 +127,7 @@ class Settings:
             posting_batch_size=_int(env, "VAULTCRAFT_POSTING_BATCH_SIZE", 1000),
             posting_concurrency=_int_between(env, "VAULTCRAFT_POSTING_CONCURRENCY", 2, 1, 64),
             posting_kick_interval_ms=_int_between(
-                env, "VAULTCRAFT_POSTING_KICK_INTERVAL_MS", 20, 0, 1000
+                env, "VAULTCRAFT_POSTING_KICK_INTERVAL_MS", 15, 0, 1000
             ),
             posting_busy_interval_ms=_int_between(
                 env, "VAULTCRAFT_POSTING_BUSY_INTERVAL_MS", 80, 0, 1000

@@ -15,10 +15,14 @@ stood is committed before that look, and one it hears later finds no marker and 
 Only a Redis broker carries the marker; with RabbitMQ every run ends when it has drained,
 as before, and the dispatcher kicks as before.
 
+One session claims at a time: the marker is taken only if no other session holds it, so
+a worker kicked before a running session set its marker drains once and leaves.
+
 While the system runs at its capacity the session claims less often (`busy_interval_s`).
 A sign of that it can read off its own claims: the transfers came in crowded intake
-commits (`CROWDED_INTAKE` or more in the median one), which happens when requests queue
-at a gateway for its commits, or when they arrive in batches of their own. Then what limits
+commits (`CROWDED_INTAKE` or more in the median one, `CROWDED_CLAIMS` claims in a row),
+which happens when requests queue at a gateway for its commits, or when they arrive in
+batches of their own. Then what limits
 the rate is what every transfer costs, and a batch's fixed cost (a dozen round trips, the
 claim's planning, the commit, the notifications) shared by four times the transfers is CPU
 the gateways and PostgreSQL get back. A transfer then waits up to the longer interval for
@@ -30,6 +34,7 @@ waits for the batch in hand, not for the rest of the session.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections import Counter
@@ -49,12 +54,15 @@ SESSION_S = 2.0
 the workers' shutdown timeout and Dramatiq's time limit."""
 IDLE_ROUNDS = 2
 """A session ends after this many claims in a row found nothing."""
-CROWDED_INTAKE = 16
+CROWDED_INTAKE = 20
 """From this many transfers in the median intake commit of a claim (a commit's transfers
-share their `created_at`) the session takes its busy interval for the next claim. A fixed
-rate of half what the machine can post comes in commits of about 5, with now and then a
-burst of dozens (the median passes over it); a closed loop of 64 clients at capacity in
-commits of about 30 (BENCHMARKS.md)."""
+share their `created_at`) the claim counts as crowded. A fixed rate of half what the
+machine can post comes in commits of about 5, with now and then a burst of dozens (the
+median passes over it); a closed loop of 64 clients at capacity in commits of about 30
+(BENCHMARKS.md)."""
+CROWDED_CLAIMS = 3
+"""Claims of crowded commits in a row before the busy interval: a moment's stall of a
+gateway crowds a claim or two, a system at its capacity every one."""
 MARKER_INTERVALS = 3
 """The marker outlives the session's last refresh by this many of its longest interval."""
 
@@ -104,6 +112,8 @@ def stay(
         return False
     pace = _Pace(interval_s, max(interval_s, busy_interval_s))
     with _marked(client, marker_key(broker), pace.longest_s) as refresh:
+        if refresh is None:
+            return False
         _rounds(pace, drain, on_batch, refresh)
     return _stopping.is_set() or drain(on_batch)
 
@@ -115,28 +125,33 @@ class _Pace:
     def __init__(self, interval_s: float, busy_interval_s: float) -> None:
         self.interval_s = interval_s
         self.longest_s = busy_interval_s
+        self.crowded_in_a_row = 0
 
     def after(self, claim: _Counted) -> float:
         commits = sorted(claim.intake_commits.values())
         crowded = bool(commits) and commits[len(commits) // 2] >= CROWDED_INTAKE
-        return self.longest_s if crowded else self.interval_s
+        self.crowded_in_a_row = self.crowded_in_a_row + 1 if crowded else 0
+        busy = self.crowded_in_a_row >= CROWDED_CLAIMS
+        return self.longest_s if busy else self.interval_s
 
 
 def _rounds(
     pace: _Pace,
     drain: PostPending,
     on_batch: Callable[[BatchResult, float], None],
-    refresh: Callable[[], None],
+    refresh: Callable[[], bool],
 ) -> None:
     """The session's claims, until they find nothing `IDLE_ROUNDS` times in a row, time is
-    up, what one claimed waits on busy wallets (the last drain then says so), or the
-    worker is stopping."""
+    up, what one claimed waits on busy wallets (the last drain then says so), the worker
+    is stopping, or another session holds the marker (its marker expired while a drain
+    took long, and the session the next kick started claims now)."""
     ends = time.monotonic() + SESSION_S
     claimed_at = time.monotonic()
     wait_s = pace.interval_s
     idle = 0
     while idle < IDLE_ROUNDS and time.monotonic() < ends:
-        refresh()
+        if not refresh():
+            return
         if _stopping.wait(max(0.0, claimed_at + wait_s - time.monotonic())):
             return
         claimed_at = time.monotonic()
@@ -176,15 +191,44 @@ class _Counted:
 
 
 @contextmanager
-def _marked(client: Redis, key: str, interval_s: float) -> Iterator[Callable[[], None]]:
-    """The marker, set (and refreshed) by the callable it gives inside the block, cleared on
-    leaving it, whatever happened."""
-    expiry_ms = max(1, int(interval_s * 1000 * MARKER_INTERVALS))
+def _marked(client: Redis, key: str, interval_s: float) -> Iterator[Callable[[], bool] | None]:
+    """The marker, taken if no session holds it, refreshed by the callable it gives inside
+    the block (False once another session holds it), and cleared on leaving it, whatever
+    happened, unless it has passed to another session meanwhile. Gives None, and takes
+    nothing, when another session holds it: one session at a time claims, at its own pace.
 
-    def refresh() -> None:
-        client.set(key, 1, px=expiry_ms)
+    Without this, a kick that came while a session was still draining before its marker
+    was set started a second session beside it, and claims came as often as their
+    intervals interleaved (every 25-30 ms with three sessions pacing at 80 ms each)."""
+    expiry_ms = max(1, int(interval_s * 1000 * MARKER_INTERVALS))
+    token = secrets.token_hex(8)
+    if not client.set(key, token, nx=True, px=expiry_ms):
+        yield None
+        return
+
+    def refresh() -> bool:
+        return bool(client.eval(_KEEP_OWN, 1, key, token, expiry_ms))
 
     try:
         yield refresh
     finally:
-        client.delete(key)
+        client.eval(_CLEAR_OWN, 1, key, token)
+
+
+_KEEP_OWN = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if not holder then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    return 1
+end
+return 0
+"""
+"""Extends the marker while it is this session's (takes it again if it expired and nobody
+took it); 0 when another session holds it."""
+
+_CLEAR_OWN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+"""Deletes the marker if it is still this session's."""

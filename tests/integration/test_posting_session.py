@@ -135,16 +135,25 @@ BUSY_INTERVAL_S = 0.12
 def test_claims_of_crowded_intake_commits_wait_the_busy_interval(
     broker: DoorbellRedisBroker,
 ) -> None:
-    """At capacity requests queue at the gateway and its commits grow: the session then
-    claims every busy interval, for larger batches; once the commits are small again it
-    claims every kick interval. The marker outlives the longer wait."""
+    """At capacity requests queue at the gateway and its commits grow: after
+    `CROWDED_CLAIMS` claims of crowded commits in a row the session claims every busy
+    interval, for larger batches; a claim or two of them (a moment's stall), a burst among
+    small commits, or small commits again keep or bring back the kick interval. The marker
+    outlives the longer wait."""
+    assert posting_session.CROWDED_CLAIMS == 3, "the script below counts three"
     crowded = posting_session.CROWDED_INTAKE
+    full = _decided(crowded, crowded + 4, crowded * 2)
     drain = DecidingDrain(
         [
-            _decided(crowded, crowded),
-            _decided(crowded * 2, crowded, 3),
+            full,
+            full,
             _decided(*[2] * 8),
+            full,
+            full,
+            full,
+            full,
             _decided(crowded * 6, 3, 4, 2, 5),  # a burst among small commits
+            _decided(4, 3),
         ]
     )
     marked: list[bool] = []
@@ -156,9 +165,9 @@ def test_claims_of_crowded_intake_commits_wait_the_busy_interval(
     posting_session.stay(broker, INTERVAL_S, drain, on_batch, busy_interval_s=BUSY_INTERVAL_S)
 
     gaps = [later - earlier for earlier, later in itertools.pairwise(drain.times)]
-    assert all(gap >= BUSY_INTERVAL_S * 0.9 for gap in gaps[:2]), gaps
-    assert all(gap < BUSY_INTERVAL_S * 0.9 for gap in gaps[2:]), gaps
-    assert marked[:2] == [True, True], "the marker stood through the busy wait"
+    busy = [gap >= BUSY_INTERVAL_S * 0.9 for gap in gaps[:9]]
+    assert busy == [False, False, False, False, False, True, True, False, False], gaps
+    assert all(marked), "the marker stood through the busy waits"
     assert not posting_session.running(broker)
 
 
@@ -166,12 +175,43 @@ def test_without_a_longer_busy_interval_crowded_claims_keep_the_kick_interval(
     broker: DoorbellRedisBroker,
 ) -> None:
     crowded = posting_session.CROWDED_INTAKE
-    drain = DecidingDrain([_decided(crowded, crowded), _decided(crowded, crowded)])
+    drain = DecidingDrain([_decided(crowded, crowded)] * 4)
 
     posting_session.stay(broker, BUSY_INTERVAL_S, drain, lambda r, e: None, busy_interval_s=0.05)
 
     gaps = [later - earlier for earlier, later in itertools.pairwise(drain.times)]
     assert all(BUSY_INTERVAL_S * 0.9 <= gap < BUSY_INTERVAL_S * 1.9 for gap in gaps[:3]), gaps
+
+
+def test_one_session_claims_at_a_time(broker: DoorbellRedisBroker) -> None:
+    """A worker kicked while another's session claims (the kick came before that session
+    set its marker) drains once and leaves: two sessions would claim as often as their
+    intervals interleave. The other session's marker stands."""
+    client = posting_session.marker_client(broker)
+    assert client is not None
+    key = posting_session.marker_key(broker)
+    client.set(key, "another session", px=5000)
+    drain = ScriptedDrain(broker, [5, 3])
+
+    assert posting_session.stay(broker, INTERVAL_S, drain, lambda r, e: None) is False
+
+    assert drain.marked == [], "its own drain, before the session, claimed already"
+    assert client.get(key) == b"another session"
+
+
+def test_a_session_leaves_a_marker_that_passed_to_another(broker: DoorbellRedisBroker) -> None:
+    """Should a stalled session's marker expire and another session take it, the first
+    one's end does not clear the marker the other still claims under."""
+    client = posting_session.marker_client(broker)
+    assert client is not None
+    key = posting_session.marker_key(broker)
+
+    def taken_over(result: BatchResult, elapsed: float) -> None:
+        client.set(key, "another session", px=5000)
+
+    posting_session.stay(broker, INTERVAL_S, ScriptedDrain(broker, [5]), taken_over)
+
+    assert client.get(key) == b"another session"
 
 
 def test_a_session_stops_when_its_transfers_wait_on_busy_wallets(

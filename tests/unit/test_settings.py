@@ -32,7 +32,7 @@ def test_a_fair_share_out_of_bounds_stops_the_process(tmp_path: Path, raw: str) 
 
 
 PACING = [
-    ("VAULTCRAFT_POSTING_KICK_INTERVAL_MS", "posting_kick_interval_ms", 20, 1000),
+    ("VAULTCRAFT_POSTING_KICK_INTERVAL_MS", "posting_kick_interval_ms", 15, 1000),
     ("VAULTCRAFT_POSTING_BUSY_INTERVAL_MS", "posting_busy_interval_ms", 80, 1000),
     ("VAULTCRAFT_INTAKE_GATHER_MS", "intake_gather_ms", 2, 100),
     ("VAULTCRAFT_OUTBOX_REST_MS", "outbox_rest_ms", 20, 1000),
