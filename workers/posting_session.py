@@ -22,10 +22,10 @@ While the system runs at its capacity the session claims less often (`busy_inter
 A sign of that it can read off its own claims: the transfers came in crowded intake
 commits (`CROWDED_INTAKE` or more in the median one, `CROWDED_CLAIMS` claims in a row),
 which happens when requests queue at a gateway for its commits, or when they arrive in
-batches of their own. Then what limits
-the rate is what every transfer costs, and a batch's fixed cost (a dozen round trips, the
-claim's planning, the commit, the notifications) shared by four times the transfers is CPU
-the gateways and PostgreSQL get back. A transfer then waits up to the longer interval for
+batches of their own. Then what limits the rate is what every transfer costs, and a
+batch's fixed cost (a dozen round trips, the claim's planning, the commit, the
+notifications) shared by four times the transfers is CPU the gateways and PostgreSQL get
+back. A transfer then waits up to the longer interval for
 its claim; at a moderate rate the commits stay small and the claims keep the kick interval.
 
 A worker asked to stop ends its session at once (`EndSessionsOnShutdown`): its shutdown
@@ -100,8 +100,10 @@ def stay(
     busy_interval_s: float = 0.0,
 ) -> bool:
     """Claim every `interval_s` while claims find work, for at most `SESSION_S`, with the
-    marker set; then clear it and drain once more. After a claim whose transfers came in
-    crowded intake commits the next waits `busy_interval_s` instead, when that is longer.
+    marker set; then clear it and drain once more. After `CROWDED_CLAIMS` claims in a row
+    whose transfers came in crowded intake commits the next waits `busy_interval_s`
+    instead, when that is longer. A worker whose kick finds another session claiming
+    leaves at once (False): its own drain has run, and that session claims the rest.
     Returns whether the posting workers should be kicked again: what the last drain
     returned (True: what it claimed waits on busy wallets), or True without that drain when
     the worker is stopping (another worker then claims what the session would have).
@@ -120,7 +122,7 @@ def stay(
 
 class _Pace:
     """How long a session waits before its next claim: the kick interval, or the busy one
-    after a claim of crowded intake commits."""
+    after `CROWDED_CLAIMS` claims of crowded intake commits in a row."""
 
     def __init__(self, interval_s: float, busy_interval_s: float) -> None:
         self.interval_s = interval_s
@@ -206,13 +208,15 @@ def _marked(client: Redis, key: str, interval_s: float) -> Iterator[Callable[[],
         yield None
         return
 
+    keep_own, clear_own = client.register_script(_KEEP_OWN), client.register_script(_CLEAR_OWN)
+
     def refresh() -> bool:
-        return bool(client.eval(_KEEP_OWN, 1, key, token, expiry_ms))
+        return bool(keep_own(keys=[key], args=[token, expiry_ms]))
 
     try:
         yield refresh
     finally:
-        client.eval(_CLEAR_OWN, 1, key, token)
+        clear_own(keys=[key], args=[token])
 
 
 _KEEP_OWN = """

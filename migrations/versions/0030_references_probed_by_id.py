@@ -11,10 +11,11 @@ statement for 40 transfers. On a large organization whose wallets outgrew its st
 that is a full scan of its wallets for every entry.
 
 The probe now finds the wallet by its id alone (the primary key, or the unique `(id,
-organization_id)`: either leads with the id and holds one entry for it) and compares the rest of the reference with what it found: `(SELECT
-p.organization_id FROM wallets AS p WHERE p.id = a.wallet_id) IS DISTINCT FROM
-a.organization_id`. Missing and belonging to another organization are refused as before,
-with the same constraint's name. Single-column references already probed one index.
+organization_id)`: either leads with the id and holds one entry for it) and compares the
+rest of the reference with what it found: `(SELECT p.organization_id FROM wallets AS p
+WHERE p.id = a.wallet_id) IS DISTINCT FROM a.organization_id`. Missing and belonging to
+another organization are refused as before, with the same constraint's name. Single-column
+references already probed one index.
 
 Revision ID: 0030_references_probed_by_id
 Revises: 0029_set_based_references
